@@ -1,0 +1,277 @@
+"""The command line: ``python -m galaxy_core <command>``, a thin layer over the package's functions.
+
+Every command prints a short human summary; with ``--json`` it also prints one JSON object as its last line, for
+scripts (``python -m galaxy_core evaluate runs/x --json | tail -1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .files import TextProgress
+
+
+def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
+    print(human)
+    if args.json:
+        print(json.dumps(obj, default=str))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    s = data.summarize(args.data, args.source_fov, args.workers)
+    tc = s["tree_check"]
+    lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
+             f"labelled, {s['n_unlabelled']:,} unlabelled)",
+             f"  sizes: {', '.join(f'{k} x{v:,}' for k, v in list(s['image_sizes'].items())[:4])}; "
+             f"{_fmt_bytes(s['disk_bytes'])} on disk",
+             f"  in memory: {s['memory']['uint8_mib']:,.0f} MiB as uint8, {s['memory']['float32_mib']:,.0f} MiB as "
+             f"float32",
+             f"  decision tree: {'consistent' if tc['consistent'] else 'VIOLATED'} (worst |sum - parent| "
+             f"{max(tc['max_abs_violation'].values(), default=0):.2g})"]
+    lines += [f"  unreadable: {u['GalaxyID']}: {u['reason']}" for u in s["unreadable"][:10]]
+    lines += [f"  note: {p}" for p in s["problems"]]
+    _emit(args, "\n".join(lines), s)
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    cache = data.prepare(args.data, args.out, fov=args.fov, size=args.size, source_fov=args.source_fov,
+                         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers,
+                         progress=TextProgress("prepare"), force=args.force)
+    m = cache.meta
+    human = (f"cache {cache.path}: {m['n']:,} galaxies at {m['size']} px, field {m['fov']:.3f} of the 424 px frame "
+             f"({m['n_train']:,} train, {m['n_val']:,} validation, {m['n_unlabelled']:,} unlabelled) in "
+             f"{m['seconds']:.1f} s")
+    for s in m["skipped"][:20]:
+        human += f"\n  skipped {s['GalaxyID']} ({s['path']}): {s['reason']}"
+    _emit(args, human, {"cache": str(cache.path), **{k: m[k] for k in ("n", "n_train", "n_val", "n_unlabelled",
+                                                                        "size", "fov", "seconds")},
+                        "skipped": len(m["skipped"])})
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import training
+
+    def report(e: dict) -> None:
+        if e["type"] == "epoch":
+            print(f"epoch {e['epoch']:3d}  train {e['train_rmse']:.4f}  val {e['val_rmse']:.4f}  lr {e['lr']:.2e}  "
+                  f"{e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s", flush=True)
+
+    if args.resume:
+        run = training.train(training.TrainConfig(), report, resume=True, run_dir=args.resume)
+    elif args.config:
+        cfg = training.TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+        run = training.train(cfg, report, run_dir=Path(cfg.out) / cfg.name if cfg.name else None)
+        if not args.data:
+            print("train: give a data folder or cache (or --resume RUN)", file=sys.stderr)
+            return 2
+        model_args = dict(kv.split("=", 1) for kv in args.model_arg)
+        cfg = training.config_for(
+            args.model, data=args.data, model_args={k: _parse_value(v) for k, v in model_args.items()},
+            source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
+            optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
+            augment=args.augment, partial=args.partial, tta=args.tta, seed=args.seed, max_train=args.max_train,
+            device=args.device, compile=args.compile or None)
+        run = training.train(cfg, report)
+    status = training.read_status(run)
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    human = f"run {run}: {status.get('state')}"
+    if summary:
+        human += (f"; best validation RMSE {summary['val_rmse']:.4f} (epoch {summary['best_epoch']}), "
+                  f"{summary['val_rmse_tta']:.4f} with {summary['tta_views']}-view averaging; "
+                  f"{summary['train_seconds']:.0f} s of training on {summary['device']}")
+    _emit(args, human, {"run": str(run), "state": status.get("state"), **summary})
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluation
+
+    ev = evaluation.evaluate(args.run, args.data, split=args.split, tta=args.tta, device=args.device)
+    human = f"{args.run}: RMSE {ev.rmse():.4f} over {len(ev):,} galaxies ({args.split}, {args.tta} view(s))"
+    pa = ev.per_answer()
+    if args.per_answer:
+        human += "\n" + pa.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    else:
+        human += "\n" + ev.per_question().to_string(index=False, columns=["question", "rmse", "n"],
+                                                    float_format=lambda v: f"{v:.4f}")
+    if args.save:
+        ev.save_predictions(args.save)
+        human += f"\npredictions written to {args.save}"
+    _emit(args, human, {**ev.summary(), "per_answer": dict(zip(pa["column"], pa["rmse"].round(6)))})
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from . import prediction
+
+    frame, skipped = prediction.predict_folder(args.images, args.model, args.out, args.source_fov, args.tta,
+                                               args.batch_size, args.device, args.workers,
+                                               TextProgress("predict"))
+    human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
+    for s in skipped[:20]:
+        human += f"\n  skipped {s['path']}: {s['reason']}"
+    if not args.out:
+        human += "\n" + frame.head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    _emit(args, human, {"n": len(frame), "skipped": len(skipped), "out": args.out})
+    return 0 if len(frame) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    out = demo.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
+                                 seed=args.seed)
+    _emit(args, f"synthetic demo dataset in {out}", {"out": str(out), "n_labelled": args.n,
+                                                     "n_unlabelled": args.n_unlabelled})
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    rows = []
+    for name in models.list_models():
+        m = models.build_model(name)
+        rows.append({"name": name, "parameters": models.count_parameters(m), "input_size": m.config["input_size"],
+                     "output": m.config["output"]})
+    human = "\n".join(f"{r['name']:12s} {r['parameters']:>12,} parameters  {r['input_size']} px  {r['output']}"
+                      for r in rows)
+    _emit(args, human, {"models": rows})
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from . import training
+
+    runs = training.list_runs(args.root)
+    human = "\n".join(f"{r['name']:32s} {r['model'] or '?':10s} {r['status']:9s} "
+                      f"{r['summary'].get('val_rmse', float('nan')):.4f}" for r in runs) or f"no runs in {args.root}"
+    _emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in runs]})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m galaxy_core",
+                                description="Galaxy Zoo morphology: prepare data, train, evaluate and predict the 37 "
+                                            "Galaxy Zoo 2 answers.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--json", action="store_true", help="also print one JSON object as the last line")
+        return sp
+
+    def source_fov(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--source-fov", type=float, default=None,
+                        help="fraction of the 424 px Kaggle frame the images show (default: the folder's "
+                             "galaxy_core.json, else 1.0 for 424 px originals; 0.6038 for the 96 px packs)")
+
+    sp = command("summary", cmd_summary, "counts, image sizes, memory needed and the decision-tree check of a folder")
+    sp.add_argument("data", help="data folder in the Kaggle layout")
+    source_fov(sp)
+    sp.add_argument("--workers", type=int, default=None)
+
+    sp = command("prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
+    sp.add_argument("data", help="data folder in the Kaggle layout")
+    sp.add_argument("--out", default=None, help="cache folder (default: <data>/.galaxy_cache/..., or ~/.cache)")
+    sp.add_argument("--fov", type=float, default=data.DEFAULT_FOV,
+                    help=f"field to keep, as a fraction of the 424 px frame (default {data.DEFAULT_FOV:.4f})")
+    sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
+    source_fov(sp)
+    sp.add_argument("--val-fraction", type=float, default=0.1)
+    sp.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
+    sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
+    sp.add_argument("--force", action="store_true", help="rebuild even if an up-to-date cache exists")
+
+    from .models import list_models
+    sp = command("train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
+    sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
+    sp.add_argument("--model", default="galaxynet", choices=list_models())
+    sp.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="constructor argument, e.g. --model-arg width=32 --model-arg output=tree")
+    source_fov(sp)
+    sp.add_argument("--out", default=None, help="parent folder of run folders (default runs/)")
+    sp.add_argument("--name", default=None, help="run folder name (default <model>-<time>)")
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--optimizer", choices=["adam", "adamw"])
+    sp.add_argument("--lr", type=float)
+    sp.add_argument("--weight-decay", type=float)
+    sp.add_argument("--scheduler", choices=["plateau", "onecycle", "cosine", "constant"])
+    sp.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                    help="random rotations, flips, zoom and shifts on the device")
+    sp.add_argument("--partial", action=argparse.BooleanOptionalAction, default=None,
+                    help="also train on partially labelled galaxies (masked loss)")
+    sp.add_argument("--tta", type=int, help="views averaged for the final validation figure (1-8)")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--max-train", type=int, help="train on at most this many galaxies")
+    sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    sp.add_argument("--compile", action="store_true", help="torch.compile the model")
+    sp.add_argument("--resume", metavar="RUN", help="continue a killed or stopped run from its last epoch")
+    sp.add_argument("--config", metavar="JSON", help="take every setting from a TrainConfig JSON file")
+
+    sp = command("evaluate", cmd_evaluate, "RMSE of a run overall, per question or per answer")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("--data", default=None, help="cache or data folder (default: the one the run used)")
+    sp.add_argument("--split", default="val", choices=["val", "train", "labelled"])
+    sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
+    sp.add_argument("--per-answer", action="store_true", help="list all 37 answers")
+    sp.add_argument("--save", default=None, help="write the predictions to this CSV")
+    sp.add_argument("--device", default="auto")
+
+    sp = command("predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
+    sp.add_argument("images", help="folder of .jpg/.png images (or a data folder in the Kaggle layout)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint)")
+    sp.add_argument("--out", default=None, help="CSV to write")
+    source_fov(sp)
+    sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
+    sp.add_argument("--batch-size", type=int, default=256)
+    sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
+    sp.add_argument("--device", default="auto")
+
+    sp = command("demo", cmd_demo, "write the built-in synthetic dataset in the Kaggle layout")
+    sp.add_argument("--out", default=str(data.PROJECT_ROOT / "data" / "demo"))
+    sp.add_argument("--n", type=int, default=600, help="labelled galaxies")
+    sp.add_argument("--n-unlabelled", type=int, default=100)
+    sp.add_argument("--size", type=int, default=424)
+    sp.add_argument("--seed", type=int, default=0)
+
+    command("models", cmd_models, "the registered models")
+    sp = command("runs", cmd_runs, "past training runs, newest first")
+    sp.add_argument("--root", default="runs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "out", None) is None and args.command == "train":
+        args.out = "runs"
+    try:
+        return args.fn(args)
+    except (data.DataError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        # Bad input is the user's to fix: one clear line, no traceback.
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,582 @@
+"""Stage 1, data: read a Galaxy Zoo folder, summarise it, and prepare a memory-mapped uint8 cache.
+
+A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
+
+    images_training_rev1/<GalaxyID>.jpg     labelled galaxies (JPEG or PNG, any size, any colour mode)
+    images_test_rev1/<GalaxyID>.jpg         unlabelled galaxies (optional)
+    training_solutions_rev1.csv             GalaxyID + the 37 vote fractions Class1.1 ... Class11.6
+    training_solutions_*.csv                more label files (optional), e.g. with only some of the 37 columns
+
+Absent or blank label cells are *unknown*, never 0: they are masked out of losses and metrics.
+
+Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
+0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
+themselves a central crop of that frame declares so with ``source_fov`` (the fraction they show), passed as an
+argument or written in ``galaxy_core.json`` in the folder (``{"source_fov": 0.6038}``). The packs in
+``../shared/data/gz2-kaggle-96*`` are the central 256 px of the originals: ``source_fov = 256 / 424``. A model that
+looks at a field ``fov`` then crops ``fov / source_fov`` of each image, so one model serves originals and packs.
+
+The default field is 256/424 (0.604): about 2.5 R90 across, the whole galaxy with sky around it, and all that the
+96 px packs hold. The Kaggle winner (Dieleman et al. 2015) used the central 207 px (0.488); the seed paper a 5 %
+border crop (0.90). The default size is 80 px (3.2 original pixels per cache pixel): a ResNet-18-sized net at
+80 px reached 0.086 RMSE on the 96 px pack where the same family at 69 px did worse (../shared/README.md), and
+80 px keeps the full 61,578-image cache at 1.2 GB, small enough to sit on a GPU. Models that want another input size
+resample the cache on the device.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import tree
+from .files import Progress, atomic_write_json, read_json, replace_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KAGGLE_FRAME = 424
+"""Side of the original Kaggle/GZ2 cutouts in pixels; every field of view is a fraction of it."""
+DEFAULT_FOV = 256 / KAGGLE_FRAME
+DEFAULT_SIZE = 80
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+LABELLED_DIR, UNLABELLED_DIR = "images_training_rev1", "images_test_rev1"
+LABEL_CSV = "training_solutions_rev1.csv"
+FOLDER_CONFIG = "galaxy_core.json"
+CACHE_VERSION = 1
+SPLIT_TRAIN, SPLIT_VAL, SPLIT_UNLABELLED = 0, 1, 2
+SPLIT_NAMES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "unlabelled": SPLIT_UNLABELLED}
+# Kaggle's fractions are rounded to 6 decimals; anything further outside [0, 1] is a broken file.
+_LABEL_TOLERANCE = 1e-4
+
+
+class DataError(ValueError):
+    """Bad input data: the message says what is wrong and where."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Reading a folder
+
+
+@dataclass
+class Catalog:
+    """The galaxies of one data folder: ids, image paths and labels (NaN where unknown).
+
+    ``kind`` per galaxy: ``"full"`` (all 37 answers known), ``"partial"`` (some) or ``"unlabelled"``.
+    ``problems`` lists what was skipped or looks wrong, for the user to read.
+    """
+
+    root: Path
+    ids: np.ndarray  # (N,) str
+    paths: list[Path]
+    labels: np.ndarray  # (N, 37) float32, NaN = unknown
+    kind: np.ndarray  # (N,) str
+    source_fov: float
+    label_files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return ~np.isnan(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        return {k: int((self.kind == k).sum()) for k in ("full", "partial", "unlabelled")}
+
+
+def _sort_ids(ids: list[str]) -> list[str]:
+    # Kaggle ids are integers; sort them as numbers so that "99999" comes before "100008".
+    return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
+
+
+def list_images(folder: str | os.PathLike) -> dict[str, Path]:
+    """Images directly in ``folder`` by id (file name without extension). Raises DataError on a duplicate id."""
+    out: dict[str, Path] = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return out
+    for entry in os.scandir(folder):
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() not in IMAGE_EXTENSIONS or not entry.is_file() or stem.startswith("."):
+            continue
+        if stem in out:
+            raise DataError(f"two images with id {stem!r} in {folder}: {out[stem].name} and {entry.name}")
+        out[stem] = Path(entry.path)
+    return out
+
+
+def read_labels(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one label CSV into a frame indexed by GalaxyID (str) with all 37 columns (NaN where absent or blank).
+
+    Raises DataError, naming the file and the offending ids or columns, for a missing GalaxyID column, an unknown
+    column, a non-numeric or out-of-range value ([0, 1] within 1e-4) or a repeated id.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"GalaxyID": str}, keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable CSV ({e})") from e
+    df.columns = [str(c).strip() for c in df.columns]
+    if "GalaxyID" not in df.columns:
+        raise DataError(f"{path}: no 'GalaxyID' column (columns are {list(df.columns)[:8]}...)")
+    unknown = [c for c in df.columns if c != "GalaxyID" and c not in tree.NAMES]
+    if unknown:
+        raise DataError(f"{path}: unknown column(s) {unknown}; expected GalaxyID and the 37 answers "
+                        f"{tree.COLUMNS[0]} ... {tree.COLUMNS[-1]}")
+    ids = df["GalaxyID"].astype(str).str.strip()
+    if ids.isna().any() or (ids == "").any():
+        rows = (np.flatnonzero(ids.isna() | (ids == "")) + 2)[:5].tolist()
+        raise DataError(f"{path}: empty GalaxyID on line(s) {rows}")
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        raise DataError(f"{path}: GalaxyID repeated: {list(dup[:5])}")
+    values = df.drop(columns="GalaxyID")
+    numeric = values.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() & values.notna() & (values.astype(str).apply(lambda s: s.str.strip()) != "")
+    if bad.any().any():
+        r, c = np.argwhere(bad.to_numpy())[0]
+        raise DataError(f"{path}: non-numeric value {values.iat[r, c]!r} for GalaxyID {ids.iat[r]} "
+                        f"in column {values.columns[c]}")
+    arr = numeric.to_numpy(dtype=np.float64)
+    out_of_range = (arr < -_LABEL_TOLERANCE) | (arr > 1 + _LABEL_TOLERANCE)
+    if out_of_range.any():
+        r, c = np.argwhere(out_of_range)[0]
+        raise DataError(f"{path}: value {arr[r, c]} outside [0, 1] for GalaxyID {ids.iat[r]} "
+                        f"in column {values.columns[c]} ({int(out_of_range.sum())} such values)")
+    full = pd.DataFrame(np.nan, index=pd.Index(ids.to_numpy(), name="GalaxyID"), columns=list(tree.COLUMNS))
+    full[list(numeric.columns)] = np.clip(arr, 0.0, 1.0)
+    return full
+
+
+def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) -> float | None:
+    """The fraction of the 424 px Kaggle frame that a folder's images show: the argument, else ``galaxy_core.json``.
+
+    Returns None when neither declares it (the caller then checks that the images are 424 px originals).
+    """
+    if source_fov is not None:
+        if not 0 < source_fov <= 1:
+            raise DataError(f"source_fov must be in (0, 1], got {source_fov}")
+        return float(source_fov)
+    cfg = Path(root) / FOLDER_CONFIG
+    if cfg.is_file():
+        value = read_json(cfg).get("source_fov")
+        if value is not None:
+            return folder_source_fov(root, float(value))
+    return None
+
+
+def resolve_source_fov(root: str | os.PathLike, sample: str | os.PathLike, source_fov: float | None = None) -> float:
+    """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
+    if ``sample`` is a 424 x 424 original. Raises DataError for undeclared images of another size, since guessing
+    would silently give the model the wrong field of view."""
+    fov = folder_source_fov(root, source_fov)
+    if fov is not None:
+        return fov
+    with Image.open(sample) as im:
+        if im.size == (KAGGLE_FRAME, KAGGLE_FRAME):
+            return 1.0
+        raise DataError(
+            f"{sample} is {im.size[0]}x{im.size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
+            f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
+            f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
+            f"{{\"source_fov\": ...}} into {Path(root) / FOLDER_CONFIG}")
+
+
+def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Catalog:
+    """Read a data folder in the Kaggle layout (see the module docstring).
+
+    Images in ``images_training_rev1`` without a label row are kept as unlabelled; label rows without an image are
+    skipped. Both are listed in ``Catalog.problems``. Raises DataError when the folder holds no images, or when two
+    label files give the same galaxy.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist")
+    train_images, test_images = list_images(root / LABELLED_DIR), list_images(root / UNLABELLED_DIR)
+    both = set(train_images) & set(test_images)
+    if both:
+        raise DataError(f"{len(both)} ids are in both {LABELLED_DIR} and {UNLABELLED_DIR}, e.g. {sorted(both)[:3]}")
+    if not train_images and not test_images:
+        raise DataError(f"no images in {root / LABELLED_DIR} or {root / UNLABELLED_DIR} "
+                        f"(expected <GalaxyID>.jpg files in the Kaggle layout)")
+    problems: list[str] = []
+    label_files = [p for p in [root / LABEL_CSV] if p.is_file()]
+    label_files += sorted(p for p in root.glob("training_solutions_*.csv") if p.name != LABEL_CSV)
+    frames = [read_labels(p) for p in label_files]
+    labels = pd.concat(frames) if frames else pd.DataFrame(columns=list(tree.COLUMNS), dtype=float)
+    if labels.index.duplicated().any():
+        dup = labels.index[labels.index.duplicated()].unique()
+        raise DataError(f"GalaxyID(s) {list(dup[:5])} appear in more than one of "
+                        f"{[p.name for p in label_files]}; keep each galaxy in one label file")
+    orphans = labels.index.difference(pd.Index(list(train_images)))
+    if len(orphans):
+        problems.append(f"{len(orphans)} label rows have no image in {LABELLED_DIR} and were skipped "
+                        f"(e.g. {list(orphans[:5])})")
+    unlabelled_train = [i for i in train_images if i not in labels.index]
+    if unlabelled_train and label_files:
+        problems.append(f"{len(unlabelled_train)} images in {LABELLED_DIR} have no label row and are treated as "
+                        f"unlabelled (e.g. {_sort_ids(unlabelled_train)[:5]})")
+    ids = _sort_ids(list(train_images)) + _sort_ids(list(test_images))
+    paths = [train_images.get(i) or test_images[i] for i in ids]
+    y = labels.reindex(ids).to_numpy(dtype=np.float32)
+    known = (~np.isnan(y)).sum(axis=1)
+    kind = np.where(known == tree.N_ANSWERS, "full", np.where(known > 0, "partial", "unlabelled"))
+    fov = resolve_source_fov(root, paths[0], source_fov)
+    return Catalog(root, np.array(ids, dtype=str), paths, y, kind.astype(str), fov, label_files, problems)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Summary
+
+
+def memory_needed(pixels: int, channels: int = 3) -> dict:
+    """Bytes needed to hold images of ``pixels`` pixels in all (sum of width x height) in memory, as uint8 and as
+    float32, with ``channels`` colour channels.
+
+    The seed paper's "31,672 MB" for the 61,578 Kaggle training images is the uint8 figure in MiB
+    (61,578 x 424 x 424 x 3 bytes = 31,672 MiB); as float32 it is four times that.
+    """
+    n = int(pixels) * channels
+    return {"uint8_bytes": n, "float32_bytes": 4 * n, "uint8_mib": n / 2**20, "float32_mib": 4 * n / 2**20}
+
+
+def _header(path: Path) -> tuple[int, int, str] | str:
+    try:
+        with Image.open(path) as im:
+            return im.size[0], im.size[1], im.mode
+    except Exception as e:  # noqa: BLE001 - any reason an image cannot be opened is reported, not raised
+        return f"{type(e).__name__}: {e}"
+
+
+def tree_check(ids: np.ndarray, labels: np.ndarray, worst: int = 10) -> dict:
+    """Decision-tree consistency of cumulative labels: per question the largest |sum(answers) - parent answer|,
+    and the ``worst`` violations (galaxy, question, value). Unknown answers (NaN) are left out."""
+    mask = ~np.isnan(labels)
+    v = tree.tree_violations(np.nan_to_num(labels), mask)
+    per_q = np.abs(v).max(axis=0) if len(v) else np.zeros(len(tree.QUESTIONS))
+    flat = np.argsort(-np.abs(v), axis=None)[:worst]
+    rows = [{"GalaxyID": str(ids[r]), "question": tree.QUESTIONS[q].key, "violation": float(v[r, q])}
+            for r, q in zip(*np.unravel_index(flat, v.shape)) if v[r, q] != 0]
+    return {"max_abs_violation": {q.key: float(x) for q, x in zip(tree.QUESTIONS, per_q)},
+            "worst": rows, "consistent": bool(per_q.max(initial=0) < 1e-3)}
+
+
+def summarize(root: str | os.PathLike, source_fov: float | None = None, workers: int | None = None) -> dict:
+    """Everything a user wants to know about a data folder before training on it.
+
+    Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
+    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems
+    found. Unreadable images are listed under ``unreadable``.
+    """
+    cat = read_catalog(root, source_fov)
+    headers = _map(_header, cat.paths, workers)
+    sizes: dict[str, int] = {}
+    modes: dict[str, int] = {}
+    unreadable = []
+    pixels = 0
+    for i, h in zip(cat.ids, headers):
+        if isinstance(h, str):
+            unreadable.append({"GalaxyID": str(i), "reason": h})
+            continue
+        sizes[f"{h[0]}x{h[1]}"] = sizes.get(f"{h[0]}x{h[1]}", 0) + 1
+        modes[h[2]] = modes.get(h[2], 0) + 1
+        pixels += h[0] * h[1]
+    full = cat.kind == "full"
+    return {
+        "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
+        "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
+        "colour_modes": modes, "disk_bytes": int(sum(p.stat().st_size for p in cat.paths)), "memory": memory_needed(pixels),
+        "label_files": [p.name for p in cat.label_files],
+        "tree_check": tree_check(cat.ids[full], cat.labels[full]),
+        "label_mean": dict(zip(tree.COLUMNS, np.nanmean(cat.labels, axis=0).astype(float).tolist()))
+        if (cat.kind != "unlabelled").any() else {},
+        "unreadable": unreadable, "problems": cat.problems,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Decoding
+
+
+def load_image(path: str | os.PathLike, crop: float, size: int) -> np.ndarray:
+    """Decode one image, keep the central ``crop`` fraction of its shorter side, resize to ``size`` px.
+
+    Returns (3, size, size) uint8 RGB. Greyscale, palette, CMYK and alpha images are converted to RGB. JPEGs are
+    decoded at a reduced scale (libjpeg's DCT scaling through Pillow's draft mode) whenever that still leaves at least
+    ``size`` pixels across the crop, which makes decoding 424 px originals several times faster. Resampling is
+    Lanczos, as used to make the shared packs. Raises whatever Pillow raises for an unreadable file.
+    """
+    if not 0 < crop <= 1:
+        raise DataError(f"crop must be in (0, 1], got {crop} for {path}")
+    with Image.open(path) as im:
+        if im.format == "JPEG":
+            w, h = im.size
+            need = size / crop  # pixels across the whole image for `size` across the crop
+            im.draft("RGB", (int(np.ceil(need * w / min(w, h))), int(np.ceil(need * h / min(w, h)))))
+        im = im.convert("RGB")
+        w, h = im.size
+        c = crop * min(w, h)
+        box = ((w - c) / 2, (h - c) / 2, (w + c) / 2, (h + c) / 2)
+        out = im.resize((size, size), Image.Resampling.LANCZOS, box=box)
+    return np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _decode_chunk(args: tuple[list[str], float, int]) -> list[np.ndarray | str]:
+    paths, crop, size = args
+    out: list[np.ndarray | str] = []
+    for p in paths:
+        try:
+            out.append(load_image(p, crop, size))
+        except Exception as e:  # noqa: BLE001 - reported per image by the caller, who skips it
+            out.append(f"{type(e).__name__}: {e}")
+    return out
+
+
+def _map(fn, items: list, workers: int | None, chunk: int = 64):
+    """``[fn(x) for x in items]`` on a spawn-based process pool for large inputs (spawn, not fork: the caller may
+    hold torch or Streamlit threads, and forking those can deadlock)."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(items) < 4 * chunk:
+        return [fn(x) for x in items]
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(fn, items, chunksize=chunk))
+
+
+def decode_images(paths: list, crop: float, size: int, workers: int | None = None,
+                  progress: Progress | None = None, chunk: int = 64):
+    """Yield ``(i, array_or_reason)`` for each path in order: a (3, size, size) uint8 array, or a string saying why
+    the image could not be read. Work is spread over ``workers`` processes (default: every core)."""
+    workers = workers or os.cpu_count() or 1
+    jobs = [([str(p) for p in paths[s:s + chunk]], crop, size) for s in range(0, len(paths), chunk)]
+    done = 0
+    if workers <= 1 or len(jobs) <= 2:
+        results = map(_decode_chunk, jobs)
+        pool = None
+    else:
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_decode_chunk, jobs)
+    try:
+        for j, res in enumerate(results):
+            for k, r in enumerate(res):
+                yield j * chunk + k, r
+            done += len(res)
+            if progress:
+                progress(done, len(paths))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Split
+
+
+def make_split(ids: np.ndarray, kind: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Deterministic train/validation split: ``round(val_fraction * n_full)`` fully labelled galaxies go to
+    validation, chosen by a seeded hash of their ids (so the choice does not depend on file order); partially
+    labelled galaxies always train (validation scores are over all 37 answers); unlabelled ones are marked so.
+
+    Returns int8 codes: 0 train, 1 validation, 2 unlabelled.
+    """
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    split = np.where(kind == "unlabelled", SPLIT_UNLABELLED, SPLIT_TRAIN).astype(np.int8)
+    full = np.flatnonzero(kind == "full")
+    keys = [hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest() for i in ids[full]]
+    order = sorted(range(len(full)), key=keys.__getitem__)
+    n_val = int(round(val_fraction * len(full)))
+    split[full[order[:n_val]]] = SPLIT_VAL
+    return split
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Cache
+
+
+@dataclass
+class GalaxyCache:
+    """A prepared cache: images as a read-only (N, 3, S, S) uint8 memory map, with ids, labels, mask and split.
+
+    ``labels`` hold 0 where unknown; ``mask`` says which are known. ``meta`` is the cache's ``meta.json``.
+    """
+
+    path: Path
+    meta: dict
+    images: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    split: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @property
+    def fov(self) -> float:
+        return float(self.meta["fov"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.meta["fingerprint"])
+
+    def indices(self, split: str) -> np.ndarray:
+        """Row numbers of ``"train"``, ``"val"``, ``"unlabelled"``, ``"labelled"`` (train + val) or ``"all"``."""
+        if split == "all":
+            return np.arange(len(self))
+        if split == "labelled":
+            return np.flatnonzero(self.split != SPLIT_UNLABELLED)
+        if split not in SPLIT_NAMES:
+            raise KeyError(f"unknown split {split!r}: use train, val, unlabelled, labelled or all")
+        return np.flatnonzero(self.split == SPLIT_NAMES[split])
+
+    def image(self, i: int) -> np.ndarray:
+        """One cached image as (S, S, 3) uint8, ready for display."""
+        return np.asarray(self.images[i]).transpose(1, 2, 0)
+
+    def row_of(self, galaxy_id: str) -> int:
+        hits = np.flatnonzero(self.ids == str(galaxy_id))
+        if not len(hits):
+            raise KeyError(f"GalaxyID {galaxy_id} is not in the cache {self.path}")
+        return int(hits[0])
+
+
+def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE) -> Path:
+    """``<root>/.galaxy_cache/fov0.604-80px``, or under ``$XDG_CACHE_HOME/galaxy_core`` (default ``~/.cache``) when
+    the data folder is read-only (as ``../shared`` is)."""
+    root = Path(root).resolve()
+    name = f"fov{fov:.3f}-{size}px"
+    if os.access(root, os.W_OK):
+        return root / ".galaxy_cache" / name
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "galaxy_core"
+    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
+
+
+def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:
+    """A hash of everything a cache is made from: image names, sizes and modification times, the label files'
+    bytes and the preparation settings. A different fingerprint means a stale cache."""
+    h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
+    for i, p in zip(cat.ids, cat.paths):
+        st = p.stat()
+        h.update(f"{i}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for p in cat.label_files:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def open_cache(path: str | os.PathLike) -> GalaxyCache:
+    """Open a prepared cache read-only. Raises FileNotFoundError for a missing or incomplete cache (a cache is
+    complete only once its ``meta.json`` exists, which ``prepare`` writes last)."""
+    path = Path(path)
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{path} is not a prepared cache (no meta.json); run `python -m galaxy_core prepare`")
+    meta = read_json(meta_path)
+    if meta.get("version") != CACHE_VERSION:
+        raise FileNotFoundError(f"{path} was made by another version of galaxy_core ({meta.get('version')}); "
+                                f"prepare it again")
+    n, s = int(meta["n"]), int(meta["size"])
+    images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=(n, 3, s, s)) if n else \
+        np.zeros((0, 3, s, s), np.uint8)
+    ids = np.load(path / "ids.npy", allow_pickle=False)
+    labels = np.load(path / "labels.npy", allow_pickle=False)
+    mask = np.load(path / "mask.npy", allow_pickle=False)
+    split = np.load(path / "split.npy", allow_pickle=False)
+    if not (len(ids) == len(labels) == len(mask) == len(split) == n):
+        raise FileNotFoundError(f"{path}: cache arrays disagree in length; prepare it again")
+    return GalaxyCache(path, meta, images, ids, labels, mask, split)
+
+
+def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fov: float = DEFAULT_FOV,
+            size: int = DEFAULT_SIZE, source_fov: float | None = None, val_fraction: float = 0.1, seed: int = 0,
+            workers: int | None = None, progress: Progress | None = None, force: bool = False) -> GalaxyCache:
+    """Decode every image of a data folder once into a memory-mapped uint8 cache, with ids, labels, mask and split.
+
+    ``fov`` is the field to keep as a fraction of the 424 px Kaggle frame and ``size`` the output side in pixels.
+    An existing cache whose fingerprint matches is returned as is (unless ``force``); a stale one is rebuilt.
+    Unreadable images are skipped and listed in ``meta["skipped"]`` with their id and reason.
+
+    The cache is built in a temporary folder beside its destination and renamed into place only when complete, so a
+    killed ``prepare`` never leaves a cache that looks complete.
+    """
+    cat = read_catalog(root, source_fov)
+    if not 0 < fov <= cat.source_fov + 1e-9:
+        raise DataError(f"fov {fov:.4f} of the 424 px frame is more than the {cat.source_fov:.4f} that the images "
+                        f"in {cat.root} show")
+    if size < 8:
+        raise DataError(f"size must be at least 8 px, got {size}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
+    fp = fingerprint(cat, fov, size, val_fraction, seed)
+    if not force and (cache_dir / "meta.json").is_file():
+        try:
+            cache = open_cache(cache_dir)
+            if cache.fingerprint == fp:
+                return cache
+        except (FileNotFoundError, ValueError, OSError):
+            pass  # unreadable or from another version: rebuilt below
+
+    t0 = time.perf_counter()
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        n = len(cat)
+        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+", shape=(max(n, 1), 3, size, size))
+        keep, skipped = [], []
+        crop = fov / cat.source_fov
+        for i, res in decode_images(cat.paths, crop, size, workers, progress):
+            if isinstance(res, str):
+                skipped.append({"GalaxyID": str(cat.ids[i]), "path": str(cat.paths[i]), "reason": res})
+                continue
+            images[len(keep)] = res
+            keep.append(i)
+        images.flush()
+        del images
+        # Skipped images leave no gap: rows were written densely, so the file is cut to the rows kept.
+        os.truncate(tmp / "images.u8", len(keep) * 3 * size * size)
+        keep = np.array(keep, dtype=np.int64)
+        ids, kind, y = cat.ids[keep], cat.kind[keep], cat.labels[keep]
+        split = make_split(ids, kind, val_fraction, seed)
+        np.save(tmp / "ids.npy", ids)
+        np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0).astype(np.float32))
+        np.save(tmp / "mask.npy", ~np.isnan(y))
+        np.save(tmp / "split.npy", split)
+        meta = {
+            "version": CACHE_VERSION, "source": str(cat.root), "source_fov": cat.source_fov, "fov": fov,
+            "size": size, "n": len(keep), "n_full": int((kind == "full").sum()),
+            "n_partial": int((kind == "partial").sum()), "n_unlabelled": int((kind == "unlabelled").sum()),
+            "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
+            "val_fraction": val_fraction, "seed": seed, "fingerprint": fp, "skipped": skipped,
+            "problems": cat.problems, "seconds": round(time.perf_counter() - t0, 2),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        replace_dir(tmp, cache_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return open_cache(cache_dir)
+
+
+def resolve_cache(path: str | os.PathLike, source_fov: float | None = None, fov: float = DEFAULT_FOV,
+                  size: int = DEFAULT_SIZE, progress: Progress | None = None) -> GalaxyCache:
+    """Open ``path`` as a cache if it is one, else treat it as a data folder and prepare (or reuse) its cache."""
+    path = Path(path)
+    if (path / "meta.json").is_file():
+        return open_cache(path)
+    return prepare(path, fov=fov, size=size, source_fov=source_fov, progress=progress)

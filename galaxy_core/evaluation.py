@@ -1,0 +1,137 @@
+"""Stage 4, evaluation: RMSE overall, per answer and per question, true-vs-predicted arrays, top-k galleries, and
+several runs side by side.
+
+RMSE is the Kaggle Galaxy Challenge metric: the square root of the mean squared difference over all 37 answers of
+all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially labelled galaxies) are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import data, prediction, training, tree
+from .files import atomic_write_text, read_json
+
+
+@dataclass
+class Evaluation:
+    """True and predicted answers of a set of galaxies: ``y_true``/``y_pred``/``mask`` are (N, 37); ``rows`` are the
+    galaxies' rows in the cache they came from."""
+
+    name: str
+    ids: np.ndarray
+    rows: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rmse(self) -> float:
+        return training.rmse(self.y_pred, self.y_true, self.mask)
+
+    def per_answer(self) -> pd.DataFrame:
+        """RMSE of each of the 37 answers, with its descriptive name, question, mean true and predicted value."""
+        err = (self.y_pred.astype(np.float64) - self.y_true) ** 2 * self.mask
+        n = self.mask.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.sqrt(err.sum(0) / n)
+            mean_true = (self.y_true * self.mask).sum(0) / n
+        return pd.DataFrame({"column": tree.COLUMNS, "name": [tree.NAMES[c] for c in tree.COLUMNS],
+                             "question": [tree.question_of(c).key for c in tree.COLUMNS], "rmse": r,
+                             "mean_true": mean_true, "mean_pred": self.y_pred.mean(0), "n": n})
+
+    def per_question(self) -> pd.DataFrame:
+        """RMSE over the answers of each question."""
+        out = []
+        for q, s in zip(tree.QUESTIONS, tree.QUESTION_SLICES):
+            m = self.mask[:, s]
+            err = ((self.y_pred[:, s].astype(np.float64) - self.y_true[:, s]) ** 2 * m).sum()
+            out.append({"question": q.key, "text": q.text, "rmse": float(np.sqrt(err / m.sum())) if m.sum() else
+                        float("nan"), "n": int(m.any(1).sum())})
+        return pd.DataFrame(out)
+
+    def per_galaxy(self) -> np.ndarray:
+        """RMSE of each galaxy over its known answers."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sqrt(((self.y_pred - self.y_true) ** 2 * self.mask).sum(1) / self.mask.sum(1))
+
+    def top_k(self, column: str, k: int = 5) -> dict[str, pd.DataFrame]:
+        """The ``k`` galaxies with the highest true and the highest predicted value of one answer (a Kaggle column
+        or a descriptive name): ``{"actual": ..., "predicted": ...}``, each with GalaxyID, row, true and predicted."""
+        j = tree.column_index(column)
+        true = np.where(self.mask[:, j], self.y_true[:, j], -np.inf)
+
+        def table(order: np.ndarray) -> pd.DataFrame:
+            order = order[:k]
+            return pd.DataFrame({"GalaxyID": self.ids[order], "row": self.rows[order],
+                                 "true": self.y_true[order, j], "predicted": self.y_pred[order, j]})
+
+        return {"actual": table(np.argsort(-true, kind="stable")),
+                "predicted": table(np.argsort(-self.y_pred[:, j], kind="stable"))}
+
+    def worst(self, k: int = 10) -> pd.DataFrame:
+        """The ``k`` galaxies predicted worst (highest per-galaxy RMSE)."""
+        g = self.per_galaxy()
+        order = np.argsort(-np.nan_to_num(g, nan=-1), kind="stable")[:k]
+        return pd.DataFrame({"GalaxyID": self.ids[order], "row": self.rows[order], "rmse": g[order]})
+
+    def summary(self) -> dict:
+        return {"name": self.name, "rmse": self.rmse(), "n": len(self)}
+
+    def save_predictions(self, path: str | os.PathLike) -> None:
+        """Write the predictions as a Kaggle submission CSV (GalaxyID + the 37 columns)."""
+        atomic_write_text(path, prediction.to_csv(self.ids, self.y_pred))
+
+
+def _run_config(run: Path) -> training.TrainConfig:
+    return training.TrainConfig.from_dict(read_json(run / "config.json")["train"])
+
+
+def evaluate(run: str | os.PathLike, cache: data.GalaxyCache | str | os.PathLike | None = None, split: str = "val",
+             tta: int = 1, batch_size: int = 256, device: str = "auto") -> Evaluation:
+    """Evaluate a run's best model on a split of a cache (default: the cache and validation split the run used).
+
+    ``split`` is ``val`` (the run's own validation galaxies), ``train``, or ``labelled`` (all labelled galaxies of
+    the cache). ``tta`` dihedral views are averaged (1-8).
+    """
+    run = Path(run)
+    cfg = _run_config(run)
+    if cache is None:
+        cache = read_json(run / "config.json")["cache"]["path"]
+    if not isinstance(cache, data.GalaxyCache):
+        cache = data.resolve_cache(cache, source_fov=cfg.source_fov)
+    train_rows, val_rows = training.split_rows(cache, cfg)
+    rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
+    if rows is None:
+        raise KeyError(f"unknown split {split!r}: use val, train or labelled")
+    model = prediction.load_model(run, device=training.pick_device(device))
+    pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
+    return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
+
+
+def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | os.PathLike | None = None,
+                 tta: int = 1, device: str = "auto") -> pd.DataFrame:
+    """Several runs side by side on the same galaxies (the first run's validation split and cache, unless ``cache``
+    is given): RMSE and, from each run's summary, its parameters and training time."""
+    if not runs:
+        return pd.DataFrame(columns=["run", "model", "rmse", "n"])
+    if cache is None:
+        first = Path(runs[0])
+        cache = data.resolve_cache(read_json(first / "config.json")["cache"]["path"])
+    elif not isinstance(cache, data.GalaxyCache):
+        cache = data.resolve_cache(cache)
+    out = []
+    for r in runs:
+        r = Path(r)
+        ev = evaluate(r, cache, tta=tta, device=device)
+        s = read_json(r / "summary.json") if (r / "summary.json").is_file() else {}
+        out.append({"run": r.name, "model": _run_config(r).model, "rmse": ev.rmse(), "n": len(ev),
+                    "parameters": s.get("parameters"), "train_seconds": s.get("train_seconds")})
+    return pd.DataFrame(out).sort_values("rmse", ignore_index=True)

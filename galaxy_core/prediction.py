@@ -1,0 +1,160 @@
+"""Stage 5, prediction: the 37 answers for new images, from a run folder or the checkpoint shipped in
+``checkpoints/``, written in the Kaggle submission format (GalaxyID + Class1.1 ... Class11.6).
+
+Images are decoded exactly as ``prepare`` decodes them for the cache the model was trained on (same field of view,
+same size, same Lanczos resampling), then cropped and resized on the device as in training, so predictions on
+424 px originals and on pre-cropped packs agree with what the model saw.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import data, models, tree, views
+from .files import Progress, atomic_write_text
+
+CHECKPOINTS = data.PROJECT_ROOT / "checkpoints"
+
+
+def default_checkpoint() -> Path | None:
+    """The model shipped with the project: ``checkpoints/default`` if present, else the first checkpoint folder
+    (one holding ``model.safetensors``) in ``checkpoints/``; None when there is none."""
+    if (CHECKPOINTS / "default" / models.WEIGHTS_FILE).is_file():
+        return CHECKPOINTS / "default"
+    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}"))
+    return found[0] if found else None
+
+
+def model_folder(path: str | os.PathLike | None) -> Path:
+    """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) the
+    shipped default checkpoint."""
+    if path is None:
+        found = default_checkpoint()
+        if found is None:
+            raise FileNotFoundError(f"no model given and no checkpoint shipped in {CHECKPOINTS}; train one with "
+                                    f"`python -m galaxy_core train` and pass its run folder")
+        return found
+    path = Path(path)
+    if (path / models.WEIGHTS_FILE).is_file():
+        return path
+    if (path / "best" / models.WEIGHTS_FILE).is_file():
+        return path / "best"
+    raise FileNotFoundError(f"{path} holds no model: expected {models.WEIGHTS_FILE} in it or in its best/ folder")
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> models.GalaxyModel:
+    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint."""
+    return models.load_model_folder(model_folder(path), device)
+
+
+def input_geometry(model: models.GalaxyModel) -> tuple[float, int]:
+    """(fov, size) of the images to decode for ``model``: those of the cache it was trained on when its config
+    records them, else its own field and input size."""
+    d = model.extra.get("data")
+    if d:
+        return float(d["fov"]), int(d["size"])
+    return float(model.config["fov"]), int(model.config["input_size"])
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), next((b.device for b in model.buffers()),
+                                                              torch.device("cpu")))
+
+
+def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray | None = None, tta: int = 1,
+                  batch_size: int = 256, progress: Progress | None = None) -> np.ndarray:
+    """Predictions (N, 37) for rows of a prepared cache (all rows when None)."""
+    fov, size = float(model.config["fov"]), int(model.config["input_size"])
+    if fov > cache.fov + 1e-6:
+        raise ValueError(f"the model looks at {fov:.3f} of the frame but the cache {cache.path} holds only "
+                         f"{cache.fov:.3f}")
+    return views.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
+                       device=_device_of(model), progress=progress, indices=rows)
+
+
+def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], source_fov: float = 1.0, tta: int = 1,
+                  batch_size: int = 256, workers: int | None = None, progress: Progress | None = None
+                  ) -> tuple[pd.DataFrame, list[dict]]:
+    """Predict the 37 answers for image files. ``source_fov`` is the fraction of the 424 px Kaggle frame the images
+    show (1.0 for originals). Returns (a frame of GalaxyID + 37 columns, the skipped files with their reasons);
+    ids are the file names without extension."""
+    fov, size = input_geometry(model)
+    if fov > source_fov + 1e-6:
+        raise data.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
+                             f"{source_fov:.3f}")
+    crop = float(model.config["fov"]) / fov
+    paths = [Path(p) for p in paths]
+    device = _device_of(model)
+    ids, preds, skipped, batch = [], [], [], []
+
+    def flush() -> None:
+        if batch:
+            x = torch.from_numpy(np.stack([a for _, a in batch]))
+            preds.append(views.infer(model, x, crop, int(model.config["input_size"]), batch_size, tta, device))
+            ids.extend(paths[i].stem for i, _ in batch)
+            batch.clear()
+
+    for i, res in data.decode_images(paths, fov / source_fov, size, workers, progress):
+        if isinstance(res, str):
+            skipped.append({"GalaxyID": paths[i].stem, "path": str(paths[i]), "reason": res})
+            continue
+        batch.append((i, res))
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    y = np.concatenate(preds) if preds else np.zeros((0, tree.N_ANSWERS), np.float32)
+    frame = pd.DataFrame(y, columns=list(tree.COLUMNS))
+    frame.insert(0, "GalaxyID", ids)
+    return frame, skipped
+
+
+def image_paths(folder: str | os.PathLike) -> list[Path]:
+    """The images to predict in ``folder``: those directly in it, else those of its Kaggle-layout subfolders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    found = data.list_images(folder)
+    if not found:
+        for sub in (data.LABELLED_DIR, data.UNLABELLED_DIR):
+            found.update(data.list_images(folder / sub))
+    if not found:
+        raise data.DataError(f"no .jpg, .jpeg or .png images in {folder}")
+    return [found[i] for i in data._sort_ids(list(found))]
+
+
+def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.GalaxyModel | None = None,
+                   out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
+                   batch_size: int = 256, device: str = "auto", workers: int | None = None,
+                   progress: Progress | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV (atomically).
+
+    ``model``: a loaded model, a run or checkpoint folder, or None for the shipped checkpoint. ``source_fov``: the
+    fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images
+    must be 424 px originals.
+    """
+    from .training import pick_device  # training imports this module's users; import here to keep the graph flat
+
+    paths = image_paths(folder)
+    if not isinstance(model, torch.nn.Module):
+        model = load_model(model, pick_device(device))
+    fov = data.resolve_source_fov(folder, paths[0], source_fov)
+    frame, skipped = predict_paths(model, paths, fov, tta, batch_size, workers, progress)
+    if out is not None:
+        atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))
+    return frame, skipped
+
+
+def to_csv(ids: np.ndarray, y: np.ndarray) -> str:
+    """The Kaggle submission format: a header ``GalaxyID,Class1.1,...,Class11.6`` and one row per galaxy, 6
+    decimals."""
+    frame = pd.DataFrame(np.asarray(y, np.float64), columns=list(tree.COLUMNS))
+    frame.insert(0, "GalaxyID", np.asarray(ids).astype(str))
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, float_format="%.6f", lineterminator="\n")
+    return buf.getvalue()

@@ -1,0 +1,554 @@
+"""Stage 3, training: one plain loop from a prepared cache to a run folder.
+
+A run folder records itself::
+
+    runs/<name>/config.json        the resolved TrainConfig (and the cache it used)
+    runs/<name>/metrics.csv        one row per epoch: epoch, train_rmse, val_rmse, lr, seconds, images_per_s
+    runs/<name>/status.json        state (running / finished / stopped / failed), epoch and step, updated every ~2 s
+    runs/<name>/best/              model.safetensors + config.json of the epoch with the lowest validation RMSE
+    runs/<name>/last/              the same for the last epoch, plus optimizer.safetensors and state.json to resume
+    runs/<name>/summary.json       final figures: best validation RMSE with and without test-time averaging, ...
+
+Write a file named ``STOP`` into a running run's folder to stop it cleanly after the current step (the dashboard
+does); ``train(cfg, resume=True)`` or ``python -m galaxy_core train --resume RUN`` continues a killed or stopped run
+from its last epoch. Runs are reproducible on the CPU for a given seed: every epoch reseeds its shuffling, dropout
+and augmentation from ``(seed, epoch)``, which is also what makes a resumed run continue the same sequence.
+
+The loss is the mean squared error over the known answers (the competition metric is its square root, RMSE;
+Dieleman et al. 2015); partially labelled galaxies contribute only their known answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import data, models, views
+from .files import atomic_write_json, atomic_write_text, read_json, replace_dir
+
+METRIC_COLUMNS = ("epoch", "train_rmse", "val_rmse", "lr", "seconds", "images_per_s")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Saved as ``config.json`` in the run folder.
+
+    ``data`` is a prepared cache or a data folder (prepared on first use with the default field and size).
+    ``model_args`` go to the model's constructor (e.g. ``{"width": 32, "output": "tree"}``).
+    ``scheduler``: ``plateau`` (ReduceLROnPlateau on validation RMSE, as the seed paper), ``onecycle`` (warm up over
+    ``warmup`` of the steps from lr/25 to lr, then cosine down to ~0; Smith & Topin 2019), ``cosine`` (linear warm-up
+    over ``warmup``, then cosine to 0) or ``constant``. ``partial``: also train on partially labelled galaxies with a
+    masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see ``data.make_split``).
+    ``tta``: dihedral views averaged for the final validation figure (1-8). ``max_train``: use at most this many
+    training galaxies (for quick runs). ``device``: ``auto`` takes CUDA when there is one.
+    """
+
+    data: str = ""
+    model: str = "galaxynet"
+    model_args: dict = field(default_factory=dict)
+    source_fov: float | None = None
+    out: str = "runs"
+    name: str = ""
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    scheduler: str = "onecycle"
+    warmup: float = 0.3
+    augment: bool = True
+    partial: bool = True
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    seed: int = 0
+    tta: int = 8
+    max_train: int | None = None
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # The seed paper's settings for its two models (Adam at 1e-4 for 20 epochs; no augmentation).
+    "mean": dict(epochs=1, augment=False, tta=1),
+    "seed-cnn": dict(epochs=20, batch_size=64, optimizer="adam", lr=1e-4, weight_decay=0.0, scheduler="plateau",
+                     augment=False, tta=1),
+    "resnet18": dict(epochs=20, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="plateau",
+                     augment=False, tta=1),
+    "galaxynet": dict(epochs=60, batch_size=256, optimizer="adamw", lr=3e-3, weight_decay=0.05,
+                      scheduler="onecycle", augment=True, tta=8),
+}
+"""Per-model default settings, applied by :func:`config_for` under the user's own."""
+
+
+def config_for(model: str, **overrides: Any) -> TrainConfig:
+    """A TrainConfig with the model's recipe (``RECIPES``) and then ``overrides`` applied (None values ignored)."""
+    d = {"model": model, **RECIPES.get(model, {})}
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(d)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    return dev
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at optimisation step ``step`` of ``total`` for the step-wise schedules."""
+    t = step / max(total, 1)
+    if cfg.scheduler == "constant" or cfg.scheduler == "plateau":
+        return cfg.lr
+    w = cfg.warmup
+    if cfg.scheduler == "cosine":
+        if t < w:
+            return cfg.lr * (t / w)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9)))
+    if cfg.scheduler == "onecycle":
+        lo = cfg.lr / 25
+        if t < w:
+            return lo + (cfg.lr - lo) * 0.5 * (1 - math.cos(math.pi * t / w))
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9))) + cfg.lr * 1e-4
+    raise ValueError(f"unknown scheduler {cfg.scheduler!r}: use plateau, onecycle, cosine or constant")
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the known answers (``mask`` True) only."""
+    m = mask.to(pred.dtype)
+    return ((pred - target) ** 2 * m).sum() / m.sum().clamp(min=1.0)
+
+
+def rmse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Root mean squared error over all (known) answers of all galaxies: the Kaggle Galaxy Challenge metric."""
+    err = (np.asarray(pred, np.float64) - np.asarray(target, np.float64)) ** 2
+    if mask is None:
+        return float(np.sqrt(err.mean())) if err.size else float("nan")
+    n = mask.sum()
+    return float(np.sqrt((err * mask).sum() / n)) if n else float("nan")
+
+
+def _seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**31
+
+
+class _Staged:
+    """Training images as a uint8 tensor: whole on the device when they fit (the usual case: 61,578 galaxies at
+    80 px are 1.2 GB), else gathered from the memory map batch by batch."""
+
+    def __init__(self, images: np.ndarray, rows: np.ndarray, device: torch.device, budget_bytes: int):
+        self.device, self.rows = device, rows
+        if len(rows) * int(np.prod(images.shape[1:])) <= budget_bytes:
+            self.resident = torch.from_numpy(np.ascontiguousarray(images[np.sort(rows)])).to(device)
+            self.order = np.argsort(np.argsort(rows))  # position of each requested row in the sorted copy
+            self.images = None
+        else:
+            self.resident, self.images = None, images
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, ix: np.ndarray) -> torch.Tensor:
+        if self.resident is not None:
+            return self.resident[torch.as_tensor(self.order[ix], device=self.device)]
+        rows = self.rows[ix]
+        srt = np.argsort(rows)  # sorted reads from the memory map, then back to the shuffled order
+        batch = torch.from_numpy(np.ascontiguousarray(self.images[rows[srt]]))[torch.from_numpy(np.argsort(srt))]
+        return batch.to(self.device, non_blocking=True)
+
+
+def _memory_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    return 4 * 2**30
+
+
+def split_rows(cache: data.GalaxyCache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The cache rows a run trains and validates on: the cache's stored split, or the one that ``cfg``'s
+    ``val_fraction`` and ``split_seed`` give; without ``cfg.partial`` only fully labelled galaxies train;
+    ``cfg.max_train`` keeps a seeded random subset of the training rows."""
+    split = cache.split
+    if (cfg.val_fraction, cfg.split_seed) != (cache.meta["val_fraction"], cache.meta["seed"]):
+        kind = np.where(cache.mask.all(1), "full", np.where(cache.mask.any(1), "partial", "unlabelled"))
+        split = data.make_split(cache.ids, kind, cfg.val_fraction, cfg.split_seed)
+    train_rows = np.flatnonzero(split == data.SPLIT_TRAIN)
+    if not cfg.partial:
+        train_rows = train_rows[cache.mask[train_rows].all(1)]
+    if cfg.max_train is not None and cfg.max_train < len(train_rows):
+        train_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_rows, cfg.max_train, replace=False))
+    return train_rows, np.flatnonzero(split == data.SPLIT_VAL)
+
+
+def run_dir_for(cfg: TrainConfig) -> Path:
+    name = cfg.name or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.out) / name
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r[k] for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The per-epoch rows of a run's ``metrics.csv`` as dicts of numbers (empty before the first epoch ends)."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def read_status(run_dir: str | os.PathLike) -> dict:
+    """A run's ``status.json`` ({} if it has none). A ``running`` state whose process is gone reads as ``died``."""
+    path = Path(run_dir) / "status.json"
+    if not path.is_file():
+        return {}
+    st = read_json(path)
+    if st.get("state") == "running" and st.get("pid") and st.get("host") == os.uname().nodename:
+        try:
+            os.kill(int(st["pid"]), 0)
+        except ProcessLookupError:
+            st["state"] = "died"
+        except PermissionError:
+            pass
+    return st
+
+
+def _save_last(run: Path, model: models.GalaxyModel, opt: torch.optim.Optimizer, state: dict) -> None:
+    tmp = run / f"last.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    models.save_model(model, tmp)
+    tensors = {f"{pid}.{k}": v.detach().contiguous().cpu() for pid, st in opt.state_dict()["state"].items()
+               for k, v in st.items() if isinstance(v, torch.Tensor)}
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    atomic_write_json(tmp / "state.json", state)
+    replace_dir(tmp, run / "last")
+
+
+def _load_last(run: Path, model: models.GalaxyModel, opt: torch.optim.Optimizer, device: torch.device) -> dict:
+    last = run / "last"
+    weights = models.load_model_folder(last, device)
+    model.load_state_dict(weights.state_dict())
+    flat = load_file(str(last / "optimizer.safetensors"), device=str(device))
+    sd = opt.state_dict()
+    sd["state"] = {}
+    for key, v in flat.items():
+        pid, name = key.split(".", 1)
+        sd["state"].setdefault(int(pid), {})[name] = v.cpu() if name == "step" else v
+    opt.load_state_dict(sd)
+    return read_json(last / "state.json")
+
+
+def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resume: bool = False,
+          run_dir: str | os.PathLike | None = None) -> Path:
+    """Train ``cfg.model`` on ``cfg.data`` and return the run folder.
+
+    ``callback(event)`` is called with ``{"type": "epoch", **metrics_row}`` after every epoch and with
+    ``{"type": "step", "epoch", "step", "steps", "loss"}`` about every 2 s; ``{"type": "end", **summary}`` last.
+    With ``resume`` (and ``run_dir``), a run continues from its ``last/`` checkpoint with its saved config.
+    """
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run folder")
+        run = Path(run_dir)
+        cfg = TrainConfig.from_dict(read_json(run / "config.json")["train"])
+        if not (run / "last" / "state.json").is_file():
+            resume = False  # killed before its first epoch ended: start it again
+    else:
+        run = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
+        if (run / "config.json").exists():
+            raise FileExistsError(f"run folder {run} exists; choose another name or resume it")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "STOP").unlink(missing_ok=True)
+    status = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "epoch": 0,
+              "epochs": cfg.epochs, "step": 0, "steps": 0, "started": time.time(), "updated": time.time()}
+    atomic_write_json(run / "status.json", status)
+    try:
+        return _train(cfg, run, callback, resume, status)
+    except BaseException as e:
+        status.update(state="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+                      updated=time.time())
+        if isinstance(e, KeyboardInterrupt):
+            status.update(state="stopped")
+        atomic_write_json(run / "status.json", status)
+        raise
+
+
+def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) -> Path:
+    device = pick_device(cfg.device)
+    torch.manual_seed(_seed(cfg.seed, -1))
+    model = models.build_model(cfg.model, **cfg.model_args)
+    mcfg = model.config
+    cache = data.resolve_cache(cfg.data, source_fov=cfg.source_fov)
+    if mcfg["fov"] > cache.fov + 1e-6:
+        raise ValueError(f"{cfg.model} looks at {mcfg['fov']:.3f} of the frame but the cache {cache.path} holds only "
+                         f"{cache.fov:.3f}; prepare a cache with --fov {mcfg['fov']:.3f} or more")
+    crop, size = mcfg["fov"] / cache.fov, int(mcfg["input_size"])
+    train_rows, val_rows = split_rows(cache, cfg)
+    if len(train_rows) == 0:
+        raise ValueError(f"no labelled training galaxies in {cache.path}")
+    if len(val_rows) == 0:
+        raise ValueError(f"no validation galaxies in {cache.path} (val_fraction={cfg.val_fraction}); "
+                         f"a run needs some to choose its best epoch")
+
+    config = {"train": asdict(cfg), "model": mcfg, "device": str(device),
+              "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,
+                        "fingerprint": cache.fingerprint, "source": cache.meta["source"]},
+              "n_train": len(train_rows), "n_val": len(val_rows)}
+    atomic_write_json(run / "config.json", config)
+    extra = {"data": {"fov": cache.fov, "size": cache.size}}
+
+    model.to(device)
+    val_x = _Staged(cache.images, val_rows, device, _memory_budget(device))
+    y_val, m_val = cache.labels[val_rows], cache.mask[val_rows]
+
+    def validate(tta: int = 1) -> tuple[float, np.ndarray]:
+        images = val_x.resident if val_x.resident is not None else cache.images
+        idx = val_x.order if val_x.resident is not None else val_rows
+        pred = views.infer(model, images, crop, size, batch_size=512, tta=tta, device=device, indices=idx)
+        return rmse(pred, y_val, m_val), pred
+
+    if getattr(model, "closed_form", False):
+        t0 = time.perf_counter()
+        model.fit(cache.labels[train_rows], cache.mask[train_rows])
+        val, _ = validate()
+        row = dict(epoch=1, train_rmse=rmse(model.head.mean.cpu().numpy()[None], cache.labels[train_rows],
+                                            cache.mask[train_rows]),
+                   val_rmse=val, lr=0.0, seconds=time.perf_counter() - t0, images_per_s=float("nan"))
+        _write_metrics(run / "metrics.csv", [row])
+        models.save_model(model, run / "best", extra={**extra, "val_rmse": val, "epoch": 1})
+        return _finish(run, cfg, model, status, [row], validate, callback, train_seconds=row["seconds"])
+
+    train_x = _Staged(cache.images, train_rows, device, _memory_budget(device))
+    y_train = torch.from_numpy(cache.labels[train_rows]).to(device)
+    m_train = torch.from_numpy(cache.mask[train_rows]).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    elif cfg.optimizer == "adam":
+        # Adam's weight decay is an L2 term in the gradient (Loshchilov & Hutter 2019): kept for the seed recipes.
+        opt = torch.optim.Adam(groups, lr=cfg.lr)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam or adamw")
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.2, patience=2, min_lr=1e-6) \
+        if cfg.scheduler == "plateau" else None
+    step_fn = torch.compile(model) if cfg.compile else model
+
+    n = len(train_rows)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(n // bs, 1)  # drop the ragged last batch: BatchNorm cannot use a batch of one
+    total = steps_per_epoch * cfg.epochs
+    start_epoch, best, rows = 0, float("inf"), []
+    if resume:
+        state = _load_last(run, model, opt, device)
+        start_epoch, best = state["epoch"], state["best_val_rmse"]
+        if plateau is not None and state.get("plateau"):
+            plateau.load_state_dict(state["plateau"])
+        rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
+    status.update(steps=steps_per_epoch, epoch=start_epoch)
+    last_report = time.time()
+    train_seconds = sum(r["seconds"] for r in rows)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    stopped = False
+
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(_seed(cfg.seed, epoch))
+        gen = torch.Generator(device=device)
+        gen.manual_seed(_seed(cfg.seed, epoch))
+        perm = np.random.default_rng(_seed(cfg.seed, epoch)).permutation(n)
+        model.train()
+        t0 = time.perf_counter()
+        sse = torch.zeros((), device=device)
+        cnt = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + i
+            lr = lr_at(cfg, step, total) if plateau is None else opt.param_groups[0]["lr"]
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ix = perm[i * bs:(i + 1) * bs]
+            x = train_x.get(ix)
+            x = views.random_view(x, crop, size, gen) if cfg.augment else views.fit_view(x, crop, size)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            ixt = torch.as_tensor(ix, device=device)
+            y, m = y_train[ixt], m_train[ixt]
+            with autocast:
+                pred = step_fn(x)
+            loss = masked_mse(pred.float(), y, m)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                sse += loss.detach() * m.sum()
+                cnt += m.sum()
+            if time.time() - last_report > 2.0:
+                last_report = time.time()
+                status.update(epoch=epoch, step=i + 1, updated=last_report)
+                atomic_write_json(run / "status.json", status)
+                if callback:
+                    callback({"type": "step", "epoch": epoch + 1, "step": i + 1, "steps": steps_per_epoch,
+                              "loss": float(loss.detach())})
+            if (run / "STOP").exists():
+                stopped = True
+                break
+        if stopped:
+            break
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        val, _ = validate()
+        if plateau is not None:
+            plateau.step(val)
+        row = dict(epoch=epoch + 1, train_rmse=float(torch.sqrt(sse / cnt.clamp(min=1))), val_rmse=val,
+                   lr=lr, seconds=seconds, images_per_s=steps_per_epoch * bs / seconds)
+        rows.append(row)
+        _write_metrics(run / "metrics.csv", rows)
+        if val < best:
+            best = val
+            models.save_model(model, run / "best", extra={**extra, "val_rmse": val, "epoch": epoch + 1})
+        _save_last(run, model, opt, {"epoch": epoch + 1, "best_val_rmse": best,
+                                     "plateau": plateau.state_dict() if plateau is not None else None})
+        status.update(epoch=epoch + 1, step=steps_per_epoch, updated=time.time())
+        atomic_write_json(run / "status.json", status)
+        if callback:
+            callback({"type": "epoch", **row})
+
+    if stopped:
+        status.update(state="stopped", updated=time.time())
+        atomic_write_json(run / "status.json", status)
+        (run / "STOP").unlink(missing_ok=True)
+        if callback:
+            callback({"type": "end", "state": "stopped"})
+        return run
+    best_model = models.load_model_folder(run / "best", device)
+    model.load_state_dict(best_model.state_dict())
+    return _finish(run, cfg, model, status, rows, validate, callback, train_seconds)
+
+
+def _finish(run: Path, cfg: TrainConfig, model, status: dict, rows: list[dict], validate, callback,
+            train_seconds: float) -> Path:
+    best_row = min(rows, key=lambda r: r["val_rmse"])
+    val_tta = validate(cfg.tta)[0] if cfg.tta > 1 else best_row["val_rmse"]
+    summary = {"model": cfg.model, "parameters": models.count_parameters(model), "epochs": len(rows),
+               "best_epoch": best_row["epoch"], "val_rmse": best_row["val_rmse"], "val_rmse_tta": val_tta,
+               "tta_views": cfg.tta, "train_seconds": train_seconds,
+               "images_per_s": _median_finite([r["images_per_s"] for r in rows]),
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() and cfg.device != "cpu"
+               else "cpu"}
+    atomic_write_json(run / "summary.json", summary)
+    status.update(state="finished", updated=time.time(), epoch=len(rows))
+    atomic_write_json(run / "status.json", status)
+    if callback:
+        callback({"type": "end", "state": "finished", **summary})
+    return run
+
+
+def _median_finite(values: list[float]) -> float | None:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.median(finite)) if finite else None
+
+
+def active_run(root: str | os.PathLike = "runs", data_path: str | os.PathLike | None = None) -> Path | None:
+    """The run under ``root`` that is still running (on ``data_path`` when given), else None."""
+    for r in list_runs(root):
+        if r["status"] not in ("running", "starting"):
+            continue
+        if data_path is None:
+            return r["path"]
+        if r["data"] and Path(r["data"]).resolve() == Path(data_path).resolve():
+            return r["path"]
+    return None
+
+
+def launch(cfg: TrainConfig) -> Path:
+    """Start ``python -m galaxy_core train`` for ``cfg`` as a background process in its own session, so that it
+    outlives the caller (a dashboard page reload, a closed terminal); its output goes to ``<run>/train.log``.
+
+    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises RuntimeError when a run on
+    the same data is already running under ``cfg.out`` (one training at a time per data folder).
+    """
+    busy = active_run(cfg.out, cfg.data)
+    if busy is not None:
+        raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
+    run = run_dir_for(cfg)
+    if run.exists():
+        raise FileExistsError(f"run folder {run} exists; choose another name")
+    run.mkdir(parents=True)
+    cfg = TrainConfig.from_dict({**asdict(cfg), "name": run.name})
+    atomic_write_json(run / "launch.json", asdict(cfg))
+    # The status file exists before the child starts so that a page polling right after launch sees the run.
+    atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time()})
+    log = open(run / "train.log", "ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(data.PROJECT_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finally:
+        log.close()
+    # Reap the child when it ends (no zombie while the caller lives on, as a dashboard does); the child itself runs
+    # in its own session and carries on if the caller exits first.
+    threading.Thread(target=proc.wait, daemon=True).start()
+    return run
+
+
+def stop(run_dir: str | os.PathLike) -> None:
+    """Ask a running training to stop after its current step (it saves its last checkpoint and can be resumed)."""
+    Path(run_dir, "STOP").touch()
+
+
+def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
+    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "status", "summary"}.
+
+    A run launched in the background is listed from the moment it is launched (before its config.json exists)."""
+    out = []
+    for status_path in Path(root).glob("*/status.json"):
+        run = status_path.parent
+        try:
+            if (run / "config.json").is_file():
+                cfg = read_json(run / "config.json").get("train", {})
+            else:
+                cfg = read_json(run / "launch.json") if (run / "launch.json").is_file() else {}
+            summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            continue
+        out.append({"path": run, "name": run.name, "model": cfg.get("model"), "data": cfg.get("data"),
+                    "status": read_status(run).get("state", "unknown"), "summary": summary,
+                    "mtime": run.stat().st_mtime})
+    return sorted(out, key=lambda r: -r["mtime"])

@@ -1,0 +1,307 @@
+"""Tests of the synthetic demo data set (galaxy_core.demo): layout, labels on the tree, determinism, atomic writes.
+
+The data sets here are tiny (40 + 8 images of 96 px) so the file runs in seconds; the full-size default build is
+exercised only by the test marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from galaxy_core import demo, tree
+
+SMALL = {"n_labelled": 40, "n_unlabelled": 8, "size": 96}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _siblings_tmp(out: Path) -> list[Path]:
+    return [p for p in out.parent.iterdir() if p.name.startswith(out.name + ".tmp-")]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    return demo.make_demo_dataset(tmp_path_factory.mktemp("demo") / "set", seed=3, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def table(small) -> pd.DataFrame:
+    return pd.read_csv(small / demo.SOLUTIONS_CSV)
+
+
+# ------------------------------------------------------------------------------------------------- layout
+
+def test_layout_and_counts(small):
+    assert sorted(p.name for p in small.iterdir()) == sorted(
+        [demo.TRAIN_DIR, demo.TEST_DIR, demo.SOLUTIONS_CSV, "README.md", "galaxy_core.json"])
+    assert len(list((small / demo.TRAIN_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
+    assert len(list((small / demo.TEST_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
+    readme = (small / "README.md").read_text(encoding="utf-8")
+    assert "synthetic" in readme and "galaxy_core.demo" in readme and "seed=3" in readme
+    assert not _siblings_tmp(small)
+    assert demo.is_complete_demo(small, SMALL["n_labelled"], SMALL["n_unlabelled"])
+
+
+def test_csv_columns_and_ids(small, table):
+    assert list(table.columns) == ["GalaxyID", *tree.COLUMNS]
+    assert len(table) == SMALL["n_labelled"]
+    ids = table["GalaxyID"].to_numpy()
+    assert ids.dtype.kind == "i" and ids.min() >= 100000 and ids.max() <= 999999
+    assert len(set(ids)) == len(ids)
+    train = {int(p.stem) for p in (small / demo.TRAIN_DIR).glob("*.jpg")}
+    test = {int(p.stem) for p in (small / demo.TEST_DIR).glob("*.jpg")}
+    assert set(ids) == train
+    assert not train & test
+    assert all(100000 <= i <= 999999 for i in test)
+
+
+def test_csv_has_six_decimals(small):
+    lines = (small / demo.SOLUTIONS_CSV).read_text(encoding="ascii").splitlines()
+    for line in lines[1:]:
+        fields = line.split(",")
+        assert len(fields) == 1 + tree.N_ANSWERS
+        assert all(len(f.split(".")[1]) == 6 for f in fields[1:])
+
+
+# ------------------------------------------------------------------------------------------------- labels
+
+def test_labels_obey_the_tree(table):
+    y = table[list(tree.COLUMNS)].to_numpy()
+    assert np.isfinite(y).all() and y.min() >= 0.0 and y.max() <= 1.0
+    # 6-decimal rounding alone could leave up to ~2e-6 per answer; the writer apportions the rounding so sums are
+    # exact, which is what the tighter bound checks.
+    viol = np.abs(tree.tree_violations(y))
+    assert viol.max() < 2e-6 * 7
+    assert viol.max() < 1e-9
+    for q in ("Class1", "Class6"):
+        cols = [c for c in tree.COLUMNS if c.startswith(q + ".")]
+        np.testing.assert_allclose(table[cols].sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_labels_from_params_is_consistent_and_noisy():
+    rng = np.random.default_rng(11)
+    ys = np.array([demo.labels_from_params(demo.sample_params(rng), rng) for _ in range(300)])
+    assert ys.shape == (300, tree.N_ANSWERS)
+    assert np.abs(tree.tree_violations(ys)).max() < 1e-12
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    # volunteers disagree: a unanimous first answer is rare
+    assert (ys[:, :3].max(axis=1) > 0.999).mean() < 0.05
+    mean = ys.mean(axis=0)
+    i = tree.column_index
+    # roughly the Kaggle training set's means (0.43, 0.54, 0.03, 0.80, 0.04), with room for sampling noise
+    assert 0.33 < mean[i("Class1.1")] < 0.55
+    assert 0.42 < mean[i("Class1.2")] < 0.65
+    assert mean[i("Class1.3")] < 0.08
+    assert 0.70 < mean[i("Class6.2")] < 0.88
+    assert 0.01 < mean[i("Class8.6")] < 0.09
+
+
+def _mean_labels(kind: str, seed: int, n: int = 30, **override) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        p = demo.sample_params(rng, kind)
+        p.update(override)
+        out.append(demo.labels_from_params(p, rng))
+    return np.mean(out, axis=0)
+
+
+def test_mergers_are_voted_mergers():
+    merger = _mean_labels("merger", 1)[tree.column_index("Class8.6")]
+    smooth = _mean_labels("elliptical", 1)[tree.column_index("Class8.6")]
+    assert merger > 0.3 and merger > 5 * smooth
+
+
+def test_cigar_beats_round_on_class7_3():
+    cigar = _mean_labels("elliptical", 2, q=0.3)
+    rnd = _mean_labels("elliptical", 2, q=0.95)
+    i73, i71 = tree.column_index("Class7.3"), tree.column_index("Class7.1")
+    assert cigar[i73] > rnd[i73] + 0.3
+    assert rnd[i71] > cigar[i71] + 0.3
+
+
+def test_kind_drives_the_first_answer():
+    i = tree.column_index
+    assert _mean_labels("elliptical", 4)[i("Class1.1")] > 0.6
+    assert _mean_labels("disk", 4)[i("Class1.2")] > 0.55
+    assert _mean_labels("star", 4)[i("Class1.3")] > 0.4
+    assert _mean_labels("edge_on", 4)[i("Class2.1")] > 0.5
+    barred = _mean_labels("disk", 5, bar=True, bar_len=0.4)[i("Class3.1")]
+    unbarred = _mean_labels("disk", 5, bar=False, bar_len=0.0)[i("Class3.1")]
+    assert barred > 2 * unbarred
+
+
+# ------------------------------------------------------------------------------------------------- params and pixels
+
+def test_kinds_and_params():
+    assert abs(sum(k.fraction for k in demo.KINDS.values()) - 1.0) < 1e-9
+    rng = np.random.default_rng(0)
+    keys = None
+    for kind in demo.KINDS:
+        p = demo.sample_params(rng, kind)
+        assert p["kind"] == kind
+        assert 0.7 <= p["r90"] / (50 / 424) <= 1.3   # R90 ~ 50 px at 424 px, +-30%
+        keys = keys or set(p)
+        assert set(p) == keys   # every kind fills every key
+    with pytest.raises(ValueError, match="unknown kind"):
+        demo.sample_params(rng, "quasar")
+    drawn = [demo.sample_params(rng)["kind"] for _ in range(400)]
+    assert set(drawn) >= {"elliptical", "disk", "edge_on"}
+
+
+@pytest.mark.parametrize("kind", list(demo.KINDS))
+def test_render_each_kind(kind):
+    p = demo.sample_params(np.random.default_rng(8), kind)
+    a = demo.render_galaxy(p, 64, np.random.default_rng(9))
+    b = demo.render_galaxy(p, 64, np.random.default_rng(9))
+    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert a.std() > 2.0
+    # the object sits in the middle: the centre is brighter than the frame's edge
+    assert a[24:40, 24:40].mean() > np.median(a[:8])
+
+
+def test_render_full_size_looks_like_a_cutout():
+    rng = np.random.default_rng(21)
+    img = demo.render_galaxy(demo.sample_params(rng, "disk"), 424, rng)
+    assert img.shape == (424, 424, 3) and img.dtype == np.uint8
+    sky = np.median(img, axis=(0, 1))
+    assert (sky > 1).all() and (sky < 60).all()   # dark sky, but not pure black
+    assert (img == 255).any(axis=2).mean() < 0.05
+
+
+def test_images_decode(small):
+    for folder in (demo.TRAIN_DIR, demo.TEST_DIR):
+        for path in sorted((small / folder).glob("*.jpg"))[:12]:
+            with Image.open(path) as im:
+                assert im.format == "JPEG" and im.mode == "RGB" and im.size == (96, 96)
+                a = np.asarray(im)
+            assert a.std() > 2.0
+            assert (a >= 250).all(axis=2).mean() < 0.5
+            assert a.mean() > 1.0
+
+
+# ------------------------------------------------------------------------------------------------- determinism
+
+def test_same_seed_same_bytes(small, tmp_path):
+    again = demo.make_demo_dataset(tmp_path / "again", seed=3, **SMALL)
+    assert _files(again) == _files(small)
+
+
+def test_other_seed_differs(small, tmp_path):
+    other = demo.make_demo_dataset(tmp_path / "other", seed=4, **SMALL)
+    a, b = _files(small), _files(other)
+    assert a.keys() == b.keys()
+    assert a[demo.SOLUTIONS_CSV] != b[demo.SOLUTIONS_CSV]
+    assert sum(a[k] != b[k] for k in a if k.endswith(".jpg")) > len(a) // 2
+
+
+def test_labels_do_not_depend_on_image_size_or_threads(small, tmp_path):
+    other = demo.make_demo_dataset(tmp_path / "s64", seed=3, n_labelled=40, n_unlabelled=8, size=64, workers=1)
+    assert (other / demo.SOLUTIONS_CSV).read_bytes() == (small / demo.SOLUTIONS_CSV).read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------- atomic writes
+
+def test_refuses_non_empty_folder(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        demo.make_demo_dataset(out, n_labelled=2, n_unlabelled=1, size=32)
+    assert (out / "keep.txt").read_text() == "mine"
+    assert not _siblings_tmp(out)
+
+
+def test_empty_folder_and_overwrite(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    calls = []
+    demo.make_demo_dataset(out, n_labelled=3, n_unlabelled=2, size=32, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+    assert demo.is_complete_demo(out, 3, 2)
+    demo.make_demo_dataset(out, n_labelled=4, n_unlabelled=1, size=32, overwrite=True)
+    assert demo.is_complete_demo(out, 4, 1)
+    assert not _siblings_tmp(out)
+
+
+def test_interrupted_build_leaves_nothing(tmp_path):
+    out = tmp_path / "broken"
+
+    def stop(done, total):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo.make_demo_dataset(out, n_labelled=6, n_unlabelled=2, size=32, progress=stop)
+    assert not out.exists()
+    assert not _siblings_tmp(out)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError):
+        demo.make_demo_dataset(tmp_path / "a", n_labelled=-1)
+    with pytest.raises(ValueError):
+        demo.make_demo_dataset(tmp_path / "b", seed=-2)
+    with pytest.raises(ValueError):
+        demo.make_demo_dataset(tmp_path / "c", size=8)
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------- ensure_demo_dataset
+
+@pytest.fixture
+def tiny_defaults(monkeypatch):
+    # The caching logic is what is under test, not the default size: shrink the built-in demo for speed.
+    for key, value in {"n_labelled": 10, "n_unlabelled": 3, "size": 48}.items():
+        monkeypatch.setitem(demo._DEFAULTS, key, value)
+
+
+def test_ensure_makes_once(tmp_path, tiny_defaults):
+    root = tmp_path / "demo"
+    assert demo.ensure_demo_dataset(root) == root
+    assert demo.is_complete_demo(root, 10, 3)
+    csv = root / demo.SOLUTIONS_CSV
+    stamps = (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
+              (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns)
+    assert demo.ensure_demo_dataset(root) == root
+    assert stamps == (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
+                      (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns)
+
+
+def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaults):
+    root = demo.ensure_demo_dataset(tmp_path / "demo")
+    (root / demo.TRAIN_DIR / "100004.jpg").unlink()
+    assert not demo.is_complete_demo(root, 10, 3)
+    demo.ensure_demo_dataset(root)
+    assert demo.is_complete_demo(root, 10, 3)
+
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a demo")
+    with pytest.raises(FileExistsError):
+        demo.ensure_demo_dataset(other)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_default_root_is_in_the_project():
+    assert demo.DEFAULT_ROOT == Path(demo.__file__).resolve().parent.parent / "data" / "demo"
+
+
+@pytest.mark.slow
+def test_ensure_full_default_build(tmp_path):
+    root = demo.ensure_demo_dataset(tmp_path / "demo")
+    assert demo.is_complete_demo(root)
+    with Image.open(root / demo.TRAIN_DIR / "100000.jpg") as im:
+        assert im.size == (424, 424) and im.mode == "RGB"
+    y = pd.read_csv(root / demo.SOLUTIONS_CSV)[list(tree.COLUMNS)].to_numpy()
+    assert np.abs(tree.tree_violations(y)).max() < 1e-9
+    assert os.listdir(tmp_path) == ["demo"]

@@ -1,0 +1,237 @@
+"""Tests for galaxy_core.models: every registered model's shapes and gradients, the tree output layer, the mean
+baseline's closed form, and the safetensors save/load round trip. Tiny inputs keep it fast on a 2-core CPU."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from galaxy_core import tree
+from galaxy_core.models import (
+    FORMAT, DecisionTreeOutput, GalaxyModel, MeanModel, build_model, count_parameters, list_models,
+    load_model_folder, save_model,
+)
+
+# Small enough for CPU CI; the default width is checked separately in test_galaxynet_default.
+SMALL = {"galaxynet": {"width": 8}}
+
+
+def small_model(name: str) -> GalaxyModel:
+    torch.manual_seed(0)
+    return build_model(name, **SMALL.get(name, {}))
+
+
+def images(model: GalaxyModel, batch: int = 2) -> torch.Tensor:
+    s = model.config["input_size"]
+    return torch.rand(batch, 3, s, s, generator=torch.Generator().manual_seed(1))
+
+
+def random_conditional(n: int, seed: int = 0) -> np.ndarray:
+    """Per-question conditional vote fractions (each question sums to 1), from a flat Dirichlet."""
+    rng = np.random.default_rng(seed)
+    cond = np.zeros((n, tree.N_ANSWERS))
+    for s in tree.QUESTION_SLICES:
+        cond[:, s] = rng.dirichlet(np.ones(s.stop - s.start), size=n)
+    return cond
+
+
+def test_registry_has_the_four_models():
+    assert set(list_models()) >= {"mean", "seed-cnn", "resnet18", "galaxynet"}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_shapes_and_gradients(name):
+    model = small_model(name)
+    x = images(model)
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        emb = model.forward_features(x)
+    assert out.shape == (2, 37)
+    assert torch.isfinite(out).all()
+    if model.config["output"] in ("sigmoid", "tree"):
+        assert out.min() >= 0 and out.max() <= 1
+    assert emb.shape == (2, model.embed_dim)
+    # The config is JSON and rebuilds the same architecture.
+    rebuilt = build_model(**json.loads(json.dumps(model.config)))
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+    if model.closed_form:
+        assert count_parameters(model) == 0
+        return
+    model.train()
+    model(x).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "tree", "linear"])
+def test_output_override(output):
+    model = build_model("seed-cnn", output=output)
+    assert model.config["output"] == output
+    out = model.eval()(images(model))
+    assert out.shape == (2, 37) and out.dtype == torch.float32
+    if output == "tree":
+        assert np.abs(tree.tree_violations(out.detach().numpy())).max() < 1e-5
+
+
+def test_parameter_counts():
+    assert count_parameters(build_model("seed-cnn")) == 2_391_973
+    assert count_parameters(build_model("seed-cnn", output="tree")) == 2_391_973
+    assert count_parameters(build_model("resnet18")) == 11_195_493
+
+
+def test_galaxynet_default():
+    model = build_model("galaxynet")
+    assert model.config["output"] == "tree" and model.config["input_size"] == 80
+    assert model.embed_dim == 512
+    assert 10e6 < count_parameters(model) < 12e6  # ResNet-18-sized
+    # Zero-initialised last BN of every residual block (Goyal et al. 2017).
+    blocks = [m for m in model.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 8 and all((b.bn2.weight == 0).all() for b in blocks)
+    model.eval()
+    with torch.no_grad():
+        out = model(images(model, batch=1).contiguous(memory_format=torch.channels_last))
+    assert out.shape == (1, 37) and torch.isfinite(out).all()
+
+
+def test_unknown_model():
+    with pytest.raises(KeyError, match="seed-cnn"):
+        build_model("nope")
+
+
+def test_mean_model_rejects_nonlinear_output():
+    with pytest.raises(ValueError, match="linear"):
+        build_model("mean", output="sigmoid")
+
+
+# --------------------------------------------------------------------------------------------- tree output layer
+
+def test_tree_output_obeys_the_tree():
+    logits = 3 * torch.randn(64, 37, generator=torch.Generator().manual_seed(0))
+    out = DecisionTreeOutput()(logits)
+    assert out.shape == (64, 37) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    assert np.abs(tree.tree_violations(out.double().numpy())).max() < 1e-5
+
+
+def test_tree_output_extreme_logits_and_bf16():
+    logits = torch.full((2, 37), -1e4)
+    logits[0, ::2] = 1e4
+    logits.requires_grad_(True)
+    out = DecisionTreeOutput()(logits)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(logits.grad).all()
+    assert np.abs(tree.tree_violations(out.detach().double().numpy())).max() < 1e-5
+    assert DecisionTreeOutput()(torch.randn(3, 37).bfloat16()).dtype == torch.float32
+
+
+def test_tree_output_inverts_conditional_logits():
+    # log of the conditional fractions are logits whose softmax is exactly those fractions.
+    cond = random_conditional(8)
+    out = DecisionTreeOutput()(torch.tensor(np.log(cond)))
+    np.testing.assert_allclose(out.double().numpy(), tree.cumulative(cond), atol=1e-6)
+
+
+def test_tree_output_can_fit_a_consistent_target():
+    target = torch.tensor(tree.cumulative(random_conditional(4, seed=1)), dtype=torch.float32)
+    layer = DecisionTreeOutput()
+    logits = torch.zeros(4, 37, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=0.1)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = ((layer(logits) - target) ** 2).mean()
+        loss.backward()
+        opt.step()
+    assert (layer(logits) - target).abs().max() < 1e-2
+
+
+# --------------------------------------------------------------------------------------------------- mean model
+
+def test_mean_model_fit():
+    model = build_model("mean")
+    assert isinstance(model, MeanModel) and model.closed_form and model.embed_dim == 0
+    assert not build_model("seed-cnn").closed_form
+    labels = np.zeros((3, 37))
+    labels[1] = 1.0
+    labels[2] = np.nan  # masked below, so it must not spoil the mean
+    mask = np.ones((3, 37), bool)
+    mask[2] = False
+    mask[:, 5] = False
+    model.fit(labels, mask)
+    expected = np.full(37, 0.5)
+    expected[5] = 0.0
+    out = model(torch.rand(4, 3, 69, 69))
+    assert out.shape == (4, 37)
+    np.testing.assert_allclose(out.numpy(), np.tile(expected, (4, 1)))
+
+    model.fit(torch.tensor(labels[:2]))  # tensors, and no mask: everything known
+    np.testing.assert_allclose(model.head.mean.numpy(), 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------- save/load
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip(name, tmp_path):
+    model = small_model(name)
+    x = images(model)
+    if model.closed_form:
+        model.fit(np.random.default_rng(0).random((5, 37)))
+    else:
+        with torch.no_grad():
+            model.train()(x)  # moves BN running statistics away from their defaults, so buffers are tested too
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+    save_model(model, tmp_path / "run", extra={"val_rmse": 0.1})
+
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["format"] == FORMAT and config["extra"] == {"val_rmse": 0.1} and config["name"] == name
+
+    loaded = load_model_folder(tmp_path / "run")
+    assert not loaded.training and type(loaded) is type(model)
+    assert loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded(x), before)
+
+
+def test_load_rejects_tampered_weights(tmp_path):
+    save_model(small_model("seed-cnn"), tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = load_file(weights)
+
+    missing = dict(state)
+    del missing["head.fc.bias"]
+    save_file(missing, weights)
+    with pytest.raises(ValueError, match="head.fc.bias"):
+        load_model_folder(tmp_path)
+
+    save_file({**state, "head.fc.bias": torch.zeros(5)}, weights)
+    with pytest.raises(ValueError, match="wrong shapes"):
+        load_model_folder(tmp_path)
+
+    save_file({**state, "stray": torch.zeros(1)}, weights)
+    with pytest.raises(ValueError, match="stray"):
+        load_model_folder(tmp_path)
+
+    # The config now says galaxynet while the weights are the seed CNN's.
+    config = json.loads((tmp_path / "config.json").read_text())
+    save_file(state, weights)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "name": "galaxynet", "width": 8}))
+    with pytest.raises(ValueError, match="missing keys"):
+        load_model_folder(tmp_path)
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_model_folder(tmp_path / "nowhere")
+    save_model(build_model("mean"), tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_model_folder(tmp_path)

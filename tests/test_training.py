@@ -1,0 +1,172 @@
+"""Training: schedules, the masked loss, run folders, reproducibility, resuming and background launches."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from galaxy_core import models, training, tree
+
+
+def _cfg(cache, tmp_path, **kw) -> training.TrainConfig:
+    base = dict(data=str(cache.path), out=str(tmp_path), name="run", epochs=2, batch_size=16, val_fraction=0.25,
+                tta=1, device="cpu")
+    base.update(kw)
+    return training.config_for(kw.pop("model", "seed-cnn"), **{k: v for k, v in base.items() if k != "model"})
+
+
+def test_config_for_applies_recipe_then_overrides():
+    cfg = training.config_for("seed-cnn", lr=5e-4)
+    assert cfg.optimizer == "adam" and cfg.scheduler == "plateau" and cfg.epochs == 20 and cfg.lr == 5e-4
+    assert training.config_for("galaxynet").scheduler == "onecycle"
+    with pytest.raises(ValueError, match="unknown training setting"):
+        training.TrainConfig.from_dict({"epochz": 3})
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant", "plateau"])
+def test_lr_schedules_have_the_documented_shape(scheduler):
+    cfg = training.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
+    lrs = [training.lr_at(cfg, s, 1000) for s in range(1000)]
+    assert max(lrs) == pytest.approx(1e-3, rel=1e-3)
+    if scheduler == "onecycle":
+        assert lrs[0] == pytest.approx(1e-3 / 25)
+        assert int(np.argmax(lrs)) == 300
+        assert lrs[-1] < 2e-6
+    elif scheduler == "cosine":
+        assert lrs[0] == 0 and int(np.argmax(lrs)) == 300 and lrs[-1] < 1e-7
+    else:
+        assert set(lrs) == {1e-3}  # plateau changes the rate between epochs, not by step
+
+
+def test_unknown_scheduler_is_an_error():
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        training.lr_at(training.TrainConfig(scheduler="warp"), 0, 10)
+
+
+def test_masked_mse_ignores_unknown_answers():
+    pred = torch.tensor([[0.5, 0.9], [0.2, 0.0]])
+    target = torch.tensor([[0.5, 0.0], [0.0, 0.0]])
+    mask = torch.tensor([[True, False], [True, True]])
+    assert training.masked_mse(pred, target, mask).item() == pytest.approx((0 + 0.04 + 0) / 3)
+
+
+def test_rmse_known_answers():
+    y = np.random.default_rng(0).random((50, 37))
+    assert training.rmse(y, y) == 0.0
+    assert training.rmse(y + 0.1, y) == pytest.approx(0.1)
+    mask = np.ones_like(y, dtype=bool)
+    mask[:, 0] = False
+    bad = y.copy()
+    bad[:, 0] += 5  # unknown answers must not count
+    assert training.rmse(bad, y, mask) == 0.0
+
+
+def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_path):
+    from galaxy_core import evaluation
+
+    run = training.train(_cfg(tiny_cache, tmp_path, model="mean"))
+    ev = evaluation.evaluate(run, tiny_cache, split="train")
+    y = ev.y_true
+    # Predicting each answer's mean leaves, per answer, its standard deviation; pooled over answers, the RMSE is
+    # the root of the mean variance.
+    assert ev.rmse() == pytest.approx(np.sqrt(y.var(axis=0).mean()), rel=1e-5)
+    assert training.read_metrics(run)[0]["val_rmse"] == pytest.approx(evaluation.evaluate(run, tiny_cache).rmse(),
+                                                                       rel=1e-5)
+
+
+def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
+    events = []
+    run = training.train(_cfg(tiny_cache, tmp_path), callback=events.append)
+    rows = training.read_metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert list(rows[0]) == list(training.METRIC_COLUMNS)
+    assert all(math.isfinite(r["train_rmse"]) and 0 < r["val_rmse"] < 1 and r["images_per_s"] > 0 for r in rows)
+    assert training.read_status(run)["state"] == "finished"
+    for f in ["config.json", "metrics.csv", "summary.json", "best/model.safetensors", "best/config.json",
+              "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"]:
+        assert (run / f).is_file(), f
+    best = models.load_model_folder(run / "best")
+    assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows))
+    assert best.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size}
+    assert [e["type"] for e in events if e["type"] != "step"] == ["epoch", "epoch", "end"]
+    assert not list(tmp_path.glob("**/*.tmp-*"))
+    with pytest.raises(FileExistsError):
+        training.train(_cfg(tiny_cache, tmp_path))
+
+
+def test_seeded_runs_are_reproducible_on_the_cpu(tiny_cache, tmp_path):
+    a = training.train(_cfg(tiny_cache, tmp_path, name="a", model="galaxynet",
+                            model_args={"width": 8, "input_size": 32}, augment=True))
+    b = training.train(_cfg(tiny_cache, tmp_path, name="b", model="galaxynet",
+                            model_args={"width": 8, "input_size": 32}, augment=True))
+    ra, rb = training.read_metrics(a), training.read_metrics(b)
+    assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
+    wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
+    full = training.train(_cfg(tiny_cache, tmp_path, name="full", epochs=3, model="galaxynet",
+                               model_args={"width": 8, "input_size": 32}))
+
+    def die_after_first_epoch(e):
+        if e["type"] == "epoch" and e["epoch"] == 1:
+            raise _Kill
+
+    cfg = _cfg(tiny_cache, tmp_path, name="killed", epochs=3, model="galaxynet",
+               model_args={"width": 8, "input_size": 32})
+    with pytest.raises(_Kill):
+        training.train(cfg, callback=die_after_first_epoch)
+    killed = tmp_path / "killed"
+    assert training.read_status(killed)["state"] == "failed"
+    training.train(training.TrainConfig(), resume=True, run_dir=killed)
+    assert [r["epoch"] for r in training.read_metrics(killed)] == [1, 2, 3]
+    wa, wb = load_file(str(full / "last/model.safetensors")), load_file(str(killed / "last/model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    va = [r["val_rmse"] for r in training.read_metrics(full)]
+    assert va == pytest.approx([r["val_rmse"] for r in training.read_metrics(killed)], rel=1e-6)
+
+
+def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
+    cfg = _cfg(tiny_cache, tmp_path, epochs=5)
+    run = tmp_path / "run"
+    training.train(cfg, callback=lambda e: training.stop(run) if e["type"] == "epoch" else None)
+    assert training.read_status(run)["state"] == "stopped"
+    assert len(training.read_metrics(run)) == 1
+    assert not (run / "STOP").exists()
+
+
+def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
+    run = training.train(_cfg(tiny_cache, tmp_path, model="galaxynet", model_args={"width": 8, "input_size": 32},
+                              epochs=1))
+    model = models.load_model_folder(run / "best")
+    x = torch.rand(4, 3, 32, 32)
+    y = model(x).detach().numpy()
+    assert np.abs(tree.tree_violations(y)).max() < 1e-5
+
+
+def test_validation_needs_galaxies(tiny_cache, tmp_path):
+    with pytest.raises(ValueError, match="no validation galaxies"):
+        training.train(_cfg(tiny_cache, tmp_path, val_fraction=0.0))
+
+
+def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
+    cfg = _cfg(tiny_cache, tmp_path, name="bg", model="seed-cnn", epochs=1)
+    run = training.launch(cfg)
+    with pytest.raises(RuntimeError, match="already running"):
+        training.launch(_cfg(tiny_cache, tmp_path, name="bg2", epochs=1))
+    deadline = time.time() + 180
+    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert training.read_status(run)["state"] == "finished", (run / "train.log").read_text()
+    assert len(training.read_metrics(run)) == 1
+    assert [r["name"] for r in training.list_runs(tmp_path)] == ["bg"]
