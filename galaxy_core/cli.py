@@ -83,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.config:
         cfg = training.TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
         run = training.train(cfg, report, run_dir=Path(cfg.out) / cfg.name if cfg.name else None)
+    else:
         if not args.data:
             print("train: give a data folder or cache (or --resume RUN)", file=sys.stderr)
             return 2

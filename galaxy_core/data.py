@@ -175,21 +175,28 @@ def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) 
     return None
 
 
-def resolve_source_fov(root: str | os.PathLike, sample: str | os.PathLike, source_fov: float | None = None) -> float:
+def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float | None = None) -> float:
     """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
-    if ``sample`` is a 424 x 424 original. Raises DataError for undeclared images of another size, since guessing
-    would silently give the model the wrong field of view."""
+    if the first readable of ``samples`` is a 424 x 424 original. Raises DataError for undeclared images of another
+    size, since guessing would silently give the model the wrong field of view, and when none of the first 20
+    samples can be opened (unreadable images are otherwise reported and skipped by whoever decodes them)."""
     fov = folder_source_fov(root, source_fov)
     if fov is not None:
         return fov
-    with Image.open(sample) as im:
-        if im.size == (KAGGLE_FRAME, KAGGLE_FRAME):
+    for sample in list(samples)[:20]:
+        try:
+            with Image.open(sample) as im:
+                size = im.size
+        except Exception:  # noqa: BLE001 - an unreadable image is skipped later, with its reason
+            continue
+        if size == (KAGGLE_FRAME, KAGGLE_FRAME):
             return 1.0
         raise DataError(
-            f"{sample} is {im.size[0]}x{im.size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
+            f"{sample} is {size[0]}x{size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
             f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
             f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
             f"{{\"source_fov\": ...}} into {Path(root) / FOLDER_CONFIG}")
+    raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown")
 
 
 def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Catalog:
@@ -228,10 +235,13 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Ca
                         f"unlabelled (e.g. {_sort_ids(unlabelled_train)[:5]})")
     ids = _sort_ids(list(train_images)) + _sort_ids(list(test_images))
     paths = [train_images.get(i) or test_images[i] for i in ids]
-    y = labels.reindex(ids).to_numpy(dtype=np.float32)
+    # Label rows count only for images_training_rev1: the Kaggle layout keeps images_test_rev1 unlabelled, and a row
+    # for a test image is reported above as having no training image.
+    y = labels.reindex(ids).to_numpy(dtype=np.float32, copy=True)
+    y[len(train_images):] = np.nan
     known = (~np.isnan(y)).sum(axis=1)
     kind = np.where(known == tree.N_ANSWERS, "full", np.where(known > 0, "partial", "unlabelled"))
-    fov = resolve_source_fov(root, paths[0], source_fov)
+    fov = resolve_source_fov(root, paths, source_fov)
     return Catalog(root, np.array(ids, dtype=str), paths, y, kind.astype(str), fov, label_files, problems)
 
 
@@ -258,17 +268,29 @@ def _header(path: Path) -> tuple[int, int, str] | str:
         return f"{type(e).__name__}: {e}"
 
 
+_TREE_NOISE = 1e-5  # Kaggle's 6-decimal labels, summed over up to 7 answers and read as float32, miss by ~3e-6
+
+
 def tree_check(ids: np.ndarray, labels: np.ndarray, worst: int = 10) -> dict:
     """Decision-tree consistency of cumulative labels: per question the largest |sum(answers) - parent answer|,
-    and the ``worst`` violations (galaxy, question, value). Unknown answers (NaN) are left out."""
+    and the ``worst`` violations (galaxy, question, value) beyond rounding (1e-5). Unknown answers (NaN) are left
+    out. ``consistent`` is True when no violation exceeds 1e-3."""
     mask = ~np.isnan(labels)
     v = tree.tree_violations(np.nan_to_num(labels), mask)
     per_q = np.abs(v).max(axis=0) if len(v) else np.zeros(len(tree.QUESTIONS))
     flat = np.argsort(-np.abs(v), axis=None)[:worst]
     rows = [{"GalaxyID": str(ids[r]), "question": tree.QUESTIONS[q].key, "violation": float(v[r, q])}
-            for r, q in zip(*np.unravel_index(flat, v.shape)) if v[r, q] != 0]
+            for r, q in zip(*np.unravel_index(flat, v.shape)) if abs(v[r, q]) > _TREE_NOISE]
     return {"max_abs_violation": {q.key: float(x) for q, x in zip(tree.QUESTIONS, per_q)},
             "worst": rows, "consistent": bool(per_q.max(initial=0) < 1e-3)}
+
+
+def _label_mean(labels: np.ndarray) -> dict[str, float | None]:
+    """Mean of each answer over the galaxies that have it; None for an answer no galaxy has."""
+    known = ~np.isnan(labels)
+    n = known.sum(0)
+    total = np.where(known, labels, 0.0).sum(0, dtype=np.float64)
+    return {c: (float(t / k) if k else None) for c, t, k in zip(tree.COLUMNS, total, n)}
 
 
 def summarize(root: str | os.PathLike, source_fov: float | None = None, workers: int | None = None) -> dict:
@@ -298,8 +320,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
         "colour_modes": modes, "disk_bytes": int(sum(p.stat().st_size for p in cat.paths)), "memory": memory_needed(pixels),
         "label_files": [p.name for p in cat.label_files],
         "tree_check": tree_check(cat.ids[full], cat.labels[full]),
-        "label_mean": dict(zip(tree.COLUMNS, np.nanmean(cat.labels, axis=0).astype(float).tolist()))
-        if (cat.kind != "unlabelled").any() else {},
+        "label_mean": _label_mean(cat.labels),
         "unreadable": unreadable, "problems": cat.problems,
     }
 
@@ -529,6 +550,9 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
         except (FileNotFoundError, ValueError, OSError):
             pass  # unreadable or from another version: rebuilt below
 
+    if cache_dir.is_dir() and any(cache_dir.iterdir()) and not (cache_dir / "meta.json").is_file():
+        raise DataError(f"{cache_dir} exists and is not a galaxy_core cache; refusing to replace it (choose another "
+                        f"--out or remove it)")
     t0 = time.perf_counter()
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")

@@ -143,7 +143,7 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
         model = load_model(model, pick_device(device))
-    fov = data.resolve_source_fov(folder, paths[0], source_fov)
+    fov = data.resolve_source_fov(folder, paths, source_fov)
     frame, skipped = predict_paths(model, paths, fov, tta, batch_size, workers, progress)
     if out is not None:
         atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))

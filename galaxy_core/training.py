@@ -54,7 +54,8 @@ class TrainConfig:
     ``scheduler``: ``plateau`` (ReduceLROnPlateau on validation RMSE, as the seed paper), ``onecycle`` (warm up over
     ``warmup`` of the steps from lr/25 to lr, then cosine down to ~0; Smith & Topin 2019), ``cosine`` (linear warm-up
     over ``warmup``, then cosine to 0) or ``constant``. ``partial``: also train on partially labelled galaxies with a
-    masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see ``data.make_split``).
+    masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see ``data.make_split``); None keeps
+    the split stored in the cache (by default 10 %, seed 0).
     ``tta``: dihedral views averaged for the final validation figure (1-8). ``max_train``: use at most this many
     training galaxies (for quick runs). ``device``: ``auto`` takes CUDA when there is one.
     """
@@ -74,8 +75,8 @@ class TrainConfig:
     warmup: float = 0.3
     augment: bool = True
     partial: bool = True
-    val_fraction: float = 0.1
-    split_seed: int = 0
+    val_fraction: float | None = None
+    split_seed: int | None = None
     seed: int = 0
     tta: int = 8
     max_train: int | None = None
@@ -195,9 +196,11 @@ def split_rows(cache: data.GalaxyCache, cfg: TrainConfig) -> tuple[np.ndarray, n
     ``val_fraction`` and ``split_seed`` give; without ``cfg.partial`` only fully labelled galaxies train;
     ``cfg.max_train`` keeps a seeded random subset of the training rows."""
     split = cache.split
-    if (cfg.val_fraction, cfg.split_seed) != (cache.meta["val_fraction"], cache.meta["seed"]):
+    fraction = cache.meta["val_fraction"] if cfg.val_fraction is None else cfg.val_fraction
+    seed = cache.meta["seed"] if cfg.split_seed is None else cfg.split_seed
+    if (fraction, seed) != (cache.meta["val_fraction"], cache.meta["seed"]):
         kind = np.where(cache.mask.all(1), "full", np.where(cache.mask.any(1), "partial", "unlabelled"))
-        split = data.make_split(cache.ids, kind, cfg.val_fraction, cfg.split_seed)
+        split = data.make_split(cache.ids, kind, fraction, seed)
     train_rows = np.flatnonzero(split == data.SPLIT_TRAIN)
     if not cfg.partial:
         train_rows = train_rows[cache.mask[train_rows].all(1)]

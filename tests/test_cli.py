@@ -1,0 +1,83 @@
+"""The command line: every subcommand's --help, human output, the --json last line, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from galaxy_core import cli, tree
+
+COMMANDS = ["summary", "prepare", "train", "evaluate", "predict", "demo", "models", "runs"]
+
+
+def _json_tail(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([command, "--help"])
+    assert e.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+def test_module_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "galaxy_core", "models", "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    names = [m["name"] for m in json.loads(out.splitlines()[-1])["models"]]
+    assert {"mean", "seed-cnn", "resnet18", "galaxynet"} <= set(names)
+
+
+def test_summary_prepare_train_evaluate_predict(tiny_data, tmp_path, capsys):
+    assert cli.main(["summary", str(tiny_data), "--json"]) == 0
+    s = _json_tail(capsys)
+    assert (s["n_full"], s["n_unlabelled"], s["tree_check"]["consistent"]) == (48, 8, True)
+
+    cache = tmp_path / "cache"
+    assert cli.main(["prepare", str(tiny_data), "--out", str(cache), "--size", "69", "--val-fraction", "0.25",
+                     "--workers", "1", "--json"]) == 0
+    p = _json_tail(capsys)
+    assert (p["n"], p["n_val"], p["size"]) == (56, 12, 69)
+
+    assert cli.main(["train", str(cache), "--model", "seed-cnn", "--epochs", "1", "--batch-size", "16",
+                     "--out", str(tmp_path / "runs"), "--name", "r", "--device", "cpu", "--json"]) == 0
+    t = _json_tail(capsys)
+    assert t["state"] == "finished" and 0 < t["val_rmse"] < 1
+
+    run = tmp_path / "runs" / "r"
+    assert cli.main(["evaluate", str(run), "--json", "--per-answer"]) == 0
+    e = _json_tail(capsys)
+    assert set(e) >= {"rmse", "n"} and e["n"] == 12 and e["rmse"] == pytest.approx(t["val_rmse"], rel=1e-5)
+    assert set(e["per_answer"]) == set(tree.COLUMNS)
+
+    out = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(tiny_data), "--model", str(run), "--out", str(out), "--tta", "2",
+                     "--json"]) == 0
+    assert _json_tail(capsys)["n"] == 56
+    assert list(pd.read_csv(out).columns) == ["GalaxyID", *tree.COLUMNS]
+
+    assert cli.main(["runs", "--root", str(tmp_path / "runs"), "--json"]) == 0
+    assert [r["name"] for r in _json_tail(capsys)["runs"]] == ["r"]
+
+
+def test_model_arguments_are_parsed_as_json(tiny_data, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    cli.main(["prepare", str(tiny_data), "--out", str(cache), "--val-fraction", "0.25", "--workers", "1"])
+    assert cli.main(["train", str(cache), "--model", "galaxynet", "--model-arg", "width=8",
+                     "--model-arg", "input_size=32", "--epochs", "1", "--batch-size", "16", "--tta", "1",
+                     "--out", str(tmp_path / "runs"), "--name", "g", "--device", "cpu", "--json"]) == 0
+    cfg = json.loads((tmp_path / "runs" / "g" / "config.json").read_text())
+    assert cfg["model"]["width"] == 8 and cfg["model"]["input_size"] == 32
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert cli.main(["summary", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "does not exist" in err and "Traceback" not in err
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err

@@ -1,0 +1,99 @@
+"""Evaluation: known-answer RMSE overall, per answer and per question; galleries; runs compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from galaxy_core import evaluation, training, tree
+
+
+def _ev(y_true, y_pred, mask=None) -> evaluation.Evaluation:
+    n = len(y_true)
+    mask = np.ones_like(y_true, dtype=bool) if mask is None else mask
+    return evaluation.Evaluation("t", np.array([str(100 + i) for i in range(n)]), np.arange(n), y_true, y_pred, mask)
+
+
+@pytest.fixture
+def labels():
+    return np.random.default_rng(0).random((20, 37)).astype(np.float32)
+
+
+def test_perfect_prediction_has_zero_rmse(labels):
+    ev = _ev(labels, labels.copy())
+    assert ev.rmse() == 0
+    assert (ev.per_answer()["rmse"] == 0).all()
+    assert (ev.per_question()["rmse"] == 0).all()
+    assert (ev.per_galaxy() == 0).all()
+
+
+def test_constant_offset_gives_that_rmse_everywhere(labels):
+    ev = _ev(labels, labels + 0.1)
+    assert ev.rmse() == pytest.approx(0.1, rel=1e-5)
+    assert ev.per_answer()["rmse"].to_numpy() == pytest.approx(np.full(37, 0.1), rel=1e-5)
+    assert len(ev.per_question()) == 11
+
+
+def test_unknown_answers_are_left_out(labels):
+    mask = np.ones_like(labels, dtype=bool)
+    mask[:10, 18:25] = False  # Q8 unknown for half the galaxies
+    pred = labels.copy()
+    pred[:10, 18:25] += 0.7
+    ev = _ev(labels, pred, mask)
+    assert ev.rmse() == 0
+    pa = ev.per_answer().set_index("column")
+    assert pa.loc["Class8.6", "n"] == 10 and pa.loc["Class8.6", "rmse"] == 0
+
+
+def test_one_answer_wrong_shows_in_that_answer_only(labels):
+    pred = labels.copy()
+    j = tree.column_index("odd_feature--merger")
+    pred[:, j] += 0.37
+    pa = _ev(labels, pred).per_answer().set_index("name")
+    assert pa.loc["odd_feature--merger", "rmse"] == pytest.approx(0.37, rel=1e-5)
+    assert (pa.drop(index="odd_feature--merger")["rmse"] == 0).all()
+    pq = _ev(labels, pred).per_question().set_index("question")
+    assert pq.loc["Class8", "rmse"] == pytest.approx(0.37 / np.sqrt(7), rel=1e-5)
+
+
+def test_top_k_orders_by_true_and_predicted(labels):
+    j = tree.column_index("Class8.6")
+    true = labels.copy()
+    true[:, j] = np.linspace(0, 1, 20)
+    pred = true.copy()
+    pred[:, j] = np.linspace(1, 0, 20)
+    top = _ev(true, pred).top_k("Class8.6", k=3)
+    assert top["actual"]["GalaxyID"].tolist() == ["119", "118", "117"]
+    assert top["predicted"]["GalaxyID"].tolist() == ["100", "101", "102"]
+    assert set(top["actual"].columns) == {"GalaxyID", "row", "true", "predicted"}
+
+
+def test_worst_galaxies_come_first(labels):
+    pred = labels.copy()
+    pred[7] += 0.5
+    pred[3] += 0.2
+    assert _ev(labels, pred).worst(2)["GalaxyID"].tolist() == ["107", "103"]
+
+
+def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
+    cfg = dict(data=str(tiny_cache.path), out=str(tmp_path), epochs=1, batch_size=16, val_fraction=0.25, tta=1,
+               device="cpu")
+    mean_run = training.train(training.config_for("mean", name="mean", **cfg))
+    cnn_run = training.train(training.config_for("seed-cnn", name="cnn", **cfg))
+    ev = evaluation.evaluate(cnn_run)
+    _, val_rows = training.split_rows(tiny_cache, training.TrainConfig(val_fraction=0.25))
+    assert len(ev) == len(val_rows) == 12
+    assert ev.rmse() == pytest.approx(training.read_metrics(cnn_run)[0]["val_rmse"], rel=1e-5)
+    assert set(ev.ids) == set(tiny_cache.ids[val_rows])
+    ev8 = evaluation.evaluate(cnn_run, tta=8)
+    assert ev8.rmse() != ev.rmse()
+    table = evaluation.compare_runs([cnn_run, mean_run])
+    assert list(table["run"]) == sorted(["mean", "cnn"], key=lambda r: table.set_index("run").loc[r, "rmse"])
+    assert table["n"].tolist() == [12, 12]
+    out = tmp_path / "pred.csv"
+    ev.save_predictions(out)
+    saved = pd.read_csv(out, dtype={"GalaxyID": str})
+    assert list(saved.columns) == ["GalaxyID", *tree.COLUMNS] and len(saved) == 12
+    with pytest.raises(KeyError):
+        evaluation.evaluate(cnn_run, split="nope")

@@ -1,0 +1,101 @@
+"""Prediction: model lookup, Kaggle CSV output, unreadable files, and agreement with the cache the model saw."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from galaxy_core import data, models, prediction, training, tree
+
+
+@pytest.fixture(scope="module")
+def run(tiny_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = training.config_for("seed-cnn", data=str(tiny_cache.path), out=str(out), name="cnn", epochs=1,
+                              batch_size=16, val_fraction=0.25, tta=1, device="cpu")
+    return training.train(cfg)
+
+
+def test_model_folder_resolves_runs_checkpoints_and_the_default(run, tmp_path, monkeypatch):
+    assert prediction.model_folder(run) == run / "best"
+    assert prediction.model_folder(run / "best") == run / "best"
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        prediction.model_folder(tmp_path)
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    assert prediction.default_checkpoint() is None
+    with pytest.raises(FileNotFoundError, match="no checkpoint shipped"):
+        prediction.model_folder(None)
+    shutil.copytree(run / "best", tmp_path / "checkpoints" / "default")
+    assert prediction.model_folder(None) == tmp_path / "checkpoints" / "default"
+    assert prediction.load_model(None).config["name"] == "seed-cnn"
+
+
+def test_to_csv_is_the_kaggle_submission_format():
+    text = prediction.to_csv(np.array(["100008", "100023"]), np.full((2, 37), 1 / 3))
+    lines = text.splitlines()
+    assert lines[0] == ",".join(["GalaxyID", *tree.COLUMNS])
+    assert lines[1].startswith("100008,0.333333,")
+    assert len(lines) == 3
+
+
+def test_predictions_from_files_match_predictions_from_the_cache(run, tiny_data, tiny_cache):
+    model = prediction.load_model(run)
+    frame, skipped = prediction.predict_folder(tiny_data, model)
+    assert skipped == []
+    assert len(frame) == len(tiny_cache)
+    assert list(frame.columns) == ["GalaxyID", *tree.COLUMNS]
+    assert frame["GalaxyID"].tolist() == tiny_cache.ids.tolist()  # same numeric order as the cache
+    from_cache = prediction.predict_cache(model, tiny_cache)
+    # Files are decoded exactly as prepare decoded them, so the model sees the same pixels.
+    assert np.abs(frame[list(tree.COLUMNS)].to_numpy() - from_cache).max() < 1e-5
+    y = frame[list(tree.COLUMNS)].to_numpy()
+    assert ((y >= 0) & (y <= 1)).all()
+
+
+def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in sorted((tiny_data / data.LABELLED_DIR).glob("*.jpg"))[:3]:
+        shutil.copy(p, folder / p.name)
+    (folder / "999999.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
+    out = tmp_path / "out" / "pred.csv"
+    frame, skipped = prediction.predict_folder(folder, run, out=out, tta=8)
+    assert len(frame) == 3
+    assert [s["GalaxyID"] for s in skipped] == ["999999"] and skipped[0]["reason"]
+    saved = pd.read_csv(out, dtype={"GalaxyID": str})
+    assert saved["GalaxyID"].tolist() == frame["GalaxyID"].tolist()
+    assert np.abs(saved[list(tree.COLUMNS)].to_numpy() - frame[list(tree.COLUMNS)].to_numpy()).max() <= 5e-7
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_a_field_the_images_do_not_hold_is_an_error(run, tiny_data):
+    model = prediction.load_model(run)
+    paths = prediction.image_paths(tiny_data)[:2]
+    with pytest.raises(data.DataError, match="show only"):
+        prediction.predict_paths(model, paths, source_fov=0.3)
+
+
+def test_undeclared_small_images_are_refused(run, tiny_data, tmp_path):
+    folder = tmp_path / "small"
+    shutil.copytree(tiny_data / data.LABELLED_DIR, folder)
+    with pytest.raises(data.DataError, match="source_fov"):
+        prediction.predict_folder(folder, run)
+
+
+def test_empty_folder_is_a_clear_error(run, tmp_path):
+    with pytest.raises(data.DataError, match="no .jpg"):
+        prediction.predict_folder(tmp_path, run)
+    with pytest.raises(FileNotFoundError):
+        prediction.predict_folder(tmp_path / "missing", run)
+
+
+def test_prediction_runs_every_registered_model_on_files(tiny_data, tmp_path):
+    paths = prediction.image_paths(tiny_data)[:4]
+    for name in models.list_models():
+        model = models.build_model(name, **({"width": 8} if name == "galaxynet" else {})).eval()
+        frame, _ = prediction.predict_paths(model, paths, source_fov=1.0, tta=2)
+        assert frame.shape == (4, 38) and np.isfinite(frame[list(tree.COLUMNS)].to_numpy()).all()
