@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import data
-from .files import TextProgress
+from .files import TextProgress, atomic_write_text
 
 
 def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
@@ -173,6 +173,66 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figures_html(figs: list) -> str:
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Merger fraction</title></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+def cmd_mergers(args: argparse.Namespace) -> int:
+    from . import mergers, tree
+    from .mergers import MERGER_COLUMN
+
+    if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
+        print("mergers: give a predictions CSV, or --images FOLDER (with --model) to predict first", file=sys.stderr)
+        return 2
+    if args.images is not None:
+        from . import prediction
+
+        frame, skipped = prediction.predict_folder(args.images, args.model, None, args.source_fov, args.tta,
+                                                   device=args.device, progress=TextProgress("predict"))
+        if not len(frame):
+            raise data.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
+        p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
+    else:
+        _, p = mergers.read_predictions(args.predictions)
+        source = str(args.predictions)
+
+    calibration, cal_pp = None, None
+    if args.calibrate_run:
+        from . import evaluation
+
+        ev = evaluation.evaluate(args.calibrate_run, split="val", tta=args.tta, device=args.device)
+        j = tree.column_index(MERGER_COLUMN)
+        known = ev.mask[:, j]
+        cal_pp = (ev.y_pred[known, j], ev.y_true[known, j])
+        calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
+
+    r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot)
+    th, mean = r["threshold_estimate"], r["mean_estimate"]
+    lines = [f"mergers in {source}: {th['n']:,} galaxies",
+             f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
+             f"{th['lo']:.4f}-{th['hi']:.4f} bootstrap, {th['wilson_lo']:.4f}-{th['wilson_hi']:.4f} Wilson)",
+             f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f})",
+             f"  theory: {r['theory']['text']}"]
+    if calibration is not None:
+        c, me = calibration, r["matched_estimate"]
+        lines += [f"  calibration on {args.calibrate_run} (validation, {c['n']:,} galaxies): volunteers flag "
+                  f"{c['volunteer_fraction']:.4f}, the model {c['predicted_fraction']:.4f} at {args.threshold:g}; "
+                  f"precision {c['precision']:.2f}, recall {c['recall']:.2f}",
+                  f"  matching threshold {c['matching_threshold']:.3f}: fraction here {me['fraction']:.4f} "
+                  f"(95 % CI {me['lo']:.4f}-{me['hi']:.4f}); mean predicted {c['mean_predicted']:.4f} vs volunteers "
+                  f"{c['mean_volunteer']:.4f}"]
+    if args.plot:
+        figs = [mergers.histogram_figure(p, args.threshold)]
+        if cal_pp is not None:
+            figs += [mergers.calibration_figure(mergers.calibration_table(*cal_pp)), mergers.calibration_figure(mergers.reliability_curve(*cal_pp))]
+        atomic_write_text(args.plot, _figures_html(figs))
+        lines.append(f"  plot written to {args.plot}")
+    _emit(args, "\n".join(lines), {**r, "source": source})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m galaxy_core",
                                 description="Galaxy Zoo morphology: prepare data, train, evaluate and predict the 37 "
@@ -207,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--force", action="store_true", help="rebuild even if an up-to-date cache exists")
 
+    from . import mergers
     from .models import list_models
     sp = command("train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
     sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
@@ -259,6 +320,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-unlabelled", type=int, default=100)
     sp.add_argument("--size", type=int, default=424)
     sp.add_argument("--seed", type=int, default=0)
+
+    sp = command("mergers", cmd_mergers, "the merger fraction (Class8.6) with confidence intervals, calibration and "
+                                         "the theory comparison (Lotz et al. 2011)")
+    sp.add_argument("predictions", nargs="?", default=None,
+                    help="Kaggle-format predictions CSV (GalaxyID, Class8.6, ...); or use --images")
+    sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
+                                                  "checkpoint)")
+    sp.add_argument("--source-fov", type=float, default=None,
+                    help="fraction of the 424 px Kaggle frame the images show (default: the folder's "
+                         "galaxy_core.json, else 1.0 for 424 px originals; 0.6038 for the 96 px packs)")
+    sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")
+    sp.add_argument("--rate", type=float, default=mergers.DEFAULT_RATE_PER_GYR,
+                    help="merger rate R, per galaxy per Gyr (default 0.05, as the seed paper quoted Lotz et al. 2011)")
+    sp.add_argument("--timescale", type=float, default=mergers.MORPHOLOGY_TIMESCALE_GYR,
+                    help="observability timescale T, Gyr (default 0.3 for morphology; about 1 for close pairs)")
+    sp.add_argument("--calibrate-run", metavar="RUN", default=None,
+                    help="run folder: compare model and volunteers on its validation split")
+    sp.add_argument("--plot", metavar="OUT.html", default=None, help="write the histogram (and calibration) plots")
+    sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
 
     command("models", cmd_models, "the registered models")
     sp = command("runs", cmd_runs, "past training runs, newest first")

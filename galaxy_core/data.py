@@ -260,12 +260,15 @@ def memory_needed(pixels: int, channels: int = 3) -> dict:
     return {"uint8_bytes": n, "float32_bytes": 4 * n, "uint8_mib": n / 2**20, "float32_mib": 4 * n / 2**20}
 
 
-def _header(path: Path) -> tuple[int, int, str] | str:
-    try:
-        with Image.open(path) as im:
-            return im.size[0], im.size[1], im.mode
-    except Exception as e:  # noqa: BLE001 - any reason an image cannot be opened is reported, not raised
-        return f"{type(e).__name__}: {e}"
+def _headers(paths: list[str]) -> list[tuple[int, int, str] | str]:
+    out: list[tuple[int, int, str] | str] = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                out.append((im.size[0], im.size[1], im.mode))
+        except Exception as e:  # noqa: BLE001 - any reason an image cannot be opened is reported, not raised
+            out.append(f"{type(e).__name__}: {e}")
+    return out
 
 
 _TREE_NOISE = 1e-5  # Kaggle's 6-decimal labels, summed over up to 7 answers and read as float32, miss by ~3e-6
@@ -301,7 +304,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     found. Unreadable images are listed under ``unreadable``.
     """
     cat = read_catalog(root, source_fov)
-    headers = _map(_header, cat.paths, workers)
+    headers = [h for res in _imap(_headers, _chunks(cat.paths, 256), workers) for h in res]
     sizes: dict[str, int] = {}
     modes: dict[str, int] = {}
     unreadable = []
@@ -363,39 +366,38 @@ def _decode_chunk(args: tuple[list[str], float, int]) -> list[np.ndarray | str]:
     return out
 
 
-def _map(fn, items: list, workers: int | None, chunk: int = 64):
-    """``[fn(x) for x in items]`` on a spawn-based process pool for large inputs (spawn, not fork: the caller may
-    hold torch or Streamlit threads, and forking those can deadlock)."""
+def _imap(fn, jobs: list, workers: int | None):
+    """Yield ``fn(job)`` for each job, in order, on a process pool when there is more than a little work.
+
+    The pool uses spawn, not fork: the caller may hold torch or Streamlit threads, and forking those can deadlock.
+    Leaving the loop early cancels the jobs not yet started."""
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(items) < 4 * chunk:
-        return [fn(x) for x in items]
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(fn, items, chunksize=chunk))
+    if workers <= 1 or len(jobs) <= 2:
+        yield from map(fn, jobs)
+        return
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(fn, jobs)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _chunks(paths: list, chunk: int) -> list[list[str]]:
+    return [[str(p) for p in paths[s:s + chunk]] for s in range(0, len(paths), chunk)]
 
 
 def decode_images(paths: list, crop: float, size: int, workers: int | None = None,
                   progress: Progress | None = None, chunk: int = 64):
     """Yield ``(i, array_or_reason)`` for each path in order: a (3, size, size) uint8 array, or a string saying why
     the image could not be read. Work is spread over ``workers`` processes (default: every core)."""
-    workers = workers or os.cpu_count() or 1
-    jobs = [([str(p) for p in paths[s:s + chunk]], crop, size) for s in range(0, len(paths), chunk)]
-    done = 0
-    if workers <= 1 or len(jobs) <= 2:
-        results = map(_decode_chunk, jobs)
-        pool = None
-    else:
-        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_decode_chunk, jobs)
-    try:
-        for j, res in enumerate(results):
-            for k, r in enumerate(res):
-                yield j * chunk + k, r
-            done += len(res)
-            if progress:
-                progress(done, len(paths))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    jobs = [(c, crop, size) for c in _chunks(paths, chunk)]
+    i = 0
+    for res in _imap(_decode_chunk, jobs, workers):
+        for r in res:
+            yield i, r
+            i += 1
+        if progress:
+            progress(i, len(paths))
 
 
 # --------------------------------------------------------------------------------------------------------------------
