@@ -124,6 +124,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import time
+
+    from . import evaluation
+
+    out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
+    table = evaluation.benchmark(args.data, out, tuple(args.models.split(",")), args.epochs_scale, args.max_train,
+                                 args.device, args.source_fov)
+    fmt = {"val_rmse": "{:.4f}", "val_rmse_tta8": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
+           "images_per_s": "{:,.0f}"}
+    shown = table.copy()
+    for col, f in fmt.items():
+        shown[col] = [f.format(v) if v is not None and v == v else "-" for v in table[col]]
+    # A Markdown table, ready for the README's results section.
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + " --- |" * len(shown.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    human = f"benchmark on {args.data} ({time.strftime('%Y-%m-%d')}), runs in {out}\n" + "\n".join(lines)
+    _emit(args, human, {"out": out, "rows": table.to_dict(orient="records")})
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import prediction
 
@@ -303,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--per-answer", action="store_true", help="list all 37 answers")
     sp.add_argument("--save", default=None, help="write the predictions to this CSV")
     sp.add_argument("--device", default="auto")
+
+    sp = command("benchmark", cmd_benchmark, "train mean, seed-cnn, resnet18 and galaxynet on one split and print "
+                                             "one table")
+    sp.add_argument("data", help="a prepared cache or a data folder")
+    source_fov(sp)
+    sp.add_argument("--models", default=",".join(("mean", "seed-cnn", "resnet18", "galaxynet")),
+                    help="comma-separated model names")
+    sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
+    sp.add_argument("--max-train", type=int, default=None, help="cap the training galaxies (quick looks)")
+    sp.add_argument("--device", default="auto")
+    sp.add_argument("--out", default=None, help="folder for the runs (default runs/benchmark-<time>)")
 
     sp = command("predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
     sp.add_argument("images", help="folder of .jpg/.png images (or a data folder in the Kaggle layout)")

@@ -135,3 +135,33 @@ def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | 
         out.append({"run": r.name, "model": _run_config(r).model, "rmse": ev.rmse(), "n": len(ev),
                     "parameters": s.get("parameters"), "train_seconds": s.get("train_seconds")})
     return pd.DataFrame(out).sort_values("rmse", ignore_index=True)
+
+
+BENCHMARK_MODELS = ("mean", "seed-cnn", "resnet18", "galaxynet")
+
+
+def benchmark(cache: data.GalaxyCache | str | os.PathLike, out: str | os.PathLike, models: tuple[str, ...] =
+              BENCHMARK_MODELS, epochs_scale: float = 1.0, max_train: int | None = None, device: str = "auto",
+              source_fov: float | None = None, callback=None) -> pd.DataFrame:
+    """Train each model with its recipe (``training.RECIPES``) on the same cache and split, and compare them.
+
+    Returns one row per model: validation RMSE without and with 8-view test-time averaging, parameters, training
+    seconds, training images/s and the device. ``epochs_scale`` multiplies every recipe's epochs (at least 1) and
+    ``max_train`` caps the training galaxies: both only for quick looks, since they change the results. Runs are
+    written to ``out/<model>``.
+    """
+    if not isinstance(cache, data.GalaxyCache):
+        cache = data.resolve_cache(cache, source_fov=source_fov)
+    rows = []
+    for name in models:
+        epochs = max(1, round(training.RECIPES.get(name, {}).get("epochs", 30) * epochs_scale))
+        cfg = training.config_for(name, data=str(cache.path), out=str(out), name=name, epochs=epochs,
+                                  max_train=max_train, device=device, tta=1)
+        run = training.train(cfg, callback)
+        summary = read_json(run / "summary.json")
+        tta = evaluate(run, cache, tta=8, device=device).rmse() if name != "mean" else summary["val_rmse"]
+        rows.append({"model": name, "val_rmse": summary["val_rmse"], "val_rmse_tta8": tta,
+                     "parameters": summary["parameters"], "epochs": epochs,
+                     "train_seconds": summary["train_seconds"], "images_per_s": summary["images_per_s"],
+                     "device": summary["device"]})
+    return pd.DataFrame(rows)

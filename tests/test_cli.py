@@ -11,7 +11,7 @@ import pytest
 
 from galaxy_core import cli, tree
 
-COMMANDS = ["summary", "prepare", "train", "evaluate", "predict", "demo", "models", "runs"]
+COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "predict", "mergers", "demo", "models", "runs"]
 
 
 def _json_tail(capsys) -> dict:
@@ -81,3 +81,14 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert err.startswith("error:") and "does not exist" in err and "Traceback" not in err
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_benchmark_prints_one_table(tiny_cache, tmp_path, capsys):
+    assert cli.main(["benchmark", str(tiny_cache.path), "--models", "mean,seed-cnn", "--epochs-scale", "0.05",
+                     "--device", "cpu", "--out", str(tmp_path / "bench"), "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    rows = json.loads(out[-1])["rows"]
+    assert [r["model"] for r in rows] == ["mean", "seed-cnn"]
+    assert rows[1]["parameters"] == 2_391_973 and rows[1]["epochs"] == 1
+    assert out[1].startswith("| model | val_rmse | val_rmse_tta8 |")
+    assert (tmp_path / "bench" / "seed-cnn" / "metrics.csv").is_file()
