@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import data
-from .files import TextProgress, atomic_write_text
+from .files import TextProgress, atomic_write_text, format_bytes
 
 
 def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
@@ -22,21 +22,13 @@ def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, default=str))
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.1f} {unit}"
-        n /= 1024
-    return ""
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     s = data.summarize(args.data, args.source_fov, args.workers)
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",
              f"  sizes: {', '.join(f'{k} x{v:,}' for k, v in list(s['image_sizes'].items())[:4])}; "
-             f"{_fmt_bytes(s['disk_bytes'])} on disk",
+             f"{format_bytes(s['disk_bytes'])} on disk",
              f"  in memory: {s['memory']['uint8_mib']:,.0f} MiB as uint8, {s['memory']['float32_mib']:,.0f} MiB as "
              f"float32",
              f"  decision tree: {'consistent' if tc['consistent'] else 'VIOLATED'} (worst |sum - parent| "

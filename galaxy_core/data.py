@@ -9,6 +9,9 @@ A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
 
 Absent or blank label cells are *unknown*, never 0: they are masked out of losses and metrics.
 
+Decoding runs on a pool of *spawned* processes, which import the caller's main module again: a script that calls
+``prepare`` or ``summarize`` needs the usual ``if __name__ == "__main__":`` guard.
+
 Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
 0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
 themselves a central crop of that frame declares so with ``source_fov`` (the fraction they show), passed as an
@@ -31,6 +34,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,7 +486,8 @@ def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: i
     the data folder is read-only (as ``../shared`` is)."""
     root = Path(root).resolve()
     name = f"fov{fov:.3f}-{size}px"
-    if os.access(root, os.W_OK):
+    # os.access alone says yes to root even for a folder without write bits (as ../shared is): check both.
+    if os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
         return root / ".galaxy_cache" / name
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "galaxy_core"
     return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
@@ -557,9 +562,8 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
                         f"--out or remove it)")
     t0 = time.perf_counter()
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    # A fresh temporary name per call: two threads of one process (two dashboard sessions) must not share it.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{cache_dir.name}.tmp-", dir=cache_dir.parent))
     try:
         n = len(cat)
         images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+", shape=(max(n, 1), 3, size, size))

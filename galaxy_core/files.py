@@ -66,6 +66,15 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+def format_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KiB'`` (binary units, one decimal)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
+
+
 Progress = Callable[[int, int], None]
 """A progress callback: ``progress(done, total)``."""
 

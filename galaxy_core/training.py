@@ -4,7 +4,7 @@ A run folder records itself::
 
     runs/<name>/config.json        the resolved TrainConfig (and the cache it used)
     runs/<name>/metrics.csv        one row per epoch: epoch, train_rmse, val_rmse, lr, seconds, images_per_s
-    runs/<name>/status.json        state (running / finished / stopped / failed), epoch and step, updated every ~2 s
+    runs/<name>/status.json        state (starting, running, finished, stopped, failed), epoch and step, every ~2 s
     runs/<name>/best/              model.safetensors + config.json of the epoch with the lowest validation RMSE
     runs/<name>/last/              the same for the last epoch, plus optimizer.safetensors and state.json to resume
     runs/<name>/summary.json       final figures: best validation RMSE with and without test-time averaging, ...
@@ -238,7 +238,7 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         return {}
     st = read_json(path)
-    if st.get("state") == "running" and st.get("pid") and st.get("host") == os.uname().nodename:
+    if st.get("state") in ("running", "starting") and st.get("pid") and st.get("host") == os.uname().nodename:
         try:
             os.kill(int(st["pid"]), 0)
         except ProcessLookupError:
@@ -506,6 +506,9 @@ def launch(cfg: TrainConfig) -> Path:
     Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises RuntimeError when a run on
     the same data is already running under ``cfg.out`` (one training at a time per data folder).
     """
+    # The child runs in the project folder: make every path absolute so that it means the same there.
+    cfg = TrainConfig.from_dict({**asdict(cfg), "out": str(Path(cfg.out).resolve()),
+                                 "data": str(Path(cfg.data).resolve()) if Path(cfg.data).exists() else cfg.data})
     busy = active_run(cfg.out, cfg.data)
     if busy is not None:
         raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
@@ -528,6 +531,9 @@ def launch(cfg: TrainConfig) -> Path:
     # Reap the child when it ends (no zombie while the caller lives on, as a dashboard does); the child itself runs
     # in its own session and carries on if the caller exits first.
     threading.Thread(target=proc.wait, daemon=True).start()
+    # With its pid recorded, a child that dies before train() writes its own status reads as "died", not "starting".
+    atomic_write_json(run / "status.json", {"state": "starting", "pid": proc.pid, "host": os.uname().nodename,
+                                            "updated": time.time()})
     return run
 
 

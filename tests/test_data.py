@@ -705,3 +705,15 @@ def test_prepare_refuses_to_replace_a_folder_that_is_not_a_cache(tiny_data, tmp_
     with pytest.raises(data.DataError, match="not a galaxy_core cache"):
         data.prepare(tiny_data, precious, size=16, workers=1)
     assert (precious / "thesis.tex").read_text() == "do not lose me"
+
+
+def test_default_cache_dir_avoids_folders_without_write_bits(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    assert data.default_cache_dir(ro).parent == ro.resolve() / ".galaxy_cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    ro.chmod(0o555)  # as ../shared is; root could still write there, which is why the mode bits are checked
+    try:
+        assert data.default_cache_dir(ro).is_relative_to(tmp_path / "xdg" / "galaxy_core")
+    finally:
+        ro.chmod(0o755)

@@ -111,3 +111,12 @@ def test_text_progress_always(monkeypatch):
     p(10, 10)  # finished: always drawn, ends the line
     last = out.getvalue()[len(first):]
     assert "10/10" in last and "#" * 30 in last and last.endswith("\n")
+
+
+def test_format_bytes_uses_binary_units():
+    from galaxy_core.files import format_bytes
+
+    assert format_bytes(512) == "512.0 B"
+    assert format_bytes(1536) == "1.5 KiB"
+    assert format_bytes(33_210_739_584) == "30.9 GiB"  # the 61,578 Kaggle originals as uint8
+    assert format_bytes(2**50) == "1,024.0 TiB"

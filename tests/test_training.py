@@ -170,3 +170,19 @@ def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
     assert training.read_status(run)["state"] == "finished", (run / "train.log").read_text()
     assert len(training.read_metrics(run)) == 1
     assert [r["name"] for r in training.list_runs(tmp_path)] == ["bg"]
+
+
+def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from galaxy_core.files import atomic_write_json
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for state in ("starting", "running"):
+        atomic_write_json(tmp_path / "status.json", {"state": state, "pid": int(gone.stdout), "host":
+                                                     os.uname().nodename})
+        assert training.read_status(tmp_path)["state"] == "died"
+    atomic_write_json(tmp_path / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
+    assert training.read_status(tmp_path)["state"] == "running"

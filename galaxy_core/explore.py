@@ -1,0 +1,419 @@
+"""Data exploration for the dashboard: what a cache holds, how its 37 answers are distributed and correlated, which
+galaxies are the most typical of each answer, and the selections, pages and figures the dashboard draws.
+
+Everything here works on the arrays of a prepared cache (``galaxy_core.data.GalaxyCache``): ``labels`` (N, 37) with
+0 where unknown, ``mask`` (N, 37) True where known, ``split`` (N,) codes 0 train, 1 validation, 2 unlabelled. Unknown
+answers are always left out, never counted as 0. Statistics are computed once per cache by the dashboard (it caches
+them by the cache's fingerprint), so they are plain NumPy over all galaxies: about 0.1 s for the 61,578 Kaggle
+galaxies. Figures are plotly; nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw
+
+from . import data, tree
+
+SUBSETS = ("all", "labelled", "train", "val", "unlabelled")
+"""Names of the galaxy subsets :func:`subset_rows` understands."""
+
+_QUESTION_OF = {c: q for q in tree.QUESTIONS for c in q.columns}
+# One colour per question, so that the tree, the per-answer bars and the histograms read alike.
+QUESTION_COLOURS = dict(zip((q.key for q in tree.QUESTIONS), (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
+    "#8c564b")))
+
+
+def label(column: str) -> str:
+    """``'Class8.6 odd_feature--merger'``: the Kaggle column with its descriptive name, for menus and axes."""
+    return f"{column} {tree.NAMES[column]}"
+
+
+def short_name(column: str) -> str:
+    """The answer part of a descriptive name: ``'merger'`` for ``Class8.6``."""
+    return tree.NAMES[column].split("--", 1)[1]
+
+
+# --------------------------------------------------------------------------------------------------------- subsets
+
+def subset_rows(split: np.ndarray, mask: np.ndarray, subset: str) -> np.ndarray:
+    """Row numbers of ``all``, ``labelled`` (any answer known), ``train``, ``val`` or ``unlabelled`` galaxies."""
+    if subset == "all":
+        return np.arange(len(split))
+    if subset == "labelled":
+        return np.flatnonzero(mask.any(axis=1))
+    if subset == "train":
+        return np.flatnonzero(split == data.SPLIT_TRAIN)
+    if subset == "val":
+        return np.flatnonzero(split == data.SPLIT_VAL)
+    if subset == "unlabelled":
+        return np.flatnonzero(~mask.any(axis=1))
+    raise KeyError(f"unknown subset {subset!r}: use one of {', '.join(SUBSETS)}")
+
+
+def select(labels: np.ndarray, mask: np.ndarray, rows: np.ndarray, sort_by: str | None = None,
+           descending: bool = True, filter_by: str | None = None, min_value: float = 0.0,
+           max_value: float = 1.0) -> np.ndarray:
+    """The rows among ``rows`` whose answer ``filter_by`` is known and within [min_value, max_value], ordered by the
+    answer ``sort_by`` (highest first unless ``descending`` is False; galaxies whose ``sort_by`` answer is unknown are
+    left out). Without ``sort_by`` the rows keep their order (the cache's, which is by GalaxyID). Ties keep the
+    cache order, so the result is deterministic."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if filter_by is not None:
+        j = tree.column_index(filter_by)
+        v = labels[rows, j]
+        rows = rows[mask[rows, j] & (v >= min_value) & (v <= max_value)]
+    if sort_by is not None:
+        j = tree.column_index(sort_by)
+        rows = rows[mask[rows, j]]
+        v = labels[rows, j]
+        rows = rows[np.argsort(-v if descending else v, kind="stable")]
+    return rows
+
+
+def paginate(rows: np.ndarray, page: int, per_page: int) -> tuple[np.ndarray, int]:
+    """The rows of page ``page`` (1-based, clipped to the pages there are) and the number of pages (at least 1)."""
+    if per_page < 1:
+        raise ValueError(f"per_page must be at least 1, got {per_page}")
+    n_pages = max(1, -(-len(rows) // per_page))
+    page = min(max(int(page), 1), n_pages)
+    return rows[(page - 1) * per_page:page * per_page], n_pages
+
+
+# ------------------------------------------------------------------------------------------------------- summaries
+
+def cache_summary(cache: data.GalaxyCache) -> dict:
+    """Counts, memory and the decision-tree check of a prepared cache, without opening any image file.
+
+    ``memory`` is what the cached images take (N x 3 x S x S, as uint8 and as float32), ``memory_originals`` what the
+    same galaxies would take as 424 x 424 Kaggle originals (the seed paper's 31,672 MiB for 61,578 galaxies as
+    uint8). ``tree_check`` is :func:`galaxy_core.data.tree_check` over the fully labelled galaxies.
+    """
+    full = cache.mask.all(axis=1)
+    partial = cache.mask.any(axis=1) & ~full
+    labels = np.where(cache.mask, cache.labels, np.nan)[full]
+    return {
+        "n": len(cache), "n_full": int(full.sum()), "n_partial": int(partial.sum()),
+        "n_unlabelled": int((~cache.mask.any(axis=1)).sum()),
+        "n_train": int((cache.split == data.SPLIT_TRAIN).sum()), "n_val": int((cache.split == data.SPLIT_VAL).sum()),
+        "size": cache.size, "fov": cache.fov, "source": cache.meta.get("source"),
+        "source_fov": cache.meta.get("source_fov"),
+        "memory": data.memory_needed(len(cache) * cache.size ** 2),
+        "memory_originals": data.memory_needed(len(cache) * data.KAGGLE_FRAME ** 2),
+        "tree_check": data.tree_check(cache.ids[full], labels),
+        "skipped": len(cache.meta.get("skipped", [])),
+    }
+
+
+def answer_stats(labels: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
+    """Per answer over its known values: ``n``, ``mean``, ``std``, ``median`` and ``skewness``.
+
+    Skewness is the Fisher-Pearson coefficient g1 = m3 / m2^1.5 (population moments; NaN for a constant answer).
+    Most Galaxy Zoo answers are strongly right-skewed (most galaxies get few votes for a rare feature), which is why
+    the dashboard shows it beside each histogram.
+    """
+    mask = np.asarray(mask, bool)
+    x = np.where(mask, labels, 0.0).astype(np.float64)
+    n = mask.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, x.sum(axis=0) / n, np.nan)
+        d = np.where(mask, x - mean, 0.0)
+        m2, m3 = (d ** 2).sum(axis=0) / n, (d ** 3).sum(axis=0) / n
+        skew = np.where(m2 > 1e-15, m3 / m2 ** 1.5, np.nan)
+    # Unknown values sort last as NaN, so each column's median sits at its own n.
+    median = np.full(tree.N_ANSWERS, np.nan)
+    if len(x):
+        srt = np.sort(np.where(mask, x, np.nan), axis=0)
+        cols = np.arange(tree.N_ANSWERS)
+        lo, hi = np.maximum(n - 1, 0) // 2, np.minimum(n // 2, len(x) - 1)
+        median = np.where(n > 0, (srt[lo, cols] + srt[hi, cols]) / 2, np.nan)
+    return pd.DataFrame({"column": tree.COLUMNS, "name": [tree.NAMES[c] for c in tree.COLUMNS],
+                         "question": [_QUESTION_OF[c].key for c in tree.COLUMNS], "n": n, "mean": mean,
+                         "std": np.sqrt(m2), "median": median, "skewness": skew})
+
+
+def histograms(labels: np.ndarray, mask: np.ndarray, bins: int = 20) -> pd.DataFrame:
+    """Counts of each answer's known values in ``bins`` equal bins over [0, 1], in long form: one row per answer and
+    bin with ``column``, ``name``, ``lo``, ``hi``, ``count`` and ``fraction`` (of that answer's known values)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    parts = []
+    for j, c in enumerate(tree.COLUMNS):
+        counts, _ = np.histogram(np.clip(labels[mask[:, j], j], 0, 1), edges)
+        parts.append(pd.DataFrame({"column": c, "name": tree.NAMES[c], "lo": edges[:-1], "hi": edges[1:],
+                                   "count": counts, "fraction": counts / max(counts.sum(), 1)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def correlation(labels: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
+    """The 37 x 37 Pearson correlation matrix of the answers over the fully labelled galaxies (NaN for an answer
+    that is constant there, or with fewer than 2 such galaxies), indexed and labelled by Kaggle column."""
+    full = mask.all(axis=1)
+    x = labels[full].astype(np.float64)
+    out = np.full((tree.N_ANSWERS, tree.N_ANSWERS), np.nan)
+    if len(x) >= 2:
+        d = x - x.mean(axis=0)
+        sd = np.sqrt((d ** 2).sum(axis=0))
+        ok = sd > 1e-12
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # einsum rather than d.T @ d: it needs no BLAS threads, which on small VMs can cost 100x more to start
+            c = np.einsum("ij,ik->jk", d, d) / np.outer(sd, sd)
+        out[np.ix_(ok, ok)] = np.clip(c[np.ix_(ok, ok)], -1, 1)
+    return pd.DataFrame(out, index=list(tree.COLUMNS), columns=list(tree.COLUMNS))
+
+
+def question_block(corr: pd.DataFrame, question: str) -> pd.DataFrame:
+    """The within-question block of a correlation matrix: the answers of ``question`` (``'Class1'``) against each
+    other. A question's answers share their parent answer, so they are anticorrelated by construction."""
+    q = next((q for q in tree.QUESTIONS if q.key == question), None)
+    if q is None:
+        raise KeyError(f"unknown question {question!r}: use Class1 ... Class11")
+    return corr.loc[list(q.columns), list(q.columns)]
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical distribution functions of
+    ``a`` and ``b`` (0 = identical samples, 1 = disjoint; NaN when either is empty)."""
+    a, b = np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64))
+    if not len(a) or not len(b):
+        return float("nan")
+    grid = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)).max())
+
+
+def split_comparison(labels: np.ndarray, mask: np.ndarray, split: np.ndarray) -> pd.DataFrame:
+    """Training vs validation per answer: known-value counts, means and the KS distance between the two samples.
+    A random split gives KS distances of order 1/sqrt(n_val); a much larger one means the splits differ."""
+    tr, va = split == data.SPLIT_TRAIN, split == data.SPLIT_VAL
+    rows = []
+    for j, c in enumerate(tree.COLUMNS):
+        a, b = labels[tr & mask[:, j], j], labels[va & mask[:, j], j]
+        rows.append((c, tree.NAMES[c], len(a), len(b), a.mean() if len(a) else np.nan,
+                     b.mean() if len(b) else np.nan, ks_distance(a, b)))
+    return pd.DataFrame(rows, columns=["column", "name", "n_train", "n_val", "mean_train", "mean_val", "ks"])
+
+
+def split_histograms(labels: np.ndarray, mask: np.ndarray, split: np.ndarray, column: str,
+                     bins: int = 20) -> pd.DataFrame:
+    """One answer's distribution in the training and the validation split: rows of ``split`` (``train``/``val``),
+    ``lo``, ``hi``, ``count`` and ``fraction`` of that split's known values."""
+    j = tree.column_index(column)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    parts = []
+    for name, code in (("train", data.SPLIT_TRAIN), ("val", data.SPLIT_VAL)):
+        counts, _ = np.histogram(labels[(split == code) & mask[:, j], j], edges)
+        parts.append(pd.DataFrame({"split": name, "lo": edges[:-1], "hi": edges[1:], "count": counts,
+                                   "fraction": counts / max(counts.sum(), 1)}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def prototypes(ids: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
+    """The prototypical galaxy of every answer: the one with the highest known value (the first in cache order on a
+    tie). One row per answer with ``column``, ``name``, ``row``, ``GalaxyID`` and ``value``; ``row`` is -1 and
+    ``GalaxyID`` empty where no galaxy has the answer known."""
+    v = np.where(mask, labels, -np.inf)
+    best = np.argmax(v, axis=0) if len(v) else np.zeros(tree.N_ANSWERS, np.int64)
+    out = []
+    for j, c in enumerate(tree.COLUMNS):
+        ok = len(v) and np.isfinite(v[best[j], j])
+        out.append((c, tree.NAMES[c], int(best[j]) if ok else -1, str(ids[best[j]]) if ok else "",
+                    float(v[best[j], j]) if ok else np.nan))
+    return pd.DataFrame(out, columns=["column", "name", "row", "GalaxyID", "value"])
+
+
+# ------------------------------------------------------------------------------------------------- the tree drawn
+
+def _tree_order() -> list[tuple[tree.Question, int]]:
+    """Questions depth-first as volunteers meet them (each followed by the questions its answers lead to), with
+    their depth below the root."""
+    children: dict[str | None, list[tree.Question]] = {}
+    for q in tree.QUESTIONS:
+        children.setdefault(q.parent, []).append(q)
+    out: list[tuple[tree.Question, int]] = []
+
+    def visit(q: tree.Question, depth: int) -> None:
+        out.append((q, depth))
+        for c in q.columns:
+            for child in children.get(c, []):
+                visit(child, depth + 1)
+
+    for root in children[None]:
+        visit(root, 0)
+    return out
+
+
+TREE_ORDER = _tree_order()
+
+
+def tree_table(values: np.ndarray, known: np.ndarray | None = None) -> pd.DataFrame:
+    """One galaxy's 37 answers laid out as the decision tree: questions depth-first (Q1, Q7 under "smooth", Q2
+    under "features or disk", ...), each answer with its question, depth, cumulative value (Kaggle's) and
+    conditional value (the fraction among those who reached the question). ``known`` (37 bools) marks unknown
+    answers, whose values are NaN."""
+    values = np.asarray(values, np.float64).copy()
+    if known is not None:
+        values[~np.asarray(known, bool)] = np.nan
+    cond = tree.conditional(np.nan_to_num(values)[None])[0]
+    rows = []
+    for q, depth in TREE_ORDER:
+        for c in q.columns:
+            j = tree.column_index(c)
+            rows.append({"question": q.key, "text": q.text, "depth": depth, "column": c, "answer": short_name(c),
+                         "value": values[j], "conditional": np.nan if np.isnan(values[j]) else cond[j]})
+    return pd.DataFrame(rows)
+
+
+def tree_figure(values: np.ndarray, other: np.ndarray | None = None, names: tuple[str, str] = ("value", "other"),
+                known: np.ndarray | None = None, height: int | None = None) -> go.Figure:
+    """The decision tree of one galaxy as horizontal bars: questions depth-first, each titled with its name (the full
+    question on hover) and indented by its depth below the root, its answers one level further in, one bar per
+    answer with its cumulative vote fraction. ``other`` draws a second set of bars beside the first (e.g. the
+    model's next to the volunteers'), named by ``names``; unknown answers (``known`` False) have no bar."""
+    t = tree_table(values, known)
+    indent, left = 14, 250  # pixels per level, width of the label margin
+    slots, labels = [], []  # one y slot per question title and per answer
+    for q, depth in TREE_ORDER:
+        slots.append(f"q:{q.key}")
+        labels.append((f"<b>{q.key[5:]}. {tree.NAMES[q.columns[0]].split('--')[0].replace('_', ' ')}</b>", depth,
+                       q.text))
+        for c in q.columns:
+            slots.append(c)
+            labels.append((short_name(c).replace("_", " "), depth + 1, f"{c} {tree.NAMES[c]}"))
+    fig = go.Figure()
+    order = [tree.column_index(c) for c in t["column"]]
+    series = [(t["value"].to_numpy(), names[0], [QUESTION_COLOURS[q] for q in t["question"]], 1.0)]
+    if other is not None:
+        series.append((np.asarray(other, np.float64)[order], names[1], "#555555", 0.6))
+    for v, name, colour, opacity in series:
+        fig.add_trace(go.Bar(y=list(t["column"]), x=v, orientation="h", name=name, marker_color=colour,
+                             opacity=opacity, text=[f"{x:.2f}" if np.isfinite(x) else "?" for x in v],
+                             textposition="outside", cliponaxis=False,
+                             hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>"))
+    # An invisible point per slot, so that the question titles (which have no bar) get their own rows.
+    fig.add_trace(go.Scatter(x=[0] * len(slots), y=slots, mode="markers", marker_opacity=0, hoverinfo="skip",
+                             showlegend=False))
+    # Labels as annotations in the left margin, indented by depth (tick labels would be right-aligned). Passed in one
+    # go: one add_annotation call per label would validate the layout 48 times.
+    fig.layout.annotations = [go.layout.Annotation(x=0, xref="paper", y=slot, yref="y", text=text, hovertext=hover,
+                                                   showarrow=False, xanchor="left", xshift=-left + 6 + indent * depth,
+                                                   font={"size": 11})
+                              for slot, (text, depth, hover) in zip(slots, labels)]
+    fig.update_layout(barmode="group", height=height or (17 if other is None else 23) * len(slots) + 70,
+                      margin={"l": left, "r": 30, "t": 30 if other is not None else 10, "b": 40},
+                      showlegend=other is not None, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
+                      yaxis={"categoryorder": "array", "categoryarray": slots, "autorange": "reversed",
+                                 "showticklabels": False},
+                      xaxis={"range": [0, 1.12], "title": "vote fraction (cumulative, as in the Kaggle labels)"})
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------- the figures
+
+def histogram_grid_figure(hist: pd.DataFrame, stats: pd.DataFrame, cols: int = 6, log: bool = False) -> go.Figure:
+    """All 37 answer histograms (from :func:`histograms`) in one grid, each titled with its name and skewness."""
+    from plotly.subplots import make_subplots
+
+    rows = -(-tree.N_ANSWERS // cols)
+    skew = dict(zip(stats["column"], stats["skewness"]))
+    titles = [f"{c} {short_name(c)}<br>skew {skew[c]:.2f}" for c in tree.COLUMNS]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.06)
+    for k, (c, h) in enumerate(hist.groupby("column", sort=False)):
+        fig.add_trace(go.Bar(x=(h["lo"] + h["hi"]) / 2, y=h["count"], width=h["hi"] - h["lo"], showlegend=False,
+                             marker_color=QUESTION_COLOURS[_QUESTION_OF[c].key], name=c,
+                             hovertemplate=c + " %{x:.2f}: %{y:,}<extra></extra>"),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_annotations(font_size=10)
+    fig.update_xaxes(range=[0, 1], tickvals=[0, 0.5, 1], tickfont_size=9)
+    fig.update_yaxes(type="log" if log else "linear", tickfont_size=9)
+    fig.update_layout(height=190 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0)
+    return fig
+
+
+def heatmap_figure(matrix: pd.DataFrame, title: str = "", height: int = 800) -> go.Figure:
+    """A correlation matrix as a heatmap on [-1, 1] (red positive, blue negative): rows labelled with the answers'
+    descriptive names, columns with their Kaggle columns; small matrices (a question's block) print r in each cell."""
+    small = len(matrix) <= 12
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=[label(c) for c in matrix.index],
+                               zmin=-1, zmax=1, colorscale="RdBu_r", colorbar={"title": "r"},
+                               texttemplate="%{z:.2f}" if small else None,
+                               hovertemplate="%{y}<br>%{x}<br>r = %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+                      yaxis={"autorange": "reversed"}, xaxis={"side": "bottom", "tickangle": -90 if not small else 0})
+    return fig
+
+
+def scatter_figure(y_true: np.ndarray, y_pred: np.ndarray, columns: list[str] | tuple[str, ...],
+                   cols: int = 6, max_points: int = 2000, seed: int = 0) -> go.Figure:
+    """True (volunteer) vs predicted values of the chosen answers, one panel each with the y = x line. At most
+    ``max_points`` galaxies per panel (a seeded random subset) so that large sets stay quick to draw; ``y_true`` and
+    ``y_pred`` are (N, 37) with NaN where the truth is unknown."""
+    from plotly.subplots import make_subplots
+
+    columns = list(columns)
+    cols = min(cols, len(columns))
+    rows = -(-len(columns) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[label(c) if len(columns) == 1 else
+                                                              f"{c} {short_name(c)}" for c in columns],
+                        horizontal_spacing=0.03 if cols > 1 else 0.1, vertical_spacing=0.06 if rows > 1 else 0.1)
+    rng = np.random.default_rng(seed)
+    for k, c in enumerate(columns):
+        j = tree.column_index(c)
+        ok = np.flatnonzero(np.isfinite(y_true[:, j]))
+        if len(ok) > max_points:
+            ok = np.sort(rng.choice(ok, max_points, replace=False))
+        r, cc = k // cols + 1, k % cols + 1
+        fig.add_trace(go.Scattergl(x=y_true[ok, j], y=y_pred[ok, j], mode="markers", showlegend=False,
+                                   marker={"size": 4 if len(columns) > 1 else 6, "opacity": 0.5,
+                                               "color": QUESTION_COLOURS[_QUESTION_OF[c].key]},
+                                   hovertemplate="true %{x:.3f}<br>predicted %{y:.3f}<extra>" + c + "</extra>"),
+                      row=r, col=cc)
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                                 line={"color": "black", "width": 1, "dash": "dash"}), row=r, col=cc)
+    fig.update_xaxes(range=[-0.02, 1.02], tickvals=[0, 0.5, 1])
+    fig.update_yaxes(range=[-0.02, 1.02], tickvals=[0, 0.5, 1])
+    if len(columns) == 1:
+        fig.update_xaxes(title="volunteer vote fraction")
+        fig.update_yaxes(title="predicted", scaleanchor="x")
+    else:
+        fig.update_annotations(font_size=10)
+    fig.update_layout(height=600 if len(columns) == 1 else 190 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------- the images
+
+def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
+    """The image file a cached galaxy was decoded from, if its data folder (``meta["source"]``) is still there."""
+    root = Path(str(cache.meta.get("source", "")))
+    for sub in (data.LABELLED_DIR, data.UNLABELLED_DIR):
+        for ext in data.IMAGE_EXTENSIONS:
+            p = root / sub / f"{galaxy_id}{ext}"
+            if p.is_file():
+                return p
+    return None
+
+
+def original_with_crop(path: str | os.PathLike, crop: float, colour: tuple[int, int, int] = (255, 210, 0)
+                       ) -> np.ndarray:
+    """An original image (H, W, 3 uint8) with the square the cache keeps (the central ``crop`` of its shorter side)
+    outlined, so one can see what the model is shown."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    w, h = im.size
+    c = crop * min(w, h)
+    box = ((w - c) / 2, (h - c) / 2, (w + c) / 2 - 1, (h + c) / 2 - 1)
+    if crop < 0.999:
+        ImageDraw.Draw(im).rectangle(box, outline=colour, width=max(1, round(min(w, h) / 200)))
+    return np.asarray(im)
+
+
+def enlarge(image: np.ndarray, size: int) -> np.ndarray:
+    """A small (H, W, 3) uint8 image scaled up to ``size`` px (nearest neighbour, so no pixel is invented)."""
+    if image.shape[0] >= size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST))

@@ -1,0 +1,307 @@
+"""What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders and a few drawing helpers.
+
+Not a page: app.py lists the pages explicitly with ``st.navigation``. Everything slow is cached and keyed by the
+cache's fingerprint (``st.cache_data`` for data, ``st.cache_resource`` for the cache and models), so preparing a new
+cache or retraining a run invalidates what was computed from the old one.
+
+Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sidebar's starting data folder (default
+``data``), ``GALAXY_RUNS`` the folder of training runs (default ``runs`` at the project root).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from galaxy_core import data, demo, evaluation, explore, models, prediction, training, tree
+
+DATA_ENV, RUNS_ENV = "GALAXY_DATA", "GALAXY_RUNS"
+DEFAULT_DATA = data.PROJECT_ROOT / "data"
+ANSWERS = list(tree.COLUMNS)
+SUBSET_NAMES = {"all": "all galaxies", "labelled": "labelled", "train": "training split", "val": "validation split",
+                "unlabelled": "unlabelled"}
+
+
+@dataclass
+class Dataset:
+    """The data the dashboard works on: the folder chosen in the sidebar and its prepared cache."""
+
+    folder: Path
+    cache: data.GalaxyCache
+    demo: bool
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cache.fingerprint
+
+
+# -------------------------------------------------------------------------------------------------------- the data
+
+def runs_root() -> Path:
+    """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""
+    return Path(os.environ.get(RUNS_ENV) or data.PROJECT_ROOT / "runs").resolve()
+
+
+def _absolute(text: str) -> Path:
+    p = Path(text.strip() or "data").expanduser()
+    return (p if p.is_absolute() else data.PROJECT_ROOT / p).resolve()
+
+
+def _has_images(folder: Path) -> bool:
+    return (folder / data.LABELLED_DIR).is_dir() or (folder / data.UNLABELLED_DIR).is_dir()
+
+
+def _signature(folder: Path) -> tuple:
+    """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
+    sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
+    label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    names = [data.LABELLED_DIR, data.UNLABELLED_DIR, data.FOLDER_CONFIG, "meta.json"]
+    paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+    return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
+
+
+@st.cache_resource
+def _prepared() -> tuple[dict, threading.Lock]:
+    """Process-wide store of opened caches keyed by (folder, source fov, folder signature). A plain dict rather
+    than a cached function so that preparing can draw a progress bar (Streamlit would replay a cached function's
+    elements on every later call)."""
+    return {}, threading.Lock()
+
+
+def _progress_bar(text: str):
+    bar = st.progress(0.0, text=text)
+
+    def update(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{text} {done:,} / {total:,}")
+
+    return bar, update
+
+
+def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
+    """The folder named in the sidebar (a Kaggle-layout data folder or a prepared cache), prepared once per state of
+    the folder. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use."""
+    folder, is_demo = _absolute(text), False
+    if folder == DEFAULT_DATA.resolve() and not _has_images(folder) and not (folder / "meta.json").is_file():
+        folder, is_demo = demo.DEFAULT_ROOT, True
+    if not folder.is_dir() and not is_demo:
+        raise FileNotFoundError(f"{folder} does not exist")
+    store, lock = _prepared()
+    key = (str(folder), source_fov, _signature(folder))
+    with lock:
+        if key not in store:
+            if is_demo and not demo.is_complete_demo(folder):
+                bar, update = _progress_bar("Making the synthetic demo data set (first run only):")
+                demo.ensure_demo_dataset(folder, progress=update)
+                bar.empty()
+                key = (str(folder), source_fov, _signature(folder))
+            bar, update = _progress_bar("Preparing the image cache:")
+            try:
+                cache = data.resolve_cache(folder, source_fov=source_fov, progress=update)
+            finally:
+                bar.empty()
+            for old in [k for k in store if k[0] == key[0]]:
+                del store[old]
+            store[key] = cache
+        return Dataset(folder, store[key], is_demo)
+
+
+def sidebar() -> Dataset | None:
+    """The sidebar's data chooser. Stores the chosen :class:`Dataset` in the session for the pages (None on error)."""
+    with st.sidebar:
+        st.subheader("Data")
+        text = st.text_input(
+            "Data folder or prepared cache", value=os.environ.get(DATA_ENV, "data"), key="data_folder",
+            help="A folder in the Kaggle layout (images_training_rev1/, images_test_rev1/, "
+                 "training_solutions_rev1.csv) or a cache made by `python -m galaxy_core prepare`. Relative paths "
+                 "are from the project folder. `data` without images uses the built-in synthetic demo.")
+        fov = st.number_input(
+            "Source field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01, format="%.4f",
+            key="source_fov", placeholder="from galaxy_core.json, else 1.0",
+            help="The fraction of the 424 px Kaggle frame the images show: 1.0 for the originals, 0.6038 for "
+                 "pre-cropped packs such as gz2-kaggle-96 (their central 256 px).")
+        try:
+            ds = open_dataset(text, fov)
+        except (data.DataError, OSError, ValueError) as e:
+            st.error(f"Cannot use this data: {e}")
+            ds = None
+        if ds is not None:
+            m = ds.cache.meta
+            st.caption(f"{'Synthetic demo data' if ds.demo else 'Data'}: {len(ds.cache):,} galaxies, "
+                       f"{m['n_train']:,} train / {m['n_val']:,} validation, cached at {ds.cache.size} px "
+                       f"(field {ds.cache.fov:.3f} of the 424 px frame) in `{ds.cache.path}`")
+    st.session_state["dataset"] = ds
+    return ds
+
+
+def require_app(page_file: str) -> None:
+    """Make sure a page runs inside app.py. Call first in every page with ``__file__``.
+
+    Until app.py has called ``st.navigation`` once, Streamlit treats ``pages/`` as an old-style pages folder: the very
+    first visit after the server starts, if it opens a page's URL directly, runs that page file on its own (without
+    app.py's sidebar) and lists every file in ``pages/`` in the menu. Calling ``st.navigation`` turns that mode off
+    for the whole server, and the rerun then goes through app.py to the same page (a page's identity is its URL
+    path)."""
+    if "dataset" not in st.session_state:  # app.py sets it on every run before running the page
+        # The first page is the default, whose URL is the root, so this page goes second to keep its own URL.
+        st.navigation([st.Page(_placeholder, title="Home", default=True), st.Page(page_file)], position="hidden")
+        st.rerun()
+
+
+def _placeholder() -> None:
+    """Stands in for app.py's home page in :func:`require_app`'s one-off navigation; never run."""
+
+
+def dataset() -> Dataset:
+    """The data chosen in the sidebar; stops the page with a message when there is none."""
+    ds = st.session_state.get("dataset")
+    if ds is None:
+        st.info("Choose a data folder in the sidebar to start.")
+        st.stop()
+    return ds
+
+
+# ------------------------------------------------------------------------------------------------ cached summaries
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cache_summary(_cache: data.GalaxyCache, fingerprint: str) -> dict:
+    return explore.cache_summary(_cache)
+
+
+@st.cache_data(show_spinner="Reading every image header once (cached afterwards) ...", max_entries=8)
+def folder_summary(root: str, source_fov: float | None, fingerprint: str) -> dict:
+    return data.summarize(root, source_fov)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def label_statistics(_cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
+    """Per-answer statistics, histograms and the correlation matrix of a subset of the cache."""
+    rows = explore.subset_rows(_cache.split, _cache.mask, subset)
+    y, m = _cache.labels[rows], _cache.mask[rows]
+    return {"n": len(rows), "stats": explore.answer_stats(y, m), "hist": explore.histograms(y, m),
+            "corr": explore.correlation(y, m)}
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log: bool):
+    """The 37-panel histogram figure (slow to build: plotly lays out 37 subplots). A resource, not data: the figure
+    is only read (by st.plotly_chart), so every session can share one object instead of unpickling a copy."""
+    s = label_statistics(_cache, fingerprint, subset)
+    return explore.histogram_grid_figure(s["hist"], s["stats"], log=log)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def split_comparison(_cache: data.GalaxyCache, fingerprint: str):
+    return explore.split_comparison(_cache.labels, _cache.mask, _cache.split)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def prototypes(_cache: data.GalaxyCache, fingerprint: str):
+    return explore.prototypes(_cache.ids, _cache.labels, _cache.mask)
+
+
+# -------------------------------------------------------------------------------------------------------- models
+
+def model_file(path: Path) -> Path:
+    return prediction.model_folder(path) / models.WEIGHTS_FILE
+
+
+def model_key(path: Path) -> tuple[str, int]:
+    """A model's cache key: its folder and the modification time of its weights (a retrained run gets a new one)."""
+    return str(path), model_file(path).stat().st_mtime_ns
+
+
+def finished_runs() -> list[dict]:
+    """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``training.list_runs``)."""
+    return [r for r in training.list_runs(runs_root()) if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
+
+
+def choose_model(key: str, label: str = "Model") -> Path | None:
+    """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
+    the shipped checkpoint, else to the newest finished run (and says so); None, with an explanation, when there is
+    neither."""
+    options: dict[str, Path] = {}
+    shipped = prediction.default_checkpoint()
+    for p in sorted(prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")):
+        options[f"checkpoint {p.parent.name} (shipped)"] = p.parent
+    runs = finished_runs()
+    for r in runs:
+        rmse = r["summary"].get("val_rmse")
+        options[f"run {r['name']} ({r['model']}, {r['status']}"
+                f"{f', val RMSE {rmse:.4f}' if rmse is not None else ''})"] = r["path"]
+    if not options:
+        st.warning("No trained model yet: no checkpoint is shipped in `checkpoints/` and no run has finished in "
+                   f"`{runs_root()}`. Train one on the **Training** page (a few epochs of `seed-cnn` take minutes "
+                   "on a CPU), or from a terminal: `python -m galaxy_core train data/ --model seed-cnn --epochs 5`.")
+        return None
+    labels = list(options)
+    finished = [i for i, k in enumerate(labels) if k.startswith("run ") and ", finished" in k]
+    default = 0 if shipped is not None else (finished[0] if finished else 0)
+    choice = st.selectbox(label, labels, index=default, key=key)
+    if shipped is None and choice == labels[default]:
+        st.caption("No checkpoint is shipped in `checkpoints/` yet, so the newest finished run is the default.")
+    return options[choice]
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
+def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
+    return prediction.load_model(path, device=training.pick_device("auto"))
+
+
+def load_model(path: Path) -> models.GalaxyModel:
+    return _load_model(*model_key(path))
+
+
+@st.cache_data(show_spinner="Evaluating the run (once per run and data) ...", max_entries=8)
+def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
+                   split: str = "val") -> evaluation.Evaluation:
+    """``evaluation.evaluate`` of a run on the dashboard's cache, keyed by the run, its best checkpoint's
+    modification time and the cache's fingerprint."""
+    return evaluation.evaluate(run, _cache, split=split)
+
+
+@st.cache_data(show_spinner="Predicting merger probabilities (once per model, data and image set) ...", max_entries=8)
+def merger_probabilities(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
+                         subset: str) -> dict:
+    """A model's Class8.6 for a subset of the cache: ``rows``, ``p``, the volunteers' ``p_true`` (NaN where unknown)
+    and the threshold-free ``mean`` estimate (``mergers.mean_probability``, whose bootstrap is the slow part)."""
+    from galaxy_core import mergers
+
+    rows = explore.subset_rows(_cache.split, _cache.mask, subset)
+    j = tree.column_index(mergers.MERGER_COLUMN)
+    out = {"rows": rows, "p": np.zeros(0), "p_true": np.where(_cache.mask[rows, j], _cache.labels[rows, j], np.nan),
+           "mean": None}
+    if len(rows):
+        out["p"] = mergers.predict_merger_probabilities(_load_model(model, mtime_ns), _cache, rows)
+        out["mean"] = mergers.mean_probability(out["p"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- drawing
+
+def answer_select(label: str, key: str, default: str = "Class1.1", none: str | None = None, **kwargs) -> str | None:
+    """A selectbox over the 37 answers shown with their descriptive names; ``none`` adds a first 'no answer' entry
+    (returned as None)."""
+    options = ([None] if none else []) + ANSWERS
+    return st.selectbox(label, options, index=options.index(default) if default in options else 0, key=key,
+                        format_func=lambda c: none if c is None else explore.label(c), **kwargs)
+
+
+def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110) -> None:
+    """Cached images of some rows as a flowing gallery (straight from the cache's memory map)."""
+    rows = [int(r) for r in rows]
+    if not rows:
+        st.caption("No galaxies to show.")
+        return
+    st.image([cache.image(r) for r in rows], caption=captions, width=width)
+
+
+def tree_chart(values, other=None, names=("volunteers", "model"), known=None, key: str | None = None,
+               height: int | None = None) -> None:
+    """One galaxy's 37 answers drawn as the decision tree (see ``explore.tree_figure``)."""
+    st.plotly_chart(explore.tree_figure(values, other, names, known, height=height), key=key)
+

@@ -1,0 +1,58 @@
+"""Distributions: the 37 answers' histograms and skewness, their correlations, and training vs validation."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from galaxy_core import explore, tree
+from pages import _common as common
+
+common.require_app(__file__)
+
+ds = common.dataset()
+cache = ds.cache
+st.title("Distributions of the 37 answers")
+
+subset = st.radio("Galaxies", ["labelled", "train", "val"], format_func=common.SUBSET_NAMES.get, horizontal=True,
+                  key="dist_subset")
+stats = common.label_statistics(cache, ds.fingerprint, subset)
+if stats["n"] == 0 or not stats["stats"]["n"].any():
+    st.info("No labelled galaxies in this subset.")
+    st.stop()
+st.caption(f"{stats['n']:,} galaxies; each answer counts only the galaxies where it is known.")
+
+st.subheader("Histograms")
+log = st.toggle("Logarithmic counts", key="dist_log",
+                help="Most answers pile up near 0: a log scale shows the tail of confident votes.")
+st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log))
+with st.expander("Mean, spread and skewness of every answer"):
+    st.dataframe(stats["stats"], hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "std", "median", "skewness")})
+
+st.subheader("Correlations")
+st.caption("Pearson correlation between answers over the fully labelled galaxies. Answers of one question share "
+           "their parent answer, so they are anticorrelated by construction; look off the diagonal blocks for "
+           "morphology (e.g. spiral arms with disks).")
+st.plotly_chart(explore.heatmap_figure(stats["corr"], height=850))
+question = st.selectbox("Within one question", [q.key for q in tree.QUESTIONS], key="dist_question",
+                        format_func=lambda k: f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
+st.plotly_chart(explore.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
+
+st.subheader("Training vs validation")
+comp = common.split_comparison(cache, ds.fingerprint)
+st.caption("The validation galaxies are a seeded random tenth of the fully labelled ones, so both splits should "
+           "follow the same distributions: KS is the largest gap between their cumulative distributions, of order "
+           "1/sqrt(validation size) for a fair split.")
+fig = go.Figure([go.Bar(x=comp["column"], y=comp[f"mean_{k}"], name=name, hovertext=comp["name"])
+                 for k, name in (("train", "training"), ("val", "validation"))])
+fig.update_layout(barmode="group", height=320, yaxis_title="mean vote fraction", margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                  legend={"orientation": "h", "y": 1.1})
+st.plotly_chart(fig)
+column = common.answer_select("Answer", "dist_answer", default="Class1.1")
+h = explore.split_histograms(cache.labels, cache.mask, cache.split, column)
+fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name, opacity=0.6)
+                 for name, g in h.groupby("split", sort=False)])
+fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column), yaxis_title="fraction of the split",
+                  margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": 1.1})
+st.plotly_chart(fig)
+st.dataframe(comp, hide_index=True, column_config={
+    c: st.column_config.NumberColumn(format="%.3f") for c in ("mean_train", "mean_val", "ks")})

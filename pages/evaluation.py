@@ -1,0 +1,81 @@
+"""Evaluation: a run's RMSE overall and per answer, true vs predicted, the best and the worst galaxies."""
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from galaxy_core import explore, tree
+from pages import _common as common
+
+common.require_app(__file__)
+
+ds = common.dataset()
+cache = ds.cache
+st.title("Evaluation")
+
+runs = common.finished_runs()
+if not runs:
+    st.info(f"No run with a checkpoint in `{common.runs_root()}` yet: train one on the Training page.")
+    st.stop()
+ours = [r for r in runs if r["data"] == str(ds.cache.path)]
+names = [r["name"] for r in runs]
+c1, c2 = st.columns([3, 1])
+name = c1.selectbox("Run", names, index=names.index(ours[0]["name"]) if ours else 0, key="ev_run")
+split = c2.selectbox("Galaxies", ["val", "labelled", "train"], format_func=common.SUBSET_NAMES.get, key="ev_split",
+                     help="The run's validation split is the fair test; the others include its training galaxies.")
+run = next(r for r in runs if r["name"] == name)
+if run["data"] != str(ds.cache.path):
+    st.warning(f"This run was trained on `{run['data']}`, not on the data in use: it is evaluated on the current "
+               f"data's {common.SUBSET_NAMES[split]}, which may include galaxies it was trained on.")
+try:
+    best = run["path"] / "best"
+    ev = common.run_evaluation(str(run["path"]), common.model_key(best)[1], cache, ds.fingerprint, split)
+except (ValueError, KeyError, FileNotFoundError) as e:
+    st.error(f"Cannot evaluate {name} on this data: {e}")
+    st.stop()
+if len(ev) == 0:
+    st.info("No galaxies to evaluate in this split.")
+    st.stop()
+
+pa = ev.per_answer()
+c1, c2, c3 = st.columns(3)
+c1.metric("RMSE over all 37 answers", f"{ev.rmse():.4f}")
+c2.metric("galaxies", f"{len(ev):,}")
+c3.metric("model", str(run["model"]))
+
+fig = go.Figure(go.Bar(x=pa["column"], y=pa["rmse"], hovertext=pa["name"],
+                       marker_color=[explore.QUESTION_COLOURS[q] for q in pa["question"]],
+                       hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
+fig.update_layout(height=330, yaxis_title="RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+st.subheader("Per answer")
+st.plotly_chart(fig)
+with st.expander("Per question"):
+    st.dataframe(ev.per_question(), hide_index=True,
+                 column_config={"rmse": st.column_config.NumberColumn(format="%.4f")})
+
+st.subheader("True vs predicted")
+answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="all 37 answers")
+y_true = ev.y_true.astype(float).copy()
+y_true[~ev.mask] = float("nan")
+cols = [answer] if answer else list(tree.COLUMNS)
+st.plotly_chart(explore.scatter_figure(y_true, ev.y_pred, cols, max_points=20_000 if answer else 1_000))
+
+st.subheader("Top 5: the volunteers' vs the model's")
+column = common.answer_select("Answer", "ev_top_answer", default="Class8.6")
+top = ev.top_k(column, 5)
+c1, c2 = st.columns(2)
+for col, (kind, title) in zip((c1, c2), (("actual", "highest volunteer fraction"),
+                                       ("predicted", "highest predicted fraction"))):
+    with col:
+        st.markdown(f"**{title}**")
+        t = top[kind]
+        common.gallery(cache, t["row"], [f"{g} · true {a:.2f} · pred {p:.2f}"
+                                         for g, a, p in zip(t["GalaxyID"], t["true"], t["predicted"])], width=120)
+
+st.subheader("Worst predictions")
+worst = ev.worst(10)
+common.gallery(cache, worst["row"], [f"{g} · RMSE {r:.3f}" for g, r in zip(worst["GalaxyID"], worst["rmse"])],
+               width=120)
+pick = st.selectbox("Compare volunteers and model for", list(worst["GalaxyID"]), key="ev_worst_pick")
+k = int(np.flatnonzero(ev.ids == pick)[0])
+common.tree_chart(ev.y_true[k], ev.y_pred[k], known=ev.mask[k], key="ev_tree")

@@ -1,0 +1,85 @@
+"""Predict: the 37 answers for your own images (uploaded or in a folder), as a table, a tree and a CSV."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from galaxy_core import data, explore, prediction, tree
+from pages import _common as common
+
+common.require_app(__file__)
+
+st.title("Predict")
+st.caption("The 37 Galaxy Zoo 2 answers for new images. Images are decoded exactly as for training (same field of "
+           "view, size and resampling).")
+
+model = common.choose_model("pr_model")
+if model is None:
+    st.stop()
+c1, c2, c3 = st.columns([3, 1, 1])
+with c1:
+    uploads = st.file_uploader("Images (JPEG or PNG)", type=["jpg", "jpeg", "png"], accept_multiple_files=True,
+                               key="pr_uploads")
+    folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
+                           help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
+source_fov = c2.number_input("Source field of view", 0.05, 1.0, 1.0, 0.01, format="%.4f", key="pr_fov",
+                             help="The fraction of the 424 px Kaggle frame your images show: 1.0 for 424 px "
+                                  "Galaxy Zoo cutouts, 0.6038 for the 96 px packs.")
+tta = c3.slider("Test-time views", 1, 8, 1, key="pr_tta",
+                help="Average the predictions over this many rotations and mirror images (1 = none).")
+if not uploads and not folder.strip():
+    st.info("Upload some images or name a folder.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Predicting ...", max_entries=8)
+def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, bytes], ...], fov: float, views: int):
+    """Write the uploads to a temporary folder and predict them (cached by their bytes)."""
+    with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
+        paths = []
+        for name, content in files:
+            p = Path(tmp) / Path(name).name
+            p.write_bytes(content)
+            paths.append(p)
+        return prediction.predict_paths(common.load_model(Path(model_path)), paths, fov, views, workers=1)
+
+
+@st.cache_data(show_spinner="Predicting ...", max_entries=8)
+def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float, views: int, listing: tuple):
+    paths = prediction.image_paths(folder)
+    return prediction.predict_paths(common.load_model(Path(model_path)), paths, fov, views)
+
+
+key = common.model_key(model)
+try:
+    if uploads:
+        frame, skipped = predict_uploads(*key, tuple((f.name, f.getvalue()) for f in uploads), source_fov, tta)
+    else:
+        paths = prediction.image_paths(folder.strip())
+        frame, skipped = predict_folder(*key, folder.strip(), source_fov, tta,
+                                        tuple((p.name, p.stat().st_mtime_ns) for p in paths))
+except (data.DataError, FileNotFoundError, ValueError) as e:
+    st.error(str(e))
+    st.stop()
+for s in skipped:
+    st.warning(f"Skipped {Path(s['path']).name}: {s['reason']}")
+if frame.empty:
+    st.stop()
+
+st.subheader(f"{len(frame):,} galaxies")
+st.download_button("Download the CSV (Kaggle format)", prediction.to_csv(frame["GalaxyID"].to_numpy(),
+                                                                        frame[list(tree.COLUMNS)].to_numpy()),
+                   file_name="predictions.csv", mime="text/csv", key="pr_download")
+st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
+             column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
+
+st.subheader("As the decision tree")
+gid = st.selectbox("Galaxy", list(frame["GalaxyID"]), key="pr_pick")
+row = frame.index[frame["GalaxyID"] == gid][0]
+c1, c2 = st.columns([1, 2])
+with c1:
+    images = {Path(f.name).stem: f.getvalue() for f in uploads} if uploads else {p.stem: str(p) for p in paths}
+    st.image(images[gid], caption=gid, width="stretch")
+with c2:
+    common.tree_chart(frame.loc[row, list(tree.COLUMNS)].to_numpy(dtype=float), names=("model", ""), key="pr_tree")

@@ -1,0 +1,228 @@
+"""Tests of galaxy_core.explore on small arrays with answers known in advance, and on the tiny synthetic cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from galaxy_core import data, explore, tree
+
+J11 = tree.column_index("Class1.1")
+
+
+def arrays(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random labels on the tree for ``n`` galaxies, all known, alternating train/validation."""
+    rng = np.random.default_rng(seed)
+    cond = np.zeros((n, tree.N_ANSWERS))
+    for s in tree.QUESTION_SLICES:
+        cond[:, s] = rng.dirichlet(np.ones(s.stop - s.start), size=n)
+    labels = tree.cumulative(cond).astype(np.float32)
+    split = np.where(np.arange(n) % 2 == 0, data.SPLIT_TRAIN, data.SPLIT_VAL).astype(np.int8)
+    return labels, np.ones_like(labels, bool), split
+
+
+# --------------------------------------------------------------------------------------------- selection and pages
+
+def test_subset_rows():
+    _, mask, split = arrays(6)
+    mask[5] = False
+    split[5] = data.SPLIT_UNLABELLED
+    assert explore.subset_rows(split, mask, "all").tolist() == [0, 1, 2, 3, 4, 5]
+    assert explore.subset_rows(split, mask, "labelled").tolist() == [0, 1, 2, 3, 4]
+    assert explore.subset_rows(split, mask, "train").tolist() == [0, 2, 4]
+    assert explore.subset_rows(split, mask, "val").tolist() == [1, 3]
+    assert explore.subset_rows(split, mask, "unlabelled").tolist() == [5]
+    with pytest.raises(KeyError, match="unknown subset"):
+        explore.subset_rows(split, mask, "test")
+
+
+def test_select_sorts_and_filters_by_an_answer():
+    labels = np.zeros((5, tree.N_ANSWERS), np.float32)
+    labels[:, J11] = [0.2, 0.9, 0.5, 0.9, 0.1]
+    mask = np.ones_like(labels, bool)
+    mask[4, J11] = False  # unknown: never selected when sorting or filtering by Class1.1
+    rows = np.arange(5)
+    assert explore.select(labels, mask, rows).tolist() == [0, 1, 2, 3, 4]
+    assert explore.select(labels, mask, rows, "Class1.1").tolist() == [1, 3, 2, 0]  # ties keep cache order
+    assert explore.select(labels, mask, rows, "smooth_or_features--smooth", descending=False).tolist() == [0, 2, 1, 3]
+    assert explore.select(labels, mask, rows, filter_by="Class1.1", min_value=0.3).tolist() == [1, 2, 3]
+    assert explore.select(labels, mask, rows, "Class1.1", filter_by="Class1.1", max_value=0.6).tolist() == [2, 0]
+    assert explore.select(labels, mask, np.array([3, 0]), "Class1.1").tolist() == [3, 0]
+
+
+def test_paginate():
+    rows = np.arange(10)
+    assert explore.paginate(rows, 1, 4)[0].tolist() == [0, 1, 2, 3]
+    assert explore.paginate(rows, 3, 4)[0].tolist() == [8, 9]
+    assert explore.paginate(rows, 3, 4)[1] == 3
+    assert explore.paginate(rows, 99, 4)[0].tolist() == [8, 9]  # clipped to the last page
+    assert explore.paginate(rows, 0, 4)[0].tolist() == [0, 1, 2, 3]
+    empty, n_pages = explore.paginate(rows[:0], 1, 4)
+    assert len(empty) == 0 and n_pages == 1
+    with pytest.raises(ValueError):
+        explore.paginate(rows, 1, 0)
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+
+def test_answer_stats_analytic():
+    labels = np.zeros((4, tree.N_ANSWERS), np.float32)
+    labels[:, J11] = [0.0, 0.0, 0.0, 1.0]  # mean 1/4, population std sqrt(3)/4, skewness 2/sqrt(3)
+    mask = np.ones_like(labels, bool)
+    mask[:, 1] = False
+    s = explore.answer_stats(labels, mask).set_index("column")
+    assert s.loc["Class1.1", "n"] == 4
+    assert s.loc["Class1.1", "mean"] == pytest.approx(0.25)
+    assert s.loc["Class1.1", "std"] == pytest.approx(np.sqrt(3) / 4)
+    assert s.loc["Class1.1", "median"] == pytest.approx(0.0)
+    assert s.loc["Class1.1", "skewness"] == pytest.approx(2 / np.sqrt(3))
+    assert s.loc["Class1.2", "n"] == 0 and np.isnan(s.loc["Class1.2", "mean"])
+    assert np.isnan(s.loc["Class1.3", "skewness"])  # constant answer
+    assert list(s.index) == list(tree.COLUMNS)
+
+
+def test_answer_stats_median_and_skew_match_numpy():
+    labels, mask, _ = arrays(51, seed=3)
+    mask[::3, 5] = False
+    s = explore.answer_stats(labels, mask)
+    for j in (0, 5, 20):
+        v = labels[mask[:, j], j].astype(np.float64)
+        d = v - v.mean()
+        assert s["median"][j] == pytest.approx(np.median(v))
+        assert s["skewness"][j] == pytest.approx((d ** 3).mean() / (d ** 2).mean() ** 1.5)
+
+
+def test_histograms_count_known_values():
+    labels = np.zeros((5, tree.N_ANSWERS), np.float32)
+    labels[:, J11] = [0.0, 0.04, 0.5, 1.0, 1.0]
+    mask = np.ones_like(labels, bool)
+    mask[0, J11] = False
+    h = explore.histograms(labels, mask, bins=10)
+    c = h[h["column"] == "Class1.1"]
+    assert len(h) == 37 * 10
+    assert c["count"].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]  # 1.0 falls in the last, closed bin
+    assert c["fraction"].sum() == pytest.approx(1.0)
+
+
+def test_correlation():
+    labels, mask, _ = arrays(200, seed=1)
+    corr = explore.correlation(labels, mask)
+    assert corr.shape == (37, 37) and list(corr.columns) == list(tree.COLUMNS)
+    np.testing.assert_allclose(np.diag(corr.to_numpy()), 1.0, atol=1e-9)
+    np.testing.assert_allclose(corr.to_numpy(), corr.to_numpy().T, atol=1e-12)
+    expected = np.corrcoef(labels[:, 0], labels[:, 1])[0, 1]
+    assert corr.iloc[0, 1] == pytest.approx(expected)
+    # The two answers of Q6 sum to 1 for every galaxy, so their correlation is exactly -1.
+    block = explore.question_block(corr, "Class6")
+    assert block.shape == (2, 2) and block.iloc[0, 1] == pytest.approx(-1.0)
+    with pytest.raises(KeyError):
+        explore.question_block(corr, "Class12")
+
+
+def test_correlation_of_constant_answer_is_nan():
+    labels, mask, _ = arrays(20)
+    labels[:, 2] = 0.5
+    corr = explore.correlation(labels, mask)
+    assert np.isnan(corr.iloc[2]).all() and np.isnan(corr.iloc[:, 2]).all()
+    assert np.isnan(explore.correlation(labels[:1], mask[:1]).to_numpy()).all()
+
+
+def test_ks_distance():
+    assert explore.ks_distance([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]) == 0.0
+    assert explore.ks_distance([0.1, 0.2], [0.8, 0.9]) == 1.0
+    assert explore.ks_distance([0.0, 1.0], [0.0, 0.0]) == pytest.approx(0.5)
+    assert np.isnan(explore.ks_distance([], [0.5]))
+
+
+def test_split_comparison_and_histograms():
+    labels, mask, split = arrays(40, seed=2)
+    comp = explore.split_comparison(labels, mask, split)
+    assert len(comp) == 37 and (comp["n_train"] == 20).all() and (comp["n_val"] == 20).all()
+    assert comp["mean_train"][0] == pytest.approx(labels[split == 0, 0].mean())
+    assert ((comp["ks"] >= 0) & (comp["ks"] <= 1)).all()
+    h = explore.split_histograms(labels, mask, split, "Class1.1", bins=5)
+    assert set(h["split"]) == {"train", "val"} and len(h) == 10
+    assert h.groupby("split")["count"].sum().tolist() == [20, 20]
+
+
+def test_prototypes():
+    labels, mask, _ = arrays(30, seed=4)
+    ids = np.array([str(1000 + i) for i in range(30)])
+    labels[7, J11] = 1.0
+    mask[:, 1] = False  # Class1.2 unknown everywhere
+    p = explore.prototypes(ids, labels, mask).set_index("column")
+    assert p.loc["Class1.1", "row"] == 7 and p.loc["Class1.1", "GalaxyID"] == "1007"
+    assert p.loc["Class1.1", "value"] == pytest.approx(1.0)
+    assert p.loc["Class1.2", "row"] == -1 and np.isnan(p.loc["Class1.2", "value"])
+    j = tree.column_index("Class8.6")
+    assert p.loc["Class8.6", "row"] == int(np.argmax(labels[:, j]))
+
+
+# ------------------------------------------------------------------------------------------------------- the tree
+
+def test_tree_order_is_depth_first():
+    keys = [q.key for q, _ in explore.TREE_ORDER]
+    assert sorted(keys) == sorted(q.key for q in tree.QUESTIONS)
+    assert keys[:2] == ["Class1", "Class7"]  # "smooth" leads to roundness first
+    depth = {q.key: d for q, d in explore.TREE_ORDER}
+    assert depth == {"Class1": 0, "Class7": 1, "Class2": 1, "Class9": 2, "Class3": 2, "Class4": 2, "Class10": 3,
+                     "Class11": 3, "Class5": 2, "Class6": 0, "Class8": 1}
+    for q, _ in explore.TREE_ORDER:  # every question comes after the question of its parent answer
+        if q.parent:
+            assert keys.index(tree.question_of(q.parent).key) < keys.index(q.key)
+
+
+def test_tree_table_and_figure():
+    labels, _, _ = arrays(1, seed=5)
+    t = explore.tree_table(labels[0])
+    assert len(t) == 37 and set(t["column"]) == set(tree.COLUMNS)
+    for q in tree.QUESTIONS:  # conditional answers of a reached question sum to 1
+        assert t[t["question"] == q.key]["conditional"].sum() == pytest.approx(1.0, abs=1e-5)
+    known = np.ones(37, bool)
+    known[0] = False
+    assert np.isnan(explore.tree_table(labels[0], known)["value"][0])
+    fig = explore.tree_figure(labels[0], labels[0] * 0.5, names=("volunteers", "model"))
+    assert isinstance(fig, go.Figure) and len(fig.data[0].x) == 37 and len(fig.data[1].x) == 37
+    assert len(fig.layout.annotations) == 37 + 11  # every answer and every question is labelled
+    assert fig.data[1].x[0] == pytest.approx(labels[0, 0] * 0.5)
+
+
+def test_figures():
+    labels, mask, _ = arrays(30)
+    stats, hist = explore.answer_stats(labels, mask), explore.histograms(labels, mask)
+    fig = explore.histogram_grid_figure(hist, stats)
+    assert len(fig.data) == 37 and "skew" in fig.layout.annotations[0].text
+    heat = explore.heatmap_figure(explore.correlation(labels, mask))
+    assert np.asarray(heat.data[0].z).shape == (37, 37)
+    y_true = labels.astype(float)
+    y_true[0] = np.nan
+    sc = explore.scatter_figure(y_true, labels, list(tree.COLUMNS), max_points=10)
+    assert len(sc.data) == 74 and all(len(d.x) <= 10 for d in sc.data[::2])
+    one = explore.scatter_figure(y_true, labels, ["Class1.1"])
+    assert len(one.data[0].x) == 29  # the galaxy with unknown truth is left out
+
+
+# ---------------------------------------------------------------------------------------------- on a real cache
+
+def test_cache_summary(tiny_cache):
+    s = explore.cache_summary(tiny_cache)
+    assert s["n"] == len(tiny_cache) == s["n_full"] + s["n_partial"] + s["n_unlabelled"]
+    assert s["n_unlabelled"] == 8 and s["n_train"] + s["n_val"] == s["n_full"] + s["n_partial"]
+    assert s["memory"]["uint8_bytes"] == len(tiny_cache) * 3 * tiny_cache.size ** 2
+    assert s["memory_originals"]["float32_bytes"] == 4 * len(tiny_cache) * 3 * 424 ** 2
+    assert s["tree_check"]["consistent"]
+
+
+def test_original_path_and_crop(tiny_cache, tiny_data):
+    gid = str(tiny_cache.ids[0])
+    path = explore.original_path(tiny_cache, gid)
+    assert path == tiny_data / data.LABELLED_DIR / f"{gid}.jpg"
+    img = explore.original_with_crop(path, 0.5)
+    assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+    assert tuple(img[32, 64]) == (255, 210, 0)  # the top edge of the central half is outlined
+    assert explore.original_path(tiny_cache, "no-such-galaxy") is None
+    big = explore.enlarge(tiny_cache.image(0), 300)
+    assert big.shape == (300, 300, 3)
+    assert explore.label("Class8.6") == "Class8.6 odd_feature--merger"
+    assert explore.short_name("Class8.6") == "merger"

@@ -1,0 +1,200 @@
+"""Every dashboard page under Streamlit's AppTest, on a tiny synthetic data set: no exception, the widgets and plots
+are there, the merger threshold moves the fraction, and a training launched from the Training page finishes and is
+scored on the Evaluation page.
+
+The app reads its data folder from GALAXY_DATA and its runs folder from GALAXY_RUNS, both pointed at tmp_path here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny
+from streamlit.testing.v1 import AppTest
+
+from galaxy_core import data, prediction, training
+from galaxy_core.files import read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A tiny data set (prepared by the app itself on first use) and an empty runs folder, set in the environment."""
+    base = tmp_path_factory.mktemp("pages")
+    root = make_tiny(base / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GALAXY_DATA", str(root))
+        mp.setenv("GALAXY_RUNS", str(base / "runs"))
+        yield {"data": root, "runs": base / "runs"}
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_home(env):
+    at = app()
+    assert at.title[0].value == "Galaxy Zoo 2 morphology"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["galaxies"] == "56" and metrics["unlabelled"] == "8"
+    assert at.sidebar.text_input(key="data_folder").value == str(env["data"])
+    assert len(at.get("page_link")) == len(PAGES)
+    assert not at.error
+
+
+def test_bad_data_folder_is_reported(env):
+    at = app()
+    at.sidebar.text_input(key="data_folder").set_value(str(env["data"] / "nowhere")).run()
+    assert not at.exception
+    assert "does not exist" in at.sidebar.error[0].value
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception and "Choose a data folder" in at.info[0].value
+
+
+def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
+    """``data/`` without images means the built-in demo; here the demo is the tiny set, declared complete, so that
+    nothing is generated."""
+    from galaxy_core import demo
+    from pages import _common
+
+    monkeypatch.setattr(_common, "DEFAULT_DATA", tmp_path / "data")
+    monkeypatch.setattr(demo, "DEFAULT_ROOT", env["data"])
+    monkeypatch.setattr(demo, "is_complete_demo", lambda root, *a: True)
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "data"))
+    at = app()
+    assert "built-in synthetic demo" in at.info[0].value
+    assert "Synthetic demo data" in at.sidebar.caption[0].value
+
+
+def test_dataset_page(env):
+    at = app("dataset")
+    assert at.title[0].value == "Dataset browser"
+    assert {m.label for m in at.metric} >= {"galaxies", "fully labelled", "unlabelled", "training", "validation"}
+    assert "Every question's answers sum" in at.success[0].value  # the tree check passes on demo labels
+    assert len(at.get("image")) >= 4  # thumbnails, original, cached, prototypes
+    assert len(charts(at)) == 1  # the decision tree of one galaxy
+    at.selectbox(key="ds_sort").set_value("Class1.1")
+    at.selectbox(key="ds_filter").set_value("Class8.6").run()
+    assert not at.exception
+    at.selectbox(key="ds_sort").select_index(0)  # back to GalaxyID order, no filter
+    at.selectbox(key="ds_filter").select_index(0)
+    at.selectbox(key="ds_subset").set_value("unlabelled").run()
+    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == "100048"
+    assert not at.exception and "unlabelled" in at.info[0].value  # no tree for an unlabelled galaxy
+    at.text_input(key="ds_typed").set_value("no-such-galaxy").run()
+    assert not at.exception and "not in the cache" in at.error[0].value
+
+
+def test_distributions_page(env):
+    at = app("distributions")
+    assert len(charts(at)) == 5  # histograms, correlation, one question, split means, split histogram
+    assert len(at.dataframe) == 2
+    at.toggle(key="dist_log").set_value(True)
+    at.selectbox(key="dist_question").set_value("Class11")
+    at.radio(key="dist_subset").set_value("val").run()
+    assert not at.exception and len(charts(at)) == 5
+
+
+def test_pages_without_a_model(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
+    at = app("evaluation")
+    assert "No run with a checkpoint" in at.info[0].value
+    for page in ("mergers", "predict"):
+        at = app(page)
+        if prediction.default_checkpoint() is None:
+            assert "No trained model yet" in at.warning[0].value
+        else:
+            assert at.selectbox[0].value.startswith("checkpoint")
+
+
+@pytest.fixture(scope="module")
+def trained(env):
+    """One epoch of the seed CNN launched from the Training page, waited for until it finishes."""
+    at = app("training")
+    assert at.selectbox(key="tr_model").value == "seed-cnn"
+    at.number_input(key="tr_epochs_seed-cnn").set_value(1)
+    at.button(key="tr_start").click().run()
+    assert not at.exception and not at.error
+    run = Path(at.session_state["tr_run"])
+    assert run.parent == env["runs"]
+    # A second launch on the same data while the first runs is refused with a clear message.
+    at.button(key="tr_start").click().run()
+    assert "already running" in at.error[0].value
+    deadline = time.time() + 150
+    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    status = training.read_status(run)
+    assert status["state"] == "finished", (status, (run / "train.log").read_text()[-2000:])
+    return {"at": at, "run": run}
+
+
+def test_training_page_follows_the_run(trained):
+    at = trained["at"].run()
+    assert not at.exception
+    assert any("finished" in s.value for s in at.subheader)
+    assert len(charts(at)) == 2  # the run's curves and the overlay of past runs
+    assert trained["run"].name in at.dataframe[0].value["run"].tolist()
+
+
+def test_evaluation_page_shows_the_runs_rmse(trained):
+    at = app("evaluation")
+    assert at.selectbox(key="ev_run").value == trained["run"].name
+    summary = read_json(trained["run"] / "summary.json")
+    rmse = next(m.value for m in at.metric if m.label == "RMSE over all 37 answers")
+    assert float(rmse) == pytest.approx(summary["val_rmse"], abs=1e-4)
+    assert len(charts(at)) == 3  # per answer, true vs predicted, tree of a worst galaxy
+    assert len(at.get("image")) == 3  # top 5 actual, top 5 predicted, worst
+    at.selectbox(key="ev_answer").select_index(0)  # all 37 answers
+    at.selectbox(key="ev_split").set_value("labelled").run()
+    assert not at.exception and len(charts(at)) == 3
+    assert at.selectbox(key="ev_answer").value is None
+    assert len(json.loads(charts(at)[1].proto.spec)["data"]) == 2 * 37  # 37 panels: points and the y = x line
+
+
+def test_mergers_threshold_changes_the_fraction(trained):
+    at = app("mergers")
+
+    def fraction() -> str:
+        return next(m.value for m in at.metric if m.label.startswith("Merger fraction"))
+
+    at.slider(key="mg_threshold").set_value(0.0).run()
+    low = fraction()
+    at.slider(key="mg_threshold").set_value(0.99).run()
+    assert not at.exception
+    assert low == "100.00%" and fraction() == "0.00%"
+    assert len(charts(at)) == 3  # histogram, calibration, reliability
+    assert any("Expected from R x T" == m.label for m in at.metric)
+    at.number_input(key="mg_rate").set_value(0.1).run()
+    assert next(m.value for m in at.metric if m.label == "Expected from R x T") == "3.00%"
+    at.radio(key="mg_subset").set_value("unlabelled").run()  # calibrated on the validation split instead
+    assert not at.exception and "validation split" in " ".join(c.value for c in at.caption)
+
+
+def test_predict_page(trained, env):
+    at = app("predict")
+    if prediction.default_checkpoint() is None:
+        assert "newest finished run" in " ".join(c.value for c in at.caption)
+    assert "Upload some images" in at.info[0].value
+    images = sorted((env["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert table["GalaxyID"].tolist() == [p.stem for p in images] and table.shape[1] == 38
+    assert len(at.get("download_button")) == 1 and len(charts(at)) == 1
+    at.get("file_uploader")[0].set_value(None)
+    at.text_input(key="pr_folder").set_value(str(env["data"] / data.UNLABELLED_DIR)).run()
+    assert not at.exception and len(at.dataframe[0].value) == 8
