@@ -221,7 +221,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         cal_pp = (ev.y_pred[known, j], ev.y_true[known, j])
         calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
 
-    r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot)
+    r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
     th, mean = r["threshold_estimate"], r["mean_estimate"]
     lines = [f"mergers in {source}: {th['n']:,} galaxies",
              f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
@@ -233,9 +233,10 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         lines += [f"  calibration on {args.calibrate_run} (validation, {c['n']:,} galaxies): volunteers flag "
                   f"{c['volunteer_fraction']:.4f}, the model {c['predicted_fraction']:.4f} at {args.threshold:g}; "
                   f"precision {c['precision']:.2f}, recall {c['recall']:.2f}",
-                  f"  matching threshold {c['matching_threshold']:.3f}: fraction here {me['fraction']:.4f} "
-                  f"(95 % CI {me['lo']:.4f}-{me['hi']:.4f}); mean predicted {c['mean_predicted']:.4f} vs volunteers "
-                  f"{c['mean_volunteer']:.4f}"]
+                  f"  matching threshold {c['matching_threshold']:.3f} (95 % CI {me['threshold_lo']:.3f}-"
+                  f"{me['threshold_hi']:.3f}): fraction here {me['fraction']:.4f} (95 % CI {me['lo']:.4f}-"
+                  f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
+                  f"volunteers {c['mean_volunteer']:.4f}"]
     if args.plot:
         figs = [mergers.histogram_figure(p, args.threshold)]
         if cal_pp is not None:

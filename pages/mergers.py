@@ -88,14 +88,15 @@ else:
     where = f"the {ok.sum():,} galaxies of the validation split"
 cal = mergers.calibrate(p_pred, p_true)
 pr = mergers.precision_recall(p_pred, p_true, threshold)
-matched = mergers.fraction_above(p, cal["matching_threshold"])
+matched = common.calibrated_fraction(p, p_pred, p_true)
 st.caption(f"Model and volunteers compared on {where}. Volunteers' merger: their Class8.6 > 0.5.")
 k1, k2, k3, k4 = st.columns(4)
 k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
 k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
           help="the threshold at which the model flags as many galaxies as the volunteers do")
 k3.metric("Fraction at the matching threshold", f"{matched['fraction']:.2%}")
-k3.caption(f"95 % CI {matched['lo']:.2%} - {matched['hi']:.2%} on the galaxies above")
+k3.caption(f"95 % CI {matched['lo']:.2%} - {matched['hi']:.2%} on the galaxies above, including the uncertainty "
+           f"of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
 k4.metric(f"Precision / recall at {threshold:.2f}",
           " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
 c1, c2 = st.columns(2)

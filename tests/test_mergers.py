@@ -479,3 +479,25 @@ def test_volunteer_mergers_are_more_asymmetric(shared_data):
     assert t["asymmetry"][is_merger].mean() > t["asymmetry"][~is_merger].mean() + 0.1
     assert t["m20"][is_merger].mean() > t["m20"][~is_merger].mean()
     assert t["asym_merger"][is_merger].mean() > t["asym_merger"][~is_merger].mean()
+
+
+def test_calibrated_fraction_carries_the_threshold_uncertainty():
+    rng = np.random.default_rng(4)
+    p = rng.beta(0.3, 6, 20_000)
+    # A model that halves the volunteers' votes: calibrated, it must recover the volunteers' fraction.
+    p_true = rng.beta(0.3, 6, 5_000)
+    big = mergers.calibrated_fraction(p / 2, p_true / 2, p_true, n_boot=300, seed=1)
+    assert big["threshold"] == pytest.approx(0.25, abs=0.01)
+    assert big["lo"] <= (p > 0.5).mean() <= big["hi"]
+    assert big["method"] == "calibrated" and big["threshold_lo"] <= big["threshold"] <= big["threshold_hi"]
+    # With few labelled galaxies the threshold is uncertain, and the interval must be wider than the one at a fixed
+    # threshold, which only counts the galaxies.
+    small = mergers.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
+    fixed = mergers.fraction_above(p / 2, small["threshold"], n_boot=300, seed=1)
+    assert small["hi"] - small["lo"] > 2 * (fixed["hi"] - fixed["lo"])
+    assert small["fraction"] == fixed["fraction"]
+    again = mergers.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
+    assert again == small
+    r = mergers.report(p / 2, labelled=(p_true / 2, p_true), calibration=mergers.calibrate(p_true / 2, p_true),
+                       n_boot=100)
+    assert r["matched_estimate"]["method"] == "calibrated"
