@@ -240,7 +240,8 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if args.plot:
         figs = [mergers.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
-            figs += [mergers.calibration_figure(mergers.calibration_table(*cal_pp)), mergers.calibration_figure(mergers.reliability_curve(*cal_pp))]
+            figs += [mergers.calibration_figure(mergers.calibration_table(*cal_pp)),
+                     mergers.calibration_figure(mergers.reliability_curve(*cal_pp))]
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
     _emit(args, "\n".join(lines), {**r, "source": source})
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--force", action="store_true", help="rebuild even if an up-to-date cache exists")
 
-    from . import mergers
+    from . import evaluation, mergers
     from .models import list_models
     sp = command("train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
     sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "one table")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
-    sp.add_argument("--models", default=",".join(("mean", "seed-cnn", "resnet18", "galaxynet")),
+    sp.add_argument("--models", default=",".join(evaluation.BENCHMARK_MODELS),
                     help="comma-separated model names")
     sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
     sp.add_argument("--max-train", type=int, default=None, help="cap the training galaxies (quick looks)")
@@ -353,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
     sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
                                                   "checkpoint)")
-    sp.add_argument("--source-fov", type=float, default=None,
-                    help="fraction of the 424 px Kaggle frame the images show (default: the folder's "
-                         "galaxy_core.json, else 1.0 for 424 px originals; 0.6038 for the 96 px packs)")
+    source_fov(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")

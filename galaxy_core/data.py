@@ -324,7 +324,8 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     return {
         "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
         "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
-        "colour_modes": modes, "disk_bytes": int(sum(p.stat().st_size for p in cat.paths)), "memory": memory_needed(pixels),
+        "colour_modes": modes, "disk_bytes": int(sum(p.stat().st_size for p in cat.paths)),
+        "memory": memory_needed(pixels),
         "label_files": [p.name for p in cat.label_files],
         "tree_check": tree_check(cat.ids[full], cat.labels[full]),
         "label_mean": _label_mean(cat.labels),
@@ -469,6 +470,11 @@ class GalaxyCache:
         if split not in SPLIT_NAMES:
             raise KeyError(f"unknown split {split!r}: use train, val, unlabelled, labelled or all")
         return np.flatnonzero(self.split == SPLIT_NAMES[split])
+
+    @property
+    def kind(self) -> np.ndarray:
+        """Per galaxy ``"full"``, ``"partial"`` or ``"unlabelled"``, from which answers are known."""
+        return np.where(self.mask.all(1), "full", np.where(self.mask.any(1), "partial", "unlabelled"))
 
     def image(self, i: int) -> np.ndarray:
         """One cached image as (S, S, 3) uint8, ready for display."""

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from . import data, tree
 
 SUBSETS = ("all", "labelled", "train", "val", "unlabelled")
-"""Names of the galaxy subsets :func:`subset_rows` understands."""
+"""Names of the galaxy subsets, as :meth:`galaxy_core.data.GalaxyCache.indices` understands them."""
 
 _QUESTION_OF = {c: q for q in tree.QUESTIONS for c in q.columns}
 # One colour per question, so that the tree, the per-answer bars and the histograms read alike.
@@ -41,21 +41,6 @@ def short_name(column: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------- subsets
-
-def subset_rows(split: np.ndarray, mask: np.ndarray, subset: str) -> np.ndarray:
-    """Row numbers of ``all``, ``labelled`` (any answer known), ``train``, ``val`` or ``unlabelled`` galaxies."""
-    if subset == "all":
-        return np.arange(len(split))
-    if subset == "labelled":
-        return np.flatnonzero(mask.any(axis=1))
-    if subset == "train":
-        return np.flatnonzero(split == data.SPLIT_TRAIN)
-    if subset == "val":
-        return np.flatnonzero(split == data.SPLIT_VAL)
-    if subset == "unlabelled":
-        return np.flatnonzero(~mask.any(axis=1))
-    raise KeyError(f"unknown subset {subset!r}: use one of {', '.join(SUBSETS)}")
-
 
 def select(labels: np.ndarray, mask: np.ndarray, rows: np.ndarray, sort_by: str | None = None,
            descending: bool = True, filter_by: str | None = None, min_value: float = 0.0,

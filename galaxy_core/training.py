@@ -199,8 +199,7 @@ def split_rows(cache: data.GalaxyCache, cfg: TrainConfig) -> tuple[np.ndarray, n
     fraction = cache.meta["val_fraction"] if cfg.val_fraction is None else cfg.val_fraction
     seed = cache.meta["seed"] if cfg.split_seed is None else cfg.split_seed
     if (fraction, seed) != (cache.meta["val_fraction"], cache.meta["seed"]):
-        kind = np.where(cache.mask.all(1), "full", np.where(cache.mask.any(1), "partial", "unlabelled"))
-        split = data.make_split(cache.ids, kind, fraction, seed)
+        split = data.make_split(cache.ids, cache.kind, fraction, seed)
     train_rows = np.flatnonzero(split == data.SPLIT_TRAIN)
     if not cfg.partial:
         train_rows = train_rows[cache.mask[train_rows].all(1)]

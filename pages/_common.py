@@ -23,6 +23,8 @@ from galaxy_core import data, demo, evaluation, explore, mergers, models, predic
 DATA_ENV, RUNS_ENV = "GALAXY_DATA", "GALAXY_RUNS"
 DEFAULT_DATA = data.PROJECT_ROOT / "data"
 ANSWERS = list(tree.COLUMNS)
+TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
+"""Plot margins (px) for the pages' small charts, which carry no title."""
 SUBSET_NAMES = {"all": "all galaxies", "labelled": "labelled", "train": "training split", "val": "validation split",
                 "unlabelled": "unlabelled"}
 
@@ -180,7 +182,7 @@ def folder_summary(root: str, source_fov: float | None, fingerprint: str) -> dic
 @st.cache_data(show_spinner=False, max_entries=16)
 def label_statistics(_cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
     """Per-answer statistics, histograms and the correlation matrix of a subset of the cache."""
-    rows = explore.subset_rows(_cache.split, _cache.mask, subset)
+    rows = _cache.indices(subset)
     y, m = _cache.labels[rows], _cache.mask[rows]
     return {"n": len(rows), "stats": explore.answer_stats(y, m), "hist": explore.histograms(y, m),
             "corr": explore.correlation(y, m)}
@@ -271,7 +273,7 @@ def merger_probabilities(model: str, mtime_ns: int, _cache: data.GalaxyCache, fi
     and the threshold-free ``mean`` estimate (``mergers.mean_probability``, whose bootstrap is the slow part)."""
     from galaxy_core import mergers
 
-    rows = explore.subset_rows(_cache.split, _cache.mask, subset)
+    rows = _cache.indices(subset)
     j = tree.column_index(mergers.MERGER_COLUMN)
     out = {"rows": rows, "p": np.zeros(0), "p_true": np.where(_cache.mask[rows, j], _cache.labels[rows, j], np.nan),
            "mean": None}

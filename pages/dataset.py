@@ -68,7 +68,7 @@ with c3:
     lo, hi = st.slider("Keep values between", 0.0, 1.0, (0.0, 1.0), 0.05, key="ds_range",
                        disabled=filter_by is None)
 per_page = c4.selectbox("Per page", [24, 48, 96], index=1, key="ds_per_page")
-rows = explore.select(cache.labels, cache.mask, explore.subset_rows(cache.split, cache.mask, subset), sort_by,
+rows = explore.select(cache.labels, cache.mask, cache.indices(subset), sort_by,
                       filter_by=filter_by, min_value=lo, max_value=hi)
 n_pages = explore.paginate(rows, 1, per_page)[1]
 # The page number starts again at 1 whenever the selection's size changes.

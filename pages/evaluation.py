@@ -46,7 +46,7 @@ c3.metric("model", str(run["model"]))
 fig = go.Figure(go.Bar(x=pa["column"], y=pa["rmse"], hovertext=pa["name"],
                        marker_color=[explore.QUESTION_COLOURS[q] for q in pa["question"]],
                        hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
-fig.update_layout(height=330, yaxis_title="RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+fig.update_layout(height=330, yaxis_title="RMSE", margin=common.TIGHT)
 st.subheader("Per answer")
 st.plotly_chart(fig)
 with st.expander("Per question"):

@@ -69,7 +69,7 @@ def live(run: str) -> None:
         m = pd.DataFrame(rows)
         fig = go.Figure([go.Scatter(x=m["epoch"], y=m[c], name=n, mode="lines+markers")
                          for c, n in (("train_rmse", "training"), ("val_rmse", "validation"))])
-        fig.update_layout(height=320, xaxis_title="epoch", yaxis_title="RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        fig.update_layout(height=320, xaxis_title="epoch", yaxis_title="RMSE", margin=common.TIGHT)
         st.plotly_chart(fig, key="tr_live_curve")
     else:
         st.caption("The curves appear when the first epoch ends.")
@@ -103,5 +103,5 @@ for r in runs:
     if m:
         fig.add_trace(go.Scatter(x=[x["epoch"] for x in m], y=[x["val_rmse"] for x in m], name=r["name"],
                                  mode="lines+markers"))
-fig.update_layout(height=360, xaxis_title="epoch", yaxis_title="validation RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+fig.update_layout(height=360, xaxis_title="epoch", yaxis_title="validation RMSE", margin=common.TIGHT)
 st.plotly_chart(fig, key="tr_overlay_curve")

@@ -24,19 +24,6 @@ def arrays(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 # --------------------------------------------------------------------------------------------- selection and pages
 
-def test_subset_rows():
-    _, mask, split = arrays(6)
-    mask[5] = False
-    split[5] = data.SPLIT_UNLABELLED
-    assert explore.subset_rows(split, mask, "all").tolist() == [0, 1, 2, 3, 4, 5]
-    assert explore.subset_rows(split, mask, "labelled").tolist() == [0, 1, 2, 3, 4]
-    assert explore.subset_rows(split, mask, "train").tolist() == [0, 2, 4]
-    assert explore.subset_rows(split, mask, "val").tolist() == [1, 3]
-    assert explore.subset_rows(split, mask, "unlabelled").tolist() == [5]
-    with pytest.raises(KeyError, match="unknown subset"):
-        explore.subset_rows(split, mask, "test")
-
-
 def test_select_sorts_and_filters_by_an_answer():
     labels = np.zeros((5, tree.N_ANSWERS), np.float32)
     labels[:, J11] = [0.2, 0.9, 0.5, 0.9, 0.1]
