@@ -186,3 +186,106 @@ def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
         assert training.read_status(tmp_path)["state"] == "died"
     atomic_write_json(tmp_path / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
     assert training.read_status(tmp_path)["state"] == "running"
+
+
+def test_masked_mse_weights_answers():
+    pred = torch.tensor([[1.0, 1.0]])
+    target = torch.tensor([[0.0, 0.5]])
+    weight = torch.tensor([[1.0, 0.5]])
+    assert training.masked_mse(pred, target, weight).item() == pytest.approx((1.0 + 0.5 * 0.25) / 1.5)
+
+
+def test_weight_average_follows_the_documented_decay():
+    net = torch.nn.Linear(2, 1)
+    avg = training.WeightAverage(net, decay=0.5)
+    start = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    avg.update()  # first update: min(0.5, 2 / 11) = 2/11 of the old average is kept
+    assert torch.allclose(avg.model.weight, start * 2 / 11 + (start + 1) * 9 / 11)
+    for _ in range(200):
+        avg.update()
+    assert torch.allclose(avg.model.weight, net.weight)
+    with pytest.raises(ValueError, match="decay"):
+        training.WeightAverage(net, decay=1.0)
+
+
+def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
+    kw = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 3, "ema": 0.9}
+    one = training.train(_cfg(tiny_cache, tmp_path, name="one", **{**kw, "epochs": 1}))
+    raw, averaged = load_file(str(one / "last/model.safetensors")), load_file(str(one / "last/ema/model.safetensors"))
+    assert any(not torch.equal(raw[k], averaged[k]) for k in raw)
+    best = load_file(str(one / "best/model.safetensors"))  # the only epoch is the best: its averaged weights
+    assert all(torch.equal(best[k], averaged[k]) for k in averaged)
+
+    full = training.train(_cfg(tiny_cache, tmp_path, name="full", **kw))
+    averaged = load_file(str(full / "last/ema/model.safetensors"))
+
+    def die_after_first_epoch(e):
+        if e["type"] == "epoch" and e["epoch"] == 1:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        training.train(_cfg(tiny_cache, tmp_path, name="killed", **kw), callback=die_after_first_epoch)
+    training.train(training.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
+    resumed = load_file(str(tmp_path / "killed/last/ema/model.safetensors"))
+    assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)
+
+
+@pytest.fixture(scope="module")
+def partial_cache(tiny_data, tmp_path_factory):
+    """``tiny_data`` with four galaxies' Class6-11 answers blanked (partially labelled, as in the 96 px pack)."""
+    import shutil
+
+    import pandas as pd
+
+    from galaxy_core import data
+
+    root = tmp_path_factory.mktemp("partial") / "data"
+    shutil.copytree(tiny_data, root)
+    labels = pd.read_csv(root / data.LABEL_CSV, dtype={"GalaxyID": str})
+    labels.loc[:3, [c for c in tree.COLUMNS if int(c[5:].split(".")[0]) >= 6]] = np.nan
+    labels.to_csv(root / data.LABEL_CSV, index=False)
+    return data.prepare(root, root.parent / "cache", size=32, val_fraction=0.25, workers=1)
+
+
+def test_teacher_fills_unknown_answers_and_labels_unlabelled_galaxies(partial_cache, tmp_path):
+    tiny_cache = partial_cache
+    small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
+    teacher = training.train(_cfg(tiny_cache, tmp_path, name="teacher", **small))
+    cfg = _cfg(tiny_cache, tmp_path, name="student", teacher=[str(teacher)], teacher_weight=0.5, teacher_tta=2,
+               unlabelled=str(tiny_cache.path), **small)
+    train_rows, val_rows = training.split_rows(tiny_cache, cfg)
+    images, rows, targets, weights, counts = training.training_set(cfg, tiny_cache, train_rows, val_rows,
+                                                                   torch.device("cpu"))
+    own_unlabelled = tiny_cache.indices("unlabelled")
+    # The unlabelled "extra" cache here is the same cache: its galaxies are taken once, and its validation
+    # galaxies never.
+    assert counts == {"labelled": len(train_rows), "teacher_filled_answers": 4 * 24,
+                      "unlabelled": len(own_unlabelled)}
+    assert len(images) == len(rows) == len(targets) == len(train_rows) + len(own_unlabelled)
+    known = tiny_cache.mask[train_rows]
+    np.testing.assert_array_equal(targets[:len(train_rows)][known], tiny_cache.labels[train_rows][known])
+    assert set(np.unique(weights[:len(train_rows)][known])) == {1.0}
+    assert np.all(weights[:len(train_rows)][~known] == 0.5) and np.all(weights[len(train_rows):] == 0.5)
+    np.testing.assert_array_equal(images[len(train_rows):], tiny_cache.images[own_unlabelled])
+    teacher_model = models.load_model_folder(teacher / "best")
+    from galaxy_core import prediction
+    expected = prediction.predict_cache(teacher_model, tiny_cache, own_unlabelled, tta=2)
+    np.testing.assert_allclose(targets[len(train_rows):], expected, atol=1e-6)
+
+    run = training.train(cfg)
+    assert (run / training.TEACHER_FILE).is_file()
+    assert training.read_status(run)["state"] == "finished"
+
+
+def test_a_teacher_that_saw_validation_labels_is_refused(tiny_cache, tmp_path):
+    small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
+    # A teacher trained on another split learnt labels of this run's validation galaxies.
+    teacher = training.train(_cfg(tiny_cache, tmp_path, name="other-split", split_seed=7, **small))
+    with pytest.raises(ValueError, match="validation galaxies"):
+        training.train(_cfg(tiny_cache, tmp_path, name="student", teacher=[str(teacher)], **small))
+    with pytest.raises(ValueError, match="not a run folder"):
+        training.train(_cfg(tiny_cache, tmp_path, name="student2", teacher=[str(teacher / "best")], **small))
+    with pytest.raises(ValueError, match="need a teacher"):
+        training.train(_cfg(tiny_cache, tmp_path, name="student3", unlabelled=str(tiny_cache.path), **small))
