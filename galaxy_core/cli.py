@@ -85,7 +85,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
             augment=args.augment, partial=args.partial, tta=args.tta, seed=args.seed, max_train=args.max_train,
-            device=args.device, compile=args.compile or None)
+            device=args.device, compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
+            teacher=args.teacher or None, unlabelled=args.unlabelled, teacher_weight=args.teacher_weight,
+            teacher_tta=args.teacher_tta)
         run = training.train(cfg, report)
     status = training.read_status(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
@@ -123,7 +125,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     table = evaluation.benchmark(args.data, out, tuple(args.models.split(",")), args.epochs_scale, args.max_train,
-                                 args.device, args.source_fov)
+                                 args.device, args.source_fov, unlabelled=args.unlabelled, compile=args.compile)
     fmt = {"val_rmse": "{:.4f}", "val_rmse_tta8": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
            "images_per_s": "{:,.0f}"}
     shown = table.copy()
@@ -134,6 +136,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     human = f"benchmark on {args.data} ({time.strftime('%Y-%m-%d')}), runs in {out}\n" + "\n".join(lines)
     _emit(args, human, {"out": out, "rows": table.to_dict(orient="records")})
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import evaluation
+
+    r = evaluation.export_checkpoint(args.run, args.out, half=not args.float32, tta=args.tta, device=args.device)
+    human = (f"{args.run} -> {r['checkpoint']} ({r['bytes'] / 1e6:.1f} MB, {r['weights']} weights); validation RMSE "
+             f"with {r['tta']} view(s) over {r['n']:,} galaxies: {r['val_rmse_run']:.5f} as trained, "
+             f"{r['val_rmse_checkpoint']:.5f} as exported (largest change of an answer {r['max_abs_difference']:.1e})")
+    _emit(args, human, r)
     return 0
 
 
@@ -307,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-train", type=int, help="train on at most this many galaxies")
     sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
+    sp.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"],
+                    help="torch.compile mode (reduce-overhead uses CUDA graphs)")
+    sp.add_argument("--ema", type=float, help="decay of a moving average of the weights, e.g. 0.999 (0 = off)")
+    sp.add_argument("--teacher", action="append", metavar="RUN",
+                    help="run folder whose predictions fill the answers no volunteer gave (repeat for an ensemble)")
+    sp.add_argument("--unlabelled", metavar="DATA", help="cache or folder of unlabelled galaxies for the teacher "
+                                                         "to label (same field and size as the data's cache)")
+    sp.add_argument("--teacher-weight", type=float, help="weight of a teacher's target in the loss (default 1)")
+    sp.add_argument("--teacher-tta", type=int, help="views the teacher averages (default 8)")
     sp.add_argument("--resume", metavar="RUN", help="continue a killed or stopped run from its last epoch")
     sp.add_argument("--config", metavar="JSON", help="take every setting from a TrainConfig JSON file")
 
@@ -329,6 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-train", type=int, default=None, help="cap the training galaxies (quick looks)")
     sp.add_argument("--device", default="auto")
     sp.add_argument("--out", default=None, help="folder for the runs (default runs/benchmark-<time>)")
+    sp.add_argument("--unlabelled", default=None, metavar="DATA",
+                    help="unlabelled galaxies (cache or folder): adds galaxynet distilled from the galaxynet run")
+    sp.add_argument("--compile", action="store_true", help="torch.compile every network")
+
+    from .prediction import CHECKPOINTS
+    sp = command("export", cmd_export, "write a run's best model as the checkpoint that prediction and the dashboard "
+                                       "use by default (float16 weights, checked on the run's validation split)")
+    sp.add_argument("run", help="run folder")
+    sp.add_argument("--out", default=str(CHECKPOINTS / "default"),
+                    help="checkpoint folder (default checkpoints/default)")
+    sp.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
+    sp.add_argument("--tta", type=int, default=8, help="views averaged for the check (1-8)")
+    sp.add_argument("--device", default="auto")
 
     sp = command("predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
     sp.add_argument("images", help="folder of .jpg/.png images (or a data folder in the Kaggle layout)")

@@ -8,6 +8,7 @@ all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially label
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import data, prediction, training, tree
-from .files import atomic_write_text, read_json
+from .files import atomic_write_text, read_json, replace_dir
 
 
 @dataclass
@@ -95,11 +96,13 @@ def _run_config(run: Path) -> training.TrainConfig:
 
 
 def evaluate(run: str | os.PathLike, cache: data.GalaxyCache | str | os.PathLike | None = None, split: str = "val",
-             tta: int = 1, batch_size: int = 256, device: str = "auto") -> Evaluation:
+             tta: int = 1, batch_size: int = 256, device: str = "auto",
+             weights: str | os.PathLike | None = None) -> Evaluation:
     """Evaluate a run's best model on a split of a cache (default: the cache and validation split the run used).
 
     ``split`` is ``val`` (the run's own validation galaxies), ``train``, or ``labelled`` (all labelled galaxies of
-    the cache). ``tta`` dihedral views are averaged (1-8).
+    the cache). ``tta`` dihedral views are averaged (1-8). ``weights``: a model folder to evaluate in place of the
+    run's best (for example the run exported as a checkpoint) on the run's galaxies.
     """
     run = Path(run)
     cfg = _run_config(run)
@@ -111,7 +114,7 @@ def evaluate(run: str | os.PathLike, cache: data.GalaxyCache | str | os.PathLike
     rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
-    model = prediction.load_model(run, device=training.pick_device(device))
+    model = prediction.load_model(weights if weights is not None else run, device=training.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
 
@@ -138,30 +141,86 @@ def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | 
 
 
 BENCHMARK_MODELS = ("mean", "seed-cnn", "resnet18", "galaxynet")
+DISTILLED = "galaxynet-distilled"
+"""The benchmark's name for ``galaxynet`` trained again with the benchmark's ``galaxynet`` run as its teacher."""
 
 
 def benchmark(cache: data.GalaxyCache | str | os.PathLike, out: str | os.PathLike, models: tuple[str, ...] =
               BENCHMARK_MODELS, epochs_scale: float = 1.0, max_train: int | None = None, device: str = "auto",
-              source_fov: float | None = None, callback=None) -> pd.DataFrame:
+              source_fov: float | None = None, callback=None, unlabelled: str | os.PathLike | None = None,
+              compile: bool = False) -> pd.DataFrame:
     """Train each model with its recipe (``training.RECIPES``) on the same cache and split, and compare them.
 
     Returns one row per model: validation RMSE without and with 8-view test-time averaging, parameters, training
     seconds, training images/s and the device. ``epochs_scale`` multiplies every recipe's epochs (at least 1) and
     ``max_train`` caps the training galaxies: both only for quick looks, since they change the results. Runs are
-    written to ``out/<model>``.
+    written to ``out/<model>``. With ``unlabelled`` (a cache or folder of unlabelled galaxies) and ``galaxynet``
+    among the models, a last row, ``galaxynet-distilled``, trains ``galaxynet`` again with the first ``galaxynet``
+    run as its teacher (its targets for the unknown answers of partially labelled galaxies and for the unlabelled
+    ones); its training seconds include the teacher's. ``compile`` runs every network under ``torch.compile``.
     """
     if not isinstance(cache, data.GalaxyCache):
         cache = data.resolve_cache(cache, source_fov=source_fov)
+    jobs = [(name, name, {}) for name in models]
+    if unlabelled is not None and "galaxynet" in models:
+        jobs.append((DISTILLED, "galaxynet", {"teacher": [str(Path(out) / "galaxynet")],
+                                              "unlabelled": str(unlabelled)}))
     rows = []
-    for name in models:
+    for label, name, more in jobs:
         epochs = max(1, round(training.RECIPES.get(name, {}).get("epochs", 30) * epochs_scale))
-        cfg = training.config_for(name, data=str(cache.path), out=str(out), name=name, epochs=epochs,
-                                  max_train=max_train, device=device, tta=1)
+        cfg = training.config_for(name, data=str(cache.path), out=str(out), name=label, epochs=epochs,
+                                  max_train=max_train, device=device, tta=1,
+                                  compile=compile and name != "mean", **more)
         run = training.train(cfg, callback)
         summary = read_json(run / "summary.json")
         tta = evaluate(run, cache, tta=8, device=device).rmse() if name != "mean" else summary["val_rmse"]
-        rows.append({"model": name, "val_rmse": summary["val_rmse"], "val_rmse_tta8": tta,
-                     "parameters": summary["parameters"], "epochs": epochs,
-                     "train_seconds": summary["train_seconds"], "images_per_s": summary["images_per_s"],
-                     "device": summary["device"]})
+        seconds = summary["train_seconds"] + (rows[models.index("galaxynet")]["train_seconds"] if more else 0.0)
+        rows.append({"model": label, "val_rmse": summary["val_rmse"], "val_rmse_tta8": tta,
+                     "parameters": summary["parameters"], "epochs": epochs, "train_seconds": seconds,
+                     "images_per_s": summary["images_per_s"], "device": summary["device"]})
     return pd.DataFrame(rows)
+
+
+CHECKPOINT_MAX_BYTES = 25 * 10**6
+"""The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
+
+
+def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = prediction.CHECKPOINTS / "default",
+                      half: bool = True, tta: int = 8, device: str = "auto") -> dict:
+    """Write a run's best model as a checkpoint folder (``checkpoints/default`` is the one prediction and the
+    dashboard use when no run is chosen), with float16 weights when ``half`` (see ``models.model_state``).
+
+    The checkpoint's config records where it came from (the run, its summary, the cache geometry, the date). It is
+    written beside ``out`` and renamed into place only after it has been reloaded and scored on the run's
+    validation split, so a failed export never replaces a working checkpoint. Returns the validation RMSE of the
+    run's model and of the checkpoint (with ``tta`` views), their largest difference on any answer, and the size of
+    the weights in bytes. Raises ValueError, writing nothing, when the weights would exceed
+    ``CHECKPOINT_MAX_BYTES``.
+    """
+    import time
+
+    from . import models
+
+    run, out = Path(run), Path(out)
+    model = prediction.load_model(run)
+    summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
+    extra = {**model.extra, "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
+             "weights": "float16" if half else "float32", "train_summary": summary}
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        models.save_model(model, tmp, extra, half=half)
+        size = (tmp / models.WEIGHTS_FILE).stat().st_size
+        if size > CHECKPOINT_MAX_BYTES:
+            raise ValueError(f"{run}'s weights take {size / 1e6:.1f} MB, more than the "
+                             f"{CHECKPOINT_MAX_BYTES / 1e6:.0f} MB a shipped checkpoint may; export with half "
+                             f"precision or train a narrower model")
+        before = evaluate(run, tta=tta, device=device)
+        after = evaluate(run, tta=tta, device=device, weights=tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"checkpoint": str(out), "run": str(run), "bytes": size, "weights": extra["weights"], "tta": tta,
+            "n": len(before), "val_rmse_run": before.rmse(), "val_rmse_checkpoint": after.rmse(),
+            "max_abs_difference": float(np.abs(before.y_pred - after.y_pred).max()) if len(before) else 0.0}

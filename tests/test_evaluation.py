@@ -97,3 +97,35 @@ def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     assert list(saved.columns) == ["GalaxyID", *tree.COLUMNS] and len(saved) == 12
     with pytest.raises(KeyError):
         evaluation.evaluate(cnn_run, split="nope")
+
+
+def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
+    from galaxy_core import prediction
+
+    cfg = training.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g", epochs=1,
+                              batch_size=16, val_fraction=0.25, tta=1, device="cpu",
+                              model_args={"width": 8, "input_size": 32})
+    run = training.train(cfg)
+    out = tmp_path / "checkpoints" / "default"
+    r = evaluation.export_checkpoint(run, out, tta=2, device="cpu")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert not list(out.parent.glob("*.tmp-*"))
+    assert r["weights"] == "float16" and r["bytes"] == (out / "model.safetensors").stat().st_size and r["n"] == 12
+    assert r["val_rmse_run"] == pytest.approx(evaluation.evaluate(run, tta=2).rmse(), rel=1e-6)
+    assert r["val_rmse_checkpoint"] == pytest.approx(r["val_rmse_run"], abs=1e-3)
+    assert 0 < r["max_abs_difference"] < 1e-2
+    model = prediction.load_model(out)
+    assert model.extra["exported_from"] == "g"
+    assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size}
+    assert model.extra["train_summary"]["epochs"] == 1
+
+    # Too big: nothing is written and the checkpoint already there stays.
+    before = (out / "model.safetensors").read_bytes()
+    old_limit = evaluation.CHECKPOINT_MAX_BYTES
+    try:
+        evaluation.CHECKPOINT_MAX_BYTES = 1000
+        with pytest.raises(ValueError, match="more than"):
+            evaluation.export_checkpoint(run, out, tta=1, device="cpu")
+    finally:
+        evaluation.CHECKPOINT_MAX_BYTES = old_limit
+    assert (out / "model.safetensors").read_bytes() == before and not list(out.parent.glob("*.tmp-*"))

@@ -201,6 +201,24 @@ def test_save_load_round_trip(name, tmp_path):
         assert torch.equal(loaded(x), before)
 
 
+def test_half_precision_weights_halve_the_file_and_barely_change_answers(tmp_path):
+    model = build_model("galaxynet", width=16, input_size=32).eval()
+    x = torch.rand(6, 3, 32, 32)
+    save_model(model, tmp_path / "f32")
+    save_model(model, tmp_path / "f16", half=True)
+    state = load_file(tmp_path / "f16" / "model.safetensors")
+    assert state["features.stem.0.weight"].dtype == torch.float16 and state["head.fc.weight"].dtype == torch.float16
+    assert state["head.fc.bias"].dtype == torch.float32  # biases and BatchNorm statistics keep float32
+    assert state["features.stem.1.running_var"].dtype == torch.float32
+    f32, f16 = ((tmp_path / d / "model.safetensors").stat().st_size for d in ("f32", "f16"))
+    assert 0.49 < f16 / f32 < 0.53
+    loaded = load_model_folder(tmp_path / "f16")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        diff = (loaded(x) - model(x)).abs().max().item()
+    assert 0 < diff < 1e-3
+
+
 def test_load_rejects_tampered_weights(tmp_path):
     save_model(small_model("seed-cnn"), tmp_path)
     weights = tmp_path / "model.safetensors"
