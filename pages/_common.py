@@ -49,7 +49,8 @@ def runs_root() -> Path:
     return Path(os.environ.get(RUNS_ENV) or data.PROJECT_ROOT / "runs").resolve()
 
 
-def _absolute(text: str) -> Path:
+def absolute_path(text: str) -> Path:
+    """A folder the user typed, relative to the project folder (blank means ``data/``), made absolute."""
     p = Path(text.strip() or "data").expanduser()
     return (p if p.is_absolute() else data.PROJECT_ROOT / p).resolve()
 
@@ -87,7 +88,7 @@ def _progress_bar(text: str):
 def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     """The folder named in the sidebar (a Kaggle-layout data folder or a prepared cache), prepared once per state of
     the folder. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use."""
-    folder, is_demo = _absolute(text), False
+    folder, is_demo = absolute_path(text), False
     if folder == DEFAULT_DATA.resolve() and not _has_images(folder) and not (folder / "meta.json").is_file():
         folder, is_demo = demo.DEFAULT_ROOT, True
     if not folder.is_dir() and not is_demo:

@@ -34,10 +34,25 @@ device = c2.selectbox("Device", devices, key="tr_device", help="auto takes the G
 max_train = c3.number_input("Training galaxies (0 = all)", 0, 10_000_000, 0, key="tr_max_train")
 augment = c4.checkbox("Augmentation", recipe["augment"], key=f"tr_augment_{name}",
                       help="random rotations, flips, zoom and shifts of every training image")
+with st.expander("Weight averaging and distillation"):
+    a1, a2 = st.columns([1, 2])
+    ema = a1.number_input("Weight average decay (0 = off)", 0.0, 0.99999, float(recipe["ema"]), 0.001,
+                          format="%.4f", key=f"tr_ema_{name}",
+                          help="validate and save a moving average of the weights; 0.999 averages about the last "
+                               "1,000 steps")
+    teachers = [r for r in training.list_runs(root) if r["status"] == "finished" and r["model"] != "mean"]
+    chosen_teachers = a2.multiselect(
+        "Teachers", [r["name"] for r in teachers], key="tr_teachers",
+        help="finished runs on the same training/validation split; their averaged predictions fill in the answers "
+             "no volunteer gave and label this data's unlabelled galaxies")
+    unlabelled = st.text_input("More unlabelled galaxies for the teachers to label (folder or cache, optional)",
+                               key="tr_unlabelled").strip()
 if st.button("Start training", type="primary", key="tr_start"):
     cfg = training.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int(epochs),
                               batch_size=int(batch), lr=float(lr), scheduler=scheduler, augment=augment,
-                              device=device, max_train=int(max_train) or None)
+                              device=device, max_train=int(max_train) or None, ema=float(ema),
+                              teacher=[str(root / t) for t in chosen_teachers] or None,
+                              unlabelled=str(common.absolute_path(unlabelled)) if unlabelled else None)
     try:
         st.session_state["tr_run"] = str(training.launch(cfg))
     except (RuntimeError, FileExistsError) as e:

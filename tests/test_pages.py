@@ -198,3 +198,24 @@ def test_predict_page(trained, env):
     at.get("file_uploader")[0].set_value(None)
     at.text_input(key="pr_folder").set_value(str(env["data"] / data.UNLABELLED_DIR)).run()
     assert not at.exception and len(at.dataframe[0].value) == 8
+
+
+def test_training_page_distils_from_a_finished_run(trained, env):
+    import json
+
+    at = app("training")
+    at.number_input(key="tr_epochs_seed-cnn").set_value(1)
+    at.number_input(key="tr_ema_seed-cnn").set_value(0.9)
+    assert trained["run"].name in at.multiselect(key="tr_teachers").options
+    at.multiselect(key="tr_teachers").select(trained["run"].name)
+    at.button(key="tr_start").click().run()
+    assert not at.exception and not at.error
+    run = Path(at.session_state["tr_run"])
+    deadline = time.time() + 150
+    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    status = training.read_status(run)
+    assert status["state"] == "finished", (status, (run / "train.log").read_text()[-2000:])
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["teacher"] == [str(trained["run"])] and config["train"]["ema"] == 0.9
+    assert config["n_train_by_source"]["unlabelled"] == 8  # the demo's unlabelled galaxies, labelled by the teacher
