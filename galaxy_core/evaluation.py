@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,9 +198,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
     the weights in bytes. Raises ValueError, writing nothing, when the weights would exceed
     ``CHECKPOINT_MAX_BYTES``.
     """
-    import time
-
-    from . import models
+    from . import models  # here: benchmark's ``models`` argument would shadow the module at the top
 
     run, out = Path(run), Path(out)
     model = prediction.load_model(run)

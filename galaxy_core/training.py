@@ -18,7 +18,8 @@ The loss is the mean squared error over the known answers (the competition metri
 Dieleman et al. 2015); partially labelled galaxies contribute only their known answers. Two options go beyond
 that: ``ema`` validates and saves a moving average of the weights, and ``teacher`` distils trained runs into the
 new one, their averaged predictions standing in for the answers no volunteer gave (the unknown answers of partially
-labelled galaxies, and every answer of unlabelled galaxies, from the cache or from ``unlabelled``).
+labelled galaxies, and every answer of unlabelled galaxies, from the cache or from ``unlabelled``); a distilled run's
+``train_rmse`` is then over the teachers' targets too, weighted as in its loss.
 """
 
 from __future__ import annotations
@@ -370,7 +371,7 @@ def _check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ())
 
 
 def teacher_predictions(teachers: list[str], parts: list[tuple[data.GalaxyCache, np.ndarray]], tta: int,
-                        device: torch.device, progress=None) -> np.ndarray:
+                        device: torch.device) -> np.ndarray:
     """The teachers' mean prediction (N, 37) for the rows of each ``(cache, rows)`` part, in order, each teacher
     averaged over ``tta`` dihedral views. Averaging several runs (an ensemble) gives better targets than any one."""
     from . import prediction  # prediction is a later stage; it does not import training at module level
@@ -378,8 +379,7 @@ def teacher_predictions(teachers: list[str], parts: list[tuple[data.GalaxyCache,
     total = np.zeros((sum(len(r) for _, r in parts), tree.N_ANSWERS), np.float64)
     for t in teachers:
         model = prediction.load_model(t, device)
-        total += np.concatenate([prediction.predict_cache(model, c, r, tta=tta, batch_size=512, progress=progress)
-                                 for c, r in parts])
+        total += np.concatenate([prediction.predict_cache(model, c, r, tta=tta, batch_size=512) for c, r in parts])
     return (total / len(teachers)).astype(np.float32)
 
 
