@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared="${GALAXY_SHARED_DATA:-../shared/data}"
 n_unlabelled="${1:-17000}"
+# Everything in .data travels: clear what a QUICK=1 dry run left there.
+rm -rf .data/work .data/out
 mkdir -p .data
 tar czf .data/gz2-kaggle-96.tar.gz -C "$shared" gz2-kaggle-96
 tar czf .data/gz2-kaggle-424-sample.tar.gz -C "$shared" gz2-kaggle-424-sample
