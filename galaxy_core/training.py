@@ -348,12 +348,12 @@ def _check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ())
     """Raise ValueError unless ``folder`` is a run that learnt no label of the galaxies in ``val_ids`` (itself, or
     through a teacher of its own): otherwise its predictions would carry validation labels into training."""
     config_path = folder / "config.json"
-    if not config_path.is_file() or "train" not in read_json(config_path):
+    conf = read_json(config_path) if config_path.is_file() else {}
+    if "train" not in conf:
         raise ValueError(f"teacher {folder} is not a run folder (no config.json with its training settings): a "
                          f"teacher must be a run, so that the galaxies it learnt from can be checked")
     if folder.resolve() in seen:
         raise ValueError(f"teacher {folder} is its own teacher")
-    conf = read_json(config_path)
     tcfg = TrainConfig.from_dict(conf["train"])
     try:
         tcache = data.resolve_cache(conf["cache"]["path"], source_fov=tcfg.source_fov)
