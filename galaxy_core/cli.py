@@ -104,7 +104,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import evaluation
 
     ev = evaluation.evaluate(args.run, args.data, split=args.split, tta=args.tta, device=args.device)
-    human = f"{args.run}: RMSE {ev.rmse():.4f} over {len(ev):,} galaxies ({args.split}, {args.tta} view(s))"
+    human = (f"{args.run or 'the shipped checkpoint'}: RMSE {ev.rmse():.4f} over {len(ev):,} galaxies "
+             f"({args.split}, {args.tta} view(s))")
     pa = ev.per_answer()
     if args.per_answer:
         human += "\n" + pa.to_string(index=False, float_format=lambda v: f"{v:.4f}")
@@ -332,9 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", metavar="RUN", help="continue a killed or stopped run from its last epoch")
     sp.add_argument("--config", metavar="JSON", help="take every setting from a TrainConfig JSON file")
 
-    sp = command("evaluate", cmd_evaluate, "RMSE of a run overall, per question or per answer")
-    sp.add_argument("run", help="run folder")
-    sp.add_argument("--data", default=None, help="cache or data folder (default: the one the run used)")
+    sp = command("evaluate", cmd_evaluate, "RMSE of a run or checkpoint overall, per question or per answer")
+    sp.add_argument("run", nargs="?", default=None,
+                    help="run or checkpoint folder (default: the shipped checkpoint, on the galaxies it never "
+                         "trained on)")
+    sp.add_argument("--data", default=None, help="cache or data folder (default: the one the model was trained on)")
     sp.add_argument("--split", default="val", choices=["val", "train", "labelled"])
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
     sp.add_argument("--per-answer", action="store_true", help="list all 37 answers")

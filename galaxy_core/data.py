@@ -203,6 +203,16 @@ def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float
     raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown")
 
 
+def source_fov_origin(root: str | os.PathLike, source_fov: float | None = None) -> str:
+    """Where :func:`resolve_source_fov` takes a folder's field of view from, in words for a user: ``"as given"``,
+    ``"from galaxy_core.json"`` or ``"424 px originals"`` (the assumption for an undeclared folder)."""
+    if source_fov is not None:
+        return "as given"
+    if folder_source_fov(root) is not None:
+        return f"from {FOLDER_CONFIG}"
+    return "424 px originals"
+
+
 def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Catalog:
     """Read a data folder in the Kaggle layout (see the module docstring).
 

@@ -8,6 +8,7 @@ all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially label
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import data, prediction, training, tree
-from .files import atomic_write_text, read_json, replace_dir
+from .files import atomic_write_json, atomic_write_text, read_json, replace_dir
 
 
 @dataclass
@@ -92,19 +94,72 @@ class Evaluation:
         atomic_write_text(path, prediction.to_csv(self.ids, self.y_pred))
 
 
+GALAXIES_FILE = "galaxies.json"
+"""In an exported checkpoint: the ids of the galaxies its run trained on and validated on, so that it can be
+evaluated on the galaxies it never learnt from in any data set (the shipped model's pack is a subset of Kaggle's
+61,578 training galaxies, so a user's full Kaggle folder holds its training galaxies too)."""
+
+
 def _run_config(run: Path) -> training.TrainConfig:
     return training.TrainConfig.from_dict(read_json(run / "config.json")["train"])
 
 
-def evaluate(run: str | os.PathLike, cache: data.GalaxyCache | str | os.PathLike | None = None, split: str = "val",
-             tta: int = 1, batch_size: int = 256, device: str = "auto",
+def is_run(folder: str | os.PathLike) -> bool:
+    """True for a training run folder (a config.json with its training settings), False for a checkpoint."""
+    path = Path(folder) / "config.json"
+    return path.is_file() and "train" in read_json(path)
+
+
+def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None:
+    """``{"train": ids, "val": ids}`` of an exported checkpoint (see ``GALAXIES_FILE``), None when not recorded."""
+    path = Path(folder) / GALAXIES_FILE
+    if not path.is_file():
+        return None
+    d = read_json(path)
+    return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}
+
+
+def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
+                        split: str = "val", tta: int = 1, batch_size: int = 256,
+                        device: str = "auto") -> Evaluation:
+    """Evaluate a checkpoint folder (None: the shipped ``checkpoints/default``) on the labelled galaxies of a cache.
+
+    ``split``: ``val`` means the galaxies the model never learnt from (its own validation galaxies and any the
+    checkpoint's ``galaxies.json`` does not list as training ones; all labelled galaxies when it lists none),
+    ``train`` those it learnt from, ``labelled`` all. ``cache`` defaults to the cache the model was trained on, when
+    that still exists on this machine."""
+    folder = prediction.model_folder(folder)
+    model = prediction.load_model(folder, device=training.pick_device(device))
+    if cache is None:
+        recorded = (model.extra.get("train_cache") or {}).get("path")
+        if not recorded or not Path(recorded).exists():
+            raise ValueError(f"say which data to evaluate {folder} on: the cache it was trained on "
+                             f"({recorded or 'not recorded'}) is not on this machine")
+        cache = recorded
+    if not isinstance(cache, data.GalaxyCache):
+        cache = data.resolve_cache(cache)
+    labelled = cache.indices("labelled")
+    learnt = (checkpoint_galaxies(folder) or {}).get("train", set())
+    seen = np.isin(cache.ids[labelled], list(learnt)) if learnt else np.zeros(len(labelled), bool)
+    rows = {"val": labelled[~seen], "train": labelled[seen], "labelled": labelled}.get(split)
+    if rows is None:
+        raise KeyError(f"unknown split {split!r}: use val, train or labelled")
+    pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
+    return Evaluation(folder.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
+
+
+def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
+             split: str = "val", tta: int = 1, batch_size: int = 256, device: str = "auto",
              weights: str | os.PathLike | None = None) -> Evaluation:
     """Evaluate a run's best model on a split of a cache (default: the cache and validation split the run used).
 
     ``split`` is ``val`` (the run's own validation galaxies), ``train``, or ``labelled`` (all labelled galaxies of
     the cache). ``tta`` dihedral views are averaged (1-8). ``weights``: a model folder to evaluate in place of the
-    run's best (for example the run exported as a checkpoint) on the run's galaxies.
+    run's best (for example the run exported as a checkpoint) on the run's galaxies. A checkpoint folder, or None
+    for the shipped one, goes to :func:`evaluate_checkpoint`.
     """
+    if run is None or not is_run(run):
+        return evaluate_checkpoint(run, cache, split, tta, batch_size, device)
     run = Path(run)
     cfg = _run_config(run)
     if cache is None:
@@ -182,6 +237,19 @@ def benchmark(cache: data.GalaxyCache | str | os.PathLike, out: str | os.PathLik
     return pd.DataFrame(rows)
 
 
+def machine_description(device: str | None) -> dict:
+    """Where a model was trained, for a checkpoint's provenance: the device as the run recorded it, and the host's
+    processor model and core count (from ``/proc/cpuinfo`` where there is one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"device": device, "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
 CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
 
@@ -203,12 +271,24 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
     run, out = Path(run), Path(out)
     model = prediction.load_model(run)
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
+    status = training.read_status(run)
+    if "wall_seconds" not in summary and status.get("state") == "finished" and "started" in status:
+        # A run made before summaries kept wall time: its status file spans it, if it was never resumed.
+        summary = {**summary, "wall_seconds": status["updated"] - status["started"]}
+    config = read_json(run / "config.json")
+    cfg = _run_config(run)
+    cache = data.resolve_cache(config["cache"]["path"], source_fov=cfg.source_fov)
+    train_rows, val_rows = training.split_rows(cache, cfg)
     extra = {**model.extra, "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
-             "weights": "float16" if half else "float32", "train_summary": summary}
+             "weights": "float16" if half else "float32", "train_summary": summary,
+             "train_config": config["train"], "train_cache": config["cache"],
+             "precision": config.get("precision"), "machine": machine_description(summary.get("device"))}
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         models.save_model(model, tmp, extra, half=half)
+        atomic_write_json(tmp / GALAXIES_FILE, {"train": cache.ids[train_rows].tolist(),
+                                                "val": cache.ids[val_rows].tolist()})
         size = (tmp / models.WEIGHTS_FILE).stat().st_size
         if size > CHECKPOINT_MAX_BYTES:
             raise ValueError(f"{run}'s weights take {size / 1e6:.1f} MB, more than the "

@@ -38,7 +38,7 @@ def model_folder(path: str | os.PathLike | None) -> Path:
         found = default_checkpoint()
         if found is None:
             raise FileNotFoundError(f"no model given and no checkpoint shipped in {CHECKPOINTS}; train one with "
-                                    f"`python -m galaxy_core train` and pass its run folder")
+                                    f"`python -m galaxy_core train DATA` and pass its run folder with --model RUN")
         return found
     path = Path(path)
     if (path / models.WEIGHTS_FILE).is_file():

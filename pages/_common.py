@@ -19,6 +19,7 @@ import numpy as np
 import streamlit as st
 
 from galaxy_core import data, demo, evaluation, explore, mergers, models, prediction, training, tree
+from galaxy_core.files import read_json
 
 DATA_ENV, RUNS_ENV = "GALAXY_DATA", "GALAXY_RUNS"
 DEFAULT_DATA = data.PROJECT_ROOT / "data"
@@ -220,7 +221,23 @@ def model_key(path: Path) -> tuple[str, int]:
 
 def finished_runs() -> list[dict]:
     """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``training.list_runs``)."""
-    return [r for r in training.list_runs(runs_root()) if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
+    return [{**r, "kind": "run"} for r in training.list_runs(runs_root())
+            if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
+
+
+def shipped_checkpoints() -> list[dict]:
+    """The checkpoints in ``checkpoints/``, the default first, in the shape of :func:`finished_runs`' entries."""
+    default = prediction.default_checkpoint()
+    found = sorted((p.parent for p in prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
+                   key=lambda p: (p != default, p.name))
+    out = []
+    for folder in found:
+        config = read_json(folder / models.CONFIG_FILE)
+        extra = config.get("extra") or {}
+        out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
+                    "summary": extra.get("train_summary") or {},
+                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
+    return out
 
 
 def choose_model(key: str, label: str = "Model") -> Path | None:

@@ -14,24 +14,36 @@ cache = ds.cache
 st.title("Evaluation")
 
 runs = common.finished_runs()
-if not runs:
-    st.info(f"No run with a checkpoint in `{common.runs_root()}` yet: train one on the Training page.")
+checkpoints = common.shipped_checkpoints()
+if not runs and not checkpoints:
+    st.info(f"No run with a checkpoint in `{common.runs_root()}` and no checkpoint shipped in `checkpoints/` yet: "
+            "train one on the Training page.")
     st.stop()
+# Runs on the data in use come first; the shipped checkpoint is the default when there is none.
 ours = [r for r in runs if r["data"] == str(ds.cache.path)]
-names = [r["name"] for r in runs]
+options = {f"run {r['name']}": r for r in ours}
+options.update({f"checkpoint {c['name']} (shipped)": c for c in checkpoints})
+options.update({f"run {r['name']}": r for r in runs if r not in ours})
 c1, c2 = st.columns([3, 1])
-name = c1.selectbox("Run", names, index=names.index(ours[0]["name"]) if ours else 0, key="ev_run")
+choice = c1.selectbox("Model", list(options), key="ev_run")
 split = c2.selectbox("Galaxies", ["val", "labelled", "train"], format_func=common.SUBSET_NAMES.get, key="ev_split",
-                     help="The run's validation split is the fair test; the others include its training galaxies.")
-run = next(r for r in runs if r["name"] == name)
-if run["data"] != str(ds.cache.path):
+                     help="The validation split (for a shipped checkpoint: the galaxies it never trained on) is "
+                          "the fair test; the others include its training galaxies.")
+run = options[choice]
+if run["kind"] == "checkpoint":
+    trained = run["summary"]
+    st.caption(f"Shipped checkpoint {run['name']}: {run['model']} trained "
+               f"{'on ' + trained['device'] if trained.get('device') else ''} "
+               f"for {trained.get('epochs', '?')} epochs; "
+               + ("'Validation' here means the labelled galaxies of this data it never trained on."
+                  if run["galaxies"] else "it does not list its training galaxies, so every galaxy counts."))
+elif run["data"] != str(ds.cache.path):
     st.warning(f"This run was trained on `{run['data']}`, not on the data in use: it is evaluated on the current "
                f"data's {common.SUBSET_NAMES[split]}, which may include galaxies it was trained on.")
 try:
-    best = run["path"] / "best"
-    ev = common.run_evaluation(str(run["path"]), common.model_key(best)[1], cache, ds.fingerprint, split)
+    ev = common.run_evaluation(str(run["path"]), common.model_key(run["path"])[1], cache, ds.fingerprint, split)
 except (ValueError, KeyError, FileNotFoundError) as e:
-    st.error(f"Cannot evaluate {name} on this data: {e}")
+    st.error(f"Cannot evaluate {run['name']} on this data: {e}")
     st.stop()
 if len(ev) == 0:
     st.info("No galaxies to evaluate in this split.")

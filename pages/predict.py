@@ -23,9 +23,12 @@ with c1:
                                key="pr_uploads")
     folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
                            help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
-source_fov = c2.number_input("Source field of view", 0.05, 1.0, 1.0, 0.01, format="%.4f", key="pr_fov",
+source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, format="%.4f", key="pr_fov",
+                             placeholder="automatic",
                              help="The fraction of the 424 px Kaggle frame your images show: 1.0 for 424 px "
-                                  "Galaxy Zoo cutouts, 0.6038 for the 96 px packs.")
+                                  "Galaxy Zoo cutouts, 0.6038 for the 96 px packs. Left empty, it is read from "
+                                  "the folder's galaxy_core.json, else the images must be 424 px originals, "
+                                  "exactly as `python -m galaxy_core predict` decides.")
 tta = c3.slider("Test-time views", 1, 8, 1, key="pr_tta",
                 help="Average the predictions over this many rotations and mirror images (1 = none).")
 if not uploads and not folder.strip():
@@ -33,35 +36,44 @@ if not uploads and not folder.strip():
     st.stop()
 
 
+def predict(model_path: str, folder: str, fov: float | None, views: int):
+    """``prediction.predict_folder`` (the command line's ``predict``) with the resolved field of view and where it
+    came from."""
+    paths = prediction.image_paths(folder)
+    resolved = data.resolve_source_fov(folder, paths, fov)
+    frame, skipped = prediction.predict_folder(folder, common.load_model(Path(model_path)), source_fov=resolved,
+                                               tta=views, workers=1 if len(paths) < 64 else None)
+    return frame, skipped, resolved, data.source_fov_origin(folder, fov)
+
+
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
-def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, bytes], ...], fov: float, views: int):
+def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, bytes], ...], fov: float | None,
+                    views: int):
     """Write the uploads to a temporary folder and predict them (cached by their bytes)."""
     with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
-        paths = []
         for name, content in files:
-            p = Path(tmp) / Path(name).name
-            p.write_bytes(content)
-            paths.append(p)
-        return prediction.predict_paths(common.load_model(Path(model_path)), paths, fov, views, workers=1)
+            (Path(tmp) / Path(name).name).write_bytes(content)
+        return predict(model_path, tmp, fov, views)
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
-def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float, views: int, listing: tuple):
-    paths = prediction.image_paths(folder)
-    return prediction.predict_paths(common.load_model(Path(model_path)), paths, fov, views)
+def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | None, views: int, listing: tuple):
+    return predict(model_path, folder, fov, views)
 
 
 key = common.model_key(model)
 try:
     if uploads:
-        frame, skipped = predict_uploads(*key, tuple((f.name, f.getvalue()) for f in uploads), source_fov, tta)
+        frame, skipped, fov, origin = predict_uploads(*key, tuple((f.name, f.getvalue()) for f in uploads),
+                                                      source_fov, tta)
     else:
         paths = prediction.image_paths(folder.strip())
-        frame, skipped = predict_folder(*key, folder.strip(), source_fov, tta,
-                                        tuple((p.name, p.stat().st_mtime_ns) for p in paths))
+        frame, skipped, fov, origin = predict_folder(*key, folder.strip(), source_fov, tta,
+                                                     tuple((p.name, p.stat().st_mtime_ns) for p in paths))
 except (data.DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
     st.stop()
+st.caption(f"Field of view: {fov:.4f} of the 424 px frame ({origin}).")
 for s in skipped:
     st.warning(f"Skipped {Path(s['path']).name}: {s['reason']}")
 if frame.empty:

@@ -108,7 +108,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     run = training.train(cfg)
     out = tmp_path / "checkpoints" / "default"
     r = evaluation.export_checkpoint(run, out, tta=2, device="cpu")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "galaxies.json", "model.safetensors"]
     assert not list(out.parent.glob("*.tmp-*"))
     assert r["weights"] == "float16" and r["bytes"] == (out / "model.safetensors").stat().st_size and r["n"] == 12
     assert r["val_rmse_run"] == pytest.approx(evaluation.evaluate(run, tta=2).rmse(), rel=1e-6)
@@ -118,6 +118,20 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert model.extra["exported_from"] == "g"
     assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size}
     assert model.extra["train_summary"]["epochs"] == 1
+    assert model.extra["train_config"]["model_args"] == {"width": 8, "input_size": 32}
+    assert model.extra["train_cache"]["fingerprint"] == tiny_cache.fingerprint
+    assert model.extra["machine"]["cores"] >= 1 and model.extra["precision"]["channels_last"] is True
+
+    # The checkpoint knows its galaxies, so it is scored on the ones it never learnt from, in any cache.
+    train_rows, val_rows = training.split_rows(tiny_cache, cfg)
+    galaxies = evaluation.checkpoint_galaxies(out)
+    assert galaxies == {"train": set(tiny_cache.ids[train_rows]), "val": set(tiny_cache.ids[val_rows])}
+    ev = evaluation.evaluate(out, tiny_cache, tta=2, device="cpu")
+    assert sorted(ev.ids) == sorted(tiny_cache.ids[val_rows])
+    assert ev.rmse() == pytest.approx(r["val_rmse_checkpoint"], rel=1e-6)
+    assert len(evaluation.evaluate(out, tiny_cache, split="train")) == len(train_rows)
+    assert len(evaluation.evaluate(out, tiny_cache, split="labelled")) == len(tiny_cache.indices("labelled"))
+    assert sorted(evaluation.evaluate(out, split="val").ids) == sorted(ev.ids)  # the recorded training cache
 
     # Too big: nothing is written and the checkpoint already there stays.
     before = (out / "model.safetensors").read_bytes()
@@ -129,3 +143,15 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     finally:
         evaluation.CHECKPOINT_MAX_BYTES = old_limit
     assert (out / "model.safetensors").read_bytes() == before and not list(out.parent.glob("*.tmp-*"))
+
+
+def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, tmp_path):
+    from galaxy_core import models
+
+    model = models.build_model("galaxynet", width=4, input_size=32)
+    models.save_model(model, tmp_path / "ck", extra={"train_cache": {"path": str(tmp_path / "gone")}})
+    with pytest.raises(ValueError, match="say which data"):
+        evaluation.evaluate(tmp_path / "ck", device="cpu")
+    # Without galaxies.json nothing is known of its training galaxies: every labelled galaxy counts as unseen.
+    ev = evaluation.evaluate(tmp_path / "ck", tiny_cache, device="cpu")
+    assert len(ev) == len(tiny_cache.indices("labelled")) and np.isfinite(ev.rmse())

@@ -121,12 +121,21 @@ def test_pages_without_a_model(env, tmp_path, monkeypatch):
             assert at.selectbox[0].value.startswith("checkpoint")
 
 
+def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
+    at = app("training")
+    assert at.selectbox(key="tr_model").value == "galaxynet" and at.selectbox(key="tr_device").value == "auto"
+    recipe = training.CPU_RECIPES["galaxynet"]
+    assert at.number_input(key="tr_epochs_galaxynet_cpu").value == recipe["epochs"]
+    assert at.number_input(key="tr_lr_galaxynet_cpu").value == recipe["lr"]
+    assert "CPU recipe (width 32, input_size 64)" in " ".join(c.value for c in at.caption)
+
+
 @pytest.fixture(scope="module")
 def trained(env):
     """One epoch of the seed CNN launched from the Training page, waited for until it finishes."""
     at = app("training")
-    assert at.selectbox(key="tr_model").value == "seed-cnn"
-    at.number_input(key="tr_epochs_seed-cnn").set_value(1)
+    at.selectbox(key="tr_model").set_value("seed-cnn").run()
+    at.number_input(key="tr_epochs_seed-cnn_cpu").set_value(1)
     at.button(key="tr_start").click().run()
     assert not at.exception and not at.error
     run = Path(at.session_state["tr_run"])
@@ -191,21 +200,59 @@ def test_predict_page(trained, env):
     assert "Upload some images" in at.info[0].value
     images = sorted((env["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
+    # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word.
+    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    at.number_input(key="pr_fov").set_value(1.0).run()
     assert not at.exception and not at.error
+    assert "Field of view: 1.0000 of the 424 px frame (as given)" in " ".join(c.value for c in at.caption)
     table = at.dataframe[0].value
     assert table["GalaxyID"].tolist() == [p.stem for p in images] and table.shape[1] == 38
     assert len(at.get("download_button")) == 1 and len(charts(at)) == 1
     at.get("file_uploader")[0].set_value(None)
-    at.text_input(key="pr_folder").set_value(str(env["data"] / data.UNLABELLED_DIR)).run()
-    assert not at.exception and len(at.dataframe[0].value) == 8
+    at.number_input(key="pr_fov").set_value(None)
+    at.text_input(key="pr_folder").set_value(str(env["data"])).run()
+    assert not at.exception and len(at.dataframe[0].value) == 56
+    assert "(from galaxy_core.json)" in " ".join(c.value for c in at.caption)
+
+
+def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tmp_path):
+    """A folder of pre-cropped cutouts that declares its field in galaxy_core.json: the page reads that file as the
+    command line does (it once treated every folder as whole 424 px frames), so both give the same answers."""
+    import pandas as pd
+    from PIL import Image
+
+    from galaxy_core import cli, demo
+
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    rng = __import__("numpy").random.default_rng(3)
+    for i in range(4):  # the central 0.6038 of a synthetic 424 px frame at 96 px, as in the shared packs
+        img = demo.render_galaxy(demo.sample_params(rng), 424, rng)
+        Image.fromarray(img).crop((84, 84, 340, 340)).resize((96, 96), Image.Resampling.LANCZOS).save(
+            folder / f"{900 + i}.jpg", quality=95)
+    (folder / data.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
+    out = tmp_path / "cli.csv"
+    assert cli.main(["predict", str(folder), "--model", str(trained["run"]), "--out", str(out)]) == 0
+    at = app("predict")
+    at.selectbox(key="pr_model").set_value(next(o for o in at.selectbox(key="pr_model").options
+                                                 if trained["run"].name in o))
+    at.text_input(key="pr_folder").set_value(str(folder)).run()
+    assert not at.exception and not at.error
+    assert "Field of view: 0.6038 of the 424 px frame (from galaxy_core.json)" in " ".join(
+        c.value for c in at.caption)
+    page = at.dataframe[0].value
+    from_cli = pd.read_csv(out, dtype={"GalaxyID": str})
+    assert page["GalaxyID"].tolist() == from_cli["GalaxyID"].tolist() == ["900", "901", "902", "903"]
+    assert abs(page.iloc[:, 1:].to_numpy() - from_cli.iloc[:, 1:].to_numpy()).max() < 1e-5  # the CSV's 6 decimals
 
 
 def test_training_page_distils_from_a_finished_run(trained, env):
     import json
 
     at = app("training")
-    at.number_input(key="tr_epochs_seed-cnn").set_value(1)
-    at.number_input(key="tr_ema_seed-cnn").set_value(0.9)
+    at.selectbox(key="tr_model").set_value("seed-cnn").run()
+    at.number_input(key="tr_epochs_seed-cnn_cpu").set_value(1)
+    at.number_input(key="tr_ema_seed-cnn_cpu").set_value(0.9)
     assert trained["run"].name in at.multiselect(key="tr_teachers").options
     at.multiselect(key="tr_teachers").select(trained["run"].name)
     at.button(key="tr_start").click().run()

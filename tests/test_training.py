@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -18,6 +19,26 @@ def _cfg(cache, tmp_path, **kw) -> training.TrainConfig:
                 tta=1, device="cpu")
     base.update(kw)
     return training.config_for(kw.pop("model", "seed-cnn"), **{k: v for k, v in base.items() if k != "model"})
+
+
+def test_config_for_takes_the_cpu_recipe_on_a_cpu(monkeypatch):
+    cpu = training.CPU_RECIPES["galaxynet"]
+    cfg = training.config_for("galaxynet", device="cpu")
+    assert cfg.model_args == {"width": 32, "input_size": 64} and cfg.epochs == cpu["epochs"] and cfg.lr == cpu["lr"]
+    # A user's model_args are merged over the recipe's, key by key.
+    merged = training.config_for("galaxynet", device="cpu", model_args={"output": "sigmoid", "width": 16})
+    assert merged.model_args == {"width": 16, "input_size": 64, "output": "sigmoid"}
+    # On a GPU the GPU recipe (the full-size net) stays the default; models without a CPU recipe keep theirs.
+    monkeypatch.setattr(training, "pick_device", lambda name="auto": torch.device("cuda"))
+    gpu = training.config_for("galaxynet")
+    assert gpu.model_args == {} and gpu.epochs == training.RECIPES["galaxynet"]["epochs"]
+    assert training.recipe_for("seed-cnn", "cpu") == training.RECIPES["seed-cnn"]
+
+
+def test_keep_freed_memory_is_harmless():
+    assert training.keep_freed_memory() in (True, False)
+    x = torch.randn(256, 256)
+    assert torch.equal(x @ torch.eye(256), x)
 
 
 def test_config_for_applies_recipe_then_overrides():
@@ -128,12 +149,19 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
         training.train(cfg, callback=die_after_first_epoch)
     killed = tmp_path / "killed"
     assert training.read_status(killed)["state"] == "failed"
+    first = json.loads((killed / "last" / "state.json").read_text())["wall_seconds"]
     training.train(training.TrainConfig(), resume=True, run_dir=killed)
     assert [r["epoch"] for r in training.read_metrics(killed)] == [1, 2, 3]
     wa, wb = load_file(str(full / "last/model.safetensors")), load_file(str(killed / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     va = [r["val_rmse"] for r in training.read_metrics(full)]
     assert va == pytest.approx([r["val_rmse"] for r in training.read_metrics(killed)], rel=1e-6)
+    # Wall time adds up over both processes and covers more than the epochs alone.
+    summary = json.loads((killed / "summary.json").read_text())
+    epochs = training.read_metrics(killed)
+    assert summary["wall_seconds"] > first + epochs[1]["seconds"] + epochs[2]["seconds"]
+    assert first > epochs[0]["seconds"]
+    assert summary["wall_seconds"] > summary["train_seconds"] == pytest.approx(sum(r["seconds"] for r in epochs))
 
 
 def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):

@@ -253,3 +253,32 @@ def test_infer_restores_training_mode_and_needs_no_grad():
     model.eval()
     views.infer(model, np.zeros((2, 3, 8, 8), np.uint8), crop=1.0, size=8)
     assert not model.training
+
+
+def test_fast_math_takes_bf16_only_where_the_hardware_has_it(monkeypatch):
+    assert views.fast_math("cuda") == (True, True)
+    assert views.fast_math("cuda", amp=False) == (False, True)
+    for forced, expected in (("0", False), ("1", True)):
+        monkeypatch.setenv("GALAXY_CORE_CPU_BF16", forced)
+        views.cpu_has_native_bf16.cache_clear()
+        assert views.fast_math("cpu") == (expected, True)
+        assert views.fast_math("cpu", amp=False) == (False, True)
+    monkeypatch.delenv("GALAXY_CORE_CPU_BF16")
+    views.cpu_has_native_bf16.cache_clear()
+
+
+def test_infer_in_bf16_stays_close_to_float32(monkeypatch):
+    """The bf16 path (on a CPU with native bf16, or forced) changes predictions by about 1e-3, not more."""
+    from galaxy_core import models
+
+    torch.manual_seed(0)
+    model = models.build_model("galaxynet", width=8, input_size=32).eval()
+    images = torch.randint(0, 256, (16, 3, 40, 40), dtype=torch.uint8)
+    monkeypatch.setenv("GALAXY_CORE_CPU_BF16", "1")
+    views.cpu_has_native_bf16.cache_clear()
+    try:
+        fast = views.infer(model, images, 1.0, 32, device="cpu")
+        exact = views.infer(model, images, 1.0, 32, device="cpu", amp=False)
+    finally:
+        views.cpu_has_native_bf16.cache_clear()
+    assert np.abs(fast - exact).max() < 2e-2 and np.abs(fast - exact).mean() < 3e-3

@@ -22,10 +22,10 @@ report="$OUT/report.md"
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/log.txt" >&2; }
 fov=0.6037735849056604  # the 96 px packs show the central 256 of 424 px
 if [ "${QUICK:-0}" = 1 ]; then
-    scale=0.02; cap="--max-train 256"; speed_epochs=2; batches=128; modes=none
+    scale=0.02; cap="--max-train 256"; speed_cap="$cap"; speed_epochs=2; vary="batch=256"
     predict_args="--copies 1 --limit 300 --tta 1"; predict_views=1
 else
-    scale=1; cap=""; speed_epochs=4; batches=1024; modes=none,default
+    scale=1; cap=""; speed_cap="--max-train 10704"; speed_epochs=4; vary="batch=512 compile=default"
     predict_args="--copies 40 --tta 1,8"; predict_views=8
 fi
 
@@ -41,7 +41,7 @@ python3 -m galaxy_core prepare "$work/gz2-kaggle-96-unlabelled" --source-fov $fo
 { echo "# issue 5 device run, $(date -u +%Y-%m-%dT%H:%MZ)"; echo; } > "$report"
 
 log "training throughput"
-python3 tests/bench_training.py "$work/c96" --batch $batches --compile $modes --epochs $speed_epochs $cap \
+python3 tests/bench_training.py "$work/c96" --batch 1024 --vary $vary --epochs $speed_epochs $speed_cap \
     --out "$work/speed" >> "$report"
 echo >> "$report"
 
