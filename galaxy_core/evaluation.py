@@ -8,7 +8,6 @@ all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially label
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import data, prediction, training, tree
 from .files import atomic_write_json, atomic_write_text, read_json, replace_dir
@@ -237,19 +235,6 @@ def benchmark(cache: data.GalaxyCache | str | os.PathLike, out: str | os.PathLik
     return pd.DataFrame(rows)
 
 
-def machine_description(device: str | None) -> dict:
-    """Where a model was trained, for a checkpoint's provenance: the device as the run recorded it, and the host's
-    processor model and core count (from ``/proc/cpuinfo`` where there is one)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"device": device, "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}
-
-
 CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
 
@@ -282,7 +267,9 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
     extra = {**model.extra, "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
              "weights": "float16" if half else "float32", "train_summary": summary,
              "train_config": config["train"], "train_cache": config["cache"],
-             "precision": config.get("precision"), "machine": machine_description(summary.get("device"))}
+             "precision": config.get("precision"),
+             # Runs made before configs recorded their machine were exported where they trained.
+             "machine": config.get("machine") or training.machine_description(config.get("device", "cpu"))}
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

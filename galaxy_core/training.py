@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -128,14 +129,15 @@ RECIPES: dict[str, dict[str, Any]] = {
 """Per-model default settings, applied by :func:`config_for` under the user's own."""
 
 CPU_RECIPES: dict[str, dict[str, Any]] = {
-    # The most accurate galaxynet that one 90-minute run on a 2-core CPU trains (issue 10): half the width at 64 px
-    # is a sixth of the full net's FLOPs (0.87 against 5.40 GFLOP a training image), and with bf16 convolutions it
-    # trains at about 400 images/s there, so 190 epochs of the 10,704 training galaxies of gz2-kaggle-96 fit.
-    "galaxynet": dict(model_args={"width": 32, "input_size": 64}, epochs=190, batch_size=128, optimizer="adamw",
-                      lr=3e-3, weight_decay=0.05, scheduler="onecycle", augment=True, tta=8),
+    # The most accurate galaxynet measured on a 2-core CPU (issue 10; the README's "Training on a CPU"): half the
+    # width at 64 px is a sixth of the full net's FLOPs (0.87 against 5.40 GFLOP a training image) and trains at
+    # about 500 images/s there with bf16 convolutions. 190 epochs at weight decay 0.05 overfitted from epoch ~105
+    # (8-view validation RMSE 0.0852 in 75 min); 120 epochs at 0.2 gave 0.0841 in 41 min.
+    "galaxynet": dict(model_args={"width": 32, "input_size": 64}, epochs=120, batch_size=128, optimizer="adamw",
+                      lr=3e-3, weight_decay=0.2, scheduler="onecycle", augment=True, tta=8),
 }
-"""Recipes that replace ``RECIPES`` when the run's device is a CPU: what a laptop can train well in about an hour
-and a half (the README's results table has the measurements behind them)."""
+"""Recipes that replace ``RECIPES`` when the run's device is a CPU: what a laptop can train well in well under an
+hour and a half (the README's results table has the measurements behind them)."""
 
 
 def recipe_for(model: str, device: str = "auto") -> dict[str, Any]:
@@ -270,25 +272,34 @@ def keep_freed_memory() -> bool:
 
     A CPU training step allocates and frees hundreds of megabytes of activations; by default glibc serves blocks
     over its mmap threshold with fresh ``mmap`` calls, so every step pays page faults to zero new pages (a third of
-    the time went to the kernel in a 64 px run here). Raising the mmap and trim thresholds (``mallopt``, as the
+    the CPU time went to the kernel in a 64 px run here). Raising the mmap and trim thresholds (``mallopt``, as the
     ``MALLOC_MMAP_THRESHOLD_`` variables would) keeps those pages mapped: about 10 % faster on a 2-core CPU. The
     cost is that the process's resident size stays at its peak. Returns False, changing nothing, where there is no
     glibc (macOS, Windows, musl)."""
     import ctypes
     import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    if mallopt is None:
-        return False
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    big = 2**30
-    return all(mallopt(k, v) == 1 for k, v in ((m_mmap_threshold, 2**31 - 1), (m_trim_threshold, 2**31 - 1),
-                                                (m_top_pad, big)))
+    settings = ((m_mmap_threshold, 2**31 - 1), (m_trim_threshold, 2**31 - 1), (m_top_pad, 2**30))
+    return all(mallopt(k, v) == 1 for k, v in settings)
+
+
+def machine_description(device: torch.device | str) -> dict:
+    """Where a run trains, for its config and a checkpoint's provenance: the device (the GPU's name on CUDA), the
+    processor model (from ``/proc/cpuinfo`` where there is one), the core count, torch's threads and version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    device = torch.device(device)
+    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device), "cpu": cpu,
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def _memory_budget(device: torch.device) -> int:
@@ -545,7 +556,7 @@ def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) ->
         raise ValueError(f"no validation galaxies in {cache.path} (val_fraction={cfg.val_fraction}); "
                          f"a run needs some to choose its best epoch")
 
-    config = {"train": asdict(cfg), "model": mcfg, "device": str(device),
+    config = {"train": asdict(cfg), "model": mcfg, "device": str(device), "machine": machine_description(device),
               "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,
                         "fingerprint": cache.fingerprint, "source": cache.meta["source"]},
               "n_train": len(train_rows), "n_val": len(val_rows)}

@@ -214,7 +214,7 @@ def main() -> None:
         peak = r["threads"] * ghz * (bf16_cycle if r["precision"] == "bf16" else fp32_cycle)
         print(f"| {r['batch']} | {r['compile']} | {r['precision']} | {r['layout']} | {r['threads']} | "
               f"{r['images_per_s']:,.0f} | {gflops:,.0f} | {gflops / (r['threads'] * ghz * 32):.0%} | "
-              f"{gflops / peak:.0%} | {r['bare']:,.0f} | {r['first_epoch_s']:.1f} |")
+              f"{gflops / peak:.0%} | {r['bare']:,.0f} | {r['first_epoch_s']:.1f} |".replace("| nan |", "| - |"))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
-    python tests/plot_frontier.py docs/cpu_recipes.csv docs/cpu_frontier.svg
+    python tests/plot_frontier.py checkpoints/frontier.csv checkpoints/frontier.svg
 
 The CSV has one measured run a row: ``recipe`` (the label), ``minutes`` (training wall time on the CPU),
 ``val_rmse_tta8`` (validation RMSE with 8-view averaging, on the fixed split of gz2-kaggle-96) and ``note``. Plain
@@ -16,8 +16,8 @@ import sys
 from html import escape
 from pathlib import Path
 
-W, H = 760, 420
-LEFT, RIGHT, TOP, BOTTOM = 70, 250, 30, 55
+W, H = 1040, 420
+LEFT, RIGHT, TOP, BOTTOM = 70, 480, 30, 55
 
 
 def svg(rows: list[dict]) -> str:

@@ -111,14 +111,32 @@ def test_distributions_page(env):
 
 def test_pages_without_a_model(env, tmp_path, monkeypatch):
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "no_checkpoints")
     at = app("evaluation")
     assert "No run with a checkpoint" in at.info[0].value
     for page in ("mergers", "predict"):
         at = app(page)
-        if prediction.default_checkpoint() is None:
-            assert "No trained model yet" in at.warning[0].value
-        else:
-            assert at.selectbox[0].value.startswith("checkpoint")
+        assert "No trained model yet" in at.warning[0].value
+
+
+def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypatch):
+    """No run of one's own: Evaluation, Mergers and Predict use the checkpoint in checkpoints/default."""
+    from galaxy_core import evaluation
+
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    evaluation.export_checkpoint(trained["run"], tmp_path / "checkpoints" / "default", tta=1, device="cpu")
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
+    at = app("evaluation")
+    assert at.selectbox(key="ev_run").value == "checkpoint default (shipped)"
+    assert "never trained on" in " ".join(c.value for c in at.caption)
+    rmse = next(m.value for m in at.metric if m.label == "RMSE over all 37 answers")
+    cache = data.resolve_cache(read_json(trained["run"] / "config.json")["cache"]["path"])
+    expected = evaluation.evaluate(tmp_path / "checkpoints" / "default", cache, device="cpu")
+    assert float(rmse) == pytest.approx(expected.rmse(), abs=1e-4)
+    assert next(m.value for m in at.metric if m.label == "galaxies") == f"{len(expected):,}"
+    for page in ("mergers", "predict"):
+        at = app(page)
+        assert at.selectbox[0].value == "checkpoint default (shipped)" and not at.warning
 
 
 def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
@@ -161,7 +179,7 @@ def test_training_page_follows_the_run(trained):
 
 def test_evaluation_page_shows_the_runs_rmse(trained):
     at = app("evaluation")
-    assert at.selectbox(key="ev_run").value == trained["run"].name
+    assert at.selectbox(key="ev_run").value == f"run {trained['run'].name}"  # a run on this data comes first
     summary = read_json(trained["run"] / "summary.json")
     rmse = next(m.value for m in at.metric if m.label == "RMSE over all 37 answers")
     assert float(rmse) == pytest.approx(summary["val_rmse"], abs=1e-4)
@@ -195,8 +213,6 @@ def test_mergers_threshold_changes_the_fraction(trained):
 
 def test_predict_page(trained, env):
     at = app("predict")
-    if prediction.default_checkpoint() is None:
-        assert "newest finished run" in " ".join(c.value for c in at.caption)
     assert "Upload some images" in at.info[0].value
     images = sorted((env["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()

@@ -58,6 +58,19 @@ print(min(runs, key=lambda r: evaluation.evaluate(r, tta=8).rmse()))")
 echo "default model: $best" >> "$report"
 python3 -m galaxy_core evaluate "$best" --tta 8 --per-answer >> "$report"
 python3 -m galaxy_core export "$best" --out "$work/checkpoints/default" >> "$report"
+# The GPU model replaces the shipped (CPU-trained) one only if it scores better on the same validation galaxies.
+python3 - "$work" >> "$report" <<'PY'
+import sys
+from galaxy_core import evaluation
+work = sys.argv[1]
+new = evaluation.evaluate(f"{work}/checkpoints/default", f"{work}/c96", tta=8).rmse()
+try:
+    old = evaluation.evaluate("checkpoints/default", f"{work}/c96", tta=8).rmse()
+except FileNotFoundError:
+    old = float("inf")
+print(f"8-view validation RMSE: GPU checkpoint {new:.4f}, shipped checkpoint {old:.4f}: "
+      + ("replace the shipped one" if new < old else "keep the shipped one"))
+PY
 echo >> "$report"
 
 log "prediction throughput from JPEG files"
