@@ -107,18 +107,23 @@ def _wait_until_idle(page, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> No
 
 
 def _train_one_epoch(page, server) -> None:
-    """Launch one epoch of the seed CNN and wait for the live view (a fragment refreshing itself every 2 s) to
-    report the run finished."""
+    """Launch one epoch of the default model (galaxynet with the CPU recipe) and wait for the live view (a fragment
+    refreshing itself every 2 s) to report the run finished."""
     epochs = page.get_by_label("Epochs")
     epochs.fill("1")
     epochs.press("Enter")
     _wait_until_idle(page)
     page.get_by_role("button", name="Start training").click()
-    page.get_by_role("heading", name="seed-cnn").get_by_text("finished").wait_for(timeout=120_000)
+    page.get_by_role("heading", name="galaxynet").get_by_text("finished").wait_for(timeout=120_000)
 
 
 def _upload(page, server) -> None:
-    """Upload three unlabelled images and wait for their predictions."""
+    """Upload three unlabelled images, say that they are whole frames (they are 128 px, not 424 px originals, and
+    uploads carry no galaxy_core.json), and wait for their predictions."""
+    fov = page.locator('[data-testid="stMain"]').get_by_role("spinbutton", name="Source field of view")
+    fov.fill("1")
+    fov.press("Enter")
+    _wait_until_idle(page)
     files = sorted((server["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
     page.get_by_role("heading", name="3 galaxies").wait_for(timeout=60_000)
