@@ -246,8 +246,8 @@ def choose_model(key: str, label: str = "Model") -> Path | None:
     neither."""
     options: dict[str, Path] = {}
     shipped = prediction.default_checkpoint()
-    for p in sorted(prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")):
-        options[f"checkpoint {p.parent.name} (shipped)"] = p.parent
+    for c in shipped_checkpoints():
+        options[f"checkpoint {c['name']} (shipped)"] = c["path"]
     runs = finished_runs()
     for r in runs:
         rmse = r["summary"].get("val_rmse")
