@@ -27,8 +27,6 @@ PAGES = {
 if __name__ == "__main__":
     import streamlit as st
 
-    from pages import _common as common
-
     st.set_page_config(page_title="Galaxy Zoo 2 morphology", page_icon=":material/blur_on:", layout="wide")
 
     def home() -> None:
@@ -76,6 +74,13 @@ if __name__ == "__main__":
 
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon) for path, (title, icon, _) in PAGES.items()]
+    # The menu goes out before the slow imports, so that the first frame already shows it (and a word in the main
+    # area) rather than a blank page for the seconds that importing PyTorch takes on a first start.
     page = st.navigation(pages)
+    starting = st.empty()
+    starting.caption("Starting: loading PyTorch and the galaxy_core package ...")
+    from pages import _common as common
+
+    starting.empty()
     common.sidebar()
     page.run()

@@ -151,10 +151,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_for(args: argparse.Namespace) -> str:
+    """``--model``, else the model the dashboard also defaults to (``prediction.default_model``), said on stderr."""
+    from . import prediction
+
+    if args.model is not None:
+        return args.model
+    path, why = prediction.default_model()
+    print(f"model: {why} (choose another with --model)", file=sys.stderr)
+    return str(path)
+
+
+def _load_model(args: argparse.Namespace, images: str):
+    """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
+    was trained on the synthetic demo and the images are real, or the reverse."""
+    from . import prediction, training
+
+    model = prediction.load_model(_model_for(args), training.pick_device(args.device))
+    warning = prediction.domain_warning(model, data.folder_is_synthetic(images))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return model
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import prediction
 
-    frame, skipped = prediction.predict_folder(args.images, args.model, args.out, args.source_fov, args.tta,
+    model = _load_model(args, args.images)
+    frame, skipped = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta,
                                                args.batch_size, args.device, args.workers,
                                                TextProgress("predict"))
     human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
@@ -194,8 +218,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from . import training
 
     runs = training.list_runs(args.root)
-    human = "\n".join(f"{r['name']:32s} {r['model'] or '?':10s} {r['status']:9s} "
-                      f"{r['summary'].get('val_rmse', float('nan')):.4f}" for r in runs) or f"no runs in {args.root}"
+
+    def line(r: dict) -> str:
+        rmse = r["summary"].get("val_rmse")
+        text = f"{r['name']:32s} {r['model'] or '-':10s} {r['status']:9s} {'-' if rmse is None else f'{rmse:.4f}'}"
+        return text + (f"  {r['error']}" if r["error"] else "")
+
+    human = "\n".join(line(r) for r in runs) or f"no runs in {args.root}"
     _emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in runs]})
     return 0
 
@@ -216,7 +245,8 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if args.images is not None:
         from . import prediction
 
-        frame, skipped = prediction.predict_folder(args.images, args.model, None, args.source_fov, args.tta,
+        model = _load_model(args, args.images)
+        frame, skipped = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta,
                                                    device=args.device, progress=TextProgress("predict"))
         if not len(frame):
             raise data.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
@@ -239,8 +269,8 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     th, mean = r["threshold_estimate"], r["mean_estimate"]
     lines = [f"mergers in {source}: {th['n']:,} galaxies",
              f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
-             f"{th['lo']:.4f}-{th['hi']:.4f} bootstrap, {th['wilson_lo']:.4f}-{th['wilson_hi']:.4f} Wilson)",
-             f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f})",
+             f"{th['lo']:.4f}-{th['hi']:.4f} Wilson, {th['boot_lo']:.4f}-{th['boot_hi']:.4f} bootstrap)",
+             f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f} bootstrap)",
              f"  theory: {r['theory']['text']}"]
     if calibration is not None:
         c, me = calibration, r["matched_estimate"]
@@ -370,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = command("predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
     sp.add_argument("images", help="folder of .jpg/.png images (or a data folder in the Kaggle layout)")
-    sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint, else "
+                                                  "the newest finished run in runs/)")
     sp.add_argument("--out", default=None, help="CSV to write")
     source_fov(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
@@ -391,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Kaggle-format predictions CSV (GalaxyID, Class8.6, ...); or use --images")
     sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
     sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
-                                                  "checkpoint)")
+                                                  "checkpoint, else the newest finished run in runs/)")
     source_fov(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
     sp.add_argument("--device", default="auto")

@@ -179,6 +179,22 @@ def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) 
     return None
 
 
+def folder_is_synthetic(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` (a data folder, an image folder inside one, or a prepared cache) holds synthetic galaxies:
+    its own or its parent's ``galaxy_core.json`` says ``"synthetic": true`` (as the built-in demo's does), or a
+    cache's ``meta.json`` does. Missing files mean real data; so does an unreadable one (reading the folder's field
+    of view reports it)."""
+    folder = Path(folder)
+    for f in (folder, folder.parent):
+        for name in (FOLDER_CONFIG, "meta.json"):
+            if (f / name).is_file():
+                try:
+                    return bool(read_json(f / name).get("synthetic", False))
+                except (OSError, ValueError, AttributeError):
+                    return False
+    return False
+
+
 def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float | None = None) -> float:
     """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
     if the first readable of ``samples`` is a 424 x 424 original. Raises DataError for undeclared images of another
@@ -468,6 +484,14 @@ class GalaxyCache:
         return float(self.meta["fov"])
 
     @property
+    def synthetic(self) -> bool:
+        """Whether the galaxies are synthetic (the built-in demo); caches made before this was recorded ask their
+        source folder."""
+        if "synthetic" in self.meta:
+            return bool(self.meta["synthetic"])
+        return folder_is_synthetic(self.meta["source"]) if Path(self.meta["source"]).is_dir() else False
+
+    @property
     def fingerprint(self) -> str:
         return str(self.meta["fingerprint"])
 
@@ -607,7 +631,8 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
             "size": size, "n": len(keep), "n_full": int((kind == "full").sum()),
             "n_partial": int((kind == "partial").sum()), "n_unlabelled": int((kind == "unlabelled").sum()),
             "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
-            "val_fraction": val_fraction, "seed": seed, "fingerprint": fp, "skipped": skipped,
+            "val_fraction": val_fraction, "seed": seed, "fingerprint": fp, "synthetic": folder_is_synthetic(cat.root),
+            "skipped": skipped,
             "problems": cat.problems, "seconds": round(time.perf_counter() - t0, 2),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

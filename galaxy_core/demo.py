@@ -15,7 +15,8 @@ Layout written by :func:`make_demo_dataset` (the Kaggle one)::
     OUT/images_test_rev1/<GalaxyID>.jpg       unlabelled images
     OUT/training_solutions_rev1.csv           GalaxyID + the 37 columns of tree.COLUMNS, 6 decimals
     OUT/README.md                             says the data are synthetic, with the parameters and the seed
-    OUT/galaxy_core.json                      {"source_fov": 1.0}: whole frames, whatever the pixel size
+    OUT/galaxy_core.json                      {"source_fov": 1.0, "synthetic": true}: whole frames at any pixel
+                                              size, and not real galaxies
 
 Units: image sizes and the ``size`` argument are in pixels. Lengths in the parameter dicts of
 :func:`sample_params` are fractions of the image width (``r90 = 0.118`` is 50 px at 424 px, the scale of the GZ2
@@ -39,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from . import tree
+from .files import atomic_write_text
 
 __all__ = [
     "KINDS", "Kind", "DEFAULT_ROOT", "TRAIN_DIR", "TEST_DIR", "SOLUTIONS_CSV", "FIRST_ID",
@@ -53,6 +55,8 @@ FIRST_ID = 100000
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data" / "demo"
 """Where :func:`ensure_demo_dataset` puts the built-in demo: ``<project>/data/demo``."""
 
+SETTINGS = '{"source_fov": 1.0, "synthetic": true}\n'
+"""The demo's ``galaxy_core.json``: whole frames at any pixel size, and synthetic."""
 _DEFAULTS = {"n_labelled": 600, "n_unlabelled": 100, "size": 424, "seed": 0, "quality": 90}
 
 R90_FRAME = 50.0 / 424.0
@@ -812,9 +816,10 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
                 f.write(text)
             with open(tmp / "README.md", "w", newline="", encoding="utf-8") as f:
                 f.write(_readme(n_labelled, n_unlabelled, size, seed, quality))
-            # The images are whole frames at any `size`: declare it, so that galaxy_core.data reads them as such.
+            # The images are whole frames at any `size`: declare it, so that galaxy_core.data reads them as such;
+            # and say they are synthetic, so that a model trained on them is not used on real galaxies unwarned.
             with open(tmp / "galaxy_core.json", "w", encoding="ascii") as f:
-                f.write('{"source_fov": 1.0}\n')
+                f.write(SETTINGS)
             _swap_into_place(tmp, out, overwrite)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -874,6 +879,9 @@ def ensure_demo_dataset(root=None, progress: Callable[[int, int], None] | None =
     counts = _DEFAULTS["n_labelled"], _DEFAULTS["n_unlabelled"]
     with _LOCK:
         if is_complete_demo(root, *counts):
+            settings = root / "galaxy_core.json"
+            if not settings.is_file() or settings.read_text(encoding="ascii", errors="replace") != SETTINGS:
+                atomic_write_text(settings, SETTINGS)  # a demo made before it said "synthetic"
             return root
         ours = (root / "README.md").is_file() and "galaxy_core.demo" in (root / "README.md").read_text(
             encoding="utf-8", errors="replace")

@@ -264,7 +264,9 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
     cfg = _run_config(run)
     cache = data.resolve_cache(config["cache"]["path"], source_fov=cfg.source_fov)
     train_rows, val_rows = training.split_rows(cache, cfg)
-    extra = {**model.extra, "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
+    # Whether it learnt from the synthetic demo travels with the checkpoint (runs made before models recorded it).
+    extra = {**model.extra, "data": {**model.extra.get("data", {}), "synthetic": cache.synthetic},
+             "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
              "weights": "float16" if half else "float32", "train_summary": summary,
              "train_config": config["train"], "train_cache": config["cache"],
              "precision": config.get("precision"),

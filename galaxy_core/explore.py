@@ -277,7 +277,10 @@ def tree_figure(values: np.ndarray, other: np.ndarray | None = None, names: tupl
     for v, name, colour, opacity in series:
         fig.add_trace(go.Bar(y=list(t["column"]), x=v, orientation="h", name=name, marker_color=colour,
                              opacity=opacity, text=[f"{x:.2f}" if np.isfinite(x) else "?" for x in v],
-                             textposition="outside", cliponaxis=False,
+                             textposition="outside", cliponaxis=False, textfont={"size": 11, "color": "#333333"},
+                             # Plotly shrinks outside labels to the bar's thickness (a few px here): keep them
+                             # readable instead.
+                             constraintext="none",
                              hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>"))
     # An invisible point per slot, so that the question titles (which have no bar) get their own rows.
     fig.add_trace(go.Scatter(x=[0] * len(slots), y=slots, mode="markers", marker_opacity=0, hoverinfo="skip",
@@ -288,7 +291,7 @@ def tree_figure(values: np.ndarray, other: np.ndarray | None = None, names: tupl
                                                    showarrow=False, xanchor="left", xshift=-left + 6 + indent * depth,
                                                    font={"size": 11})
                               for slot, (text, depth, hover) in zip(slots, labels)]
-    fig.update_layout(barmode="group", height=height or (17 if other is None else 23) * len(slots) + 70,
+    fig.update_layout(barmode="group", height=height or (18 if other is None else 24) * len(slots) + 70,
                       margin={"l": left, "r": 30, "t": 30 if other is not None else 10, "b": 40},
                       showlegend=other is not None, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
                       yaxis={"categoryorder": "array", "categoryarray": slots, "autorange": "reversed",

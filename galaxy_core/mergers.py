@@ -195,17 +195,17 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 def fraction_above(p, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
     """The fraction of galaxies with ``p > threshold`` (strictly: a galaxy exactly at the threshold is not counted),
-    with a percentile bootstrap interval (Efron 1979) and the analytic Wilson (1927) score interval.
+    with the analytic Wilson (1927) score interval and, beside it, a percentile bootstrap interval (Efron 1979).
 
-    ``p``: predicted (or volunteer) vote fractions in [0, 1], one per galaxy. Resampling n galaxies with replacement
-    from a sample with k flagged ones gives a flagged count that is exactly Binomial(n, k/n), so the bootstrap draws
-    that count directly: the same distribution as resampling galaxies, in O(n_boot) time. For a plain proportion the
-    two intervals agree closely once k is more than a handful; at k = 0 the bootstrap interval is [0, 0] while
-    Wilson's is not, so prefer Wilson for very rare classes.
+    ``p``: predicted (or volunteer) vote fractions in [0, 1], one per galaxy. The interval reported as ``lo``/``hi``
+    is Wilson's: it is right in the small-number limit, where the bootstrap's is not (with k = 0 flagged galaxies
+    every resample has none too, and the bootstrap interval collapses to [0, 0]). Resampling n galaxies with
+    replacement from a sample with k flagged ones gives a flagged count that is exactly Binomial(n, k/n), so the
+    bootstrap draws that count directly, in O(n_boot) time; once k is more than a handful the two intervals agree.
 
-    Returns ``fraction``, ``lo``, ``hi`` (bootstrap), ``wilson_lo``, ``wilson_hi``, ``n``, ``n_flagged``,
-    ``threshold``, ``level``, ``n_boot``, ``method`` = ``"threshold"``. Raises ValueError for empty input, NaN or
-    values outside [0, 1].
+    Returns ``fraction``, ``lo``, ``hi`` (Wilson, also as ``wilson_lo``, ``wilson_hi``), ``interval`` (its name, for
+    display), ``boot_lo``, ``boot_hi`` (bootstrap), ``n``, ``n_flagged``, ``threshold``, ``level``, ``n_boot``,
+    ``method`` = ``"threshold"``. Raises ValueError for empty input, NaN or values outside [0, 1].
     """
     p = _probabilities(p)
     _check_boot(n_boot, level)
@@ -215,9 +215,9 @@ def fraction_above(p, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
     wlo, whi = wilson_interval(k, n, level)
-    return {"fraction": k / n, "lo": float(lo), "hi": float(hi), "wilson_lo": wlo, "wilson_hi": whi, "n": n,
-            "n_flagged": k, "threshold": float(threshold), "level": level, "n_boot": int(n_boot),
-            "method": "threshold"}
+    return {"fraction": k / n, "lo": wlo, "hi": whi, "interval": "Wilson", "wilson_lo": wlo, "wilson_hi": whi,
+            "boot_lo": float(lo), "boot_hi": float(hi), "n": n, "n_flagged": k, "threshold": float(threshold),
+            "level": level, "n_boot": int(n_boot), "method": "threshold"}
 
 
 def mean_probability(p, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
@@ -247,8 +247,9 @@ def mean_probability(p, n_boot: int = 2000, seed: int = 0, level: float = 0.95) 
                            for s in range(0, n_boot, block)])
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
-    return {"fraction": float(p.mean()), "lo": float(lo), "hi": float(hi), "wilson_lo": None, "wilson_hi": None,
-            "n": n, "n_flagged": None, "expected_count": float(p.sum()), "threshold": None, "level": level,
+    return {"fraction": float(p.mean()), "lo": float(lo), "hi": float(hi), "interval": "bootstrap",
+            "wilson_lo": None, "wilson_hi": None, "boot_lo": float(lo), "boot_hi": float(hi), "n": n,
+            "n_flagged": None, "expected_count": float(p.sum()), "threshold": None, "level": level,
             "n_boot": n_boot, "method": "mean"}
 
 
@@ -358,12 +359,16 @@ def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 
     with an interval that includes the calibration's own uncertainty.
 
     Each bootstrap replicate resamples the labelled pairs (``p_pred_val``, ``p_true_val``), finds their matching
-    threshold, and counts the galaxies of ``p`` above it in a resample of ``p`` (drawn as a binomial, which is
-    exactly what resampling galaxies gives). With ten or so volunteer mergers in a validation split, the threshold's
-    scatter dominates the interval; :func:`fraction_above` at a fixed threshold would hide it.
+    threshold, counts the k galaxies of ``p`` above it, and draws the fraction from the Jeffreys posterior
+    Beta(k + 1/2, n - k + 1/2) of a binomial proportion (Brown, Cai & DasGupta 2001, Stat. Sci. 16, 101). A binomial
+    redraw of k/n, which is what resampling galaxies gives, would collapse to zero width at k = 0; the Jeffreys
+    draw keeps a non-zero upper limit there, like :func:`wilson_interval`. With ten or so volunteer mergers in a
+    validation split, the threshold's scatter dominates the interval; :func:`fraction_above` at a fixed threshold
+    would hide it.
 
-    Returns the keys of :func:`fraction_above` (``method`` "calibrated", ``threshold`` the matching threshold of the
-    full labelled set) plus ``threshold_lo``/``threshold_hi``, the threshold's own interval.
+    Returns the keys of :func:`fraction_above` (``method`` "calibrated", ``interval`` "bootstrap + Jeffreys",
+    ``threshold`` the matching threshold of the full labelled set) plus ``threshold_lo``/``threshold_hi``, the
+    threshold's own interval.
     """
     _check_boot(n_boot, level)
     x = np.sort(_probabilities(p))
@@ -373,12 +378,14 @@ def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 
     ts = np.array([matching_threshold(a[i], b[i], volunteer_threshold)
                    for i in rng.integers(0, len(a), size=(n_boot, len(a)))])
     n = len(x)
-    fracs = rng.binomial(n, _frac_above(x, ts)) / n
+    k_boot = np.round(_frac_above(x, ts) * n)
+    fracs = rng.beta(k_boot + 0.5, n - k_boot + 0.5)
     q = [(1 - level) / 2, (1 + level) / 2]
     lo, hi = np.quantile(fracs, q)
     t_lo, t_hi = np.quantile(ts, q)
     k = int((x > t).sum())
-    return {"fraction": k / n, "lo": float(lo), "hi": float(hi), "n": n, "n_flagged": k, "threshold": t,
+    return {"fraction": k / n, "lo": float(lo), "hi": float(hi), "interval": "bootstrap + Jeffreys", "n": n,
+            "n_flagged": k, "threshold": t,
             "threshold_lo": float(t_lo), "threshold_hi": float(t_hi), "level": level, "n_boot": n_boot,
             "method": "calibrated"}
 
@@ -449,8 +456,10 @@ def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RAT
     level = fraction_result.get("level", 0.95)
     how = (f"p > {fraction_result['threshold']:g}" if fraction_result.get("method") == "threshold"
            else "mean predicted probability")
+    interval = fraction_result.get("interval", "bootstrap")
     text = (f"f = R x T = {rate_per_gyr:g} per galaxy per Gyr x {timescale_gyr:g} Gyr = {expected:.4g} "
-            f"({expected:.2%} of galaxies seen merging). Observed ({how}): {f:.4f} ({level:.0%} CI {lo:.4f}-{hi:.4f})"
+            f"({expected:.2%} of galaxies seen merging). Observed ({how}): {f:.4f} ({level:.0%} {interval} interval "
+            f"{lo:.4f}-{hi:.4f})"
             f", {ratio:.2g} times the expectation, which lies {'inside' if inside else 'outside'} the interval.")
     if t > 0:
         text += f" With T = {t:g} Gyr the observed fraction implies R = {implied[0]:.3g} per galaxy per Gyr."
@@ -887,6 +896,8 @@ def histogram_figure(p, threshold: float = 0.5):
     fig.update_layout(title=f"{k:,} of {len(p):,} galaxies above {threshold:g} ({k / len(p):.2%})",
                       xaxis_title=f"predicted {MERGER_COLUMN} (merger vote fraction)", yaxis_title="galaxies",
                       yaxis_type="log", bargap=0.05, showlegend=False)
+    # Ticks at whole decades only: plotly's default log ticks (2, 5, 20, 50 ...) overlap over four decades.
+    fig.update_yaxes(dtick=1, tickformat=",d")
     return fig
 
 

@@ -309,6 +309,75 @@ def _memory_budget(device: torch.device) -> int:
     return 4 * 2**30
 
 
+def _step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor,
+          autocast) -> torch.Tensor:
+    """One optimisation step on a batch; returns the (masked MSE) loss."""
+    with autocast:
+        pred = net(x)
+    loss = masked_mse(pred.float(), y, m)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def mean_baseline(cache: data.GalaxyCache, cfg: TrainConfig | None = None) -> float:
+    """Validation RMSE of the mean-label baseline on ``cfg``'s split of ``cache`` (the cache's own split by
+    default): each answer predicted as its mean over the training galaxies that know it. It equals the labels'
+    standard deviation when training and validation galaxies agree; a network that does not beat it has learnt
+    nothing. NaN when there is no validation galaxy."""
+    train_rows, val_rows = split_rows(cache, cfg or TrainConfig(data=str(cache.path)))
+    if not len(val_rows):
+        return float("nan")
+    y, m = cache.labels[train_rows].astype(np.float64), cache.mask[train_rows]
+    mean = (y * m).sum(0) / np.maximum(m.sum(0), 1)
+    return rmse(mean[None], cache.labels[val_rows], cache.mask[val_rows])
+
+
+def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
+    """How long ``cfg`` will train on this machine, from a short probe: one warm-up step and ``steps`` timed
+    optimisation steps of the real model, batch, augmentation and precision on the cache's first images, scaled to
+    the run's epochs, plus the validation passes (forward only, taken as a third of a training step per image).
+    Galaxies that teachers would label (``cfg.unlabelled``) are not counted.
+    Writes nothing. Returns ``seconds`` (= ``epochs`` x ``epoch_seconds`` + ``final_seconds``, the last
+    multi-view validation), ``images_per_s``, ``n_train``, ``n_val`` and ``device``; the seconds are 0 for the
+    closed-form ``mean`` model. Timing a shared CPU (another training running) over-estimates."""
+    device = pick_device(cfg.device)
+    cache = data.resolve_cache(cfg.data, source_fov=cfg.source_fov)
+    train_rows, val_rows = split_rows(cache, cfg)
+    out = {"n_train": len(train_rows), "n_val": len(val_rows), "device": str(device), "images_per_s": float("nan"),
+           "seconds": 0.0, "epoch_seconds": 0.0, "final_seconds": 0.0}
+    model = models.build_model(cfg.model, **cfg.model_args)
+    if getattr(model, "closed_form", False) or not len(train_rows):
+        return out
+    crop, size = model.config["fov"] / cache.fov, int(model.config["input_size"])
+    bs = min(cfg.batch_size, len(train_rows))
+    x8 = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(train_rows[:bs])])).to(device)
+    y, m = torch.zeros(bs, tree.N_ANSWERS, device=device), torch.ones(bs, tree.N_ANSWERS, device=device)
+    model.to(device).train()
+    bf16, channels_last = views.fast_math(device, cfg.amp)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    for i in range(steps + 1):
+        if i == 1:  # the first step allocates and picks kernels: not timed
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        x = views.random_view(x8, crop, size) if cfg.augment else views.fit_view(x8, crop, size)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _step(model, opt, x, y, m, autocast)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    ips = steps * bs / (time.perf_counter() - t0)
+    epoch = len(train_rows) / ips + len(val_rows) / (3 * ips)
+    final = (cfg.tta - 1) * len(val_rows) / (3 * ips)
+    out.update(images_per_s=ips, epoch_seconds=epoch, final_seconds=final, seconds=cfg.epochs * epoch + final)
+    return out
+
+
 def split_rows(cache: data.GalaxyCache, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """The cache rows a run trains and validates on: the cache's stored split, or the one that ``cfg``'s
     ``val_fraction`` and ``split_seed`` give; without ``cfg.partial`` only fully labelled galaxies train;
@@ -518,6 +587,7 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
         run = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
         if (run / "config.json").exists():
             raise FileExistsError(f"run folder {run} exists; choose another name or resume it")
+    created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     (run / "STOP").unlink(missing_ok=True)
     status = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "epoch": 0,
@@ -526,6 +596,11 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
     try:
         return _train(cfg, run, callback, resume, status)
     except BaseException as e:
+        if created and not (run / "metrics.csv").exists():
+            # Failed before its first epoch (bad data, a typo in a setting): a folder with nothing in it would be
+            # listed as a run. A launched run's folder is made by ``launch`` and kept, marked failed with its error.
+            shutil.rmtree(run, ignore_errors=True)
+            raise
         status.update(state="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
                       updated=time.time())
         if isinstance(e, KeyboardInterrupt):
@@ -558,10 +633,11 @@ def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) ->
 
     config = {"train": asdict(cfg), "model": mcfg, "device": str(device), "machine": machine_description(device),
               "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,
-                        "fingerprint": cache.fingerprint, "source": cache.meta["source"]},
+                        "fingerprint": cache.fingerprint, "source": cache.meta["source"],
+                        "synthetic": cache.synthetic},
               "n_train": len(train_rows), "n_val": len(val_rows)}
     atomic_write_json(run / "config.json", config)
-    extra = {"data": {"fov": cache.fov, "size": cache.size}}
+    extra = {"data": {"fov": cache.fov, "size": cache.size, "synthetic": cache.synthetic}}
 
     model.to(device)
     if device.type == "cpu":
@@ -659,12 +735,7 @@ def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) ->
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y, m = y_train[ixt], m_train[ixt]
-            with autocast:
-                pred = step_fn(x)
-            loss = masked_mse(pred.float(), y, m)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = _step(step_fn, opt, x, y, m, autocast)
             if ema is not None:
                 ema.update()
             with torch.no_grad():
@@ -798,7 +869,8 @@ def stop(run_dir: str | os.PathLike) -> None:
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "status", "summary"}.
+    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "status", "error",
+    "summary"} (``error`` is the message of a failed run, else None).
 
     A run launched in the background is listed from the moment it is launched (before its config.json exists)."""
     out = []
@@ -812,7 +884,8 @@ def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
             summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
         except (OSError, json.JSONDecodeError):
             continue
+        status = read_status(run)
         out.append({"path": run, "name": run.name, "model": cfg.get("model"), "data": cfg.get("data"),
-                    "status": read_status(run).get("state", "unknown"), "summary": summary,
+                    "status": status.get("state", "unknown"), "error": status.get("error"), "summary": summary,
                     "mtime": run.stat().st_mtime})
     return sorted(out, key=lambda r: -r["mtime"])

@@ -31,8 +31,8 @@ SHIFT = 0.04
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (x86 AVX512-BF16 or AMX-BF16, read from
     ``/proc/cpuinfo``), where oneDNN's bf16 convolutions are faster than float32: the CPU recipe's training loop
-    ran 1.76 times as fast on a 2-core AMD EPYC (Zen 5), measured with ``tests/bench_training.py``. Elsewhere bf16 is emulated and slower, so float32 stays.
-    ``GALAXY_CORE_CPU_BF16=0`` (or ``1``) overrides the detection."""
+    ran 1.76 times as fast on a 2-core AMD EPYC (Zen 5), measured with ``tests/bench_training.py``. Elsewhere bf16
+    is emulated and slower, so float32 stays. ``GALAXY_CORE_CPU_BF16=0`` (or ``1``) overrides the detection."""
     forced = os.environ.get("GALAXY_CORE_CPU_BF16")
     if forced in ("0", "1"):
         return forced == "1"
@@ -47,8 +47,9 @@ def cpu_has_native_bf16() -> bool:
 def fast_math(device: torch.device | str, amp: bool = True) -> tuple[bool, bool]:
     """``(bf16, channels_last)`` for running a network on ``device``: bf16 autocast on CUDA and on CPUs with native
     bf16 (when ``amp``), and channels-last tensors on both (the layout that cuDNN's tensor-core kernels and oneDNN's
-    blocked convolutions want; 1.15 times as fast through the CPU recipe's training loop). Autocast keeps weights, the loss and the
-    decision-tree products in float32, so only the convolutions' and matrix products' inputs are rounded."""
+    blocked convolutions want; 1.15 times as fast through the CPU recipe's training loop). Autocast keeps weights,
+    the loss and the decision-tree products in float32, so only the convolutions' and matrix products' inputs are
+    rounded."""
     kind = torch.device(device).type
     bf16 = amp and (kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16()))
     return bf16, kind in ("cuda", "cpu")

@@ -10,6 +10,8 @@ Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sideb
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -128,11 +130,15 @@ def sidebar() -> Dataset | None:
             key="source_fov", placeholder="from galaxy_core.json, else 1.0",
             help="The fraction of the 424 px Kaggle frame the images show: 1.0 for the originals, 0.6038 for "
                  "pre-cropped packs such as gz2-kaggle-96 (their central 256 px).")
-        try:
-            ds = open_dataset(text, fov)
-        except (data.DataError, OSError, ValueError) as e:
-            st.error(f"Cannot use this data: {e}")
-            ds = None
+    # Opened outside the sidebar, so that a first start's demo build and cache preparation show their progress in
+    # the main area, where a user looks.
+    try:
+        ds, error = open_dataset(text, fov), None
+    except (data.DataError, OSError, ValueError) as e:
+        ds, error = None, e
+    with st.sidebar:
+        if error is not None:
+            st.error(f"Cannot use this data: {error}")
         if ds is not None:
             m = ds.cache.meta
             st.caption(f"{'Synthetic demo data' if ds.demo else 'Data'}: {len(ds.cache):,} galaxies, "
@@ -208,6 +214,41 @@ def prototypes(_cache: data.GalaxyCache, fingerprint: str):
     return explore.prototypes(_cache.ids, _cache.labels, _cache.mask)
 
 
+# ------------------------------------------------------------------------------------------------------ training
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
+    return training.mean_baseline(_cache)
+
+
+@st.cache_data(show_spinner=False)
+def is_closed_form(model: str) -> bool:
+    """Whether a registered model is fitted in closed form (``mean``), so it has no training settings."""
+    return bool(getattr(models.build_model(model), "closed_form", False))
+
+
+@st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
+def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
+    busy = training.active_run(runs_root()) is not None
+    return {**training.estimate_duration(training.TrainConfig.from_dict(json.loads(cfg_json))), "busy": busy}
+
+
+def duration_probe(cfg: training.TrainConfig, fingerprint: str) -> dict:
+    """``training.estimate_duration`` for ``cfg``, timed once per setting that changes the speed (not per number of
+    epochs), plus ``busy``: whether another run was training meanwhile."""
+    d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
+    return _duration_probe(json.dumps(d, sort_keys=True), fingerprint)
+
+
+def duration_text(seconds: float) -> str:
+    """``2460`` -> ``'about 41 min'``; seconds under two minutes, hours and minutes over two hours."""
+    if seconds < 120:
+        return f"about {max(seconds, 1):.0f} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+
+
 # -------------------------------------------------------------------------------------------------------- models
 
 def model_file(path: Path) -> Path:
@@ -235,36 +276,49 @@ def shipped_checkpoints() -> list[dict]:
         config = read_json(folder / models.CONFIG_FILE)
         extra = config.get("extra") or {}
         out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
-                    "summary": extra.get("train_summary") or {},
+                    "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
                     "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
     return out
 
 
 def choose_model(key: str, label: str = "Model") -> Path | None:
     """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
-    the shipped checkpoint, else to the newest finished run (and says so); None, with an explanation, when there is
-    neither."""
+    ``prediction.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
+    and says which; None, with an explanation, when there is no model."""
     options: dict[str, Path] = {}
-    shipped = prediction.default_checkpoint()
     for c in shipped_checkpoints():
         options[f"checkpoint {c['name']} (shipped)"] = c["path"]
-    runs = finished_runs()
-    for r in runs:
+    for r in finished_runs():
         rmse = r["summary"].get("val_rmse")
         options[f"run {r['name']} ({r['model']}, {r['status']}"
                 f"{f', val RMSE {rmse:.4f}' if rmse is not None else ''})"] = r["path"]
     if not options:
         st.warning("No trained model yet: no checkpoint is shipped in `checkpoints/` and no run has finished in "
-                   f"`{runs_root()}`. Train one on the **Training** page (a few epochs of `seed-cnn` take minutes "
-                   "on a CPU), or from a terminal: `python -m galaxy_core train data/ --model seed-cnn --epochs 5`.")
+                   f"`{runs_root()}`. Train one on the **Training** page, or from a terminal: "
+                   f"`{train_command()}`.")
         return None
     labels = list(options)
-    finished = [i for i, k in enumerate(labels) if k.startswith("run ") and ", finished" in k]
-    default = 0 if shipped is not None else (finished[0] if finished else 0)
-    choice = st.selectbox(label, labels, index=default, key=key)
-    if shipped is None and choice == labels[default]:
-        st.caption("No checkpoint is shipped in `checkpoints/` yet, so the newest finished run is the default.")
+    try:
+        default, why = prediction.default_model(runs_root())
+        index = [p.resolve() for p in options.values()].index(default.resolve())
+    except (FileNotFoundError, ValueError):  # only unfinished runs with a best model so far
+        index, why = 0, None
+    choice = st.selectbox(label, labels, index=index, key=key)
+    if why and prediction.default_checkpoint() is None and choice == labels[index]:
+        st.caption(f"The default is {why}.")
     return options[choice]
+
+
+def train_command(epochs: int = 5) -> str:
+    """The shortest command that trains a model on the data in use, as a user would type it in the project folder
+    (``tests/test_pages.py`` runs it)."""
+    ds = st.session_state.get("dataset")
+    folder = ds.folder if ds is not None else DEFAULT_DATA
+    try:
+        shown = folder.resolve().relative_to(data.PROJECT_ROOT)
+    except ValueError:
+        shown = folder
+    return f"python -m galaxy_core train {shown} --epochs {epochs}"
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
@@ -274,6 +328,14 @@ def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
 
 def load_model(path: Path) -> models.GalaxyModel:
     return _load_model(*model_key(path))
+
+
+def warn_domain(path: Path, images_synthetic: bool) -> None:
+    """A warning when the model at ``path`` learnt from the synthetic demo and the images are real, or the reverse
+    (``prediction.domain_warning``)."""
+    warning = prediction.domain_warning(load_model(path), images_synthetic)
+    if warning:
+        st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
 
 
 @st.cache_data(show_spinner="Evaluating the run (once per run and data) ...", max_entries=8)

@@ -40,6 +40,7 @@ if run["kind"] == "checkpoint":
 elif run["data"] != str(ds.cache.path):
     st.warning(f"This run was trained on `{run['data']}`, not on the data in use: it is evaluated on the current "
                f"data's {common.SUBSET_NAMES[split]}, which may include galaxies it was trained on.")
+common.warn_domain(run["path"], cache.synthetic)
 try:
     ev = common.run_evaluation(str(run["path"]), common.model_key(run["path"])[1], cache, ds.fingerprint, split)
 except (ValueError, KeyError, FileNotFoundError) as e:

@@ -29,6 +29,7 @@ timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, merger
                             help="how long a merger stays visible: ~0.2-0.4 Gyr for disturbed morphology, ~1 Gyr "
                                  "for close pairs (Lotz et al. 2008, 2010, 2011)")
 
+common.warn_domain(model, cache.synthetic)
 key = common.model_key(model)
 try:
     res = common.merger_probabilities(*key, cache, ds.fingerprint, subset)
@@ -46,11 +47,12 @@ mean = res["mean"]
 expected = mergers.expected_fraction(rate, timescale)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"Merger fraction (p > {threshold:.2f})", f"{th['fraction']:.2%}",
-          help=f"95 % bootstrap interval {th['lo']:.2%} - {th['hi']:.2%}; Wilson {th['wilson_lo']:.2%} - "
-               f"{th['wilson_hi']:.2%}")
-m1.caption(f"95 % CI {th['lo']:.2%} - {th['hi']:.2%} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
+          help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
+               f"bootstrap gives {th['boot_lo']:.2%} - {th['boot_hi']:.2%}")
+m1.caption(f"95 % Wilson interval {th['lo']:.2%} - {th['hi']:.2%} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
 m2.metric("Mean predicted Class8.6", f"{mean['fraction']:.2%}")
-m2.caption(f"95 % CI {mean['lo']:.2%} - {mean['hi']:.2%}; no threshold, less biased for a rare class")
+m2.caption(f"95 % bootstrap interval {mean['lo']:.2%} - {mean['hi']:.2%}; no threshold, less biased for a rare "
+           "class")
 m3.metric("Expected from R x T", f"{expected:.2%}")
 m3.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
 m4.metric("Observed / expected", f"{theory['ratio']:.2g}")
@@ -95,8 +97,8 @@ k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
 k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
           help="the threshold at which the model flags as many galaxies as the volunteers do")
 k3.metric("Fraction at the matching threshold", f"{matched['fraction']:.2%}")
-k3.caption(f"95 % CI {matched['lo']:.2%} - {matched['hi']:.2%} on the galaxies above, including the uncertainty "
-           f"of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
+k3.caption(f"95 % interval {matched['lo']:.2%} - {matched['hi']:.2%} ({matched['interval']}), including the "
+           f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
 k4.metric(f"Precision / recall at {threshold:.2f}",
           " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
 c1, c2 = st.columns(2)

@@ -61,6 +61,8 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
     return predict(model_path, folder, fov, views)
 
 
+# Uploads are the user's own images, taken to be real galaxies.
+common.warn_domain(model, not uploads and data.folder_is_synthetic(folder.strip()))
 key = common.model_key(model)
 try:
     if uploads:

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, demo, training
+from galaxy_core import data, demo, training  # noqa: E402
 
 PAGES = ["pages/dataset.py", "pages/distributions.py", "pages/training.py", "pages/evaluation.py",
          "pages/mergers.py", "pages/predict.py"]
@@ -41,7 +41,6 @@ def synthetic_cache(out: Path, n: int, size: int = data.DEFAULT_SIZE, n_base: in
         src = out.parent / "demo"
         if not src.exists():
             demo.make_demo_dataset(src, n_labelled=n_base, n_unlabelled=0, size=128, seed=7)
-            (src / data.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 1.0}))
         data.prepare(src, base_dir, size=size)
     base = data.open_cache(base_dir)
     k = len(base)
@@ -63,7 +62,8 @@ def synthetic_cache(out: Path, n: int, size: int = data.DEFAULT_SIZE, n_base: in
     meta = {"version": data.CACHE_VERSION, "source": "synthetic (tests/bench_pages.py)", "source_fov": 1.0,
             "fov": base.fov, "size": size, "n": n, "n_full": n, "n_partial": 0, "n_unlabelled": 0,
             "n_train": int((split == data.SPLIT_TRAIN).sum()), "n_val": int((split == data.SPLIT_VAL).sum()),
-            "val_fraction": 0.1, "seed": 0, "fingerprint": fingerprint, "skipped": [], "problems": [],
+            "val_fraction": 0.1, "seed": 0, "fingerprint": fingerprint, "synthetic": True, "skipped": [],
+            "problems": [],
             "seconds": 0.0, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return data.open_cache(out)

@@ -66,6 +66,31 @@ def test_summary_prepare_train_evaluate_predict(tiny_data, tmp_path, capsys):
     assert [r["name"] for r in _json_tail(capsys)["runs"]] == ["r"]
 
 
+def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_domains(tiny_data, tiny_cache,
+                                                                                       tmp_path, capsys, monkeypatch):
+    """No checkpoint shipped: ``predict`` takes the newest finished run, as the dashboard does, and says so; a model
+    trained on the synthetic demo is used on real images only with a warning."""
+    from galaxy_core import data, prediction
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "no_checkpoints")
+    assert cli.main(["predict", str(tiny_data)]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert cli.main(["train", str(tiny_cache.path), "--model", "seed-cnn", "--epochs", "1", "--batch-size", "16",
+                     "--name", "r", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert cli.main(["predict", str(tiny_data)]) == 0
+    err = capsys.readouterr().err
+    assert "model: the newest finished run r" in err and "warning" not in err
+    real = tmp_path / "real"
+    real.mkdir()
+    for image in sorted((tiny_data / data.LABELLED_DIR).iterdir())[:3]:
+        (real / image.name).write_bytes(image.read_bytes())
+    (real / data.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
+    assert cli.main(["predict", str(real), "--model", "runs/r"]) == 0
+    assert "warning: this model was trained on the synthetic demo" in capsys.readouterr().err
+
+
 def test_model_arguments_are_parsed_as_json(tiny_data, tmp_path, capsys):
     cache = tmp_path / "cache"
     cli.main(["prepare", str(tiny_data), "--out", str(cache), "--val-fraction", "0.25", "--workers", "1"])

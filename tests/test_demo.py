@@ -292,6 +292,21 @@ def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaul
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
 
 
+def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defaults):
+    from galaxy_core import data
+
+    root = demo.ensure_demo_dataset(tmp_path / "demo")
+    assert data.folder_is_synthetic(root) and data.folder_is_synthetic(root / demo.TEST_DIR)
+    cache = data.prepare(root, tmp_path / "cache", size=32, workers=1)
+    assert cache.meta["synthetic"] is True and cache.synthetic
+    # A demo made before its settings said "synthetic" is marked by ensure_demo_dataset, images untouched.
+    (root / "galaxy_core.json").write_text('{"source_fov": 1.0}\n')
+    stamp = (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns
+    assert not data.folder_is_synthetic(root)
+    demo.ensure_demo_dataset(root)
+    assert data.folder_is_synthetic(root) and (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns == stamp
+
+
 def test_default_root_is_in_the_project():
     assert demo.DEFAULT_ROOT == Path(demo.__file__).resolve().parent.parent / "data" / "demo"
 

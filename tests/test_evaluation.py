@@ -116,7 +116,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert 0 < r["max_abs_difference"] < 1e-2
     model = prediction.load_model(out)
     assert model.extra["exported_from"] == "g"
-    assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size}
+    assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
     assert model.extra["train_summary"]["epochs"] == 1
     assert model.extra["train_config"]["model_args"] == {"width": 8, "input_size": 32}
     assert model.extra["train_cache"]["fingerprint"] == tiny_cache.fingerprint

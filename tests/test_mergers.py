@@ -42,24 +42,38 @@ def test_fraction_above_known_count():
     r = fraction_above(with_flagged(1000, 33))
     assert r["fraction"] == 0.033 and r["n_flagged"] == 33 and r["n"] == 1000
     assert r["method"] == "threshold" and r["threshold"] == 0.5
-    assert r["lo"] < 0.033 < r["hi"]
-    assert r["wilson_lo"] < 0.033 < r["wilson_hi"]
+    assert r["lo"] < 0.033 < r["hi"] and r["boot_lo"] < 0.033 < r["boot_hi"]
+    assert (r["lo"], r["hi"]) == (r["wilson_lo"], r["wilson_hi"]) == wilson_interval(33, 1000)
+    assert r["interval"] == "Wilson"
+
+
+def test_no_flagged_galaxy_still_has_an_upper_limit():
+    """At k = 0 the bootstrap interval collapses to [0, 0]; the reported (Wilson) one must not, and the theory
+    comparison must not call an expectation inside it 'outside'."""
+    r = fraction_above(np.zeros(60))
+    assert r["fraction"] == 0 and r["boot_hi"] == 0.0
+    assert r["lo"] == 0.0 and r["hi"] == pytest.approx(wilson_interval(0, 60)[1]) and r["hi"] > 0.05
+    out = compare_with_theory(r, 0.05, 0.3)  # expects 1.5 %
+    assert out["inside"] and "inside the interval" in out["text"] and "Wilson" in out["text"]
+    cal = mergers.calibrated_fraction(np.zeros(60), np.linspace(0, 0.4, 50), np.linspace(0, 0.8, 50), n_boot=200)
+    assert cal["n_flagged"] == 0 and cal["lo"] == pytest.approx(0.0, abs=1e-3) and cal["hi"] > 0.01
 
 
 def test_bootstrap_close_to_wilson_and_narrower_with_more_data():
     small, big = fraction_above(with_flagged(1000, 33)), fraction_above(with_flagged(10000, 330))
     assert big["fraction"] == small["fraction"] == 0.033
     assert big["hi"] - big["lo"] < small["hi"] - small["lo"]
+    assert big["boot_hi"] - big["boot_lo"] < small["boot_hi"] - small["boot_lo"]
     # For a proportion the percentile bootstrap and the Wilson interval differ by a fraction of their width.
     for r in (small, big):
-        assert r["lo"] == pytest.approx(r["wilson_lo"], abs=0.15 * (r["hi"] - r["lo"]))
-        assert r["hi"] == pytest.approx(r["wilson_hi"], abs=0.15 * (r["hi"] - r["lo"]))
+        assert r["boot_lo"] == pytest.approx(r["wilson_lo"], abs=0.15 * (r["hi"] - r["lo"]))
+        assert r["boot_hi"] == pytest.approx(r["wilson_hi"], abs=0.15 * (r["hi"] - r["lo"]))
 
 
 def test_bootstrap_is_seeded():
     p = with_flagged(500, 20)
     a, b = fraction_above(p, seed=3), fraction_above(p, seed=3)
-    assert (a["lo"], a["hi"]) == (b["lo"], b["hi"])
+    assert (a["boot_lo"], a["boot_hi"]) == (b["boot_lo"], b["boot_hi"])
     m1, m2 = mean_probability(p, seed=3), mean_probability(p, seed=3)
     assert (m1["lo"], m1["hi"]) == (m2["lo"], m2["hi"])
 

@@ -8,6 +8,8 @@ The app reads its data folder from GALAXY_DATA and its runs folder from GALAXY_R
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core import data, prediction, training
+from galaxy_core import cli, data, prediction, training
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +119,13 @@ def test_pages_without_a_model(env, tmp_path, monkeypatch):
     for page in ("mergers", "predict"):
         at = app(page)
         assert "No trained model yet" in at.warning[0].value
+    # The command the pages suggest works as shown, on the data in use, from the project folder.
+    [command] = re.findall(r"`(python -m galaxy_core [^`]+)`", at.warning[0].value)
+    assert str(env["data"]) in command
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(shlex.split(command)[3:]) == 0
+    [run] = training.list_runs(tmp_path / "runs")
+    assert run["status"] == "finished" and run["model"] == "galaxynet"
 
 
 def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypatch):
@@ -146,6 +155,49 @@ def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
     assert at.number_input(key="tr_epochs_galaxynet_cpu").value == recipe["epochs"]
     assert at.number_input(key="tr_lr_galaxynet_cpu").value == recipe["lr"]
     assert "CPU recipe (width 32, input_size 64)" in " ".join(c.value for c in at.caption)
+
+
+def test_training_page_offers_what_a_model_uses_and_times_it(env):
+    at = app("training")
+    captions = " ".join(c.value for c in at.caption)
+    assert "Estimated duration on this machine (cpu)" in captions and "images/s" in captions
+    at.selectbox(key="tr_model").set_value("mean").run()
+    assert not at.exception and "closed form" in " ".join(c.value for c in at.caption)
+    keys = {w.key for w in at.number_input}
+    assert not any(k and k.startswith(("tr_epochs", "tr_lr", "tr_batch")) for k in keys)
+    assert "Estimated duration" not in " ".join(c.value for c in at.caption)
+
+
+def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
+    """A running run (this process stands in for its trainer) reads the same in the header, the table and the
+    overlay, and both charts carry the mean baseline as their reference line."""
+    import os
+
+    from galaxy_core.files import atomic_write_json
+
+    run = tmp_path / "runs" / "live"
+    run.mkdir(parents=True)
+    cache = app().session_state["dataset"].cache
+    atomic_write_json(run / "config.json", {"train": {"model": "galaxynet", "data": str(cache.path)}})
+    atomic_write_json(run / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename,
+                                            "epoch": 2, "epochs": 10, "step": 1, "steps": 4})
+    (run / "metrics.csv").write_text("epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n"
+                                     "1,0.20,0.19,0.001,1.0,100\n2,0.18,0.17,0.001,1.0,100\n")
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "runs"))
+    at = app("training")
+    assert "Run live: running" in [h.value for h in at.subheader]
+    assert at.dataframe[0].value.set_index("run").loc["live", "status"] == "running"
+    live, overlay = (json.loads(c.proto.spec) for c in charts(at))
+    assert [t["name"] for t in overlay["data"]] == ["live"]
+    baseline = training.mean_baseline(cache)
+    for fig in (live, overlay):
+        [line] = fig["layout"]["shapes"]
+        assert line["y0"] == pytest.approx(baseline) and "mean baseline" in fig["layout"]["annotations"][0]["text"]
+    atomic_write_json(run / "status.json", {"state": "failed", "error": "DataError: broken image 7.jpg"})
+    at.run()
+    assert "Run live: failed" not in [h.value for h in at.subheader]  # no longer followed once it ended
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["live", "status"] == "failed" and "broken image" in table.loc["live", "error"]
 
 
 @pytest.fixture(scope="module")

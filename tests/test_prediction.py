@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from galaxy_core import data, models, prediction, training, tree
+from galaxy_core.files import atomic_write_json
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +27,44 @@ def test_model_folder_resolves_runs_checkpoints_and_the_default(run, tmp_path, m
     assert prediction.model_folder(run / "best") == run / "best"
     with pytest.raises(FileNotFoundError, match="holds no model"):
         prediction.model_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no runs/ here
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
     assert prediction.default_checkpoint() is None
-    with pytest.raises(FileNotFoundError, match="no checkpoint shipped"):
+    with pytest.raises(FileNotFoundError, match="no checkpoint shipped") as e:
         prediction.model_folder(None)
+    assert "--model" in str(e.value)
     shutil.copytree(run / "best", tmp_path / "checkpoints" / "default")
     assert prediction.model_folder(None) == tmp_path / "checkpoints" / "default"
     assert prediction.load_model(None).config["name"] == "seed-cnn"
+
+
+def test_without_a_checkpoint_the_newest_finished_run_is_the_default(run, tmp_path, monkeypatch):
+    """As the dashboard does: the shipped checkpoint first, else the run that finished last; never a failed one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    for name, state, when in (("old", "finished", 1.0), ("new", "finished", 2.0), ("newer", "failed", 3.0)):
+        shutil.copytree(run, tmp_path / "runs" / name)
+        atomic_write_json(tmp_path / "runs" / name / "status.json", {"state": state, "updated": when})
+    path, why = prediction.default_model()
+    assert path == Path("runs") / "new" and "newest finished run new" in why
+    assert prediction.model_folder(None) == Path("runs") / "new" / "best"
+
+
+def test_a_model_trained_on_the_demo_is_flagged_on_real_images(run, tiny_data, tmp_path):
+    model = prediction.load_model(run)
+    assert prediction.trained_on_synthetic(model) is True  # the tiny data is the demo's kind
+    assert data.folder_is_synthetic(tiny_data) and data.folder_is_synthetic(tiny_data / data.LABELLED_DIR)
+    assert prediction.domain_warning(model, images_synthetic=True) is None
+    assert "synthetic demo" in prediction.domain_warning(model, images_synthetic=False)
+    real = models.build_model("seed-cnn")
+    real.extra = {"data": {"fov": 1.0, "size": 69, "synthetic": False}}
+    assert prediction.domain_warning(real, images_synthetic=False) is None
+    assert "made-up galaxies" in prediction.domain_warning(real, images_synthetic=True)
+    real.extra = {}
+    assert prediction.trained_on_synthetic(real) is None and prediction.domain_warning(real, True) is None
+    # Real images: a folder whose galaxy_core.json does not say synthetic, or has none.
+    (tmp_path / "galaxy_core.json").write_text('{"source_fov": 1.0}')
+    assert not data.folder_is_synthetic(tmp_path) and not data.folder_is_synthetic(tmp_path / "missing")
 
 
 def test_to_csv_is_the_kaggle_submission_format():
@@ -99,3 +133,32 @@ def test_prediction_runs_every_registered_model_on_files(tiny_data, tmp_path):
         model = models.build_model(name, **({"width": 8} if name == "galaxynet" else {})).eval()
         frame, _ = prediction.predict_paths(model, paths, source_fov=1.0, tta=2)
         assert frame.shape == (4, 38) and np.isfinite(frame[list(tree.COLUMNS)].to_numpy()).all()
+
+
+def test_cache_predictions_are_stored_and_reused(run, tiny_cache, tmp_path, monkeypatch):
+    from galaxy_core import views
+
+    model = prediction.load_model(run)
+    # A copy of the cache without stored predictions (other tests store theirs in the shared one).
+    shutil.copytree(tiny_cache.path, tmp_path / "cache", ignore=shutil.ignore_patterns(prediction.STORE_DIR))
+    tiny_cache = data.open_cache(tmp_path / "cache")
+    rows = tiny_cache.indices("val")
+    first = prediction.predict_cache(model, tiny_cache, rows, tta=2)
+    stored = list((tiny_cache.path / prediction.STORE_DIR).glob("*.npy"))
+    assert stored and any(np.array_equal(np.load(f), first) for f in stored)
+
+    def no_inference(*a, **k):
+        raise AssertionError("predicted again")
+
+    monkeypatch.setattr(views, "infer", no_inference)
+    assert np.array_equal(prediction.predict_cache(model, tiny_cache, rows, tta=2), first)
+    # Other views, other rows or other weights are other predictions.
+    for call in (lambda: prediction.predict_cache(model, tiny_cache, rows, tta=1),
+                 lambda: prediction.predict_cache(model, tiny_cache, rows[:-1], tta=2)):
+        with pytest.raises(AssertionError, match="predicted again"):
+            call()
+    changed = prediction.load_model(run)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1e-3)
+    with pytest.raises(AssertionError, match="predicted again"):
+        prediction.predict_cache(changed, tiny_cache, rows, tta=2)

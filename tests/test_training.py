@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from galaxy_core import models, training, tree
+from galaxy_core import data, models, training, tree
 
 
 def _cfg(cache, tmp_path, **kw) -> training.TrainConfig:
@@ -98,6 +98,30 @@ def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_pat
     assert ev.rmse() == pytest.approx(np.sqrt(y.var(axis=0).mean()), rel=1e-5)
     assert training.read_metrics(run)[0]["val_rmse"] == pytest.approx(evaluation.evaluate(run, tiny_cache).rmse(),
                                                                        rel=1e-5)
+    # The reference line of the Training page's curves is the same number, without a run.
+    assert training.mean_baseline(tiny_cache, _cfg(tiny_cache, tmp_path)) == pytest.approx(
+        training.read_metrics(run)[0]["val_rmse"], rel=1e-6)
+
+
+def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
+    cfg = _cfg(tiny_cache, tmp_path, epochs=3, tta=8)
+    est = training.estimate_duration(cfg, steps=2)
+    n_train, n_val = (len(r) for r in training.split_rows(tiny_cache, cfg))
+    assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
+    assert est["images_per_s"] > 0
+    # Seconds per image from the probe, times the images an epoch and the final 8-view validation see.
+    per_image = 1 / est["images_per_s"]
+    assert est["epoch_seconds"] == pytest.approx(per_image * (n_train + n_val / 3))
+    assert est["seconds"] == pytest.approx(3 * est["epoch_seconds"] + 7 * n_val / 3 * per_image)
+    assert not list(tmp_path.iterdir())  # a probe writes nothing
+    assert training.estimate_duration(_cfg(tiny_cache, tmp_path, model="mean"))["seconds"] == 0.0
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
+    with pytest.raises((FileNotFoundError, data.DataError)):
+        training.train(training.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
+                                           name="typo", device="cpu"))
+    assert not (tmp_path / "runs" / "typo").exists() and training.list_runs(tmp_path / "runs") == []
 
 
 def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
@@ -113,7 +137,8 @@ def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
         assert (run / f).is_file(), f
     best = models.load_model_folder(run / "best")
     assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows))
-    assert best.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size}
+    # The tiny data is the demo's kind, so the model records that it learnt from synthetic galaxies.
+    assert best.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
     assert [e["type"] for e in events if e["type"] != "step"] == ["epoch", "epoch", "end"]
     assert not list(tmp_path.glob("**/*.tmp-*"))
     with pytest.raises(FileExistsError):
@@ -198,6 +223,19 @@ def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
     assert training.read_status(run)["state"] == "finished", (run / "train.log").read_text()
     assert len(training.read_metrics(run)) == 1
     assert [r["name"] for r in training.list_runs(tmp_path)] == ["bg"]
+
+
+def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tmp_path):
+    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained."""
+    cfg = training.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path), name="bad",
+                              device="cpu")
+    run = training.launch(cfg)
+    deadline = time.time() + 120
+    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+        time.sleep(0.3)
+    [listed] = training.list_runs(tmp_path)
+    assert listed["status"] == "failed" and listed["model"] == "seed-cnn"
+    assert "no_data" in listed["error"], listed
 
 
 def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
