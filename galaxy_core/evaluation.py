@@ -117,9 +117,16 @@ def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None
     return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}
 
 
+def _at_most(rows: np.ndarray, limit: int | None) -> np.ndarray:
+    """``rows``, or a seeded random ``limit`` of them in their order (the same ones every time)."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return np.sort(np.random.default_rng(0).choice(rows, size=limit, replace=False))
+
+
 def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
                         split: str = "val", tta: int = 1, batch_size: int = 256,
-                        device: str = "auto") -> Evaluation:
+                        device: str = "auto", limit: int | None = None) -> Evaluation:
     """Evaluate a checkpoint folder (None: the shipped ``checkpoints/default``) on the labelled galaxies of a cache.
 
     ``split``: ``val`` means the galaxies the model never learnt from (its own validation galaxies and any the
@@ -142,22 +149,26 @@ def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCach
     rows = {"val": labelled[~seen], "train": labelled[seen], "labelled": labelled}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
+    rows = _at_most(rows, limit)
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(folder.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
 
 
 def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
              split: str = "val", tta: int = 1, batch_size: int = 256, device: str = "auto",
-             weights: str | os.PathLike | None = None) -> Evaluation:
+             weights: str | os.PathLike | None = None, limit: int | None = None) -> Evaluation:
     """Evaluate a run's best model on a split of a cache (default: the cache and validation split the run used).
 
     ``split`` is ``val`` (the run's own validation galaxies), ``train``, or ``labelled`` (all labelled galaxies of
     the cache). ``tta`` dihedral views are averaged (1-8). ``weights``: a model folder to evaluate in place of the
-    run's best (for example the run exported as a checkpoint) on the run's galaxies. A checkpoint folder, or None
-    for the shipped one, goes to :func:`evaluate_checkpoint`.
+    run's best (for example the run exported as a checkpoint) on the run's galaxies. ``limit``: evaluate a seeded
+    random subset of at most that many galaxies (the same every time; the shipped checkpoint's "validation" on the
+    whole Kaggle set is 50,000 galaxies, a minute of a 2-core CPU; 5,000 give the RMSE with a standard error of
+    0.7 %, from the spread of the shipped model's per-galaxy errors on its validation split). A
+    checkpoint folder, or None for the shipped one, goes to :func:`evaluate_checkpoint`.
     """
     if run is None or not is_run(run):
-        return evaluate_checkpoint(run, cache, split, tta, batch_size, device)
+        return evaluate_checkpoint(run, cache, split, tta, batch_size, device, limit)
     run = Path(run)
     cfg = _run_config(run)
     if cache is None:
@@ -168,6 +179,7 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
     rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
+    rows = _at_most(rows, limit)
     model = prediction.load_model(weights if weights is not None else run, device=training.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])

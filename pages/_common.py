@@ -338,12 +338,16 @@ def warn_domain(path: Path, images_synthetic: bool) -> None:
         st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
 
 
-@st.cache_data(show_spinner="Evaluating the run (once per run and data) ...", max_entries=8)
+EVALUATION_SAMPLE = 5000
+"""Galaxies the Evaluation page scores by default (a fixed random subset when a split holds more)."""
+
+
+@st.cache_data(show_spinner="Evaluating the model (once per model and data) ...", max_entries=8)
 def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                   split: str = "val") -> evaluation.Evaluation:
-    """``evaluation.evaluate`` of a run on the dashboard's cache, keyed by the run, its best checkpoint's
+                   split: str = "val", limit: int | None = None) -> evaluation.Evaluation:
+    """``evaluation.evaluate`` of a run or checkpoint on the dashboard's cache, keyed by the model, its weights'
     modification time and the cache's fingerprint."""
-    return evaluation.evaluate(run, _cache, split=split)
+    return evaluation.evaluate(run, _cache, split=split, limit=limit)
 
 
 @st.cache_data(show_spinner="Predicting merger probabilities (once per model, data and image set) ...", max_entries=8)

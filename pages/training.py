@@ -85,7 +85,7 @@ if not closed_form:
     else:
         total = int(epochs) * probe["epoch_seconds"] + probe["final_seconds"]
         st.caption(f"Estimated duration on this machine ({probe['device']}): **{common.duration_text(total)}** "
-                   f"for {int(epochs)} epochs of {probe['n_train']:,} galaxies"
+                   f"for {int(epochs)} epoch{'s' if int(epochs) != 1 else ''} of {probe['n_train']:,} galaxies"
                    + (" (and the unlabelled ones the teachers label)" if chosen_teachers else "")
                    + f", at {probe['images_per_s']:,.0f} images/s, timed over a few training steps here"
                    + (" while another run was training, so too long" if probe["busy"] else "") + ".")

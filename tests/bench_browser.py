@@ -10,12 +10,13 @@ galaxies tiled from synthetic ones by ``tests/bench_pages.py``, the size of the 
 
 - ``cold start``: the home page right after the server starts (imports and opening the data; for the demo, which
   lives in the project's ``data/demo``, drawing it and preparing its cache, unless an earlier start did);
-- for every page, ``first``: a new browser tab on the page's URL, with nothing of that page cached yet, and
-  ``warm``: the same URL reloaded, what a user sees on every later visit.
+- for every page, reached through the app's menu as a user moves around: ``first``, with nothing of that page
+  cached yet, and ``warm``, the same page again after a visit to the home page;
+- ``reload``: the browser tab reloaded on the last page (the whole frontend starts again).
 
 A render ends when the page's title is shown, Streamlit's "running" widget has been gone for 1.5 s and every
-plotly chart is drawn; its time is that of the last DOM change before then, measured by the page itself
-(``performance.now()`` from the navigation). Prints a Markdown table.
+plotly chart is drawn; its time runs from the click (or the navigation) to the last element added or changed
+before then, measured in the page (``performance.now()``). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -39,29 +40,28 @@ from browser import PAGES, WATCH_SCRIPT, chromium, rendered, screenshot, streaml
 from galaxy_core import demo  # noqa: E402
 
 GOAL_FIRST, GOAL_WARM = 2.0, 1.0
+MENU = {"": "Home", "dataset": "Dataset browser", "distributions": "Distributions", "training": "Training",
+        "evaluation": "Evaluation", "mergers": "Mergers", "predict": "Predict"}
+"""URL path -> the page's entry in app.py's menu."""
 
 
-def visit(context, url: str, title: str, shot: Path | None = None) -> tuple[float, float]:
-    """(first, warm) seconds for one page: a new tab, then a reload."""
-    page = context.new_page()
-    page.add_init_script(WATCH_SCRIPT)
-    times = []
-    try:
-        for attempt in range(2):
-            if attempt == 0:
-                page.goto(url, wait_until="commit", timeout=600_000)
-            else:
-                page.reload(wait_until="commit", timeout=600_000)
-            rendered(page, title, timeout_ms=600_000)
-            times.append(page.evaluate("window.__lastChange") / 1000)
-            if attempt == 0 and shot is not None:
-                screenshot(page, shot)
-        errors = page.locator('[data-testid="stException"]')
-        if errors.count():
-            raise RuntimeError(f"{url}: {errors.first.inner_text()}")
-    finally:
-        page.close()
-    return times[0], times[1]
+def visit(page, title: str, link: str | None, shot: Path | None = None) -> float:
+    """Seconds from clicking the menu entry ``link`` (None: reload the page) to the last change of the page."""
+    page.evaluate("window.__lastChange = 0; window.__idleSince = undefined")
+    start = page.evaluate("performance.now()")
+    if link is None:
+        page.reload(wait_until="commit", timeout=600_000)
+        start = 0.0
+    else:
+        page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link, exact=True).click()
+    rendered(page, title, timeout_ms=600_000)
+    errors = page.locator('[data-testid="stException"]')
+    if errors.count():
+        raise RuntimeError(f"{title}: {errors.first.inner_text()}")
+    if shot is not None:
+        screenshot(page, shot)
+        page.set_viewport_size({"width": 1400, "height": 1000})
+    return (page.evaluate("window.__lastChange") - start) / 1000
 
 
 def bench(name: str, data: Path, work: Path, shots: Path | None) -> list[tuple]:
@@ -80,14 +80,25 @@ def bench(name: str, data: Path, work: Path, shots: Path | None) -> list[tuple]:
         if shots:
             page.screenshot(path=str(shots / f"{name}-cold-first-frame.png"))
         rendered(page, PAGES[""], timeout_ms=600_000)
+        print(f"{name}: cold start done", file=sys.stderr, flush=True)
         rows.append((name, "cold start: menu shown", menu, None))
         rows.append((name, "cold start: home rendered", page.evaluate("window.__lastChange") / 1000, None))
         wall = time.perf_counter() - t0
-        page.close()
+        # Every page through the menu, as a user moves around: first with that page's data not yet cached, then
+        # again after a round trip through another page; last, one full reload of the browser tab.
         for path, title in PAGES.items():
+            link = MENU[path]
             shot = shots / f"{name}-{path or 'home'}.png" if shots else None
-            first, warm = visit(context, f"{url}/{path}", title, shot)
+            if path:
+                first = visit(page, title, link, shot)
+                visit(page, PAGES[""], MENU[""])
+                warm = visit(page, title, link)
+            else:
+                first = warm = visit(page, title, link, shot)
             rows.append((name, path or "home", first, warm))
+            print(f"{name}: {path or 'home'} {first:.2f} s, then {warm:.2f} s", file=sys.stderr, flush=True)
+        rows.append((name, "reload (whole app in the tab)", visit(page, PAGES["predict"], None), None))
+        page.close()
         context.close()
     print(f"{name}: cold start {wall:.1f} s wall (including the browser's start)", file=sys.stderr)
     return rows

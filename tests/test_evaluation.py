@@ -97,6 +97,12 @@ def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     assert list(saved.columns) == ["GalaxyID", *tree.COLUMNS] and len(saved) == 12
     with pytest.raises(KeyError):
         evaluation.evaluate(cnn_run, split="nope")
+    # A limit takes the same random subset every time, scored as the full evaluation scores those galaxies.
+    five = evaluation.evaluate(cnn_run, limit=5)
+    assert len(five) == 5 and list(five.rows) == sorted(five.rows) and set(five.ids) <= set(ev.ids)
+    assert list(evaluation.evaluate(cnn_run, limit=5).rows) == list(five.rows)
+    same = np.isin(ev.rows, five.rows)
+    assert np.allclose(five.y_pred, ev.y_pred[same]) and len(evaluation.evaluate(cnn_run, limit=50)) == 12
 
 
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
