@@ -435,6 +435,14 @@ def decode_images(paths: list, crop: float, size: int, workers: int | None = Non
 # Split
 
 
+def subsample(rows: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
+    """``rows``, or a seeded random ``limit`` of them kept in their order (the same ones for the same seed);
+    ``limit`` None, or at least ``len(rows)``, keeps them all."""
+    if limit is None or limit >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
+
+
 def make_split(ids: np.ndarray, kind: np.ndarray, val_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
     """Deterministic train/validation split: ``round(val_fraction * n_full)`` fully labelled galaxies go to
     validation, chosen by a seeded hash of their ids (so the choice does not depend on file order); partially

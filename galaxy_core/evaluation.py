@@ -117,13 +117,6 @@ def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None
     return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}
 
 
-def _at_most(rows: np.ndarray, limit: int | None) -> np.ndarray:
-    """``rows``, or a seeded random ``limit`` of them in their order (the same ones every time)."""
-    if limit is None or len(rows) <= limit:
-        return rows
-    return np.sort(np.random.default_rng(0).choice(rows, size=limit, replace=False))
-
-
 def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
                         split: str = "val", tta: int = 1, batch_size: int = 256,
                         device: str = "auto", limit: int | None = None) -> Evaluation:
@@ -149,7 +142,7 @@ def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCach
     rows = {"val": labelled[~seen], "train": labelled[seen], "labelled": labelled}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
-    rows = _at_most(rows, limit)
+    rows = data.subsample(rows, limit)
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(folder.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
 
@@ -179,7 +172,7 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
     rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
-    rows = _at_most(rows, limit)
+    rows = data.subsample(rows, limit)
     model = prediction.load_model(weights if weights is not None else run, device=training.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])

@@ -390,8 +390,7 @@ def split_rows(cache: data.GalaxyCache, cfg: TrainConfig) -> tuple[np.ndarray, n
     train_rows = np.flatnonzero(split == data.SPLIT_TRAIN)
     if not cfg.partial:
         train_rows = train_rows[cache.mask[train_rows].all(1)]
-    if cfg.max_train is not None and cfg.max_train < len(train_rows):
-        train_rows = np.sort(np.random.default_rng(cfg.seed).choice(train_rows, cfg.max_train, replace=False))
+    train_rows = data.subsample(train_rows, cfg.max_train, cfg.seed)
     return train_rows, np.flatnonzero(split == data.SPLIT_VAL)
 
 
