@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import data
+from . import catalog, data, mergers
 from .files import TextProgress, atomic_write_text, format_bytes
 
 
@@ -23,7 +23,7 @@ def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    s = data.summarize(args.data, args.source_fov, args.workers)
+    s = catalog.summarize(args.data, args.source_fov, args.workers)
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",
@@ -63,7 +63,7 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import training
+    from . import config, runs, training
 
     def report(e: dict) -> None:
         if e["type"] == "epoch":
@@ -71,16 +71,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"{e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s", flush=True)
 
     if args.resume:
-        run = training.train(training.TrainConfig(), report, resume=True, run_dir=args.resume)
+        run = training.train(config.TrainConfig(), report, resume=True, run_dir=args.resume)
     elif args.config:
-        cfg = training.TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
+        cfg = config.TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
         run = training.train(cfg, report, run_dir=Path(cfg.out) / cfg.name if cfg.name else None)
     else:
         if not args.data:
             print("train: give a data folder or cache (or --resume RUN)", file=sys.stderr)
             return 2
         model_args = dict(kv.split("=", 1) for kv in args.model_arg)
-        cfg = training.config_for(
+        cfg = config.config_for(
             args.model, data=args.data, model_args={k: _parse_value(v) for k, v in model_args.items()},
             source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             teacher=args.teacher or None, unlabelled=args.unlabelled, teacher_weight=args.teacher_weight,
             teacher_tta=args.teacher_tta)
         run = training.train(cfg, report)
-    status = training.read_status(run)
+    status = runs.read_status(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     human = f"run {run}: {status.get('state')}"
     if summary:
@@ -122,11 +122,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     import time
 
-    from . import evaluation
+    from . import benchmark
 
     out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
-    table = evaluation.benchmark(args.data, out, tuple(args.models.split(",")), args.epochs_scale, args.max_train,
-                                 args.device, args.source_fov, unlabelled=args.unlabelled, compile=args.compile)
+    names = tuple(args.models.split(",")) if args.models else benchmark.BENCHMARK_MODELS
+    table = benchmark.benchmark(args.data, out, names, args.epochs_scale, args.max_train, args.device,
+                                args.source_fov, unlabelled=args.unlabelled, compile=args.compile)
     fmt = {"val_rmse": "{:.4f}", "val_rmse_tta8": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
            "images_per_s": "{:,.0f}"}
     shown = table.copy()
@@ -141,9 +142,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import evaluation
+    from . import export, prediction
 
-    r = evaluation.export_checkpoint(args.run, args.out, half=not args.float32, tta=args.tta, device=args.device)
+    out = args.out or prediction.CHECKPOINTS / "default"
+    r = export.export_checkpoint(args.run, out, half=not args.float32, tta=args.tta, device=args.device)
     human = (f"{args.run} -> {r['checkpoint']} ({r['bytes'] / 1e6:.1f} MB, {r['weights']} weights); validation RMSE "
              f"with {r['tta']} view(s) over {r['n']:,} galaxies: {r['val_rmse_run']:.5f} as trained, "
              f"{r['val_rmse_checkpoint']:.5f} as exported (largest change of an answer {r['max_abs_difference']:.1e})")
@@ -165,10 +167,10 @@ def _model_for(args: argparse.Namespace) -> str:
 def _load_model(args: argparse.Namespace, images: str):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse."""
-    from . import prediction, training
+    from . import prediction, views
 
-    model = prediction.load_model(_model_for(args), training.pick_device(args.device))
-    warning = prediction.domain_warning(model, data.folder_is_synthetic(images))
+    model = prediction.load_model(_model_for(args), views.pick_device(args.device))
+    warning = prediction.domain_warning(model, catalog.folder_is_synthetic(images))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     return model
@@ -215,17 +217,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from . import training
+    from . import runs
 
-    runs = training.list_runs(args.root)
+    found = runs.list_runs(args.root)
 
     def line(r: dict) -> str:
         rmse = r["summary"].get("val_rmse")
         text = f"{r['name']:32s} {r['model'] or '-':10s} {r['status']:9s} {'-' if rmse is None else f'{rmse:.4f}'}"
         return text + (f"  {r['error']}" if r["error"] else "")
 
-    human = "\n".join(line(r) for r in runs) or f"no runs in {args.root}"
-    _emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in runs]})
+    human = "\n".join(line(r) for r in found) or f"no runs in {args.root}"
+    _emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in found]})
     return 0
 
 
@@ -236,7 +238,7 @@ def _figures_html(figs: list) -> str:
 
 
 def cmd_mergers(args: argparse.Namespace) -> int:
-    from . import mergers, tree
+    from . import mergers
     from .mergers import MERGER_COLUMN
 
     if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
@@ -249,7 +251,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         frame, skipped = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta,
                                                    device=args.device, progress=TextProgress("predict"))
         if not len(frame):
-            raise data.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
+            raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
     else:
         _, p = mergers.read_predictions(args.predictions)
@@ -260,9 +262,11 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         from . import evaluation
 
         ev = evaluation.evaluate(args.calibrate_run, split="val", tta=args.tta, device=args.device)
-        j = tree.column_index(MERGER_COLUMN)
-        known = ev.mask[:, j]
-        cal_pp = (ev.y_pred[known, j], ev.y_true[known, j])
+        pairs = mergers.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
+        if pairs is None:
+            raise ValueError(f"{args.calibrate_run}: fewer than {mergers.MIN_CALIBRATION_GALAXIES} validation galaxies "
+                             f"have a volunteer {MERGER_COLUMN}, too few to calibrate on")
+        cal_pp = pairs.pair
         calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
 
     r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
@@ -282,10 +286,12 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                   f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
                   f"volunteers {c['mean_volunteer']:.4f}"]
     if args.plot:
-        figs = [mergers.histogram_figure(p, args.threshold)]
+        from . import figures  # plotly: only when a plot is asked for
+
+        figs = [figures.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
-            figs += [mergers.calibration_figure(mergers.calibration_table(*cal_pp)),
-                     mergers.calibration_figure(mergers.reliability_curve(*cal_pp))]
+            figs += [figures.calibration_figure(mergers.calibration_table(*cal_pp)),
+                     figures.calibration_figure(mergers.reliability_curve(*cal_pp))]
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
     _emit(args, "\n".join(lines), {**r, "source": source})
@@ -326,11 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--force", action="store_true", help="rebuild even if an up-to-date cache exists")
 
-    from . import evaluation, mergers
-    from .models import list_models
     sp = command("train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
     sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
-    sp.add_argument("--model", default="galaxynet", choices=list_models())
+    # Not argparse choices: listing the registry imports PyTorch, which --help should not wait for.
+    sp.add_argument("--model", default="galaxynet", help="a registered model (default galaxynet; the `models` "
+                                                         "command lists them)")
     sp.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="constructor argument, e.g. --model-arg width=32 --model-arg output=tree")
     source_fov(sp)
@@ -378,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "one table")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
-    sp.add_argument("--models", default=",".join(evaluation.BENCHMARK_MODELS),
-                    help="comma-separated model names")
+    sp.add_argument("--models", default=None,
+                    help="comma-separated model names (default mean,seed-cnn,resnet18,galaxynet)")
     sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
     sp.add_argument("--max-train", type=int, default=None, help="cap the training galaxies (quick looks)")
     sp.add_argument("--device", default="auto")
@@ -388,12 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="unlabelled galaxies (cache or folder): adds galaxynet distilled from the galaxynet run")
     sp.add_argument("--compile", action="store_true", help="torch.compile every network")
 
-    from .prediction import CHECKPOINTS
     sp = command("export", cmd_export, "write a run's best model as the checkpoint that prediction and the dashboard "
                                        "use by default (float16 weights, checked on the run's validation split)")
     sp.add_argument("run", help="run folder")
-    sp.add_argument("--out", default=str(CHECKPOINTS / "default"),
-                    help="checkpoint folder (default checkpoints/default)")
+    sp.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/default)")
     sp.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
     sp.add_argument("--tta", type=int, default=8, help="views averaged for the check (1-8)")
     sp.add_argument("--device", default="auto")
@@ -410,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--device", default="auto")
 
     sp = command("demo", cmd_demo, "write the built-in synthetic dataset in the Kaggle layout")
-    sp.add_argument("--out", default=str(data.PROJECT_ROOT / "data" / "demo"))
+    sp.add_argument("--out", default=str(catalog.PROJECT_ROOT / "data" / "demo"))
     sp.add_argument("--n", type=int, default=600, help="labelled galaxies")
     sp.add_argument("--n-unlabelled", type=int, default=100)
     sp.add_argument("--size", type=int, default=424)
@@ -448,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = "runs"
     try:
         return args.fn(args)
-    except (data.DataError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (catalog.DataError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         # Bad input is the user's to fix: one clear line, no traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,10 @@ same parameters: per-question answer distributions that follow from the model (a
 then turned into Kaggle's cumulative fractions with :func:`galaxy_core.tree.cumulative`, so they obey the decision
 tree exactly. They are good for exercising the pipeline and the dashboard, and useless for science.
 
+At about 860 lines this is the package's longest module, and one job: every kind of object needs its own light
+profile and its own made-up vote distribution, all drawn from one parameter dict per galaxy; split apart, each piece
+would need the others' parameters.
+
 Layout written by :func:`make_demo_dataset` (the Kaggle one)::
 
     OUT/images_training_rev1/<GalaxyID>.jpg   labelled images
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,19 +43,17 @@ import numpy as np
 from PIL import Image
 
 from . import tree
-from .files import atomic_write_text
+from .catalog import LABEL_CSV, LABELLED_DIR, PROJECT_ROOT, UNLABELLED_DIR
+from .files import atomic_write_text, building_dir
 
 __all__ = [
-    "KINDS", "Kind", "DEFAULT_ROOT", "TRAIN_DIR", "TEST_DIR", "SOLUTIONS_CSV", "FIRST_ID",
+    "KINDS", "Kind", "DEFAULT_ROOT", "FIRST_ID",
     "make_demo_dataset", "ensure_demo_dataset", "is_complete_demo",
     "sample_params", "render_galaxy", "labels_from_params",
 ]
 
-TRAIN_DIR = "images_training_rev1"
-TEST_DIR = "images_test_rev1"
-SOLUTIONS_CSV = "training_solutions_rev1.csv"
 FIRST_ID = 100000
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEFAULT_ROOT = PROJECT_ROOT / "data" / "demo"
 """Where :func:`ensure_demo_dataset` puts the built-in demo: ``<project>/data/demo``."""
 
 SETTINGS = '{"source_fov": 1.0, "synthetic": true}\n'
@@ -733,10 +734,10 @@ def _readme(n_labelled, n_unlabelled, size, seed, quality) -> str:
         "These images and labels are synthetic: they were made by `galaxy_core.demo.make_demo_dataset` "
         f"(n_labelled={n_labelled}, n_unlabelled={n_unlabelled}, size={size} px, seed={seed}, "
         f"JPEG quality={quality}) from parametric galaxy models rendered like SDSS gri cutouts, not observed, and "
-        f"the 37 vote fractions in `{SOLUTIONS_CSV}` were derived from the same parameters with simulated volunteer "
+        f"the 37 vote fractions in `{LABEL_CSV}` were derived from the same parameters with simulated volunteer "
         f"disagreement, not voted by anyone. The layout mimics the Kaggle \"Galaxy Zoo - The Galaxy Challenge\" "
-        f"data (`{TRAIN_DIR}/` labelled, `{TEST_DIR}/` unlabelled, GalaxyIDs from {FIRST_ID}) so the tools run "
-        f"without real data; kinds and mixing fractions: {kinds}. Use it to exercise the software only, never to "
+        f"data (`{LABELLED_DIR}/` labelled, `{UNLABELLED_DIR}/` unlabelled, GalaxyIDs from {FIRST_ID}) so the tools "
+        f"run without real data; kinds and mixing fractions: {kinds}. Use it to exercise the software only, never to "
         f"draw conclusions about galaxies; the same parameters and seed rebuild it byte for byte.\n"
     )
 
@@ -745,7 +746,7 @@ def _make_one(out: Path, index: int, gid: int, labelled: bool, size: int, seed: 
     prng, lrng, rrng = _seeds(seed, index)
     params = sample_params(prng)
     img = render_galaxy(params, size, rrng)
-    folder = TRAIN_DIR if labelled else TEST_DIR
+    folder = LABELLED_DIR if labelled else UNLABELLED_DIR
     Image.fromarray(img).save(out / folder / f"{gid}.jpg", format="JPEG", quality=quality)
     return _csv_row(gid, _to_micro(labels_from_params(params, lrng))) if labelled else None
 
@@ -765,10 +766,10 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
     labelled first. Images are ``size`` x ``size`` pixel RGB JPEGs (424 like Kaggle's). The result depends only on
     the arguments: the same seed gives byte-identical files. The data are synthetic (see ``README.md`` in the output).
 
-    The set is built in a sibling ``<out_dir>.tmp-<pid>`` folder and renamed into place at the end, so an
-    interrupted run never leaves a folder that looks complete. An existing non-empty ``out_dir`` raises
-    FileExistsError unless ``overwrite``. ``progress(done, total)`` is called after each image; ``workers`` threads
-    render in parallel (default: the CPU count, at most 4).
+    The set is built in a sibling ``<out_dir>.tmp-*`` folder and renamed into place at the end
+    (``files.building_dir``), so an interrupted run never leaves a folder that looks complete. An existing non-empty
+    ``out_dir`` raises FileExistsError unless ``overwrite``. ``progress(done, total)`` is called after each image;
+    ``workers`` threads render in parallel (default: the CPU count, at most 4).
     """
     out = Path(out_dir)
     n_labelled, n_unlabelled, size, seed, quality = (int(n_labelled), int(n_unlabelled), int(size), int(seed),
@@ -790,64 +791,32 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
         workers = min(4, os.cpu_count() or 1)
     workers = max(1, min(int(workers), max(total, 1)))
 
-    with _LOCK:   # one build per process at a time: concurrent ones would share the .tmp-<pid> name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)   # our own pid's leftover: a previous build in this process was killed mid-way
+    with _LOCK, building_dir(out, replace=overwrite) as tmp:  # one build per process at a time: each is CPU-bound
+        (tmp / LABELLED_DIR).mkdir(parents=True)
+        (tmp / UNLABELLED_DIR).mkdir()
+        jobs = [(i, FIRST_ID + i, i < n_labelled) for i in range(total)]
+        rows: list[str | None] = []
+        pool = ThreadPoolExecutor(max_workers=workers)
         try:
-            (tmp / TRAIN_DIR).mkdir(parents=True)
-            (tmp / TEST_DIR).mkdir()
-            jobs = [(i, FIRST_ID + i, i < n_labelled) for i in range(total)]
-            rows: list[str | None] = []
-            pool = ThreadPoolExecutor(max_workers=workers)
-            try:
-                futures = [pool.submit(_make_one, tmp, i, gid, lab, size, seed, quality) for i, gid, lab in jobs]
-                # collected in submission order so that progress and the first error come out the same every run
-                for done, fut in enumerate(futures, 1):
-                    rows.append(fut.result())
-                    if progress is not None:
-                        progress(done, total)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-            header = ",".join(["GalaxyID", *tree.COLUMNS])
-            text = "\n".join([header, *(r for r in rows[:n_labelled] if r is not None)]) + "\n"
-            with open(tmp / SOLUTIONS_CSV, "w", newline="", encoding="ascii") as f:
-                f.write(text)
-            with open(tmp / "README.md", "w", newline="", encoding="utf-8") as f:
-                f.write(_readme(n_labelled, n_unlabelled, size, seed, quality))
-            # The images are whole frames at any `size`: declare it, so that galaxy_core.data reads them as such;
-            # and say they are synthetic, so that a model trained on them is not used on real galaxies unwarned.
-            with open(tmp / "galaxy_core.json", "w", encoding="ascii") as f:
-                f.write(SETTINGS)
-            _swap_into_place(tmp, out, overwrite)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            futures = [pool.submit(_make_one, tmp, i, gid, lab, size, seed, quality) for i, gid, lab in jobs]
+            # collected in submission order so that progress and the first error come out the same every run
+            for done, fut in enumerate(futures, 1):
+                rows.append(fut.result())
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        header = ",".join(["GalaxyID", *tree.COLUMNS])
+        text = "\n".join([header, *(r for r in rows[:n_labelled] if r is not None)]) + "\n"
+        with open(tmp / LABEL_CSV, "w", newline="", encoding="ascii") as f:
+            f.write(text)
+        with open(tmp / "README.md", "w", newline="", encoding="utf-8") as f:
+            f.write(_readme(n_labelled, n_unlabelled, size, seed, quality))
+        # The images are whole frames at any `size`: declare it, so that galaxy_core.data reads them as such;
+        # and say they are synthetic, so that a model trained on them is not used on real galaxies unwarned.
+        with open(tmp / "galaxy_core.json", "w", encoding="ascii") as f:
+            f.write(SETTINGS)
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    old = None
-    if out.exists():
-        if _non_empty(out) and not overwrite:
-            # someone else finished first while we were rendering
-            raise FileExistsError(f"{out} appeared while the demo was being built")
-        old = out.with_name(f"{out.name}.tmp-{os.getpid()}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError as e:
-        if old is not None and not out.exists():
-            os.rename(old, out)
-        elif old is None and out.exists():
-            # another process renamed its copy in between (POSIX says ENOTEMPTY, not EEXIST)
-            raise FileExistsError(f"{out} appeared while the demo was being built") from e
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def is_complete_demo(root, n_labelled: int = _DEFAULTS["n_labelled"],
@@ -855,11 +824,11 @@ def is_complete_demo(root, n_labelled: int = _DEFAULTS["n_labelled"],
     """Whether ``root`` holds a finished data set: the CSV with the expected header and rows, an image for every row
     and the expected number of unlabelled images. Images are counted, not decoded."""
     root = Path(root)
-    csv = root / SOLUTIONS_CSV
+    csv = root / LABEL_CSV
     try:
         lines = csv.read_text(encoding="ascii").splitlines()
-        train = {p.name for p in (root / TRAIN_DIR).iterdir() if p.suffix == ".jpg"}
-        test = [p for p in (root / TEST_DIR).iterdir() if p.suffix == ".jpg"]
+        train = {p.name for p in (root / LABELLED_DIR).iterdir() if p.suffix == ".jpg"}
+        test = [p for p in (root / UNLABELLED_DIR).iterdir() if p.suffix == ".jpg"]
     except (OSError, UnicodeDecodeError):
         return False
     if not lines or lines[0] != ",".join(["GalaxyID", *tree.COLUMNS]) or len(lines) - 1 != n_labelled:

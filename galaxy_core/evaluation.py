@@ -8,16 +8,15 @@ all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially label
 from __future__ import annotations
 
 import os
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import data, prediction, training, tree
-from .files import atomic_write_json, atomic_write_text, read_json, replace_dir
+from . import data, metrics, prediction, tree, views
+from .config import TrainConfig
+from .files import atomic_write_text, read_json
 
 
 @dataclass
@@ -36,33 +35,29 @@ class Evaluation:
         return len(self.ids)
 
     def rmse(self) -> float:
-        return training.rmse(self.y_pred, self.y_true, self.mask)
+        return metrics.rmse(self.y_pred, self.y_true, self.mask)
 
     def per_answer(self) -> pd.DataFrame:
-        """RMSE of each of the 37 answers, with its descriptive name, question, mean true and predicted value."""
-        err = (self.y_pred.astype(np.float64) - self.y_true) ** 2 * self.mask
+        """RMSE of each of the 37 answers, with its descriptive name, question, mean true and predicted value (NaN
+        for an answer no galaxy here knows)."""
         n = self.mask.sum(0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.sqrt(err.sum(0) / n)
             mean_true = (self.y_true * self.mask).sum(0) / n
         return pd.DataFrame({"column": tree.COLUMNS, "name": [tree.NAMES[c] for c in tree.COLUMNS],
-                             "question": [tree.question_of(c).key for c in tree.COLUMNS], "rmse": r,
+                             "question": [tree.question_of(c).key for c in tree.COLUMNS],
+                             "rmse": metrics.masked_rmse(self.y_pred, self.y_true, self.mask, axis=0),
                              "mean_true": mean_true, "mean_pred": self.y_pred.mean(0), "n": n})
 
     def per_question(self) -> pd.DataFrame:
-        """RMSE over the answers of each question."""
-        out = []
-        for q, s in zip(tree.QUESTIONS, tree.QUESTION_SLICES):
-            m = self.mask[:, s]
-            err = ((self.y_pred[:, s].astype(np.float64) - self.y_true[:, s]) ** 2 * m).sum()
-            out.append({"question": q.key, "text": q.text, "rmse": float(np.sqrt(err / m.sum())) if m.sum() else
-                        float("nan"), "n": int(m.any(1).sum())})
-        return pd.DataFrame(out)
+        """RMSE over the answers of each question, and how many galaxies answer it."""
+        r = metrics.per_question_rmse(self.y_pred, self.y_true, self.mask)
+        return pd.DataFrame([{"question": q.key, "text": q.text, "rmse": float(r[i]),
+                              "n": int(self.mask[:, s].any(1).sum())}
+                             for i, (q, s) in enumerate(zip(tree.QUESTIONS, tree.QUESTION_SLICES))])
 
     def per_galaxy(self) -> np.ndarray:
-        """RMSE of each galaxy over its known answers."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(((self.y_pred - self.y_true) ** 2 * self.mask).sum(1) / self.mask.sum(1))
+        """RMSE of each galaxy over its known answers (NaN for a galaxy with none)."""
+        return metrics.masked_rmse(self.y_pred, self.y_true, self.mask, axis=1)
 
     def top_k(self, column: str, k: int = 5) -> dict[str, pd.DataFrame]:
         """The ``k`` galaxies with the highest true and the highest predicted value of one answer (a Kaggle column
@@ -98,8 +93,8 @@ evaluated on the galaxies it never learnt from in any data set (the shipped mode
 61,578 training galaxies, so a user's full Kaggle folder holds its training galaxies too)."""
 
 
-def _run_config(run: Path) -> training.TrainConfig:
-    return training.TrainConfig.from_dict(read_json(run / "config.json")["train"])
+def _run_config(run: Path) -> TrainConfig:
+    return TrainConfig.from_dict(read_json(run / "config.json")["train"])
 
 
 def is_run(folder: str | os.PathLike) -> bool:
@@ -127,7 +122,7 @@ def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCach
     ``train`` those it learnt from, ``labelled`` all. ``cache`` defaults to the cache the model was trained on, when
     that still exists on this machine."""
     folder = prediction.model_folder(folder)
-    model = prediction.load_model(folder, device=training.pick_device(device))
+    model = prediction.load_model(folder, device=views.pick_device(device))
     if cache is None:
         recorded = (model.extra.get("train_cache") or {}).get("path")
         if not recorded or not Path(recorded).exists():
@@ -168,20 +163,21 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
         cache = read_json(run / "config.json")["cache"]["path"]
     if not isinstance(cache, data.GalaxyCache):
         cache = data.resolve_cache(cache, source_fov=cfg.source_fov)
-    train_rows, val_rows = training.split_rows(cache, cfg)
+    train_rows, val_rows = data.split_rows(cache, cfg)
     rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
     if rows is None:
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
     rows = data.subsample(rows, limit)
-    model = prediction.load_model(weights if weights is not None else run, device=training.pick_device(device))
+    model = prediction.load_model(weights if weights is not None else run, device=views.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
 
 
 def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | os.PathLike | None = None,
                  tta: int = 1, device: str = "auto") -> pd.DataFrame:
-    """Several runs side by side on the same galaxies (the first run's validation split and cache, unless ``cache``
-    is given): RMSE and, from each run's summary, its parameters and training time."""
+    """Several runs side by side: each scored on its own validation galaxies (its saved split) of one cache, the
+    first run's unless ``cache`` is given, with RMSE and, from each run's summary, its parameters and training
+    time. Runs trained on the same cache and split are thus scored on the same galaxies."""
     if not runs:
         return pd.DataFrame(columns=["run", "model", "rmse", "n"])
     if cache is None:
@@ -199,101 +195,3 @@ def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | 
     return pd.DataFrame(out).sort_values("rmse", ignore_index=True)
 
 
-BENCHMARK_MODELS = ("mean", "seed-cnn", "resnet18", "galaxynet")
-DISTILLED = "galaxynet-distilled"
-"""The benchmark's name for ``galaxynet`` trained again with the benchmark's ``galaxynet`` run as its teacher."""
-
-
-def benchmark(cache: data.GalaxyCache | str | os.PathLike, out: str | os.PathLike, models: tuple[str, ...] =
-              BENCHMARK_MODELS, epochs_scale: float = 1.0, max_train: int | None = None, device: str = "auto",
-              source_fov: float | None = None, callback=None, unlabelled: str | os.PathLike | None = None,
-              compile: bool = False) -> pd.DataFrame:
-    """Train each model with its recipe (``training.RECIPES``) on the same cache and split, and compare them.
-
-    Returns one row per model: validation RMSE without and with 8-view test-time averaging, parameters, training
-    seconds, training images/s and the device. ``epochs_scale`` multiplies every recipe's epochs (at least 1) and
-    ``max_train`` caps the training galaxies: both only for quick looks, since they change the results. Runs are
-    written to ``out/<model>``. With ``unlabelled`` (a cache or folder of unlabelled galaxies) and ``galaxynet``
-    among the models, a last row, ``galaxynet-distilled``, trains ``galaxynet`` again with the first ``galaxynet``
-    run as its teacher (its targets for the unknown answers of partially labelled galaxies and for the unlabelled
-    ones); its training seconds include the teacher's. ``compile`` runs every network under ``torch.compile``.
-    """
-    if not isinstance(cache, data.GalaxyCache):
-        cache = data.resolve_cache(cache, source_fov=source_fov)
-    jobs = [(name, name, {}) for name in models]
-    if unlabelled is not None and "galaxynet" in models:
-        jobs.append((DISTILLED, "galaxynet", {"teacher": [str(Path(out) / "galaxynet")],
-                                              "unlabelled": str(unlabelled)}))
-    rows = []
-    for label, name, more in jobs:
-        epochs = max(1, round(training.RECIPES.get(name, {}).get("epochs", 30) * epochs_scale))
-        cfg = training.config_for(name, data=str(cache.path), out=str(out), name=label, epochs=epochs,
-                                  max_train=max_train, device=device, tta=1,
-                                  compile=compile and name != "mean", **more)
-        run = training.train(cfg, callback)
-        summary = read_json(run / "summary.json")
-        tta = evaluate(run, cache, tta=8, device=device).rmse() if name != "mean" else summary["val_rmse"]
-        seconds = summary["train_seconds"] + (rows[models.index("galaxynet")]["train_seconds"] if more else 0.0)
-        rows.append({"model": label, "val_rmse": summary["val_rmse"], "val_rmse_tta8": tta,
-                     "parameters": summary["parameters"], "epochs": epochs, "train_seconds": seconds,
-                     "images_per_s": summary["images_per_s"], "device": summary["device"]})
-    return pd.DataFrame(rows)
-
-
-CHECKPOINT_MAX_BYTES = 25 * 10**6
-"""The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
-
-
-def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = prediction.CHECKPOINTS / "default",
-                      half: bool = True, tta: int = 8, device: str = "auto") -> dict:
-    """Write a run's best model as a checkpoint folder (``checkpoints/default`` is the one prediction and the
-    dashboard use when no run is chosen), with float16 weights when ``half`` (see ``models.model_state``).
-
-    The checkpoint's config records where it came from (the run, its summary, the cache geometry, the date). It is
-    written beside ``out`` and renamed into place only after it has been reloaded and scored on the run's
-    validation split, so a failed export never replaces a working checkpoint. Returns the validation RMSE of the
-    run's model and of the checkpoint (with ``tta`` views), their largest difference on any answer, and the size of
-    the weights in bytes. Raises ValueError, writing nothing, when the weights would exceed
-    ``CHECKPOINT_MAX_BYTES``.
-    """
-    from . import models  # here: benchmark's ``models`` argument would shadow the module at the top
-
-    run, out = Path(run), Path(out)
-    model = prediction.load_model(run)
-    summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
-    status = training.read_status(run)
-    if "wall_seconds" not in summary and status.get("state") == "finished" and "started" in status:
-        # A run made before summaries kept wall time: its status file spans it, if it was never resumed.
-        summary = {**summary, "wall_seconds": status["updated"] - status["started"]}
-    config = read_json(run / "config.json")
-    cfg = _run_config(run)
-    cache = data.resolve_cache(config["cache"]["path"], source_fov=cfg.source_fov)
-    train_rows, val_rows = training.split_rows(cache, cfg)
-    # Whether it learnt from the synthetic demo travels with the checkpoint (runs made before models recorded it).
-    extra = {**model.extra, "data": {**model.extra.get("data", {}), "synthetic": cache.synthetic},
-             "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
-             "weights": "float16" if half else "float32", "train_summary": summary,
-             "train_config": config["train"], "train_cache": config["cache"],
-             "precision": config.get("precision"),
-             # Runs made before configs recorded their machine were exported where they trained.
-             "machine": config.get("machine") or training.machine_description(config.get("device", "cpu"))}
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        models.save_model(model, tmp, extra, half=half)
-        atomic_write_json(tmp / GALAXIES_FILE, {"train": cache.ids[train_rows].tolist(),
-                                                "val": cache.ids[val_rows].tolist()})
-        size = (tmp / models.WEIGHTS_FILE).stat().st_size
-        if size > CHECKPOINT_MAX_BYTES:
-            raise ValueError(f"{run}'s weights take {size / 1e6:.1f} MB, more than the "
-                             f"{CHECKPOINT_MAX_BYTES / 1e6:.0f} MB a shipped checkpoint may; export with half "
-                             f"precision or train a narrower model")
-        before = evaluate(run, tta=tta, device=device)
-        after = evaluate(run, tta=tta, device=device, weights=tmp)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {"checkpoint": str(out), "run": str(run), "bytes": size, "weights": extra["weights"], "tta": tta,
-            "n": len(before), "val_rmse_run": before.rmse(), "val_rmse_checkpoint": after.rmse(),
-            "max_abs_difference": float(np.abs(before.y_pred - after.y_pred).max()) if len(before) else 0.0}

@@ -1,33 +1,27 @@
 """Data exploration for the dashboard: what a cache holds, how its 37 answers are distributed and correlated, which
-galaxies are the most typical of each answer, and the selections, pages and figures the dashboard draws.
+galaxies are the most typical of each answer, one galaxy's answers laid out as the decision tree, and the selections
+and pages the dashboard lists galaxies by.
 
 Everything here works on the arrays of a prepared cache (``galaxy_core.data.GalaxyCache``): ``labels`` (N, 37) with
 0 where unknown, ``mask`` (N, 37) True where known, ``split`` (N,) codes 0 train, 1 validation, 2 unlabelled. Unknown
 answers are always left out, never counted as 0. Statistics are computed once per cache by the dashboard (it caches
 them by the cache's fingerprint), so they are plain NumPy over all galaxies: about 0.1 s for the 61,578 Kaggle
-galaxies. Figures are plotly; nothing here imports Streamlit.
+galaxies. The figures drawn from these tables are in :mod:`galaxy_core.figures`; nothing here imports Streamlit.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from PIL import Image, ImageDraw
 
-from . import data, tree
+from . import catalog, data, tree
 
 SUBSETS = ("all", "labelled", "train", "val", "unlabelled")
 """Names of the galaxy subsets, as :meth:`galaxy_core.data.GalaxyCache.indices` understands them."""
 
 _QUESTION_OF = {c: q for q in tree.QUESTIONS for c in q.columns}
-# One colour per question, so that the tree, the per-answer bars and the histograms read alike.
-QUESTION_COLOURS = dict(zip((q.key for q in tree.QUESTIONS), (
-    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52",
-    "#8c564b")))
 
 
 def label(column: str) -> str:
@@ -78,20 +72,20 @@ def cache_summary(cache: data.GalaxyCache) -> dict:
 
     ``memory`` is what the cached images take (N x 3 x S x S, as uint8 and as float32), ``memory_originals`` what the
     same galaxies would take as 424 x 424 Kaggle originals (the seed paper's 31,672 MiB for 61,578 galaxies as
-    uint8). ``tree_check`` is :func:`galaxy_core.data.tree_check` over the fully labelled galaxies.
+    uint8). ``tree_check`` is :func:`galaxy_core.catalog.tree_check` over the fully labelled galaxies.
     """
-    full = cache.mask.all(axis=1)
-    partial = cache.mask.any(axis=1) & ~full
+    kind = cache.kind
+    full = kind == "full"
     labels = np.where(cache.mask, cache.labels, np.nan)[full]
     return {
-        "n": len(cache), "n_full": int(full.sum()), "n_partial": int(partial.sum()),
-        "n_unlabelled": int((~cache.mask.any(axis=1)).sum()),
+        "n": len(cache), "n_full": int(full.sum()), "n_partial": int((kind == "partial").sum()),
+        "n_unlabelled": int((kind == "unlabelled").sum()),
         "n_train": int((cache.split == data.SPLIT_TRAIN).sum()), "n_val": int((cache.split == data.SPLIT_VAL).sum()),
         "size": cache.size, "fov": cache.fov, "source": cache.meta.get("source"),
         "source_fov": cache.meta.get("source_fov"),
-        "memory": data.memory_needed(len(cache) * cache.size ** 2),
-        "memory_originals": data.memory_needed(len(cache) * data.KAGGLE_FRAME ** 2),
-        "tree_check": data.tree_check(cache.ids[full], labels),
+        "memory": catalog.memory_needed(len(cache) * cache.size ** 2),
+        "memory_originals": catalog.memory_needed(len(cache) * catalog.KAGGLE_FRAME ** 2),
+        "tree_check": catalog.tree_check(cache.ids[full], labels),
         "skipped": len(cache.meta.get("skipped", [])),
     }
 
@@ -211,7 +205,7 @@ def prototypes(ids: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> pd.Data
     return pd.DataFrame(out, columns=["column", "name", "row", "GalaxyID", "value"])
 
 
-# ------------------------------------------------------------------------------------------------- the tree drawn
+# --------------------------------------------------------------------------------------------- the tree as a table
 
 def _tree_order() -> list[tuple[tree.Question, int]]:
     """Questions depth-first as volunteers meet them (each followed by the questions its answers lead to), with
@@ -253,155 +247,14 @@ def tree_table(values: np.ndarray, known: np.ndarray | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def tree_figure(values: np.ndarray, other: np.ndarray | None = None, names: tuple[str, str] = ("value", "other"),
-                known: np.ndarray | None = None, height: int | None = None) -> go.Figure:
-    """The decision tree of one galaxy as horizontal bars: questions depth-first, each titled with its name (the full
-    question on hover) and indented by its depth below the root, its answers one level further in, one bar per
-    answer with its cumulative vote fraction. ``other`` draws a second set of bars beside the first (e.g. the
-    model's next to the volunteers'), named by ``names``; unknown answers (``known`` False) have no bar."""
-    t = tree_table(values, known)
-    indent, left = 14, 250  # pixels per level, width of the label margin
-    slots, labels = [], []  # one y slot per question title and per answer
-    for q, depth in TREE_ORDER:
-        slots.append(f"q:{q.key}")
-        labels.append((f"<b>{q.key[5:]}. {tree.NAMES[q.columns[0]].split('--')[0].replace('_', ' ')}</b>", depth,
-                       q.text))
-        for c in q.columns:
-            slots.append(c)
-            labels.append((short_name(c).replace("_", " "), depth + 1, f"{c} {tree.NAMES[c]}"))
-    fig = go.Figure()
-    order = [tree.column_index(c) for c in t["column"]]
-    series = [(t["value"].to_numpy(), names[0], [QUESTION_COLOURS[q] for q in t["question"]], 1.0)]
-    if other is not None:
-        series.append((np.asarray(other, np.float64)[order], names[1], "#555555", 0.6))
-    for v, name, colour, opacity in series:
-        fig.add_trace(go.Bar(y=list(t["column"]), x=v, orientation="h", name=name, marker_color=colour,
-                             opacity=opacity, text=[f"{x:.2f}" if np.isfinite(x) else "?" for x in v],
-                             textposition="outside", cliponaxis=False, textfont={"size": 11, "color": "#333333"},
-                             # Plotly shrinks outside labels to the bar's thickness (a few px here): keep them
-                             # readable instead.
-                             constraintext="none",
-                             hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>"))
-    # An invisible point per slot, so that the question titles (which have no bar) get their own rows.
-    fig.add_trace(go.Scatter(x=[0] * len(slots), y=slots, mode="markers", marker_opacity=0, hoverinfo="skip",
-                             showlegend=False))
-    # Labels as annotations in the left margin, indented by depth (tick labels would be right-aligned). Passed in one
-    # go: one add_annotation call per label would validate the layout 48 times.
-    fig.layout.annotations = [go.layout.Annotation(x=0, xref="paper", y=slot, yref="y", text=text, hovertext=hover,
-                                                   showarrow=False, xanchor="left", xshift=-left + 6 + indent * depth,
-                                                   font={"size": 11})
-                              for slot, (text, depth, hover) in zip(slots, labels)]
-    fig.update_layout(barmode="group", height=height or (18 if other is None else 24) * len(slots) + 70,
-                      margin={"l": left, "r": 30, "t": 30 if other is not None else 10, "b": 40},
-                      showlegend=other is not None, legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
-                      yaxis={"categoryorder": "array", "categoryarray": slots, "autorange": "reversed",
-                                 "showticklabels": False},
-                      xaxis={"range": [0, 1.12], "title": "vote fraction (cumulative, as in the Kaggle labels)"})
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------------- the figures
-
-def histogram_grid_figure(hist: pd.DataFrame, stats: pd.DataFrame, cols: int = 6, log: bool = False) -> go.Figure:
-    """All 37 answer histograms (from :func:`histograms`) in one grid, each titled with its name and skewness."""
-    from plotly.subplots import make_subplots
-
-    rows = -(-tree.N_ANSWERS // cols)
-    skew = dict(zip(stats["column"], stats["skewness"]))
-    titles = [f"{c} {short_name(c)}<br>skew {skew[c]:.2f}" for c in tree.COLUMNS]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.06)
-    for k, (c, h) in enumerate(hist.groupby("column", sort=False)):
-        fig.add_trace(go.Bar(x=(h["lo"] + h["hi"]) / 2, y=h["count"], width=h["hi"] - h["lo"], showlegend=False,
-                             marker_color=QUESTION_COLOURS[_QUESTION_OF[c].key], name=c,
-                             hovertemplate=c + " %{x:.2f}: %{y:,}<extra></extra>"),
-                      row=k // cols + 1, col=k % cols + 1)
-    fig.update_annotations(font_size=10)
-    fig.update_xaxes(range=[0, 1], tickvals=[0, 0.5, 1], tickfont_size=9)
-    fig.update_yaxes(type="log" if log else "linear", tickfont_size=9)
-    fig.update_layout(height=190 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0)
-    return fig
-
-
-def heatmap_figure(matrix: pd.DataFrame, title: str = "", height: int = 800) -> go.Figure:
-    """A correlation matrix as a heatmap on [-1, 1] (red positive, blue negative): rows labelled with the answers'
-    descriptive names, columns with their Kaggle columns; small matrices (a question's block) print r in each cell."""
-    small = len(matrix) <= 12
-    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=[label(c) for c in matrix.index],
-                               zmin=-1, zmax=1, colorscale="RdBu_r", colorbar={"title": "r"},
-                               texttemplate="%{z:.2f}" if small else None,
-                               hovertemplate="%{y}<br>%{x}<br>r = %{z:.2f}<extra></extra>"))
-    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-                      yaxis={"autorange": "reversed"}, xaxis={"side": "bottom", "tickangle": -90 if not small else 0})
-    return fig
-
-
-def scatter_figure(y_true: np.ndarray, y_pred: np.ndarray, columns: list[str] | tuple[str, ...],
-                   cols: int = 6, max_points: int = 2000, seed: int = 0) -> go.Figure:
-    """True (volunteer) vs predicted values of the chosen answers, one panel each with the y = x line. At most
-    ``max_points`` galaxies per panel (a seeded random subset) so that large sets stay quick to draw; ``y_true`` and
-    ``y_pred`` are (N, 37) with NaN where the truth is unknown."""
-    from plotly.subplots import make_subplots
-
-    columns = list(columns)
-    cols = min(cols, len(columns))
-    rows = -(-len(columns) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[label(c) if len(columns) == 1 else
-                                                              f"{c} {short_name(c)}" for c in columns],
-                        horizontal_spacing=0.03 if cols > 1 else 0.1, vertical_spacing=0.06 if rows > 1 else 0.1)
-    rng = np.random.default_rng(seed)
-    for k, c in enumerate(columns):
-        j = tree.column_index(c)
-        ok = np.flatnonzero(np.isfinite(y_true[:, j]))
-        if len(ok) > max_points:
-            ok = np.sort(rng.choice(ok, max_points, replace=False))
-        r, cc = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Scattergl(x=y_true[ok, j], y=y_pred[ok, j], mode="markers", showlegend=False,
-                                   marker={"size": 4 if len(columns) > 1 else 6, "opacity": 0.5,
-                                               "color": QUESTION_COLOURS[_QUESTION_OF[c].key]},
-                                   hovertemplate="true %{x:.3f}<br>predicted %{y:.3f}<extra>" + c + "</extra>"),
-                      row=r, col=cc)
-        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
-                                 line={"color": "black", "width": 1, "dash": "dash"}), row=r, col=cc)
-    fig.update_xaxes(range=[-0.02, 1.02], tickvals=[0, 0.5, 1])
-    fig.update_yaxes(range=[-0.02, 1.02], tickvals=[0, 0.5, 1])
-    if len(columns) == 1:
-        fig.update_xaxes(title="volunteer vote fraction")
-        fig.update_yaxes(title="predicted", scaleanchor="x")
-    else:
-        fig.update_annotations(font_size=10)
-    fig.update_layout(height=600 if len(columns) == 1 else 190 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------------- the images
+# ------------------------------------------------------------------------------------------------------ the images
 
 def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
     """The image file a cached galaxy was decoded from, if its data folder (``meta["source"]``) is still there."""
     root = Path(str(cache.meta.get("source", "")))
-    for sub in (data.LABELLED_DIR, data.UNLABELLED_DIR):
-        for ext in data.IMAGE_EXTENSIONS:
+    for sub in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
+        for ext in catalog.IMAGE_EXTENSIONS:
             p = root / sub / f"{galaxy_id}{ext}"
             if p.is_file():
                 return p
     return None
-
-
-def original_with_crop(path: str | os.PathLike, crop: float, colour: tuple[int, int, int] = (255, 210, 0)
-                       ) -> np.ndarray:
-    """An original image (H, W, 3 uint8) with the square the cache keeps (the central ``crop`` of its shorter side)
-    outlined, so one can see what the model is shown."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-    w, h = im.size
-    c = crop * min(w, h)
-    box = ((w - c) / 2, (h - c) / 2, (w + c) / 2 - 1, (h + c) / 2 - 1)
-    if crop < 0.999:
-        ImageDraw.Draw(im).rectangle(box, outline=colour, width=max(1, round(min(w, h) / 200)))
-    return np.asarray(im)
-
-
-def enlarge(image: np.ndarray, size: int) -> np.ndarray:
-    """A small (H, W, 3) uint8 image scaled up to ``size`` px (nearest neighbour, so no pixel is invented)."""
-    if image.shape[0] >= size:
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST))

@@ -12,8 +12,9 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -50,15 +51,47 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
 
-def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Move the finished folder ``src`` to ``dst``, replacing an old ``dst``. Readers see the old folder or the new
-    one; a crash between the two renames leaves ``<dst>.old-<pid>`` beside the new folder, never a half-written one."""
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike, replace: bool = True) -> None:
+    """Move the finished folder ``src`` to ``dst``, replacing an old ``dst`` (with ``replace=False`` a non-empty
+    ``dst`` raises FileExistsError instead, also when another process puts one there first).
+
+    Two renames: the old ``dst`` to ``<dst>.old-<pid>``, then ``src`` to ``dst``. A reader never sees a half-written
+    folder, but one that looks in the instant between the renames finds no ``dst`` at all; a crash there leaves the
+    old folder as ``<dst>.old-<pid>``, which is restored when the second rename fails."""
     src, dst = Path(src), Path(dst)
+    if not replace and dst.is_dir() and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} exists and is not empty")
     old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
     if dst.exists():
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(dst, old)
-    os.replace(src, dst)
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if old.exists() and not dst.exists():
+            os.replace(old, dst)
+        elif not replace and dst.exists():  # another process renamed its folder in between (POSIX: ENOTEMPTY)
+            raise FileExistsError(f"{dst} appeared while this folder was being written") from e
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def building_dir(dst: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """Write a folder atomically: yields a fresh temporary folder beside ``dst`` (``<dst>.tmp-XXXX``, unique per
+    call, so two threads never share one) and, when the block ends without error, moves it to ``dst`` with
+    :func:`replace_dir`; on any error, or when interrupted, the temporary folder is removed and ``dst`` is left as
+    it was. Caches, checkpoints, run snapshots and the demo data set are all written this way."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{dst.name}.tmp-", dir=dst.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs are meant to be read by others
+        yield tmp
+        replace_dir(tmp, dst, replace)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def read_json(path: str | os.PathLike) -> Any:

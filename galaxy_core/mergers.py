@@ -1,5 +1,5 @@
-"""The merger fraction: how many galaxies a model calls mergers, with honest error bars, checked against volunteers,
-against theory and against non-parametric morphology.
+"""The merger fraction: how many galaxies a model calls mergers, with honest error bars, checked against volunteers
+and against theory.
 
 The seed paper ran its model on the Kaggle test images, called a galaxy a merger when the predicted ``Class8.6``
 (``odd_feature--merger``) exceeded 0.5, found 0.033, and compared that with "a z=0 merger rate of about 0.05" from
@@ -8,18 +8,22 @@ rate times the time a merger stays visible, f = R x T_obs. This module does the 
 
 * estimates of the fraction with confidence intervals: the thresholded count (:func:`fraction_above`, bootstrap and
   Wilson 1927 intervals) and the mean predicted vote fraction (:func:`mean_probability`);
-* calibration on labelled galaxies (model vs volunteers on the same images, e.g. a run's validation split):
-  :func:`calibration_table`, :func:`matching_threshold`, :func:`precision_recall`, :func:`reliability_curve`,
-  :func:`calibrate`;
+* calibration on labelled galaxies (model vs volunteers on the same images, e.g. a run's validation split), whose
+  galaxies :func:`calibration_pairs` chooses: :func:`calibration_table`, :func:`matching_threshold`,
+  :func:`precision_recall`, :func:`reliability_curve`, :func:`calibrate`, :func:`calibrated_fraction`;
 * the conversion to theory, :func:`expected_fraction` and :func:`compare_with_theory`, with a small table of
   literature values, :data:`LITERATURE`;
-* an independent, model-free check with non-parametric morphology (Gini, M20, asymmetry; Lotz, Primack & Madau 2004;
-  Conselice 2003) measured on the images: :func:`morphology_table`. On stretched 8-bit colour JPEGs these are
-  *approximate*; see the notes in :func:`morphology_table`.
+* reading a predictions CSV (:func:`read_predictions`) and everything at once, as the command line and the dashboard
+  show it (:func:`report`).
 
-Units throughout: fractions and vote fractions are in [0, 1]; rates are per galaxy per Gyr; timescales are in Gyr;
-image coordinates are pixels. ``Class8.6`` is a *cumulative* Kaggle vote fraction, P(odd) x P(merger | odd)
-(:mod:`galaxy_core.tree`), so it is small for most galaxies even when volunteers agree that something is odd.
+The independent, model-free check with non-parametric morphology (Gini, M20, asymmetry) measured on the images is
+:mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 600 lines, over
+the package's usual 500, because it is one chain read top to bottom: each estimate is calibrated and compared with
+theory by the functions after it, and :func:`report` ties them together.
+
+Units throughout: fractions and vote fractions are in [0, 1]; rates are per galaxy per Gyr; timescales are in Gyr.
+``Class8.6`` is a *cumulative* Kaggle vote fraction, P(odd) x P(merger | odd) (:mod:`galaxy_core.tree`), so it is
+small for most galaxies even when volunteers agree that something is odd.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from . import data, tree
+from . import catalog, tree
 
 MERGER_COLUMN = "Class8.6"
 """The Kaggle column of the merger answer, ``odd_feature--merger`` (cumulative: P(odd) x P(merger | odd))."""
@@ -44,11 +48,8 @@ MORPHOLOGY_TIMESCALE_GYR = 0.3
 """Default observability timescale of Gini-M20 and asymmetry mergers, Gyr (about 0.2-0.4; Lotz et al. 2008, 2010)."""
 PAIR_TIMESCALE_GYR = 1.0
 """Default observability timescale of close pairs, Gyr (about 1 Gyr or more; Lotz et al. 2011)."""
-
-GM20_SLOPE, GM20_INTERCEPT = -0.14, 0.33
-"""Lotz et al. (2008, ApJ 672, 177) merger line: a merger has G > -0.14 M20 + 0.33."""
-ASYMMETRY_MERGER = 0.35
-"""Conselice (2003, ApJS 147, 1) merger criterion: A > 0.35."""
+MIN_CALIBRATION_GALAXIES = 2
+"""The fewest galaxies with a known volunteer Class8.6 that :func:`calibration_pairs` calibrates on."""
 
 _PROB_TOLERANCE = 1e-6
 
@@ -265,6 +266,60 @@ def fraction_curve(p, thresholds=None) -> pd.DataFrame:
 # Calibration against volunteers
 
 
+@dataclass(frozen=True)
+class CalibrationPairs:
+    """The galaxies that calibrate the threshold: the model's and the volunteers' Class8.6 of each (equal-length
+    float64 arrays), and whether they are the fallback's galaxies rather than the ones given."""
+
+    p_pred: np.ndarray
+    p_true: np.ndarray
+    fallback: bool = False
+
+    @property
+    def pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """(p_pred, p_true), to pass on as ``calibrate(*pairs.pair)`` or ``report(..., labelled=pairs.pair)``."""
+        return self.p_pred, self.p_true
+
+
+def _merger_values(a, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim == 2 and a.shape[1] == tree.N_ANSWERS:
+        return a[:, tree.column_index(MERGER_COLUMN)]
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one Class8.6 per galaxy (N,) or all 37 answers (N, 37), got {a.shape}")
+    return a
+
+
+def calibration_pairs(p_pred, labels, mask, fallback=None) -> CalibrationPairs | None:
+    """The (predicted, volunteer) Class8.6 pairs that calibrate the merger threshold, chosen by one rule.
+
+    ``p_pred``: the model's answers for N galaxies; ``labels``, ``mask``: the volunteers' answers of the same
+    galaxies and where they are known (a cache's ``labels[rows]``, ``mask[rows]``, or an evaluation's ``y_true``,
+    ``mask``). Each is either all 37 answers, (N, 37), or the Class8.6 column alone, (N,).
+
+    The rule: the galaxies given calibrate the threshold when at least :data:`MIN_CALIBRATION_GALAXIES` of them have
+    a known volunteer Class8.6, and only those take part. Otherwise the galaxies of ``fallback`` do, by the same
+    test: ``fallback`` is a (p_pred, labels, mask) triple of other galaxies (typically the validation split), or a
+    function returning one, called only when it is needed. Returns None when neither has enough.
+    """
+    def known(pp, lab, m) -> tuple[np.ndarray, np.ndarray] | None:
+        pp, lab = _merger_values(pp, "p_pred").astype(np.float64), _merger_values(lab, "labels").astype(np.float64)
+        ok = _merger_values(m, "mask").astype(bool)
+        if not len(pp) == len(lab) == len(ok):
+            raise ValueError(f"p_pred, labels and mask must be the same galaxies: lengths {len(pp)}, {len(lab)}, "
+                             f"{len(ok)}")
+        ok &= np.isfinite(lab)
+        return (pp[ok], lab[ok]) if ok.sum() >= MIN_CALIBRATION_GALAXIES else None
+
+    own = known(p_pred, labels, mask)
+    if own is not None:
+        return CalibrationPairs(*own)
+    if fallback is None:
+        return None
+    other = known(*(fallback() if callable(fallback) else fallback))
+    return None if other is None else CalibrationPairs(*other, fallback=True)
+
+
 def calibration_table(p_pred, p_true, thresholds=None) -> pd.DataFrame:
     """For each threshold t, the fraction of galaxies the model flags (``p_pred > t``) and the fraction the
     volunteers flag (``p_true > t``), on the same labelled galaxies (e.g. a run's validation split).
@@ -393,10 +448,11 @@ def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 
 def calibrate(p_pred_val, p_true_val, volunteer_threshold: float = 0.5) -> dict:
     """How the model's merger count compares with the volunteers' on labelled galaxies (a validation split).
 
-    Returns ``n``; ``volunteer_fraction`` and ``predicted_fraction`` (the fractions above 0.5, or
-    ``volunteer_threshold``); ``matching_threshold`` (:func:`matching_threshold`) and ``predicted_fraction_matched``
-    (the model's fraction at it); ``mean_predicted`` and ``mean_volunteer``; ``precision``, ``recall``, ``f1``,
-    ``tp``, ``fp``, ``fn`` at 0.5; and ``precision_matched``, ``recall_matched`` at the matching threshold. All plain
+    Returns ``n``; ``volunteer_threshold``; ``volunteer_fraction`` and ``predicted_fraction`` (the volunteers' and
+    the model's fractions above ``volunteer_threshold``, 0.5 by default); ``matching_threshold``
+    (:func:`matching_threshold`) and ``predicted_fraction_matched`` (the model's fraction at it); ``mean_predicted``
+    and ``mean_volunteer``; ``precision``, ``recall``, ``f1``, ``tp``, ``fp``, ``fn`` with the model thresholded at
+    ``volunteer_threshold`` too; and ``precision_matched``, ``recall_matched`` at the matching threshold. All plain
     floats and ints, ready for JSON.
     """
     a, b = _pair(p_pred_val, p_true_val)
@@ -472,359 +528,7 @@ def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RAT
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Non-parametric morphology
-#
-# Batched over (B, S, S) arrays so that tens of thousands of small cutouts take seconds; the scalar functions call the
-# same code with a batch of one.
-
-
-def _gini_rows(v: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Gini of each row of ``v`` (B, P) >= 0, whose selected pixels number ``n`` (B,) and whose other entries are 0.
-
-    After an ascending sort the zeros sit first, so the selected pixel at overall position j has rank
-    i = j - (P - n) within its selection; zero-valued selected pixels add nothing wherever they fall.
-    """
-    v = np.sort(v, axis=1)
-    p = v.shape[1]
-    total = v.sum(axis=1)
-    weighted = v @ np.arange(1, p + 1, dtype=np.float64)
-    num = 2 * weighted - (2 * (p - n) + n + 1) * total
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g = num / (total * (n - 1))
-    g[(n < 2) | (total <= 0)] = np.nan
-    return g
-
-
-def gini(values) -> float:
-    """The Gini coefficient of pixel values (Lotz, Primack & Madau 2004, AJ 128, 163; after Glasser 1962)::
-
-        G = 1 / (mean(|X|) n (n - 1)) * sum_i (2 i - n - 1) |X_i|,   X sorted by |X| ascending, i = 1..n
-
-    0 when every pixel holds the same flux; 1 when all the flux is in one pixel, for any n (the n - 1 in the
-    denominator is Glasser's correction that makes the maximum exactly 1); 1/3 for the values 1, 2, ..., n.
-    Unchanged when all values are multiplied by a constant. Pass the pixels of the segmentation
-    (``image[mask]``), sky-subtracted. Raises ValueError for fewer than 2 values, NaN, or zero total flux.
-    """
-    v = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
-    if v.size < 2:
-        raise ValueError(f"Gini needs at least 2 values, got {v.size}")
-    if np.isnan(v).any():
-        raise ValueError("Gini of values with NaN is undefined; mask them out first")
-    if v.sum() <= 0:
-        raise ValueError("Gini of values that are all 0 is undefined")
-    return float(_gini_rows(v[None, :], np.array([v.size]))[0])
-
-
-def _centroids(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flux-weighted centroid (y, x) in pixels of each (S, S) image of ``f`` >= 0 (NaN where the flux is 0)."""
-    s = f.shape[-1]
-    grid = np.arange(s, dtype=np.float64)
-    tot = f.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (f.sum(axis=2) @ grid) / tot, (f.sum(axis=1) @ grid) / tot
-
-
-def _m20_batch(f: np.ndarray, yc: np.ndarray, xc: np.ndarray) -> np.ndarray:
-    """M20 of each (S, S) image of ``f`` >= 0 (0 outside the segmentation) about centres (yc, xc)."""
-    b, s, _ = f.shape
-    grid = np.arange(s, dtype=np.float64)
-    r2 = (grid[None, :, None] - yc[:, None, None]) ** 2 + (grid[None, None, :] - xc[:, None, None]) ** 2
-    f, r2 = f.reshape(b, -1), r2.reshape(b, -1)
-    mtot = (f * r2).sum(axis=1)
-    fs = np.sort(f, axis=1)[:, ::-1]
-    total = fs.sum(axis=1)
-    target = 0.2 * total
-    before = np.cumsum(fs, axis=1) - fs
-    # The pixel value at which the running sum (brightest first) reaches 20 %: pixels above it count whole, and the
-    # pixels equal to it share what is left of the 20 % equally. So the flux counted is exactly 20 % however many
-    # pixels tie at the boundary (symmetric images have rings of equal pixels), without an argsort.
-    k = np.maximum((before < target[:, None]).sum(axis=1) - 1, 0)
-    cut = fs[np.arange(b), k]
-    above = f > cut[:, None]
-    tied = (f == cut[:, None]) & (f > 0)
-    rest = target - (f * above).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.clip(rest / (cut * tied.sum(axis=1)), 0.0, 1.0)
-    share = np.nan_to_num(share)
-    num = (f * r2 * above).sum(axis=1) + share * (f * r2 * tied).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.log10(num / mtot)
-    out[~(mtot > 0)] = np.nan
-    return out
-
-
-def m20(image, mask=None) -> float:
-    """M20 (Lotz, Primack & Madau 2004, AJ 128, 163): the second-order moment of the brightest 20 % of the
-    flux, normalised by the total second-order moment, as log10.
-
-    M_tot = sum_i f_i r_i^2 about the centre that minimises it, which is the flux-weighted centroid; the brightest
-    pixels are summed in decreasing order until their flux is exactly 20 % of the total, the pixel(s) at the boundary
-    counted in part (Lotz et al. stop at the last whole pixel below 20 %, statmorph at the first above; the three
-    differ by less than one pixel's flux, but only this one is exact for images with rings of equal pixels).
-    Dimensionless; about -2 to -2.5 for concentrated galaxies, above about -1 for double nuclei. A 2-D Gaussian gives
-    log10(1 - 0.8 (1 + ln 1.25)) = -1.668 whatever its width; two equal, well separated blobs tend to
-    log10(0.2) = -0.70.
-
-    ``image``: (S, S) sky-subtracted flux; ``mask``: (S, S) bool segmentation (None: every pixel). Negative pixels
-    (sky noise) are set to 0. Returns NaN when the segmentation holds no positive flux, -inf when the brightest 20 %
-    lies entirely in a pixel at the centroid. Raises ValueError for NaN in the image or mismatched shapes.
-    """
-    x, m = _image_and_mask(image, mask)
-    f = np.where(m, np.clip(x, 0, None), 0.0)[None]
-    yc, xc = _centroids(f)
-    return float(_m20_batch(f, yc, xc)[0])
-
-
-def _asymmetry_batch(x: np.ndarray, m: np.ndarray, cy2: np.ndarray, cx2: np.ndarray,
-                     background: np.ndarray) -> np.ndarray:
-    """Rotational asymmetry of each (S, S) image of ``x`` over ``m`` | its rotation, about centres at half-pixel
-    positions (``cy2``, ``cx2`` are twice the centre, integers), minus ``background`` x pixels / flux."""
-    b, s, _ = x.shape
-    grid = np.arange(s)
-    iy, ix = cy2[:, None] - grid[None, :], cx2[:, None] - grid[None, :]
-    vy, vx = (iy >= 0) & (iy < s), (ix >= 0) & (ix < s)
-    iy, ix = np.clip(iy, 0, s - 1), np.clip(ix, 0, s - 1)
-    bi = np.arange(b)[:, None, None]
-    valid = vy[:, :, None] & vx[:, None, :]
-    # Pixels rotated in from outside the image count as sky (0 after sky subtraction).
-    rot = np.where(valid, x[bi, iy[:, :, None], ix[:, None, :]], 0.0)
-    region = m | (m[bi, iy[:, :, None], ix[:, None, :]] & valid)
-    num = (np.abs(x - rot) * region).sum(axis=(1, 2))
-    den = (np.abs(x) * region).sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = (num - background * region.sum(axis=(1, 2))) / den
-    a[~(den > 0)] = np.nan
-    return a
-
-
-def _half_pixel_centres(f: np.ndarray, center: str) -> tuple[np.ndarray, np.ndarray]:
-    b, s, _ = f.shape
-    if center == "image":
-        return np.full(b, s - 1), np.full(b, s - 1)
-    if center != "centroid":
-        raise ValueError(f"center must be 'centroid' or 'image', got {center!r}")
-    yc, xc = _centroids(f)
-    # A rotation about a half-pixel position maps pixels exactly onto pixels: no interpolation to blur the residual.
-    yc, xc = np.where(np.isnan(yc), (s - 1) / 2, yc), np.where(np.isnan(xc), (s - 1) / 2, xc)
-    return np.rint(2 * yc).astype(np.int64), np.rint(2 * xc).astype(np.int64)
-
-
-def asymmetry(image, mask=None, center: str = "centroid", background: float = 0.0) -> float:
-    """Rotational asymmetry (Conselice, Bershady & Jangren 2000, ApJ 529, 886; Conselice 2003, ApJS 147, 1)::
-
-        A = sum |I - I_180| / sum |I|  -  background x (number of pixels) / sum |I|
-
-    summed over the segmentation and its 180-degree rotation (the whole image when ``mask`` is None). 0 for a
-    symmetric galaxy, up to 2 for flux with no counterpart at all; mergers typically have A > 0.35.
-
-    ``center``: ``"centroid"`` (default) rotates about the flux-weighted centroid of the segmentation, rounded to
-    the nearest half pixel so the rotation maps pixels exactly onto pixels; ``"image"`` rotates about the centre of
-    the array. Conselice instead searches for the centre that minimises A, which gives slightly lower values.
-    ``background``: the mean |B - B_180| per pixel of the sky (same units as the image); its contribution is
-    subtracted as in Conselice et al. (2000). Default 0: no correction (a noise-free image).
-    ``image``: (S, S) sky-subtracted flux. Returns NaN when the region holds no flux. Raises ValueError for NaN in
-    the image or mismatched shapes.
-    """
-    x, m = _image_and_mask(image, mask)
-    f = np.where(m, np.clip(x, 0, None), 0.0)[None]
-    cy2, cx2 = _half_pixel_centres(f, center)
-    return float(_asymmetry_batch(x[None], m[None], cy2, cx2, np.array([float(background)]))[0])
-
-
-def _image_and_mask(image, mask) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(image, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] != x.shape[1]:
-        raise ValueError(f"image must be a square 2-D array, got shape {x.shape}")
-    if np.isnan(x).any():
-        raise ValueError("image has NaN pixels; fill or mask them first")
-    m = np.ones(x.shape, bool) if mask is None else np.asarray(mask, dtype=bool)
-    if m.shape != x.shape:
-        raise ValueError(f"mask shape {m.shape} does not match image shape {x.shape}")
-    return x, m
-
-
-def gini_m20_merger(gini, m20):
-    """Lotz et al. (2008, ApJ 672, 177) merger selection: G > -0.14 M20 + 0.33.
-
-    Scalars give a bool, arrays a bool array; NaN gives False. The line was drawn for HST images of galaxies at
-    0.2 < z < 1.2 with Petrosian segmentation; on other images (such as SDSS colour JPEGs) it is a rough guide.
-    """
-    g, m = np.asarray(gini, dtype=np.float64), np.asarray(m20, dtype=np.float64)
-    out = g > GM20_SLOPE * m + GM20_INTERCEPT
-    return bool(out) if out.ndim == 0 else out
-
-
-def asymmetry_merger(a):
-    """Conselice (2003, ApJS 147, 1) merger selection: A > 0.35. Scalars give a bool, arrays a bool array."""
-    out = np.asarray(a, dtype=np.float64) > ASYMMETRY_MERGER
-    return bool(out) if out.ndim == 0 else out
-
-
-def _dilate8(m: np.ndarray) -> np.ndarray:
-    """3 x 3 binary dilation of each (S, S) mask of ``m`` (B, S, S): one step of an 8-connected flood fill."""
-    d = m.copy()
-    d[:, 1:] |= m[:, :-1]
-    d[:, :-1] |= m[:, 1:]
-    e = d.copy()
-    e[:, :, 1:] |= d[:, :, :-1]
-    e[:, :, :-1] |= d[:, :, 1:]
-    return e
-
-
-def connected_region(mask, seed) -> np.ndarray:
-    """The pixels of ``mask`` 8-connected to the ``seed`` pixels: a breadth-first flood fill, done for a whole batch
-    at once by growing the region one ring of neighbours per step until it stops changing.
-
-    ``mask`` and ``seed``: bool arrays of shape (S, S) or (B, S, S). Seeds outside ``mask`` are ignored.
-    """
-    allowed = np.asarray(mask, dtype=bool)
-    region = np.asarray(seed, dtype=bool) & allowed
-    single = allowed.ndim == 2
-    if single:
-        allowed, region = allowed[None], region[None]
-    active = np.flatnonzero(region.any(axis=(1, 2)))
-    # Only images still growing are worked on, so one large region does not slow down the rest of the batch.
-    while len(active):
-        cur = region[active]
-        grown = _dilate8(cur) & allowed[active]
-        changed = (grown != cur).any(axis=(1, 2))
-        region[active] = grown
-        active = active[changed]
-    return region[0] if single else region
-
-
-def _box3(x: np.ndarray) -> np.ndarray:
-    """3 x 3 box mean of each (S, S) image of ``x`` (B, S, S), edges padded by repetition."""
-    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    s = x.shape[-1]
-    return sum(p[:, i:i + s, j:j + s] for i in range(3) for j in range(3)) / 9.0
-
-
-def _border(s: int) -> np.ndarray:
-    w = max(1, s // 8)
-    b = np.ones((s, s), bool)
-    b[w:s - w, w:s - w] = False
-    return b
-
-
-def _segment_batch(x: np.ndarray, nsigma: float) -> dict:
-    """Sky level and noise from the border, sky subtraction, detection on a 3 x 3 smoothed image, and the region
-    connected to the brightest detected pixel near the centre. ``x`` (B, S, S) float64."""
-    b, s, _ = x.shape
-    border = _border(s)
-    sky = np.median(x[:, border], axis=1)
-    x = x - sky[:, None, None]
-    sm = _box3(x)
-    edge = sm[:, border]
-    sigma = 1.4826 * np.median(np.abs(edge - np.median(edge, axis=1, keepdims=True)), axis=1)
-    # Where the sky has no measurable noise (synthetic images) a floor of 0.1 % of the peak keeps every positive
-    # Gaussian tail from joining all sources into one.
-    level = np.maximum(nsigma * sigma, 1e-3 * sm.reshape(b, -1).max(axis=1))
-    detected = sm > level[:, None, None]
-    r = max(1, s // 16)
-    c0, c1 = (s - 1) // 2 - r, s // 2 + r + 1
-    core = np.full(sm.shape, -np.inf)
-    core[:, c0:c1, c0:c1] = np.where(detected[:, c0:c1, c0:c1], sm[:, c0:c1, c0:c1], -np.inf)
-    flat = core.reshape(b, -1)
-    best = flat.argmax(axis=1)
-    seed = np.zeros((b, s * s), bool)
-    has = np.isfinite(flat[np.arange(b), best])
-    seed[np.arange(b)[has], best[has]] = True
-    mask = connected_region(detected, seed.reshape(b, s, s))
-    # Sky asymmetry per pixel, mean |B - B_180|, from the border frame (which maps onto itself under a rotation about
-    # the array centre), over pixels where neither the pixel nor its rotated twin holds a detection. (On the 96 px
-    # pack this separates volunteer mergers better than a median over the whole border or a noise-based estimate.)
-    flip = x[:, ::-1, ::-1]
-    ok = border & ~detected & ~detected[:, ::-1, ::-1]
-    cnt = ok.sum(axis=(1, 2))
-    bkg = (np.abs(x - flip) * ok).sum(axis=(1, 2)) / np.maximum(cnt, 1)
-    return {"image": x, "mask": mask, "sky": sky, "sigma": sigma, "background": bkg}
-
-
-def _grey(images: np.ndarray) -> np.ndarray:
-    a = np.asarray(images)
-    if a.ndim == 4:
-        return a.astype(np.float64).mean(axis=1)
-    if a.ndim == 3:
-        return a.astype(np.float64)
-    raise ValueError(f"images must be (N, C, S, S) or (N, S, S), got shape {a.shape}")
-
-
-def segment(image, nsigma: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """The galaxy's pixels in one cutout: returns (sky-subtracted image, segmentation mask), both (S, S).
-
-    ``image``: (S, S) grey, or (C, S, S) colour (channels are averaged; in SDSS gri colour cutouts the green channel
-    is roughly the r band). The sky level is the median of a border frame S/8 wide, its noise sigma 1.4826 x the MAD
-    of that frame after a 3 x 3 box smoothing; pixels whose smoothed value is more than ``nsigma`` sigma above the
-    sky are detected (at least 0.1 % of the peak, for noise-free images), and the mask is the detected region
-    8-connected to the brightest detected pixel within S/16 of the centre (empty when there is none). A simple
-    stand-in for the Petrosian segmentation of Lotz et al. (2004).
-    """
-    a = np.asarray(image)
-    batch = a[None] if a.ndim == 3 else (a[None, None] if a.ndim == 2 else None)
-    if batch is None or batch.shape[-1] != batch.shape[-2]:
-        raise ValueError(f"image must be (S, S) or (C, S, S), got shape {a.shape}")
-    seg = _segment_batch(_grey(batch), nsigma)
-    return seg["image"][0], seg["mask"][0]
-
-
-def morphology_table(images, ids, rows=None, nsigma: float = 2.0, chunk: int = 256) -> pd.DataFrame:
-    """Gini, M20 and asymmetry of many cutouts, with the Lotz et al. (2008) and Conselice (2003) merger flags.
-
-    ``images``: (N, 3, S, S) uint8 (a cache's memory map is fine) or (N, S, S); ``ids``: N galaxy ids aligned with
-    ``images``; ``rows``: which images to measure (default all). Each image is made grey (mean of the channels),
-    segmented with :func:`segment` (``nsigma``), and measured on its sky-subtracted pixels: :func:`gini`,
-    :func:`m20` about the flux-weighted centroid, and :func:`asymmetry` about that centroid with the sky
-    correction estimated from the border. Returns columns GalaxyID, gini, m20, asymmetry, gm20_merger, asym_merger
-    and n_pixels (segmentation size); measurements are NaN and flags False where the segmentation is empty.
-
-    Approximate, by construction. These statistics were defined on linear, sky-subtracted CCD images with Petrosian
-    segmentation. SDSS colour JPEGs are asinh-stretched (Lupton et al. 2004, PASP 116, 133), 8-bit and compressed:
-    the stretch flattens bright cores (lowering Gini and raising M20) and lifts faint tidal features (raising
-    asymmetry), so values are not on the scale of the papers' thresholds and the merger flags are a rough guide,
-    best used to rank galaxies or to compare groups measured the same way. On the 7,452 labelled galaxies of the
-    96 px pack (at 80 px), galaxies with volunteer Class8.6 > 0.5 have higher asymmetry and M20 than the rest (the
-    probability that a random merger ranks above a random non-merger is about 0.74 for A and 0.79 for M20) but
-    *lower* Gini (0.33), and A > 0.35 flags about a quarter of all galaxies: use the flags to compare groups, not
-    as a merger fraction. Vectorised in chunks of ``chunk`` images: 20,000 80 px cutouts take about 35 s on one
-    CPU core.
-    """
-    ids = np.asarray(ids)
-    n_all = len(images)
-    if len(ids) != n_all:
-        raise ValueError(f"ids ({len(ids)}) must be aligned with images ({n_all})")
-    rows = np.arange(n_all) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-    if len(rows) == 0:
-        raise ValueError("no images to measure (rows is empty)")
-    cols: dict[str, list] = {"gini": [], "m20": [], "asymmetry": [], "n_pixels": []}
-    for s in range(0, len(rows), chunk):
-        idx = rows[s:s + chunk]
-        seg = _segment_batch(_grey(images[idx]), nsigma)
-        x, m = seg["image"], seg["mask"]
-        f = np.where(m, np.clip(x, 0, None), 0.0)
-        n = m.sum(axis=(1, 2))
-        cols["gini"].append(_gini_rows(np.abs(np.where(m, x, 0.0)).reshape(len(idx), -1), n))
-        yc, xc = _centroids(f)
-        cols["m20"].append(_m20_batch(f, yc, xc))
-        cy2, cx2 = _half_pixel_centres(f, "centroid")
-        cols["asymmetry"].append(_asymmetry_batch(x, m, cy2, cx2, seg["background"]))
-        cols["n_pixels"].append(n)
-    out = pd.DataFrame({"GalaxyID": ids[rows].astype(str), **{k: np.concatenate(v) for k, v in cols.items()}})
-    out["gm20_merger"] = gini_m20_merger(out["gini"].to_numpy(), out["m20"].to_numpy())
-    out["asym_merger"] = asymmetry_merger(out["asymmetry"].to_numpy())
-    return out[["GalaxyID", "gini", "m20", "asymmetry", "gm20_merger", "asym_merger", "n_pixels"]]
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # Glue with the rest of the package
-
-
-def predict_merger_probabilities(model, cache: data.GalaxyCache, rows=None, tta: int = 1) -> np.ndarray:
-    """The model's Class8.6 for rows of a prepared cache (all rows when None), as float64 in [0, 1]."""
-    from . import prediction  # imports torch; the statistics above do not need it
-
-    y = prediction.predict_cache(model, cache, rows, tta=tta)
-    return np.asarray(y[:, tree.column_index(MERGER_COLUMN)], dtype=np.float64)
 
 
 def read_predictions(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -838,90 +542,56 @@ def read_predictions(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     try:
         df = pd.read_csv(path, dtype={"GalaxyID": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise data.DataError(f"{path}: not a readable CSV ({e})") from e
+        raise catalog.DataError(f"{path}: not a readable CSV ({e})") from e
     df.columns = [str(c).strip() for c in df.columns]
     col = next((c for c in (MERGER_COLUMN, tree.NAMES[MERGER_COLUMN]) if c in df.columns), None)
     if "GalaxyID" not in df.columns or col is None:
-        raise data.DataError(f"{path}: a predictions CSV needs the columns GalaxyID and {MERGER_COLUMN} "
-                             f"(odd_feature--merger); found {list(df.columns)[:8]}")
+        raise catalog.DataError(f"{path}: a predictions CSV needs the columns GalaxyID and {MERGER_COLUMN} "
+                                f"(odd_feature--merger); found {list(df.columns)[:8]}")
     if df.empty:
-        raise data.DataError(f"{path}: no rows")
+        raise catalog.DataError(f"{path}: no rows")
     p = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(p) | (p < -_PROB_TOLERANCE) | (p > 1 + _PROB_TOLERANCE)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise data.DataError(f"{path}: {int(bad.sum())} {col} value(s) blank, non-numeric or outside [0, 1], e.g. "
-                             f"{df[col].iloc[i]!r} for GalaxyID {df['GalaxyID'].iloc[i]}")
+        raise catalog.DataError(f"{path}: {int(bad.sum())} {col} value(s) blank, non-numeric or outside [0, 1], e.g. "
+                                f"{df[col].iloc[i]!r} for GalaxyID {df['GalaxyID'].iloc[i]}")
     return df["GalaxyID"].astype(str).str.strip().to_numpy(), np.clip(p, 0.0, 1.0)
 
 
 def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,
            timescale_gyr: float = MORPHOLOGY_TIMESCALE_GYR, calibration: dict | None = None,
-           n_boot: int = 2000, seed: int = 0, level: float = 0.95, labelled: tuple | None = None) -> dict:
-    """Everything the CLI and the dashboard show for one set of predicted Class8.6 values.
+           n_boot: int = 2000, seed: int = 0, level: float = 0.95, labelled: tuple | None = None, *,
+           mean: dict | None = None, matched: dict | None = None) -> dict:
+    """Everything the command line (``mergers``) and the dashboard's Mergers page show for one set of predicted
+    Class8.6 values.
 
     Returns ``fraction``, ``lo``, ``hi``, ``n``, ``threshold`` (the thresholded estimate, repeated at the top level
     for scripts); ``threshold_estimate`` (:func:`fraction_above`), ``mean_estimate`` (:func:`mean_probability`);
     ``theory`` and ``theory_mean`` (:func:`compare_with_theory` of each); ``calibration`` (the :func:`calibrate`
     dict given, or None) and, with one, ``matched_estimate``: :func:`fraction_above` at its matching threshold,
     the fraction the volunteers would have flagged if the model errs on these galaxies as on the labelled ones.
-    With ``labelled`` = (p_pred, p_true) of the labelled galaxies, ``matched_estimate`` comes from
-    :func:`calibrated_fraction` instead, whose interval includes the threshold's uncertainty.
+    With ``labelled`` = (p_pred, p_true) of the labelled galaxies (:func:`calibration_pairs`), ``matched_estimate``
+    comes from :func:`calibrated_fraction` instead, whose interval includes the threshold's uncertainty, and
+    ``precision_recall`` is :func:`precision_recall` on them at ``threshold`` (the volunteers' merger: above the
+    calibration's ``volunteer_threshold``, else 0.5); without ``labelled`` it is None.
+
+    ``mean`` and ``matched``: the :func:`mean_probability` and :func:`calibrated_fraction` results for these
+    arguments, when already computed. Their bootstraps are the slow part and depend on neither the threshold, the
+    rate nor the timescale, so the dashboard computes them once and passes them in as its sliders move.
     """
     th = fraction_above(p, threshold, n_boot, seed, level)
-    mean = mean_probability(p, n_boot, seed, level)
+    mean = mean_probability(p, n_boot, seed, level) if mean is None else mean
     out = {"fraction": th["fraction"], "lo": th["lo"], "hi": th["hi"], "n": th["n"], "threshold": float(threshold),
            "threshold_estimate": th, "mean_estimate": mean,
            "theory": compare_with_theory(th, rate_per_gyr, timescale_gyr),
            "theory_mean": compare_with_theory(mean, rate_per_gyr, timescale_gyr),
-           "calibration": calibration, "matched_estimate": None}
+           "calibration": calibration, "matched_estimate": None, "precision_recall": None}
     if labelled is not None:
-        out["matched_estimate"] = calibrated_fraction(p, *labelled, calibration["volunteer_threshold"]
-                                                      if calibration else 0.5, n_boot, seed, level)
+        volunteer_threshold = calibration["volunteer_threshold"] if calibration else 0.5
+        out["matched_estimate"] = matched or calibrated_fraction(p, *labelled, volunteer_threshold, n_boot, seed,
+                                                                 level)
+        out["precision_recall"] = precision_recall(*labelled, threshold, volunteer_threshold)
     elif calibration is not None:
         out["matched_estimate"] = fraction_above(p, calibration["matching_threshold"], n_boot, seed, level)
     return out
-
-
-def histogram_figure(p, threshold: float = 0.5):
-    """A plotly histogram of predicted Class8.6 (log counts) with the threshold marked and the flagged fraction in
-    the title."""
-    import plotly.graph_objects as go
-
-    p = _probabilities(p)
-    k = int((p > threshold).sum())
-    fig = go.Figure(go.Histogram(x=p, xbins={"start": 0.0, "end": 1.0, "size": 0.02}, name="galaxies"))
-    fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick",
-                  annotation_text=f"threshold {threshold:g}", annotation_position="top right")
-    fig.update_layout(title=f"{k:,} of {len(p):,} galaxies above {threshold:g} ({k / len(p):.2%})",
-                      xaxis_title=f"predicted {MERGER_COLUMN} (merger vote fraction)", yaxis_title="galaxies",
-                      yaxis_type="log", bargap=0.05, showlegend=False)
-    # Ticks at whole decades only: plotly's default log ticks (2, 5, 20, 50 ...) overlap over four decades.
-    fig.update_yaxes(dtick=1, tickformat=",d")
-    return fig
-
-
-def calibration_figure(table: pd.DataFrame):
-    """A plotly figure of a calibration table: from :func:`calibration_table`, the fractions flagged by the model
-    and by volunteers against the threshold; from :func:`reliability_curve`, the reliability diagram with the
-    diagonal a calibrated model follows."""
-    import plotly.graph_objects as go
-
-    cols = set(table.columns)
-    fig = go.Figure()
-    if {"mean_predicted", "mean_volunteer"} <= cols:
-        t = table[table["n"] > 0]
-        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"},
-                                 name="calibrated"))
-        fig.add_trace(go.Scatter(x=t["mean_predicted"], y=t["mean_volunteer"], mode="lines+markers", name="model",
-                                 text=[f"n = {n:,}" for n in t["n"]]))
-        fig.update_layout(title="Reliability of predicted Class8.6", xaxis_title="mean predicted",
-                          yaxis_title="mean volunteer vote fraction")
-    elif {"threshold", "predicted_fraction", "volunteer_fraction"} <= cols:
-        fig.add_trace(go.Scatter(x=table["threshold"], y=table["volunteer_fraction"], name="volunteers"))
-        fig.add_trace(go.Scatter(x=table["threshold"], y=table["predicted_fraction"], name="model"))
-        fig.update_layout(title="Fraction of galaxies above a threshold", xaxis_title="threshold on Class8.6",
-                          yaxis_title="fraction above threshold")
-    else:
-        raise ValueError(f"not a calibration table or reliability curve: columns {sorted(cols)}")
-    return fig

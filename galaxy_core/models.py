@@ -30,11 +30,9 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from galaxy_core.data import DEFAULT_FOV
 from galaxy_core.files import atomic_write_bytes, atomic_write_json
 from galaxy_core.tree import N_ANSWERS, PARENT_INDEX, QUESTION_SLICES
-
-DEFAULT_FOV = 256 / 424
-"""Side of the default crop as a fraction of the 424 px Kaggle frame (the central 256 px)."""
 
 OUTPUTS = ("sigmoid", "tree", "linear")
 FORMAT = "galaxy_core.model/1"

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data, models, tree, views
-from .files import Progress, atomic_write_bytes, atomic_write_text, read_json
+from . import catalog, data, models, runs, tree, views
+from .files import Progress, atomic_write_bytes, atomic_write_text
 
-CHECKPOINTS = data.PROJECT_ROOT / "checkpoints"
+CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
 
 
 def default_checkpoint() -> Path | None:
@@ -33,23 +33,6 @@ def default_checkpoint() -> Path | None:
     return found[0] if found else None
 
 
-def newest_finished_run(runs_root: str | os.PathLike = "runs") -> Path | None:
-    """The run folder under ``runs_root`` that finished last (its ``status.json`` says finished and it has a best
-    model), else None. Runs that failed, were stopped or are still running are not candidates."""
-    best, newest = None, -1.0
-    for status in Path(runs_root).glob("*/status.json"):
-        run = status.parent
-        try:
-            state = read_json(status)
-        except (OSError, ValueError):
-            continue
-        if state.get("state") == "finished" and (run / "best" / models.WEIGHTS_FILE).is_file():
-            when = float(state.get("updated") or status.stat().st_mtime)
-            if when > newest:
-                best, newest = run, when
-    return best
-
-
 def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
     """The model used when none is named, and why: the shipped checkpoint (:func:`default_checkpoint`), else the
     newest finished run under ``runs_root``. The command line and the dashboard both choose this way. Raises
@@ -57,7 +40,7 @@ def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
     found = default_checkpoint()
     if found is not None:
         return found, f"the shipped checkpoint {found.name}"
-    run = newest_finished_run(runs_root)
+    run = runs.newest_finished_run(runs_root)
     if run is not None:
         return run, f"the newest finished run {run.name} (no checkpoint is shipped in {CHECKPOINTS})"
     raise FileNotFoundError(f"no model given (--model RUN_OR_CHECKPOINT), no checkpoint shipped in {CHECKPOINTS} and "
@@ -99,7 +82,7 @@ def trained_on_synthetic(model: models.GalaxyModel) -> bool | None:
     if recorded is not None:
         return bool(recorded)
     source = (model.extra.get("train_cache") or {}).get("source")
-    return data.folder_is_synthetic(source) if source and Path(source).is_dir() else None
+    return catalog.folder_is_synthetic(source) if source and Path(source).is_dir() else None
 
 
 def domain_warning(model: models.GalaxyModel, images_synthetic: bool) -> str | None:
@@ -115,11 +98,6 @@ def domain_warning(model: models.GalaxyModel, images_synthetic: bool) -> str | N
             "answers to disagree with the demo's invented labels.")
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), next((b.device for b in model.buffers()),
-                                                              torch.device("cpu")))
-
-
 STORE_DIR = "predictions"
 """Where :func:`predict_cache` keeps what it computed, inside the cache folder (rebuilt caches start empty)."""
 STORE_KEEP = 64
@@ -133,7 +111,7 @@ def _store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndar
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    device = _device_of(model)
+    device = views.device_of(model)
     h.update(json.dumps([model.config, cache.fingerprint, tta, device.type, views.fast_math(device)],
                         sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(rows, np.int64).tobytes())
@@ -162,7 +140,7 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
         except (OSError, ValueError):
             pass  # damaged: computed again and rewritten
     pred = views.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
-                       device=_device_of(model), progress=progress, indices=rows)
+                       device=views.device_of(model), progress=progress, indices=rows)
     if stored is not None:
         try:
             buf = io.BytesIO()
@@ -175,6 +153,14 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
     return pred
 
 
+def predict_answer(model: models.GalaxyModel, cache: data.GalaxyCache, column: str, rows: np.ndarray | None = None,
+                   tta: int = 1) -> np.ndarray:
+    """One answer (a Kaggle column such as ``Class8.6``, or its descriptive name) for rows of a prepared cache
+    (all rows when None), as float64 in [0, 1]: :func:`predict_cache`, stored and reused alike."""
+    y = predict_cache(model, cache, rows, tta=tta)
+    return np.asarray(y[:, tree.column_index(column)], dtype=np.float64)
+
+
 def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], source_fov: float = 1.0, tta: int = 1,
                   batch_size: int = 256, workers: int | None = None, progress: Progress | None = None
                   ) -> tuple[pd.DataFrame, list[dict]]:
@@ -183,11 +169,11 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
     ids are the file names without extension."""
     fov, size = input_geometry(model)
     if fov > source_fov + 1e-6:
-        raise data.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
-                             f"{source_fov:.3f}")
+        raise catalog.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
+                                f"{source_fov:.3f}")
     crop = float(model.config["fov"]) / fov
     paths = [Path(p) for p in paths]
-    device = _device_of(model)
+    device = views.device_of(model)
     ids, preds, skipped, batch = [], [], [], []
 
     def flush() -> None:
@@ -197,7 +183,7 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
             ids.extend(paths[i].stem for i, _ in batch)
             batch.clear()
 
-    for i, res in data.decode_images(paths, fov / source_fov, size, workers, progress):
+    for i, res in catalog.decode_images(paths, fov / source_fov, size, workers, progress):
         if isinstance(res, str):
             skipped.append({"GalaxyID": paths[i].stem, "path": str(paths[i]), "reason": res})
             continue
@@ -216,13 +202,13 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    found = data.list_images(folder)
+    found = catalog.list_images(folder)
     if not found:
-        for sub in (data.LABELLED_DIR, data.UNLABELLED_DIR):
-            found.update(data.list_images(folder / sub))
+        for sub in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
+            found.update(catalog.list_images(folder / sub))
     if not found:
-        raise data.DataError(f"no .jpg, .jpeg or .png images in {folder}")
-    return [found[i] for i in data._sort_ids(list(found))]
+        raise catalog.DataError(f"no .jpg, .jpeg or .png images in {folder}")
+    return [found[i] for i in catalog.sort_ids(list(found))]
 
 
 def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.GalaxyModel | None = None,
@@ -235,12 +221,10 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images
     must be 424 px originals.
     """
-    from .training import pick_device  # training imports this module's users; import here to keep the graph flat
-
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
-        model = load_model(model, pick_device(device))
-    fov = data.resolve_source_fov(folder, paths, source_fov)
+        model = load_model(model, views.pick_device(device))
+    fov = catalog.resolve_source_fov(folder, paths, source_fov)
     frame, skipped = predict_paths(model, paths, fov, tta, batch_size, workers, progress)
     if out is not None:
         atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import data, demo, evaluation, explore, mergers, models, prediction, training, tree
+from galaxy_core import (catalog, config, data, demo, evaluation, explore, figures, mergers, metrics, models,
+                         prediction, runs, training, tree, views)
 from galaxy_core.files import read_json
 
 DATA_ENV, RUNS_ENV = "GALAXY_DATA", "GALAXY_RUNS"
-DEFAULT_DATA = data.PROJECT_ROOT / "data"
+DEFAULT_DATA = catalog.PROJECT_ROOT / "data"
 ANSWERS = list(tree.COLUMNS)
 TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
 """Plot margins (px) for the pages' small charts, which carry no title."""
@@ -49,24 +50,24 @@ class Dataset:
 
 def runs_root() -> Path:
     """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""
-    return Path(os.environ.get(RUNS_ENV) or data.PROJECT_ROOT / "runs").resolve()
+    return Path(os.environ.get(RUNS_ENV) or catalog.PROJECT_ROOT / "runs").resolve()
 
 
 def absolute_path(text: str) -> Path:
     """A folder the user typed, relative to the project folder (blank means ``data/``), made absolute."""
     p = Path(text.strip() or "data").expanduser()
-    return (p if p.is_absolute() else data.PROJECT_ROOT / p).resolve()
+    return (p if p.is_absolute() else catalog.PROJECT_ROOT / p).resolve()
 
 
 def _has_images(folder: Path) -> bool:
-    return (folder / data.LABELLED_DIR).is_dir() or (folder / data.UNLABELLED_DIR).is_dir()
+    return (folder / catalog.LABELLED_DIR).is_dir() or (folder / catalog.UNLABELLED_DIR).is_dir()
 
 
 def _signature(folder: Path) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
     sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
     label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
-    names = [data.LABELLED_DIR, data.UNLABELLED_DIR, data.FOLDER_CONFIG, "meta.json"]
+    names = [catalog.LABELLED_DIR, catalog.UNLABELLED_DIR, catalog.FOLDER_CONFIG, "meta.json"]
     paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
     return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
@@ -134,7 +135,7 @@ def sidebar() -> Dataset | None:
     # the main area, where a user looks.
     try:
         ds, error = open_dataset(text, fov), None
-    except (data.DataError, OSError, ValueError) as e:
+    except (catalog.DataError, OSError, ValueError) as e:
         ds, error = None, e
     with st.sidebar:
         if error is not None:
@@ -184,7 +185,7 @@ def cache_summary(_cache: data.GalaxyCache, fingerprint: str) -> dict:
 
 @st.cache_data(show_spinner="Reading every image header once (cached afterwards) ...", max_entries=8)
 def folder_summary(root: str, source_fov: float | None, fingerprint: str) -> dict:
-    return data.summarize(root, source_fov)
+    return catalog.summarize(root, source_fov)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -201,7 +202,7 @@ def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log:
     """The 37-panel histogram figure (slow to build: plotly lays out 37 subplots). A resource, not data: the figure
     is only read (by st.plotly_chart), so every session can share one object instead of unpickling a copy."""
     s = label_statistics(_cache, fingerprint, subset)
-    return explore.histogram_grid_figure(s["hist"], s["stats"], log=log)
+    return figures.histogram_grid_figure(s["hist"], s["stats"], log=log)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -218,7 +219,7 @@ def prototypes(_cache: data.GalaxyCache, fingerprint: str):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
-    return training.mean_baseline(_cache)
+    return metrics.mean_baseline(_cache)
 
 
 @st.cache_data(show_spinner=False)
@@ -229,11 +230,11 @@ def is_closed_form(model: str) -> bool:
 
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
 def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
-    busy = training.active_run(runs_root()) is not None
-    return {**training.estimate_duration(training.TrainConfig.from_dict(json.loads(cfg_json))), "busy": busy}
+    busy = runs.active_run(runs_root()) is not None
+    return {**training.estimate_duration(config.TrainConfig.from_dict(json.loads(cfg_json))), "busy": busy}
 
 
-def duration_probe(cfg: training.TrainConfig, fingerprint: str) -> dict:
+def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
     """``training.estimate_duration`` for ``cfg``, timed once per setting that changes the speed (not per number of
     epochs), plus ``busy``: whether another run was training meanwhile."""
     d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
@@ -261,8 +262,8 @@ def model_key(path: Path) -> tuple[str, int]:
 
 
 def finished_runs() -> list[dict]:
-    """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``training.list_runs``)."""
-    return [{**r, "kind": "run"} for r in training.list_runs(runs_root())
+    """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``runs.list_runs``)."""
+    return [{**r, "kind": "run"} for r in runs.list_runs(runs_root())
             if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
 
 
@@ -315,7 +316,7 @@ def train_command(epochs: int = 5) -> str:
     ds = st.session_state.get("dataset")
     folder = ds.folder if ds is not None else DEFAULT_DATA
     try:
-        shown = folder.resolve().relative_to(data.PROJECT_ROOT)
+        shown = folder.resolve().relative_to(catalog.PROJECT_ROOT)
     except ValueError:
         shown = folder
     return f"python -m galaxy_core train {shown} --epochs {epochs}"
@@ -323,7 +324,7 @@ def train_command(epochs: int = 5) -> str:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
 def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=training.pick_device("auto"))
+    return prediction.load_model(path, device=views.pick_device("auto"))
 
 
 def load_model(path: Path) -> models.GalaxyModel:
@@ -353,28 +354,38 @@ def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, finge
 @st.cache_data(show_spinner="Predicting merger probabilities (once per model, data and image set) ...", max_entries=8)
 def merger_probabilities(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
                          subset: str) -> dict:
-    """A model's Class8.6 for a subset of the cache: ``rows``, ``p``, the volunteers' ``p_true`` (NaN where unknown)
-    and the threshold-free ``mean`` estimate (``mergers.mean_probability``, whose bootstrap is the slow part)."""
-    from galaxy_core import mergers
-
+    """A model's Class8.6 for a subset of the cache: ``rows``, ``p`` and the threshold-free ``mean`` estimate
+    (``mergers.mean_probability``, whose bootstrap is the slow part)."""
     rows = _cache.indices(subset)
-    j = tree.column_index(mergers.MERGER_COLUMN)
-    out = {"rows": rows, "p": np.zeros(0), "p_true": np.where(_cache.mask[rows, j], _cache.labels[rows, j], np.nan),
-           "mean": None}
+    out = {"rows": rows, "p": np.zeros(0), "mean": None}
     if len(rows):
-        out["p"] = mergers.predict_merger_probabilities(_load_model(model, mtime_ns), _cache, rows)
+        out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), _cache, mergers.MERGER_COLUMN, rows)
         out["mean"] = mergers.mean_probability(out["p"])
     return out
 
 
+@st.cache_data(show_spinner="Calibrating against the volunteers ...", max_entries=8)
+def merger_calibration(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
+                       subset: str) -> dict | None:
+    """The galaxies that calibrate a model's Class8.6 on a subset of the cache (``mergers.calibration_pairs``: the
+    subset's labelled galaxies, else the validation split's) and what does not depend on the page's threshold slider:
+    ``pairs``, ``calibration`` (``mergers.calibrate``) and ``matched`` (``mergers.calibrated_fraction`` of the
+    subset, whose bootstrap takes ~0.5 s on 61,578 galaxies). None when there are too few labelled galaxies."""
+    res = merger_probabilities(model, mtime_ns, _cache, fingerprint, subset)
+
+    def validation_split() -> tuple:
+        val = merger_probabilities(model, mtime_ns, _cache, fingerprint, "val")
+        return val["p"], _cache.labels[val["rows"]], _cache.mask[val["rows"]]
+
+    rows = res["rows"]
+    pairs = mergers.calibration_pairs(res["p"], _cache.labels[rows], _cache.mask[rows], fallback=validation_split)
+    if pairs is None:
+        return None
+    return {"pairs": pairs, "calibration": mergers.calibrate(*pairs.pair),
+            "matched": mergers.calibrated_fraction(res["p"], *pairs.pair)}
+
+
 # ------------------------------------------------------------------------------------------------------- drawing
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def calibrated_fraction(p: np.ndarray, p_pred: np.ndarray, p_true: np.ndarray) -> dict:
-    """``mergers.calibrated_fraction``, cached: its bootstrap takes ~0.5 s on 61,578 galaxies and does not depend on
-    the page's threshold slider."""
-    return mergers.calibrated_fraction(p, p_pred, p_true)
 
 def answer_select(label: str, key: str, default: str = "Class1.1", none: str | None = None, **kwargs) -> str | None:
     """A selectbox over the 37 answers shown with their descriptive names; ``none`` adds a first 'no answer' entry
@@ -395,6 +406,6 @@ def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, wi
 
 def tree_chart(values, other=None, names=("volunteers", "model"), known=None, key: str | None = None,
                height: int | None = None) -> None:
-    """One galaxy's 37 answers drawn as the decision tree (see ``explore.tree_figure``)."""
-    st.plotly_chart(explore.tree_figure(values, other, names, known, height=height), key=key)
+    """One galaxy's 37 answers drawn as the decision tree (see ``figures.tree_figure``)."""
+    st.plotly_chart(figures.tree_figure(values, other, names, known, height=height), key=key)
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import explore, tree
+from galaxy_core import explore, figures, tree
 from galaxy_core.files import format_bytes
 from pages import _common as common
 
@@ -97,9 +97,9 @@ if row is not None:
         path = explore.original_path(cache, gid)
         crop = cache.fov / float(cache.meta.get("source_fov") or 1.0)
         if path is not None:
-            st.image(explore.original_with_crop(path, crop), width="stretch",
+            st.image(figures.original_with_crop(path, crop), width="stretch",
                      caption=f"{gid}: the original image ({path.name}); the box is the field the cache keeps")
-        st.image(explore.enlarge(cache.image(row), 320), width="stretch",
+        st.image(figures.enlarge(cache.image(row), 320), width="stretch",
                  caption=f"{gid} as cached and seen by the models: {cache.size} px, field {cache.fov:.3f} of the "
                          f"424 px frame")
     with tree_col:

@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core import explore, tree
+from galaxy_core import explore, figures, tree
 from pages import _common as common
 
 common.require_app(__file__)
@@ -32,10 +32,10 @@ st.subheader("Correlations")
 st.caption("Pearson correlation between answers over the fully labelled galaxies. Answers of one question share "
            "their parent answer, so they are anticorrelated by construction; look off the diagonal blocks for "
            "morphology (e.g. spiral arms with disks).")
-st.plotly_chart(explore.heatmap_figure(stats["corr"], height=850))
+st.plotly_chart(figures.heatmap_figure(stats["corr"], height=850))
 question = st.selectbox("Within one question", [q.key for q in tree.QUESTIONS], key="dist_question",
                         format_func=lambda k: f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
-st.plotly_chart(explore.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
+st.plotly_chart(figures.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
 
 st.subheader("Training vs validation")
 comp = common.split_comparison(cache, ds.fingerprint)

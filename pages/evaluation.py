@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core import explore, tree
+from galaxy_core import figures, tree
 from pages import _common as common
 
 common.require_app(__file__)
@@ -62,7 +62,7 @@ c2.metric("galaxies", f"{len(ev):,}")
 c3.metric("model", str(run["model"]))
 
 fig = go.Figure(go.Bar(x=pa["column"], y=pa["rmse"], hovertext=pa["name"],
-                       marker_color=[explore.QUESTION_COLOURS[q] for q in pa["question"]],
+                       marker_color=[figures.QUESTION_COLOURS[q] for q in pa["question"]],
                        hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
 fig.update_layout(height=330, yaxis_title="RMSE", margin=common.TIGHT)
 st.subheader("Per answer")
@@ -76,7 +76,7 @@ answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="a
 y_true = ev.y_true.astype(float).copy()
 y_true[~ev.mask] = float("nan")
 cols = [answer] if answer else list(tree.COLUMNS)
-st.plotly_chart(explore.scatter_figure(y_true, ev.y_pred, cols, max_points=20_000 if answer else 1_000))
+st.plotly_chart(figures.scatter_figure(y_true, ev.y_pred, cols, max_points=20_000 if answer else 1_000))
 
 st.subheader("Top 5: the volunteers' vs the model's")
 column = common.answer_select("Answer", "ev_top_answer", default="Class8.6")

@@ -4,7 +4,7 @@ uncertainty, against the expectation from a merger rate, and calibrated against 
 import numpy as np
 import streamlit as st
 
-from galaxy_core import mergers
+from galaxy_core import figures, mergers
 from pages import _common as common
 
 common.require_app(__file__)
@@ -33,18 +33,19 @@ common.warn_domain(model, cache.synthetic)
 key = common.model_key(model)
 try:
     res = common.merger_probabilities(*key, cache, ds.fingerprint, subset)
+    p = res["p"]
+    if not len(p):
+        st.info(f"No galaxies in the {common.SUBSET_NAMES[subset]} of this data.")
+        st.stop()
+    calib = common.merger_calibration(*key, cache, ds.fingerprint, subset)  # None: no labelled galaxies to use
 except ValueError as e:
     st.error(f"Cannot run this model on this data: {e}")
     st.stop()
-p = res["p"]
-if not len(p):
-    st.info(f"No galaxies in the {common.SUBSET_NAMES[subset]} of this data.")
-    st.stop()
 
-th = mergers.fraction_above(p, threshold)
-theory = mergers.compare_with_theory(th, rate, timescale)
-mean = res["mean"]
-expected = mergers.expected_fraction(rate, timescale)
+report = mergers.report(p, threshold, rate, timescale, calib and calib["calibration"],
+                        labelled=calib and calib["pairs"].pair, mean=res["mean"], matched=calib and calib["matched"])
+th, mean, theory = report["threshold_estimate"], report["mean_estimate"], report["theory"]
+expected = theory["expected"]
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"Merger fraction (p > {threshold:.2f})", f"{th['fraction']:.2%}",
           help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
@@ -65,7 +66,7 @@ st.latex(rf"f = R \times T_{{\rm obs}} = {rate:g}\ {{\rm Gyr^{{-1}}}} \times {ti
 st.caption(theory["text"])
 
 st.subheader("Merger probabilities")
-st.plotly_chart(mergers.histogram_figure(p, threshold))
+st.plotly_chart(figures.histogram_figure(p, threshold))
 
 st.subheader("Flagged galaxies")
 order = np.argsort(-p, kind="stable")
@@ -76,21 +77,13 @@ common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
                                              for r, v in zip(res["rows"][flagged], p[flagged])])
 
 st.subheader("Calibration against the volunteers")
-known = np.isfinite(res["p_true"])
-if known.sum() >= 2:
-    p_pred, p_true = p[known], res["p_true"][known]
-    where = f"these {known.sum():,} labelled galaxies"
-else:
-    val = common.merger_probabilities(*key, cache, ds.fingerprint, "val")
-    ok = np.isfinite(val["p_true"])
-    if ok.sum() < 2:
-        st.info("No labelled galaxies to calibrate the model against.")
-        st.stop()
-    p_pred, p_true = val["p"][ok], val["p_true"][ok]
-    where = f"the {ok.sum():,} galaxies of the validation split"
-cal = mergers.calibrate(p_pred, p_true)
-pr = mergers.precision_recall(p_pred, p_true, threshold)
-matched = common.calibrated_fraction(p, p_pred, p_true)
+if calib is None:
+    st.info("No labelled galaxies to calibrate the model against.")
+    st.stop()
+p_pred, p_true = calib["pairs"].pair
+where = (f"the {len(p_pred):,} galaxies of the validation split" if calib["pairs"].fallback
+         else f"these {len(p_pred):,} labelled galaxies")
+cal, pr, matched = report["calibration"], report["precision_recall"], report["matched_estimate"]
 st.caption(f"Model and volunteers compared on {where}. Volunteers' merger: their Class8.6 > 0.5.")
 k1, k2, k3, k4 = st.columns(4)
 k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
@@ -103,12 +96,12 @@ k4.metric(f"Precision / recall at {threshold:.2f}",
           " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
 c1, c2 = st.columns(2)
 with c1:
-    fig = mergers.calibration_figure(mergers.calibration_table(p_pred, p_true))
+    fig = figures.calibration_figure(mergers.calibration_table(p_pred, p_true))
     fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick")
     st.plotly_chart(fig, key="mg_calibration")
 with c2:
     edges = [0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
-    st.plotly_chart(mergers.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)), key="mg_reliability")
+    st.plotly_chart(figures.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)), key="mg_reliability")
 
 with st.expander("Literature values"):
     st.dataframe(mergers.literature_table(), hide_index=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from galaxy_core import data, explore, prediction, tree
+from galaxy_core import catalog, explore, prediction, tree
 from pages import _common as common
 
 common.require_app(__file__)
@@ -37,13 +37,11 @@ if not uploads and not folder.strip():
 
 
 def predict(model_path: str, folder: str, fov: float | None, views: int):
-    """``prediction.predict_folder`` (the command line's ``predict``) with the resolved field of view and where it
-    came from."""
-    paths = prediction.image_paths(folder)
-    resolved = data.resolve_source_fov(folder, paths, fov)
-    frame, skipped = prediction.predict_folder(folder, common.load_model(Path(model_path)), source_fov=resolved,
-                                               tta=views, workers=1 if len(paths) < 64 else None)
-    return frame, skipped, resolved, data.source_fov_origin(folder, fov)
+    """``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself; and,
+    for the caption, the field it resolved (the same function's answer) and where that came from."""
+    frame, skipped = prediction.predict_folder(folder, common.load_model(Path(model_path)), source_fov=fov, tta=views)
+    resolved = catalog.resolve_source_fov(folder, prediction.image_paths(folder), fov)
+    return frame, skipped, resolved, catalog.source_fov_origin(folder, fov)
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
@@ -62,7 +60,7 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
 
 
 # Uploads are the user's own images, taken to be real galaxies.
-common.warn_domain(model, not uploads and data.folder_is_synthetic(folder.strip()))
+common.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder.strip()))
 key = common.model_key(model)
 try:
     if uploads:
@@ -72,7 +70,7 @@ try:
         paths = prediction.image_paths(folder.strip())
         frame, skipped, fov, origin = predict_folder(*key, folder.strip(), source_fov, tta,
                                                      tuple((p.name, p.stat().st_mtime_ns) for p in paths))
-except (data.DataError, FileNotFoundError, ValueError) as e:
+except (catalog.DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
     st.stop()
 st.caption(f"Field of view: {fov:.4f} of the 424 px frame ({origin}).")

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from galaxy_core import models, training
+from galaxy_core import config, models, runs, views
 from pages import _common as common
 
 common.require_app(__file__)
@@ -24,12 +24,12 @@ c1, c2, _, _ = st.columns(4)
 names = models.list_models()
 devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 device = c2.selectbox("Device", devices, key="tr_device", help="auto takes the GPU when there is one")
-# The default is the project's own network, with the recipe for this machine (training.CPU_RECIPES on a CPU).
+# The default is the project's own network, with the recipe for this machine (config.CPU_RECIPES on a CPU).
 name = c1.selectbox("Model", names, index=names.index("galaxynet") if "galaxynet" in names else 0, key="tr_model")
 # Each model's settings start from its recipe for the chosen device and are remembered per model and device.
-recipe = dataclasses.asdict(training.config_for(name, device=device))
-on_cpu = training.pick_device(device).type == "cpu"
-if name in training.CPU_RECIPES:
+recipe = dataclasses.asdict(config.config_for(name, device=device))
+on_cpu = views.pick_device(device).type == "cpu"
+if name in config.CPU_RECIPES:
     args = ", ".join(f"{k} {v}" for k, v in recipe["model_args"].items()) or "default size"
     shipped = next(iter(common.shipped_checkpoints()), None)
     same = shipped is not None and all(shipped["train_config"].get(k) == recipe[k] for k in
@@ -65,18 +65,18 @@ else:
                               format="%.4f", key=f"tr_ema_{name}_{kind}",
                               help="validate and save a moving average of the weights; 0.999 averages about the "
                                    "last 1,000 steps")
-        teachers = [r for r in training.list_runs(root) if r["status"] == "finished" and r["model"] != "mean"]
+        teachers = [r for r in runs.list_runs(root) if r["status"] == "finished" and r["model"] != "mean"]
         chosen_teachers = a2.multiselect(
             "Teachers", [r["name"] for r in teachers], key="tr_teachers",
             help="finished runs on the same training/validation split; their averaged predictions fill in the "
                  "answers no volunteer gave and label this data's unlabelled galaxies")
         unlabelled = st.text_input("More unlabelled galaxies for the teachers to label (folder or cache, optional)",
                                    key="tr_unlabelled").strip()
-cfg = training.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int(epochs), batch_size=int(batch),
-                          lr=float(lr), scheduler=scheduler, augment=augment, device=device,
-                          max_train=int(max_train) or None, ema=float(ema),
-                          teacher=[str(root / t) for t in chosen_teachers] or None,
-                          unlabelled=str(common.absolute_path(unlabelled)) if unlabelled else None)
+cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int(epochs), batch_size=int(batch),
+                        lr=float(lr), scheduler=scheduler, augment=augment, device=device,
+                        max_train=int(max_train) or None, ema=float(ema),
+                        teacher=[str(root / t) for t in chosen_teachers] or None,
+                        unlabelled=str(common.absolute_path(unlabelled)) if unlabelled else None)
 if not closed_form:
     try:
         probe = common.duration_probe(cfg, ds.fingerprint)
@@ -91,7 +91,7 @@ if not closed_form:
                    + (" while another run was training, so too long" if probe["busy"] else "") + ".")
 if st.button("Start training", type="primary", key="tr_start"):
     try:
-        st.session_state["tr_run"] = str(training.launch(cfg))
+        st.session_state["tr_run"] = str(runs.launch(cfg))
     except (RuntimeError, FileExistsError) as e:
         st.error(f"Not started: {e}")
 st.caption(f"Runs are written to `{root}` and keep going if you close or reload this page.")
@@ -112,8 +112,8 @@ def curves_figure(series: list[tuple[str, list[dict], str]], height: int) -> go.
 
 
 def live_run(run: dict) -> None:
-    status = training.read_status(run["path"])
-    state, rows = run["status"], training.read_metrics(run["path"])
+    status = runs.read_status(run["path"])
+    state, rows = run["status"], runs.read_metrics(run["path"])
     st.subheader(f"Run {run['name']}: {state}")
     if state in ("starting", "running"):
         epoch, epochs_total = status.get("epoch", 0), status.get("epochs") or 1
@@ -121,7 +121,7 @@ def live_run(run: dict) -> None:
         st.progress(min((epoch + step / steps) / epochs_total, 1.0),
                     text=f"epoch {min(epoch + 1, epochs_total)} of {epochs_total}, step {step:,} of {steps:,}")
         if st.button("Stop", key="tr_stop", help="Stops after the current step; the last epoch is kept."):
-            training.stop(run["path"])
+            runs.stop(run["path"])
             st.toast("Asked the run to stop after its current step.")
     elif state in ("failed", "died"):
         st.error(f"The run {state}: {run['error'] or 'see train.log in its folder'}")
@@ -134,27 +134,27 @@ def live_run(run: dict) -> None:
 
 def runs_view() -> None:
     """The watched run and every run, from one reading of the run folders, so that all of it shows one state."""
-    runs = training.list_runs(root)
-    by_path = {str(r["path"]): r for r in runs}
-    watched = training.active_run(root, str(ds.cache.path)) or st.session_state.get("tr_run")
+    found = runs.list_runs(root)
+    by_path = {str(r["path"]): r for r in found}
+    watched = runs.active_run(root, str(ds.cache.path)) or st.session_state.get("tr_run")
     if watched is not None and str(watched) in by_path:
         live_run(by_path[str(watched)])
     st.subheader("Runs")
-    if not runs:
+    if not found:
         st.caption(f"No runs yet in `{root}`.")
         return
     table = pd.DataFrame([{"run": r["name"], "model": r["model"], "status": r["status"],
                            "val RMSE": r["summary"].get("val_rmse"), "epochs": r["summary"].get("epochs"),
                            "train s": r["summary"].get("train_seconds"), "data": r["data"], "error": r["error"]}
-                          for r in runs])
+                          for r in found])
     st.dataframe(table, hide_index=True,
                  column_config={"val RMSE": st.column_config.NumberColumn(format="%.4f"),
                                 "train s": st.column_config.NumberColumn(format="%.0f")})
     # No key: when a new run appears the choice starts again from the newest five.
-    chosen = st.multiselect("Validation curves to overlay", [r["name"] for r in runs],
-                            default=[r["name"] for r in runs[:5]])
-    series = [(r["name"], m, "val_rmse") for r in runs if r["name"] in chosen
-              for m in [training.read_metrics(r["path"])] if m]
+    chosen = st.multiselect("Validation curves to overlay", [r["name"] for r in found],
+                            default=[r["name"] for r in found[:5]])
+    series = [(r["name"], m, "val_rmse") for r in found if r["name"] in chosen
+              for m in [runs.read_metrics(r["path"])] if m]
     if series:
         st.plotly_chart(curves_figure(series, 360), key="tr_overlay_curve")
     else:
@@ -163,13 +163,13 @@ def runs_view() -> None:
 
 # While a run trains, the whole view (its progress, the table, the overlay) refreshes every 2 s; when the last run
 # ends, one full rerun stops the refreshing.
-training_now = training.active_run(root) is not None
+training_now = runs.active_run(root) is not None
 
 
 @st.fragment(run_every=2 if training_now else None)
 def refreshing() -> None:
     runs_view()
-    if training_now and training.active_run(root) is None:
+    if training_now and runs.active_run(root) is None:
         st.rerun()
 
 

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, demo, training  # noqa: E402
+from galaxy_core import config, data, demo, training  # noqa: E402
 
 PAGES = ["pages/dataset.py", "pages/distributions.py", "pages/training.py", "pages/evaluation.py",
          "pages/mergers.py", "pages/predict.py"]
@@ -126,8 +126,8 @@ def main() -> int:
         print(f"cache {cache.path}: {len(cache):,} galaxies at {cache.size} px "
               f"({cache.images.nbytes / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f} s")
         runs = work / "runs"
-        if not training.list_runs(runs):
-            training.train(training.config_for("mean", data=str(cache.path), out=str(runs), name="mean"))
+        if not runs.list_runs(runs):
+            training.train(config.config_for("mean", data=str(cache.path), out=str(runs), name="mean"))
         os.environ["GALAXY_DATA"] = str(cache.path)
         os.environ["GALAXY_RUNS"] = str(runs)
 

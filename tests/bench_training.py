@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, models, training, views  # noqa: E402
+from galaxy_core import config, data, models, runs, training, views  # noqa: E402
 
 SPIN_C = r"""
 long spin(long n) {
@@ -142,8 +142,8 @@ def main() -> None:
 
     user_args = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_arg)}
     cache = data.resolve_cache(args.cache, source_fov=args.source_fov)
-    device = training.pick_device(args.device)
-    base_cfg = training.config_for(args.model, data=str(cache.path), device=args.device, model_args=user_args)
+    device = views.pick_device(args.device)
+    base_cfg = config.config_for(args.model, data=str(cache.path), device=args.device, model_args=user_args)
     model_args = base_cfg.model_args
     flops = training_flops_per_image(args.model, model_args)
     bf16, channels_last = views.fast_math(device)
@@ -168,16 +168,16 @@ def main() -> None:
         torch.set_num_threads(s["threads"])
         use_cl = s["layout"] == "channels_last"
         views.fast_math = lambda dev, amp=True, _cl=use_cl: (real_fast_math(dev, amp)[0], _cl)
-        cfg = training.config_for(args.model, data=str(cache.path), model_args=model_args, out=args.out, name=name,
-                                  epochs=args.epochs, batch_size=s["batch"], tta=1, device=args.device,
-                                  max_train=args.max_train, amp=s["precision"] == "bf16",
-                                  compile=s["compile"] != "none",
-                                  compile_mode=s["compile"] if s["compile"] != "none" else "default")
+        cfg = config.config_for(args.model, data=str(cache.path), model_args=model_args, out=args.out, name=name,
+                                epochs=args.epochs, batch_size=s["batch"], tta=1, device=args.device,
+                                max_train=args.max_train, amp=s["precision"] == "bf16",
+                                compile=s["compile"] != "none",
+                                compile_mode=s["compile"] if s["compile"] != "none" else "default")
         try:
             run = training.train(cfg)
         finally:
             views.fast_math = real_fast_math
-        metrics = training.read_metrics(run)
+        metrics = runs.read_metrics(run)
         ips = float(np.median([r["images_per_s"] for r in metrics[1:]] or [metrics[0]["images_per_s"]]))
         bare = (model_step_images_per_s(args.model, model_args, s["batch"], s["precision"] == "bf16", use_cl)
                 if device.type == "cpu" and s["compile"] == "none" else float("nan"))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic dataset the project makes itself, its cache, and the real packs in ../shared.
+"""Shared fixtures: a tiny synthetic dataset the project makes itself, its cache, a damaged copy of it, and the
+real packs in ../shared; and the helpers more than one test file uses (label CSV rows, a small training config).
 
 Tests that need ``../shared/data`` use the ``shared`` marker and the ``shared_data`` fixture, which skips them on a
 fresh clone where ``../shared`` is absent; everything else runs on data generated here.
@@ -6,13 +7,15 @@ fresh clone where ``../shared`` is absent; everything else runs on data generate
 
 from __future__ import annotations
 
+import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from galaxy_core import data, demo
+from galaxy_core import catalog, config, data, demo, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -46,3 +49,63 @@ def tiny_data(tmp_path_factory) -> Path:
 def tiny_cache(tiny_data, tmp_path_factory) -> data.GalaxyCache:
     """``tiny_data`` prepared at the default field and 69 px (the seed CNN's input), 25 % validation."""
     return data.prepare(tiny_data, tmp_path_factory.mktemp("cache") / "c69", size=69, val_fraction=0.25, workers=1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Label files and the damaged copy of tiny_data (test_catalog and test_data)
+
+HEADER = ",".join(["GalaxyID", *tree.COLUMNS])
+N_LABELLED, N_UNLABELLED = 48, 8  # tiny_data
+FIRST_ID = 100000
+
+
+def copy_tiny(tiny_data: Path, dst: Path) -> Path:
+    shutil.copytree(tiny_data, dst)
+    return dst
+
+
+def csv_rows(path: Path) -> dict[str, list[str]]:
+    with open(path, newline="") as f:
+        r = csv.reader(f)
+        header = next(r)
+        assert header == ["GalaxyID", *tree.COLUMNS]
+        return {row[0]: row[1:] for row in r}
+
+
+def write_csv_rows(path: Path, rows: dict[str, list[str]]) -> None:
+    path.write_text("\n".join([HEADER, *(",".join([i, *v]) for i, v in rows.items())]) + "\n")
+
+
+PARTIAL = {f"{FIRST_ID + 1}": ["Class1.1"], f"{FIRST_ID + 2}": ["Class1.1", "Class7.3"],
+           f"{FIRST_ID + 3}": [f"Class8.{k}" for k in range(1, 8)]}
+CORRUPT, TRUNCATED = f"{FIRST_ID + 5}", f"{FIRST_ID + 6}"
+
+
+@pytest.fixture(scope="session")
+def damaged(tiny_data, tmp_path_factory):
+    """A copy of tiny_data with blank cells in three label rows, one corrupt and one truncated JPEG, prepared at
+    32 px (10 % validation). Shared by the whole session, so read-only: copy it before changing it."""
+    root = copy_tiny(tiny_data, tmp_path_factory.mktemp("damaged") / "data")
+    rows = csv_rows(root / catalog.LABEL_CSV)
+    for gid, cols in PARTIAL.items():
+        for c in cols:
+            rows[gid][tree.column_index(c)] = ""
+    write_csv_rows(root / catalog.LABEL_CSV, rows)
+    imgs = root / catalog.LABELLED_DIR
+    (imgs / f"{CORRUPT}.jpg").write_bytes(bytes(range(256)) * 8)
+    good = (imgs / f"{TRUNCATED}.jpg").read_bytes()
+    (imgs / f"{TRUNCATED}.jpg").write_bytes(good[:len(good) // 2])
+    cache = data.prepare(root, root.parent / "cache", size=32, val_fraction=0.1, workers=1)
+    return root, cache
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Training (test_training, test_runs, test_distill)
+
+
+def train_config(cache, tmp_path, **kw) -> config.TrainConfig:
+    """A two-epoch CPU run of ``cache`` into ``tmp_path`` (the tests import it as ``_cfg``)."""
+    base = dict(data=str(cache.path), out=str(tmp_path), name="run", epochs=2, batch_size=16, val_fraction=0.25,
+                tta=1, device="cpu")
+    base.update(kw)
+    return config.config_for(kw.pop("model", "seed-cnn"), **{k: v for k, v in base.items() if k != "model"})

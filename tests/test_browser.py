@@ -15,7 +15,7 @@ import pytest
 from browser import CHROMIUM, PAGES, chromium, screenshot, streamlit_server, wait_until_idle
 from conftest import make_tiny
 
-from galaxy_core import data, training
+from galaxy_core import catalog, config, data, training
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def server(tmp_path_factory):
     root = make_tiny(base / "data")
     cache = data.prepare(root, workers=1)  # the default location the app uses, so its first render is quick
     runs = base / "runs"
-    training.train(training.config_for("mean", data=str(cache.path), out=str(runs), name="mean-baseline"))
+    training.train(config.config_for("mean", data=str(cache.path), out=str(runs), name="mean-baseline"))
     with streamlit_server(root, runs, base / "streamlit.log") as url:
         yield {"url": url, "data": root, "log": base / "streamlit.log"}
 
@@ -62,7 +62,7 @@ def _upload(page, server) -> None:
     fov.fill("1")
     fov.press("Enter")
     wait_until_idle(page)
-    files = sorted((server["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    files = sorted((server["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
     page.get_by_role("heading", name="3 galaxies").wait_for(timeout=60_000)
 

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from galaxy_core import cli, tree
+from galaxy_core import catalog, cli, tree
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "demo", "models",
             "runs"]
@@ -70,7 +70,7 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
                                                                                        tmp_path, capsys, monkeypatch):
     """No checkpoint shipped: ``predict`` takes the newest finished run, as the dashboard does, and says so; a model
     trained on the synthetic demo is used on real images only with a warning."""
-    from galaxy_core import data, prediction
+    from galaxy_core import prediction
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "no_checkpoints")
@@ -84,9 +84,9 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
     assert "model: the newest finished run r" in err and "warning" not in err
     real = tmp_path / "real"
     real.mkdir()
-    for image in sorted((tiny_data / data.LABELLED_DIR).iterdir())[:3]:
+    for image in sorted((tiny_data / catalog.LABELLED_DIR).iterdir())[:3]:
         (real / image.name).write_bytes(image.read_bytes())
-    (real / data.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
+    (real / catalog.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
     assert cli.main(["predict", str(real), "--model", "runs/r"]) == 0
     assert "warning: this model was trained on the synthetic demo" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny
 
-from galaxy_core import cli, data, prediction
+from galaxy_core import catalog, cli, prediction
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = "python -m galaxy_core "
@@ -40,10 +40,10 @@ def sandbox(tmp_path, monkeypatch) -> Path:
     make_tiny(tmp_path / "data", n_labelled=24, n_unlabelled=6, size=96)
     for folder in ("my_images", "more/images_test_rev1"):
         (tmp_path / folder).mkdir(parents=True)
-        for image in sorted((tmp_path / "data" / data.UNLABELLED_DIR).iterdir()):
+        for image in sorted((tmp_path / "data" / catalog.UNLABELLED_DIR).iterdir()):
             shutil.copy(image, tmp_path / folder / image.name)
     for folder in ("my_images", "more"):
-        shutil.copy(tmp_path / "data" / data.FOLDER_CONFIG, tmp_path / folder / data.FOLDER_CONFIG)
+        shutil.copy(tmp_path / "data" / catalog.FOLDER_CONFIG, tmp_path / folder / catalog.FOLDER_CONFIG)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
     return tmp_path

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_core import demo, tree
+from galaxy_core import catalog, demo, tree
 
 SMALL = {"n_labelled": 40, "n_unlabelled": 8, "size": 96}
 
@@ -34,16 +34,16 @@ def small(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def table(small) -> pd.DataFrame:
-    return pd.read_csv(small / demo.SOLUTIONS_CSV)
+    return pd.read_csv(small / catalog.LABEL_CSV)
 
 
 # ------------------------------------------------------------------------------------------------- layout
 
 def test_layout_and_counts(small):
     assert sorted(p.name for p in small.iterdir()) == sorted(
-        [demo.TRAIN_DIR, demo.TEST_DIR, demo.SOLUTIONS_CSV, "README.md", "galaxy_core.json"])
-    assert len(list((small / demo.TRAIN_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
-    assert len(list((small / demo.TEST_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
+        [catalog.LABELLED_DIR, catalog.UNLABELLED_DIR, catalog.LABEL_CSV, "README.md", "galaxy_core.json"])
+    assert len(list((small / catalog.LABELLED_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
+    assert len(list((small / catalog.UNLABELLED_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
     readme = (small / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme and "galaxy_core.demo" in readme and "seed=3" in readme
     assert not _siblings_tmp(small)
@@ -56,15 +56,15 @@ def test_csv_columns_and_ids(small, table):
     ids = table["GalaxyID"].to_numpy()
     assert ids.dtype.kind == "i" and ids.min() >= 100000 and ids.max() <= 999999
     assert len(set(ids)) == len(ids)
-    train = {int(p.stem) for p in (small / demo.TRAIN_DIR).glob("*.jpg")}
-    test = {int(p.stem) for p in (small / demo.TEST_DIR).glob("*.jpg")}
+    train = {int(p.stem) for p in (small / catalog.LABELLED_DIR).glob("*.jpg")}
+    test = {int(p.stem) for p in (small / catalog.UNLABELLED_DIR).glob("*.jpg")}
     assert set(ids) == train
     assert not train & test
     assert all(100000 <= i <= 999999 for i in test)
 
 
 def test_csv_has_six_decimals(small):
-    lines = (small / demo.SOLUTIONS_CSV).read_text(encoding="ascii").splitlines()
+    lines = (small / catalog.LABEL_CSV).read_text(encoding="ascii").splitlines()
     for line in lines[1:]:
         fields = line.split(",")
         assert len(fields) == 1 + tree.N_ANSWERS
@@ -179,7 +179,7 @@ def test_render_full_size_looks_like_a_cutout():
 
 
 def test_images_decode(small):
-    for folder in (demo.TRAIN_DIR, demo.TEST_DIR):
+    for folder in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
         for path in sorted((small / folder).glob("*.jpg"))[:12]:
             with Image.open(path) as im:
                 assert im.format == "JPEG" and im.mode == "RGB" and im.size == (96, 96)
@@ -200,13 +200,13 @@ def test_other_seed_differs(small, tmp_path):
     other = demo.make_demo_dataset(tmp_path / "other", seed=4, **SMALL)
     a, b = _files(small), _files(other)
     assert a.keys() == b.keys()
-    assert a[demo.SOLUTIONS_CSV] != b[demo.SOLUTIONS_CSV]
+    assert a[catalog.LABEL_CSV] != b[catalog.LABEL_CSV]
     assert sum(a[k] != b[k] for k in a if k.endswith(".jpg")) > len(a) // 2
 
 
 def test_labels_do_not_depend_on_image_size_or_threads(small, tmp_path):
     other = demo.make_demo_dataset(tmp_path / "s64", seed=3, n_labelled=40, n_unlabelled=8, size=64, workers=1)
-    assert (other / demo.SOLUTIONS_CSV).read_bytes() == (small / demo.SOLUTIONS_CSV).read_bytes()
+    assert (other / catalog.LABEL_CSV).read_bytes() == (small / catalog.LABEL_CSV).read_bytes()
 
 
 # ------------------------------------------------------------------------------------------------- atomic writes
@@ -269,17 +269,17 @@ def test_ensure_makes_once(tmp_path, tiny_defaults):
     root = tmp_path / "demo"
     assert demo.ensure_demo_dataset(root) == root
     assert demo.is_complete_demo(root, 10, 3)
-    csv = root / demo.SOLUTIONS_CSV
+    csv = root / catalog.LABEL_CSV
     stamps = (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-              (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns)
+              (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns)
     assert demo.ensure_demo_dataset(root) == root
     assert stamps == (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-                      (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns)
+                      (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns)
 
 
 def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaults):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
-    (root / demo.TRAIN_DIR / "100004.jpg").unlink()
+    (root / catalog.LABELLED_DIR / "100004.jpg").unlink()
     assert not demo.is_complete_demo(root, 10, 3)
     demo.ensure_demo_dataset(root)
     assert demo.is_complete_demo(root, 10, 3)
@@ -296,15 +296,16 @@ def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defa
     from galaxy_core import data
 
     root = demo.ensure_demo_dataset(tmp_path / "demo")
-    assert data.folder_is_synthetic(root) and data.folder_is_synthetic(root / demo.TEST_DIR)
+    assert catalog.folder_is_synthetic(root) and catalog.folder_is_synthetic(root / catalog.UNLABELLED_DIR)
     cache = data.prepare(root, tmp_path / "cache", size=32, workers=1)
     assert cache.meta["synthetic"] is True and cache.synthetic
     # A demo made before its settings said "synthetic" is marked by ensure_demo_dataset, images untouched.
     (root / "galaxy_core.json").write_text('{"source_fov": 1.0}\n')
-    stamp = (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns
-    assert not data.folder_is_synthetic(root)
+    stamp = (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns
+    assert not catalog.folder_is_synthetic(root)
     demo.ensure_demo_dataset(root)
-    assert data.folder_is_synthetic(root) and (root / demo.TRAIN_DIR / "100000.jpg").stat().st_mtime_ns == stamp
+    assert catalog.folder_is_synthetic(root)
+    assert (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns == stamp
 
 
 def test_default_root_is_in_the_project():
@@ -315,8 +316,8 @@ def test_default_root_is_in_the_project():
 def test_ensure_full_default_build(tmp_path):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
     assert demo.is_complete_demo(root)
-    with Image.open(root / demo.TRAIN_DIR / "100000.jpg") as im:
+    with Image.open(root / catalog.LABELLED_DIR / "100000.jpg") as im:
         assert im.size == (424, 424) and im.mode == "RGB"
-    y = pd.read_csv(root / demo.SOLUTIONS_CSV)[list(tree.COLUMNS)].to_numpy()
+    y = pd.read_csv(root / catalog.LABEL_CSV)[list(tree.COLUMNS)].to_numpy()
     assert np.abs(tree.tree_violations(y)).max() < 1e-9
     assert os.listdir(tmp_path) == ["demo"]

@@ -1,4 +1,5 @@
-"""Evaluation: known-answer RMSE overall, per answer and per question; galleries; runs compared."""
+"""Evaluation: known-answer RMSE overall, per answer and per question; galleries; runs and checkpoints scored and
+compared."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import evaluation, training, tree
+from galaxy_core import config, data, evaluation, runs, training, tree
 
 
 def _ev(y_true, y_pred, mask=None) -> evaluation.Evaluation:
@@ -79,12 +80,12 @@ def test_worst_galaxies_come_first(labels):
 def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     cfg = dict(data=str(tiny_cache.path), out=str(tmp_path), epochs=1, batch_size=16, val_fraction=0.25, tta=1,
                device="cpu")
-    mean_run = training.train(training.config_for("mean", name="mean", **cfg))
-    cnn_run = training.train(training.config_for("seed-cnn", name="cnn", **cfg))
+    mean_run = training.train(config.config_for("mean", name="mean", **cfg))
+    cnn_run = training.train(config.config_for("seed-cnn", name="cnn", **cfg))
     ev = evaluation.evaluate(cnn_run)
-    _, val_rows = training.split_rows(tiny_cache, training.TrainConfig(val_fraction=0.25))
+    _, val_rows = data.split_rows(tiny_cache, config.TrainConfig(val_fraction=0.25))
     assert len(ev) == len(val_rows) == 12
-    assert ev.rmse() == pytest.approx(training.read_metrics(cnn_run)[0]["val_rmse"], rel=1e-5)
+    assert ev.rmse() == pytest.approx(runs.read_metrics(cnn_run)[0]["val_rmse"], rel=1e-5)
     assert set(ev.ids) == set(tiny_cache.ids[val_rows])
     ev8 = evaluation.evaluate(cnn_run, tta=8)
     assert ev8.rmse() != ev.rmse()
@@ -103,52 +104,6 @@ def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     assert list(evaluation.evaluate(cnn_run, limit=5).rows) == list(five.rows)
     same = np.isin(ev.rows, five.rows)
     assert np.allclose(five.y_pred, ev.y_pred[same]) and len(evaluation.evaluate(cnn_run, limit=50)) == 12
-
-
-def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
-    from galaxy_core import prediction
-
-    cfg = training.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g", epochs=1,
-                              batch_size=16, val_fraction=0.25, tta=1, device="cpu",
-                              model_args={"width": 8, "input_size": 32})
-    run = training.train(cfg)
-    out = tmp_path / "checkpoints" / "default"
-    r = evaluation.export_checkpoint(run, out, tta=2, device="cpu")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "galaxies.json", "model.safetensors"]
-    assert not list(out.parent.glob("*.tmp-*"))
-    assert r["weights"] == "float16" and r["bytes"] == (out / "model.safetensors").stat().st_size and r["n"] == 12
-    assert r["val_rmse_run"] == pytest.approx(evaluation.evaluate(run, tta=2).rmse(), rel=1e-6)
-    assert r["val_rmse_checkpoint"] == pytest.approx(r["val_rmse_run"], abs=1e-3)
-    assert 0 < r["max_abs_difference"] < 1e-2
-    model = prediction.load_model(out)
-    assert model.extra["exported_from"] == "g"
-    assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
-    assert model.extra["train_summary"]["epochs"] == 1
-    assert model.extra["train_config"]["model_args"] == {"width": 8, "input_size": 32}
-    assert model.extra["train_cache"]["fingerprint"] == tiny_cache.fingerprint
-    assert model.extra["machine"]["cores"] >= 1 and model.extra["precision"]["channels_last"] is True
-
-    # The checkpoint knows its galaxies, so it is scored on the ones it never learnt from, in any cache.
-    train_rows, val_rows = training.split_rows(tiny_cache, cfg)
-    galaxies = evaluation.checkpoint_galaxies(out)
-    assert galaxies == {"train": set(tiny_cache.ids[train_rows]), "val": set(tiny_cache.ids[val_rows])}
-    ev = evaluation.evaluate(out, tiny_cache, tta=2, device="cpu")
-    assert sorted(ev.ids) == sorted(tiny_cache.ids[val_rows])
-    assert ev.rmse() == pytest.approx(r["val_rmse_checkpoint"], rel=1e-6)
-    assert len(evaluation.evaluate(out, tiny_cache, split="train")) == len(train_rows)
-    assert len(evaluation.evaluate(out, tiny_cache, split="labelled")) == len(tiny_cache.indices("labelled"))
-    assert sorted(evaluation.evaluate(out, split="val").ids) == sorted(ev.ids)  # the recorded training cache
-
-    # Too big: nothing is written and the checkpoint already there stays.
-    before = (out / "model.safetensors").read_bytes()
-    old_limit = evaluation.CHECKPOINT_MAX_BYTES
-    try:
-        evaluation.CHECKPOINT_MAX_BYTES = 1000
-        with pytest.raises(ValueError, match="more than"):
-            evaluation.export_checkpoint(run, out, tta=1, device="cpu")
-    finally:
-        evaluation.CHECKPOINT_MAX_BYTES = old_limit
-    assert (out / "model.safetensors").read_bytes() == before and not list(out.parent.glob("*.tmp-*"))
 
 
 def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, tmp_path):

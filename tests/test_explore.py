@@ -1,12 +1,12 @@
-"""Tests of galaxy_core.explore on small arrays with answers known in advance, and on the tiny synthetic cache."""
+"""Tests of galaxy_core.explore on small arrays with answers known in advance, and on the tiny synthetic cache. The
+figures drawn from these statistics are tested in test_figures.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 
-from galaxy_core import data, explore, tree
+from galaxy_core import catalog, data, explore, tree
 
 J11 = tree.column_index("Class1.1")
 
@@ -160,7 +160,7 @@ def test_tree_order_is_depth_first():
             assert keys.index(tree.question_of(q.parent).key) < keys.index(q.key)
 
 
-def test_tree_table_and_figure():
+def test_tree_table():
     labels, _, _ = arrays(1, seed=5)
     t = explore.tree_table(labels[0])
     assert len(t) == 37 and set(t["column"]) == set(tree.COLUMNS)
@@ -169,25 +169,6 @@ def test_tree_table_and_figure():
     known = np.ones(37, bool)
     known[0] = False
     assert np.isnan(explore.tree_table(labels[0], known)["value"][0])
-    fig = explore.tree_figure(labels[0], labels[0] * 0.5, names=("volunteers", "model"))
-    assert isinstance(fig, go.Figure) and len(fig.data[0].x) == 37 and len(fig.data[1].x) == 37
-    assert len(fig.layout.annotations) == 37 + 11  # every answer and every question is labelled
-    assert fig.data[1].x[0] == pytest.approx(labels[0, 0] * 0.5)
-
-
-def test_figures():
-    labels, mask, _ = arrays(30)
-    stats, hist = explore.answer_stats(labels, mask), explore.histograms(labels, mask)
-    fig = explore.histogram_grid_figure(hist, stats)
-    assert len(fig.data) == 37 and "skew" in fig.layout.annotations[0].text
-    heat = explore.heatmap_figure(explore.correlation(labels, mask))
-    assert np.asarray(heat.data[0].z).shape == (37, 37)
-    y_true = labels.astype(float)
-    y_true[0] = np.nan
-    sc = explore.scatter_figure(y_true, labels, list(tree.COLUMNS), max_points=10)
-    assert len(sc.data) == 74 and all(len(d.x) <= 10 for d in sc.data[::2])
-    one = explore.scatter_figure(y_true, labels, ["Class1.1"])
-    assert len(one.data[0].x) == 29  # the galaxy with unknown truth is left out
 
 
 # ---------------------------------------------------------------------------------------------- on a real cache
@@ -201,15 +182,10 @@ def test_cache_summary(tiny_cache):
     assert s["tree_check"]["consistent"]
 
 
-def test_original_path_and_crop(tiny_cache, tiny_data):
+def test_original_path_and_names(tiny_cache, tiny_data):
     gid = str(tiny_cache.ids[0])
     path = explore.original_path(tiny_cache, gid)
-    assert path == tiny_data / data.LABELLED_DIR / f"{gid}.jpg"
-    img = explore.original_with_crop(path, 0.5)
-    assert img.shape == (128, 128, 3) and img.dtype == np.uint8
-    assert tuple(img[32, 64]) == (255, 210, 0)  # the top edge of the central half is outlined
+    assert path == tiny_data / catalog.LABELLED_DIR / f"{gid}.jpg"
     assert explore.original_path(tiny_cache, "no-such-galaxy") is None
-    big = explore.enlarge(tiny_cache.image(0), 300)
-    assert big.shape == (300, 300, 3)
     assert explore.label("Class8.6") == "Class8.6 odd_feature--merger"
     assert explore.short_name("Class8.6") == "merger"

@@ -1,6 +1,6 @@
 """Tests for galaxy_core.mergers: known answers for the fraction estimates and their intervals, calibration against
-volunteers, the rate-to-fraction conversion, and the non-parametric morphology (Gini, M20, asymmetry) on synthetic
-images with analytic values; one check on real galaxies from ../shared."""
+volunteers (and which galaxies calibrate), the rate-to-fraction conversion, the report, and the command line. The
+morphology's tests are in test_morphology.py, the figures' in test_figures.py."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from galaxy_core import cli, data, evaluation, mergers, prediction, tree
+from galaxy_core import catalog, cli, evaluation, mergers, prediction, tree
 from galaxy_core.mergers import (
-    LITERATURE, MERGER_COLUMN, asymmetry, asymmetry_merger, calibrate, calibration_figure,
-    calibration_table, compare_with_theory, connected_region, expected_fraction, fraction_above, fraction_curve,
-    gini, gini_m20_merger, histogram_figure, m20, matching_threshold, mean_probability, morphology_table,
-    precision_recall, read_predictions, reliability_curve, report, segment, wilson_interval,
+    LITERATURE, MERGER_COLUMN, calibrate, calibration_pairs, calibration_table, compare_with_theory,
+    expected_fraction, fraction_above, fraction_curve, matching_threshold, mean_probability, precision_recall,
+    read_predictions, reliability_curve, report, wilson_interval,
 )
 
 Z95 = 1.959963984540054  # the 97.5 % point of the standard normal
@@ -27,11 +25,6 @@ def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:
     """n probabilities of which exactly k are above 0.5, shuffled."""
     p = np.r_[np.full(k, 0.9), np.full(n - k, 0.1)]
     return np.random.default_rng(seed).permutation(p)
-
-
-def gaussian(s: int, cy: float, cx: float, sigma: float, amp: float = 1.0) -> np.ndarray:
-    y, x = np.mgrid[:s, :s]
-    return amp * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma ** 2))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -198,6 +191,43 @@ def test_calibrate_summary():
     json.dumps(c)
 
 
+def test_calibration_pairs_known_answers():
+    j = tree.column_index(MERGER_COLUMN)
+    # Five galaxies with all 37 answers; the volunteers' Class8.6 is unknown for galaxy 1 and NaN for galaxy 4.
+    y_pred, labels = np.zeros((5, tree.N_ANSWERS)), np.zeros((5, tree.N_ANSWERS))
+    y_pred[:, j] = [0.1, 0.2, 0.3, 0.4, 0.45]
+    labels[:, j] = [0.5, 0.0, 0.75, 0.875, np.nan]
+    mask = np.ones((5, tree.N_ANSWERS), bool)
+    mask[1, j] = False
+    pairs = calibration_pairs(y_pred, labels, mask)
+    assert not pairs.fallback and mergers.MIN_CALIBRATION_GALAXIES == 2
+    assert pairs.p_pred.tolist() == [0.1, 0.3, 0.4] and pairs.p_true.tolist() == [0.5, 0.75, 0.875]
+    assert pairs.pair[0] is pairs.p_pred and pairs.pair[1] is pairs.p_true
+    # The Class8.6 column alone gives the same pairs; the other answers play no part.
+    alone = calibration_pairs(y_pred[:, j], labels[:, j], mask[:, j])
+    assert alone.p_pred.tolist() == [0.1, 0.3, 0.4] and alone.p_true.tolist() == [0.5, 0.75, 0.875]
+    # Fewer than two known: the fallback's galaxies calibrate instead (a function is called only when needed).
+    calls = []
+
+    def validation():
+        calls.append(1)
+        return np.array([0.05, 0.6, 0.2]), np.array([0.0, 0.8, 0.3]), np.array([True, True, False])
+
+    assert calibration_pairs(y_pred, labels, mask, fallback=validation).p_pred.tolist() == [0.1, 0.3, 0.4]
+    assert calls == []
+    only_one = mask.copy()
+    only_one[2:, j] = False
+    used = calibration_pairs(y_pred, labels, only_one, fallback=validation)
+    assert used.fallback and calls == [1]
+    assert used.p_pred.tolist() == [0.05, 0.6] and used.p_true.tolist() == [0.0, 0.8]
+    assert calibration_pairs(y_pred, labels, only_one) is None
+    assert calibration_pairs(y_pred, labels, only_one, fallback=(y_pred[:2], labels[:2], mask[:2])) is None
+    # The pairs are what calibrate takes.
+    assert calibrate(*pairs.pair)["n"] == 3 and calibrate(*pairs.pair)["volunteer_fraction"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same galaxies"):
+        calibration_pairs(y_pred[:4], labels, mask)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Theory
 
@@ -244,157 +274,22 @@ def test_report_bundles_the_estimates():
     json.loads(json.dumps(r))
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Non-parametric morphology
-
-
-@pytest.mark.parametrize("n", [2, 10, 1000])
-def test_gini_known_values(n):
-    assert gini(np.full(n, 7.0)) == pytest.approx(0.0, abs=1e-12)
-    one = np.zeros(n)
-    one[n // 2] = 5.0
-    assert gini(one) == pytest.approx(1.0, rel=1e-12)  # Glasser's n - 1: exactly 1 for any n
-    assert gini(np.arange(1, n + 1)) == pytest.approx(1 / 3, rel=1e-12)
-
-
-def test_gini_small_cases_and_invariance():
-    assert gini([0, 0, 1, 1]) == pytest.approx(2 / 3)
-    v = np.random.default_rng(0).exponential(size=500)
-    assert gini(v * 123.4) == pytest.approx(gini(v), rel=1e-12)
-    assert gini(-v) == pytest.approx(gini(v), rel=1e-12)  # absolute values, as Lotz et al. 2004
-    with pytest.raises(ValueError):
-        gini([3.0])
-    with pytest.raises(ValueError):
-        gini([1.0, np.nan])
-
-
-def test_m20_of_a_gaussian_and_two_blobs():
-    # A 2-D Gaussian: log10(1 - 0.8 (1 + ln 1.25)), independent of its width.
-    single = m20(gaussian(97, 48, 48, 6.0))
-    assert single == pytest.approx(math.log10(1 - 0.8 * (1 + math.log(1.25))), abs=0.01)
-    assert m20(gaussian(97, 48, 48, 4.0)) == pytest.approx(single, abs=0.02)
-    # Two equal Gaussians (sigma s) at +-d from the centroid: the brightest 20 % is the brightest 20 % of each, so
-    # M20 = log10((2 s^2 g + 0.2 d^2) / (2 s^2 + d^2)) with g = 1 - 0.8 (1 + ln 1.25); log10(0.2) when d >> s.
-    s, d = 6.0, 20.0
-    double = m20(gaussian(97, 48, 28, s) + gaussian(97, 48, 68, s))
-    g = 1 - 0.8 * (1 + math.log(1.25))
-    assert double == pytest.approx(math.log10((2 * s * s * g + 0.2 * d * d) / (2 * s * s + d * d)), abs=0.01)
-    assert double > single + 0.5
-    # The mask limits the pixels: masking out one blob gives a single Gaussian again.
-    img = gaussian(97, 48, 28, s) + gaussian(97, 48, 68, s)
-    mask = np.zeros_like(img, bool)
-    mask[:, :48] = True
-    assert m20(img, mask) == pytest.approx(single, abs=0.02)
-
-
-def test_asymmetry_known_values():
-    centred = gaussian(65, 32, 32, 5.0)
-    assert asymmetry(centred) == pytest.approx(0.0, abs=1e-12)
-    assert asymmetry(centred, center="image") == pytest.approx(0.0, abs=1e-12)
-    # A blob off centre with nothing at its rotated position: sum |I - I_180| = 2 sum |I| about the image centre.
-    off = gaussian(65, 32, 12, 3.0)
-    assert asymmetry(off, center="image") == pytest.approx(2.0, abs=1e-6)
-    assert asymmetry(off) == pytest.approx(0.0, abs=1e-4)  # about its centroid it is symmetric (up to the cut tail)
-    # A galaxy with a companion on one side is asymmetric whatever the centre.
-    pair = centred + gaussian(65, 32, 46, 3.0, amp=0.7)
-    a = asymmetry(pair)
-    assert a > mergers.ASYMMETRY_MERGER and asymmetry_merger(a)
-    # The sky correction subtracts background x pixels / flux.
-    assert asymmetry(pair, background=0.01) == pytest.approx(a - 0.01 * pair.size / pair.sum())
-    with pytest.raises(ValueError, match="center"):
-        asymmetry(centred, center="middle")
-
-
-def test_merger_lines():
-    # Lotz et al. 2008: G > -0.14 M20 + 0.33; at M20 = -1 the line is at G = 0.47.
-    assert gini_m20_merger(0.5, -1.0) and not gini_m20_merger(0.45, -1.0)
-    assert gini_m20_merger(np.array([0.5, 0.45, np.nan]), np.array([-1.0, -1.0, -1.0])).tolist() == [True, False,
-                                                                                                     False]
-    assert gini_m20_merger(0.62, -2.0) and not gini_m20_merger(0.60, -2.0)
-    assert asymmetry_merger(0.36) and not asymmetry_merger(0.35)
-
-
-def test_connected_region():
-    mask = np.zeros((3, 12, 12), bool)
-    mask[:, 1:4, 1:4] = True  # blob A
-    mask[:, 8:11, 8:11] = True  # blob B
-    mask[1, 4, 4] = True  # in image 1 a diagonal step joins A to ...
-    mask[1, 5:8, 5:8] = True  # ... a bridge to B (8-connected)
-    seed = np.zeros_like(mask)
-    seed[:, 2, 2] = True
-    seed[2] = False  # no seed: empty region
-    r = connected_region(mask, seed)
-    assert r[0].sum() == 9 and not r[0, 9, 9]
-    assert r[1].sum() == mask[1].sum()
-    assert not r[2].any()
-    np.testing.assert_array_equal(connected_region(mask[0], seed[0]), r[0])
-
-
-def synthetic_images(noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """(4, 3, 64, 64) uint8: a centred Gaussian, the same with a companion, a blank sky, a faint centred disc."""
-    s = 64
-    c = (s - 1) / 2
-    single = gaussian(s, c, c, 4.0, 200.0)
-    pair = gaussian(s, c, c, 4.0, 200.0) + gaussian(s, c, c + 12, 4.0, 100.0)
-    disc = gaussian(s, c, c, 8.0, 60.0)
-    out = np.stack([single, pair, np.zeros((s, s)), disc]) + 10.0
-    out += noise * np.random.default_rng(seed).standard_normal(out.shape)
-    return np.repeat(np.clip(np.rint(out), 0, 255).astype(np.uint8)[:, None], 3, axis=1)
-
-
-def test_morphology_table_flags_the_double(tmp_path):
-    imgs = synthetic_images(noise=2.0)
-    mm = np.memmap(tmp_path / "images.u8", dtype=np.uint8, mode="w+", shape=imgs.shape)
-    mm[:] = imgs
-    t = morphology_table(mm, np.array(["single", "double", "blank", "disc"]))
-    assert list(t.columns)[:6] == ["GalaxyID", "gini", "m20", "asymmetry", "gm20_merger", "asym_merger"]
-    single, double, blank = t.iloc[0], t.iloc[1], t.iloc[2]
-    assert double["m20"] > single["m20"] + 0.3
-    assert double["asymmetry"] > mergers.ASYMMETRY_MERGER > single["asymmetry"]
-    assert double["asym_merger"] and not single["asym_merger"]
-    # Blank sky has nothing to segment: NaN measurements, no flags.
-    assert blank["n_pixels"] == 0 and np.isnan(blank[["gini", "m20", "asymmetry"]].astype(float)).all()
-    assert not blank["gm20_merger"] and not blank["asym_merger"]
-    rows = morphology_table(mm, np.array(["single", "double", "blank", "disc"]), rows=[3, 1])
-    assert rows["GalaxyID"].tolist() == ["disc", "double"]
-    assert rows.iloc[1]["asymmetry"] == t.iloc[1]["asymmetry"]
-
-
-def test_morphology_table_matches_the_scalar_functions():
-    imgs = synthetic_images(noise=0.0)
-    t = morphology_table(imgs, np.arange(4), chunk=3)  # chunks of 3 and 1
-    for i in (0, 1, 3):
-        x, mask = segment(imgs[i])
-        assert t.iloc[i]["n_pixels"] == mask.sum() > 20
-        assert t.iloc[i]["gini"] == pytest.approx(gini(x[mask]), rel=1e-9)
-        assert t.iloc[i]["m20"] == pytest.approx(m20(x, mask), rel=1e-9)
-        # Noise-free sky: the border's sky asymmetry is 0, so no correction either way.
-        assert t.iloc[i]["asymmetry"] == pytest.approx(asymmetry(x, mask), rel=1e-9, abs=1e-12)
-
-
-def test_segment_keeps_the_central_source():
-    img = gaussian(64, 31.5, 31.5, 3.0, 100.0) + gaussian(64, 8, 52, 2.0, 100.0) + 5.0
-    x, mask = segment(img)
-    assert mask[31, 31] and not mask[8, 52]
-    assert x[0, 0] == pytest.approx(0.0, abs=1e-9)  # sky subtracted
-    with pytest.raises(ValueError):
-        segment(np.zeros((4, 5)))
+def test_report_with_labelled_galaxies_and_precomputed_bootstraps():
+    p = with_flagged(1000, 33)
+    p_pred, p_true = shrunk(500)
+    cal = calibrate(p_pred, p_true)
+    full = report(p, 0.3, calibration=cal, labelled=(p_pred, p_true), n_boot=100)
+    assert full["precision_recall"] == precision_recall(p_pred, p_true, 0.3, 0.5)
+    assert full["matched_estimate"]["method"] == "calibrated"
+    assert report(p, 0.3, n_boot=10)["precision_recall"] is None
+    # The slow, threshold-free bootstraps can be passed in (the dashboard caches them): the same report.
+    again = report(p, 0.3, calibration=cal, labelled=(p_pred, p_true), n_boot=100, mean=full["mean_estimate"],
+                   matched=full["matched_estimate"])
+    assert again == full and again["mean_estimate"] is full["mean_estimate"]
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Glue: predictions, files, figures, command line
-
-
-def test_predict_merger_probabilities(tiny_cache):
-    torch.manual_seed(0)
-    from galaxy_core.models import build_model
-
-    model = build_model("seed-cnn", input_size=tiny_cache.size, fov=tiny_cache.fov)
-    rows = tiny_cache.indices("val")
-    p = mergers.predict_merger_probabilities(model, tiny_cache, rows)
-    full = prediction.predict_cache(model, tiny_cache, rows)
-    assert p.shape == (len(rows),) and p.dtype == np.float64
-    np.testing.assert_allclose(p, full[:, tree.column_index("odd_feature--merger")])
+# Glue: predictions, files, command line
 
 
 def write_predictions(path, p: np.ndarray) -> None:
@@ -410,24 +305,13 @@ def test_read_predictions_round_trip(tmp_path):
     assert ids.tolist() == [str(i) for i in range(100000, 100020)]
     np.testing.assert_allclose(q, p, atol=1e-9)
     (tmp_path / "short.csv").write_text("GalaxyID,Class8.5\n1,0.2\n")
-    with pytest.raises(data.DataError, match="Class8.6"):
+    with pytest.raises(catalog.DataError, match="Class8.6"):
         read_predictions(tmp_path / "short.csv")
     (tmp_path / "bad.csv").write_text("GalaxyID,Class8.6\n1,0.2\n2,oops\n")
-    with pytest.raises(data.DataError, match="GalaxyID 2"):
+    with pytest.raises(catalog.DataError, match="GalaxyID 2"):
         read_predictions(tmp_path / "bad.csv")
     (tmp_path / "named.csv").write_text("GalaxyID,odd_feature--merger\n7,0.25\n")
     assert read_predictions(tmp_path / "named.csv")[1].tolist() == [0.25]
-
-
-def test_figures():
-    p = with_flagged(200, 7)
-    fig = histogram_figure(p, 0.5)
-    assert "7 of 200" in fig.layout.title.text
-    p_pred, p_true = shrunk(500)
-    assert [t.name for t in calibration_figure(calibration_table(p_pred, p_true)).data] == ["volunteers", "model"]
-    assert len(calibration_figure(reliability_curve(p_pred, p_true)).data) == 2
-    with pytest.raises(ValueError):
-        calibration_figure(pd.DataFrame({"x": [1]}))
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -473,26 +357,13 @@ def test_cli_calibration_and_images_paths(tmp_path, capsys, monkeypatch):
     assert last["matched_estimate"]["fraction"] == pytest.approx((p_true > 0.5).mean())
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Real galaxies
-
-
-@pytest.mark.shared
-def test_volunteer_mergers_are_more_asymmetric(shared_data):
-    """100 galaxies that volunteers call mergers (Class8.6 > 0.5) against 100 they do not (Class8.6 < 0.05), the
-    first of each in the label file of the 96 px pack: mergers are more asymmetric and have higher M20."""
-    root = shared_data / "gz2-kaggle-96"
-    labels = pd.read_csv(root / data.LABEL_CSV, dtype={"GalaxyID": str})
-    p = labels[MERGER_COLUMN]
-    pick = pd.concat([labels[p > 0.5].head(100), labels[p < 0.05].head(100)])
-    imgs = np.stack([data.load_image(root / data.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
-                     for i in pick["GalaxyID"]])
-    t = morphology_table(imgs, pick["GalaxyID"].to_numpy())
-    is_merger = pick[MERGER_COLUMN].to_numpy() > 0.5
-    assert t["n_pixels"].min() > 0
-    assert t["asymmetry"][is_merger].mean() > t["asymmetry"][~is_merger].mean() + 0.1
-    assert t["m20"][is_merger].mean() > t["m20"][~is_merger].mean()
-    assert t["asym_merger"][is_merger].mean() > t["asym_merger"][~is_merger].mean()
+def test_cli_calibration_needs_labelled_galaxies(tmp_path, capsys, monkeypatch):
+    write_predictions(tmp_path / "pred.csv", with_flagged(100, 3))
+    ev = evaluation.Evaluation("fake", np.arange(5).astype(str), np.arange(5), np.zeros((5, 37)), np.zeros((5, 37)),
+                               np.zeros((5, 37), bool))
+    monkeypatch.setattr(evaluation, "evaluate", lambda run, **kw: ev)
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--calibrate-run", "runs/fake", "--boot", "10"])
+    assert rc == 2 and "too few to calibrate" in capsys.readouterr().err
 
 
 def test_calibrated_fraction_carries_the_threshold_uncertainty():

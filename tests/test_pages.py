@@ -17,7 +17,7 @@ import pytest
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core import cli, data, prediction, training
+from galaxy_core import catalog, cli, config, data, export, metrics, prediction, runs
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def test_pages_without_a_model(env, tmp_path, monkeypatch):
     assert str(env["data"]) in command
     monkeypatch.chdir(tmp_path)
     assert cli.main(shlex.split(command)[3:]) == 0
-    [run] = training.list_runs(tmp_path / "runs")
+    [run] = runs.list_runs(tmp_path / "runs")
     assert run["status"] == "finished" and run["model"] == "galaxynet"
 
 
@@ -133,7 +133,7 @@ def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypa
     from galaxy_core import evaluation
 
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
-    evaluation.export_checkpoint(trained["run"], tmp_path / "checkpoints" / "default", tta=1, device="cpu")
+    export.export_checkpoint(trained["run"], tmp_path / "checkpoints" / "default", tta=1, device="cpu")
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
     at = app("evaluation")
     assert at.selectbox(key="ev_run").value == "checkpoint default (shipped)"
@@ -151,7 +151,7 @@ def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypa
 def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
     at = app("training")
     assert at.selectbox(key="tr_model").value == "galaxynet" and at.selectbox(key="tr_device").value == "auto"
-    recipe = training.CPU_RECIPES["galaxynet"]
+    recipe = config.CPU_RECIPES["galaxynet"]
     assert at.number_input(key="tr_epochs_galaxynet_cpu").value == recipe["epochs"]
     assert at.number_input(key="tr_lr_galaxynet_cpu").value == recipe["lr"]
     assert "CPU recipe (width 32, input_size 64)" in " ".join(c.value for c in at.caption)
@@ -189,7 +189,7 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert at.dataframe[0].value.set_index("run").loc["live", "status"] == "running"
     live, overlay = (json.loads(c.proto.spec) for c in charts(at))
     assert [t["name"] for t in overlay["data"]] == ["live"]
-    baseline = training.mean_baseline(cache)
+    baseline = metrics.mean_baseline(cache)
     for fig in (live, overlay):
         [line] = fig["layout"]["shapes"]
         assert line["y0"] == pytest.approx(baseline) and "mean baseline" in fig["layout"]["annotations"][0]["text"]
@@ -214,9 +214,9 @@ def trained(env):
     at.button(key="tr_start").click().run()
     assert "already running" in at.error[0].value
     deadline = time.time() + 150
-    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+    while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.5)
-    status = training.read_status(run)
+    status = runs.read_status(run)
     assert status["state"] == "finished", (status, (run / "train.log").read_text()[-2000:])
     return {"at": at, "run": run}
 
@@ -266,7 +266,7 @@ def test_mergers_threshold_changes_the_fraction(trained):
 def test_predict_page(trained, env):
     at = app("predict")
     assert "Upload some images" in at.info[0].value
-    images = sorted((env["data"] / data.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    images = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
     # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word.
     assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
@@ -298,7 +298,7 @@ def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tm
         img = demo.render_galaxy(demo.sample_params(rng), 424, rng)
         Image.fromarray(img).crop((84, 84, 340, 340)).resize((96, 96), Image.Resampling.LANCZOS).save(
             folder / f"{900 + i}.jpg", quality=95)
-    (folder / data.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
+    (folder / catalog.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
     out = tmp_path / "cli.csv"
     assert cli.main(["predict", str(folder), "--model", str(trained["run"]), "--out", str(out)]) == 0
     at = app("predict")
@@ -327,9 +327,9 @@ def test_training_page_distils_from_a_finished_run(trained, env):
     assert not at.exception and not at.error
     run = Path(at.session_state["tr_run"])
     deadline = time.time() + 150
-    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
+    while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.5)
-    status = training.read_status(run)
+    status = runs.read_status(run)
     assert status["state"] == "finished", (status, (run / "train.log").read_text()[-2000:])
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["teacher"] == [str(trained["run"])] and config["train"]["ema"] == 0.9

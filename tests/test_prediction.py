@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxy_core import data, models, prediction, training, tree
+from galaxy_core import catalog, config, data, models, prediction, training, tree
 from galaxy_core.files import atomic_write_json
 
 
 @pytest.fixture(scope="module")
 def run(tiny_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    cfg = training.config_for("seed-cnn", data=str(tiny_cache.path), out=str(out), name="cnn", epochs=1,
-                              batch_size=16, val_fraction=0.25, tta=1, device="cpu")
+    cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(out), name="cnn", epochs=1,
+                            batch_size=16, val_fraction=0.25, tta=1, device="cpu")
     return training.train(cfg)
 
 
@@ -53,7 +53,7 @@ def test_without_a_checkpoint_the_newest_finished_run_is_the_default(run, tmp_pa
 def test_a_model_trained_on_the_demo_is_flagged_on_real_images(run, tiny_data, tmp_path):
     model = prediction.load_model(run)
     assert prediction.trained_on_synthetic(model) is True  # the tiny data is the demo's kind
-    assert data.folder_is_synthetic(tiny_data) and data.folder_is_synthetic(tiny_data / data.LABELLED_DIR)
+    assert catalog.folder_is_synthetic(tiny_data) and catalog.folder_is_synthetic(tiny_data / catalog.LABELLED_DIR)
     assert prediction.domain_warning(model, images_synthetic=True) is None
     assert "synthetic demo" in prediction.domain_warning(model, images_synthetic=False)
     real = models.build_model("seed-cnn")
@@ -64,7 +64,7 @@ def test_a_model_trained_on_the_demo_is_flagged_on_real_images(run, tiny_data, t
     assert prediction.trained_on_synthetic(real) is None and prediction.domain_warning(real, True) is None
     # Real images: a folder whose galaxy_core.json does not say synthetic, or has none.
     (tmp_path / "galaxy_core.json").write_text('{"source_fov": 1.0}')
-    assert not data.folder_is_synthetic(tmp_path) and not data.folder_is_synthetic(tmp_path / "missing")
+    assert not catalog.folder_is_synthetic(tmp_path) and not catalog.folder_is_synthetic(tmp_path / "missing")
 
 
 def test_to_csv_is_the_kaggle_submission_format():
@@ -92,7 +92,7 @@ def test_predictions_from_files_match_predictions_from_the_cache(run, tiny_data,
 def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for p in sorted((tiny_data / data.LABELLED_DIR).glob("*.jpg"))[:3]:
+    for p in sorted((tiny_data / catalog.LABELLED_DIR).glob("*.jpg"))[:3]:
         shutil.copy(p, folder / p.name)
     (folder / "999999.jpg").write_bytes(b"not a jpeg at all")
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
@@ -109,19 +109,19 @@ def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
 def test_a_field_the_images_do_not_hold_is_an_error(run, tiny_data):
     model = prediction.load_model(run)
     paths = prediction.image_paths(tiny_data)[:2]
-    with pytest.raises(data.DataError, match="show only"):
+    with pytest.raises(catalog.DataError, match="show only"):
         prediction.predict_paths(model, paths, source_fov=0.3)
 
 
 def test_undeclared_small_images_are_refused(run, tiny_data, tmp_path):
     folder = tmp_path / "small"
-    shutil.copytree(tiny_data / data.LABELLED_DIR, folder)
-    with pytest.raises(data.DataError, match="source_fov"):
+    shutil.copytree(tiny_data / catalog.LABELLED_DIR, folder)
+    with pytest.raises(catalog.DataError, match="source_fov"):
         prediction.predict_folder(folder, run)
 
 
 def test_empty_folder_is_a_clear_error(run, tmp_path):
-    with pytest.raises(data.DataError, match="no .jpg"):
+    with pytest.raises(catalog.DataError, match="no .jpg"):
         prediction.predict_folder(tmp_path, run)
     with pytest.raises(FileNotFoundError):
         prediction.predict_folder(tmp_path / "missing", run)
@@ -162,3 +162,13 @@ def test_cache_predictions_are_stored_and_reused(run, tiny_cache, tmp_path, monk
         next(changed.parameters()).add_(1e-3)
     with pytest.raises(AssertionError, match="predicted again"):
         prediction.predict_cache(changed, tiny_cache, rows, tta=2)
+
+
+def test_predict_answer_is_one_column_of_predict_cache(tiny_cache):
+    torch.manual_seed(0)
+    model = models.build_model("seed-cnn", input_size=tiny_cache.size, fov=tiny_cache.fov)
+    rows = tiny_cache.indices("val")
+    p = prediction.predict_answer(model, tiny_cache, "Class8.6", rows)
+    full = prediction.predict_cache(model, tiny_cache, rows)
+    assert p.shape == (len(rows),) and p.dtype == np.float64
+    np.testing.assert_allclose(p, full[:, tree.column_index("odd_feature--merger")])

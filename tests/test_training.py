@@ -1,57 +1,29 @@
-"""Training: schedules, the masked loss, run folders, reproducibility, resuming and background launches."""
+"""Tests for galaxy_core.training, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
+the duration estimate, reproducibility, resuming a killed run, weight averaging and tree-consistent outputs."""
 
 from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from galaxy_core import data, models, training, tree
-
-
-def _cfg(cache, tmp_path, **kw) -> training.TrainConfig:
-    base = dict(data=str(cache.path), out=str(tmp_path), name="run", epochs=2, batch_size=16, val_fraction=0.25,
-                tta=1, device="cpu")
-    base.update(kw)
-    return training.config_for(kw.pop("model", "seed-cnn"), **{k: v for k, v in base.items() if k != "model"})
-
-
-def test_config_for_takes_the_cpu_recipe_on_a_cpu(monkeypatch):
-    cpu = training.CPU_RECIPES["galaxynet"]
-    cfg = training.config_for("galaxynet", device="cpu")
-    assert cfg.model_args == {"width": 32, "input_size": 64} and cfg.epochs == cpu["epochs"] and cfg.lr == cpu["lr"]
-    # A user's model_args are merged over the recipe's, key by key.
-    merged = training.config_for("galaxynet", device="cpu", model_args={"output": "sigmoid", "width": 16})
-    assert merged.model_args == {"width": 16, "input_size": 64, "output": "sigmoid"}
-    # On a GPU the GPU recipe (the full-size net) stays the default; models without a CPU recipe keep theirs.
-    monkeypatch.setattr(training, "pick_device", lambda name="auto": torch.device("cuda"))
-    gpu = training.config_for("galaxynet")
-    assert gpu.model_args == {} and gpu.epochs == training.RECIPES["galaxynet"]["epochs"]
-    assert training.recipe_for("seed-cnn", "cpu") == training.RECIPES["seed-cnn"]
+from conftest import train_config as _cfg
+from galaxy_core import catalog, config, data, metrics, models, runs, training, tree, views
 
 
 def test_keep_freed_memory_is_harmless():
-    assert training.keep_freed_memory() in (True, False)
+    assert views.keep_freed_memory() in (True, False)
     x = torch.randn(256, 256)
     assert torch.equal(x @ torch.eye(256), x)
 
 
-def test_config_for_applies_recipe_then_overrides():
-    cfg = training.config_for("seed-cnn", lr=5e-4)
-    assert cfg.optimizer == "adam" and cfg.scheduler == "plateau" and cfg.epochs == 20 and cfg.lr == 5e-4
-    assert training.config_for("galaxynet").scheduler == "onecycle"
-    with pytest.raises(ValueError, match="unknown training setting"):
-        training.TrainConfig.from_dict({"epochz": 3})
-
-
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant", "plateau"])
 def test_lr_schedules_have_the_documented_shape(scheduler):
-    cfg = training.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
+    cfg = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
     lrs = [training.lr_at(cfg, s, 1000) for s in range(1000)]
     assert max(lrs) == pytest.approx(1e-3, rel=1e-3)
     if scheduler == "onecycle":
@@ -66,25 +38,7 @@ def test_lr_schedules_have_the_documented_shape(scheduler):
 
 def test_unknown_scheduler_is_an_error():
     with pytest.raises(ValueError, match="unknown scheduler"):
-        training.lr_at(training.TrainConfig(scheduler="warp"), 0, 10)
-
-
-def test_masked_mse_ignores_unknown_answers():
-    pred = torch.tensor([[0.5, 0.9], [0.2, 0.0]])
-    target = torch.tensor([[0.5, 0.0], [0.0, 0.0]])
-    mask = torch.tensor([[True, False], [True, True]])
-    assert training.masked_mse(pred, target, mask).item() == pytest.approx((0 + 0.04 + 0) / 3)
-
-
-def test_rmse_known_answers():
-    y = np.random.default_rng(0).random((50, 37))
-    assert training.rmse(y, y) == 0.0
-    assert training.rmse(y + 0.1, y) == pytest.approx(0.1)
-    mask = np.ones_like(y, dtype=bool)
-    mask[:, 0] = False
-    bad = y.copy()
-    bad[:, 0] += 5  # unknown answers must not count
-    assert training.rmse(bad, y, mask) == 0.0
+        training.lr_at(config.TrainConfig(scheduler="warp"), 0, 10)
 
 
 def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_path):
@@ -96,17 +50,17 @@ def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_pat
     # Predicting each answer's mean leaves, per answer, its standard deviation; pooled over answers, the RMSE is
     # the root of the mean variance.
     assert ev.rmse() == pytest.approx(np.sqrt(y.var(axis=0).mean()), rel=1e-5)
-    assert training.read_metrics(run)[0]["val_rmse"] == pytest.approx(evaluation.evaluate(run, tiny_cache).rmse(),
-                                                                       rel=1e-5)
+    assert runs.read_metrics(run)[0]["val_rmse"] == pytest.approx(evaluation.evaluate(run, tiny_cache).rmse(),
+                                                                  rel=1e-5)
     # The reference line of the Training page's curves is the same number, without a run.
-    assert training.mean_baseline(tiny_cache, _cfg(tiny_cache, tmp_path)) == pytest.approx(
-        training.read_metrics(run)[0]["val_rmse"], rel=1e-6)
+    assert metrics.mean_baseline(tiny_cache, _cfg(tiny_cache, tmp_path)) == pytest.approx(
+        runs.read_metrics(run)[0]["val_rmse"], rel=1e-6)
 
 
 def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, epochs=3, tta=8)
     est = training.estimate_duration(cfg, steps=2)
-    n_train, n_val = (len(r) for r in training.split_rows(tiny_cache, cfg))
+    n_train, n_val = (len(r) for r in data.split_rows(tiny_cache, cfg))
     assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
     assert est["images_per_s"] > 0
     # Seconds per image from the probe, times the images an epoch and the final 8-view validation see.
@@ -118,20 +72,20 @@ def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
-    with pytest.raises((FileNotFoundError, data.DataError)):
-        training.train(training.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
-                                           name="typo", device="cpu"))
-    assert not (tmp_path / "runs" / "typo").exists() and training.list_runs(tmp_path / "runs") == []
+    with pytest.raises((FileNotFoundError, catalog.DataError)):
+        training.train(config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
+                                         name="typo", device="cpu"))
+    assert not (tmp_path / "runs" / "typo").exists() and runs.list_runs(tmp_path / "runs") == []
 
 
 def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     events = []
     run = training.train(_cfg(tiny_cache, tmp_path), callback=events.append)
-    rows = training.read_metrics(run)
+    rows = runs.read_metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert list(rows[0]) == list(training.METRIC_COLUMNS)
+    assert list(rows[0]) == list(runs.METRIC_COLUMNS)
     assert all(math.isfinite(r["train_rmse"]) and 0 < r["val_rmse"] < 1 and r["images_per_s"] > 0 for r in rows)
-    assert training.read_status(run)["state"] == "finished"
+    assert runs.read_status(run)["state"] == "finished"
     for f in ["config.json", "metrics.csv", "summary.json", "best/model.safetensors", "best/config.json",
               "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"]:
         assert (run / f).is_file(), f
@@ -150,7 +104,7 @@ def test_seeded_runs_are_reproducible_on_the_cpu(tiny_cache, tmp_path):
                             model_args={"width": 8, "input_size": 32}, augment=True))
     b = training.train(_cfg(tiny_cache, tmp_path, name="b", model="galaxynet",
                             model_args={"width": 8, "input_size": 32}, augment=True))
-    ra, rb = training.read_metrics(a), training.read_metrics(b)
+    ra, rb = runs.read_metrics(a), runs.read_metrics(b)
     assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
     wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -173,29 +127,20 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
     with pytest.raises(_Kill):
         training.train(cfg, callback=die_after_first_epoch)
     killed = tmp_path / "killed"
-    assert training.read_status(killed)["state"] == "failed"
+    assert runs.read_status(killed)["state"] == "failed"
     first = json.loads((killed / "last" / "state.json").read_text())["wall_seconds"]
-    training.train(training.TrainConfig(), resume=True, run_dir=killed)
-    assert [r["epoch"] for r in training.read_metrics(killed)] == [1, 2, 3]
+    training.train(config.TrainConfig(), resume=True, run_dir=killed)
+    assert [r["epoch"] for r in runs.read_metrics(killed)] == [1, 2, 3]
     wa, wb = load_file(str(full / "last/model.safetensors")), load_file(str(killed / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    va = [r["val_rmse"] for r in training.read_metrics(full)]
-    assert va == pytest.approx([r["val_rmse"] for r in training.read_metrics(killed)], rel=1e-6)
+    va = [r["val_rmse"] for r in runs.read_metrics(full)]
+    assert va == pytest.approx([r["val_rmse"] for r in runs.read_metrics(killed)], rel=1e-6)
     # Wall time adds up over both processes and covers more than the epochs alone.
     summary = json.loads((killed / "summary.json").read_text())
-    epochs = training.read_metrics(killed)
+    epochs = runs.read_metrics(killed)
     assert summary["wall_seconds"] > first + epochs[1]["seconds"] + epochs[2]["seconds"]
     assert first > epochs[0]["seconds"]
     assert summary["wall_seconds"] > summary["train_seconds"] == pytest.approx(sum(r["seconds"] for r in epochs))
-
-
-def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
-    cfg = _cfg(tiny_cache, tmp_path, epochs=5)
-    run = tmp_path / "run"
-    training.train(cfg, callback=lambda e: training.stop(run) if e["type"] == "epoch" else None)
-    assert training.read_status(run)["state"] == "stopped"
-    assert len(training.read_metrics(run)) == 1
-    assert not (run / "STOP").exists()
 
 
 def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
@@ -210,55 +155,6 @@ def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
 def test_validation_needs_galaxies(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="no validation galaxies"):
         training.train(_cfg(tiny_cache, tmp_path, val_fraction=0.0))
-
-
-def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
-    cfg = _cfg(tiny_cache, tmp_path, name="bg", model="seed-cnn", epochs=1)
-    run = training.launch(cfg)
-    with pytest.raises(RuntimeError, match="already running"):
-        training.launch(_cfg(tiny_cache, tmp_path, name="bg2", epochs=1))
-    deadline = time.time() + 180
-    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
-        time.sleep(0.5)
-    assert training.read_status(run)["state"] == "finished", (run / "train.log").read_text()
-    assert len(training.read_metrics(run)) == 1
-    assert [r["name"] for r in training.list_runs(tmp_path)] == ["bg"]
-
-
-def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tmp_path):
-    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained."""
-    cfg = training.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path), name="bad",
-                              device="cpu")
-    run = training.launch(cfg)
-    deadline = time.time() + 120
-    while training.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
-        time.sleep(0.3)
-    [listed] = training.list_runs(tmp_path)
-    assert listed["status"] == "failed" and listed["model"] == "seed-cnn"
-    assert "no_data" in listed["error"], listed
-
-
-def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from galaxy_core.files import atomic_write_json
-
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    for state in ("starting", "running"):
-        atomic_write_json(tmp_path / "status.json", {"state": state, "pid": int(gone.stdout), "host":
-                                                     os.uname().nodename})
-        assert training.read_status(tmp_path)["state"] == "died"
-    atomic_write_json(tmp_path / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
-    assert training.read_status(tmp_path)["state"] == "running"
-
-
-def test_masked_mse_weights_answers():
-    pred = torch.tensor([[1.0, 1.0]])
-    target = torch.tensor([[0.0, 0.5]])
-    weight = torch.tensor([[1.0, 0.5]])
-    assert training.masked_mse(pred, target, weight).item() == pytest.approx((1.0 + 0.5 * 0.25) / 1.5)
 
 
 def test_weight_average_follows_the_documented_decay():
@@ -293,65 +189,6 @@ def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
 
     with pytest.raises(_Kill):
         training.train(_cfg(tiny_cache, tmp_path, name="killed", **kw), callback=die_after_first_epoch)
-    training.train(training.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
+    training.train(config.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
     resumed = load_file(str(tmp_path / "killed/last/ema/model.safetensors"))
     assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)
-
-
-@pytest.fixture(scope="module")
-def partial_cache(tiny_data, tmp_path_factory):
-    """``tiny_data`` with four galaxies' Class6-11 answers blanked (partially labelled, as in the 96 px pack)."""
-    import shutil
-
-    import pandas as pd
-
-    from galaxy_core import data
-
-    root = tmp_path_factory.mktemp("partial") / "data"
-    shutil.copytree(tiny_data, root)
-    labels = pd.read_csv(root / data.LABEL_CSV, dtype={"GalaxyID": str})
-    labels.loc[:3, [c for c in tree.COLUMNS if int(c[5:].split(".")[0]) >= 6]] = np.nan
-    labels.to_csv(root / data.LABEL_CSV, index=False)
-    return data.prepare(root, root.parent / "cache", size=32, val_fraction=0.25, workers=1)
-
-
-def test_teacher_fills_unknown_answers_and_labels_unlabelled_galaxies(partial_cache, tmp_path):
-    tiny_cache = partial_cache
-    small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
-    teacher = training.train(_cfg(tiny_cache, tmp_path, name="teacher", **small))
-    cfg = _cfg(tiny_cache, tmp_path, name="student", teacher=[str(teacher)], teacher_weight=0.5, teacher_tta=2,
-               unlabelled=str(tiny_cache.path), **small)
-    train_rows, val_rows = training.split_rows(tiny_cache, cfg)
-    images, rows, targets, weights, counts = training.training_set(cfg, tiny_cache, train_rows, val_rows,
-                                                                   torch.device("cpu"))
-    own_unlabelled = tiny_cache.indices("unlabelled")
-    # The unlabelled "extra" cache here is the same cache: its galaxies are taken once, and its validation
-    # galaxies never.
-    assert counts == {"labelled": len(train_rows), "teacher_filled_answers": 4 * 24,
-                      "unlabelled": len(own_unlabelled)}
-    assert len(images) == len(rows) == len(targets) == len(train_rows) + len(own_unlabelled)
-    known = tiny_cache.mask[train_rows]
-    np.testing.assert_array_equal(targets[:len(train_rows)][known], tiny_cache.labels[train_rows][known])
-    assert set(np.unique(weights[:len(train_rows)][known])) == {1.0}
-    assert np.all(weights[:len(train_rows)][~known] == 0.5) and np.all(weights[len(train_rows):] == 0.5)
-    np.testing.assert_array_equal(images[len(train_rows):], tiny_cache.images[own_unlabelled])
-    teacher_model = models.load_model_folder(teacher / "best")
-    from galaxy_core import prediction
-    expected = prediction.predict_cache(teacher_model, tiny_cache, own_unlabelled, tta=2)
-    np.testing.assert_allclose(targets[len(train_rows):], expected, atol=1e-6)
-
-    run = training.train(cfg)
-    assert (run / training.TEACHER_FILE).is_file()
-    assert training.read_status(run)["state"] == "finished"
-
-
-def test_a_teacher_that_saw_validation_labels_is_refused(tiny_cache, tmp_path):
-    small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
-    # A teacher trained on another split learnt labels of this run's validation galaxies.
-    teacher = training.train(_cfg(tiny_cache, tmp_path, name="other-split", split_seed=7, **small))
-    with pytest.raises(ValueError, match="validation galaxies"):
-        training.train(_cfg(tiny_cache, tmp_path, name="student", teacher=[str(teacher)], **small))
-    with pytest.raises(ValueError, match="not a run folder"):
-        training.train(_cfg(tiny_cache, tmp_path, name="student2", teacher=[str(teacher / "best")], **small))
-    with pytest.raises(ValueError, match="need a teacher"):
-        training.train(_cfg(tiny_cache, tmp_path, name="student3", unlabelled=str(tiny_cache.path), **small))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_core import data, tree
+from galaxy_core import catalog, tree
 
 # Answers per question in Kaggle order (Willett et al. 2013, Table 2; Dieleman et al. 2015, Sect. 2).
 N_PER_QUESTION = [3, 2, 2, 2, 4, 2, 3, 7, 3, 3, 6]
@@ -165,7 +165,7 @@ def test_masked_questions_reported_as_zero():
 def test_real_kaggle_labels_obey_the_tree(shared_data):
     path = shared_data / "gz2-kaggle-96" / "training_solutions_rev1.csv"
     assert path.read_text().splitlines()[0].split(",") == ["GalaxyID", *tree.COLUMNS]
-    labels = data.read_labels(path).to_numpy()
+    labels = catalog.read_labels(path).to_numpy()
     assert labels.shape == (7452, 37) and not np.isnan(labels).any()
     v = tree.tree_violations(labels)
     assert np.abs(v).max() < 1e-5  # Kaggle rounded to 6 decimals

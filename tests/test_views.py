@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_core import views
+from galaxy_core import models, views
 
 
 def random_uint8(b: int = 3, s: int = 20, seed: int = 0) -> torch.Tensor:
@@ -282,3 +282,27 @@ def test_infer_in_bf16_stays_close_to_float32(monkeypatch):
     finally:
         views.cpu_has_native_bf16.cache_clear()
     assert np.abs(fast - exact).max() < 2e-2 and np.abs(fast - exact).mean() < 3e-3
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_folding_batchnorm_keeps_every_models_outputs(name):
+    """Every registered model gives the same answers with BatchNorm folded into its convolutions (float32), after
+    its BatchNorm statistics have moved away from their initial values; the model itself is left unchanged."""
+    torch.manual_seed(0)
+    model = models.build_model(name, input_size=32)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics away from (0, 1), so that folding has something to fold
+            model(torch.rand(8, 3, 32, 32) * 2 + 0.5)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        folded = views.fold_batchnorm(model)
+        got = folded(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    if name in ("resnet18", "galaxynet"):  # every BatchNorm follows a convolution there
+        assert left == 0

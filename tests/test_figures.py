@@ -1,0 +1,75 @@
+"""Tests of galaxy_core.figures: the plotly figures of the labels, of predictions and of the merger fraction, and the
+images of the Dataset page, built from small arrays and the tiny synthetic cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from test_explore import arrays
+
+from galaxy_core import explore, figures, tree
+from galaxy_core.figures import calibration_figure, histogram_figure
+from galaxy_core.mergers import calibration_table, reliability_curve
+
+
+def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """n probabilities of which exactly k are above 0.5, shuffled (as in test_mergers.py)."""
+    p = np.r_[np.full(k, 0.9), np.full(n - k, 0.1)]
+    return np.random.default_rng(seed).permutation(p)
+
+
+def shrunk(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Volunteer fractions spread over [0, 1] and a model that predicts half of each (as in test_mergers.py)."""
+    p_true = np.random.default_rng(seed).uniform(0, 1, n)
+    return 0.5 * p_true, p_true
+
+
+# --------------------------------------------------------------------------------------------- labels and answers
+
+def test_tree_figure():
+    labels, _, _ = arrays(1, seed=5)
+    fig = figures.tree_figure(labels[0], labels[0] * 0.5, names=("volunteers", "model"))
+    assert isinstance(fig, go.Figure) and len(fig.data[0].x) == 37 and len(fig.data[1].x) == 37
+    assert len(fig.layout.annotations) == 37 + 11  # every answer and every question is labelled
+    assert fig.data[1].x[0] == pytest.approx(labels[0, 0] * 0.5)
+
+
+def test_label_figures():
+    labels, mask, _ = arrays(30)
+    stats, hist = explore.answer_stats(labels, mask), explore.histograms(labels, mask)
+    fig = figures.histogram_grid_figure(hist, stats)
+    assert len(fig.data) == 37 and "skew" in fig.layout.annotations[0].text
+    heat = figures.heatmap_figure(explore.correlation(labels, mask))
+    assert np.asarray(heat.data[0].z).shape == (37, 37)
+    y_true = labels.astype(float)
+    y_true[0] = np.nan
+    sc = figures.scatter_figure(y_true, labels, list(tree.COLUMNS), max_points=10)
+    assert len(sc.data) == 74 and all(len(d.x) <= 10 for d in sc.data[::2])
+    one = figures.scatter_figure(y_true, labels, ["Class1.1"])
+    assert len(one.data[0].x) == 29  # the galaxy with unknown truth is left out
+
+
+# ------------------------------------------------------------------------------------------------------ mergers
+
+def test_merger_figures():
+    p = with_flagged(200, 7)
+    fig = histogram_figure(p, 0.5)
+    assert "7 of 200" in fig.layout.title.text
+    p_pred, p_true = shrunk(500)
+    assert [t.name for t in calibration_figure(calibration_table(p_pred, p_true)).data] == ["volunteers", "model"]
+    assert len(calibration_figure(reliability_curve(p_pred, p_true)).data) == 2
+    with pytest.raises(ValueError):
+        calibration_figure(pd.DataFrame({"x": [1]}))
+
+
+# ------------------------------------------------------------------------------------------------------- images
+
+def test_original_with_crop_and_enlarge(tiny_cache):
+    path = explore.original_path(tiny_cache, str(tiny_cache.ids[0]))
+    img = figures.original_with_crop(path, 0.5)
+    assert img.shape == (128, 128, 3) and img.dtype == np.uint8
+    assert tuple(img[32, 64]) == (255, 210, 0)  # the top edge of the central half is outlined
+    big = figures.enlarge(tiny_cache.image(0), 300)
+    assert big.shape == (300, 300, 3)
