@@ -174,12 +174,13 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
     crop = float(model.config["fov"]) / fov
     paths = [Path(p) for p in paths]
     device = views.device_of(model)
+    net = views.fold_batchnorm(model)  # once here, not once per batch in views.infer
     ids, preds, skipped, batch = [], [], [], []
 
     def flush() -> None:
         if batch:
             x = torch.from_numpy(np.stack([a for _, a in batch]))
-            preds.append(views.infer(model, x, crop, int(model.config["input_size"]), batch_size, tta, device))
+            preds.append(views.infer(net, x, crop, int(model.config["input_size"]), batch_size, tta, device))
             ids.extend(paths[i].stem for i, _ in batch)
             batch.clear()
 

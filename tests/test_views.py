@@ -303,6 +303,7 @@ def test_folding_batchnorm_keeps_every_models_outputs(name):
         got = folded(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert views.fold_batchnorm(folded) is folded and views.fold_batchnorm(model) is not folded  # folds once
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     if name in ("resnet18", "galaxynet"):  # every BatchNorm follows a convolution there
         assert left == 0
