@@ -73,7 +73,6 @@ class Catalog:
     ids: np.ndarray  # (N,) str
     paths: list[Path]
     labels: np.ndarray  # (N, 37) float32, NaN = unknown
-    kind: np.ndarray  # (N,) str
     source_fov: float
     label_files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -84,6 +83,10 @@ class Catalog:
     @property
     def mask(self) -> np.ndarray:
         return ~np.isnan(self.labels)
+
+    @property
+    def kind(self) -> np.ndarray:
+        return galaxy_kind(self.mask)
 
     def counts(self) -> dict[str, int]:
         return {k: int((self.kind == k).sum()) for k in ("full", "partial", "unlabelled")}
@@ -261,7 +264,7 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Ca
     y = labels.reindex(ids).to_numpy(dtype=np.float32, copy=True)
     y[len(train_images):] = np.nan
     fov = resolve_source_fov(root, paths, source_fov)
-    return Catalog(root, np.array(ids, dtype=str), paths, y, galaxy_kind(~np.isnan(y)), fov, label_files, problems)
+    return Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog, data, mergers
+from .mergers import MERGER_COLUMN
 from .files import TextProgress, atomic_write_text, format_bytes
 
 
@@ -238,9 +239,6 @@ def _figures_html(figs: list) -> str:
 
 
 def cmd_mergers(args: argparse.Namespace) -> int:
-    from . import mergers
-    from .mergers import MERGER_COLUMN
-
     if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
         print("mergers: give a predictions CSV, or --images FOLDER (with --model) to predict first", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Training settings: the ``TrainConfig`` dataclass that every run saves into its folder, and the recipes
 (per-model defaults, on a GPU and on a CPU) that :func:`config_for` starts from.
 
-A leaf of the package: it imports only ``views`` (for the device a run will use), so every stage may import it.
+It imports only ``views`` (for the device a run will use), so every stage after ``views`` may import it.
 """
 
 from __future__ import annotations
