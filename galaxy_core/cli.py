@@ -86,7 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
             augment=args.augment, partial=args.partial, tta=args.tta, seed=args.seed, max_train=args.max_train,
-            device=args.device, compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
+            sizes=[int(v) for v in args.sizes.split(",")] if args.sizes else None, device=args.device,
+            compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
             teacher=args.teacher or None, unlabelled=args.unlabelled, teacher_weight=args.teacher_weight,
             teacher_tta=args.teacher_tta)
         run = training.train(cfg, report)
@@ -353,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tta", type=int, help="views averaged for the final validation figure (1-8)")
     sp.add_argument("--seed", type=int)
     sp.add_argument("--max-train", type=int, help="train on at most this many galaxies")
+    sp.add_argument("--sizes", metavar="PX,PX,...", help="progressive resizing: input sizes of equal stages of the "
+                                                       "epochs, ending at the model's, e.g. 56,64,72,80")
     sp.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     sp.add_argument("--compile", action="store_true", help="torch.compile the model")
     sp.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"],

@@ -53,6 +53,21 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}: use plateau, onecycle, cosine or constant")
 
 
+def size_at(cfg: TrainConfig, epoch: int, size: int) -> int:
+    """Input size (px) of epoch ``epoch`` (0-based): the stage of ``cfg.sizes`` it falls in, or ``size`` (the
+    model's own input size) without progressive resizing."""
+    if not cfg.sizes:
+        return size
+    return int(cfg.sizes[min(epoch * len(cfg.sizes) // max(cfg.epochs, 1), len(cfg.sizes) - 1)])
+
+
+def check_sizes(cfg: TrainConfig, size: int) -> None:
+    """Refuse a progressive-resizing schedule that does not end at the model's input size ``size``."""
+    if cfg.sizes and (cfg.sizes[-1] != size or min(cfg.sizes) < 8 or len(cfg.sizes) > max(cfg.epochs, 1)):
+        raise ValueError(f"sizes {cfg.sizes} must end at the model's input size ({size} px), be at least 8 px and "
+                         f"be no more stages than the {cfg.epochs} epochs")
+
+
 def _seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**31
 
@@ -169,6 +184,7 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
     if getattr(model, "closed_form", False) or not len(train_rows):
         return out
     crop, size = model.config["fov"] / cache.fov, int(model.config["input_size"])
+    check_sizes(cfg, size)
     bs = min(cfg.batch_size, len(train_rows))
     x8 = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(train_rows[:bs])])).to(device)
     y, m = torch.zeros(bs, tree.N_ANSWERS, device=device), torch.ones(bs, tree.N_ANSWERS, device=device)
@@ -192,7 +208,9 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
     ips = steps * bs / (time.perf_counter() - t0)
     epoch = len(train_rows) / ips + len(val_rows) / (3 * ips)
     final = (cfg.tta - 1) * len(val_rows) / (3 * ips)
-    out.update(images_per_s=ips, epoch_seconds=epoch, final_seconds=final, seconds=cfg.epochs * epoch + final)
+    # Progressive resizing: an epoch at s px costs about (s / size)^2 of one at full size (the probe's).
+    full_epochs = sum((size_at(cfg, e, size) / size) ** 2 for e in range(cfg.epochs))
+    out.update(images_per_s=ips, epoch_seconds=epoch, final_seconds=final, seconds=full_epochs * epoch + final)
     return out
 
 
@@ -322,6 +340,7 @@ class _Run:
             raise ValueError(f"{cfg.model} looks at {mcfg['fov']:.3f} of the frame but the cache {cache.path} holds "
                              f"only {cache.fov:.3f}; prepare a cache with --fov {mcfg['fov']:.3f} or more")
         self.crop, self.size = mcfg["fov"] / cache.fov, int(mcfg["input_size"])
+        check_sizes(cfg, self.size)
         self.train_rows, self.val_rows = data.split_rows(cache, cfg)
         if len(self.train_rows) == 0:
             raise ValueError(f"no labelled training galaxies in {cache.path}")
@@ -350,11 +369,12 @@ class _Run:
         self.val_images, self.val_index = ((val_x.resident, val_x.order.cpu().numpy()) if val_x.resident is not None
                                            else (cache.images, self.val_rows))
 
-    def validate(self, tta: int = 1) -> float:
-        """Validation RMSE of the weights being validated (the moving average with ``ema``), over ``tta`` views."""
+    def validate(self, tta: int = 1, size: int | None = None) -> float:
+        """Validation RMSE of the weights being validated (the moving average with ``ema``), over ``tta`` views, at
+        ``size`` px (default the model's input size)."""
         net = self.ema.model if self.ema is not None else self.model
-        pred = views.infer(net, self.val_images, self.crop, self.size, batch_size=512, tta=tta, device=self.device,
-                           indices=self.val_index, amp=self.cfg.amp)
+        pred = views.infer(net, self.val_images, self.crop, size or self.size, batch_size=512, tta=tta,
+                           device=self.device, indices=self.val_index, amp=self.cfg.amp)
         return metrics.rmse(pred, self.cache.labels[self.val_rows], self.cache.mask[self.val_rows])
 
     # ------------------------------------------------------------------------------------- the closed-form fit
@@ -410,6 +430,7 @@ class _Run:
     def epoch(self, epoch: int) -> dict | None:
         """Train one epoch; returns its metrics row, or None when a STOP file ended it early."""
         cfg, device, bs = self.cfg, self.device, self.bs
+        size = size_at(cfg, epoch, self.size)
         torch.manual_seed(_seed(cfg.seed, epoch))
         gen = torch.Generator(device=device)
         gen.manual_seed(_seed(cfg.seed, epoch))
@@ -426,8 +447,7 @@ class _Run:
                 g["lr"] = lr
             ix, ixt = perm[i * bs:(i + 1) * bs], perm_device[i * bs:(i + 1) * bs]
             x = self.train_x.get(ix, ixt)
-            x = views.random_view(x, self.crop, self.size, gen) if cfg.augment else views.fit_view(x, self.crop,
-                                                                                                   self.size)
+            x = views.random_view(x, self.crop, size, gen) if cfg.augment else views.fit_view(x, self.crop, size)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y, m = self.y_train[ixt], self.m_train[ixt]
@@ -447,7 +467,7 @@ class _Run:
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        val = self.validate()
+        val = self.validate(size=size)
         if self.plateau is not None:
             self.plateau.step(val)
         return dict(epoch=epoch + 1, train_rmse=float(torch.sqrt(sse / cnt.clamp(min=1e-12))), val_rmse=val,
@@ -455,10 +475,11 @@ class _Run:
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def checkpoint(self, row: dict) -> None:
-        """After an epoch: its metrics row, ``best/`` when validation improved, ``last/`` to resume from, status."""
+        """After an epoch: its metrics row, ``best/`` when validation improved (at the model's own input size),
+        ``last/`` to resume from, status."""
         self.rows.append(row)
         runs.write_metrics(self.run / "metrics.csv", self.rows)
-        if row["val_rmse"] < self.best:
+        if row["val_rmse"] < self.best and size_at(self.cfg, row["epoch"] - 1, self.size) == self.size:
             self.best = row["val_rmse"]
             models.save_model(self.ema.model if self.ema is not None else self.model, self.run / "best",
                               extra={**self.extra, "val_rmse": row["val_rmse"], "epoch": row["epoch"]})
@@ -481,7 +502,8 @@ class _Run:
         (everything from the start of the run to the end of that last validation, over every resumed segment of
          it; time between a kill and its resume excluded)."""
         cfg = self.cfg
-        best_row = min(self.rows, key=lambda r: r["val_rmse"])
+        full = [r for r in self.rows if size_at(cfg, r["epoch"] - 1, self.size) == self.size]
+        best_row = min(full or self.rows, key=lambda r: r["val_rmse"])
         val_tta = self.validate(cfg.tta) if cfg.tta > 1 else best_row["val_rmse"]
         summary = {"model": cfg.model, "parameters": models.count_parameters(net), "epochs": len(self.rows),
                    "best_epoch": best_row["epoch"], "val_rmse": best_row["val_rmse"], "val_rmse_tta": val_tta,

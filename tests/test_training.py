@@ -192,3 +192,30 @@ def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
     training.train(config.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
     resumed = load_file(str(tmp_path / "killed/last/ema/model.safetensors"))
     assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)
+
+
+def test_progressive_sizes_split_the_epochs_into_equal_stages():
+    cfg = config.TrainConfig(epochs=10, sizes=[24, 32])
+    assert [training.size_at(cfg, e, 32) for e in range(10)] == [24] * 5 + [32] * 5
+    cfg = config.TrainConfig(epochs=7, sizes=[16, 24, 32])
+    assert [training.size_at(cfg, e, 32) for e in range(7)] == [16, 16, 16, 24, 24, 32, 32]
+    assert [training.size_at(config.TrainConfig(epochs=3), e, 32) for e in range(3)] == [32, 32, 32]
+    for bad in ([24, 28], [4, 32], [16, 20, 24, 28, 32]):
+        with pytest.raises(ValueError, match="sizes"):
+            training.check_sizes(config.TrainConfig(epochs=4, sizes=bad), 32)
+
+
+def test_a_progressive_run_keeps_its_best_epoch_at_full_size(tiny_cache, tmp_path):
+    # The first stage at 16 px validates at 16 px; only the last stage, at the model's 32 px, may be the best.
+    cfg = _cfg(tiny_cache, tmp_path, epochs=4, model="galaxynet", model_args={"width": 8, "input_size": 32},
+               sizes=[16, 32], lr=1e-4)
+    run = training.train(cfg)
+    rows = runs.read_metrics(run)
+    best = models.load_model_folder(run / "best")
+    assert best.extra["epoch"] in (3, 4) and best.config["input_size"] == 32
+    assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows[2:]))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] == best.extra["epoch"]
+    # The probe's estimate counts a 16 px epoch as a quarter of a 32 px one.
+    est = training.estimate_duration(cfg, steps=1)
+    assert est["seconds"] == pytest.approx(2.5 * est["epoch_seconds"] + est["final_seconds"])
