@@ -70,7 +70,10 @@ if __name__ == "__main__":
             "`my_data/galaxy_core.json`. "
             "The first use decodes every image once into a cache beside the data (`.galaxy_cache/`); later visits "
             "open it at once. The same steps work from a terminal: `python -m galaxy_core summary my_data`, "
-            "`python -m galaxy_core prepare my_data`, `python -m galaxy_core train my_data`.")
+            "`python -m galaxy_core prepare my_data`, `python -m galaxy_core train my_data`.\n\n"
+            "The dashboard reads only folders inside its data roots: the project folder and `../shared/data` beside "
+            "it, or the folders listed in the `GALAXY_DATA_ROOTS` environment variable (separated by `:`) of whoever "
+            "starts it, so that people it is served to cannot browse the rest of the server's disk.")
 
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon) for path, (title, icon, _) in PAGES.items()]

@@ -1,4 +1,4 @@
-"""Stage 1, reading a data folder: its images, labels and settings, a summary of it, and decoding its images.
+"""Stage 1, reading a data folder: its images, labels and settings, and a summary of it.
 
 A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
 
@@ -9,8 +9,8 @@ A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
 
 Absent or blank label cells are *unknown*, never 0: they are masked out of losses and metrics.
 
-Decoding runs on a pool of *spawned* processes, which import the caller's main module again: a script that calls
-``data.prepare`` or ``summarize`` needs the usual ``if __name__ == "__main__":`` guard.
+Images are decoded by ``images`` (on a pool of *spawned* processes: a script that calls ``data.prepare`` or
+``summarize`` needs the usual ``if __name__ == "__main__":`` guard).
 
 Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
 0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
@@ -22,18 +22,18 @@ looks at a field ``fov`` then crops ``fov / source_fov`` of each image, so one m
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
+import csv
+import difflib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-
 from . import tree
-from .files import Progress, read_json
+from .files import DataError, read_json
+from .images import ImageError, chunks, imap, open_image, read_headers, stat_reason
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KAGGLE_FRAME = 424
@@ -44,10 +44,14 @@ LABEL_CSV = "training_solutions_rev1.csv"
 FOLDER_CONFIG = "galaxy_core.json"
 # Kaggle's fractions are rounded to 6 decimals; anything further outside [0, 1] is a broken file.
 _LABEL_TOLERANCE = 1e-4
+# Label cells read as unknown (case-insensitive, after stripping spaces): blank, and what pandas and spreadsheets
+# write for a missing value. Any other non-number is an error.
+_UNKNOWN_CELLS = frozenset({"", "nan", "na", "n/a", "null"})
 
 
-class DataError(ValueError):
-    """Bad input data: the message says what is wrong and where."""
+class DataWarning(UserWarning):
+    """Something in the input data was repaired or dropped (e.g. an identical repeated label row): the message says
+    what and where. Issued by :func:`read_labels` when the caller does not collect such notes itself."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -97,63 +101,174 @@ def sort_ids(ids: list[str]) -> list[str]:
     return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
 
 
-def list_images(folder: str | os.PathLike) -> dict[str, Path]:
-    """Images directly in ``folder`` by id (file name without extension). Raises DataError on a duplicate id."""
+def list_images(folder: str | os.PathLike, problems: list[str] | None = None) -> dict[str, Path]:
+    """Images directly in ``folder`` by id (file name without extension). Raises DataError on a duplicate id.
+
+    Folders, pipes and sockets with an image's name are not images and are passed over (opening a pipe would hang).
+    A symbolic link that leads nowhere (to a missing file, or round a loop such as ``a.jpg -> b.jpg -> a.jpg``) is
+    reported, never dropped silently: with a ``problems`` list it is skipped and described there; without one it is
+    returned like any image, and decoding reports it as unreadable with its reason.
+    """
     out: dict[str, Path] = {}
     folder = Path(folder)
     if not folder.is_dir():
         return out
     for entry in os.scandir(folder):
         stem, ext = os.path.splitext(entry.name)
-        if ext.lower() not in IMAGE_EXTENSIONS or not entry.is_file() or stem.startswith("."):
+        if ext.lower() not in IMAGE_EXTENSIONS or stem.startswith("."):
             continue
+        try:
+            is_file = entry.is_file()
+        except OSError:  # raised for a symbolic link loop
+            is_file = False
+        if not is_file:
+            if not entry.is_symlink() or os.path.exists(entry.path):
+                continue
+            if problems is not None:
+                problems.append(f"{entry.path} is a broken symbolic link and was skipped: {stat_reason(entry.path)}")
+                continue
         if stem in out:
             raise DataError(f"two images with id {stem!r} in {folder}: {out[stem].name} and {entry.name}")
         out[stem] = Path(entry.path)
     return out
 
 
-def read_labels(path: str | os.PathLike) -> pd.DataFrame:
-    """Read one label CSV into a frame indexed by GalaxyID (str) with all 37 columns (NaN where absent or blank).
+def _lines(where: list[tuple[int, str]]) -> str:
+    """``line 3 (GalaxyID 42), line 7 (GalaxyID 9)`` for the first five, and how many more."""
+    text = ", ".join(f"line {n} (GalaxyID {i})" for n, i in where[:5])
+    return text + (f" and {len(where) - 5} more" if len(where) > 5 else "")
 
-    Raises DataError, naming the file and the offending ids or columns, for a missing GalaxyID column, an unknown
-    column, a non-numeric or out-of-range value ([0, 1] within 1e-4) or a repeated id.
-    """
-    path = Path(path)
+
+def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """:func:`read_labels`'s work: the frame, each of its rows' line number in the file (1-based, the header is
+    line 1), and the notes on what was repaired or dropped."""
+    notes: list[str] = []
     try:
-        df = pd.read_csv(path, dtype={"GalaxyID": str}, keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        # utf-8-sig drops a byte-order mark; newline="" lets csv read CRLF and quoted fields itself.
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            header = next(reader, None)
+            rows, lines = [], []
+            for row in reader:
+                if any(c.strip() for c in row):  # blank lines carry nothing
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: not a readable CSV ({e})") from e
-    df.columns = [str(c).strip() for c in df.columns]
-    if "GalaxyID" not in df.columns:
-        raise DataError(f"{path}: no 'GalaxyID' column (columns are {list(df.columns)[:8]}...)")
-    unknown = [c for c in df.columns if c != "GalaxyID" and c not in tree.NAMES]
+    if not header:
+        raise DataError(f"{path}: empty file; expected a header line GalaxyID,{tree.COLUMNS[0]},...")
+    # Column names are matched ignoring case and surrounding spaces, with a note when that made a difference.
+    canon = {c.lower(): c for c in ("GalaxyID", *tree.COLUMNS)}
+    names = [c.strip() for c in header]
+    cols = [canon.get(c.lower()) for c in names]
+    unknown = [n for n, c in zip(names, cols) if c is None]
+    hints = {n: difflib.get_close_matches(n.lower(), canon, n=1) for n in unknown}
+    hint = "; ".join(f"did you mean {canon[h[0]]!r} for {n!r}?" for n, h in hints.items() if h)
+    hint = f" ({hint})" if hint else ""
+    if "GalaxyID" not in cols:
+        raise DataError(f"{path}: no 'GalaxyID' column (columns are {names[:8]}...){hint}")
     if unknown:
-        raise DataError(f"{path}: unknown column(s) {unknown}; expected GalaxyID and the 37 answers "
-                        f"{tree.COLUMNS[0]} ... {tree.COLUMNS[-1]}")
-    ids = df["GalaxyID"].astype(str).str.strip()
-    if ids.isna().any() or (ids == "").any():
-        rows = (np.flatnonzero(ids.isna() | (ids == "")) + 2)[:5].tolist()
-        raise DataError(f"{path}: empty GalaxyID on line(s) {rows}")
-    dup = ids[ids.duplicated()].unique()
-    if len(dup):
-        raise DataError(f"{path}: GalaxyID repeated: {list(dup[:5])}")
-    values = df.drop(columns="GalaxyID")
-    numeric = values.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna() & values.notna() & (values.astype(str).apply(lambda s: s.str.strip()) != "")
-    if bad.any().any():
-        r, c = np.argwhere(bad.to_numpy())[0]
-        raise DataError(f"{path}: non-numeric value {values.iat[r, c]!r} for GalaxyID {ids.iat[r]} "
-                        f"in column {values.columns[c]}")
-    arr = numeric.to_numpy(dtype=np.float64)
-    out_of_range = (arr < -_LABEL_TOLERANCE) | (arr > 1 + _LABEL_TOLERANCE)
+        raise DataError(f"{path}: unknown column(s) {unknown}; expected GalaxyID and some of the 37 answers "
+                        f"{tree.COLUMNS[0]} ... {tree.COLUMNS[-1]}{hint}")
+    twice = sorted({c for c in cols if cols.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: column(s) {twice} appear more than once in the header")
+    renamed = [f"{n!r} as {c!r}" for n, c in zip(names, cols) if n != c]
+    if renamed:
+        notes.append(f"{path.name}: column(s) read ignoring case: {', '.join(renamed[:5])}")
+    ragged = [(n, len(r)) for n, r in zip(lines, rows) if len(r) != len(cols)]
+    if ragged:
+        raise DataError(f"{path}: the header has {len(cols)} cells but line(s) "
+                        f"{', '.join(f'{n} has {k}' for n, k in ragged[:5])}" +
+                        (f" and {len(ragged) - 5} more" if len(ragged) > 5 else ""))
+    lines = np.array(lines, dtype=np.int64)
+    frame = pd.DataFrame(rows, columns=cols, dtype=object) if rows else pd.DataFrame(columns=cols, dtype=object)
+    ids = frame.pop("GalaxyID").astype(object).map(str.strip)
+    empty = np.flatnonzero((ids == "").to_numpy())
+    if len(empty):
+        raise DataError(f"{path}: empty GalaxyID on line(s) {lines[empty][:5].tolist()}")
+    # A spreadsheet that took the ids for numbers writes 100008 as "100008.0"; the images are named 100008.jpg.
+    floaty = ids.str.fullmatch(r"\d+\.0*").to_numpy(dtype=bool)
+    if floaty.any():
+        notes.append(f"{path.name}: GalaxyID written as a decimal number on {int(floaty.sum())} line(s), read as an "
+                     f"integer: {_lines(list(zip(lines[floaty].tolist(), ids[floaty])))}")
+        ids[floaty] = ids[floaty].str.replace(r"\.0*$", "", regex=True)
+    ids = ids.to_numpy(dtype=object).astype(str)
+
+    numeric = np.array(frame.apply(lambda s: pd.to_numeric(s, errors="coerce")), dtype=np.float64)
+    # Only the few cells that are not numbers are looked at as text: blank and "NaN" are unknown, others errors.
+    raw = frame.to_numpy(dtype=object)
+    bad = np.isnan(numeric)
+    bad[bad] = ~pd.Series(raw[bad], dtype=object).str.strip().str.lower().isin(_UNKNOWN_CELLS).to_numpy(dtype=bool)
+
+    def cells(mask: np.ndarray) -> str:
+        where = np.argwhere(mask)
+        return "; ".join(f"line {lines[r]} (GalaxyID {ids[r]}) {frame.columns[c]} = {raw[r, c]!r}"
+                         for r, c in where[:5]) + (f"; and {len(where) - 5} more" if len(where) > 5 else "")
+
+    if bad.any():
+        raise DataError(f"{path}: {int(bad.sum())} non-numeric value(s): {cells(bad)}")
+    with np.errstate(invalid="ignore"):
+        out_of_range = (numeric < -_LABEL_TOLERANCE) | (numeric > 1 + _LABEL_TOLERANCE)
     if out_of_range.any():
-        r, c = np.argwhere(out_of_range)[0]
-        raise DataError(f"{path}: value {arr[r, c]} outside [0, 1] for GalaxyID {ids.iat[r]} "
-                        f"in column {values.columns[c]} ({int(out_of_range.sum())} such values)")
-    full = pd.DataFrame(np.nan, index=pd.Index(ids.to_numpy(), name="GalaxyID"), columns=list(tree.COLUMNS))
-    full[list(numeric.columns)] = np.clip(arr, 0.0, 1.0)
-    return full
+        raise DataError(f"{path}: {int(out_of_range.sum())} value(s) outside [0, 1]: {cells(out_of_range)}")
+
+    keep = _collapse_repeats(ids, numeric, [f"line {n}" for n in lines], str(path), notes)
+    full = pd.DataFrame(np.nan, index=pd.Index(ids[keep], name="GalaxyID"), columns=list(tree.COLUMNS))
+    if len(frame.columns):
+        full[list(frame.columns)] = np.clip(numeric[keep], 0.0, 1.0)
+    return full, lines[keep], notes
+
+
+def _collapse_repeats(ids: np.ndarray, values: np.ndarray, where: list[str], source: str,
+                      notes: list[str]) -> np.ndarray:
+    """The rows to keep: each id's first. An id repeated with identical values (NaN equal to NaN) is kept once, with
+    a note naming it; repeated with different values, it raises DataError naming the ids and ``where`` they are."""
+    first: dict[str, int] = {}
+    repeats: dict[str, list[int]] = {}
+    for k, gid in enumerate(ids):
+        if gid in first:
+            repeats.setdefault(gid, [first[gid]]).append(k)
+        else:
+            first[gid] = k
+    same, differ = [], []
+    for gid, rows in repeats.items():
+        agree = all(np.array_equal(values[rows[0]], values[r], equal_nan=True) for r in rows[1:])
+        (same if agree else differ).append(f"GalaxyID {gid} on {', '.join(where[r] for r in rows)}")
+
+    def more(xs: list[str]) -> str:
+        return "; ".join(xs[:5]) + (f"; and {len(xs) - 5} more" if len(xs) > 5 else "")
+
+    if differ:
+        raise DataError(f"{source}: {len(differ)} GalaxyID(s) repeated with different answers: {more(differ)}")
+    if same:
+        notes.append(f"{source}: {len(same)} GalaxyID(s) repeated with identical answers, kept once: {more(same)}")
+    return np.array(sorted(first.values()), dtype=np.int64)
+
+
+def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> pd.DataFrame:
+    """Read one label CSV into a frame indexed by GalaxyID (str) with all 37 columns (NaN where absent or unknown).
+
+    Ids are read as text, exactly (no number parsing: "007" stays "007"), without CSV quotes and spaces; ids written
+    as decimals ("100008.0") are read as the integer. A UTF-8 byte-order mark and Windows line ends are fine; column
+    names match ignoring case ("galaxyid"); blank lines are skipped; a cell that is blank or "NaN", "NA", "N/A" or
+    "null" is unknown. An id repeated with identical answers is kept once.
+
+    Raises DataError, naming the file and the offending lines (1-based, the header is line 1), ids or columns, for a
+    missing GalaxyID column, an unknown or repeated column (with a "did you mean"), a row with too few or too many
+    cells, an empty id, a non-numeric or out-of-range value ([0, 1] within 1e-4; values within it are clipped) or
+    an id repeated with different answers.
+
+    Notes on what was repaired (case-insensitive column names, decimal ids, identical repeats) are appended to
+    ``problems`` when given, else issued as :class:`DataWarning`.
+    """
+    frame, _, notes = _read_label_file(Path(path))
+    if problems is None:
+        for note in notes:
+            warnings.warn(note, DataWarning, stacklevel=2)
+    else:
+        problems.extend(notes)
+    return frame
 
 
 def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) -> float | None:
@@ -193,15 +308,18 @@ def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float
     """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
     if the first readable of ``samples`` is a 424 x 424 original. Raises DataError for undeclared images of another
     size, since guessing would silently give the model the wrong field of view, and when none of the first 20
-    samples can be opened (unreadable images are otherwise reported and skipped by whoever decodes them)."""
+    samples can be used (unusable images, see :func:`images.load_image`, are passed over here: whoever decodes them
+    reports and skips them)."""
     fov = folder_source_fov(root, source_fov)
     if fov is not None:
         return fov
+    reasons = []
     for sample in list(samples)[:20]:
         try:
-            with Image.open(sample) as im:
+            with open_image(sample) as im:
                 size = im.size
-        except Exception:  # noqa: BLE001 - an unreadable image is skipped later, with its reason
+        except ImageError as e:  # an unusable image is skipped later, with its reason
+            reasons.append(str(e))
             continue
         if size == (KAGGLE_FRAME, KAGGLE_FRAME):
             return 1.0
@@ -210,7 +328,8 @@ def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float
             f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
             f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
             f"{{\"source_fov\": ...}} into {Path(root) / FOLDER_CONFIG}")
-    raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown")
+    raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown "
+                    f"(e.g. {reasons[0] if reasons else 'no images'})")
 
 
 def source_fov_origin(root: str | os.PathLike, source_fov: float | None = None) -> str:
@@ -227,32 +346,44 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None) -> Ca
     """Read a data folder in the Kaggle layout (see the module docstring).
 
     Images in ``images_training_rev1`` without a label row are kept as unlabelled; label rows without an image are
-    skipped. Both are listed in ``Catalog.problems``. Raises DataError when the folder holds no images, or when two
-    label files give the same galaxy.
+    skipped; broken symbolic links are skipped. All are listed in ``Catalog.problems``, with what :func:`read_labels`
+    repaired. A galaxy in several label files with identical answers is kept once, with a note; with different
+    answers it raises DataError naming the files, lines and ids. Raises DataError too when the folder holds no
+    images, and for what :func:`read_labels` refuses. Unreadable images are kept here: decoding reports and skips
+    them (``summarize``'s ``unreadable``, ``data.prepare``'s ``skipped``).
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist")
-    train_images, test_images = list_images(root / LABELLED_DIR), list_images(root / UNLABELLED_DIR)
+    problems: list[str] = []
+    train_images = list_images(root / LABELLED_DIR, problems)
+    test_images = list_images(root / UNLABELLED_DIR, problems)
     both = set(train_images) & set(test_images)
     if both:
         raise DataError(f"{len(both)} ids are in both {LABELLED_DIR} and {UNLABELLED_DIR}, e.g. {sorted(both)[:3]}")
     if not train_images and not test_images:
         raise DataError(f"no images in {root / LABELLED_DIR} or {root / UNLABELLED_DIR} "
-                        f"(expected <GalaxyID>.jpg files in the Kaggle layout)")
-    problems: list[str] = []
+                        f"(expected <GalaxyID>.jpg files in the Kaggle layout)" +
+                        (f"; {'; '.join(problems)}" if problems else ""))
     label_files = [p for p in [root / LABEL_CSV] if p.is_file()]
     label_files += sorted(p for p in root.glob("training_solutions_*.csv") if p.name != LABEL_CSV)
-    frames = [read_labels(p) for p in label_files]
+    frames, where = [], []
+    for p in label_files:
+        frame, lines, notes = _read_label_file(p)
+        frames.append(frame)
+        where += [f"{p.name} line {n}" for n in lines]
+        problems += notes
     labels = pd.concat(frames) if frames else pd.DataFrame(columns=list(tree.COLUMNS), dtype=float)
-    if labels.index.duplicated().any():
-        dup = labels.index[labels.index.duplicated()].unique()
-        raise DataError(f"GalaxyID(s) {list(dup[:5])} appear in more than one of "
-                        f"{[p.name for p in label_files]}; keep each galaxy in one label file")
-    orphans = labels.index.difference(pd.Index(list(train_images)))
+    if len(frames) > 1:
+        keep = _collapse_repeats(labels.index.to_numpy(dtype=str), labels.to_numpy(np.float64), where,
+                                 f"{root}: label files", problems)
+        labels, where = labels.iloc[keep], [where[k] for k in keep]
+    images = pd.Index(list(train_images))
+    orphans = np.flatnonzero(~labels.index.isin(images))
     if len(orphans):
+        shown = ", ".join(f"{labels.index[k]!r} ({where[k]})" for k in orphans[:5])
         problems.append(f"{len(orphans)} label rows have no image in {LABELLED_DIR} and were skipped "
-                        f"(e.g. {list(orphans[:5])})")
+                        f"(e.g. {shown})")
     unlabelled_train = [i for i in train_images if i not in labels.index]
     if unlabelled_train and label_files:
         problems.append(f"{len(unlabelled_train)} images in {LABELLED_DIR} have no label row and are treated as "
@@ -280,17 +411,6 @@ def memory_needed(pixels: int, channels: int = 3) -> dict:
     """
     n = int(pixels) * channels
     return {"uint8_bytes": n, "float32_bytes": 4 * n, "uint8_mib": n / 2**20, "float32_mib": 4 * n / 2**20}
-
-
-def _headers(paths: list[str]) -> list[tuple[int, int, str] | str]:
-    out: list[tuple[int, int, str] | str] = []
-    for path in paths:
-        try:
-            with Image.open(path) as im:
-                out.append((im.size[0], im.size[1], im.mode))
-        except Exception as e:  # noqa: BLE001 - any reason an image cannot be opened is reported, not raised
-            out.append(f"{type(e).__name__}: {e}")
-    return out
 
 
 _TREE_NOISE = 1e-5  # Kaggle's 6-decimal labels, summed over up to 7 answers and read as float32, miss by ~3e-6
@@ -323,17 +443,19 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
 
     Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
     hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems
-    found. Unreadable images are listed under ``unreadable``.
+    found. Images that :func:`images.load_image` would refuse for what their header shows (not a JPEG or PNG, empty,
+    unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
+    left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding.
     """
     cat = read_catalog(root, source_fov)
-    headers = [h for res in _imap(_headers, _chunks(cat.paths, 256), workers) for h in res]
+    headers = [h for res in imap(read_headers, chunks(cat.paths, 256), workers) for h in res]
     sizes: dict[str, int] = {}
     modes: dict[str, int] = {}
     unreadable = []
     pixels = 0
-    for i, h in zip(cat.ids, headers):
+    for i, p, h in zip(cat.ids, cat.paths, headers):
         if isinstance(h, str):
-            unreadable.append({"GalaxyID": str(i), "reason": h})
+            unreadable.append({"GalaxyID": str(i), "path": str(p), "reason": h})
             continue
         sizes[f"{h[0]}x{h[1]}"] = sizes.get(f"{h[0]}x{h[1]}", 0) + 1
         modes[h[2]] = modes.get(h[2], 0) + 1
@@ -350,74 +472,3 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
         "unreadable": unreadable, "problems": cat.problems,
     }
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# Decoding
-
-
-def load_image(path: str | os.PathLike, crop: float, size: int) -> np.ndarray:
-    """Decode one image, keep the central ``crop`` fraction of its shorter side, resize to ``size`` px.
-
-    Returns (3, size, size) uint8 RGB. Greyscale, palette, CMYK and alpha images are converted to RGB. JPEGs are
-    decoded at a reduced scale (libjpeg's DCT scaling through Pillow's draft mode) whenever that still leaves at least
-    ``size`` pixels across the crop, which makes decoding 424 px originals several times faster. Resampling is
-    Lanczos, as used to make the shared packs. Raises whatever Pillow raises for an unreadable file.
-    """
-    if not 0 < crop <= 1:
-        raise DataError(f"crop must be in (0, 1], got {crop} for {path}")
-    with Image.open(path) as im:
-        if im.format == "JPEG":
-            w, h = im.size
-            need = size / crop  # pixels across the whole image for `size` across the crop
-            im.draft("RGB", (int(np.ceil(need * w / min(w, h))), int(np.ceil(need * h / min(w, h)))))
-        im = im.convert("RGB")
-        w, h = im.size
-        c = crop * min(w, h)
-        box = ((w - c) / 2, (h - c) / 2, (w + c) / 2, (h + c) / 2)
-        out = im.resize((size, size), Image.Resampling.LANCZOS, box=box)
-    return np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)
-
-
-def _decode_chunk(args: tuple[list[str], float, int]) -> list[np.ndarray | str]:
-    paths, crop, size = args
-    out: list[np.ndarray | str] = []
-    for p in paths:
-        try:
-            out.append(load_image(p, crop, size))
-        except Exception as e:  # noqa: BLE001 - reported per image by the caller, who skips it
-            out.append(f"{type(e).__name__}: {e}")
-    return out
-
-
-def _imap(fn, jobs: list, workers: int | None):
-    """Yield ``fn(job)`` for each job, in order, on a process pool when there is more than a little work.
-
-    The pool uses spawn, not fork: the caller may hold torch or Streamlit threads, and forking those can deadlock.
-    Leaving the loop early cancels the jobs not yet started."""
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(jobs) <= 2:
-        yield from map(fn, jobs)
-        return
-    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        yield from pool.map(fn, jobs)
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def _chunks(paths: list, chunk: int) -> list[list[str]]:
-    return [[str(p) for p in paths[s:s + chunk]] for s in range(0, len(paths), chunk)]
-
-
-def decode_images(paths: list, crop: float, size: int, workers: int | None = None,
-                  progress: Progress | None = None, chunk: int = 64):
-    """Yield ``(i, array_or_reason)`` for each path in order: a (3, size, size) uint8 array, or a string saying why
-    the image could not be read. Work is spread over ``workers`` processes (default: every core)."""
-    jobs = [(c, crop, size) for c in _chunks(paths, chunk)]
-    i = 0
-    for res in _imap(_decode_chunk, jobs, workers):
-        for r in res:
-            yield i, r
-            i += 1
-        if progress:
-            progress(i, len(paths))

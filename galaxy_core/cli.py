@@ -14,13 +14,23 @@ from typing import Any
 
 from . import catalog, data, mergers
 from .mergers import MERGER_COLUMN
-from .files import TextProgress, atomic_write_text, format_bytes
+from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 
 
 def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
     print(human)
     if args.json:
         print(json.dumps(obj, default=str))
+
+
+def _refuse_pickle(*paths: str | None) -> None:
+    """Refuse a pickled checkpoint given as a model (``models.refuse_pickle``: unpickling runs the file's code)
+    before anything looks inside it; None (the default model) passes."""
+    from . import models
+
+    for path in paths:
+        if path is not None:
+            models.refuse_pickle(path)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -71,6 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"epoch {e['epoch']:3d}  train {e['train_rmse']:.4f}  val {e['val_rmse']:.4f}  lr {e['lr']:.2e}  "
                   f"{e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s", flush=True)
 
+    _refuse_pickle(*(args.teacher or []))
     if args.resume:
         run = training.train(config.TrainConfig(), report, resume=True, run_dir=args.resume)
     elif args.config:
@@ -105,6 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import evaluation
 
+    _refuse_pickle(args.run)
     ev = evaluation.evaluate(args.run, args.data, split=args.split, tta=args.tta, device=args.device)
     human = (f"{args.run or 'the shipped checkpoint'}: RMSE {ev.rmse():.4f} over {len(ev):,} galaxies "
              f"({args.split}, {args.tta} view(s))")
@@ -146,6 +158,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from . import export, prediction
 
+    _refuse_pickle(args.run)
     out = args.out or prediction.CHECKPOINTS / "default"
     r = export.export_checkpoint(args.run, out, half=not args.float32, tta=args.tta, device=args.device)
     human = (f"{args.run} -> {r['checkpoint']} ({r['bytes'] / 1e6:.1f} MB, {r['weights']} weights); validation RMSE "
@@ -160,6 +173,7 @@ def _model_for(args: argparse.Namespace) -> str:
     from . import prediction
 
     if args.model is not None:
+        _refuse_pickle(args.model)
         return args.model
     path, why = prediction.default_model()
     print(f"model: {why} (choose another with --model)", file=sys.stderr)
@@ -243,6 +257,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
         print("mergers: give a predictions CSV, or --images FOLDER (with --model) to predict first", file=sys.stderr)
         return 2
+    _refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
     if args.images is not None:
         from . import prediction
 
@@ -453,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = "runs"
     try:
         return args.fn(args)
-    except (catalog.DataError, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+    except (catalog.DataError, DiskFull, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         # Bad input is the user's to fix: one clear line, no traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ resample the cache on the device.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -23,8 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .catalog import KAGGLE_FRAME, Catalog, DataError, decode_images, folder_is_synthetic, galaxy_kind, read_catalog
-from .files import Progress, atomic_write_json, building_dir, read_json
+from .catalog import KAGGLE_FRAME, Catalog, DataError, folder_is_synthetic, galaxy_kind, read_catalog
+from .files import DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, read_json, recover
+from .images import decode_images
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     from .config import TrainConfig
@@ -167,8 +169,11 @@ def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: 
     bytes and the preparation settings. A different fingerprint means a stale cache."""
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
     for i, p in zip(cat.ids, cat.paths):
-        st = p.stat()
-        h.update(f"{i}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        try:
+            st = p.stat()
+            h.update(f"{i}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError as e:  # a dangling link or a symlink loop: skipped by decoding, with its reason
+            h.update(f"{i}|{p.name}|{e.errno}\n".encode())
     for p in cat.label_files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -198,6 +203,46 @@ def open_cache(path: str | os.PathLike) -> GalaxyCache:
     return GalaxyCache(path, meta, images, ids, labels, mask, split)
 
 
+def lock_path(cache_dir: str | os.PathLike) -> Path:
+    """The lock file that :func:`prepare` holds while it checks and builds ``cache_dir``: ``<cache_dir>.lock``
+    beside it (left in place: it is empty, and removing it would let two builders lock two different files)."""
+    cache_dir = Path(cache_dir)
+    return cache_dir.with_name(cache_dir.name + ".lock")
+
+
+def _fresh_cache(cache_dir: Path, fp: str) -> GalaxyCache | None:
+    """The cache in ``cache_dir`` if it is complete and made from inputs with fingerprint ``fp``, else None."""
+    if not (cache_dir / "meta.json").is_file():
+        return None
+    try:
+        cache = open_cache(cache_dir)
+    except (FileNotFoundError, ValueError, OSError):
+        return None  # unreadable or from another version: rebuilt
+    return cache if cache.fingerprint == fp else None
+
+
+def _meta_stamp(cache_dir: Path) -> tuple[int, int] | None:
+    try:
+        st = (cache_dir / "meta.json").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _reserve(path: Path, nbytes: int) -> None:
+    """Create ``path`` with ``nbytes`` allocated on disk, so that a disk too small fails here with ENOSPC rather
+    than later as SIGBUS, which is how writing into a sparse memory map on a full disk ends."""
+    with open(path, "wb") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, nbytes)
+        except AttributeError:  # no posix_fallocate (macOS): a sparse file, as np.memmap would make
+            f.truncate(nbytes)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            f.truncate(nbytes)  # a file system that cannot preallocate
+
+
 def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fov: float = DEFAULT_FOV,
             size: int = DEFAULT_SIZE, source_fov: float | None = None, val_fraction: float = 0.1, seed: int = 0,
             workers: int | None = None, progress: Progress | None = None, force: bool = False) -> GalaxyCache:
@@ -205,10 +250,15 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
 
     ``fov`` is the field to keep as a fraction of the 424 px Kaggle frame and ``size`` the output side in pixels.
     An existing cache whose fingerprint matches is returned as is (unless ``force``); a stale one is rebuilt.
-    Unreadable images are skipped and listed in ``meta["skipped"]`` with their id and reason.
+    Unreadable images are skipped and listed in ``meta["skipped"]`` with their id, path and reason.
 
     The cache is built in a temporary folder beside its destination and renamed into place only when complete, so a
-    killed ``prepare`` never leaves a cache that looks complete.
+    killed ``prepare`` never leaves a cache that looks complete; what a killed one left behind is removed by the
+    next (``files.recover``). Builds of one cache folder take turns through a lock file beside it
+    (:func:`lock_path`; POSIX ``flock``, so between processes on one machine and between the dashboard's threads):
+    one that waited for another finds the cache that one made and returns it instead of building it again (with
+    ``force`` too, when the other finished while it waited). A full disk raises ``files.DiskFull`` naming the
+    folder and the space the cache needs, and leaves the previous cache as it was.
     """
     cat = read_catalog(root, source_fov)
     if not 0 < fov <= cat.source_fov + 1e-9:
@@ -218,22 +268,38 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
         raise DataError(f"size must be at least 8 px, got {size}")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
-    if not force and (cache_dir / "meta.json").is_file():
-        try:
-            cache = open_cache(cache_dir)
-            if cache.fingerprint == fp:
-                return cache
-        except (FileNotFoundError, ValueError, OSError):
-            pass  # unreadable or from another version: rebuilt below
-
+    recover(cache_dir)  # what killed builds left beside it; a cache a killed swap left aside is put back
+    cache = None if force else _fresh_cache(cache_dir, fp)
+    if cache is not None:
+        return cache  # without the lock: a read-only cache (in ../shared) cannot hold a lock file
     if cache_dir.is_dir() and any(cache_dir.iterdir()) and not (cache_dir / "meta.json").is_file():
         raise DataError(f"{cache_dir} exists and is not a galaxy_core cache; refusing to replace it (choose another "
                         f"--out or remove it)")
+    seen = _meta_stamp(cache_dir)
+    with file_lock(lock_path(cache_dir)) as waited:
+        recover(cache_dir)  # again: the builder this one waited for may have been killed
+        if not force or (waited and _meta_stamp(cache_dir) != seen):
+            cache = _fresh_cache(cache_dir, fp)  # made by the process this one waited for
+            if cache is not None:
+                return cache
+        try:
+            _build(cat, cache_dir, fp, fov, size, val_fraction, seed, workers, progress)
+        except DiskFull as e:
+            need = len(cat) * 3 * size * size
+            raise DiskFull(errno.ENOSPC, f"{e.strerror}; the cache needs about {format_bytes(need)}") from e
+        return open_cache(cache_dir)  # under the lock: no other build swaps it meanwhile
+
+
+def _build(cat: Catalog, cache_dir: Path, fp: str, fov: float, size: int, val_fraction: float, seed: int,
+           workers: int | None, progress: Progress | None) -> None:
+    """Decode ``cat`` into a new cache folder ``cache_dir`` (see :func:`prepare`), swapped in whole."""
     t0 = time.perf_counter()
     # building_dir: a fresh temporary folder per call, so two dashboard sessions never share one.
     with building_dir(cache_dir) as tmp:
         n = len(cat)
-        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+", shape=(max(n, 1), 3, size, size))
+        shape = (max(n, 1), 3, size, size)
+        _reserve(tmp / "images.u8", int(np.prod(shape)))
+        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="r+", shape=shape)
         keep, skipped = [], []
         crop = fov / cat.source_fov
         for i, res in decode_images(cat.paths, crop, size, workers, progress):
@@ -264,7 +330,6 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_json(tmp / "meta.json", meta)
-    return open_cache(cache_dir)
 
 
 def resolve_cache(path: str | os.PathLike, source_fov: float | None = None, fov: float = DEFAULT_FOV,

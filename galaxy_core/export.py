@@ -29,10 +29,10 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
 
     The run's model is loaded once. The checkpoint is written beside ``out`` and renamed into place
     (``files.building_dir``) only after it has been read back from disk and scored on the run's validation galaxies
-    beside the run's model, so a failed export never replaces a working checkpoint. Returns the validation RMSE of
-    the run's model and of the checkpoint (with ``tta`` views), their largest difference on any answer, and the
-    size of the weights in bytes. Raises ValueError, writing nothing, when the weights would exceed
-    ``CHECKPOINT_MAX_BYTES``.
+    beside the run's model, so a failed export (a full disk: ``files.DiskFull`` naming the folder) never replaces a
+    working checkpoint. Returns the validation RMSE of the run's model and of the checkpoint (with ``tta`` views),
+    their largest difference on any answer, and the size of the weights in bytes. Raises ValueError, writing
+    nothing, when the weights would exceed ``CHECKPOINT_MAX_BYTES``.
     """
     run, out = Path(run), Path(out)
     dev = views.pick_device(device)

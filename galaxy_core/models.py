@@ -386,15 +386,49 @@ def save_model(model: GalaxyModel, folder: str | os.PathLike, extra: dict | None
     return folder
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
+"""File endings of pickled PyTorch checkpoints, which :func:`refuse_pickle` turns away."""
+
+
+def refuse_pickle(path: str | os.PathLike) -> None:
+    """Raise ValueError, saying why and what to do instead, when ``path`` is a pickled checkpoint (a file ending in
+    one of :data:`PICKLE_SUFFIXES`) or a folder (or its ``best/``) that holds such a file and no
+    ``model.safetensors``. Does nothing otherwise: a missing model is the caller's FileNotFoundError.
+
+    Unpickling runs whatever code the file names, so a checkpoint offered by someone else could take over the
+    machine the moment it is loaded; models load only from safetensors, which holds nothing but tensors. Only names
+    are looked at: the file is never opened."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / WEIGHTS_FILE).is_file() or (path / "best" / WEIGHTS_FILE).is_file():
+            return
+        found = sorted(p for d in (path, path / "best") for p in d.glob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
+        if not found:
+            return
+        path = found[0]
+    elif path.suffix.lower() not in PICKLE_SUFFIXES:
+        return
+    raise ValueError(
+        f"{path} is a pickled checkpoint, and galaxy_core loads weights only from {WEIGHTS_FILE} (safetensors): "
+        f"unpickling runs any code the file contains. Give a run or checkpoint folder of this project instead "
+        f"(`python -m galaxy_core export RUN --out FOLDER` makes a checkpoint of a run), or convert weights you "
+        f"trust once, in Python:\n"
+        f"    import torch; from galaxy_core import models\n"
+        f"    m = models.build_model(\"galaxynet\")  # the architecture and arguments the weights were trained with\n"
+        f"    m.load_state_dict(torch.load({str(path)!r}, weights_only=True)); models.save_model(m, \"my_model\")")
+
+
 def load_model_folder(folder: str | os.PathLike, device: str | torch.device = "cpu") -> GalaxyModel:
     """Rebuild a model saved by :func:`save_model` and load its weights (safetensors only, never pickle).
 
     Returns the model on ``device`` in eval mode. Raises FileNotFoundError naming the missing folder or file, and
     ValueError when config.json is not a galaxy_core model config or the weights do not match the architecture it
-    describes (naming missing, unexpected and mis-shaped tensors). Float tensors saved in another precision
-    (float16 weights of an exported checkpoint) are cast to the model's float32. ``"extra"`` is kept as
-    ``model.extra``.
+    describes (naming missing, unexpected and mis-shaped tensors), when ``model.safetensors`` is not a safetensors
+    file, and when ``folder`` is a pickled checkpoint or holds one instead of safetensors (:func:`refuse_pickle`,
+    which never opens it). Float tensors saved in another precision (float16 weights of an exported checkpoint) are
+    cast to the model's float32. ``"extra"`` is kept as ``model.extra``.
     """
+    refuse_pickle(folder)
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     for path in (folder, config_path, weights_path):
@@ -410,7 +444,10 @@ def load_model_folder(folder: str | os.PathLike, device: str | torch.device = "c
     except (KeyError, TypeError) as e:
         raise ValueError(f"{config_path}: cannot rebuild the model: {e}") from e
 
-    state = load_file(weights_path, device="cpu")
+    try:
+        state = load_file(weights_path, device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged or foreign file
+        raise ValueError(f"{weights_path} is not a readable safetensors file ({type(e).__name__}: {e})") from e
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, models, runs, tree, views
+from . import catalog, data, images, models, runs, tree, views
 from .files import Progress, atomic_write_bytes, atomic_write_text
 
 CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
@@ -50,10 +50,12 @@ def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
 
 def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> Path:
     """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) those of
-    :func:`default_model`."""
+    :func:`default_model`. Raises ValueError for a pickled checkpoint (``models.refuse_pickle``, which never opens
+    it) and FileNotFoundError for a folder without a model."""
     if path is None:
         path = default_model(runs_root)[0]
     path = Path(path)
+    models.refuse_pickle(path)
     if (path / models.WEIGHTS_FILE).is_file():
         return path
     if (path / "best" / models.WEIGHTS_FILE).is_file():
@@ -184,7 +186,7 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
             ids.extend(paths[i].stem for i, _ in batch)
             batch.clear()
 
-    for i, res in catalog.decode_images(paths, fov / source_fov, size, workers, progress):
+    for i, res in images.decode_images(paths, fov / source_fov, size, workers, progress):
         if isinstance(res, str):
             skipped.append({"GalaxyID": paths[i].stem, "path": str(paths[i]), "reason": res})
             continue
@@ -216,7 +218,11 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
                    out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
                    batch_size: int = 256, device: str = "auto", workers: int | None = None,
                    progress: Progress | None = None) -> tuple[pd.DataFrame, list[dict]]:
-    """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV (atomically).
+    """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV.
+
+    The CSV is written to a temporary file beside ``out`` and renamed over it (``files.atomic_write_text``): a killed
+    prediction leaves the previous file under that name, or none, never part of one, and a full disk raises
+    ``files.DiskFull`` with the old file intact. Unreadable images are skipped and returned with their reasons.
 
     ``model``: a loaded model, a run or checkpoint folder, or None for the shipped checkpoint. ``source_fov``: the
     fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images

@@ -17,9 +17,12 @@ The dashboard follows a run through these files alone, so a run started from the
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import threading
@@ -104,16 +107,97 @@ def active_run(root: str | os.PathLike = "runs", data_path: str | os.PathLike | 
     return None
 
 
+_CHOICES = {"optimizer": ("adam", "adamw"), "scheduler": ("plateau", "onecycle", "cosine", "constant"),
+            "compile_mode": ("default", "reduce-overhead", "max-autotune")}
+# (lowest, highest, whether the lowest itself is allowed) of each number a launched run may be given.
+_NUMBERS = {"epochs": (1, 100_000, True), "batch_size": (1, 1_000_000, True), "lr": (0, 10, False),
+            "weight_decay": (0, 10, True), "warmup": (0, 1, True), "tta": (1, 8, True), "seed": (0, 2**32 - 1, True),
+            "ema": (0, 0.999999, True), "teacher_weight": (0, 1000, True), "teacher_tta": (1, 8, True),
+            "max_train": (1, 10**9, True), "val_fraction": (0, 1, False), "split_seed": (0, 2**32 - 1, True),
+            "source_fov": (0, 1, False)}
+_INTEGERS = {"epochs", "batch_size", "tta", "seed", "teacher_tta", "max_train", "split_seed"}
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_launch(cfg: TrainConfig) -> None:
+    """Refuse, with a ValueError naming the setting, what a launched run must not be given: a model that is not
+    registered (``models.list_models``), a run name that is not a plain folder name (letters, digits, ``.``, ``_``,
+    ``-``; so no path and no ``..``), a number that is not a finite number of the right kind within its range
+    (``_NUMBERS``: epochs and batch size at least 1, a learning rate above 0 ...), a choice outside its options, or
+    anything in the settings JSON cannot write exactly (NaN, infinity, objects).
+
+    The dashboard fills a config from widgets; this is the gate between them and the child process. Nothing here
+    reaches a shell (the child gets an argument list and reads the settings from a file), but a checked config also
+    cannot make the run folder escape ``cfg.out`` or start a training that fails only minutes later."""
+    if cfg.model not in models.list_models():
+        raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(models.list_models())}")
+    if not isinstance(cfg.model_args, dict) or not all(isinstance(k, str) for k in cfg.model_args):
+        raise ValueError(f"model_args must map argument names to values, not {cfg.model_args!r}")
+    try:
+        models.build_model(cfg.model, **cfg.model_args)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model {cfg.model!r} cannot be built with {cfg.model_args}: {e}") from e
+    if not isinstance(cfg.name, str) or cfg.name and not _RUN_NAME.fullmatch(cfg.name):
+        raise ValueError(f"run name {cfg.name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
+    for key, (low, high, low_ok) in _NUMBERS.items():
+        v = getattr(cfg, key)
+        if v is None and key in ("max_train", "val_fraction", "split_seed", "source_fov"):
+            continue
+        kind_ok = isinstance(v, int) if key in _INTEGERS else isinstance(v, (int, float))
+        # NaN fails every comparison, so the range check also refuses it (and infinity).
+        if isinstance(v, bool) or not kind_ok or not (low < v <= high or low_ok and v == low):
+            raise ValueError(f"{key} must be {'an integer' if key in _INTEGERS else 'a number'} "
+                             f"{'from' if low_ok else 'above'} {low} to {high}, not {v!r}")
+    for key, options in _CHOICES.items():
+        if getattr(cfg, key) not in options:
+            raise ValueError(f"{key} must be one of {', '.join(options)}, not {getattr(cfg, key)!r}")
+    for key in ("data", "out", "unlabelled"):
+        if not isinstance(getattr(cfg, key), str):
+            raise ValueError(f"{key} must be a path, not {getattr(cfg, key)!r}")
+    if not isinstance(cfg.teacher, list) or not all(isinstance(t, str) for t in cfg.teacher):
+        raise ValueError(f"teacher must be a list of run folders, not {cfg.teacher!r}")
+    for key in ("augment", "partial", "amp", "compile"):
+        if not isinstance(getattr(cfg, key), bool):
+            raise ValueError(f"{key} must be true or false, not {getattr(cfg, key)!r}")
+    if not isinstance(cfg.device, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,2})?", cfg.device):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, not {cfg.device!r}")
+    if not isinstance(cfg.sizes, list) or not all(isinstance(s, int) and not isinstance(s, bool) and 8 <= s <= 4096
+                                                  for s in cfg.sizes):
+        raise ValueError(f"sizes must be input sizes in pixels (8 to 4096), not {cfg.sizes!r}")
+    try:
+        json.dumps(asdict(cfg), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"the training settings cannot be written as JSON: {e}") from e
+
+
+LOCK_FILE = ".launch.lock"
+"""In a runs root: the file :func:`launch` locks while it checks for a live run and starts one."""
+
+
 def launch(cfg: TrainConfig) -> Path:
     """Start ``python -m galaxy_core train`` for ``cfg`` as a background process in its own session, so that it
     outlives the caller (a dashboard page reload, a closed terminal); its output goes to ``<run>/train.log``.
 
-    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises RuntimeError when a run on
-    the same data is already running under ``cfg.out`` (one training at a time per data folder).
+    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError for settings
+    :func:`check_launch` refuses, RuntimeError when a run on the same data is already running under ``cfg.out`` (one
+    training at a time per data folder) or the child cannot be started, FileExistsError when the run folder exists.
+
+    The check for a live run and the start of the new one happen under an exclusive lock on
+    ``<cfg.out>/.launch.lock`` (``fcntl.flock``), so two dashboard sessions, or two processes, that launch on the
+    same data at the same moment start exactly one run; the other gets the RuntimeError. The child is given an
+    argument list, never a shell command line, and reads its settings from ``<run>/launch.json``.
     """
+    check_launch(cfg)
     # The child runs in the project folder: make every path absolute so that it means the same there.
     cfg = TrainConfig.from_dict({**asdict(cfg), "out": str(Path(cfg.out).resolve()),
                                  "data": str(Path(cfg.data).resolve()) if Path(cfg.data).exists() else cfg.data})
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    with open(Path(cfg.out) / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
+        return _launch_locked(cfg)
+
+
+def _launch_locked(cfg: TrainConfig) -> Path:
     busy = active_run(cfg.out, cfg.data)
     if busy is not None:
         raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
@@ -131,6 +215,11 @@ def launch(cfg: TrainConfig) -> Path:
             [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=str(catalog.PROJECT_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except OSError as e:
+        # A "starting" run without a pid would block every later launch on this data: record the failure.
+        atomic_write_json(run / "status.json", {"state": "failed", "error": f"could not start: {e}",
+                                                "updated": time.time()})
+        raise RuntimeError(f"could not start the training process: {e}") from e
     finally:
         log.close()
     # Reap the child when it ends (no zombie while the caller lives on, as a dashboard does); the child itself runs

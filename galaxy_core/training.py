@@ -12,6 +12,10 @@ square root, RMSE; Dieleman et al. 2015); partially labelled galaxies contribute
 options go beyond that: ``ema`` validates and saves a moving average of the weights, and ``teacher`` distils trained
 runs into the new one (``distill``); a distilled run's ``train_rmse`` is then over the teachers' targets too,
 weighted as in its loss.
+
+At about 530 lines this is over the package's 500-line mark, and one job: the loop and what only the loop uses
+(the learning-rate schedule, the staging of images on the device, the weight average, the checkpoints it resumes
+from, and the probe that times its step for the duration estimate). Split, the pieces would import each other.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from . import data, distill, metrics, models, runs, tree, views
 from .config import TrainConfig
-from .files import atomic_write_json, building_dir, read_json
+from .files import atomic_write_json, building_dir, read_json, recover
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -229,6 +233,13 @@ def _save_last(run: Path, model: models.GalaxyModel, opt: torch.optim.Optimizer,
         atomic_write_json(tmp / "state.json", state)
 
 
+def _save_best(run: Path, model: torch.nn.Module, extra: dict) -> None:
+    """``best/``, swapped in whole like ``last/``: a run killed while saving keeps its previous best (its weights
+    and its config.json agree), or has none yet."""
+    with building_dir(run / "best") as tmp:
+        models.save_model(model, tmp, extra=extra)
+
+
 def _load_last(run: Path, model: models.GalaxyModel, opt: torch.optim.Optimizer, device: torch.device,
                ema: WeightAverage | None = None) -> dict:
     last = run / "last"
@@ -261,6 +272,8 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
             raise ValueError("resume needs the run folder")
         run = Path(run_dir)
         cfg = TrainConfig.from_dict(read_json(run / "config.json")["train"])
+        for folder in ("last", "best"):
+            recover(run / folder)  # a process killed while swapping one in may have left it aside
         if not (run / "last" / "state.json").is_file():
             resume = False  # killed before its first epoch ended: start it again
     else:
@@ -388,7 +401,7 @@ class _Run:
                    val_rmse=val, lr=0.0, seconds=time.perf_counter() - t0, images_per_s=float("nan"))
         self.rows = [row]
         runs.write_metrics(self.run / "metrics.csv", self.rows)
-        models.save_model(self.model, self.run / "best", extra={**self.extra, "val_rmse": val, "epoch": 1})
+        _save_best(self.run, self.model, {**self.extra, "val_rmse": val, "epoch": 1})
         return self.finish(self.model, row["seconds"])
 
     # --------------------------------------------------------------------------------------- the optimiser
@@ -481,8 +494,8 @@ class _Run:
         runs.write_metrics(self.run / "metrics.csv", self.rows)
         if row["val_rmse"] < self.best and size_at(self.cfg, row["epoch"] - 1, self.size) == self.size:
             self.best = row["val_rmse"]
-            models.save_model(self.ema.model if self.ema is not None else self.model, self.run / "best",
-                              extra={**self.extra, "val_rmse": row["val_rmse"], "epoch": row["epoch"]})
+            _save_best(self.run, self.ema.model if self.ema is not None else self.model,
+                       {**self.extra, "val_rmse": row["val_rmse"], "epoch": row["epoch"]})
         _save_last(self.run, self.model, self.opt,
                    {"epoch": row["epoch"], "best_val_rmse": self.best, "wall_seconds": self.wall_seconds(),
                     "plateau": self.plateau.state_dict() if self.plateau is not None else None}, self.ema)

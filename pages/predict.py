@@ -19,8 +19,9 @@ if model is None:
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
 with c1:
-    uploads = st.file_uploader("Images (JPEG or PNG)", type=["jpg", "jpeg", "png"], accept_multiple_files=True,
-                               key="pr_uploads")
+    uploads = st.file_uploader(f"Images (JPEG or PNG; up to {common.MAX_UPLOAD_FILES:,} at a time)",
+                               type=["jpg", "jpeg", "png"], accept_multiple_files=True, key="pr_uploads",
+                               max_upload_size=common.MAX_UPLOAD_MB)
     folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
                            help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
 source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, format="%.4f", key="pr_fov",
@@ -31,8 +32,23 @@ source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, form
                                   "exactly as `python -m galaxy_core predict` decides.")
 tta = c3.slider("Test-time views", 1, 8, 1, key="pr_tta",
                 help="Average the predictions over this many rotations and mirror images (1 = none).")
-if not uploads and not folder.strip():
+folder = folder.strip()
+if not uploads and not folder:
     st.info("Upload some images or name a folder.")
+    st.stop()
+# Checked before anything is read: uploads one by one (a bad file is refused, the others predicted), a typed folder
+# against the data roots.
+try:
+    if uploads:
+        files, refused = common.check_uploads([(f.name, f.getvalue()) for f in uploads])
+    else:
+        files, refused, folder = [], [], str(common.allowed_folder(folder))
+except (PermissionError, ValueError) as e:
+    st.error(str(e))
+    st.stop()
+for r in refused:
+    st.warning(f"Refused {r}")
+if uploads and not files:
     st.stop()
 
 
@@ -60,15 +76,14 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
 
 
 # Uploads are the user's own images, taken to be real galaxies.
-common.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder.strip()))
+common.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder))
 key = common.model_key(model)
 try:
     if uploads:
-        frame, skipped, fov, origin = predict_uploads(*key, tuple((f.name, f.getvalue()) for f in uploads),
-                                                      source_fov, tta)
+        frame, skipped, fov, origin = predict_uploads(*key, tuple(files), source_fov, tta)
     else:
-        paths = prediction.image_paths(folder.strip())
-        frame, skipped, fov, origin = predict_folder(*key, folder.strip(), source_fov, tta,
+        paths = prediction.image_paths(folder)
+        frame, skipped, fov, origin = predict_folder(*key, folder, source_fov, tta,
                                                      tuple((p.name, p.stat().st_mtime_ns) for p in paths))
 except (catalog.DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
@@ -91,7 +106,7 @@ gid = st.selectbox("Galaxy", list(frame["GalaxyID"]), key="pr_pick")
 row = frame.index[frame["GalaxyID"] == gid][0]
 c1, c2 = st.columns([1, 2])
 with c1:
-    images = {Path(f.name).stem: f.getvalue() for f in uploads} if uploads else {p.stem: str(p) for p in paths}
+    images = {Path(name).stem: content for name, content in files} if uploads else {p.stem: str(p) for p in paths}
     st.image(images[gid], caption=gid, width="stretch")
 with c2:
     common.tree_chart(frame.loc[row, list(tree.COLUMNS)].to_numpy(dtype=float), names=("model", ""), key="pr_tree")

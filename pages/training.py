@@ -72,11 +72,16 @@ else:
                  "answers no volunteer gave and label this data's unlabelled galaxies")
         unlabelled = st.text_input("More unlabelled galaxies for the teachers to label (folder or cache, optional)",
                                    key="tr_unlabelled").strip()
+try:
+    unlabelled = str(common.allowed_folder(unlabelled)) if unlabelled else None
+except PermissionError as e:
+    st.error(f"More unlabelled galaxies: {e}")
+    st.stop()
 cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int(epochs), batch_size=int(batch),
                         lr=float(lr), scheduler=scheduler, augment=augment, device=device,
                         max_train=int(max_train) or None, ema=float(ema),
                         teacher=[str(root / t) for t in chosen_teachers] or None,
-                        unlabelled=str(common.absolute_path(unlabelled)) if unlabelled else None)
+                        unlabelled=unlabelled)
 if not closed_form:
     try:
         probe = common.duration_probe(cfg, ds.fingerprint)
@@ -92,7 +97,7 @@ if not closed_form:
 if st.button("Start training", type="primary", key="tr_start"):
     try:
         st.session_state["tr_run"] = str(runs.launch(cfg))
-    except (RuntimeError, FileExistsError) as e:
+    except (RuntimeError, FileExistsError, ValueError) as e:
         st.error(f"Not started: {e}")
 st.caption(f"Runs are written to `{root}` and keep going if you close or reload this page.")
 

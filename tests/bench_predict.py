@@ -5,7 +5,7 @@ Not collected by pytest (no ``test_`` prefix). Run from the project folder, on t
     python tests/bench_predict.py [--model RUN_OR_CHECKPOINT] [--originals DIR] [--pack DIR] [--copies 20]
 
 Two inputs, each timed end to end with ``prediction.predict_paths`` (a pool of decoding processes on every core
-feeding batched inference on the GPU, or the CPU) and with decoding alone (``catalog.decode_images``):
+feeding batched inference on the GPU, or the CPU) and with decoding alone (``images.decode_images``):
 
 - the 424 px originals of ``../shared/data/gz2-kaggle-424-sample`` (300 galaxies), each file copied ``--copies``
   times under new names into a temporary folder, so that the run is long enough to time;
@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import catalog, models, prediction, views  # noqa: E402
+from galaxy_core import images, models, prediction, views  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -87,7 +87,7 @@ def main() -> None:
         prediction.predict_paths(model, inputs[0][1][:64], inputs[0][2], workers=args.workers)
         rows = []
         for name, paths, src_fov in inputs:
-            decode = _time(lambda: sum(1 for _ in catalog.decode_images(paths, fov / src_fov, size, args.workers)))
+            decode = _time(lambda: sum(1 for _ in images.decode_images(paths, fov / src_fov, size, args.workers)))
             rows.append((name, len(paths), "decode only", len(paths) / decode))
             for tta in (int(t) for t in args.tta.split(",")):
                 secs = _time(lambda: prediction.predict_paths(model, paths, src_fov, tta=tta, workers=args.workers))

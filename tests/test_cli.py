@@ -109,3 +109,36 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+
+
+def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp_path, capsys, monkeypatch):
+    """predict, evaluate, export, mergers and train --teacher, given a .pt file or a folder holding only one: exit 2
+    with the reason (unpickling runs code) and the way out, and nothing is unpickled."""
+    import pickle
+
+    import torch
+
+    from galaxy_core import models
+
+    with open(tmp_path / "model.pt", "wb") as f:
+        torch.save(models.build_model("seed-cnn").state_dict(), f)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "model.ckpt").write_bytes((tmp_path / "model.pt").read_bytes())
+    (tmp_path / "images").mkdir()
+
+    def fail(*args, **kwargs):
+        pytest.fail("a pickle was loaded")
+
+    for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads")):
+        monkeypatch.setattr(module, name, fail)
+    for model in (tmp_path / "model.pt", tmp_path / "folder"):
+        for argv in (["predict", str(tmp_path / "images"), "--model", str(model)], ["evaluate", str(model)],
+                     ["export", str(model), "--out", str(tmp_path / "out")],
+                     ["mergers", "--images", str(tmp_path / "images"), "--model", str(model)],
+                     ["mergers", "p.csv", "--calibrate-run", str(model)],
+                     ["train", str(tmp_path), "--teacher", str(model)]):
+            assert cli.main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert err.startswith("error:") and "pickle" in err and "runs any code" in err, (argv, err)
+            assert "galaxy_core export" in err and "safetensors" in err
+    assert not (tmp_path / "out").exists()

@@ -91,3 +91,20 @@ def test_the_home_pages_commands_run_as_shown(sandbox, capsys):
     shown = re.findall(r"`python -m galaxy_core ([^`]+)`", text)
     assert [c.split()[0] for c in shown] == ["summary", "prepare", "train"]
     run_all([shlex.split(c.replace("my_data", "data")) for c in shown], capsys)
+
+
+def test_the_readme_checkpoint_conversion_runs_as_shown(sandbox, capsys):
+    # The Reliability section's way from a pickled state dict one trusts to a checkpoint this project loads.
+    import torch
+
+    from galaxy_core import models
+
+    torch.save(models.build_model("galaxynet").state_dict(), sandbox / "weights.pt")
+    code = readme_block("## Reliability", "python")
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example
+    loaded = models.load_model_folder(sandbox / "my_model")
+    assert loaded.config["name"] == "galaxynet"
+    shown = re.search(r"# then: python -m galaxy_core (.+)", code).group(1)
+    argv = shlex.split(shown.replace("IMAGES", "my_images")) + ["--out", "converted.csv"]
+    assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
+    assert (sandbox / "converted.csv").is_file()

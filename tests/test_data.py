@@ -1,21 +1,28 @@
 """Tests for galaxy_core.data, the cache: prepare (skipped images, row alignment, the mask of known answers, the split),
-GalaxyCache and make_split, reuse and staleness, atomicity when a build fails or is killed, and where caches go; on
+GalaxyCache and make_split, reuse and staleness, atomicity when a build fails or is killed (in process, and with
+SIGKILL through the command line), a full disk, two builds at once, every kind of bad image, and where caches go; on
 tiny synthetic folders built here, and one check on the real packs in ../shared (marker ``shared``)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, TRUNCATED, copy_tiny, csv_rows,
+from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, ROOT, TRUNCATED, copy_tiny, csv_rows,
                       write_csv_rows)
-from galaxy_core import catalog, data, tree
+from galaxy_core import catalog, data, files, images, tree
 
 
 def no_tmp_left(folder: Path) -> bool:
@@ -49,7 +56,7 @@ def test_prepare_rows_are_aligned(damaged):
     for r, gid in enumerate(cache.ids):
         labelled = int(gid) < FIRST_ID + N_LABELLED
         folder = catalog.LABELLED_DIR if labelled else catalog.UNLABELLED_DIR
-        np.testing.assert_array_equal(cache.images[r], catalog.load_image(root / folder / f"{gid}.jpg", crop, 32))
+        np.testing.assert_array_equal(cache.images[r], images.load_image(root / folder / f"{gid}.jpg", crop, 32))
         assert cache.image(r).shape == (32, 32, 3)
         if labelled:
             expected = np.array([float(v) if v else np.nan for v in rows[gid]], dtype=np.float32)
@@ -126,7 +133,7 @@ def test_make_split_deterministic_seeded_and_order_free():
 class DecodeCounter:
     def __init__(self, monkeypatch):
         self.calls = 0
-        self._real = catalog.decode_images
+        self._real = images.decode_images
         monkeypatch.setattr(data, "decode_images", self)
 
     def __call__(self, *args, **kwargs):
@@ -208,19 +215,19 @@ class Killed(BaseException):
 
 
 def failing_decode_chunk(monkeypatch, after: int):
-    """Make catalog._decode_chunk decode ``after`` images of its chunk, then raise."""
-    real = catalog._decode_chunk
+    """Make images._decode_chunk decode ``after`` images of its chunk, then raise."""
+    real = images._decode_chunk
 
     def chunk(args):
         paths, crop, size = args
         real((paths[:after], crop, size))
         raise RuntimeError("decoder crashed midway")
 
-    monkeypatch.setattr(catalog, "_decode_chunk", chunk)
+    monkeypatch.setattr(images, "_decode_chunk", chunk)
 
 
 def failing_load_image(monkeypatch, after: int):
-    real, calls = catalog.load_image, [0]
+    real, calls = images.load_image, [0]
 
     def load(*args, **kwargs):
         calls[0] += 1
@@ -228,7 +235,7 @@ def failing_load_image(monkeypatch, after: int):
             raise Killed()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(catalog, "load_image", load)
+    monkeypatch.setattr(images, "load_image", load)
 
 
 def test_failed_prepare_leaves_no_cache(fresh, monkeypatch):
@@ -294,6 +301,210 @@ def test_prepare_skips_an_unreadable_first_image_of_undeclared_originals(tmp_pat
     cache = data.prepare(root, tmp_path / "cache", size=16, workers=1)
     assert [s["GalaxyID"] for s in cache.meta["skipped"]] == ["1"]
     assert cache.ids.tolist() == ["2", "3"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Bad images: every good image is kept, every bad one reported with its path and reason, nothing crashes
+
+BAD = {"truncated": 10, "empty": 11, "text": 12, "bomb": 13, "loop": 14}
+"""Images that cannot be read, by the offset of the galaxy (from FIRST_ID) they replace."""
+ODD = {"grey": 15, "palette": 16, "cmyk": 17}
+"""Unusual colour modes that are still galaxies: converted to RGB and kept."""
+EITHER = {"16bit": 18, "3px": 19}
+"""Kept or skipped with a reason; never a crash."""
+
+
+def write_bad_images(folder: Path, monkeypatch) -> dict[str, Path]:
+    """Replace galaxies of a copy of tiny_data's image folder (or of a flat folder of its images) by each kind of
+    bad or odd image; returns their paths by kind. Decompression bombs are made cheap by lowering Pillow's limit
+    (for this process: decode with one worker)."""
+    out = {}
+    for kind, k in {**BAD, **ODD, **EITHER}.items():
+        gid = str(FIRST_ID + k)
+        good = folder / f"{gid}.jpg"
+        with Image.open(good) as im:
+            rgb = im.convert("RGB")
+        ext = ".png" if kind in ("grey", "palette", "16bit", "3px", "bomb") else ".jpg"
+        path = folder / f"{gid}{ext}"
+        good.unlink()
+        if kind == "truncated":
+            rgb.save(path, quality=95)
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+        elif kind == "empty":
+            path.write_bytes(b"")
+        elif kind == "text":
+            path.write_text("this is not an image\n" * 20)
+        elif kind == "bomb":
+            Image.new("L", (1000, 1000)).save(path)  # 1e6 px, over twice the limit set below
+        elif kind == "loop":
+            os.symlink(path.name, path)  # points at itself: opening it fails with ELOOP
+        elif kind == "grey":
+            rgb.convert("L").save(path)
+        elif kind == "palette":
+            rgb.convert("P").save(path)
+        elif kind == "cmyk":
+            rgb.convert("CMYK").save(path)
+        elif kind == "16bit":
+            Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257).save(path)
+        elif kind == "3px":
+            rgb.resize((3, 3)).save(path)
+        out[kind] = path
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # the 128 px galaxies are 16,384 px
+    return out
+
+
+def reported(path: Path, skipped: list[dict], problems: list[str] = ()) -> bool:
+    """Whether ``path`` is listed as skipped with a reason, or named in a problem."""
+    return (any(s["path"] == str(path) and s["reason"] for s in skipped)
+            or any(str(path) in p for p in problems))
+
+
+def test_prepare_keeps_every_good_image_and_reports_each_bad_one(fresh, monkeypatch):
+    root, dest = fresh
+    bad = write_bad_images(root / catalog.LABELLED_DIR, monkeypatch)
+    cache = data.prepare(root, dest, size=16, workers=1)
+    ids = set(cache.ids.tolist())
+    replaced = {str(FIRST_ID + k) for k in {**BAD, **ODD, **EITHER}.values()}
+    good = {str(FIRST_ID + k) for k in range(56)} - replaced
+    assert good <= ids  # every good galaxy is in the cache
+    for kind in ODD:
+        assert bad[kind].stem in ids, f"{kind} image not kept: {cache.meta['skipped']}"
+    for kind in BAD:
+        assert bad[kind].stem not in ids
+        assert reported(bad[kind], cache.meta["skipped"], cache.meta["problems"]), kind
+    for kind in EITHER:
+        assert (bad[kind].stem in ids) != reported(bad[kind], cache.meta["skipped"]), kind
+    assert len(cache) == len(ids) == cache.meta["n"] == 56 - len(cache.meta["skipped"]) - 1  # - 1: the loop
+    assert all(s["GalaxyID"] and s["reason"] for s in cache.meta["skipped"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A full disk
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["images", "arrays", "meta"])
+def test_a_full_disk_during_prepare_is_a_clear_error_and_keeps_the_old_cache(fresh, monkeypatch, where):
+    root, dest = fresh
+    old = data.prepare(root, dest, size=16, workers=1)
+    images, meta = np.array(old.images), dict(old.meta)
+    del old
+    if where == "images":  # reserving the image file's space
+        monkeypatch.setattr(data.os, "posix_fallocate", no_space)
+    elif where == "arrays":
+        monkeypatch.setattr(data.np, "save", no_space)
+    else:  # the last file, meta.json
+        monkeypatch.setattr(files.os, "fsync", no_space)
+    with pytest.raises(files.DiskFull, match="no space left") as e:
+        data.prepare(root, dest, size=16, workers=1, force=True)
+    monkeypatch.undo()
+    assert e.value.errno == errno.ENOSPC and f"c16 in {dest.parent}" in str(e.value) and "needs about" in str(e.value)
+    assert no_tmp_left(dest.parent)
+    kept = data.open_cache(dest)
+    assert kept.meta == meta
+    np.testing.assert_array_equal(kept.images, images)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Killed outright (SIGKILL) through the command line, and two builds at once
+
+CLI = """
+import contextlib, os, runpy, sys, time
+from galaxy_core import catalog, data, images
+real_load, delay = images.load_image, float(os.environ.get("DECODE_DELAY", "0"))
+def slow_load(*args, **kwargs):
+    time.sleep(delay)  # a slower decoder: more of the run is spent building the cache, where kills matter
+    return real_load(*args, **kwargs)
+images.load_image = slow_load
+real_build, real_lock, log = data._build, data.file_lock, os.environ.get("BUILD_LOG")
+def logged_build(*args, **kwargs):
+    with open(log, "a") as f:
+        f.write("build\\n")
+    return real_build(*args, **kwargs)
+@contextlib.contextmanager
+def logged_lock(path):
+    with real_lock(path) as waited:
+        with open(log, "a") as f:
+            f.write(f"waited {waited}\\n")
+        yield waited
+if log:
+    data._build, data.file_lock = logged_build, logged_lock
+sys.argv = ["galaxy_core", *sys.argv[1:]]
+runpy.run_module("galaxy_core", run_name="__main__")
+"""
+"""``python -m galaxy_core`` with a slower decoder (``DECODE_DELAY`` seconds an image) and, with ``BUILD_LOG``, a
+line in that file for every build and every time the lock is taken."""
+
+
+def cli(*args: str, **env: str) -> tuple[list[str], dict]:
+    """The command line to run ``python -m galaxy_core ARGS`` (through :data:`CLI`) in a child process, and its
+    environment (the project on PYTHONPATH, two threads, ``env`` added)."""
+    return ([sys.executable, "-c", CLI, *args],
+            {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", **env})
+
+
+@pytest.mark.slow
+def test_a_prepare_killed_at_any_moment_never_leaves_a_partial_cache(fresh):
+    root, dest = fresh
+    data.prepare(root, dest, size=16, workers=1, seed=1)  # the previous cache, with another split
+    previous = data.open_cache(dest)
+    old_meta, old_images = dict(previous.meta), np.array(previous.images)
+    del previous
+    def command(out: Path) -> tuple[list[str], dict]:
+        return cli("prepare", str(root), "--out", str(out), "--size", "16", "--workers", "1", "--force",
+                   DECODE_DELAY="0.02")
+
+    cmd, env = command(dest)
+    t0 = time.perf_counter()
+    subprocess.run(command(dest.parent / "timing")[0], env=env, cwd=ROOT, check=True, capture_output=True)
+    whole = time.perf_counter() - t0  # start-up, decoding and writing: kills are spread over all of it
+    rng = random.Random(5)
+    outcomes = []
+    for k in range(6):
+        delay = whole * (0.25 + 0.9 * (k + rng.random()) / 6)
+        p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        if not (dest / "meta.json").is_file():  # killed between the swap's two renames: the old one is aside
+            assert list(dest.parent.glob("c16.old-*")), f"no cache and none aside after a kill at {delay:.2f} s"
+            with pytest.raises(FileNotFoundError):
+                data.open_cache(dest)
+            outcomes.append("aside")
+            continue
+        cache = data.open_cache(dest)  # complete: the previous cache or a whole new one
+        assert cache.meta["seed"] in (0, 1) and len(cache) == 56 and cache.images.shape == (56, 3, 16, 16)
+        if cache.meta["seed"] == 1:
+            assert cache.meta == old_meta
+            np.testing.assert_array_equal(cache.images, old_images)
+        building = list(dest.parent.glob("c16.tmp-*"))  # what a build killed midway left: never a cache
+        outcomes.append("new" if cache.meta["seed"] == 0 else "killed mid-build" if building else "old")
+        del cache
+    # The next prepare reuses or builds, and tidies what the killed ones left.
+    again = data.prepare(root, dest, size=16, workers=1)
+    assert again.meta["seed"] == 0 and len(again) == 56 and no_tmp_left(dest.parent), outcomes
+    assert "killed mid-build" in outcomes, outcomes  # the kills did land while the cache was being written
+
+
+@pytest.mark.slow
+def test_two_prepares_at_once_build_one_cache(fresh, tmp_path):
+    root, dest = fresh
+    log = tmp_path / "builds.log"
+    cmd, env = cli("prepare", str(root), "--out", str(dest), "--size", "16", "--workers", "1", "--json",
+                   DECODE_DELAY="0.05", BUILD_LOG=str(log))  # a build of about 3 s: the two overlap
+    procs = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sorted(log.read_text().split("\n")[:-1]) == ["build", "waited False", "waited True"]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert results[0] == results[1]  # the one that waited reports the cache the other built
+    cache = data.open_cache(dest)
+    assert len(cache) == 56 and cache.meta["seconds"] == results[0]["seconds"]
+    assert no_tmp_left(dest.parent) and data.lock_path(dest).is_file()
 
 
 # --------------------------------------------------------------------------------------------------------------------

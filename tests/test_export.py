@@ -1,11 +1,15 @@
 """Tests for galaxy_core.export: a run exported as a checked half-precision checkpoint that records where it came
-from and knows its galaxies, scored on the ones it never learnt from; one too big is refused and the old one kept."""
+from and knows its galaxies, scored on the ones it never learnt from; one too big is refused and the old one kept,
+and so is the old one when the disk fills up."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
-from galaxy_core import config, data, evaluation, export, training
+from galaxy_core import config, data, evaluation, export, files, training
 
 
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
@@ -52,3 +56,24 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     finally:
         export.CHECKPOINT_MAX_BYTES = old_limit
     assert (out / "model.safetensors").read_bytes() == before and not list(out.parent.glob("*.tmp-*"))
+
+
+def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path, monkeypatch):
+    from galaxy_core import prediction
+
+    run = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
+                                           epochs=1, batch_size=16, tta=1, device="cpu",
+                                           model_args={"width": 8, "input_size": 32}))
+    out = tmp_path / "checkpoints" / "default"
+    export.export_checkpoint(run, out, tta=1, device="cpu")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    with pytest.raises(files.DiskFull, match=f"no space left on device writing default in {out.parent}"):
+        export.export_checkpoint(run, out, tta=1, device="cpu")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and os.listdir(out.parent) == ["default"]
+    prediction.load_model(out)

@@ -1,11 +1,18 @@
 """Tests for galaxy_core.files: atomic writes leave the old file or the new one and never a temporary file,
-replace_dir swaps folders whole, and the text progress bar stays quiet unless asked."""
+replace_dir swaps folders whole, what killed writers leave behind is tidied by the next write, a full disk is a clear
+error that keeps the old output, the lock makes builders take turns, and the text progress bar stays quiet unless
+asked."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +127,97 @@ def test_format_bytes_uses_binary_units():
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(33_210_739_584) == "30.9 GiB"  # the 61,578 Kaggle originals as uint8
     assert format_bytes(2**50) == "1,024.0 TiB"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What killed writers leave behind, a full disk, the lock
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_building_dir_removes_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    dst, dead = tmp_path / "last", dead_pid()
+    (tmp_path / f"last.tmp-{dead}-abc123").mkdir()  # a save killed midway (SIGKILL: no cleanup ran)
+    (tmp_path / f"last.tmp-{dead}-abc123" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / f".state.json.{dead}-x1y2.tmp").write_text("{")  # an atomic file write killed midway
+    live = tmp_path / f"last.tmp-{os.getpid()}-busy"  # another save still running (here: this process)
+    live.mkdir()
+    legacy = tmp_path / "last.tmp-k3j4h5g6"  # written before names carried a process id: cannot be told dead
+    legacy.mkdir()
+    with files.building_dir(dst) as tmp:
+        (tmp / "f").write_text("new")
+        assert tmp.name.startswith(f"last.tmp-{os.getpid()}-")
+    files.atomic_write_text(tmp_path / "state.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last", live.name, legacy.name, "state.json"])
+    assert (dst / "f").read_text() == "new"
+
+
+def test_recover_puts_back_a_folder_left_aside_by_a_killed_swap(tmp_path):
+    # replace_dir renames the old folder aside, then the new one into place: killed in between, neither is at dst.
+    dst, dead = tmp_path / "best", dead_pid()
+    aside = tmp_path / f"best.old-{dead}"
+    aside.mkdir()
+    (aside / "model.safetensors").write_bytes(b"previous")
+    files.recover(dst)
+    assert (dst / "model.safetensors").read_bytes() == b"previous" and not aside.exists()
+    aside.mkdir()  # killed after the swap, while removing the old folder: dst is the new one, the rest goes
+    (aside / "x").write_text("stale")
+    files.recover(dst)
+    assert sorted(os.listdir(tmp_path)) == ["best"] and (dst / "model.safetensors").read_bytes() == b"previous"
+    files.recover(tmp_path / "missing" / "x")  # nothing to do, no error
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "answers.csv"
+    files.atomic_write_text(target, "old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(files.DiskFull, match="no space left") as e:
+        files.atomic_write_text(target, "new")
+    assert e.value.errno == errno.ENOSPC and str(tmp_path) in str(e.value) and "answers.csv" in str(e.value)
+    assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["answers.csv"]
+
+
+def test_a_full_disk_while_building_a_folder_keeps_the_old_folder(tmp_path, monkeypatch):
+    dst = tmp_path / "ckpt"
+    with files.building_dir(dst) as tmp:
+        files.atomic_write_text(tmp / "model", "old")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(files.DiskFull, match=f"no space left on device writing ckpt in {tmp_path}"):
+        with files.building_dir(dst) as tmp:
+            (tmp / "model").write_text("new, partly wri")
+            full()
+    assert (dst / "model").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["ckpt"]
+
+
+def test_file_lock_makes_threads_take_turns(tmp_path):
+    lock = tmp_path / "cache.lock"
+    held, order = threading.Event(), []
+
+    def holder():
+        with files.file_lock(lock) as waited:
+            order.append(("holder", waited))
+            held.set()
+            time.sleep(0.3)
+            order.append(("holder done", None))
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    with files.file_lock(lock) as waited:
+        order.append(("second", waited))
+    t.join()
+    assert order == [("holder", False), ("holder done", None), ("second", True)]
+    with files.file_lock(lock) as waited:  # free again; the lock file stays (removing it would be a race)
+        assert not waited and lock.is_file()

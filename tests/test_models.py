@@ -253,3 +253,68 @@ def test_load_missing_folder(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_model_folder(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ no pickle, ever
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Fail the test if anything tries to unpickle (torch.load, pickle.load/loads)."""
+    import pickle
+
+    def fail(*args, **kwargs):
+        pytest.fail("a pickle was loaded")
+
+    for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads")):
+        monkeypatch.setattr(module, name, fail)
+
+
+def test_pickled_checkpoints_are_refused_without_being_opened(tmp_path, no_unpickling):
+    """A .pt file, a folder (or a run's best/) holding only a pickle, and a pickle renamed model.safetensors: each is
+    refused with the reason and the way out, and nothing is unpickled."""
+    import shutil
+
+    from galaxy_core.models import PICKLE_SUFFIXES
+
+    state = small_model("seed-cnn").state_dict()
+    pt = tmp_path / "model.pt"
+    with open(pt, "wb") as f:  # torch.save itself: torch.load is what the fixture forbids
+        torch.save(state, f)
+    offered = [pt]
+    for suffix in PICKLE_SUFFIXES:
+        folder = tmp_path / f"folder{suffix}"
+        (folder / "best").mkdir(parents=True)
+        shutil.copy(pt, folder / "best" / f"weights{suffix}")
+        offered.append(folder)
+    save_model(small_model("seed-cnn"), tmp_path / "beside_config")
+    (tmp_path / "beside_config" / "model.safetensors").unlink()
+    shutil.copy(pt, tmp_path / "beside_config" / "model.bin")
+    offered.append(tmp_path / "beside_config")
+    for path in offered:
+        with pytest.raises(ValueError) as e:
+            load_model_folder(path)
+        message = str(e.value)
+        assert "pickle" in message and "runs any code" in message and "safetensors" in message, message
+        assert "galaxy_core export" in message and "models.save_model" in message and "weights_only=True" in message
+
+    save_model(small_model("seed-cnn"), tmp_path / "renamed")
+    shutil.copy(pt, tmp_path / "renamed" / "model.safetensors")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_model_folder(tmp_path / "renamed")
+
+
+def test_the_conversion_the_refusal_shows_works(tmp_path, monkeypatch):
+    """The three lines the message offers turn a trusted state dict into a folder that loads."""
+    from galaxy_core.models import refuse_pickle
+
+    model = build_model("galaxynet").eval()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    with pytest.raises(ValueError) as e:
+        refuse_pickle(tmp_path / "model.pt")
+    snippet = "\n".join(line.strip() for line in str(e.value).splitlines()[1:])
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    loaded = load_model_folder(tmp_path / "my_model")
+    x = torch.rand(2, 3, 80, 80)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import catalog, morphology
+from galaxy_core import catalog, images, morphology
 from galaxy_core.mergers import MERGER_COLUMN
 from galaxy_core.morphology import (
     asymmetry, asymmetry_merger, connected_region, gini, gini_m20_merger, m20, morphology_table, segment,
@@ -170,7 +170,7 @@ def test_volunteer_mergers_are_more_asymmetric(shared_data):
     labels = pd.read_csv(root / catalog.LABEL_CSV, dtype={"GalaxyID": str})
     p = labels[MERGER_COLUMN]
     pick = pd.concat([labels[p > 0.5].head(100), labels[p < 0.05].head(100)])
-    imgs = np.stack([catalog.load_image(root / catalog.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
+    imgs = np.stack([images.load_image(root / catalog.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
                      for i in pick["GalaxyID"]])
     t = morphology_table(imgs, pick["GalaxyID"].to_numpy())
     is_merger = pick[MERGER_COLUMN].to_numpy() > 0.5

@@ -2,12 +2,14 @@
 are there, the merger threshold moves the fraction, and a training launched from the Training page finishes and is
 scored on the Evaluation page.
 
-The app reads its data folder from GALAXY_DATA and its runs folder from GALAXY_RUNS, both pointed at tmp_path here.
+The app reads its data folder from GALAXY_DATA and its runs folder from GALAXY_RUNS, both pointed at tmp_path here,
+and may read folders under GALAXY_DATA_ROOTS, here pytest's base temporary folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -32,6 +34,8 @@ def env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GALAXY_DATA", str(root))
         mp.setenv("GALAXY_RUNS", str(base / "runs"))
+        # Folders typed into the pages (other tests' tmp_path) are all under pytest's base folder.
+        mp.setenv("GALAXY_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
         yield {"data": root, "runs": base / "runs"}
 
 
@@ -334,3 +338,151 @@ def test_training_page_distils_from_a_finished_run(trained, env):
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["teacher"] == [str(trained["run"])] and config["train"]["ema"] == 0.9
     assert config["n_train_by_source"]["unlabelled"] == 8  # the demo's unlabelled galaxies, labelled by the teacher
+
+
+# ------------------------------------------------------------------------------------------- hostile input
+
+def test_data_roots_default_to_the_project_and_shared_data_and_follow_the_setting(tmp_path, monkeypatch):
+    from pages import _common
+
+    monkeypatch.delenv("GALAXY_DATA_ROOTS", raising=False)
+    monkeypatch.delenv("GALAXY_DATA", raising=False)
+    shared = [_common.SHARED_DATA.resolve()] if _common.SHARED_DATA.is_dir() else []
+    assert _common.data_roots() == [ROOT.resolve()] + shared
+    assert _common.allowed_folder("data") == ROOT / "data" and _common.allowed_folder("") == ROOT / "data"
+    for outside in ("/etc", "..", "data/../..", "~"):
+        with pytest.raises(PermissionError, match="GALAXY_DATA_ROOTS"):
+            _common.allowed_folder(outside)
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    monkeypatch.setenv("GALAXY_DATA_ROOTS", f"{root}{os.pathsep}{tmp_path / 'other'}")
+    assert _common.data_roots() == [root, tmp_path / "other"]
+    assert _common.allowed_folder(str(root / "sub")) == root / "sub"
+    assert _common.allowed_folder(str(root / "not yet")) == root / "not yet"  # existence is checked afterwards
+    for escape in (root / "link", root / "link" / "images_training_rev1", root / "sub" / ".." / ".." / "outside",
+                   ROOT):
+        with pytest.raises(PermissionError) as e:
+            _common.allowed_folder(str(escape))
+        assert str(root) in str(e.value) and str(tmp_path / "other") in str(e.value)
+    monkeypatch.setenv("GALAXY_DATA", str(outside))  # the server's own starting folder is always allowed
+    assert _common.allowed_folder(str(outside)) == outside
+
+
+def test_a_folder_outside_the_data_roots_is_refused_unread(env, tmp_path, monkeypatch):
+    """``/etc``, a symbolic link out of the roots or ``..`` typed into the sidebar: an error naming the roots and
+    how to change them, and nothing there is prepared, listed or read."""
+    from galaxy_core import data as data_module
+
+    at = app()
+    (tmp_path / "link").symlink_to("/etc")
+
+    def fail(*args, **kwargs):
+        raise AssertionError(f"prepared a folder outside the data roots: {args}")
+
+    scandir = os.scandir
+
+    def guarded_scandir(path=".", *args):
+        if isinstance(path, (str, os.PathLike)) and Path(path).resolve().is_relative_to("/etc"):
+            raise AssertionError(f"listed {path}")
+        return scandir(path, *args)
+
+    monkeypatch.setattr(data_module, "resolve_cache", fail)
+    monkeypatch.setattr(os, "scandir", guarded_scandir)
+    for typed in ("/etc", str(tmp_path / "link"), str(env["data"]) + "/../../../../../../etc"):
+        at.sidebar.text_input(key="data_folder").set_value(typed).run()
+        assert not at.exception, [e.value for e in at.exception]
+        [error] = at.sidebar.error
+        assert "outside the folders this dashboard may read" in error.value, error.value
+        assert str(env["data"].parent.parent) in error.value and "GALAXY_DATA_ROOTS" in error.value
+        assert at.session_state["dataset"] is None
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception and "Choose a data folder" in at.info[0].value
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A valid PNG header declaring ``width`` x ``height`` 1-bit pixels, with almost no pixel data: a few hundred
+    bytes that claim to decode to any size (a decompression bomb as Pillow meets it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(env, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    from pages import _common
+
+    good = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:2]
+    files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
+             ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
+             ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
+             ("gif.png", _gif()), (".hidden.jpg", good[0].read_bytes())]
+    accepted, refused = _common.check_uploads(files)
+    assert [n for n, _ in accepted] == [good[0].name, good[1].name]  # stored by base name: no folder, no ..
+    reasons = dict(r.split(": ", 1) for r in refused)
+    assert "decompression bomb" in reasons["bomb.png"] and "not an image" in reasons["notes.jpg"]
+    assert "file name" in reasons["script.py"] and "file name" in reasons[".hidden.jpg"]
+    assert "also named" in reasons[good[0].stem + ".png"] and "GIF" in reasons["gif.png"]
+
+    # Between one and two times Pillow's limit, Pillow only warns (an error under pytest's settings): refused alike.
+    side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        assert "decompression bomb" in _common.check_uploads([("big.png", _png_header(side, side))])[1][0]
+    assert "decompression bomb" in _common.check_uploads([("big.png", _png_header(side, side))])[1][0]
+
+    monkeypatch.setattr(_common, "MAX_UPLOAD_MB", len(good[0].read_bytes()) / 2**20 / 2)
+    assert "MB, more than" in _common.check_uploads(files[:1])[1][0]
+    with pytest.raises(ValueError, match="at most 500 images"):
+        _common.check_uploads([(f"{i}.jpg", b"") for i in range(_common.MAX_UPLOAD_FILES + 1)])
+    monkeypatch.setattr(_common, "MAX_UPLOAD_TOTAL_MB", 1e-6)
+    with pytest.raises(ValueError, match="MB"):
+        _common.check_uploads(files[:1])
+
+
+def _gif() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="GIF")
+    return buf.getvalue()
+
+
+def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp_path, monkeypatch):
+    """A decompression bomb, a non-image and a truncated JPEG among good uploads: each named with its reason, the
+    good ones predicted. A folder outside the data roots is refused before it is read."""
+    from galaxy_core import models
+
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    models.save_model(models.build_model("seed-cnn"), tmp_path / "checkpoints" / "default")
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
+    at = app("predict")
+    good = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    truncated = good[2].read_bytes()
+    uploads = [(p.name, p.read_bytes(), "image/jpeg") for p in good[:2]]
+    uploads += [("bomb.png", _png_header(30_000, 30_000), "image/png"), ("fake.jpg", b"<html>", "image/jpeg"),
+                ("cut.jpg", truncated[:len(truncated) // 2], "image/jpeg")]
+    at.number_input(key="pr_fov").set_value(1.0)
+    at.get("file_uploader")[0].set_value(uploads).run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Refused bomb.png" in warnings and "decompression bomb" in warnings
+    assert "Refused fake.jpg" in warnings and "Skipped cut.jpg" in warnings
+    assert at.dataframe[0].value["GalaxyID"].tolist() == [p.stem for p in good[:2]]
+
+    at.get("file_uploader")[0].set_value(None)
+    at.text_input(key="pr_folder").set_value("/etc").run()
+    assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
+    assert not at.dataframe

@@ -1,8 +1,16 @@
-"""Prediction: model lookup, Kaggle CSV output, unreadable files, and agreement with the cache the model saw."""
+"""Prediction: model lookup, Kaggle CSV output, unreadable files (every kind of bad image), agreement with the cache
+the model saw, and an output CSV that is whole or absent when the disk fills up or the command is killed."""
 
 from __future__ import annotations
 
+import errno
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +18,10 @@ import pandas as pd
 import pytest
 import torch
 
-from galaxy_core import catalog, config, data, models, prediction, training, tree
+from conftest import FIRST_ID, ROOT
+from galaxy_core import catalog, config, data, files, models, prediction, training, tree
 from galaxy_core.files import atomic_write_json
+from test_data import BAD, EITHER, ODD, reported, write_bad_images
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +114,65 @@ def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
     assert saved["GalaxyID"].tolist() == frame["GalaxyID"].tolist()
     assert np.abs(saved[list(tree.COLUMNS)].to_numpy() - frame[list(tree.COLUMNS)].to_numpy()).max() <= 5e-7
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_every_kind_of_bad_image_is_reported_and_every_good_one_predicted(run, tiny_data, tmp_path, monkeypatch):
+    folder = tmp_path / "imgs"
+    shutil.copytree(tiny_data / catalog.LABELLED_DIR, folder)
+    (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
+    bad = write_bad_images(folder, monkeypatch)
+    frame, skipped = prediction.predict_folder(folder, run, out=tmp_path / "pred.csv", workers=1)
+    ids = set(frame["GalaxyID"])
+    replaced = {str(FIRST_ID + k) for k in {**BAD, **ODD, **EITHER}.values()}
+    assert {str(FIRST_ID + k) for k in range(48)} - replaced <= ids
+    for kind in ODD:
+        assert bad[kind].stem in ids, kind
+    for kind in BAD:
+        assert bad[kind].stem not in ids and reported(bad[kind], skipped), kind
+    for kind in EITHER:
+        assert (bad[kind].stem in ids) != reported(bad[kind], skipped), kind
+    assert len(frame) + len(skipped) == 48 and np.isfinite(frame[list(tree.COLUMNS)].to_numpy()).all()
+    saved = pd.read_csv(tmp_path / "pred.csv", dtype={"GalaxyID": str})
+    assert saved["GalaxyID"].tolist() == frame["GalaxyID"].tolist()
+
+
+def test_a_full_disk_while_writing_predictions_keeps_the_old_csv(run, tiny_data, tmp_path, monkeypatch):
+    out = tmp_path / "pred.csv"
+    out.write_text("the previous predictions\n")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    with pytest.raises(files.DiskFull, match=f"no space left on device writing pred.csv in {tmp_path}"):
+        prediction.predict_folder(tiny_data, run, out=out, workers=1)
+    assert out.read_text() == "the previous predictions\n" and os.listdir(tmp_path) == ["pred.csv"]
+
+
+@pytest.mark.slow
+def test_a_killed_predict_leaves_the_old_csv_or_the_whole_new_one(run, tiny_data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2"}
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "galaxy_core", "predict", str(tiny_data), "--model", str(run), "--out", str(out),
+                "--device", "cpu", "--workers", "1"]
+
+    t0 = time.perf_counter()
+    subprocess.run(command(tmp_path / "whole.csv"), cwd=ROOT, env=env, check=True, capture_output=True)
+    whole, new = time.perf_counter() - t0, (tmp_path / "whole.csv").read_text()
+    out = tmp_path / "out" / "pred.csv"
+    out.parent.mkdir()
+    out.write_text("the previous predictions\n")
+    rng = random.Random(11)
+    for k in range(3):  # spread over the run, the last ones near its end, where the CSV is written
+        p = subprocess.Popen(command(out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(whole * (0.5 + 0.6 * (k + rng.random()) / 3))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert out.read_text() in ("the previous predictions\n", new)
+    subprocess.run(command(out), cwd=ROOT, env=env, check=True, capture_output=True)
+    assert out.read_text() == new and os.listdir(out.parent) == ["pred.csv"]  # and no temporary file left
+    assert len(pd.read_csv(out)) == 56
 
 
 def test_a_field_the_images_do_not_hold_is_an_error(run, tiny_data):

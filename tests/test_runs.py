@@ -60,3 +60,116 @@ def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
         assert runs.read_status(tmp_path)["state"] == "died"
     atomic_write_json(tmp_path / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
     assert runs.read_status(tmp_path)["state"] == "running"
+
+
+# ------------------------------------------------------------------------------------- launching from the dashboard
+
+def _fake_popen(calls: list):
+    """A stand-in for subprocess.Popen that records its arguments and starts nothing (its pid is this process's,
+    which is alive, so the run reads as starting)."""
+    import os
+
+    class Proc:
+        pid = os.getpid()
+
+        def wait(self):
+            return 0
+
+    def popen(args, **kwargs):
+        calls.append((args, kwargs))
+        return Proc()
+
+    return popen
+
+
+def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    run = runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+                                        device="cpu"))
+    [(args, kwargs)] = calls
+    assert args == [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")]
+    assert not kwargs.get("shell") and kwargs["stdin"] == subprocess.DEVNULL
+
+
+@pytest.mark.parametrize("bad", [
+    {"model": "galaxynet; rm -rf /"}, {"model": "../galaxynet"}, {"lr": float("nan")}, {"lr": -1e-3},
+    {"lr": float("inf")}, {"epochs": -1}, {"epochs": 0}, {"epochs": 2.5}, {"epochs": float("nan")},
+    {"batch_size": True}, {"weight_decay": float("nan")}, {"ema": 1.5}, {"max_train": 0}, {"tta": 9},
+    {"name": "../escape"}, {"name": "a/b"}, {"name": ".hidden"}, {"device": "cuda; reboot"},
+    {"scheduler": "$(reboot)"}, {"model_args": {"width": float("nan")}}, {"sizes": [64, -1]},
+])
+def test_launch_refuses_anything_but_registered_models_and_valid_numbers(bad, tmp_path, monkeypatch):
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    cfg = config.config_for("galaxynet", data=str(tmp_path / "data"), out=str(tmp_path / "runs"), device="cpu",
+                            model_args={"width": 8})
+    cfg = config.TrainConfig.from_dict({**cfg.__dict__, **bad})
+    key = next(iter(bad))
+    with pytest.raises(ValueError, match=key if key != "model_args" else "width|JSON"):
+        runs.launch(cfg)
+    assert calls == [] and not (tmp_path / "runs").exists()
+
+
+def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache, tmp_path):
+    """Two dashboard sessions press Start together: one run starts, the other is told one is running."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def press(name: str) -> None:
+        cfg = _cfg(tiny_cache, tmp_path, name=name, model="seed-cnn", epochs=1)
+        barrier.wait()
+        try:
+            results[name] = runs.launch(cfg)
+        except RuntimeError as e:
+            results[name] = e
+
+    threads = [threading.Thread(target=press, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [r for r in results.values() if not isinstance(r, Exception)]
+    refused = [r for r in results.values() if isinstance(r, Exception)]
+    try:
+        assert len(started) == 1 and len(refused) == 1, results
+        assert "already running" in str(refused[0])
+        assert [r["name"] for r in runs.list_runs(tmp_path)] == [started[0].name]
+    finally:
+        for run in started:
+            runs.stop(run)
+        deadline = time.time() + 120
+        while any(runs.read_status(r).get("state") in ("starting", "running") for r in started) \
+                and time.time() < deadline:
+            time.sleep(0.3)
+
+
+def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
+    """The lock is the operating system's (flock on runs/.launch.lock), so it also holds between processes: two
+    dashboards served from one project, or a dashboard and a script."""
+    import subprocess
+    import sys
+
+    tmp_path.mkdir(exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+                               "print('locked', flush=True); time.sleep(2)", str(tmp_path / runs.LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        calls = []
+        monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+        t = time.perf_counter()
+        runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+                                      device="cpu"))
+        assert time.perf_counter() - t > 1.0 and len(calls) == 1
+    finally:
+        holder.wait()
+        holder.stdout.close()

@@ -1,18 +1,27 @@
 """Tests for galaxy_core.training, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
-the duration estimate, reproducibility, resuming a killed run, weight averaging and tree-consistent outputs."""
+the duration estimate, reproducibility, resuming a killed run (raised in process, and SIGKILL through the command
+line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import ROOT
 from conftest import train_config as _cfg
-from galaxy_core import catalog, config, data, metrics, models, runs, training, tree, views
+from galaxy_core import catalog, config, data, files, metrics, models, runs, training, tree, views
 
 
 def test_keep_freed_memory_is_harmless():
@@ -141,6 +150,88 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
     assert summary["wall_seconds"] > first + epochs[1]["seconds"] + epochs[2]["seconds"]
     assert first > epochs[0]["seconds"]
     assert summary["wall_seconds"] > summary["train_seconds"] == pytest.approx(sum(r["seconds"] for r in epochs))
+
+
+def assert_checkpoints_load(run) -> int:
+    """``best/`` and ``last/`` each load whole or are absent, and nothing half-written sits in their place; returns
+    the epoch ``last/`` resumes from (0 without one)."""
+    for name in ("best", "last"):
+        if (run / name).exists():
+            models.load_model_folder(run / name)
+    if not (run / "last").exists():
+        return 0
+    load_file(str(run / "last" / "optimizer.safetensors"))
+    return json.loads((run / "last" / "state.json").read_text())["epoch"]
+
+
+def leftovers(run) -> list[str]:
+    return sorted(p.name for p in run.iterdir() if ".tmp-" in p.name or ".old-" in p.name or p.suffix == ".tmp")
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_through_the_command_line_to_the_same_weights(tiny_cache, tmp_path):
+    args = ["train", str(tiny_cache.path), "--model", "galaxynet", "--model-arg", "width=8", "--model-arg",
+            "input_size=32", "--epochs", "8", "--batch-size", "16", "--tta", "1", "--device", "cpu", "--out",
+            str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
+
+    def start(*more: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "galaxy_core", *more], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    full = start(*args, "--name", "full")
+    full.communicate(timeout=600)
+    assert full.returncode == 0
+    # An epoch's wall time here (training, validation, saving; the run's start-up counted in, so a little more).
+    epoch_s = json.loads((tmp_path / "full" / "summary.json").read_text())["wall_seconds"] / 8
+    killed, rng, epochs_at_kill = tmp_path / "killed", random.Random(3), []
+    for attempt in range(3):  # killed twice at a random moment of an epoch, then left to finish
+        p = start(*args, "--name", "killed") if attempt == 0 else start("train", "--resume", str(killed))
+        if attempt < 2:
+            wait_for = rng.randint(1, 2)  # epochs of this process to let end, then a random moment of the next
+            for line in p.stdout:
+                wait_for -= line.startswith("epoch")
+                if wait_for == 0:
+                    break
+            time.sleep(rng.uniform(0.0, epoch_s))
+            p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=600)
+        if attempt < 2:
+            assert p.returncode == -signal.SIGKILL
+            epochs_at_kill.append(assert_checkpoints_load(killed))
+    assert p.returncode == 0, epochs_at_kill
+    assert 0 < epochs_at_kill[0] <= epochs_at_kill[1] < 8
+    ra, rb = runs.read_metrics(tmp_path / "full"), runs.read_metrics(killed)
+    assert [r["epoch"] for r in rb] == list(range(1, 9))
+    assert [r["val_rmse"] for r in rb] == pytest.approx([r["val_rmse"] for r in ra], rel=1e-6)
+    assert [r["train_rmse"] for r in rb] == pytest.approx([r["train_rmse"] for r in ra], rel=1e-6)
+    for name in ("best", "last"):
+        wa, wb = load_file(str(tmp_path / "full" / name / "model.safetensors")), load_file(str(killed / name /
+                                                                                                 "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    assert runs.read_status(killed)["state"] == "finished" and leftovers(killed) == []
+
+
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(tiny_cache, tmp_path, monkeypatch):
+    real, calls = training.save_file, [0]
+
+    def save_file(*args, **kwargs):  # the optimiser's state in last/: the second epoch's save finds the disk full
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_file", save_file)
+    run = tmp_path / "run"
+    with pytest.raises(files.DiskFull, match=f"no space left on device writing last in {run}"):
+        training.train(_cfg(tiny_cache, tmp_path, epochs=3, model="galaxynet",
+                            model_args={"width": 8, "input_size": 32}))
+    monkeypatch.undo()
+    assert assert_checkpoints_load(run) == 1 and leftovers(run) == []
+    status = runs.read_status(run)
+    assert status["state"] == "failed" and "no space left" in status["error"]
+    training.train(config.TrainConfig(), resume=True, run_dir=run)  # space freed: it goes on from epoch 1
+    assert [r["epoch"] for r in runs.read_metrics(run)] == [1, 2, 3] and assert_checkpoints_load(run) == 3
 
 
 def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):

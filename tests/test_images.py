@@ -1,0 +1,328 @@
+"""Tests for galaxy_core.images, decoding one image: the crop and resize geometry, colour modes, and the fault table
+for bad image files (each refused with its path and a reason, as ImageError, a DataError); property-based tests of
+the loader (hypothesis) on drawn images, damaged ones and random bytes. What a folder does with a bad image is in
+test_catalog.py, test_data.py and test_prediction.py."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFile
+
+from galaxy_core import catalog, data, images
+
+PROPERTY = settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+"""Hypothesis settings of the property tests here and in test_catalog.py: 250 examples each, no time limit per
+example (the CPU may be shared), no example database written into the project."""
+
+
+def centre_square(size: int = 200, white: int = 100) -> np.ndarray:
+    a = np.zeros((size, size, 3), np.uint8)
+    lo = (size - white) // 2
+    a[lo:lo + white, lo:lo + white] = 255
+    return a
+
+
+def smooth_galaxy(size: int = 424) -> np.ndarray:
+    """A smooth coloured Gaussian: JPEG keeps it well, so decoders can be compared pixel by pixel."""
+    r = np.arange(size) + 0.5 - size / 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * (size / 10) ** 2))
+    return np.stack([g * 255, g * 200, g * 120], -1).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("ext", ["png", "jpg"])
+@pytest.mark.parametrize("size", [16, 33, 64])
+def test_load_image_central_crop(tmp_path, ext, size):
+    path = tmp_path / f"sq.{ext}"
+    Image.fromarray(centre_square(200, 100)).save(path, quality=95)
+    x = images.load_image(path, 0.5, size)
+    assert x.shape == (3, size, size) and x.dtype == np.uint8
+    # Lanczos reaches one output pixel past the crop into the black border; everything inside is white.
+    assert x[:, 1:-1, 1:-1].min() >= 245
+    assert x.mean() > 240
+    whole = images.load_image(path, 1.0, 40)
+    assert whole.mean() / 255 == pytest.approx(0.25, abs=0.01)  # the white square is a quarter of the frame
+
+
+def test_load_image_non_square_crops_the_shorter_side(tmp_path):
+    a = np.zeros((200, 300, 3), np.uint8)
+    a[50:150, 100:200] = 255  # central 100 x 100 of a 300 x 200 image
+    Image.fromarray(a).save(tmp_path / "w.png")
+    x = images.load_image(tmp_path / "w.png", 0.5, 20)
+    assert x.shape == (3, 20, 20)
+    assert x[:, 1:-1, 1:-1].min() >= 245
+
+
+@pytest.mark.parametrize("crop,size", [(data.DEFAULT_FOV, 80), (0.5, 64), (1.0, 53), (0.9, 100)])
+def test_load_image_jpeg_draft_matches_png(tmp_path, crop, size):
+    img = smooth_galaxy(424)
+    Image.fromarray(img).save(tmp_path / "g.png")
+    Image.fromarray(img).save(tmp_path / "g.jpg", quality=95)
+    p = images.load_image(tmp_path / "g.png", crop, size).astype(float)
+    j = images.load_image(tmp_path / "g.jpg", crop, size).astype(float)
+    assert np.abs(p - j).mean() < 1.0
+    assert np.abs(p - j).max() <= 6
+
+
+def test_load_image_greyscale_and_cmyk_become_rgb(tmp_path):
+    img = smooth_galaxy(128)
+    Image.fromarray(img[..., 0]).save(tmp_path / "grey.png")
+    Image.fromarray(img[..., 0]).save(tmp_path / "grey.jpg", quality=95)
+    Image.fromarray(img).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    Image.fromarray(img).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(img).convert("P").save(tmp_path / "pal.png")
+    with Image.open(tmp_path / "cmyk.jpg") as im:
+        assert im.mode == "CMYK"
+    ref = images.load_image(tmp_path / "grey.png", 1.0, 32)
+    assert ref.shape == (3, 32, 32)
+    assert (ref[0] == ref[1]).all() and (ref[1] == ref[2]).all()
+    g = images.load_image(tmp_path / "grey.jpg", 1.0, 32)
+    assert (g[0] == g[1]).all() and np.abs(g.astype(float) - ref).mean() < 1.0
+    rgb = images.load_image(tmp_path / "rgba.png", 1.0, 32).astype(float)
+    c = images.load_image(tmp_path / "cmyk.jpg", 1.0, 32).astype(float)
+    assert c.shape == (3, 32, 32) and np.abs(c - rgb).mean() < 1.0
+    assert images.load_image(tmp_path / "pal.png", 1.0, 32).shape == (3, 32, 32)
+
+
+def test_load_image_rejects_bad_crop(tmp_path):
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    for crop in (0.0, 1.5):
+        with pytest.raises(catalog.DataError, match="crop"):
+            images.load_image(tmp_path / "a.png", crop, 8)
+
+
+def png_header(w: int, h: int) -> bytes:
+    """A PNG that is only a header claiming w x h pixels: a decompression bomb in 57 bytes."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def refuse_reading(monkeypatch, path: Path) -> None:
+    """Make ``path`` unreadable as a file without read permission is (chmod 000 does nothing for root)."""
+    real = Image.open
+
+    def guarded(fp, *args, **kwargs):
+        if str(fp) == str(path):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", guarded)
+
+
+def write_fault(fault: str, path: Path, monkeypatch) -> None:
+    if fault == "truncated-jpeg":
+        Image.fromarray(smooth_galaxy(424)).save(path, "JPEG", quality=95)
+        path.write_bytes(path.read_bytes()[:1500])
+    elif fault == "zero-bytes":
+        path.write_bytes(b"")
+    elif fault == "text-named-jpg":
+        path.write_text("GalaxyID,Class1.1\n1,0.5\n")
+    elif fault == "gif-named-jpg":
+        Image.new("P", (64, 64)).save(path, "GIF")
+    elif fault == "bomb-over-2x":
+        path.write_bytes(png_header(20_000, 20_000))
+    elif fault == "bomb-1x-to-2x":  # Pillow only warns here
+        path.write_bytes(png_header(10_000, 10_000))
+    elif fault == "unreadable":
+        Image.new("RGB", (424, 424)).save(path)
+        refuse_reading(monkeypatch, path)
+    elif fault == "symlink-loop":
+        os.symlink(path.with_name("loop-b.jpg"), path)
+        os.symlink(path, path.with_name("loop-b.jpg"))
+    elif fault == "tiny-3x3":
+        Image.new("RGB", (3, 3), (255, 255, 255)).save(path)
+    else:
+        raise AssertionError(fault)
+
+
+IMAGE_FAULTS = {
+    "truncated-jpeg": "truncated", "zero-bytes": "empty file (0 bytes)", "text-named-jpg": "not a JPEG or PNG image",
+    "gif-named-jpg": "not a JPEG or PNG image", "bomb-over-2x": "400000000 pixels",
+    "bomb-1x-to-2x": "10000 x 10000 = 100000000 pixels", "unreadable": "permission denied",
+    "symlink-loop": "symbolic link loop", "tiny-3x3": "too small",
+}
+
+
+@pytest.mark.parametrize("fault", list(IMAGE_FAULTS))
+def test_bad_image_is_refused_with_its_path_and_reason(tmp_path, monkeypatch, fault):
+    path = tmp_path / "100.jpg"
+    write_fault(fault, path, monkeypatch)
+    with pytest.raises(images.ImageError) as e:
+        images.load_image(path, 0.5, 32)
+    assert IMAGE_FAULTS[fault] in e.value.reason and e.value.path == str(path)
+    assert str(e.value).startswith(f"{path}: ")
+    assert isinstance(e.value, catalog.DataError)
+    good = tmp_path / "good.png"
+    Image.fromarray(smooth_galaxy(64)).save(good)
+    out = [r for _, r in images.decode_images([good, path, good], 0.5, 16, workers=1)]
+    assert out[0].shape == out[2].shape == (3, 16, 16) and IMAGE_FAULTS[fault] in out[1]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_for_real(tmp_path):
+    path = tmp_path / "1.jpg"
+    Image.new("RGB", (64, 64)).save(path)
+    path.chmod(0)
+    try:
+        with pytest.raises(images.ImageError, match="permission denied"):
+            images.load_image(path, 1.0, 16)
+    finally:
+        path.chmod(0o644)
+
+
+def test_truncated_jpeg_is_never_filled_with_grey(tmp_path):
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    path = tmp_path / "t.jpg"
+    Image.fromarray(smooth_galaxy(128)).save(path, quality=95)
+    whole = path.read_bytes()
+    for cut in (len(whole) // 4, len(whole) // 2, len(whole) - 200):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(images.ImageError, match="truncated"):
+            images.load_image(path, 1.0, 64)
+
+
+def decoded(path: Path, size: int = 16) -> np.ndarray:
+    x = images.load_image(path, 1.0, size)
+    assert x.shape == (3, size, size) and x.dtype == np.uint8
+    return x
+
+
+def test_png_named_jpg_decodes(tmp_path):
+    Image.fromarray(smooth_galaxy(64)).save(tmp_path / "a.png")
+    (tmp_path / "a.jpg").write_bytes((tmp_path / "a.png").read_bytes())
+    np.testing.assert_array_equal(decoded(tmp_path / "a.jpg"), decoded(tmp_path / "a.png"))
+
+
+@pytest.mark.parametrize("mode,colour,expected", [
+    ("L", 100, (100, 100, 100)),
+    ("RGB", (200, 100, 50), (200, 100, 50)),
+    ("P", (200, 100, 50), (200, 100, 50)),
+    ("RGBA", (200, 100, 50, 255), (200, 100, 50)),
+    ("RGBA", (200, 100, 50, 0), (0, 0, 0)),  # transparent is empty sky: black
+    ("RGBA", (200, 100, 50, 128), (100, 50, 25)),
+    ("LA", (200, 128), (100, 100, 100)),
+    ("I;16", 0x8080, (128, 128, 128)),  # 16-bit greyscale scaled, not clipped to white
+    ("I;16", 0xFFFF, (255, 255, 255)),
+    ("I;16", 0x00FF, (1, 1, 1)),
+])
+def test_colour_modes_decode_to_the_right_colour(tmp_path, mode, colour, expected):
+    rgb = Image.new("RGB", (16, 16), colour) if mode == "P" else None
+    im = rgb.convert("P", palette=Image.Palette.ADAPTIVE) if mode == "P" else Image.new(mode, (16, 16), colour)
+    im.save(tmp_path / "c.png")
+    with Image.open(tmp_path / "c.png") as check:
+        assert check.mode == mode
+    x = decoded(tmp_path / "c.png").reshape(3, -1)
+    assert np.abs(x.astype(int) - np.array(expected)[:, None]).max() <= 1
+
+
+def test_16_bit_gradient_keeps_its_range(tmp_path):
+    ramp = np.repeat(np.linspace(0, 65535, 64).round().astype(np.uint16)[None], 64, 0)
+    Image.fromarray(ramp).save(tmp_path / "g.png")
+    x = images.load_image(tmp_path / "g.png", 1.0, 64)[0].astype(float)
+    np.testing.assert_allclose(x[32], ramp[32] / 257, atol=1.5)
+
+
+def test_palette_with_partial_transparency_decodes_without_warning(tmp_path):
+    im = Image.fromarray(np.repeat(np.arange(2, dtype=np.uint8), 8)[None].repeat(16, 0).reshape(16, 16), "P")
+    im.putpalette([200, 100, 50] * 256)
+    im.save(tmp_path / "p.png", transparency=bytes([0, 128] + [255] * 254))  # per-entry alpha, as bytes
+    with Image.open(tmp_path / "p.png") as check:
+        assert isinstance(check.info["transparency"], bytes)
+    x = decoded(tmp_path / "p.png").astype(int)  # filterwarnings=error: a Pillow warning would fail here
+    assert x[:, :, 0].max() <= 2 and np.abs(x[:, :, -1] - [[100], [50], [25]]).max() <= 2
+
+
+def test_cmyk_jpeg_decodes_like_rgb(tmp_path):
+    img = smooth_galaxy(64)
+    Image.fromarray(img).save(tmp_path / "rgb.png")
+    Image.fromarray(img).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    assert np.abs(decoded(tmp_path / "cmyk.jpg", 32).astype(float) - decoded(tmp_path / "rgb.png", 32)).mean() < 1.5
+
+
+def test_image_error_pickles(tmp_path):
+    e = pickle.loads(pickle.dumps(images.ImageError(tmp_path / "a.jpg", "empty file (0 bytes)")))
+    assert (e.path, e.reason, str(e)) == (str(tmp_path / "a.jpg"), "empty file (0 bytes)",
+                                          f"{tmp_path / 'a.jpg'}: empty file (0 bytes)")
+
+
+@st.composite
+def image_files(draw):
+    """An image file's bytes: a drawn image in some mode and size as PNG or JPEG, maybe damaged."""
+    mode = draw(st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"]))
+    fmt = {"L": draw(st.sampled_from(["PNG", "JPEG"])), "RGB": draw(st.sampled_from(["PNG", "JPEG"])),
+           "CMYK": "JPEG"}.get(mode, "PNG")  # the formats that hold the mode
+    w, h = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    bands = len(Image.new(mode, (1, 1)).getbands())
+    top = 65535 if mode == "I;16" else 255
+    fill = draw(st.integers(0, top)) if bands == 1 else tuple(draw(st.integers(0, 255)) for _ in range(bands))
+    im = Image.new(mode, (w, h), fill)
+    if draw(st.booleans()):  # noise over the flat colour, for the decoders' sake
+        noise = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, 256, (h, w), dtype=np.uint8)
+        im.paste(Image.fromarray(noise).convert(mode), mask=Image.fromarray(noise // 128 * 255))
+        fill = None
+    buf = io.BytesIO()
+    im.save(buf, fmt)
+    raw = buf.getvalue()
+    damage = draw(st.sampled_from(["none", "truncate", "flip"]))
+    if damage == "truncate":
+        raw = raw[:draw(st.integers(0, len(raw) - 1))]
+    elif damage == "flip":
+        k = draw(st.integers(0, len(raw) - 1))
+        raw = raw[:k] + bytes([raw[k] ^ draw(st.integers(1, 255))]) + raw[k + 1:]
+    return raw, im, fmt, fill, damage
+
+
+@PROPERTY
+@given(image_files(), st.floats(0.05, 1.0), st.integers(1, 40))
+def test_property_load_image_decodes_right_or_data_error(image, crop, size):
+    raw, im, fmt, fill, damage = image
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "1.jpg"
+        path.write_bytes(raw)
+        try:
+            x = images.load_image(path, crop, size)
+        except catalog.DataError as e:
+            assert str(e).startswith(f"{path}: ") and e.reason
+            assert damage != "none" or min(im.size) < images.MIN_IMAGE_SIDE, f"refused a good image: {e}"
+            event(f"refused, {damage}")
+            return
+    event(f"decoded, {damage}")
+    assert x.shape == (3, size, size) and x.dtype == np.uint8
+    assert min(im.size) >= images.MIN_IMAGE_SIDE
+    if damage == "none" and fill is not None:
+        # A flat colour stays that colour (black where transparent, 16 bits scaled to 8; JPEG within its loss).
+        want = flat_rgb(im)
+        assert np.abs(x.reshape(3, -1).astype(int) - want[:, None]).max() <= (1 if fmt == "PNG" else 4)
+
+
+def flat_rgb(im: Image.Image) -> np.ndarray:
+    """The RGB colour of a flat image, worked out apart from catalog's conversion."""
+    first = im.getpixel((0, 0))
+    if im.mode == "I;16":
+        return np.full(3, round(first / 257))
+    if im.mode in ("LA", "RGBA"):
+        colour, alpha = np.array(first[:-1] * (3 if im.mode == "LA" else 1), float), first[-1]
+        return np.floor(colour * alpha / 255 + 0.5).astype(int)  # alpha_composite's rounding, within 1 anyway
+    return np.array(im.convert("RGB").getpixel((0, 0)))
+
+
+@PROPERTY
+@given(st.binary(max_size=2000), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a"]))
+def test_property_load_image_of_random_bytes_is_data_error(junk, magic):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "1.jpg"
+        path.write_bytes(magic + junk)
+        with pytest.raises(catalog.DataError) as e:
+            images.load_image(path, 0.5, 16)
+        assert str(e.value).startswith(f"{path}: ")
