@@ -95,7 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = config.config_for(
             args.model, data=args.data, model_args={k: _parse_value(v) for k, v in model_args.items()},
             source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
-            optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler,
+            optimizer=args.optimizer, lr=args.lr, lr_floor=args.lr_floor, weight_decay=args.weight_decay,
+            scheduler=args.scheduler,
             augment=args.augment, partial=args.partial, tta=args.tta, seed=args.seed, max_train=args.max_train,
             sizes=[int(v) for v in args.sizes.split(",")] if args.sizes else None, device=args.device,
             compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
@@ -362,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float)
     sp.add_argument("--weight-decay", type=float)
     sp.add_argument("--scheduler", choices=["plateau", "onecycle", "cosine", "constant"])
+    sp.add_argument("--lr-floor", type=float, help="onecycle and cosine end at this fraction of --lr (default 0)")
     sp.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                     help="random rotations, flips, zoom and shifts on the device")
     sp.add_argument("--partial", action=argparse.BooleanOptionalAction, default=None,

@@ -20,9 +20,11 @@ class TrainConfig:
     ``model_args`` go to the model's constructor (e.g. ``{"width": 32, "output": "tree"}``).
     ``scheduler``: ``plateau`` (ReduceLROnPlateau on validation RMSE, as the seed paper), ``onecycle`` (warm up over
     ``warmup`` of the steps from lr/25 to lr, then cosine down to ~0; Smith & Topin 2019), ``cosine`` (linear warm-up
-    over ``warmup``, then cosine to 0) or ``constant``. ``partial``: also train on partially labelled galaxies with a
-    masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see ``data.make_split``); None keeps
-    the split stored in the cache (by default 10 %, seed 0).
+    over ``warmup``, then cosine to 0) or ``constant``; ``lr_floor`` (a fraction of ``lr``) is where ``onecycle`` and
+    ``cosine`` end instead of ~0, so that with ``ema`` the last epochs' weights, still moving, are averaged (the
+    constant-rate tail of stochastic weight averaging; Izmailov et al. 2018). ``partial``: also train on partially
+    labelled galaxies with a masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see
+    ``data.make_split``); None keeps the split stored in the cache (by default 10 %, seed 0).
     ``tta``: dihedral views averaged for the final validation figure (1-8). ``max_train``: use at most this many
     training galaxies (for quick runs). ``device``: ``auto`` takes CUDA when there is one.
     ``ema``: decay per step of an exponential moving average of the weights (0 = off; 0.999 averages over about the
@@ -55,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     scheduler: str = "onecycle"
     warmup: float = 0.3
+    lr_floor: float = 0.0
     augment: bool = True
     partial: bool = True
     val_fraction: float | None = None

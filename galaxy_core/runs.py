@@ -111,7 +111,8 @@ _CHOICES = {"optimizer": ("adam", "adamw"), "scheduler": ("plateau", "onecycle",
             "compile_mode": ("default", "reduce-overhead", "max-autotune")}
 # (lowest, highest, whether the lowest itself is allowed) of each number a launched run may be given.
 _NUMBERS = {"epochs": (1, 100_000, True), "batch_size": (1, 1_000_000, True), "lr": (0, 10, False),
-            "weight_decay": (0, 10, True), "warmup": (0, 1, True), "tta": (1, 8, True), "seed": (0, 2**32 - 1, True),
+            "weight_decay": (0, 10, True), "warmup": (0, 1, True), "lr_floor": (0, 1, True), "tta": (1, 8, True),
+            "seed": (0, 2**32 - 1, True),
             "ema": (0, 0.999999, True), "teacher_weight": (0, 1000, True), "teacher_tta": (1, 8, True),
             "max_train": (1, 10**9, True), "val_fraction": (0, 1, False), "split_seed": (0, 2**32 - 1, True),
             "source_fov": (0, 1, False)}

@@ -44,16 +44,16 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     t = step / max(total, 1)
     if cfg.scheduler == "constant" or cfg.scheduler == "plateau":
         return cfg.lr
-    w = cfg.warmup
+    w, floor = cfg.warmup, cfg.lr * cfg.lr_floor
     if cfg.scheduler == "cosine":
         if t < w:
             return cfg.lr * (t / w)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9)))
+        return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9)))
     if cfg.scheduler == "onecycle":
         lo = cfg.lr / 25
         if t < w:
             return lo + (cfg.lr - lo) * 0.5 * (1 - math.cos(math.pi * t / w))
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9))) + cfg.lr * 1e-4
+        return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * (t - w) / max(1 - w, 1e-9))) + cfg.lr * 1e-4
     raise ValueError(f"unknown scheduler {cfg.scheduler!r}: use plateau, onecycle, cosine or constant")
 
 

@@ -310,3 +310,14 @@ def test_a_progressive_run_keeps_its_best_epoch_at_full_size(tiny_cache, tmp_pat
     # The probe's estimate counts a 16 px epoch as a quarter of a 32 px one.
     est = training.estimate_duration(cfg, steps=1)
     assert est["seconds"] == pytest.approx(2.5 * est["epoch_seconds"] + est["final_seconds"])
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_lr_floor_is_where_the_annealing_ends(scheduler):
+    floored = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3, lr_floor=0.1)
+    plain = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
+    assert training.lr_at(floored, 999, 1000) == pytest.approx(1e-4, rel=0.01)
+    assert training.lr_at(plain, 999, 1000) < 2e-6
+    # The warm-up and the peak are the same; after it, the floored rate is never below the floor.
+    assert all(training.lr_at(floored, s, 1000) == training.lr_at(plain, s, 1000) for s in range(301))
+    assert min(training.lr_at(floored, s, 1000) for s in range(300, 1000)) >= 1e-4
