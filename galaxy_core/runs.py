@@ -79,12 +79,21 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
         return [{k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
+STARTING_GRACE_S = 60.0
+"""How long a launched run may say ``starting`` without a process id before it reads as ``died``: the launcher
+writes the child's pid right after starting it, so a pid still missing after this was never going to come (the
+launcher was killed in between)."""
+
+
 def read_status(run_dir: str | os.PathLike) -> dict:
-    """A run's ``status.json`` ({} if it has none). A ``running`` state whose process is gone reads as ``died``."""
+    """A run's ``status.json`` ({} if it has none). A ``running`` or ``starting`` state whose process is gone reads as
+    ``died``, and so does a ``starting`` one that has had no process id for ``STARTING_GRACE_S`` seconds."""
     path = Path(run_dir) / "status.json"
     if not path.is_file():
         return {}
     st = read_json(path)
+    if st.get("state") == "starting" and not st.get("pid") and time.time() - st.get("updated", 0) > STARTING_GRACE_S:
+        st["state"] = "died"
     if st.get("state") in ("running", "starting") and st.get("pid") and st.get("host") == os.uname().nodename:
         try:
             os.kill(int(st["pid"]), 0)
@@ -227,8 +236,11 @@ def _launch_locked(cfg: TrainConfig) -> Path:
     # in its own session and carries on if the caller exits first.
     threading.Thread(target=proc.wait, daemon=True).start()
     # With its pid recorded, a child that dies before train() writes its own status reads as "died", not "starting".
-    atomic_write_json(run / "status.json", {"state": "starting", "pid": proc.pid, "host": os.uname().nodename,
-                                            "updated": time.time()})
+    # A child quick enough to have written its own status already keeps it (a small window remains between the read
+    # and the write; the child rewrites its status every few seconds).
+    if read_json(run / "status.json").get("state") == "starting":
+        atomic_write_json(run / "status.json", {"state": "starting", "pid": proc.pid, "host": os.uname().nodename,
+                                                "updated": time.time()})
     return run
 
 

@@ -3,7 +3,9 @@ and failed or vanished runs as the listing and the status read them."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +62,36 @@ def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
         assert runs.read_status(tmp_path)["state"] == "died"
     atomic_write_json(tmp_path / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
     assert runs.read_status(tmp_path)["state"] == "running"
+
+
+def test_a_launch_that_never_recorded_its_child_reads_as_died_after_the_grace(tmp_path):
+    # The launcher writes "starting" before the child exists and its pid right after; killed in between, the run
+    # would otherwise block every later launch on its data.
+    import time
+
+    from galaxy_core.files import atomic_write_json
+
+    run = tmp_path / "run"
+    atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time()})
+    assert runs.read_status(run)["state"] == "starting" and runs.active_run(tmp_path) == run
+    atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time() - runs.STARTING_GRACE_S - 1})
+    assert runs.read_status(run)["state"] == "died" and runs.active_run(tmp_path) is None
+
+
+def test_launch_keeps_a_status_the_child_already_wrote(tmp_path, monkeypatch):
+    import subprocess
+
+    from galaxy_core.files import atomic_write_json
+
+    def popen(args, **kwargs):  # a child so quick that it has written its own status before launch returns
+        run = Path(args[-1]).parent
+        atomic_write_json(run / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename,
+                                                "epoch": 1})
+        return type("Proc", (), {"pid": os.getpid(), "wait": lambda self: 0})()
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    run = runs.launch(config.config_for("mean", data=str(tmp_path / "d"), out=str(tmp_path / "runs"), name="quick"))
+    assert runs.read_status(run)["state"] == "running" and runs.read_status(run)["epoch"] == 1
 
 
 # ------------------------------------------------------------------------------------- launching from the dashboard
