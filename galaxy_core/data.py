@@ -212,9 +212,7 @@ def lock_path(cache_dir: str | os.PathLike) -> Path:
 
 def _fresh_cache(cache_dir: Path, fp: str) -> GalaxyCache | None:
     """The cache in ``cache_dir`` if it is complete and made from inputs with fingerprint ``fp``, else None."""
-    if not (cache_dir / "meta.json").is_file():
-        return None
-    try:
+    try:  # open_cache raises FileNotFoundError for a folder without meta.json, i.e. not (yet) a complete cache
         cache = open_cache(cache_dir)
     except (FileNotFoundError, ValueError, OSError):
         return None  # unreadable or from another version: rebuilt
