@@ -32,8 +32,8 @@ on_cpu = views.pick_device(device).type == "cpu"
 if name in config.CPU_RECIPES:
     args = ", ".join(f"{k} {v}" for k, v in recipe["model_args"].items()) or "default size"
     shipped = next(iter(common.shipped_checkpoints()), None)
-    same = shipped is not None and all(shipped["train_config"].get(k) == recipe[k] for k in
-                                       ("model", "model_args", "epochs", "batch_size", "lr", "weight_decay"))
+    same = shipped is not None and all(shipped["train_config"].get(k) == recipe[k] for k in (
+        "model", "model_args", "epochs", "batch_size", "lr", "weight_decay", "lr_floor", "ema"))
     note = ""
     if same and shipped["summary"].get("wall_seconds"):
         trained = shipped["train_config"]

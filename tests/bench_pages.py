@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import config, data, demo, training  # noqa: E402
+from galaxy_core import config, data, demo, runs, training  # noqa: E402
 
 PAGES = ["pages/dataset.py", "pages/distributions.py", "pages/training.py", "pages/evaluation.py",
          "pages/mergers.py", "pages/predict.py"]
@@ -125,11 +125,11 @@ def main() -> int:
             synthetic_cache(cache_dir, args.n)
         print(f"cache {cache.path}: {len(cache):,} galaxies at {cache.size} px "
               f"({cache.images.nbytes / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f} s")
-        runs = work / "runs"
-        if not runs.list_runs(runs):
-            training.train(config.config_for("mean", data=str(cache.path), out=str(runs), name="mean"))
+        runs_root = work / "runs"
+        if not runs.list_runs(runs_root):
+            training.train(config.config_for("mean", data=str(cache.path), out=str(runs_root), name="mean"))
         os.environ["GALAXY_DATA"] = str(cache.path)
-        os.environ["GALAXY_RUNS"] = str(runs)
+        os.environ["GALAXY_RUNS"] = str(runs_root)
 
         from streamlit.testing.v1 import AppTest
 

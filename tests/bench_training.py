@@ -3,7 +3,7 @@
 Not collected by pytest (no ``test_`` prefix). Run from the project folder, on the machine to be measured, with
 nothing else running::
 
-    python tests/bench_training.py CACHE [--model galaxynet] [--model-arg width=32 --model-arg input_size=64]
+    python tests/bench_training.py CACHE [--model galaxynet] [--model-arg width=32 --model-arg input_size=72]
         [--batch 128] [--vary batch=64,256 compile=default precision=fp32 layout=contiguous threads=1]
         [--epochs 2] [--max-train 2048] [--out runs/bench-speed]
 
@@ -127,7 +127,7 @@ def main() -> None:
     p.add_argument("cache", help="a prepared cache (or a data folder)")
     p.add_argument("--model", default="galaxynet")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="over the recipe's model_args (on a CPU: width 32, input_size 64)")
+                   help="over the recipe's model_args (on a CPU: width 32, input_size 72)")
     p.add_argument("--batch", type=int, default=None, help="base batch size (default: the recipe's)")
     p.add_argument("--vary", nargs="*", default=["batch=64,256", "compile=default", "precision=fp32",
                                                  "layout=contiguous", "threads=1"],

@@ -12,10 +12,11 @@ from galaxy_core import config
 def test_config_for_takes_the_cpu_recipe_on_a_cpu(monkeypatch):
     cpu = config.CPU_RECIPES["galaxynet"]
     cfg = config.config_for("galaxynet", device="cpu")
-    assert cfg.model_args == {"width": 32, "input_size": 64} and cfg.epochs == cpu["epochs"] and cfg.lr == cpu["lr"]
+    assert cfg.model_args == {"width": 32, "input_size": 72} and cfg.epochs == cpu["epochs"] and cfg.lr == cpu["lr"]
+    assert (cfg.lr_floor, cfg.ema, cfg.weight_decay) == (cpu["lr_floor"], cpu["ema"], cpu["weight_decay"])
     # A user's model_args are merged over the recipe's, key by key.
     merged = config.config_for("galaxynet", device="cpu", model_args={"output": "sigmoid", "width": 16})
-    assert merged.model_args == {"width": 16, "input_size": 64, "output": "sigmoid"}
+    assert merged.model_args == {"width": 16, "input_size": 72, "output": "sigmoid"}
     # On a GPU the GPU recipe (the full-size net) stays the default; models without a CPU recipe keep theirs.
     monkeypatch.setattr(config, "pick_device", lambda name="auto": torch.device("cuda"))
     gpu = config.config_for("galaxynet")

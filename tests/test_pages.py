@@ -158,7 +158,7 @@ def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
     recipe = config.CPU_RECIPES["galaxynet"]
     assert at.number_input(key="tr_epochs_galaxynet_cpu").value == recipe["epochs"]
     assert at.number_input(key="tr_lr_galaxynet_cpu").value == recipe["lr"]
-    assert "CPU recipe (width 32, input_size 64)" in " ".join(c.value for c in at.caption)
+    assert "CPU recipe (width 32, input_size 72)" in " ".join(c.value for c in at.caption)
 
 
 def test_training_page_offers_what_a_model_uses_and_times_it(env):
