@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
@@ -35,6 +35,7 @@ import torch
 from . import catalog, models
 from .config import TrainConfig
 from .files import atomic_write_json, atomic_write_text, read_json
+from .views import pick_device
 
 
 METRIC_COLUMNS = ("epoch", "train_rmse", "val_rmse", "lr", "seconds", "images_per_s")
@@ -52,6 +53,40 @@ def machine_description(device: torch.device | str) -> dict:
     device = torch.device(device)
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device), "cpu": cpu,
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+SPEED_SETTINGS = ("model", "model_args", "batch_size", "amp", "augment", "compile", "compile_mode", "sizes")
+"""The training settings an image's cost depends on (the number of images, epochs and the rest do not change it)."""
+
+
+def measured_speed(cfg: TrainConfig, folders) -> tuple[float, Path] | None:
+    """Training images/s that a finished run, or the run behind a shipped checkpoint, measured over its whole run
+    with the same :data:`SPEED_SETTINGS` as ``cfg`` on a machine described exactly as this one
+    (:func:`machine_description`: processor, cores, threads, torch), else None. ``folders``: run folders
+    (``config.json`` + ``summary.json``) and checkpoint folders (their ``config.json`` keeps both under ``extra``);
+    unreadable ones are passed over. The first match wins. A whole run's median epoch is a better figure than a
+    probe of a few steps, and costs nothing to read."""
+    want = {k: v for k, v in asdict(cfg).items() if k in SPEED_SETTINGS}
+    defaults = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+                for f in fields(TrainConfig) if f.name in SPEED_SETTINGS}
+    here = machine_description(pick_device(cfg.device))
+    for folder in map(Path, folders):
+        try:
+            config = read_json(folder / "config.json")
+            extra = config.get("extra") or {}
+            if "train_config" in extra:
+                train, machine, summary = extra["train_config"], extra.get("machine"), extra.get("train_summary")
+            else:
+                train, machine = config.get("train") or {}, config.get("machine")
+                summary = read_json(folder / "summary.json")
+        except (OSError, ValueError):
+            continue
+        speed = (summary or {}).get("images_per_s")
+        # A setting older configs lack had its default value then.
+        same = all(train.get(k, defaults.get(k)) == v for k, v in want.items())
+        if speed and same and machine == here:
+            return float(speed), folder
+    return None
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:

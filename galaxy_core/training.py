@@ -13,7 +13,7 @@ options go beyond that: ``ema`` validates and saves a moving average of the weig
 runs into the new one (``distill``); a distilled run's ``train_rmse`` is then over the teachers' targets too,
 weighted as in its loss.
 
-At about 530 lines this is over the package's 500-line mark, and one job: the loop and what only the loop uses
+At about 545 lines this is over the package's 500-line mark, and one job: the loop and what only the loop uses
 (the learning-rate schedule, the staging of images on the device, the weight average, the checkpoints it resumes
 from, and the probe that times its step for the duration estimate). Split, the pieces would import each other.
 """
@@ -171,11 +171,12 @@ def _optimiser(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam or adamw")
 
 
-def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
+def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | None = None) -> dict:
     """How long ``cfg`` will train on this machine, from a short probe: one warm-up step and ``steps`` timed
     optimisation steps of the real model, optimiser, batch, augmentation and precision on the cache's first images,
     scaled to the run's epochs, plus the validation passes (forward only, taken as a third of a training step per
-    image). Galaxies that teachers would label (``cfg.unlabelled``) are not counted. Writes nothing. Returns
+    image). ``images_per_s``, a speed already measured for these settings here (``runs.measured_speed``), replaces
+    the probe. Galaxies that teachers would label (``cfg.unlabelled``) are not counted. Writes nothing. Returns
     ``seconds`` (= ``epochs`` x ``epoch_seconds`` + ``final_seconds``, the last multi-view validation),
     ``images_per_s``, ``n_train``, ``n_val`` and ``device``; the seconds are 0 for the closed-form ``mean`` model.
     Timing a shared CPU (another training running) over-estimates."""
@@ -189,6 +190,20 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
         return out
     crop, size = model.config["fov"] / cache.fov, int(model.config["input_size"])
     check_sizes(cfg, size)
+    if images_per_s is None:
+        images_per_s = _probe(cfg, model, cache, train_rows, device, crop, size, steps)
+    ips = images_per_s
+    epoch = len(train_rows) / ips + len(val_rows) / (3 * ips)
+    final = (cfg.tta - 1) * len(val_rows) / (3 * ips)
+    # Progressive resizing: an epoch at s px costs about (s / size)^2 of one at full size (the probe's).
+    full_epochs = sum((size_at(cfg, e, size) / size) ** 2 for e in range(cfg.epochs))
+    out.update(images_per_s=ips, epoch_seconds=epoch, final_seconds=final, seconds=full_epochs * epoch + final)
+    return out
+
+
+def _probe(cfg: TrainConfig, model: models.GalaxyModel, cache: data.GalaxyCache, train_rows: np.ndarray,
+           device: torch.device, crop: float, size: int, steps: int) -> float:
+    """Training images/s of ``steps`` timed optimisation steps after one untimed warm-up step."""
     bs = min(cfg.batch_size, len(train_rows))
     x8 = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(train_rows[:bs])])).to(device)
     y, m = torch.zeros(bs, tree.N_ANSWERS, device=device), torch.ones(bs, tree.N_ANSWERS, device=device)
@@ -209,13 +224,7 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3) -> dict:
         _step(model, opt, x, y, m, autocast)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    ips = steps * bs / (time.perf_counter() - t0)
-    epoch = len(train_rows) / ips + len(val_rows) / (3 * ips)
-    final = (cfg.tta - 1) * len(val_rows) / (3 * ips)
-    # Progressive resizing: an epoch at s px costs about (s / size)^2 of one at full size (the probe's).
-    full_epochs = sum((size_at(cfg, e, size) / size) ** 2 for e in range(cfg.epochs))
-    out.update(images_per_s=ips, epoch_seconds=epoch, final_seconds=final, seconds=full_epochs * epoch + final)
-    return out
+    return steps * bs / (time.perf_counter() - t0)
 
 
 def _save_last(run: Path, model: models.GalaxyModel, opt: torch.optim.Optimizer, state: dict,

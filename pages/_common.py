@@ -298,11 +298,20 @@ def label_statistics(_cache: data.GalaxyCache, fingerprint: str, subset: str) ->
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log: bool):
-    """The 37-panel histogram figure (slow to build: plotly lays out 37 subplots). A resource, not data: the figure
-    is only read (by st.plotly_chart), so every session can share one object instead of unpickling a copy."""
+def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log: bool, question: str | None = None):
+    """The histogram panels of one question's answers, or of all 37 (``question`` None; slow to build and to draw:
+    plotly lays out 37 subplots). A resource, not data: the figure is only read (by st.plotly_chart), so every
+    session can share one object instead of unpickling a copy."""
     s = label_statistics(_cache, fingerprint, subset)
-    return figures.histogram_grid_figure(s["hist"], s["stats"], log=log)
+    columns = next(q.columns for q in tree.QUESTIONS if q.key == question) if question else None
+    return figures.histogram_grid_figure(s["hist"], s["stats"], log=log, columns=columns)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def histogram_overview(_cache: data.GalaxyCache, fingerprint: str, subset: str):
+    """All 37 histograms as one heatmap (``figures.histogram_overview_figure``), shared like :func:`histogram_grid`."""
+    s = label_statistics(_cache, fingerprint, subset)
+    return figures.histogram_overview_figure(s["hist"], s["stats"])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -330,13 +339,20 @@ def is_closed_form(model: str) -> bool:
 
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
 def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
+    cfg = config.TrainConfig.from_dict(json.loads(cfg_json))
+    measured = runs.measured_speed(cfg, [m["path"] for m in shipped_checkpoints() + finished_runs()])
+    if measured is not None:
+        est = training.estimate_duration(cfg, images_per_s=measured[0])
+        return {**est, "busy": False, "measured_by": measured[1].name}
     busy = runs.active_run(runs_root()) is not None
-    return {**training.estimate_duration(config.TrainConfig.from_dict(json.loads(cfg_json))), "busy": busy}
+    return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None}
 
 
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
-    """``training.estimate_duration`` for ``cfg``, timed once per setting that changes the speed (not per number of
-    epochs), plus ``busy``: whether another run was training meanwhile."""
+    """``training.estimate_duration`` for ``cfg``, at the speed a finished run or the shipped checkpoint measured
+    for the same settings on this kind of machine (``runs.measured_speed``; ``measured_by`` names it), else timed
+    once per setting that changes the speed (not per number of epochs), plus ``busy``: whether another run was
+    training during that timing."""
     d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
     return _duration_probe(json.dumps(d, sort_keys=True), fingerprint)
 

@@ -21,9 +21,18 @@ if stats["n"] == 0 or not stats["stats"]["n"].any():
 st.caption(f"{stats['n']:,} galaxies; each answer counts only the galaxies where it is known.")
 
 st.subheader("Histograms")
-log = st.toggle("Logarithmic counts", key="dist_log",
+st.caption("All 37 at a glance: a row per answer, a column per bin of vote fraction, the colour the share of the "
+           "galaxies with that answer known that fall in the bin (log scale; blank: none).")
+st.plotly_chart(common.histogram_overview(cache, ds.fingerprint, subset))
+c1, c2 = st.columns([3, 1])
+questions = [q.key for q in tree.QUESTIONS]
+hist_question = c1.selectbox(
+    "Histograms of the answers to", [None] + questions, index=1, key="dist_hist_question",
+    format_func=lambda k: "all 11 questions (37 panels; slower to draw)" if k is None else
+    f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
+log = c2.toggle("Logarithmic counts", key="dist_log",
                 help="Most answers pile up near 0: a log scale shows the tail of confident votes.")
-st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log))
+st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log, hist_question))
 with st.expander("Mean, spread and skewness of every answer"):
     st.dataframe(stats["stats"], hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "std", "median", "skewness")})
@@ -33,7 +42,7 @@ st.caption("Pearson correlation between answers over the fully labelled galaxies
            "their parent answer, so they are anticorrelated by construction; look off the diagonal blocks for "
            "morphology (e.g. spiral arms with disks).")
 st.plotly_chart(figures.heatmap_figure(stats["corr"], height=850))
-question = st.selectbox("Within one question", [q.key for q in tree.QUESTIONS], key="dist_question",
+question = st.selectbox("Within one question", questions, key="dist_question",
                         format_func=lambda k: f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
 st.plotly_chart(figures.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
 

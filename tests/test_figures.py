@@ -41,6 +41,15 @@ def test_label_figures():
     stats, hist = explore.answer_stats(labels, mask), explore.histograms(labels, mask)
     fig = figures.histogram_grid_figure(hist, stats)
     assert len(fig.data) == 37 and "skew" in fig.layout.annotations[0].text
+    one = figures.histogram_grid_figure(hist, stats, columns=tree.QUESTIONS[0].columns)
+    assert [d.name for d in one.data] == list(tree.QUESTIONS[0].columns)
+    assert list(one.data[1].y) == list(hist.loc[hist["column"] == "Class1.2", "count"])
+    overview = figures.histogram_overview_figure(hist, stats)
+    z = np.asarray(overview.data[0].z, dtype=float)
+    assert z.shape == (37, 20) and len(overview.data) == 1
+    # The colour is log10 of each bin's share of the answer's known values; empty bins are blank.
+    share = hist.loc[hist["column"] == "Class1.1", "fraction"].to_numpy()
+    assert np.allclose(z[0][share > 0], np.log10(share[share > 0])) and np.isnan(z[0][share == 0]).all()
     heat = figures.heatmap_figure(explore.correlation(labels, mask))
     assert np.asarray(heat.data[0].z).shape == (37, 37)
     y_true = labels.astype(float)

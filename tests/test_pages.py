@@ -107,12 +107,17 @@ def test_dataset_page(env):
 
 def test_distributions_page(env):
     at = app("distributions")
-    assert len(charts(at)) == 5  # histograms, correlation, one question, split means, split histogram
+    # The 37 histograms as one heatmap, the first question's panels, correlation, one question's, split means and
+    # split histogram.
+    assert len(charts(at)) == 6
     assert len(at.dataframe) == 2
     at.toggle(key="dist_log").set_value(True)
     at.selectbox(key="dist_question").set_value("Class11")
+    at.selectbox(key="dist_hist_question").select_index(0)  # all 37 panels
     at.radio(key="dist_subset").set_value("val").run()
-    assert not at.exception and len(charts(at)) == 5
+    assert not at.exception and len(charts(at)) == 6
+    grid = json.loads(charts(at)[1].proto.spec)
+    assert len(grid["data"]) == 37 and grid["layout"]["yaxis"]["type"] == "log"
 
 
 def test_pages_without_a_model(env, tmp_path, monkeypatch):

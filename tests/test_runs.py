@@ -3,6 +3,7 @@ and failed or vanished runs as the listing and the status read them."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import train_config as _cfg
 from galaxy_core import config, runs, training
+from galaxy_core.files import atomic_write_json as write_json
 
 
 def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
@@ -205,3 +207,27 @@ def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
     finally:
         holder.wait()
         holder.stdout.close()
+
+
+def test_measured_speed_needs_the_same_settings_on_the_same_kind_of_machine(tmp_path):
+    cfg = config.config_for("galaxynet", data="d", device="cpu")
+    here = runs.machine_description("cpu")
+    train = dataclasses.asdict(cfg)
+    run, ckpt, other, broken = (tmp_path / n for n in ("run", "ckpt", "other", "broken"))
+    for folder in (run, ckpt, other, broken):
+        folder.mkdir()
+    write_json(run / "config.json", {"train": {**train, "batch_size": 64}, "machine": here})
+    write_json(run / "summary.json", {"images_per_s": 300.0})
+    write_json(ckpt / "config.json", {"extra": {"train_config": train, "machine": here,
+                                                "train_summary": {"images_per_s": 350.5}}})
+    write_json(other / "config.json", {"train": train, "machine": {**here, "cores": 64}})
+    write_json(other / "summary.json", {"images_per_s": 5000.0})
+    (broken / "config.json").write_text("{not json")
+    # Another batch size and another machine do not count, nor an unreadable folder; the checkpoint's run does.
+    assert runs.measured_speed(cfg, [broken, run, other, ckpt]) == (350.5, ckpt)
+    assert runs.measured_speed(dataclasses.replace(cfg, batch_size=64), [broken, run, other, ckpt]) == (300.0, run)
+    assert runs.measured_speed(cfg, [run, other]) is None
+    # A setting an older config lacks counts as its default.
+    old = {k: v for k, v in train.items() if k != "sizes"}
+    write_json(run / "config.json", {"train": old, "machine": here})
+    assert runs.measured_speed(cfg, [run]) == (300.0, run)

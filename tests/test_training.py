@@ -78,6 +78,10 @@ def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
     assert est["seconds"] == pytest.approx(3 * est["epoch_seconds"] + 7 * n_val / 3 * per_image)
     assert not list(tmp_path.iterdir())  # a probe writes nothing
     assert training.estimate_duration(_cfg(tiny_cache, tmp_path, model="mean"))["seconds"] == 0.0
+    # A speed measured before replaces the probe, in the same formula.
+    known = training.estimate_duration(cfg, images_per_s=250.0)
+    assert known["images_per_s"] == 250.0
+    assert known["seconds"] == pytest.approx(3 * (n_train + n_val / 3) / 250 + 7 * n_val / 3 / 250)
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
