@@ -340,10 +340,13 @@ def is_closed_form(model: str) -> bool:
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
 def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
     cfg = config.TrainConfig.from_dict(json.loads(cfg_json))
-    measured = runs.measured_speed(cfg, [m["path"] for m in shipped_checkpoints() + finished_runs()])
+    models_here = {m["path"]: m for m in shipped_checkpoints() + finished_runs()}
+    measured = runs.measured_speed(cfg, list(models_here))
     if measured is not None:
         est = training.estimate_duration(cfg, images_per_s=measured[0])
-        return {**est, "busy": False, "measured_by": measured[1].name}
+        m = models_here[measured[1]]
+        by = f"the shipped checkpoint `{m['name']}`" if m["kind"] == "checkpoint" else f"run `{m['name']}`"
+        return {**est, "busy": False, "measured_by": by}
     busy = runs.active_run(runs_root()) is not None
     return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None}
 

@@ -93,7 +93,8 @@ if not closed_form:
                    f"for {int(epochs)} epoch{'s' if int(epochs) != 1 else ''} of {probe['n_train']:,} galaxies"
                    + (" (and the unlabelled ones the teachers label)" if chosen_teachers else "")
                    + f", at {probe['images_per_s']:,.0f} images/s, "
-                   + (f"the speed `{probe['measured_by']}` trained at on this kind of machine with these settings"
+                   + (f"the speed at which {probe['measured_by']} trained with these settings on this kind of "
+                      "machine"
                       if probe["measured_by"] else "timed over a few training steps here")
                    + (" while another run was training, so too long" if probe["busy"] else "") + ".")
 if st.button("Start training", type="primary", key="tr_start"):

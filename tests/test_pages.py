@@ -177,6 +177,26 @@ def test_training_page_offers_what_a_model_uses_and_times_it(env):
     assert "Estimated duration" not in " ".join(c.value for c in at.caption)
 
 
+def test_training_page_estimates_from_a_speed_measured_here(env, tmp_path, monkeypatch):
+    """A checkpoint trained with the default settings on this kind of machine gives the estimate its speed."""
+    import dataclasses
+
+    import streamlit as st
+
+    ckpt = tmp_path / "checkpoints" / "default"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"")  # listed by its file; the page reads only its config here
+    train = dataclasses.asdict(config.config_for("galaxynet", device="auto"))
+    (ckpt / "config.json").write_text(json.dumps({"name": "galaxynet", "extra": {
+        "train_config": train, "machine": runs.machine_description("cpu"),
+        "train_summary": {"images_per_s": 123.0, "wall_seconds": 60.0}}}))
+    monkeypatch.setattr(prediction, "CHECKPOINTS", ckpt.parent)
+    st.cache_data.clear()  # an earlier test's probe of the same settings is cached
+    captions = " ".join(c.value for c in app("training").caption)
+    assert "at 123 images/s, the speed at which the shipped checkpoint `default` trained" in captions
+    st.cache_data.clear()
+
+
 def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     """A running run (this process stands in for its trainer) reads the same in the header, the table and the
     overlay, and both charts carry the mean baseline as their reference line."""
