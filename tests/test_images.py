@@ -21,9 +21,11 @@ from PIL import Image, ImageFile
 
 from galaxy_core import catalog, data, images
 
-PROPERTY = settings(max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=250, deadline=None, database=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
 """Hypothesis settings of the property tests here and in test_catalog.py: 250 examples each, no time limit per
-example (the CPU may be shared), no example database written into the project."""
+example (the CPU may be shared), no example database written into the project, and the same examples on every run
+(derandomize), so that a CI run fails only for a change in the code, and a failure reproduces."""
 
 
 def centre_square(size: int = 200, white: int = 100) -> np.ndarray:
@@ -299,7 +301,9 @@ def test_property_load_image_decodes_right_or_data_error(image, crop, size):
             return
     event(f"decoded, {damage}")
     assert x.shape == (3, size, size) and x.dtype == np.uint8
-    assert min(im.size) >= images.MIN_IMAGE_SIDE
+    # A damaged JPEG can decode as another image: a flipped bit in its header's width (7 -> 263 px) goes unnoticed,
+    # JPEG having no checksum. Only an undamaged file's size is known.
+    assert damage != "none" or min(im.size) >= images.MIN_IMAGE_SIDE
     if damage == "none" and fill is not None:
         # A flat colour stays that colour (black where transparent, 16 bits scaled to 8; JPEG within its loss).
         want = flat_rgb(im)
