@@ -149,7 +149,7 @@ def correlation(labels: np.ndarray, mask: np.ndarray) -> pd.DataFrame:
 def question_block(corr: pd.DataFrame, question: str) -> pd.DataFrame:
     """The within-question block of a correlation matrix: the answers of ``question`` (``'Class1'``) against each
     other. A question's answers share their parent answer, so they are anticorrelated by construction."""
-    q = next((q for q in tree.QUESTIONS if q.key == question), None)
+    q = tree.BY_KEY.get(question)
     if q is None:
         raise KeyError(f"unknown question {question!r}: use Class1 ... Class11")
     return corr.loc[list(q.columns), list(q.columns)]

@@ -62,6 +62,9 @@ COLUMNS: tuple[str, ...] = tuple(c for q in QUESTIONS for c in q.columns)
 NAMES: dict[str, str] = {c: n for q in QUESTIONS for c, n in zip(q.columns, q.names)}
 """Kaggle column -> descriptive name, e.g. ``NAMES['Class8.6'] == 'odd_feature--merger'``."""
 
+BY_KEY: dict[str, Question] = {q.key: q for q in QUESTIONS}
+"""Question key -> question, e.g. ``BY_KEY['Class8'].text``."""
+
 N_ANSWERS = len(COLUMNS)
 assert N_ANSWERS == 37
 

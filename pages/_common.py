@@ -303,7 +303,7 @@ def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log:
     plotly lays out 37 subplots). A resource, not data: the figure is only read (by st.plotly_chart), so every
     session can share one object instead of unpickling a copy."""
     s = label_statistics(_cache, fingerprint, subset)
-    columns = next(q.columns for q in tree.QUESTIONS if q.key == question) if question else None
+    columns = tree.BY_KEY[question].columns if question else None
     return figures.histogram_grid_figure(s["hist"], s["stats"], log=log, columns=columns)
 
 

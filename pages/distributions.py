@@ -25,11 +25,11 @@ st.caption("All 37 at a glance: a row per answer, a column per bin of vote fract
            "galaxies with that answer known that fall in the bin (log scale; blank: none).")
 st.plotly_chart(common.histogram_overview(cache, ds.fingerprint, subset))
 c1, c2 = st.columns([3, 1])
-questions = [q.key for q in tree.QUESTIONS]
+questions = list(tree.BY_KEY)
 hist_question = c1.selectbox(
     "Histograms of the answers to", [None] + questions, index=1, key="dist_hist_question",
     format_func=lambda k: "all 11 questions (37 panels; slower to draw)" if k is None else
-    f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
+    f"{k}: {tree.BY_KEY[k].text}")
 log = c2.toggle("Logarithmic counts", key="dist_log",
                 help="Most answers pile up near 0: a log scale shows the tail of confident votes.")
 st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log, hist_question))
@@ -43,7 +43,7 @@ st.caption("Pearson correlation between answers over the fully labelled galaxies
            "morphology (e.g. spiral arms with disks).")
 st.plotly_chart(figures.heatmap_figure(stats["corr"], height=850))
 question = st.selectbox("Within one question", questions, key="dist_question",
-                        format_func=lambda k: f"{k}: {next(q.text for q in tree.QUESTIONS if q.key == k)}")
+                        format_func=lambda k: f"{k}: {tree.BY_KEY[k].text}")
 st.plotly_chart(figures.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
 
 st.subheader("Training vs validation")

@@ -8,6 +8,7 @@ and may read folders under GALAXY_DATA_ROOTS, here pytest's base temporary folde
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 
@@ -179,10 +181,6 @@ def test_training_page_offers_what_a_model_uses_and_times_it(env):
 
 def test_training_page_estimates_from_a_speed_measured_here(env, tmp_path, monkeypatch):
     """A checkpoint trained with the default settings on this kind of machine gives the estimate its speed."""
-    import dataclasses
-
-    import streamlit as st
-
     ckpt = tmp_path / "checkpoints" / "default"
     ckpt.mkdir(parents=True)
     (ckpt / "model.safetensors").write_bytes(b"")  # listed by its file; the page reads only its config here

@@ -51,6 +51,7 @@ def test_descriptive_names():
     assert tree.NAMES["Class1.1"] == "smooth_or_features--smooth"
     assert tree.NAMES["Class11.6"] == "arms_number--cant_tell"
     assert len(set(tree.NAMES.values())) == 37  # names are unique, so they can be looked up
+    assert list(tree.BY_KEY) == [f"Class{i}" for i in range(1, 12)] and tree.BY_KEY["Class8"].columns[5] == "Class8.6"
 
 
 def test_parents_follow_the_gz2_tree():
