@@ -4,15 +4,18 @@ baseline's closed form, and the safetensors save/load round trip. Tiny inputs ke
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from galaxy_core import tree
 from galaxy_core.models import (
-    FORMAT, DecisionTreeOutput, GalaxyModel, MeanModel, build_model, count_parameters, list_models,
+    FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, MeanModel, build_model, count_parameters, list_models,
     load_model_folder, save_model,
 )
 
@@ -98,6 +101,34 @@ def test_galaxynet_default():
     with torch.no_grad():
         out = model(images(model, batch=1).contiguous(memory_format=torch.channels_last))
     assert out.shape == (1, 37) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_basic_block_computes_what_torchvisions_does(stride):
+    """galaxynet's own BasicBlock stands in for torchvision's (whose import costs ~1.5 s at every start): the same
+    parameter names in the same order, so checkpoints load into either, and the same outputs."""
+    from torchvision.models.resnet import BasicBlock as TorchvisionBlock
+
+    torch.manual_seed(0)
+    down = lambda: nn.Sequential(nn.Conv2d(8, 16, 1, stride=stride, bias=False), nn.BatchNorm2d(16))  # noqa: E731
+    ours, theirs = BasicBlock(8, 16, stride, down()), TorchvisionBlock(8, 16, stride, down())
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()]  # BN folding's order
+    for m in ours.modules():  # non-trivial BatchNorm statistics, so that eval mode tests them too
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 2)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 8, 12, 12)
+    for mode in (True, False):
+        ours.train(mode), theirs.train(mode)
+        torch.testing.assert_close(ours(x.clone()), theirs(x.clone()))
+
+
+def test_dashboard_and_command_line_imports_skip_torchvision():
+    """Importing the package's model code must not import torchvision (about 1.5 s); only ``resnet18`` needs it."""
+    code = "import sys, galaxy_core.prediction, galaxy_core.training; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_model():
