@@ -25,6 +25,9 @@ PAGES = {
 
 
 if __name__ == "__main__":
+    import importlib
+    import threading
+
     import streamlit as st
 
     st.set_page_config(page_title="Galaxy Zoo 2 morphology", page_icon=":material/blur_on:", layout="wide")
@@ -60,10 +63,11 @@ if __name__ == "__main__":
         st.subheader("How to use your own data")
         st.markdown(
             "Put your images and labels in a folder with the Kaggle layout and type its path in the sidebar:\n\n"
-            "```\nmy_data/images_training_rev1/<GalaxyID>.jpg   labelled images (JPEG or PNG, any size)\n"
-            "my_data/images_test_rev1/<GalaxyID>.jpg       unlabelled images (optional)\n"
-            "my_data/training_solutions_rev1.csv           GalaxyID + Class1.1 ... Class11.6 (blank = unknown)"
-            "\n```\n\n"
+            # A list, not a code block: a code block makes the browser fetch a 1.5 MB syntax highlighter first.
+            "- `my_data/images_training_rev1/<GalaxyID>.jpg`: labelled images (JPEG or PNG, any size)\n"
+            "- `my_data/images_test_rev1/<GalaxyID>.jpg`: unlabelled images (optional)\n"
+            "- `my_data/training_solutions_rev1.csv`: `GalaxyID` and `Class1.1` ... `Class11.6` (blank = unknown)"
+            "\n\n"
             "Images are assumed to be whole 424 x 424 px Galaxy Zoo cutouts. If yours show only the central part of "
             "that frame (for example the 96 px packs cut from its central 256 px), give the fraction as the *source "
             "field of view* (0.6038 for those packs) or write `{\"source_fov\": 0.6038}` into "
@@ -77,13 +81,24 @@ if __name__ == "__main__":
 
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon) for path, (title, icon, _) in PAGES.items()]
-    # The menu goes out before the slow imports, so that the first frame already shows it (and a word in the main
-    # area) rather than a blank page for the seconds that importing PyTorch takes on a first start.
+    # The menu goes out before the imports, so that the first frame already shows it and a word in the main area.
     page = st.navigation(pages)
     starting = st.empty()
-    starting.caption("Starting: loading PyTorch and the galaxy_core package ...")
+    starting.caption("Starting: loading the galaxy_core package ...")
     from pages import _common as common
 
     starting.empty()
     common.sidebar()
     page.run()
+    common.preload_frontend()
+
+    @st.cache_resource(show_spinner=False)
+    def import_in_background(module: str) -> threading.Thread:
+        """Once per server process. Importing PyTorch takes ~2 s, which the home, Dataset and Distributions pages do
+        not need (pages/_common.py imports none of it): a start draws its first page without it, then imports it
+        while the user reads, so that the pages with models rarely wait for it."""
+        thread = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+        thread.start()
+        return thread
+
+    import_in_background("pages._models")

@@ -448,7 +448,9 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding.
     """
     cat = read_catalog(root, source_fov)
-    headers = [h for res in imap(read_headers, chunks(cat.paths, 256), workers) for h in res]
+    # Headers read fast (~27,000 a second on one core of a 2-core EPYC): two processes only broke even at 22,740
+    # files, and took 0.55 s instead of 0.02 for the 700 of the demo, so the pool waits for 100 chunks.
+    headers = [h for res in imap(read_headers, chunks(cat.paths, 256), workers, min_jobs=100) for h in res]
     sizes: dict[str, int] = {}
     modes: dict[str, int] = {}
     unreadable = []

@@ -165,13 +165,14 @@ def _decode_chunk(args: tuple[list[str], float, int]) -> list[np.ndarray | str]:
     return out
 
 
-def imap(fn, jobs: list, workers: int | None):
-    """Yield ``fn(job)`` for each job, in order, on a process pool when there is more than a little work.
+def imap(fn, jobs: list, workers: int | None, min_jobs: int = 3):
+    """Yield ``fn(job)`` for each job, in order, on a process pool when there are at least ``min_jobs`` jobs, else in
+    this process: starting the pool's processes costs about half a second, more than a few cheap jobs take.
 
     The pool uses spawn, not fork: the caller may hold torch or Streamlit threads, and forking those can deadlock.
     Leaving the loop early cancels the jobs not yet started."""
     workers = workers or os.cpu_count() or 1
-    if workers <= 1 or len(jobs) <= 2:
+    if workers <= 1 or len(jobs) < max(min_jobs, 3):
         yield from map(fn, jobs)
         return
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

@@ -12,21 +12,19 @@ Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sideb
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from galaxy_core import (catalog, config, data, demo, evaluation, explore, figures, mergers, metrics, models,
-                         prediction, runs, training, tree, views)
-from galaxy_core.files import read_json
+from galaxy_core import catalog, data, demo, explore, figures, tree
 
 DATA_ENV, RUNS_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_RUNS", "GALAXY_DATA_ROOTS"
 DEFAULT_DATA = catalog.PROJECT_ROOT / "data"
@@ -324,186 +322,6 @@ def prototypes(_cache: data.GalaxyCache, fingerprint: str):
     return explore.prototypes(_cache.ids, _cache.labels, _cache.mask)
 
 
-# ------------------------------------------------------------------------------------------------------ training
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
-    return metrics.mean_baseline(_cache)
-
-
-@st.cache_data(show_spinner=False)
-def is_closed_form(model: str) -> bool:
-    """Whether a registered model is fitted in closed form (``mean``), so it has no training settings."""
-    return bool(getattr(models.build_model(model), "closed_form", False))
-
-
-@st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
-def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
-    cfg = config.TrainConfig.from_dict(json.loads(cfg_json))
-    models_here = {m["path"]: m for m in shipped_checkpoints() + finished_runs()}
-    measured = runs.measured_speed(cfg, list(models_here))
-    if measured is not None:
-        est = training.estimate_duration(cfg, images_per_s=measured[0])
-        m = models_here[measured[1]]
-        by = f"the shipped checkpoint `{m['name']}`" if m["kind"] == "checkpoint" else f"run `{m['name']}`"
-        return {**est, "busy": False, "measured_by": by}
-    busy = runs.active_run(runs_root()) is not None
-    return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None}
-
-
-def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
-    """``training.estimate_duration`` for ``cfg``, at the speed a finished run or the shipped checkpoint measured
-    for the same settings on this kind of machine (``runs.measured_speed``; ``measured_by`` names it), else timed
-    once per setting that changes the speed (not per number of epochs), plus ``busy``: whether another run was
-    training during that timing."""
-    d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
-    return _duration_probe(json.dumps(d, sort_keys=True), fingerprint)
-
-
-def duration_text(seconds: float) -> str:
-    """``2460`` -> ``'about 41 min'``; seconds under two minutes, hours and minutes over two hours."""
-    if seconds < 120:
-        return f"about {max(seconds, 1):.0f} s"
-    if seconds < 7200:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
-
-
-# -------------------------------------------------------------------------------------------------------- models
-
-def model_file(path: Path) -> Path:
-    return prediction.model_folder(path) / models.WEIGHTS_FILE
-
-
-def model_key(path: Path) -> tuple[str, int]:
-    """A model's cache key: its folder and the modification time of its weights (a retrained run gets a new one)."""
-    return str(path), model_file(path).stat().st_mtime_ns
-
-
-def finished_runs() -> list[dict]:
-    """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``runs.list_runs``)."""
-    return [{**r, "kind": "run"} for r in runs.list_runs(runs_root())
-            if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
-
-
-def shipped_checkpoints() -> list[dict]:
-    """The checkpoints in ``checkpoints/``, the default first, in the shape of :func:`finished_runs`' entries."""
-    default = prediction.default_checkpoint()
-    found = sorted((p.parent for p in prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
-                   key=lambda p: (p != default, p.name))
-    out = []
-    for folder in found:
-        config = read_json(folder / models.CONFIG_FILE)
-        extra = config.get("extra") or {}
-        out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
-                    "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
-                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
-    return out
-
-
-def choose_model(key: str, label: str = "Model") -> Path | None:
-    """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
-    ``prediction.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
-    and says which; None, with an explanation, when there is no model."""
-    options: dict[str, Path] = {}
-    for c in shipped_checkpoints():
-        options[f"checkpoint {c['name']} (shipped)"] = c["path"]
-    for r in finished_runs():
-        rmse = r["summary"].get("val_rmse")
-        options[f"run {r['name']} ({r['model']}, {r['status']}"
-                f"{f', val RMSE {rmse:.4f}' if rmse is not None else ''})"] = r["path"]
-    if not options:
-        st.warning("No trained model yet: no checkpoint is shipped in `checkpoints/` and no run has finished in "
-                   f"`{runs_root()}`. Train one on the **Training** page, or from a terminal: "
-                   f"`{train_command()}`.")
-        return None
-    labels = list(options)
-    try:
-        default, why = prediction.default_model(runs_root())
-        index = [p.resolve() for p in options.values()].index(default.resolve())
-    except (FileNotFoundError, ValueError):  # only unfinished runs with a best model so far
-        index, why = 0, None
-    choice = st.selectbox(label, labels, index=index, key=key)
-    if why and prediction.default_checkpoint() is None and choice == labels[index]:
-        st.caption(f"The default is {why}.")
-    return options[choice]
-
-
-def train_command(epochs: int = 5) -> str:
-    """The shortest command that trains a model on the data in use, as a user would type it in the project folder
-    (``tests/test_pages.py`` runs it)."""
-    ds = st.session_state.get("dataset")
-    folder = ds.folder if ds is not None else DEFAULT_DATA
-    try:
-        shown = folder.resolve().relative_to(catalog.PROJECT_ROOT)
-    except ValueError:
-        shown = folder
-    return f"python -m galaxy_core train {shown} --epochs {epochs}"
-
-
-@st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
-def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=views.pick_device("auto"))
-
-
-def load_model(path: Path) -> models.GalaxyModel:
-    return _load_model(*model_key(path))
-
-
-def warn_domain(path: Path, images_synthetic: bool) -> None:
-    """A warning when the model at ``path`` learnt from the synthetic demo and the images are real, or the reverse
-    (``prediction.domain_warning``)."""
-    warning = prediction.domain_warning(load_model(path), images_synthetic)
-    if warning:
-        st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
-
-
-EVALUATION_SAMPLE = 5000
-"""Galaxies the Evaluation page scores by default (a fixed random subset when a split holds more)."""
-
-
-@st.cache_data(show_spinner="Evaluating the model (once per model and data) ...", max_entries=8)
-def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                   split: str = "val", limit: int | None = None) -> evaluation.Evaluation:
-    """``evaluation.evaluate`` of a run or checkpoint on the dashboard's cache, keyed by the model, its weights'
-    modification time and the cache's fingerprint."""
-    return evaluation.evaluate(run, _cache, split=split, limit=limit)
-
-
-@st.cache_data(show_spinner="Predicting merger probabilities (once per model, data and image set) ...", max_entries=8)
-def merger_probabilities(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                         subset: str) -> dict:
-    """A model's Class8.6 for a subset of the cache: ``rows``, ``p`` and the threshold-free ``mean`` estimate
-    (``mergers.mean_probability``, whose bootstrap is the slow part)."""
-    rows = _cache.indices(subset)
-    out = {"rows": rows, "p": np.zeros(0), "mean": None}
-    if len(rows):
-        out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), _cache, mergers.MERGER_COLUMN, rows)
-        out["mean"] = mergers.mean_probability(out["p"])
-    return out
-
-
-@st.cache_data(show_spinner="Calibrating against the volunteers ...", max_entries=8)
-def merger_calibration(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                       subset: str) -> dict | None:
-    """The galaxies that calibrate a model's Class8.6 on a subset of the cache (``mergers.calibration_pairs``: the
-    subset's labelled galaxies, else the validation split's) and what does not depend on the page's threshold slider:
-    ``pairs``, ``calibration`` (``mergers.calibrate``) and ``matched`` (``mergers.calibrated_fraction`` of the
-    subset, whose bootstrap takes ~0.5 s on 61,578 galaxies). None when there are too few labelled galaxies."""
-    res = merger_probabilities(model, mtime_ns, _cache, fingerprint, subset)
-
-    def validation_split() -> tuple:
-        val = merger_probabilities(model, mtime_ns, _cache, fingerprint, "val")
-        return val["p"], _cache.labels[val["rows"]], _cache.mask[val["rows"]]
-
-    rows = res["rows"]
-    pairs = mergers.calibration_pairs(res["p"], _cache.labels[rows], _cache.mask[rows], fallback=validation_split)
-    if pairs is None:
-        return None
-    return {"pairs": pairs, "calibration": mergers.calibrate(*pairs.pair),
-            "matched": mergers.calibrated_fraction(res["p"], *pairs.pair)}
-
-
 # ------------------------------------------------------------------------------------------------------- drawing
 
 def answer_select(label: str, key: str, default: str = "Class1.1", none: str | None = None, **kwargs) -> str | None:
@@ -528,3 +346,26 @@ def tree_chart(values, other=None, names=("volunteers", "model"), known=None, ke
     """One galaxy's 37 answers drawn as the decision tree (see ``figures.tree_figure``)."""
     st.plotly_chart(figures.tree_figure(values, other, names, known, height=height), key=key)
 
+
+
+def preload_frontend() -> None:
+    """Once per browser session, after its first page: one element of each kind the pages use whose browser code
+    Streamlit fetches only when a page first shows one, drawn in a hidden container. The browser then loads and
+    compiles that code (the plotly chart's alone is 4.7 MB of JavaScript) while the user reads the first page,
+    instead of showing grey placeholders for about 1.4 s on the first visit to a page with charts and tables."""
+    if st.session_state.get("_frontend_preloaded"):
+        return
+    st.session_state["_frontend_preloaded"] = True
+    # Sent a moment after the page, so that the browser loads the code of the page's own elements first.
+    time.sleep(0.5)
+    with st.container(key="preload"):
+        st.html("<style>.st-key-preload {display: none}</style>")
+        st.plotly_chart(go.Figure(), key="_preload_plotly")
+        st.table({"a": [1]})
+        st.dataframe({"a": [1]}, key="_preload_dataframe")
+        st.image(np.zeros((1, 1, 3), np.uint8))
+        st.latex("x")
+        for widget in (st.selectbox, st.radio, st.multiselect):
+            widget("preload", ["a"], key=f"_preload_{widget.__name__}", label_visibility="collapsed")
+        st.slider("preload", key="_preload_slider", label_visibility="collapsed")
+        st.toggle("preload", key="_preload_toggle", label_visibility="collapsed")

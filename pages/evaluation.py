@@ -6,6 +6,7 @@ import streamlit as st
 
 from galaxy_core import figures, tree
 from pages import _common as common
+from pages import _models as ml
 
 common.require_app(__file__)
 
@@ -13,8 +14,8 @@ ds = common.dataset()
 cache = ds.cache
 st.title("Evaluation")
 
-runs = common.finished_runs()
-checkpoints = common.shipped_checkpoints()
+runs = ml.finished_runs()
+checkpoints = ml.shipped_checkpoints()
 if not runs and not checkpoints:
     st.info(f"No run with a checkpoint in `{common.runs_root()}` and no checkpoint shipped in `checkpoints/` yet: "
             "train one on the Training page.")
@@ -40,14 +41,14 @@ if run["kind"] == "checkpoint":
 elif run["data"] != str(ds.cache.path):
     st.warning(f"This run was trained on `{run['data']}`, not on the data in use: it is evaluated on the current "
                f"data's {common.SUBSET_NAMES[split]}, which may include galaxies it was trained on.")
-common.warn_domain(run["path"], cache.synthetic)
-everything = st.toggle(f"All galaxies (else a fixed random {common.EVALUATION_SAMPLE:,} when there are more)",
+ml.warn_domain(run["path"], cache.synthetic)
+everything = st.toggle(f"All galaxies (else a fixed random {ml.EVALUATION_SAMPLE:,} when there are more)",
                        False, key="ev_all",
                        help="On a CPU a network needs about a minute for 50,000 galaxies (once: predictions are "
                             "stored with the cache); 5,000 give the overall RMSE with a standard error of about 0.7 %.")
 try:
-    ev = common.run_evaluation(str(run["path"]), common.model_key(run["path"])[1], cache, ds.fingerprint, split,
-                               None if everything else common.EVALUATION_SAMPLE)
+    ev = ml.run_evaluation(str(run["path"]), ml.model_key(run["path"])[1], cache, ds.fingerprint, split,
+                               None if everything else ml.EVALUATION_SAMPLE)
 except (ValueError, KeyError, FileNotFoundError) as e:
     st.error(f"Cannot evaluate {run['name']} on this data: {e}")
     st.stop()

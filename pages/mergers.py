@@ -6,6 +6,7 @@ import streamlit as st
 
 from galaxy_core import figures, mergers
 from pages import _common as common
+from pages import _models as ml
 
 common.require_app(__file__)
 
@@ -15,7 +16,7 @@ st.title("Mergers")
 st.caption(f"A galaxy counts as a merger when the model's {mergers.MERGER_COLUMN} (odd_feature--merger, the "
            "cumulative vote fraction P(odd) x P(merger | odd)) is above the threshold.")
 
-model = common.choose_model("mg_model")
+model = ml.choose_model("mg_model")
 if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
@@ -29,15 +30,15 @@ timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, merger
                             help="how long a merger stays visible: ~0.2-0.4 Gyr for disturbed morphology, ~1 Gyr "
                                  "for close pairs (Lotz et al. 2008, 2010, 2011)")
 
-common.warn_domain(model, cache.synthetic)
-key = common.model_key(model)
+ml.warn_domain(model, cache.synthetic)
+key = ml.model_key(model)
 try:
-    res = common.merger_probabilities(*key, cache, ds.fingerprint, subset)
+    res = ml.merger_probabilities(*key, cache, ds.fingerprint, subset)
     p = res["p"]
     if not len(p):
         st.info(f"No galaxies in the {common.SUBSET_NAMES[subset]} of this data.")
         st.stop()
-    calib = common.merger_calibration(*key, cache, ds.fingerprint, subset)  # None: no labelled galaxies to use
+    calib = ml.merger_calibration(*key, cache, ds.fingerprint, subset)  # None: no labelled galaxies to use
 except ValueError as e:
     st.error(f"Cannot run this model on this data: {e}")
     st.stop()

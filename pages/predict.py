@@ -7,6 +7,7 @@ import streamlit as st
 
 from galaxy_core import catalog, explore, prediction, tree
 from pages import _common as common
+from pages import _models as ml
 
 common.require_app(__file__)
 
@@ -14,7 +15,7 @@ st.title("Predict")
 st.caption("The 37 Galaxy Zoo 2 answers for new images. Images are decoded exactly as for training (same field of "
            "view, size and resampling).")
 
-model = common.choose_model("pr_model")
+model = ml.choose_model("pr_model")
 if model is None:
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
@@ -55,7 +56,7 @@ if uploads and not files:
 def predict(model_path: str, folder: str, fov: float | None, views: int):
     """``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself; and,
     for the caption, the field it resolved (the same function's answer) and where that came from."""
-    frame, skipped = prediction.predict_folder(folder, common.load_model(Path(model_path)), source_fov=fov, tta=views)
+    frame, skipped = prediction.predict_folder(folder, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
     resolved = catalog.resolve_source_fov(folder, prediction.image_paths(folder), fov)
     return frame, skipped, resolved, catalog.source_fov_origin(folder, fov)
 
@@ -76,8 +77,8 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
 
 
 # Uploads are the user's own images, taken to be real galaxies.
-common.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder))
-key = common.model_key(model)
+ml.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder))
+key = ml.model_key(model)
 try:
     if uploads:
         frame, skipped, fov, origin = predict_uploads(*key, tuple(files), source_fov, tta)

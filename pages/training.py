@@ -11,6 +11,7 @@ import torch
 
 from galaxy_core import config, models, runs, views
 from pages import _common as common
+from pages import _models as ml
 
 common.require_app(__file__)
 
@@ -31,18 +32,18 @@ recipe = dataclasses.asdict(config.config_for(name, device=device))
 on_cpu = views.pick_device(device).type == "cpu"
 if name in config.CPU_RECIPES:
     args = ", ".join(f"{k} {v}" for k, v in recipe["model_args"].items()) or "default size"
-    shipped = next(iter(common.shipped_checkpoints()), None)
+    shipped = next(iter(ml.shipped_checkpoints()), None)
     same = shipped is not None and all(shipped["train_config"].get(k) == recipe[k] for k in (
         "model", "model_args", "epochs", "batch_size", "lr", "weight_decay", "lr_floor", "ema"))
     note = ""
     if same and shipped["summary"].get("wall_seconds"):
         trained = shipped["train_config"]
         note = (f" It is the recipe of the shipped checkpoint `{shipped['name']}`, trained in "
-                f"{common.duration_text(shipped['summary']['wall_seconds'])} "
+                f"{ml.duration_text(shipped['summary']['wall_seconds'])} "
                 f"({shipped['summary'].get('device', 'cpu')}) on `{Path(trained.get('data', '?')).name}`.")
     st.caption(f"{name}: the {'CPU' if on_cpu else 'GPU'} recipe ({args}).{note}")
 kind = "cpu" if on_cpu else "gpu"
-closed_form = common.is_closed_form(name)
+closed_form = ml.is_closed_form(name)
 if closed_form:
     st.caption(f"`{name}` is fitted in closed form (each answer's mean over the training galaxies): it has no "
                "epochs, learning rate, batch or augmentation to set.")
@@ -84,12 +85,12 @@ cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int
                         unlabelled=unlabelled)
 if not closed_form:
     try:
-        probe = common.duration_probe(cfg, ds.fingerprint)
+        probe = ml.duration_probe(cfg, ds.fingerprint)
     except (RuntimeError, ValueError) as e:
         st.warning(f"Cannot time these settings: {e}")
     else:
         total = int(epochs) * probe["epoch_seconds"] + probe["final_seconds"]
-        st.caption(f"Estimated duration on this machine ({probe['device']}): **{common.duration_text(total)}** "
+        st.caption(f"Estimated duration on this machine ({probe['device']}): **{ml.duration_text(total)}** "
                    f"for {int(epochs)} epoch{'s' if int(epochs) != 1 else ''} of {probe['n_train']:,} galaxies"
                    + (" (and the unlabelled ones the teachers label)" if chosen_teachers else "")
                    + f", at {probe['images_per_s']:,.0f} images/s, "
@@ -105,7 +106,7 @@ if st.button("Start training", type="primary", key="tr_start"):
 st.caption(f"Runs are written to `{root}` and keep going if you close or reload this page.")
 
 # ------------------------------------------------------------------------------------------- live view and runs
-baseline = common.mean_baseline(ds.cache, ds.fingerprint)
+baseline = ml.mean_baseline(ds.cache, ds.fingerprint)
 
 
 def curves_figure(series: list[tuple[str, list[dict], str]], height: int) -> go.Figure:

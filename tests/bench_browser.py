@@ -9,7 +9,8 @@ galaxies tiled from synthetic ones by ``tests/bench_pages.py``, the size of the 
 ``streamlit run app.py`` with an empty runs folder, so the pages use the shipped checkpoint, and opens:
 
 - ``cold start``: the home page right after the server starts (imports and opening the data; for the demo, which
-  lives in the project's ``data/demo``, drawing it and preparing its cache, unless an earlier start did);
+  lives in the project's ``data/demo``, drawing it and preparing its cache, unless an earlier start did); then
+  ``--pause`` seconds on it before the first click;
 - for every page, reached through the app's menu as a user moves around: ``first``, with nothing of that page
   cached yet, and ``warm``, the same page again after a visit to the home page;
 - ``reload``: the browser tab reloaded on the last page (the whole frontend starts again).
@@ -64,7 +65,7 @@ def visit(page, title: str, link: str | None, shot: Path | None = None) -> float
     return (page.evaluate("window.__lastChange") - start) / 1000
 
 
-def bench(name: str, data: Path, work: Path, shots: Path | None) -> list[tuple]:
+def bench(name: str, data: Path, work: Path, shots: Path | None, pause: float) -> list[tuple]:
     runs = work / f"runs-{name}"
     runs.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -84,6 +85,7 @@ def bench(name: str, data: Path, work: Path, shots: Path | None) -> list[tuple]:
         rows.append((name, "cold start: menu shown", menu, None))
         rows.append((name, "cold start: home rendered", page.evaluate("window.__lastChange") / 1000, None))
         wall = time.perf_counter() - t0
+        time.sleep(pause)  # a user reading the home page, while the app imports PyTorch in the background
         # Every page through the menu, as a user moves around: first with that page's data not yet cached, then
         # again after a round trip through another page; last, one full reload of the browser tab.
         for path, title in PAGES.items():
@@ -109,6 +111,9 @@ def main() -> int:
     p.add_argument("--n", type=int, default=61_578, help="galaxies in the large synthetic cache (0: demo only)")
     p.add_argument("--work", default=None, help="working folder (default: a temporary one, removed)")
     p.add_argument("--shots", default=None, help="save a screenshot of each page's first render here")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds on the home page after the start before the first click, as a user reading it "
+                        "(the app imports PyTorch in the background meanwhile); default 0, clicking at once")
     args = p.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="galaxy_browser_"))
     shots = Path(args.shots) if args.shots else None
@@ -118,12 +123,12 @@ def main() -> int:
         # The newcomer's path: the project's data/ without images, so the app draws the demo into data/demo at
         # the cold start (unless an earlier start already did, which the table then says).
         drawn = demo.is_complete_demo(demo.DEFAULT_ROOT)
-        rows = bench("demo" + (" (drawn before)" if drawn else ""), ROOT / "data", work, shots)
+        rows = bench("demo" + (" (drawn before)" if drawn else ""), ROOT / "data", work, shots, args.pause)
         if args.n:
             cache_dir = work / f"cache-{args.n}"
             if not (cache_dir / "meta.json").is_file():
                 synthetic_cache(cache_dir, args.n)
-            rows += bench(f"{args.n:,} galaxies", cache_dir, work, shots)
+            rows += bench(f"{args.n:,} galaxies", cache_dir, work, shots, args.pause)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

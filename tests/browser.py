@@ -90,8 +90,16 @@ def chromium() -> Iterator:
 # changes such as fading styles are not content): what the benchmark calls the last element.
 WATCH_SCRIPT = """
 window.__lastChange = 0;
-new MutationObserver(() => { window.__lastChange = performance.now(); })
-    .observe(document, {subtree: true, childList: true, characterData: true});
+new MutationObserver((records) => {
+    // Only changes a user can see in the page or its sidebar: not those inside hidden elements (the app's preloading
+    // of the browser code) nor the helper nodes that libraries add to the document's body (plotly's text measuring).
+    const seen = records.some((r) => {
+        const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+        return el && el.isConnected && el.checkVisibility() &&
+            el.closest('[data-testid="stMain"], [data-testid="stSidebar"]') !== null;
+    });
+    if (seen) window.__lastChange = performance.now();
+}).observe(document, {subtree: true, childList: true, characterData: true});
 """
 
 
@@ -107,9 +115,13 @@ def wait_until_idle(page, quiet_ms: int = 1500, timeout_ms: int = 120_000) -> No
 
 
 def rendered(page, title: str, timeout_ms: int = 300_000) -> None:
-    """Wait for a page to finish: its title shown, the script idle, and every plotly chart drawn."""
+    """Wait for a page to finish: its title shown, the script idle, no grey placeholder left (Streamlit shows one
+    while the browser loads an element's code, on the first use of a kind of element) and every plotly chart
+    drawn."""
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=timeout_ms)
     wait_until_idle(page, timeout_ms=timeout_ms)
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
+                           timeout=timeout_ms, polling=100)
     charts = page.locator('[data-testid="stPlotlyChart"]').count()
     if charts:
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",

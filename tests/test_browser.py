@@ -82,8 +82,8 @@ def test_page_renders_without_exception(browser, server, path, tmp_path):
         if path in ACTIONS:
             ACTIONS[path](page, server)
             wait_until_idle(page)
-        if page.locator('[data-testid="stPlotlyChart"]').count():
-            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        if page.locator('[data-testid="stPlotlyChart"]:visible').count():  # not app.py's hidden preloading one
+            page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
         screenshot(page, shots / f"{path or 'home'}.png")
         errors = page.locator('[data-testid="stException"]')
         assert errors.count() == 0, errors.first.inner_text()

@@ -8,11 +8,14 @@ and may read folders under GALAXY_DATA_ROOTS, here pytest's base temporary folde
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +56,25 @@ def charts(at: AppTest) -> list:
     return at.get("plotly_chart")
 
 
+def test_a_start_imports_no_pytorch():
+    """The home page, the sidebar and the Dataset and Distributions pages draw without PyTorch (~2 s to import;
+    app.py imports it in the background afterwards): what they import, in a fresh interpreter, leaves it out."""
+    imported = set()
+    for name in ["app.py", "pages/_common.py", "pages/dataset.py", "pages/distributions.py"]:
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported |= {f"{node.module}.{a.name}" if node.module in ("galaxy_core", "pages") else node.module
+                             for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+    imported -= {"pages._models"}  # app.py's background import
+    code = f"import importlib, sys\nfor m in {sorted(imported)!r}: importlib.import_module(m)\n" \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "pages._common" in imported and "galaxy_core.figures" in imported
+    assert out.stdout.strip() == "[]"
+
+
 def test_home(env):
     at = app()
     assert at.title[0].value == "Galaxy Zoo 2 morphology"
@@ -61,6 +83,18 @@ def test_home(env):
     assert at.sidebar.text_input(key="data_folder").value == str(env["data"])
     assert len(at.get("page_link")) == len(PAGES)
     assert not at.error
+
+
+def test_the_browser_code_is_preloaded_once_per_session_after_the_first_page(env):
+    """app.py draws one hidden element of each lazily loaded kind after a session's first page, and never again."""
+    at = app()
+    assert at.selectbox(key="_preload_selectbox") and at.get("plotly_chart")
+    assert [e for e in at.get("html") if ".st-key-preload {display: none}" in e.proto.body]
+    at.switch_page("pages/dataset.py").run()
+    assert not at.exception
+    assert "_preload_selectbox" not in [w.key for w in at.selectbox]
+    at.switch_page("app.py").run()
+    assert not at.get("plotly_chart")  # home draws no chart of its own
 
 
 def test_bad_data_folder_is_reported(env):
