@@ -19,49 +19,60 @@ if stats["n"] == 0 or not stats["stats"]["n"].any():
     st.info("No labelled galaxies in this subset.")
     st.stop()
 st.caption(f"{stats['n']:,} galaxies; each answer counts only the galaxies where it is known.")
-
-st.subheader("Histograms")
-st.caption("All 37 at a glance: a row per answer, a column per bin of vote fraction, the colour the share of the "
-           "galaxies with that answer known that fall in the bin (log scale; blank: none).")
-st.plotly_chart(common.histogram_overview(cache, ds.fingerprint, subset))
-c1, c2 = st.columns([3, 1])
 questions = list(tree.BY_KEY)
-hist_question = c1.selectbox(
-    "Histograms of the answers to", [None] + questions, index=1, key="dist_hist_question",
-    format_func=lambda k: "all 11 questions (37 panels; slower to draw)" if k is None else
-    f"{k}: {tree.BY_KEY[k].text}")
-log = c2.toggle("Logarithmic counts", key="dist_log",
-                help="Most answers pile up near 0: a log scale shows the tail of confident votes.")
-st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log, hist_question))
-with st.expander("Mean, spread and skewness of every answer"):
-    st.dataframe(stats["stats"], hide_index=True, column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "std", "median", "skewness")})
 
-st.subheader("Correlations")
-st.caption("Pearson correlation between answers over the fully labelled galaxies. Answers of one question share "
-           "their parent answer, so they are anticorrelated by construction; look off the diagonal blocks for "
-           "morphology (e.g. spiral arms with disks).")
-st.plotly_chart(figures.heatmap_figure(stats["corr"], height=850))
-question = st.selectbox("Within one question", questions, key="dist_question",
-                        format_func=lambda k: f"{k}: {tree.BY_KEY[k].text}")
-st.plotly_chart(figures.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
 
-st.subheader("Training vs validation")
-comp = common.split_comparison(cache, ds.fingerprint)
-st.caption("The validation galaxies are a seeded random tenth of the fully labelled ones, so both splits should "
-           "follow the same distributions: KS is the largest gap between their cumulative distributions, of order "
-           "1/sqrt(validation size) for a fair split.")
-fig = go.Figure([go.Bar(x=comp["column"], y=comp[f"mean_{k}"], name=name, hovertext=comp["name"])
-                 for k, name in (("train", "training"), ("val", "validation"))])
-fig.update_layout(barmode="group", height=320, yaxis_title="mean vote fraction", margin=common.TIGHT,
-                  legend={"orientation": "h", "y": 1.1})
-st.plotly_chart(fig)
-column = common.answer_select("Answer", "dist_answer", default="Class1.1")
-h = explore.split_histograms(cache.labels, cache.mask, cache.split, column)
-fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name, opacity=0.6)
-                 for name, g in h.groupby("split", sort=False)])
-fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column), yaxis_title="fraction of the split",
-                  margin=common.TIGHT, legend={"orientation": "h", "y": 1.1})
-st.plotly_chart(fig)
-st.dataframe(comp, hide_index=True, column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in ("mean_train", "mean_val", "ks")})
+def histograms() -> None:
+    st.caption("All 37 at a glance: a row per answer, a column per bin of vote fraction, the colour the share of the "
+               "galaxies with that answer known that fall in the bin (log scale; blank: none).")
+    st.plotly_chart(common.histogram_overview(cache, ds.fingerprint, subset))
+    c1, c2 = st.columns([3, 1])
+    question = c1.selectbox(
+        "Histograms of the answers to", [None] + questions, index=1, key="dist_hist_question",
+        format_func=lambda k: "all 11 questions (37 panels; slower to draw)" if k is None else
+        f"{k}: {tree.BY_KEY[k].text}")
+    log = c2.toggle("Logarithmic counts", key="dist_log",
+                    help="Most answers pile up near 0: a log scale shows the tail of confident votes.")
+    st.plotly_chart(common.histogram_grid(cache, ds.fingerprint, subset, log, question))
+    with st.expander("Mean, spread and skewness of every answer"):
+        st.dataframe(stats["stats"], hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in ("mean", "std", "median", "skewness")})
+
+
+def correlations() -> None:
+    st.caption("Pearson correlation between answers over the fully labelled galaxies. Answers of one question "
+               "share their parent answer, so they are anticorrelated by construction; look off the diagonal blocks "
+               "for morphology (e.g. spiral arms with disks).")
+    st.plotly_chart(figures.heatmap_figure(stats["corr"], height=850))
+    question = st.selectbox("Within one question", questions, key="dist_question",
+                            format_func=lambda k: f"{k}: {tree.BY_KEY[k].text}")
+    st.plotly_chart(figures.heatmap_figure(explore.question_block(stats["corr"], question), height=420))
+
+
+def training_vs_validation() -> None:
+    comp = common.split_comparison(cache, ds.fingerprint)
+    st.caption("The validation galaxies are a seeded random tenth of the fully labelled ones, so both splits should "
+               "follow the same distributions: KS is the largest gap between their cumulative distributions, of "
+               "order 1/sqrt(validation size) for a fair split.")
+    fig = go.Figure([go.Bar(x=comp["column"], y=comp[f"mean_{k}"], name=name, hovertext=comp["name"])
+                     for k, name in (("train", "training"), ("val", "validation"))])
+    fig.update_layout(barmode="group", height=320, yaxis_title="mean vote fraction", margin=common.TIGHT,
+                      legend={"orientation": "h", "y": 1.1})
+    st.plotly_chart(fig)
+    column = common.answer_select("Answer", "dist_answer", default="Class1.1")
+    h = explore.split_histograms(cache.labels, cache.mask, cache.split, column)
+    fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name,
+                            opacity=0.6) for name, g in h.groupby("split", sort=False)])
+    fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column),
+                      yaxis_title="fraction of the split", margin=common.TIGHT, legend={"orientation": "h", "y": 1.1})
+    st.plotly_chart(fig)
+    st.dataframe(comp, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("mean_train", "mean_val", "ks")})
+
+
+# Lazy tabs: only the open one runs and is drawn (the browser took about a second for all six charts at once).
+TABS = {"Histograms": histograms, "Correlations": correlations, "Training vs validation": training_vs_validation}
+for tab, draw in zip(st.tabs(list(TABS), key="dist_tab", on_change="rerun"), TABS.values()):
+    if tab.open:
+        with tab:
+            draw()

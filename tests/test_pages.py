@@ -143,17 +143,25 @@ def test_dataset_page(env):
 
 def test_distributions_page(env):
     at = app("distributions")
-    # The 37 histograms as one heatmap, the first question's panels, correlation, one question's, split means and
-    # split histogram.
-    assert len(charts(at)) == 6
-    assert len(at.dataframe) == 2
+    # Three lazy tabs, the first open: the 37 histograms as one heatmap and the first question's panels.
+    assert [t.label for t in at.tabs] == ["Histograms", "Correlations", "Training vs validation"]
+    assert len(charts(at)) == 2 and len(at.dataframe) == 1
     at.toggle(key="dist_log").set_value(True)
-    at.selectbox(key="dist_question").set_value("Class11")
     at.selectbox(key="dist_hist_question").select_index(0)  # all 37 panels
     at.radio(key="dist_subset").set_value("val").run()
-    assert not at.exception and len(charts(at)) == 6
+    assert not at.exception and len(charts(at)) == 2
     grid = json.loads(charts(at)[1].proto.spec)
     assert len(grid["data"]) == 37 and grid["layout"]["yaxis"]["type"] == "log"
+    # The correlation matrix and one question's block; then the split means, the split histogram and the KS table.
+    at.session_state["dist_tab"] = "Correlations"
+    at.run()
+    assert not at.exception and len(charts(at)) == 2 and "dist_log" not in [t.key for t in at.toggle]
+    at.selectbox(key="dist_question").set_value("Class11").run()
+    block = json.loads(charts(at)[1].proto.spec)["data"][0]
+    assert block["x"] and all(c.startswith("Class11.") for c in block["x"])
+    at.session_state["dist_tab"] = "Training vs validation"
+    at.run()
+    assert not at.exception and len(charts(at)) == 2 and len(at.dataframe) == 1
 
 
 def test_pages_without_a_model(env, tmp_path, monkeypatch):
