@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from .mergers import MERGER_COLUMN
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 
 
+def _main_process() -> bool:
+    """False in the processes ``torchrun`` starts beside rank 0, which print nothing but their errors."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
+    if not _main_process():
+        return
     print(human)
     if args.json:
         print(json.dumps(obj, default=str))
@@ -177,18 +185,19 @@ def _model_for(args: argparse.Namespace) -> str:
         _refuse_pickle(args.model)
         return args.model
     path, why = prediction.default_model()
-    print(f"model: {why} (choose another with --model)", file=sys.stderr)
+    if _main_process():
+        print(f"model: {why} (choose another with --model)", file=sys.stderr)
     return str(path)
 
 
 def _load_model(args: argparse.Namespace, images: str):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse."""
-    from . import prediction, views
+    from . import distributed, prediction, views
 
-    model = prediction.load_model(_model_for(args), views.pick_device(args.device))
+    model = prediction.load_model(_model_for(args), distributed.device_for(views.pick_device(args.device)))
     warning = prediction.domain_warning(model, catalog.folder_is_synthetic(images))
-    if warning:
+    if warning and _main_process():
         print(f"warning: {warning}", file=sys.stderr)
     return model
 
@@ -199,7 +208,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = _load_model(args, args.images)
     frame, skipped = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta,
                                                args.batch_size, args.device, args.workers,
-                                               TextProgress("predict"))
+                                               TextProgress("predict") if _main_process() else None)
     human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
     for s in skipped[:20]:
         human += f"\n  skipped {s['path']}: {s['reason']}"
@@ -474,3 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input is the user's to fix: one clear line, no traceback.
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if "galaxy_core.distributed" in sys.modules:  # under torchrun: leave the process group cleanly
+            sys.modules["galaxy_core.distributed"].stop()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, images, models, runs, tree, views
+from . import catalog, data, distributed, images, models, runs, tree, views
 from .files import Progress, atomic_write_bytes, atomic_write_text
 
 CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
@@ -230,11 +230,20 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     """
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
-        model = load_model(model, views.pick_device(device))
+        model = load_model(model, distributed.device_for(views.pick_device(device)))
     fov = catalog.resolve_source_fov(folder, paths, source_fov)
-    frame, skipped = predict_paths(model, paths, fov, tta, batch_size, workers, progress)
-    if out is not None:
+    world = distributed.start(views.device_of(model))
+    if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
+        workers = max(1, (os.cpu_count() or 1) // world.local_size)
+    # Each process predicts its contiguous part of the sorted files; the parts, gathered in rank order, are in id
+    # order. When any process fails, every one raises and no CSV is written.
+    parts = distributed.all_ok(lambda: predict_paths(model, distributed.shard(paths, world), fov, tta, batch_size,
+                                                     workers, progress if world.main else None))
+    frame = pd.concat([f for f, _ in parts], ignore_index=True) if len(parts) > 1 else parts[0][0]
+    skipped = [s for _, part in parts for s in part]
+    if out is not None and world.main:
         atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))
+    distributed.sum_(torch.zeros(1))  # no process returns before the CSV is in place
     return frame, skipped
 
 

@@ -33,8 +33,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
 
-from . import data, distill, metrics, models, runs, tree, views
+from . import data, distill, distributed, metrics, models, runs, tree, views
 from .config import TrainConfig
 from .files import atomic_write_json, building_dir, read_json, recover
 
@@ -281,6 +282,11 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
             raise ValueError("resume needs the run folder")
         run = Path(run_dir)
         cfg = TrainConfig.from_dict(read_json(run / "config.json")["train"])
+    world = distributed.start(views.pick_device(cfg.device))
+    if not world.main:  # rank 0 alone makes and writes the run folder; the others learn its name from it
+        run = distributed.broadcast(None)
+        return _train(cfg, run, None, resume and (run / "last" / "state.json").is_file(), {})
+    if resume:
         for folder in ("last", "best"):
             recover(run / folder)  # a process killed while swapping one in may have left it aside
         if not (run / "last" / "state.json").is_file():
@@ -295,6 +301,7 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
     status = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "epoch": 0,
               "epochs": cfg.epochs, "step": 0, "steps": 0, "started": time.time(), "updated": time.time()}
     atomic_write_json(run / "status.json", status)
+    distributed.broadcast(run)
     try:
         return _train(cfg, run, callback, resume, status)
     except BaseException as e:
@@ -323,6 +330,7 @@ def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) ->
             return r.stopped()
         r.checkpoint(row)
     net = r.ema.model if r.ema is not None else r.model
+    distributed.sum_(torch.zeros(1))  # every rank waits here until rank 0 has written the last best/
     net.load_state_dict(models.load_model_folder(run / "best", r.device).state_dict())
     return r.finish(net, sum(row["seconds"] for row in r.rows))
 
@@ -343,17 +351,19 @@ class _Run:
         return self.wall_before + time.perf_counter() - self.started
 
     def emit(self, event: dict) -> None:
-        if self.callback:
+        if self.callback and self.world.main:
             self.callback(event)
 
     def write_status(self, **changes: Any) -> None:
-        self.status.update(changes, updated=time.time())
-        atomic_write_json(self.run / "status.json", self.status)
+        if self.world.main:
+            self.status.update(changes, updated=time.time())
+            atomic_write_json(self.run / "status.json", self.status)
 
     # ----------------------------------------------------------------------------------------------------- set-up
     def set_up(self) -> None:
         cfg = self.cfg
-        self.device = device = views.pick_device(cfg.device)
+        self.device = device = distributed.device_for(views.pick_device(cfg.device))
+        self.world = distributed.current()
         torch.manual_seed(_seed(cfg.seed, -1))
         self.model = model = models.build_model(cfg.model, **cfg.model_args)
         mcfg = model.config
@@ -374,8 +384,10 @@ class _Run:
                        "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,
                                  "fingerprint": cache.fingerprint, "source": cache.meta["source"],
                                  "synthetic": cache.synthetic},
-                       "n_train": len(self.train_rows), "n_val": len(self.val_rows)}
-        atomic_write_json(self.run / "config.json", self.config)
+                       "n_train": len(self.train_rows), "n_val": len(self.val_rows),
+                       "processes": self.world.size}
+        if self.world.main:
+            atomic_write_json(self.run / "config.json", self.config)
         self.extra = {"data": {"fov": cache.fov, "size": cache.size, "synthetic": cache.synthetic}}
 
         model.to(device)
@@ -393,11 +405,16 @@ class _Run:
 
     def validate(self, tta: int = 1, size: int | None = None) -> float:
         """Validation RMSE of the weights being validated (the moving average with ``ema``), over ``tta`` views, at
-        ``size`` px (default the model's input size)."""
+        ``size`` px (default the model's input size). With several processes each predicts its share of the
+        galaxies and their squared errors are summed over all."""
         net = self.ema.model if self.ema is not None else self.model
+        part = distributed.shard(np.arange(len(self.val_rows)), self.world)
         pred = views.infer(net, self.val_images, self.crop, size or self.size, batch_size=512, tta=tta,
-                           device=self.device, indices=self.val_index, amp=self.cfg.amp)
-        return metrics.rmse(pred, self.cache.labels[self.val_rows], self.cache.mask[self.val_rows])
+                           device=self.device, indices=self.val_index[part], amp=self.cfg.amp)
+        y, m = self.cache.labels[self.val_rows[part]], self.cache.mask[self.val_rows[part]]
+        sums = torch.tensor([((pred.astype(np.float64) - y) ** 2 * m).sum(), m.sum()], dtype=torch.float64)
+        sse, count = distributed.sum_(sums).tolist()
+        return math.sqrt(sse / count) if count else float("nan")
 
     # ------------------------------------------------------------------------------------- the closed-form fit
     def fit_closed_form(self) -> Path:
@@ -409,8 +426,9 @@ class _Run:
         row = dict(epoch=1, train_rmse=metrics.rmse(self.model.head.mean.cpu().numpy()[None], labels, mask),
                    val_rmse=val, lr=0.0, seconds=time.perf_counter() - t0, images_per_s=float("nan"))
         self.rows = [row]
-        runs.write_metrics(self.run / "metrics.csv", self.rows)
-        _save_best(self.run, self.model, {**self.extra, "val_rmse": val, "epoch": 1})
+        if self.world.main:
+            runs.write_metrics(self.run / "metrics.csv", self.rows)
+            _save_best(self.run, self.model, {**self.extra, "val_rmse": val, "epoch": 1})
         return self.finish(self.model, row["seconds"])
 
     # --------------------------------------------------------------------------------------- the optimiser
@@ -421,7 +439,8 @@ class _Run:
         images, rows_all, targets, weights, counts = distill.training_set(cfg, self.cache, self.train_rows,
                                                                           self.val_rows, device, self.run)
         self.config["n_train_by_source"] = counts
-        atomic_write_json(self.run / "config.json", self.config)
+        if self.world.main:
+            atomic_write_json(self.run / "config.json", self.config)
         self.train_x = _Staged(images, rows_all, device, _memory_budget(device))
         self.y_train = torch.from_numpy(targets).to(device)
         self.m_train = torch.from_numpy(weights).to(device)
@@ -429,11 +448,17 @@ class _Run:
         self.opt = _optimiser(cfg, model, device)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=0.2, patience=2, min_lr=1e-6) \
             if cfg.scheduler == "plateau" else None
-        self.step_fn = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+        # Several processes: DistributedDataParallel averages the gradients of their parts of each batch.
+        net = model if self.world.size == 1 else DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.step_fn = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
         if cfg.ema:
             self.ema = WeightAverage(model, cfg.ema)
         self.n = len(rows_all)
         self.bs = min(cfg.batch_size, self.n)
+        if self.bs < 2 * self.world.size:
+            raise ValueError(f"a batch of {self.bs} galaxies cannot be shared by {self.world.size} processes: each "
+                             f"needs 2 or more for BatchNorm; raise --batch-size")
         self.steps_per_epoch = max(self.n // self.bs, 1)  # drop the ragged last batch: BatchNorm needs 2+ galaxies
         self.total = self.steps_per_epoch * cfg.epochs
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -453,9 +478,11 @@ class _Run:
         """Train one epoch; returns its metrics row, or None when a STOP file ended it early."""
         cfg, device, bs = self.cfg, self.device, self.bs
         size = size_at(cfg, epoch, self.size)
-        torch.manual_seed(_seed(cfg.seed, epoch))
+        # Every process draws the same permutation and takes its part of each batch; dropout and augmentation
+        # differ between processes (and are those of one process for rank 0).
+        torch.manual_seed(_seed(cfg.seed, epoch) + self.world.rank)
         gen = torch.Generator(device=device)
-        gen.manual_seed(_seed(cfg.seed, epoch))
+        gen.manual_seed(_seed(cfg.seed, epoch) + self.world.rank)
         perm = np.random.default_rng(_seed(cfg.seed, epoch)).permutation(self.n)
         perm_device = torch.as_tensor(perm, device=device)  # one copy an epoch; steps slice it on the device
         self.model.train()
@@ -467,7 +494,8 @@ class _Run:
             lr = lr_at(cfg, step, self.total) if self.plateau is None else self.opt.param_groups[0]["lr"]
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            ix, ixt = perm[i * bs:(i + 1) * bs], perm_device[i * bs:(i + 1) * bs]
+            ix = distributed.shard(perm[i * bs:(i + 1) * bs], self.world)
+            ixt = distributed.shard(perm_device[i * bs:(i + 1) * bs], self.world)
             x = self.train_x.get(ix, ixt)
             x = views.random_view(x, self.crop, size, gen) if cfg.augment else views.fit_view(x, self.crop, size)
             if self.channels_last:
@@ -484,25 +512,40 @@ class _Run:
                 self.write_status(epoch=epoch, step=i + 1)
                 self.emit({"type": "step", "epoch": epoch + 1, "step": i + 1, "steps": self.steps_per_epoch,
                            "loss": float(loss.detach())})
-            if (self.run / "STOP").exists():
+            if self.stop_asked(i):
                 return None
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+        sums = distributed.sum_(torch.stack([sse, cnt]).double().cpu())
         val = self.validate(size=size)
         if self.plateau is not None:
             self.plateau.step(val)
-        return dict(epoch=epoch + 1, train_rmse=float(torch.sqrt(sse / cnt.clamp(min=1e-12))), val_rmse=val,
-                    lr=lr, seconds=seconds, images_per_s=self.steps_per_epoch * bs / seconds)
+        return dict(epoch=epoch + 1, train_rmse=float(torch.sqrt(sums[0] / sums[1].clamp(min=1e-12))),
+                    val_rmse=val, lr=lr, seconds=seconds, images_per_s=self.steps_per_epoch * bs / seconds)
+
+    def stop_asked(self, step: int) -> bool:
+        """Whether a ``STOP`` file asks the run to end. Several processes must stop at the same step: rank 0 looks
+        every 20 steps and at the end of the epoch, and tells the others."""
+        if self.world.size == 1:
+            return (self.run / "STOP").exists()
+        if (step + 1) % 20 and step + 1 != self.steps_per_epoch:
+            return False
+        asked = torch.tensor([float(self.world.main and (self.run / "STOP").exists())])
+        return bool(distributed.sum_(asked).item())
 
     # ---------------------------------------------------------------------------------------------- checkpoint
     def checkpoint(self, row: dict) -> None:
         """After an epoch: its metrics row, ``best/`` when validation improved (at the model's own input size),
         ``last/`` to resume from, status."""
         self.rows.append(row)
-        runs.write_metrics(self.run / "metrics.csv", self.rows)
-        if row["val_rmse"] < self.best and size_at(self.cfg, row["epoch"] - 1, self.size) == self.size:
+        improved = row["val_rmse"] < self.best and size_at(self.cfg, row["epoch"] - 1, self.size) == self.size
+        if improved:
             self.best = row["val_rmse"]
+        if not self.world.main:
+            return
+        runs.write_metrics(self.run / "metrics.csv", self.rows)
+        if improved:
             _save_best(self.run, self.ema.model if self.ema is not None else self.model,
                        {**self.extra, "val_rmse": row["val_rmse"], "epoch": row["epoch"]})
         _save_last(self.run, self.model, self.opt,
@@ -513,7 +556,8 @@ class _Run:
 
     def stopped(self) -> Path:
         self.write_status(state="stopped")
-        (self.run / "STOP").unlink(missing_ok=True)
+        if self.world.main:
+            (self.run / "STOP").unlink(missing_ok=True)
         self.emit({"type": "end", "state": "stopped"})
         return self.run
 
@@ -532,8 +576,9 @@ class _Run:
                    "tta_views": cfg.tta, "train_seconds": train_seconds, "wall_seconds": self.wall_seconds(),
                    "images_per_s": _median_finite([r["images_per_s"] for r in self.rows]),
                    "device": torch.cuda.get_device_name() if torch.cuda.is_available() and cfg.device != "cpu"
-                   else "cpu"}
-        atomic_write_json(self.run / "summary.json", summary)
+                   else "cpu", "processes": self.world.size}
+        if self.world.main:
+            atomic_write_json(self.run / "summary.json", summary)
         self.write_status(state="finished", epoch=len(self.rows))
         self.emit({"type": "end", "state": "finished", **summary})
         return self.run
