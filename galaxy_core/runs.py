@@ -219,9 +219,11 @@ LOCK_FILE = ".launch.lock"
 """In a runs root: the file :func:`launch` locks while it checks for a live run and starts one."""
 
 
-def launch(cfg: TrainConfig) -> Path:
+def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     """Start ``python -m galaxy_core train`` for ``cfg`` as a background process in its own session, so that it
-    outlives the caller (a dashboard page reload, a closed terminal); its output goes to ``<run>/train.log``.
+    outlives the caller (a dashboard page reload, a closed terminal); its output goes to ``<run>/train.log``. With
+    ``processes`` > 1 it runs under ``torchrun --standalone`` on this machine (``galaxy_core.distributed``), each
+    process with an equal share of the CPU threads, or with one GPU each.
 
     Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError for settings
     :func:`check_launch` refuses, RuntimeError when a run on the same data is already running under ``cfg.out`` (one
@@ -233,16 +235,18 @@ def launch(cfg: TrainConfig) -> Path:
     argument list, never a shell command line, and reads its settings from ``<run>/launch.json``.
     """
     check_launch(cfg)
+    if processes < 1:
+        raise ValueError(f"processes must be 1 or more, got {processes}")
     # The child runs in the project folder: make every path absolute so that it means the same there.
     cfg = TrainConfig.from_dict({**asdict(cfg), "out": str(Path(cfg.out).resolve()),
                                  "data": str(Path(cfg.data).resolve()) if Path(cfg.data).exists() else cfg.data})
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     with open(Path(cfg.out) / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
-        return _launch_locked(cfg)
+        return _launch_locked(cfg, processes)
 
 
-def _launch_locked(cfg: TrainConfig) -> Path:
+def _launch_locked(cfg: TrainConfig, processes: int) -> Path:
     busy = active_run(cfg.out, cfg.data)
     if busy is not None:
         raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
@@ -255,11 +259,16 @@ def _launch_locked(cfg: TrainConfig) -> Path:
     # The status file exists before the child starts so that a page polling right after launch sees the run.
     atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time()})
     log = open(run / "train.log", "ab")
+    command, env = [sys.executable, "-m", "galaxy_core"], {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if processes > 1:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   "-m", "galaxy_core"]
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")],
+            command + ["train", "--config", str(run / "launch.json")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(catalog.PROJECT_ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            cwd=str(catalog.PROJECT_ROOT), env=env)
     except OSError as e:
         # A "starting" run without a pid would block every later launch on this data: record the failure.
         atomic_write_json(run / "status.json", {"state": "failed", "error": f"could not start: {e}",

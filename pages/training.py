@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +22,15 @@ st.title("Training")
 
 # ----------------------------------------------------------------------------------------------------- settings
 st.subheader("New run")
-c1, c2, _, _ = st.columns(4)
+c1, c2, c3, _ = st.columns(4)
 names = models.list_models()
 devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 device = c2.selectbox("Device", devices, key="tr_device", help="auto takes the GPU when there is one")
+gpus = torch.cuda.device_count() if views.pick_device(device).type == "cuda" else 0
+processes = c3.number_input(
+    "Processes", 1, gpus or os.cpu_count() or 1, 1, key="tr_processes",
+    help="Train with this many processes on this machine (torchrun and DistributedDataParallel): each takes its "
+         "share of every batch, " + ("one GPU each." if gpus else "and the CPU threads are split between them."))
 # The default is the project's own network, with the recipe for this machine (config.CPU_RECIPES on a CPU).
 name = c1.selectbox("Model", names, index=names.index("galaxynet") if "galaxynet" in names else 0, key="tr_model")
 # Each model's settings start from its recipe for the chosen device and are remembered per model and device.
@@ -97,10 +103,11 @@ if not closed_form:
                    + (f"the speed at which {probe['measured_by']} trained with these settings on this kind of "
                       "machine"
                       if probe["measured_by"] else "timed over a few training steps here")
-                   + (" while another run was training, so too long" if probe["busy"] else "") + ".")
+                   + (" while another run was training, so too long" if probe["busy"] else "")
+                   + (" (for one process)" if processes > 1 else "") + ".")
 if st.button("Start training", type="primary", key="tr_start"):
     try:
-        st.session_state["tr_run"] = str(runs.launch(cfg))
+        st.session_state["tr_run"] = str(runs.launch(cfg, int(processes)))
     except (RuntimeError, FileExistsError, ValueError) as e:
         st.error(f"Not started: {e}")
 st.caption(f"Runs are written to `{root}` and keep going if you close or reload this page.")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import copy_tiny
 
-from galaxy_core import distributed, runs
+from galaxy_core import config, data as gdata, distributed, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["--model", "galaxynet", "--model-arg", "width=8", "--model-arg", "input_size=32", "--batch-size", "16",
@@ -146,3 +146,20 @@ def test_one_failing_process_fails_the_prediction_and_writes_nothing(data, tmp_p
     assert "rank 1: RuntimeError: out of GPU memory, say" in res.stdout
     assert "rank 0: RankFailed: rank 1 of 2 failed: RuntimeError: out of GPU memory, say" in res.stdout
     assert not out.exists() and not list(tmp_path.glob("out.csv*"))
+
+
+def test_the_dashboards_launch_runs_two_processes_and_stops_them_together(data, tmp_path):
+    cache = gdata.resolve_cache(data)
+    cfg = config.config_for("galaxynet", data=str(cache.path), out=str(tmp_path), name="launched", epochs=200,
+                            batch_size=16, device="cpu", model_args={"width": 8, "input_size": 32})
+    run = runs.launch(cfg, processes=2)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(runs.read_metrics(run)) < 1 and \
+            runs.read_status(run).get("state") in ("starting", "running"):
+        time.sleep(0.2)
+    runs.stop(run)  # the STOP file: rank 0 sees it and both processes stop at the same step
+    while time.time() < deadline and runs.read_status(run).get("state") in ("starting", "running"):
+        time.sleep(0.2)
+    assert runs.read_status(run)["state"] == "stopped", (run / "train.log").read_text()[-2000:]
+    assert 1 <= len(runs.read_metrics(run)) < 200
+    assert json.loads((run / "config.json").read_text())["processes"] == 2

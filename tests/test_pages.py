@@ -208,6 +208,10 @@ def test_training_page_defaults_to_the_cpu_recipe_on_a_cpu(env):
     assert at.number_input(key="tr_epochs_galaxynet_cpu").value == recipe["epochs"]
     assert at.number_input(key="tr_lr_galaxynet_cpu").value == recipe["lr"]
     assert "CPU recipe (width 32, input_size 72)" in " ".join(c.value for c in at.caption)
+    processes = at.number_input(key="tr_processes")  # torchrun on this machine; one process unless chosen
+    assert processes.value == 1 and processes.max == os.cpu_count()
+    processes.set_value(2).run()
+    assert not at.exception and "(for one process)" in " ".join(c.value for c in at.caption)
 
 
 def test_training_page_offers_what_a_model_uses_and_times_it(env):
