@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             sizes=[int(v) for v in args.sizes.split(",")] if args.sizes else None, device=args.device,
             compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
             teacher=args.teacher or None, unlabelled=args.unlabelled, teacher_weight=args.teacher_weight,
-            teacher_tta=args.teacher_tta)
+            teacher_tta=args.teacher_tta, memory_gb=args.memory_gb)
         run = training.train(cfg, report)
     status = runs.read_status(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
@@ -387,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compile-mode", choices=["default", "reduce-overhead", "max-autotune"],
                     help="torch.compile mode (reduce-overhead uses CUDA graphs)")
     sp.add_argument("--ema", type=float, help="decay of a moving average of the weights, e.g. 0.999 (0 = off)")
+    sp.add_argument("--memory-gb", type=float, help="most GiB of training images held on the device; more are read "
+                                                    "from the cache batch by batch, ahead of each step")
     sp.add_argument("--teacher", action="append", metavar="RUN",
                     help="run folder whose predictions fill the answers no volunteer gave (repeat for an ensemble)")
     sp.add_argument("--unlabelled", metavar="DATA", help="cache or folder of unlabelled galaxies for the teacher "

@@ -42,6 +42,9 @@ class TrainConfig:
     ``compile``: ``torch.compile`` the model for training, with ``compile_mode`` (``default``, ``reduce-overhead``
     for CUDA graphs, ``max-autotune``). ``amp``: bf16 autocast where the hardware multiplies bf16 natively (CUDA,
     and CPUs with AVX512-BF16 or AMX: see ``views.fast_math``); False keeps float32 everywhere.
+    ``memory_gb``: most GiB the training images may take on the device; a larger training set stays in the cache's
+    memory map and a background thread reads each batch ahead of its step (out-of-core training). None: half the
+    free GPU memory, 4 GiB on a CPU.
     """
 
     data: str = ""
@@ -75,6 +78,7 @@ class TrainConfig:
     unlabelled: str = ""
     teacher_weight: float = 1.0
     teacher_tta: int = 8
+    memory_gb: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

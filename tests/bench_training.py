@@ -132,7 +132,8 @@ def main() -> None:
     p.add_argument("--vary", nargs="*", default=["batch=64,256", "compile=default", "precision=fp32",
                                                  "layout=contiguous", "threads=1"],
                    help="settings to change one at a time: batch=..., compile=default|reduce-overhead|max-autotune, "
-                        "precision=fp32|bf16, layout=contiguous|channels_last, threads=N")
+                        "precision=fp32|bf16, layout=contiguous|channels_last, threads=N, "
+                        "staging=resident|stream (stream: the images stay in the memory map, read ahead by a thread)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--max-train", type=int, default=2048, help="training galaxies per epoch (default 2,048)")
     p.add_argument("--source-fov", type=float, default=None)
@@ -149,7 +150,7 @@ def main() -> None:
     bf16, channels_last = views.fast_math(device)
     threads = torch.get_num_threads()
     base = {"batch": args.batch or base_cfg.batch_size, "compile": "none", "precision": "bf16" if bf16 else "fp32",
-            "layout": "channels_last" if channels_last else "contiguous", "threads": threads}
+            "layout": "channels_last" if channels_last else "contiguous", "threads": threads, "staging": "resident"}
     settings = [dict(base)]
     for item in args.vary:
         key, values = item.split("=", 1)
@@ -172,7 +173,8 @@ def main() -> None:
                                 epochs=args.epochs, batch_size=s["batch"], tta=1, device=args.device,
                                 max_train=args.max_train, amp=s["precision"] == "bf16",
                                 compile=s["compile"] != "none",
-                                compile_mode=s["compile"] if s["compile"] != "none" else "default")
+                                compile_mode=s["compile"] if s["compile"] != "none" else "default",
+                                memory_gb=0 if s["staging"] == "stream" else None)
         try:
             run = training.train(cfg)
         finally:
@@ -189,10 +191,11 @@ def main() -> None:
     if device.type == "cuda":
         print(f"training throughput of {what} on {torch.cuda.get_device_name()}, {time.strftime('%Y-%m-%d')}; "
               f"{flops / 1e9:.3f} GFLOP per training image")
-        print("| batch | compile | precision | layout | images/s | TFLOP/s | first epoch s |")
-        print("| ---: | --- | --- | --- | ---: | ---: | ---: |")
+        print("| batch | compile | precision | layout | staging | images/s | TFLOP/s | first epoch s |")
+        print("| ---: | --- | --- | --- | --- | ---: | ---: | ---: |")
         for r in rows:
-            print(f"| {r['batch']} | {r['compile']} | {r['precision']} | {r['layout']} | {r['images_per_s']:,.0f} | "
+            print(f"| {r['batch']} | {r['compile']} | {r['precision']} | {r['layout']} | {r['staging']} | "
+                  f"{r['images_per_s']:,.0f} | "
                   f"{r['images_per_s'] * flops / 1e12:.1f} | {r['first_epoch_s']:.1f} |")
         return
     ghz, how = measure_clock_ghz()
@@ -206,13 +209,13 @@ def main() -> None:
           f"per epoch, {args.epochs} epochs. Peaks: {avx2_peak:,.0f} GFLOP/s (float32, AVX2, 32 FLOP/cycle), "
           f"{cores * ghz * fp32_cycle:,.0f} (float32, {fp32_cycle} FLOP/cycle), "
           f"{cores * ghz * bf16_cycle:,.0f} (bf16, {bf16_cycle} FLOP/cycle)")
-    print("| batch | compile | precision | layout | threads | images/s | GFLOP/s | of AVX2 fp32 peak | "
+    print("| batch | compile | precision | layout | threads | staging | images/s | GFLOP/s | of AVX2 fp32 peak | "
           "of this precision's peak | model step alone, images/s | first epoch s |")
-    print("| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         gflops = r["images_per_s"] * flops / 1e9
         peak = r["threads"] * ghz * (bf16_cycle if r["precision"] == "bf16" else fp32_cycle)
-        print(f"| {r['batch']} | {r['compile']} | {r['precision']} | {r['layout']} | {r['threads']} | "
+        print(f"| {r['batch']} | {r['compile']} | {r['precision']} | {r['layout']} | {r['threads']} | {r['staging']} | "
               f"{r['images_per_s']:,.0f} | {gflops:,.0f} | {gflops / (r['threads'] * ghz * 32):.0%} | "
               f"{gflops / peak:.0%} | {r['bare']:,.0f} | {r['first_epoch_s']:.1f} |".replace("| nan |", "| - |"))
 

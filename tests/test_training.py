@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -121,6 +122,33 @@ def test_seeded_runs_are_reproducible_on_the_cpu(tiny_cache, tmp_path):
     assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
     wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_out_of_core_training_reads_the_same_batches_as_resident_training(tiny_cache, tmp_path):
+    """With no memory for the images (``memory_gb=0``) they stay in the memory map and a thread reads each batch
+    ahead of its step: the same batches in the same order, so the same run, weights and all."""
+    kw = dict(model="galaxynet", model_args={"width": 8, "input_size": 32}, augment=True, epochs=2)
+    a = training.train(_cfg(tiny_cache, tmp_path, name="resident", **kw))
+    b = training.train(_cfg(tiny_cache, tmp_path, name="streamed", memory_gb=0, **kw))
+    ra, rb = runs.read_metrics(a), runs.read_metrics(b)
+    assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
+    wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_the_batch_reader_stops_when_the_loop_does_and_passes_on_its_errors(tiny_cache):
+    """The reading thread (a GPU's; forced here on the CPU)."""
+    images = tiny_cache.images
+    staged = training._Staged(images, np.arange(len(images)), torch.device("cpu"), budget_bytes=0, read_ahead=True)
+    assert staged.resident is None
+    steps = [(np.array([i, i + 1]), torch.tensor([i, i + 1])) for i in range(0, 20, 2)]
+    batches = staged.batches(steps)
+    first = next(batches)
+    assert torch.equal(first, torch.from_numpy(np.asarray(images[[0, 1]])))
+    batches.close()  # a STOP after the first step: the reading thread ends rather than waiting on a full queue
+    assert not [t for t in threading.enumerate() if t.name == "galaxy_core batch reader"]
+    with pytest.raises(IndexError):
+        list(staged.batches([(np.array([10**9]), torch.tensor([0]))]))
 
 
 class _Kill(Exception):
