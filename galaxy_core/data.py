@@ -295,27 +295,26 @@ def _build(cat: Catalog, cache_dir: Path, fp: str, fov: float, size: int, val_fr
     # building_dir: a fresh temporary folder per call, so two dashboard sessions never share one.
     with building_dir(cache_dir) as tmp:
         n = len(cat)
-        shape = (max(n, 1), 3, size, size)
-        _reserve(tmp / "images.u8", int(np.prod(shape)))
-        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="r+", shape=shape)
-        keep, skipped = [], []
+        _reserve(tmp / "images.u8", max(n, 1) * 3 * size * size)
+        kept, skipped = np.zeros(n, dtype=bool), []
         crop = fov / cat.source_fov
-        for i, res in decode_images(cat.paths, crop, size, workers, progress):
-            if isinstance(res, str):
-                skipped.append({"GalaxyID": str(cat.ids[i]), "path": str(cat.paths[i]), "reason": res})
-                continue
-            images[len(keep)] = res
-            keep.append(i)
-        images.flush()
-        del images
-        # Skipped images leave no gap: rows were written densely, so the file is cut to the rows kept.
-        os.truncate(tmp / "images.u8", len(keep) * 3 * size * size)
-        keep = np.array(keep, dtype=np.int64)
+        # Plain sequential writes rather than a memory map: the pages then belong to the file cache, not to this
+        # process, whose memory stays flat however many images there are.
+        with open(tmp / "images.u8", "r+b") as f:
+            for i, res in decode_images(cat.paths, crop, size, workers, progress):
+                if isinstance(res, str):
+                    skipped.append({"GalaxyID": str(cat.ids[i]), "path": str(cat.paths[i]), "reason": res})
+                    continue
+                f.write(np.ascontiguousarray(res).data)
+                kept[i] = True
+            # Skipped images leave no gap: rows were written densely, so the file is cut to the rows kept.
+            f.truncate(int(kept.sum()) * 3 * size * size)
+        keep = np.flatnonzero(kept)
         ids, kind, y = cat.ids[keep], cat.kind[keep], cat.labels[keep]
         split = make_split(ids, kind, val_fraction, seed)
         np.save(tmp / "ids.npy", ids)
-        np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0).astype(np.float32))
         np.save(tmp / "mask.npy", ~np.isnan(y))
+        np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0, copy=False).astype(np.float32, copy=False))
         np.save(tmp / "split.npy", split)
         meta = {
             "version": CACHE_VERSION, "source": str(cat.root), "source_fov": cat.source_fov, "fov": fov,
