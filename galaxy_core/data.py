@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,7 +244,8 @@ def _reserve(path: Path, nbytes: int) -> None:
 
 def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fov: float = DEFAULT_FOV,
             size: int = DEFAULT_SIZE, source_fov: float | None = None, val_fraction: float = 0.1, seed: int = 0,
-            workers: int | None = None, progress: Progress | None = None, force: bool = False) -> GalaxyCache:
+            workers: int | None = None, progress: Progress | None = None, force: bool = False,
+            shard: tuple[int, int] | None = None) -> GalaxyCache:
     """Decode every image of a data folder once into a memory-mapped uint8 cache, with ids, labels, mask and split.
 
     ``fov`` is the field to keep as a fraction of the 424 px Kaggle frame and ``size`` the output side in pixels.
@@ -257,6 +259,10 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
     one that waited for another finds the cache that one made and returns it instead of building it again (with
     ``force`` too, when the other finished while it waited). A full disk raises ``files.DiskFull`` naming the
     folder and the space the cache needs, and leaves the previous cache as it was.
+
+    ``shard=(i, k)`` prepares only the ``i``-th of ``k`` contiguous parts of the folder's galaxies (in id order),
+    into :func:`shard_dir` beside the cache: ``k`` shards can run at once, on machines that share the folder, and
+    :func:`merge_shards` then joins them into the cache one ``prepare`` would have made.
     """
     cat = read_catalog(root, source_fov)
     if not 0 < fov <= cat.source_fov + 1e-9:
@@ -266,6 +272,12 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
         raise DataError(f"size must be at least 8 px, got {size}")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
+    rows = np.arange(len(cat))
+    if shard is not None:
+        i, k = shard
+        if not 0 <= i < k:
+            raise DataError(f"shard {i}/{k}: the index must be 0 to {k - 1}")
+        cache_dir, rows, fp = shard_dir(cache_dir, i, k), rows[part(len(cat), i, k)], f"{fp}/shard-{i}-of-{k}"
     recover(cache_dir)  # what killed builds left beside it; a cache a killed swap left aside is put back
     cache = None if force else _fresh_cache(cache_dir, fp)
     if cache is not None:
@@ -281,52 +293,106 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
             if cache is not None:
                 return cache
         try:
-            _build(cat, cache_dir, fp, fov, size, val_fraction, seed, workers, progress)
+            _build(cat, cache_dir, fp, fov, size, val_fraction, seed, workers, progress, rows)
         except DiskFull as e:
-            need = len(cat) * 3 * size * size
+            need = len(rows) * 3 * size * size
             raise DiskFull(errno.ENOSPC, f"{e.strerror}; the cache needs about {format_bytes(need)}") from e
         return open_cache(cache_dir)  # under the lock: no other build swaps it meanwhile
 
 
 def _build(cat: Catalog, cache_dir: Path, fp: str, fov: float, size: int, val_fraction: float, seed: int,
-           workers: int | None, progress: Progress | None) -> None:
-    """Decode ``cat`` into a new cache folder ``cache_dir`` (see :func:`prepare`), swapped in whole."""
+           workers: int | None, progress: Progress | None, rows: np.ndarray) -> None:
+    """Decode the galaxies ``rows`` of ``cat`` into a new cache folder ``cache_dir`` (see :func:`prepare`), swapped
+    in whole."""
     t0 = time.perf_counter()
     # building_dir: a fresh temporary folder per call, so two dashboard sessions never share one.
     with building_dir(cache_dir) as tmp:
-        n = len(cat)
-        _reserve(tmp / "images.u8", max(n, 1) * 3 * size * size)
-        kept, skipped = np.zeros(n, dtype=bool), []
+        _reserve(tmp / "images.u8", max(len(rows), 1) * 3 * size * size)
+        kept, skipped = np.zeros(len(rows), dtype=bool), []
         crop = fov / cat.source_fov
         # Plain sequential writes rather than a memory map: the pages then belong to the file cache, not to this
         # process, whose memory stays flat however many images there are.
         with open(tmp / "images.u8", "r+b") as f:
-            for i, res in decode_images(cat.paths, crop, size, workers, progress):
+            for j, res in decode_images([cat.paths[r] for r in rows], crop, size, workers, progress):
                 if isinstance(res, str):
+                    i = rows[j]
                     skipped.append({"GalaxyID": str(cat.ids[i]), "path": str(cat.paths[i]), "reason": res})
                     continue
                 f.write(np.ascontiguousarray(res).data)
-                kept[i] = True
+                kept[j] = True
             # Skipped images leave no gap: rows were written densely, so the file is cut to the rows kept.
             f.truncate(int(kept.sum()) * 3 * size * size)
-        keep = np.flatnonzero(kept)
-        ids, kind, y = cat.ids[keep], cat.kind[keep], cat.labels[keep]
-        split = make_split(ids, kind, val_fraction, seed)
-        np.save(tmp / "ids.npy", ids)
-        np.save(tmp / "mask.npy", ~np.isnan(y))
-        np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0, copy=False).astype(np.float32, copy=False))
-        np.save(tmp / "split.npy", split)
-        meta = {
-            "version": CACHE_VERSION, "source": str(cat.root), "source_fov": cat.source_fov, "fov": fov,
-            "size": size, "n": len(keep), "n_full": int((kind == "full").sum()),
-            "n_partial": int((kind == "partial").sum()), "n_unlabelled": int((kind == "unlabelled").sum()),
-            "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
-            "val_fraction": val_fraction, "seed": seed, "fingerprint": fp, "synthetic": folder_is_synthetic(cat.root),
-            "skipped": skipped,
-            "problems": cat.problems, "seconds": round(time.perf_counter() - t0, 2),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        atomic_write_json(tmp / "meta.json", meta)
+        keep = rows[kept]
+        _write_tables(tmp, cat, fp, fov, size, val_fraction, seed, cat.ids[keep], cat.labels[keep], skipped,
+                      time.perf_counter() - t0)
+
+
+def _write_tables(tmp: Path, cat: Catalog, fp: str, fov: float, size: int, val_fraction: float, seed: int,
+                  ids: np.ndarray, y: np.ndarray, skipped: list[dict], seconds: float, **extra) -> None:
+    """Everything of a cache but its images: ids, labels (NaN as 0), mask of known answers, the split of these
+    galaxies and ``meta.json``, written last."""
+    kind = galaxy_kind(~np.isnan(y))
+    split = make_split(ids, kind, val_fraction, seed)
+    np.save(tmp / "ids.npy", ids)
+    np.save(tmp / "mask.npy", ~np.isnan(y))
+    np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0).astype(np.float32, copy=False))
+    np.save(tmp / "split.npy", split)
+    meta = {
+        "version": CACHE_VERSION, "source": str(cat.root), "source_fov": cat.source_fov, "fov": fov,
+        "size": size, "n": len(ids), "n_full": int((kind == "full").sum()),
+        "n_partial": int((kind == "partial").sum()), "n_unlabelled": int((kind == "unlabelled").sum()),
+        "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
+        "val_fraction": val_fraction, "seed": seed, "fingerprint": fp, "synthetic": folder_is_synthetic(cat.root),
+        "skipped": skipped, "problems": cat.problems, "seconds": round(seconds, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra,
+    }
+    atomic_write_json(tmp / "meta.json", meta)
+
+
+def part(n: int, i: int, k: int) -> slice:
+    """The ``i``-th of ``k`` contiguous parts of ``range(n)``, whose lengths differ by at most one (the longer
+    first, as ``numpy.array_split`` cuts)."""
+    q, r = divmod(n, k)
+    start = i * q + min(i, r)
+    return slice(start, start + q + (i < r))
+
+
+def shard_dir(cache_dir: str | os.PathLike, i: int, k: int) -> Path:
+    """Where ``prepare(..., shard=(i, k))`` writes its part: ``<cache>.shard-<i>-of-<k>`` beside the cache."""
+    cache_dir = Path(cache_dir)
+    return cache_dir.with_name(f"{cache_dir.name}.shard-{i}-of-{k}")
+
+
+def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike | None = None,
+                 fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE, source_fov: float | None = None,
+                 val_fraction: float = 0.1, seed: int = 0) -> GalaxyCache:
+    """Join the ``k`` shards that ``prepare(..., shard=(i, k))`` made of a folder into its cache: the same images,
+    arrays and split (over all the galaxies) as one ``prepare`` with the same settings makes, byte for byte, and one
+    fingerprint. Refuses, naming them, shards that are missing or were made from another state of the folder or
+    with other settings. The shards are left in place (remove them once the cache is checked)."""
+    if k < 1:
+        raise DataError(f"merge needs 1 or more shards, got {k}")
+    t0 = time.perf_counter()
+    cat = read_catalog(root, source_fov)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
+    fp = fingerprint(cat, fov, size, val_fraction, seed)
+    shards, bad = [], []
+    for i in range(k):
+        shard = _fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}")
+        (shards if shard is not None else bad).append(shard if shard is not None else str(shard_dir(cache_dir, i, k)))
+    if bad:
+        raise DataError(f"{len(bad)} of the {k} shards are missing, unfinished or made from another state of "
+                        f"{cat.root} or other settings: {', '.join(bad[:4])}; prepare them (again) with --shard")
+    with file_lock(lock_path(cache_dir)), building_dir(cache_dir) as tmp:
+        with open(tmp / "images.u8", "wb") as out:
+            for shard in shards:
+                with open(shard.path / "images.u8", "rb") as f:
+                    shutil.copyfileobj(f, out, 2**24)
+        y = np.concatenate([np.where(sh.mask, sh.labels, np.nan) for sh in shards])
+        _write_tables(tmp, cat, fp, fov, size, val_fraction, seed, np.concatenate([sh.ids for sh in shards]),
+                      y.astype(np.float32), [s for sh in shards for s in sh.meta["skipped"]],
+                      time.perf_counter() - t0 + sum(sh.meta["seconds"] for sh in shards), shards=k)
+    return open_cache(cache_dir)
 
 
 def resolve_cache(path: str | os.PathLike, source_fov: float | None = None, fov: float = DEFAULT_FOV,

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from . import data
+
 TIMEOUT = datetime.timedelta(minutes=30)
 """How long a rank waits at a collective call for the others (a validation pass on a slow rank included)."""
 
@@ -87,10 +89,8 @@ def stop() -> None:
 
 def shard(items, world: World):
     """This rank's contiguous part of ``items`` (an array or a list): ``len(items)`` split into ``world.size``
-    parts whose lengths differ by at most one, the longer ones first (``numpy.array_split``'s rule)."""
-    q, r = divmod(len(items), world.size)
-    start = world.rank * q + min(world.rank, r)
-    return items[start:start + q + (world.rank < r)]
+    parts whose lengths differ by at most one (``data.part``, which ``prepare --shard`` uses too)."""
+    return items[data.part(len(items), world.rank, world.size)]
 
 
 def sum_(x: torch.Tensor) -> torch.Tensor:

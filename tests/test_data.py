@@ -557,3 +557,50 @@ def test_originals_and_pack_give_the_same_pixels(shared_data, tmp_path):
     diff = np.abs(orig.images.astype(np.float32) - packed.images.astype(np.float32))
     assert diff.mean() < 3.0
     assert diff.mean(axis=(1, 2, 3)).max() < 6.0  # no galaxy far off either
+
+
+# --------------------------------------------------------------------------------------------------- sharded prepare
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_shards_merged_are_the_cache_one_prepare_makes(damaged, tmp_path, k):
+    """``prepare --shard i/k`` for every i, then ``--merge k``: the same images, arrays and split as one prepare,
+    byte for byte (a corrupt and a truncated image in the folder included), and one fingerprint."""
+    root, _ = damaged
+    whole = data.prepare(root, tmp_path / "whole", size=32, workers=1)
+    for i in reversed(range(k)):  # in any order, as independent jobs would finish
+        part = data.prepare(root, tmp_path / "merged", size=32, workers=1, shard=(i, k))
+        assert part.path == data.shard_dir(tmp_path / "merged", i, k) and len(part) <= -(-len(whole) // k) + 1
+    merged = data.merge_shards(root, k, tmp_path / "merged", size=32)
+    for name in ("images.u8", "ids.npy", "labels.npy", "mask.npy", "split.npy"):
+        assert (merged.path / name).read_bytes() == (whole.path / name).read_bytes(), name
+    same = ("n", "n_train", "n_val", "n_full", "n_partial", "n_unlabelled", "fingerprint", "skipped", "problems")
+    assert {key: merged.meta[key] for key in same} == {key: whole.meta[key] for key in same}
+    assert len(merged.meta["skipped"]) == 2 and merged.meta["shards"] == k
+    # prepare reuses the merged cache as its own
+    assert data.prepare(root, tmp_path / "merged", size=32, workers=1).meta["shards"] == k
+
+
+def test_merge_refuses_missing_or_stale_shards(damaged, tmp_path):
+    root = copy_tiny(damaged[0], tmp_path / "data")
+    data.prepare(root, tmp_path / "c", size=32, workers=1, shard=(0, 2))
+    with pytest.raises(catalog.DataError, match=r"1 of the 2 shards .*shard-1-of-2"):
+        data.merge_shards(root, 2, tmp_path / "c", size=32)
+    data.prepare(root, tmp_path / "c", size=32, workers=1, shard=(1, 2))
+    next((root / catalog.LABELLED_DIR).iterdir()).unlink()  # the folder changed after the shards were made
+    with pytest.raises(catalog.DataError, match="2 of the 2 shards"):
+        data.merge_shards(root, 2, tmp_path / "c", size=32)
+    with pytest.raises(catalog.DataError, match="index must be 0 to 1"):
+        data.prepare(root, tmp_path / "c", size=32, shard=(2, 2))
+    assert not (tmp_path / "c").exists()
+
+
+def test_prepare_shards_from_the_command_line(tiny_data, tmp_path, capsys):
+    from galaxy_core import cli
+
+    for i in range(2):
+        assert cli.main(["prepare", str(tiny_data), "--out", str(tmp_path / "c"), "--shard", f"{i}/2",
+                         "--workers", "1"]) == 0
+    assert cli.main(["prepare", str(tiny_data), "--out", str(tmp_path / "c"), "--merge", "2"]) == 0
+    assert "56 galaxies" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["prepare", str(tiny_data), "--shard", "first"])
