@@ -9,7 +9,8 @@ The data flows through one module per stage::
     prediction  the 37 answers for new images, in the Kaggle submission format
 
 with ``tree`` (the decision tree as data), ``views`` (what a model sees: crops, augmentation, test-time views),
-``demo`` (a synthetic dataset for first runs and tests) and ``cli`` (``python -m galaxy_core``). Nothing here
+``distributed`` (several processes under ``torchrun``), ``demo`` (a synthetic dataset for first runs and tests) and
+``cli`` (``python -m galaxy_core``). Nothing here
 imports Streamlit: the dashboard's pages call these functions.
 """
 
