@@ -75,7 +75,7 @@ class Catalog:
 
     root: Path
     ids: np.ndarray  # (N,) str
-    paths: list[Path]
+    paths: list[str]
     labels: np.ndarray  # (N, 37) float32, NaN = unknown
     source_fov: float
     label_files: list[Path] = field(default_factory=list)
@@ -101,15 +101,16 @@ def sort_ids(ids: list[str]) -> list[str]:
     return sorted(ids, key=lambda s: (0, int(s), s) if s.isdigit() else (1, 0, s))
 
 
-def list_images(folder: str | os.PathLike, problems: list[str] | None = None) -> dict[str, Path]:
-    """Images directly in ``folder`` by id (file name without extension). Raises DataError on a duplicate id.
+def list_images(folder: str | os.PathLike, problems: list[str] | None = None) -> dict[str, str]:
+    """Paths of the images directly in ``folder`` by id (file name without extension), as strings (a ``Path`` takes
+    about three times the memory, which counts at millions of files). Raises DataError on a duplicate id.
 
     Folders, pipes and sockets with an image's name are not images and are passed over (opening a pipe would hang).
     A symbolic link that leads nowhere (to a missing file, or round a loop such as ``a.jpg -> b.jpg -> a.jpg``) is
     reported, never dropped silently: with a ``problems`` list it is skipped and described there; without one it is
     returned like any image, and decoding reports it as unreadable with its reason.
     """
-    out: dict[str, Path] = {}
+    out: dict[str, str] = {}
     folder = Path(folder)
     if not folder.is_dir():
         return out
@@ -128,8 +129,9 @@ def list_images(folder: str | os.PathLike, problems: list[str] | None = None) ->
                 problems.append(f"{entry.path} is a broken symbolic link and was skipped: {stat_reason(entry.path)}")
                 continue
         if stem in out:
-            raise DataError(f"two images with id {stem!r} in {folder}: {out[stem].name} and {entry.name}")
-        out[stem] = Path(entry.path)
+            raise DataError(f"two images with id {stem!r} in {folder}: {os.path.basename(out[stem])} and "
+                            f"{entry.name}")
+        out[stem] = entry.path
     return out
 
 
@@ -466,7 +468,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     return {
         "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
         "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
-        "colour_modes": modes, "disk_bytes": int(sum(p.stat().st_size for p in cat.paths)),
+        "colour_modes": modes, "disk_bytes": int(sum(os.stat(p).st_size for p in cat.paths)),
         "memory": memory_needed(pixels),
         "label_files": [p.name for p in cat.label_files],
         "tree_check": tree_check(cat.ids[full], cat.labels[full]),

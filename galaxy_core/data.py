@@ -170,11 +170,12 @@ def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: 
     bytes and the preparation settings. A different fingerprint means a stale cache."""
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
     for i, p in zip(cat.ids, cat.paths):
+        name = os.path.basename(p)
         try:
-            st = p.stat()
-            h.update(f"{i}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            st = os.stat(p)
+            h.update(f"{i}|{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError as e:  # a dangling link or a symlink loop: skipped by decoding, with its reason
-            h.update(f"{i}|{p.name}|{e.errno}\n".encode())
+            h.update(f"{i}|{name}|{e.errno}\n".encode())
     for p in cat.label_files:
         h.update(p.name.encode())
         h.update(p.read_bytes())

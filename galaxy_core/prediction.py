@@ -211,7 +211,7 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
             found.update(catalog.list_images(folder / sub))
     if not found:
         raise catalog.DataError(f"no .jpg, .jpeg or .png images in {folder}")
-    return [found[i] for i in catalog.sort_ids(list(found))]
+    return [Path(found[i]) for i in catalog.sort_ids(list(found))]
 
 
 def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.GalaxyModel | None = None,

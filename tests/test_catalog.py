@@ -106,7 +106,7 @@ def test_read_catalog_of_tiny_data(tiny_data):
     assert len(cat) == N_LABELLED + N_UNLABELLED
     assert cat.counts() == {"full": N_LABELLED, "partial": 0, "unlabelled": N_UNLABELLED}
     assert cat.ids.tolist() == [str(FIRST_ID + i) for i in range(56)]
-    assert [p.parent.name for p in cat.paths] == [catalog.LABELLED_DIR] * 48 + [catalog.UNLABELLED_DIR] * 8
+    assert [Path(p).parent.name for p in cat.paths] == [catalog.LABELLED_DIR] * 48 + [catalog.UNLABELLED_DIR] * 8
     assert cat.labels.shape == (56, 37) and cat.labels.dtype == np.float32
     assert cat.mask[:48].all() and not cat.mask[48:].any()
     assert cat.source_fov == 1.0  # declared in galaxy_core.json by make_tiny
