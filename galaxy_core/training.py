@@ -7,15 +7,20 @@ cache and split; fit a closed-form model in one pass, or build the optimiser and
 its last epoch. Runs are reproducible on the CPU for a given seed: every epoch reseeds its shuffling, dropout and
 augmentation from ``(seed, epoch)``, which is also what makes a resumed run continue the same sequence.
 
+Under ``torchrun`` the same loop runs in every process (``distributed``): each takes its part of every batch of
+the shared shuffled order, DistributedDataParallel averages the gradients, validation is split over the processes,
+and rank 0 alone writes the run folder and reports.
+
 The loss is the mean squared error over the known answers (``metrics.masked_mse``; the competition metric is its
 square root, RMSE; Dieleman et al. 2015); partially labelled galaxies contribute only their known answers. Two
 options go beyond that: ``ema`` validates and saves a moving average of the weights, and ``teacher`` distils trained
 runs into the new one (``distill``); a distilled run's ``train_rmse`` is then over the teachers' targets too,
 weighted as in its loss.
 
-At about 545 lines this is over the package's 500-line mark, and one job: the loop and what only the loop uses
-(the learning-rate schedule, the staging of images on the device, the weight average, the checkpoints it resumes
-from, and the probe that times its step for the duration estimate). Split, the pieces would import each other.
+At about 650 lines this is over the package's 500-line mark, and one job: the loop and what only the loop uses
+(the learning-rate schedule, the staging of images on the device and the reading of those that do not fit, the
+weight average, the checkpoints it resumes from, the probe that times its step for the duration estimate, and what
+several processes share out through ``distributed``). Split, the pieces would import each other.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import queue
-import threading
 import os
+import queue
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import asdict
