@@ -25,7 +25,8 @@ if [ "${QUICK:-0}" = 1 ]; then
     scale=0.02; cap="--max-train 256"; speed_cap="$cap"; speed_epochs=2; vary="batch=256"
     predict_args="--copies 1 --limit 300 --tta 1"; predict_views=1
 else
-    scale=1; cap=""; speed_cap="--max-train 10704"; speed_epochs=4; vary="batch=512 compile=default"
+    # staging=stream: the out-of-core path (issue 14), the images read ahead from the memory map by a thread
+    scale=1; cap=""; speed_cap="--max-train 10704"; speed_epochs=4; vary="batch=512 compile=default staging=stream"
     predict_args="--copies 40 --tta 1,8"; predict_views=8
 fi
 
