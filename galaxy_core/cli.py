@@ -66,14 +66,15 @@ def _shard(text: str) -> tuple[int, int]:
     try:
         i, k = (int(v) for v in text.split("/"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected I/K, such as 0/4 for the first of 4 shards, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected I/K, such as 0/4 for the first of 4 shards, got {text!r}") \
+            from None
     return i, k
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     settings = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
                     seed=args.seed)
-    if args.merge:
+    if args.merge is not None:
         cache = data.merge_shards(args.data, args.merge, args.out, **settings)
     else:
         cache = data.prepare(args.data, args.out, workers=args.workers, progress=TextProgress("prepare"),
@@ -363,10 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
     sp.add_argument("data", help="data folder in the Kaggle layout")
     sp.add_argument("--out", default=None, help="cache folder (default: <data>/.galaxy_cache/..., or ~/.cache)")
-    sp.add_argument("--shard", type=_shard, metavar="I/K",
-                    help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
-                         "run the K shards anywhere the folder is, then --merge K")
-    sp.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
+    parts = sp.add_mutually_exclusive_group()
+    parts.add_argument("--shard", type=_shard, metavar="I/K",
+                       help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
+                            "run the K shards anywhere the folder is, then --merge K")
+    parts.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
     sp.add_argument("--fov", type=float, default=data.DEFAULT_FOV,
                     help=f"field to keep, as a fraction of the 424 px frame (default {data.DEFAULT_FOV:.4f})")
     sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
@@ -408,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch.compile mode (reduce-overhead uses CUDA graphs)")
     sp.add_argument("--ema", type=float, help="decay of a moving average of the weights, e.g. 0.999 (0 = off)")
     sp.add_argument("--memory-gb", type=float, help="most GiB of training images held on the device; more are read "
-                                                    "from the cache batch by batch, ahead of each step")
+                                                    "from the cache batch by batch (default: half the free GPU "
+                                                    "memory, 4 GiB on a CPU)")
     sp.add_argument("--teacher", action="append", metavar="RUN",
                     help="run folder whose predictions fill the answers no volunteer gave (repeat for an ensemble)")
     sp.add_argument("--unlabelled", metavar="DATA", help="cache or folder of unlabelled galaxies for the teacher "

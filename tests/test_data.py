@@ -602,5 +602,7 @@ def test_prepare_shards_from_the_command_line(tiny_data, tmp_path, capsys):
                          "--workers", "1"]) == 0
     assert cli.main(["prepare", str(tiny_data), "--out", str(tmp_path / "c"), "--merge", "2"]) == 0
     assert "56 galaxies" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        cli.main(["prepare", str(tiny_data), "--shard", "first"])
+    for wrong in (["--shard", "first"], ["--shard", "0/2", "--merge", "2"]):
+        with pytest.raises(SystemExit):
+            cli.main(["prepare", str(tiny_data), *wrong])
+    assert cli.main(["prepare", str(tiny_data), "--out", str(tmp_path / "c"), "--merge", "0"]) == 2
