@@ -1,8 +1,10 @@
-"""What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders and a few drawing helpers.
+"""What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders of the data and a few
+drawing helpers. What needs a trained model (and so PyTorch) is in :mod:`pages._models`; nothing here imports
+PyTorch, so that a start draws the home page, the Dataset browser and Distributions without it.
 
 Not a page: app.py lists the pages explicitly with ``st.navigation``. Everything slow is cached and keyed by the
-cache's fingerprint (``st.cache_data`` for data, ``st.cache_resource`` for the cache and models), so preparing a new
-cache or retraining a run invalidates what was computed from the old one.
+cache's fingerprint (``st.cache_data`` for data, ``st.cache_resource`` for the cache), so preparing a new cache
+invalidates what was computed from the old one.
 
 Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sidebar's starting data folder (default
 ``data``), ``GALAXY_RUNS`` the folder of training runs (default ``runs`` at the project root), and
@@ -345,7 +347,6 @@ def tree_chart(values, other=None, names=("volunteers", "model"), known=None, ke
                height: int | None = None) -> None:
     """One galaxy's 37 answers drawn as the decision tree (see ``figures.tree_figure``)."""
     st.plotly_chart(figures.tree_figure(values, other, names, known, height=height), key=key)
-
 
 
 def preload_frontend() -> None:
