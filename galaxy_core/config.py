@@ -43,8 +43,8 @@ class TrainConfig:
     for CUDA graphs, ``max-autotune``). ``amp``: bf16 autocast where the hardware multiplies bf16 natively (CUDA,
     and CPUs with AVX512-BF16 or AMX: see ``views.fast_math``); False keeps float32 everywhere.
     ``memory_gb``: most GiB the training images may take on the device; a larger training set stays in the cache's
-    memory map and a background thread reads each batch ahead of its step (out-of-core training). None: half the
-    free GPU memory, 4 GiB on a CPU.
+    memory map and is read batch by batch (out-of-core training: on a GPU by a thread, ahead of the steps). None:
+    half the free GPU memory, 4 GiB on a CPU.
     """
 
     data: str = ""

@@ -377,10 +377,8 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
     cat = read_catalog(root, source_fov)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
-    shards, bad = [], []
-    for i in range(k):
-        shard = _fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}")
-        (shards if shard is not None else bad).append(shard if shard is not None else str(shard_dir(cache_dir, i, k)))
+    shards = [_fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}") for i in range(k)]
+    bad = [str(shard_dir(cache_dir, i, k)) for i, shard in enumerate(shards) if shard is None]
     if bad:
         raise DataError(f"{len(bad)} of the {k} shards are missing, unfinished or made from another state of "
                         f"{cat.root} or other settings: {', '.join(bad[:4])}; prepare them (again) with --shard")

@@ -10,7 +10,8 @@ What the helpers do, and who uses them:
 
 - :func:`shard` splits rows (or file paths) into contiguous, nearly equal parts, one per rank: prediction keeps
   the parts in order, so concatenating them restores the id order; validation sums over them.
-- :func:`sum_` adds tensors over the ranks (validation's squared errors, the STOP flag).
+- :func:`sum_` adds tensors over the ranks (validation's squared errors, the STOP flag); :func:`barrier` waits
+  for them all.
 - :func:`gather` collects one picklable object from each rank, in rank order, on every rank. Only objects the
   processes made themselves travel this way (never a file's contents), so unpickling them is safe.
 - :func:`all_ok` runs a rank's work and tells every rank whether any failed, with the first error: a collective
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -46,6 +48,18 @@ class World:
     def main(self) -> bool:
         """Rank 0: the one process that writes the run folder, the CSV and the console output."""
         return self.rank == 0
+
+
+def launcher(processes: int) -> tuple[list[str], dict[str, str]]:
+    """The command line that starts ``python -m galaxy_core`` as ``processes`` processes on this machine
+    (``torchrun --standalone``; the plain interpreter for one) and its environment, in which the machine's cores
+    are shared out between the processes as threads (one process keeps the environment as it is)."""
+    env = dict(os.environ)
+    if processes == 1:
+        return [sys.executable, "-m", "galaxy_core"], env
+    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m",
+            "galaxy_core"], env
 
 
 def launched() -> bool:
@@ -102,6 +116,11 @@ def sum_(x: torch.Tensor) -> torch.Tensor:
         if y is not x:
             x.copy_(y)
     return x
+
+
+def barrier() -> None:
+    """Wait until every rank gets here (for example, until rank 0 has written a file the others read)."""
+    sum_(torch.zeros(1))
 
 
 def gather(obj: Any) -> list:

@@ -243,7 +243,7 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     skipped = [s for _, part in parts for s in part]
     if out is not None and world.main:
         atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))
-    distributed.sum_(torch.zeros(1))  # no process returns before the CSV is in place
+    distributed.barrier()  # no process returns before the CSV is in place
     return frame, skipped
 
 

@@ -24,7 +24,6 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import MISSING, asdict, fields
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from . import catalog, models
+from . import catalog, distributed, models
 from .config import TrainConfig
 from .files import atomic_write_json, atomic_write_text, read_json
 from .views import pick_device
@@ -259,16 +258,12 @@ def _launch_locked(cfg: TrainConfig, processes: int) -> Path:
     # The status file exists before the child starts so that a page polling right after launch sees the run.
     atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time()})
     log = open(run / "train.log", "ab")
-    command, env = [sys.executable, "-m", "galaxy_core"], {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if processes > 1:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                   "-m", "galaxy_core"]
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // processes))
+    command, env = distributed.launcher(processes)
     try:
         proc = subprocess.Popen(
             command + ["train", "--config", str(run / "launch.json")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(catalog.PROJECT_ROOT), env=env)
+            cwd=str(catalog.PROJECT_ROOT), env={**env, "PYTHONUNBUFFERED": "1"})
     except OSError as e:
         # A "starting" run without a pid would block every later launch on this data: record the failure.
         atomic_write_json(run / "status.json", {"state": "failed", "error": f"could not start: {e}",

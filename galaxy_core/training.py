@@ -391,7 +391,7 @@ def _train(cfg: TrainConfig, run: Path, callback, resume: bool, status: dict) ->
             return r.stopped()
         r.checkpoint(row)
     net = r.ema.model if r.ema is not None else r.model
-    distributed.sum_(torch.zeros(1))  # every rank waits here until rank 0 has written the last best/
+    distributed.barrier()  # until rank 0 has written the last best/
     net.load_state_dict(models.load_model_folder(run / "best", r.device).state_dict())
     return r.finish(net, sum(row["seconds"] for row in r.rows))
 

@@ -48,7 +48,7 @@ everything = st.toggle(f"All galaxies (else a fixed random {ml.EVALUATION_SAMPLE
                             "stored with the cache); 5,000 give the overall RMSE with a standard error of about 0.7 %.")
 try:
     ev = ml.run_evaluation(str(run["path"]), ml.model_key(run["path"])[1], cache, ds.fingerprint, split,
-                               None if everything else ml.EVALUATION_SAMPLE)
+                           None if everything else ml.EVALUATION_SAMPLE)
 except (ValueError, KeyError, FileNotFoundError) as e:
     st.error(f"Cannot evaluate {run['name']} on this data: {e}")
     st.stop()

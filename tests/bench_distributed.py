@@ -28,20 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import prediction, runs  # noqa: E402
-
-
-def command(procs: int) -> tuple[list[str], dict]:
-    threads = max(1, (os.cpu_count() or 1) // procs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    if procs == 1:
-        return [sys.executable, "-m", "galaxy_core"], env
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m",
-            "galaxy_core"], env
+from galaxy_core import distributed, prediction, runs  # noqa: E402
 
 
 def run(args: list[str], procs: int) -> float:
-    head, env = command(procs)
+    head, env = distributed.launcher(procs)
     t0 = time.perf_counter()
     res = subprocess.run(head + args, cwd=ROOT, env=env, capture_output=True, text=True)
     if res.returncode:
