@@ -27,6 +27,7 @@ import numpy as np
 
 from .catalog import KAGGLE_FRAME, Catalog, DataError, folder_is_synthetic, galaxy_kind, read_catalog
 from .files import DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, read_json, recover
+from .fitsimages import FitsSettings, galaxy_files
 from .images import decode_images
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
@@ -166,16 +167,20 @@ def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: i
 
 
 def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:
-    """A hash of everything a cache is made from: image names, sizes and modification times, the label files'
-    bytes and the preparation settings. A different fingerprint means a stale cache."""
+    """A hash of everything a cache is made from: image names, sizes and modification times (all three files of a
+    FITS g, r, i triple), the label files' bytes and the preparation settings (with the folder's FITS settings when
+    it has any). A different fingerprint means a stale cache."""
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
+    if cat.fits != FitsSettings():  # only then, so that the fingerprints of existing caches stay as they were
+        h.update(repr(cat.fits).encode())
     for i, p in zip(cat.ids, cat.paths):
-        name = os.path.basename(p)
-        try:
-            st = os.stat(p)
-            h.update(f"{i}|{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError as e:  # a dangling link or a symlink loop: skipped by decoding, with its reason
-            h.update(f"{i}|{name}|{e.errno}\n".encode())
+        for f in galaxy_files(p):
+            name = os.path.basename(f)
+            try:
+                st = os.stat(f)
+                h.update(f"{i}|{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            except OSError as e:  # a dangling link or a symlink loop: skipped by decoding, with its reason
+                h.update(f"{i}|{name}|{e.errno}\n".encode())
     for p in cat.label_files:
         h.update(p.name.encode())
         h.update(p.read_bytes())
@@ -246,7 +251,7 @@ def _reserve(path: Path, nbytes: int) -> None:
 def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fov: float = DEFAULT_FOV,
             size: int = DEFAULT_SIZE, source_fov: float | None = None, val_fraction: float = 0.1, seed: int = 0,
             workers: int | None = None, progress: Progress | None = None, force: bool = False,
-            shard: tuple[int, int] | None = None) -> GalaxyCache:
+            shard: tuple[int, int] | None = None, frame_arcsec: float | None = None) -> GalaxyCache:
     """Decode every image of a data folder once into a memory-mapped uint8 cache, with ids, labels, mask and split.
 
     ``fov`` is the field to keep as a fraction of the 424 px Kaggle frame and ``size`` the output side in pixels.
@@ -264,8 +269,11 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
     ``shard=(i, k)`` prepares only the ``i``-th of ``k`` contiguous parts of the folder's galaxies (in id order),
     into :func:`shard_dir` beside the cache: ``k`` shards can run at once, on machines that share the folder, and
     :func:`merge_shards` then joins them into the cache one ``prepare`` would have made.
+
+    FITS cutouts are decoded by ``fitsimages``; ``frame_arcsec`` is the GZ2 frame's width in arcsec for those
+    without a ``PETROR90`` card (default: the folder's ``galaxy_core.json``, see ``catalog.folder_fits_settings``).
     """
-    cat = read_catalog(root, source_fov)
+    cat = read_catalog(root, source_fov, frame_arcsec)
     if not 0 < fov <= cat.source_fov + 1e-9:
         raise DataError(f"fov {fov:.4f} of the 424 px frame is more than the {cat.source_fov:.4f} that the images "
                         f"in {cat.root} show")
@@ -314,7 +322,8 @@ def _build(cat: Catalog, cache_dir: Path, fp: str, fov: float, size: int, val_fr
         # Plain sequential writes rather than a memory map: the pages then belong to the file cache, not to this
         # process, whose memory stays flat however many images there are.
         with open(tmp / "images.u8", "r+b") as f:
-            for j, res in decode_images([cat.paths[r] for r in rows], crop, size, workers, progress):
+            for j, res in decode_images([cat.paths[r] for r in rows], crop, size, workers, progress,
+                                        source_fov=cat.source_fov, fits=cat.fits):
                 if isinstance(res, str):
                     i = rows[j]
                     skipped.append({"GalaxyID": str(cat.ids[i]), "path": str(cat.paths[i]), "reason": res})
@@ -366,7 +375,7 @@ def shard_dir(cache_dir: str | os.PathLike, i: int, k: int) -> Path:
 
 def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike | None = None,
                  fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE, source_fov: float | None = None,
-                 val_fraction: float = 0.1, seed: int = 0) -> GalaxyCache:
+                 val_fraction: float = 0.1, seed: int = 0, frame_arcsec: float | None = None) -> GalaxyCache:
     """Join the ``k`` shards that ``prepare(..., shard=(i, k))`` made of a folder into its cache: the same images,
     arrays and split (over all the galaxies) as one ``prepare`` with the same settings makes, byte for byte, and one
     fingerprint. Refuses, naming them, shards that are missing or were made from another state of the folder or
@@ -374,7 +383,7 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
     if k < 1:
         raise DataError(f"merge needs 1 or more shards, got {k}")
     t0 = time.perf_counter()
-    cat = read_catalog(root, source_fov)
+    cat = read_catalog(root, source_fov, frame_arcsec)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
     shards = [_fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}") for i in range(k)]

@@ -1,7 +1,8 @@
-"""Every figure the dashboard and the command line draw: plotly figures of the labels, of a model's predictions
-and of the merger fraction, and the images of the Dataset page. Nothing here computes a statistic; each function
-lays out what :mod:`galaxy_core.explore` or :mod:`galaxy_core.mergers` computed. Nothing here imports Streamlit: the
-pages pass the figures to ``st.plotly_chart``, the command line writes them to HTML.
+"""Every figure the dashboard and the command line draw: plotly figures of the labels, of a model's predictions,
+of the merger fraction and of the morphology check, and the images of the Dataset page. Nothing here computes a
+statistic; each function lays out what :mod:`galaxy_core.explore`, :mod:`galaxy_core.mergers` or
+:mod:`galaxy_core.morphology` computed. Nothing here imports Streamlit: the pages pass the figures to
+``st.plotly_chart``, the command line writes them to HTML.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from . import explore, mergers, tree
+from . import explore, mergers, morphology, tree
 
 # One colour per question, so that the tree, the per-answer bars and the histograms read alike.
 QUESTION_COLOURS = dict(zip((q.key for q in tree.QUESTIONS), (
@@ -213,6 +214,36 @@ def calibration_figure(table: pd.DataFrame):
                           yaxis_title="fraction above threshold")
     else:
         raise ValueError(f"not a calibration table or reliability curve: columns {sorted(cols)}")
+    return fig
+
+
+def gini_m20_figure(table: pd.DataFrame, marked=None, marked_name: str = "marked") -> go.Figure:
+    """The Gini-M20 plane of a :func:`galaxy_core.morphology.morphology_table` (its good measurements), with the
+    Lotz et al. (2008) merger line G = -0.14 M20 + 0.33 and, beside it, the asymmetry histogram with Conselice's
+    (2003) A = 0.35. ``marked``: a bool per row of ``table`` (e.g. the model's mergers), drawn in another colour.
+    M20 runs right to left, as in Lotz et al. (2004, 2008)."""
+    good = table["flag"].between(0, morphology.MAX_FLAG).to_numpy()
+    mark = np.zeros(len(table), bool) if marked is None else np.asarray(marked, dtype=bool)
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.1,
+                        subplot_titles=("Gini-M20 (Lotz et al. 2008)", "Asymmetry (Conselice 2003)"))
+    for name, sel, colour in (("others", good & ~mark, "#4c78a8"), (marked_name, good & mark, "#e45756")):
+        t = table[sel]
+        if not len(t) and name == marked_name:
+            continue
+        fig.add_trace(go.Scattergl(x=t["m20"], y=t["gini"], mode="markers", name=f"{name} ({len(t):,})",
+                                   marker={"size": 4 if name == "others" else 6, "color": colour, "opacity": 0.6},
+                                   text=t["GalaxyID"], legendgroup=name), row=1, col=1)
+        fig.add_trace(go.Histogram(x=t["asymmetry"], name=name, marker_color=colour, opacity=0.6, showlegend=False,
+                                   histnorm="probability", xbins={"size": 0.02}, legendgroup=name), row=1, col=2)
+    m20 = np.array([-3.0, 0.0])
+    fig.add_trace(go.Scatter(x=m20, y=morphology.GM20_SLOPE * m20 + morphology.GM20_INTERCEPT, mode="lines",
+                             line={"dash": "dash", "color": "black"}, name="merger line"), row=1, col=1)
+    fig.add_vline(x=morphology.ASYMMETRY_MERGER, line_dash="dash", line_color="black", row=1, col=2)
+    fig.update_xaxes(title_text="M20", autorange="reversed", row=1, col=1)
+    fig.update_yaxes(title_text="Gini", row=1, col=1)
+    fig.update_xaxes(title_text="asymmetry A", row=1, col=2)
+    fig.update_yaxes(title_text="share of the group", row=1, col=2)
+    fig.update_layout(barmode="overlay", legend={"orientation": "h", "y": -0.2})
     return fig
 
 

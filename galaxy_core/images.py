@@ -1,9 +1,11 @@
-"""Stage 1, decoding images: one JPEG or PNG into a cropped, resized uint8 array, or a reason it cannot be used,
-and many of them on a pool of processes.
+"""Stage 1, decoding images: one JPEG, PNG or FITS galaxy into a cropped, resized uint8 array, or a reason it cannot
+be used, and many of them on a pool of processes. FITS cutouts (files ending in ``.fits``, ``.fit``, ``.fts``, or
+those with ``.gz``) are made into RGB images by ``fitsimages``, then cropped and resized exactly as JPEGs are.
 
 Every failure is an :class:`ImageError` (a ``DataError``) with the path and the reason in words: empty, missing,
-unreadable, a symbolic link loop, not a JPEG or PNG, truncated, a decompression bomb, too small. Callers (``catalog``'s
-summary, ``data.prepare``, ``prediction``) skip such an image and report it; nothing else is lost.
+unreadable, a symbolic link loop, not a JPEG or PNG, truncated, a decompression bomb, too small, and for FITS files
+the reasons ``fitsimages`` lists. Callers (``catalog``'s summary, ``data.prepare``, ``prediction``) skip such an
+image and report it; nothing else is lost.
 
 Decoding runs on a pool of *spawned* processes, which import the caller's main module again: a script that calls
 ``data.prepare`` or ``catalog.summarize`` needs the usual ``if __name__ == "__main__":`` guard.
@@ -12,7 +14,6 @@ Decoding runs on a pool of *spawned* processes, which import the caller's main m
 from __future__ import annotations
 
 import concurrent.futures as cf
-import errno
 import multiprocessing
 import os
 import warnings
@@ -20,7 +21,9 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .files import DataError, Progress
+from . import fitsimages
+# ImageError is defined in files so that fitsimages can raise it too; callers know it as images.ImageError.
+from .files import DataError, ImageError, Progress, os_reason
 
 IMAGE_FORMATS = ("JPEG", "PNG")
 """The formats decoded, whatever the file's extension says (Pillow sniffs the content). Others are refused: Pillow's
@@ -28,18 +31,6 @@ more permissive readers (TGA, XBM, ...) would turn a damaged or foreign file int
 MIN_IMAGE_SIDE = 8
 """Images whose shorter side has fewer pixels are refused: too small to hold a galaxy (an icon or thumbnail saved by
 mistake), and upsampling them to the model's input would invent all the detail it looks at."""
-
-
-class ImageError(DataError):
-    """An image that cannot be used: ``path``, and ``reason`` in words (without the path, which callers show
-    beside it). Callers skip the image and report it; everything else is kept."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-    def __reduce__(self):  # pickles with both arguments, e.g. out of a worker process
-        return type(self), (self.path, self.reason)
 
 
 def stat_reason(path: str) -> str:
@@ -51,9 +42,14 @@ def stat_reason(path: str) -> str:
 
 
 def read_headers(paths: list[str]) -> list[tuple[int, int, str] | str]:
+    """(width, height, colour mode) from each image's header, or the reason it cannot be used. FITS galaxies give
+    the mode ``"FITS-gri"`` (a cube or three band files) or ``"FITS-1band"``."""
     out: list[tuple[int, int, str] | str] = []
     for path in paths:
         try:
+            if fitsimages.is_fits(path):
+                out.append(_fits(path, fitsimages.read_header, path, MIN_IMAGE_SIDE, Image.MAX_IMAGE_PIXELS))
+                continue
             with open_image(path) as im:
                 out.append((im.size[0], im.size[1], im.mode))
         except ImageError as e:  # reported, not raised
@@ -61,16 +57,20 @@ def read_headers(paths: list[str]) -> list[tuple[int, int, str] | str]:
     return out
 
 
+def _fits(path, fn, *args):
+    """``fn(*args)`` of ``fitsimages``, any failure of it an :class:`ImageError` for ``path`` with its reason."""
+    try:
+        return fn(*args)
+    except ImageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - see open_image
+        raise ImageError(path, _reason(e)) from e
+
+
 def _reason(e: Exception) -> str:
     """Why an image could not be read, in words, from the exception that said so."""
-    if isinstance(e, PermissionError):
-        return "permission denied: the file cannot be read"
-    if isinstance(e, IsADirectoryError):
-        return "a folder, not a file"
-    if isinstance(e, FileNotFoundError):
-        return "file not found (or a symbolic link to a missing file)"
-    if isinstance(e, OSError) and e.errno == errno.ELOOP:
-        return "symbolic link loop"
+    if (reason := os_reason(e)) is not None:
+        return reason
     if isinstance(e, Image.DecompressionBombError):
         return f"too many pixels, refused as a possible decompression bomb ({e})"
     if isinstance(e, UnidentifiedImageError):
@@ -119,7 +119,8 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, crop: float, size: int) -> np.ndarray:
+def load_image(path: str | os.PathLike, crop: float, size: int, source_fov: float = 1.0,
+               fits: fitsimages.FitsSettings | None = None) -> np.ndarray:
     """Decode one image, keep the central ``crop`` fraction of its shorter side, resize to ``size`` px.
 
     Returns (3, size, size) uint8 RGB. Greyscale, palette, CMYK and alpha images are converted to RGB, transparent
@@ -133,9 +134,19 @@ def load_image(path: str | os.PathLike, crop: float, size: int) -> np.ndarray:
     with grey fill: ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` stays False), over ``PIL.Image.MAX_IMAGE_PIXELS`` pixels
     (a decompression bomb, even between 1x and 2x where Pillow only warns), or under ``MIN_IMAGE_SIDE`` (8) px on
     its shorter side. DataError for a ``crop`` outside (0, 1].
+
+    A FITS galaxy (``fitsimages``: one file, or the r file of a g, r, i triple) becomes its RGB composite first.
+    ``source_fov`` is the fraction of the 424 px frame that ``crop`` is relative to (the folder's): a FITS cutout
+    whose header gives its own field (``fitsimages.Field``, with the ``frame_arcsec`` of ``fits``) keeps instead
+    the part of itself that shows the same field, ``crop`` x ``source_fov`` of the frame, or is refused when it
+    shows less; one that does not is cropped by ``crop``, like a JPEG.
     """
     if not 0 < crop <= 1:
         raise DataError(f"crop must be in (0, 1], got {crop} for {path}")
+    if fitsimages.is_fits(path):
+        rgb, fld = _fits(path, fitsimages.read_rgb, path, fits, MIN_IMAGE_SIDE, Image.MAX_IMAGE_PIXELS)
+        crop = _fits(path, fitsimages.own_crop, os.fspath(path), fld, crop * source_fov, fits) or crop
+        return _crop_resize(path, rgb, crop, size)
     with open_image(path) as im:
         try:
             if im.format == "JPEG":
@@ -143,21 +154,30 @@ def load_image(path: str | os.PathLike, crop: float, size: int) -> np.ndarray:
                 need = size / crop  # pixels across the whole image for `size` across the crop
                 im.draft("RGB", (int(np.ceil(need * w / min(w, h))), int(np.ceil(need * h / min(w, h)))))
             rgb = _to_rgb(im)
-            w, h = rgb.size
-            c = crop * min(w, h)
-            box = ((w - c) / 2, (h - c) / 2, (w + c) / 2, (h + c) / 2)
-            out = rgb.resize((size, size), Image.Resampling.LANCZOS, box=box)
         except Exception as e:  # noqa: BLE001 - see open_image
             raise ImageError(path, _reason(e)) from e
+        return _crop_resize(path, rgb, crop, size)
+
+
+def _crop_resize(path: str | os.PathLike, rgb: Image.Image, crop: float, size: int) -> np.ndarray:
+    """The central ``crop`` of an RGB image's shorter side, resized to ``size`` px with Lanczos: (3, S, S) uint8."""
+    try:
+        w, h = rgb.size
+        c = crop * min(w, h)
+        box = ((w - c) / 2, (h - c) / 2, (w + c) / 2, (h + c) / 2)
+        out = rgb.resize((size, size), Image.Resampling.LANCZOS, box=box)
+    except Exception as e:  # noqa: BLE001 - see open_image
+        raise ImageError(path, _reason(e)) from e
     return np.asarray(out, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _decode_chunk(args: tuple[list[str], float, int]) -> list[np.ndarray | str]:
-    paths, crop, size = args
+def _decode_chunk(args: tuple) -> list[np.ndarray | str]:
+    """Decode ``(paths, crop, size[, source_fov, fits])``, each result an array or the reason it failed."""
+    paths, crop, size, *field = args
     out: list[np.ndarray | str] = []
     for p in paths:
         try:
-            out.append(load_image(p, crop, size))
+            out.append(load_image(p, crop, size, *field))
         except ImageError as e:  # the caller shows the path beside the reason
             out.append(e.reason)
         except Exception as e:  # noqa: BLE001 - reported per image by the caller, who skips it
@@ -187,11 +207,13 @@ def chunks(paths: list, chunk: int) -> list[list[str]]:
 
 
 def decode_images(paths: list, crop: float, size: int, workers: int | None = None,
-                  progress: Progress | None = None, chunk: int = 64):
+                  progress: Progress | None = None, chunk: int = 64, source_fov: float = 1.0,
+                  fits: fitsimages.FitsSettings | None = None):
     """Yield ``(i, array_or_reason)`` for each path in order: a (3, size, size) uint8 array, or a string saying why
     the image could not be used (:func:`load_image`'s reason, without the path: callers report ``paths[i]`` beside
-    it and skip the image). Work is spread over ``workers`` processes (default: every core)."""
-    jobs = [(c, crop, size) for c in chunks(paths, chunk)]
+    it and skip the image). Work is spread over ``workers`` processes (default: every core). ``source_fov`` and
+    ``fits`` are :func:`load_image`'s, for FITS cutouts that carry their own field."""
+    jobs = [(c, crop, size, source_fov, fits) for c in chunks(paths, chunk)]
     i = 0
     for res in imap(_decode_chunk, jobs, workers):
         for r in res:

@@ -13,13 +13,14 @@ rate times the time a merger stays visible, f = R x T_obs. This module does the 
   :func:`precision_recall`, :func:`reliability_curve`, :func:`calibrate`, :func:`calibrated_fraction`;
 * the conversion to theory, :func:`expected_fraction` and :func:`compare_with_theory`, with a small table of
   literature values, :data:`LITERATURE`;
+* several methods on the same galaxies, their fractions and the overlap of what they flag (:func:`compare_methods`);
 * reading a predictions CSV (:func:`read_predictions`) and everything at once, as the command line and the dashboard
   show it (:func:`report`).
 
-The independent, model-free check with non-parametric morphology (Gini, M20, asymmetry) measured on the images is
-:mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 600 lines, over
-the package's usual 500, because it is one chain read top to bottom: each estimate is calibrated and compared with
-theory by the functions after it, and :func:`report` ties them together.
+The independent, model-free check with non-parametric morphology (Gini, M20, asymmetry) measured on the images by
+statmorph is :mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 630
+lines, over the package's usual 500, because it is one chain read top to bottom: each estimate is calibrated and
+compared with theory by the functions after it, and :func:`report` ties them together.
 
 Units throughout: fractions and vote fractions are in [0, 1]; rates are per galaxy per Gyr; timescales are in Gyr.
 ``Class8.6`` is a *cumulative* Kaggle vote fraction, P(odd) x P(merger | odd) (:mod:`galaxy_core.tree`), so it is
@@ -37,7 +38,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from . import catalog, tree
+from . import catalog, morphology, tree
 
 MERGER_COLUMN = "Class8.6"
 """The Kaggle column of the merger answer, ``odd_feature--merger`` (cumulative: P(odd) x P(merger | odd))."""
@@ -525,6 +526,72 @@ def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RAT
             "rate_per_gyr": float(rate_per_gyr), "timescale_gyr": t, "expected": expected, "ratio": ratio,
             "inside": inside, "implied_rate_per_gyr": implied[0], "implied_rate_lo": implied[1],
             "implied_rate_hi": implied[2], "text": text}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Several methods on the same galaxies
+
+
+def compare_methods(flags: dict[str, np.ndarray], level: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The merger fraction by each method and how far their samples overlap, on the same galaxies.
+
+    ``flags``: method name -> bool array, one entry per galaxy, the same galaxies in the same order for every
+    method (e.g. the Gini-M20 and asymmetry criteria of :mod:`galaxy_core.morphology`, a model above a threshold,
+    the volunteers' Class8.6 > 0.5), restricted to the galaxies every method could judge.
+
+    Returns ``fractions`` (columns ``method``, ``n_flagged``, ``n``, ``fraction``, ``lo``, ``hi``: the Wilson 1927
+    interval at ``level``) and ``overlap``, a square frame of counts: cell (a, b) is the number of galaxies flagged
+    by both a and b, so the diagonal holds each method's own count and (a, b) / (a, a) is the share of a's sample
+    that b also flags. Raises ValueError for no methods, unequal lengths or no galaxies.
+    """
+    if not flags:
+        raise ValueError("no methods to compare")
+    names = list(flags)
+    if len({np.size(v) for v in flags.values()}) > 1:
+        raise ValueError("every method must judge the same galaxies: lengths "
+                         + ", ".join(f"{k} {np.size(v)}" for k, v in flags.items()))
+    f = np.stack([np.asarray(flags[k], dtype=bool).reshape(-1) for k in names])
+    n = f.shape[1]
+    if n == 0:
+        raise ValueError("no galaxies to compare")
+    rows = []
+    for name, row in zip(names, f):
+        k = int(row.sum())
+        lo, hi = wilson_interval(k, n, level)
+        rows.append({"method": name, "n_flagged": k, "n": n, "fraction": k / n, "lo": lo, "hi": hi})
+    both = f.astype(np.int64) @ f.T.astype(np.int64)
+    return pd.DataFrame(rows), pd.DataFrame(both, index=names, columns=names)
+
+
+MORPHOLOGY_METHODS = {"gm20_merger": "Gini-M20 (Lotz et al. 2008)", "asym_merger": "A > 0.35 (Conselice 2003)"}
+"""The merger flags of a :func:`galaxy_core.morphology.morphology_table`, by the names the check shows."""
+
+
+def morphology_check(table: pd.DataFrame, others: dict[str, np.ndarray] | None = None, known=None,
+                     level: float = 0.95) -> dict:
+    """The independent check: the Gini-M20 and asymmetry merger fractions of a morphology table beside other
+    methods' (a model above a threshold, the volunteers), on the galaxies that every method judges.
+
+    ``table``: :func:`galaxy_core.morphology.morphology_table` (or ``cache_table``) rows; ``others``: name -> a bool
+    per row of ``table``; ``known``: a bool per row, False where some method has no verdict (e.g. no volunteer
+    Class8.6). Rows whose measurement is not usable (statmorph's flag over 1, or no measurement) are dropped and
+    counted by reason. Returns ``fractions`` and ``overlap`` (:func:`compare_methods`), ``used`` (the rows of
+    ``table`` compared), ``n_measured`` and ``dropped`` (reason -> count, with "no verdict from every method" for
+    usable rows outside ``known``). Raises ValueError when no row is left.
+    """
+    good = morphology.usable(table)
+    use = good if known is None else good & np.asarray(known, dtype=bool)
+    if not use.any():
+        raise ValueError(f"none of the {len(table):,} galaxies has a usable measurement and a verdict from every "
+                         f"method")
+    flags = {name: table[col].to_numpy(dtype=bool)[use] for col, name in MORPHOLOGY_METHODS.items()}
+    flags.update({name: np.asarray(v, dtype=bool)[use] for name, v in (others or {}).items()})
+    fractions, overlap = compare_methods(flags, level)
+    lost = morphology.dropped(table)
+    if (good & ~use).any():
+        lost["no verdict from every method"] = int((good & ~use).sum())
+    return {"fractions": fractions, "overlap": overlap, "used": np.flatnonzero(use), "n_measured": len(table),
+            "dropped": lost}
 
 
 # --------------------------------------------------------------------------------------------------------------------

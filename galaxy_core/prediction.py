@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, distributed, images, models, runs, tree, views
+from . import catalog, data, distributed, fitsimages, images, models, runs, tree, views
 from .files import Progress, atomic_write_bytes, atomic_write_text
 
 CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
@@ -164,11 +164,13 @@ def predict_answer(model: models.GalaxyModel, cache: data.GalaxyCache, column: s
 
 
 def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], source_fov: float = 1.0, tta: int = 1,
-                  batch_size: int = 256, workers: int | None = None, progress: Progress | None = None
-                  ) -> tuple[pd.DataFrame, list[dict]]:
+                  batch_size: int = 256, workers: int | None = None, progress: Progress | None = None,
+                  fits: fitsimages.FitsSettings | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Predict the 37 answers for image files. ``source_fov`` is the fraction of the 424 px Kaggle frame the images
-    show (1.0 for originals). Returns (a frame of GalaxyID + 37 columns, the skipped files with their reasons);
-    ids are the file names without extension."""
+    show (1.0 for originals); FITS cutouts whose headers give their own field are cropped by it instead, with the
+    ``frame_arcsec`` and composite of ``fits`` (``images.load_image``). Returns (a frame of GalaxyID + 37 columns,
+    the skipped files with their reasons); ids are the file names without extension (and, for the r file of a
+    FITS triple, without the band suffix)."""
     fov, size = input_geometry(model)
     if fov > source_fov + 1e-6:
         raise catalog.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
@@ -183,12 +185,13 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
         if batch:
             x = torch.from_numpy(np.stack([a for _, a in batch]))
             preds.append(views.infer(net, x, crop, int(model.config["input_size"]), batch_size, tta, device))
-            ids.extend(paths[i].stem for i, _ in batch)
+            ids.extend(fitsimages.galaxy_id(paths[i]) for i, _ in batch)
             batch.clear()
 
-    for i, res in images.decode_images(paths, fov / source_fov, size, workers, progress):
+    for i, res in images.decode_images(paths, fov / source_fov, size, workers, progress, source_fov=source_fov,
+                                       fits=fits):
         if isinstance(res, str):
-            skipped.append({"GalaxyID": paths[i].stem, "path": str(paths[i]), "reason": res})
+            skipped.append({"GalaxyID": fitsimages.galaxy_id(paths[i]), "path": str(paths[i]), "reason": res})
             continue
         batch.append((i, res))
         if len(batch) == batch_size:
@@ -210,14 +213,16 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
         for sub in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
             found.update(catalog.list_images(folder / sub))
     if not found:
-        raise catalog.DataError(f"no .jpg, .jpeg or .png images in {folder}")
+        raise catalog.DataError(f"no .jpg, .jpeg or .png images, nor FITS files (.fits, .fit, .fts, .fits.gz), in "
+                                f"{folder}")
     return [Path(found[i]) for i in catalog.sort_ids(list(found))]
 
 
 def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.GalaxyModel | None = None,
                    out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
                    batch_size: int = 256, device: str = "auto", workers: int | None = None,
-                   progress: Progress | None = None) -> tuple[pd.DataFrame, list[dict]]:
+                   progress: Progress | None = None, frame_arcsec: float | None = None
+                   ) -> tuple[pd.DataFrame, list[dict]]:
     """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV.
 
     The CSV is written to a temporary file beside ``out`` and renamed over it (``files.atomic_write_text``): a killed
@@ -226,19 +231,21 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
 
     ``model``: a loaded model, a run or checkpoint folder, or None for the shipped checkpoint. ``source_fov``: the
     fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images
-    must be 424 px originals.
+    must be 424 px originals. FITS cutouts may carry their own field instead (``fitsimages``): ``frame_arcsec`` is
+    the GZ2 frame's width in arcsec for those without a ``PETROR90`` card (default: the folder's
+    ``galaxy_core.json``).
     """
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
         model = load_model(model, distributed.device_for(views.pick_device(device)))
-    fov = catalog.resolve_source_fov(folder, paths, source_fov)
+    fov, fits = catalog.resolve_field(folder, paths, source_fov, frame_arcsec)
     world = distributed.start(views.device_of(model))
     if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
         workers = max(1, (os.cpu_count() or 1) // world.local_size)
     # Each process predicts its contiguous part of the sorted files; the parts, gathered in rank order, are in id
     # order. When any process fails, every one raises and no CSV is written.
     parts = distributed.all_ok(lambda: predict_paths(model, distributed.shard(paths, world), fov, tta, batch_size,
-                                                     workers, progress if world.main else None))
+                                                     workers, progress if world.main else None, fits))
     frame = pd.concat([f for f, _ in parts], ignore_index=True) if len(parts) > 1 else parts[0][0]
     skipped = [s for _, part in parts for s in part]
     if out is not None and world.main:

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from galaxy_core import catalog, data, demo, explore, figures, tree
+from galaxy_core import catalog, data, demo, explore, figures, fitsimages, tree
 
 DATA_ENV, RUNS_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_RUNS", "GALAXY_DATA_ROOTS"
 DEFAULT_DATA = catalog.PROJECT_ROOT / "data"
@@ -113,7 +113,8 @@ def _prepared() -> tuple[dict, threading.Lock]:
     return {}, threading.Lock()
 
 
-def _progress_bar(text: str):
+def progress_bar(text: str):
+    """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it."""
     bar = st.progress(0.0, text=text)
 
     def update(done: int, total: int) -> None:
@@ -136,11 +137,11 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     with lock:
         if key not in store:
             if is_demo and not demo.is_complete_demo(folder):
-                bar, update = _progress_bar("Making the synthetic demo data set (first run only):")
+                bar, update = progress_bar("Making the synthetic demo data set (first run only):")
                 demo.ensure_demo_dataset(folder, progress=update)
                 bar.empty()
                 key = (str(folder), source_fov, _signature(folder))
-            bar, update = _progress_bar("Preparing the image cache:")
+            bar, update = progress_bar("Preparing the image cache:")
             try:
                 cache = data.resolve_cache(folder, source_fov=source_fov, progress=update)
             finally:
@@ -246,10 +247,21 @@ def _upload_problem(content: bytes) -> str | None:
     return None
 
 
+def _fits_upload_problem(content: bytes) -> str | None:
+    """Why an uploaded FITS file cannot be predicted, else None: too big, or neither a FITS file (its first card is
+    ``SIMPLE  =``) nor gzip-compressed. Its contents are checked when it is read, like any FITS file's."""
+    if len(content) > MAX_UPLOAD_MB * 2**20:
+        return f"{len(content) / 2**20:.1f} MB, more than the {MAX_UPLOAD_MB} MB an uploaded image may have"
+    if not content.startswith((b"SIMPLE  =", b"\x1f\x8b")):
+        return "not a FITS file (it does not start with a SIMPLE card)"
+    return None
+
+
 def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Split uploaded ``(file name, bytes)`` pairs into those to predict, named by their base name (no folder), and
-    the refusals, each ``'<name>: <why>'``: a name that is not ``<id>.jpg``, ``.jpeg`` or ``.png``, an id uploaded
-    twice, a file over ``MAX_UPLOAD_MB`` or one :func:`_upload_problem` finds. One bad file never stops the others.
+    the refusals, each ``'<name>: <why>'``: a name that is not ``<id>.jpg``, ``.jpeg``, ``.png`` or a FITS name
+    (``fitsimages``: ``<id>.fits``, ``<id>_g.fits`` ...), a name uploaded twice, a file over ``MAX_UPLOAD_MB`` or
+    one :func:`_upload_problem` (:func:`_fits_upload_problem`) finds. One bad file never stops the others.
 
     Raises ValueError, refusing the whole upload, for more than ``MAX_UPLOAD_FILES`` files or more than
     ``MAX_UPLOAD_TOTAL_MB`` altogether."""
@@ -261,13 +273,15 @@ def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes
     accepted, refused, seen = [], [], set()
     for name, content in files:
         base = Path(str(name).replace("\\", "/")).name
-        stem, ext = os.path.splitext(base)
-        if ext.lower() not in catalog.IMAGE_EXTENSIONS or not stem or stem.startswith(".") or "\0" in base:
-            problem = "not a file name of the form <GalaxyID>.jpg, .jpeg or .png"
+        fits = fitsimages.split_name(base)
+        stem, ext = fits or os.path.splitext(base)
+        if (not fits and ext.lower() not in catalog.IMAGE_EXTENSIONS) or not stem or stem.startswith(".") \
+                or "\0" in base:
+            problem = "not a file name of the form <GalaxyID>.jpg, .jpeg, .png or .fits (or <GalaxyID>_g.fits ...)"
         elif stem in seen:
             problem = f"another upload is also named {stem}"
         else:
-            problem = _upload_problem(content)
+            problem = _fits_upload_problem(content) if fits else _upload_problem(content)
         if problem:
             refused.append(f"{name}: {problem}")
         else:

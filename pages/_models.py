@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import catalog, config, data, evaluation, mergers, metrics, models, prediction, runs, training, views
+from galaxy_core import (catalog, config, data, evaluation, mergers, metrics, models, morphology, prediction, runs,
+                         training, views)
 from galaxy_core.files import read_json
 from pages import _common as common
 
@@ -198,3 +199,15 @@ def merger_calibration(model: str, mtime_ns: int, _cache: data.GalaxyCache, fing
         return None
     return {"pairs": pairs, "calibration": mergers.calibrate(*pairs.pair),
             "matched": mergers.calibrated_fraction(res["p"], *pairs.pair)}
+
+
+def morphology_mtime(cache: data.GalaxyCache) -> int:
+    """When the cache's stored morphology last changed (0 when none): the key that makes the table below fresh."""
+    path = morphology.store_path(cache)
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def morphology_stored(_cache: data.GalaxyCache, fingerprint: str, mtime_ns: int):
+    """``morphology.stored`` of the cache, read again when the file changes (``mtime_ns``)."""
+    return morphology.stored(_cache)

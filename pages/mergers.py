@@ -1,10 +1,14 @@
 """Mergers: the fraction of galaxies a model calls mergers (predicted Class8.6 above a threshold), with its
-uncertainty, against the expectation from a merger rate, and calibrated against the volunteers."""
+uncertainty, against the expectation from a merger rate, calibrated against the volunteers, and checked against
+non-parametric morphology measured by statmorph."""
+
+import os
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from galaxy_core import figures, mergers
+from galaxy_core import data, figures, mergers, morphology, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -12,6 +16,7 @@ common.require_app(__file__)
 
 ds = common.dataset()
 cache = ds.cache
+COL = tree.COLUMNS.index(mergers.MERGER_COLUMN)
 st.title("Mergers")
 st.caption(f"A galaxy counts as a merger when the model's {mergers.MERGER_COLUMN} (odd_feature--merger, the "
            "cumulative vote fraction P(odd) x P(merger | odd)) is above the threshold.")
@@ -77,32 +82,114 @@ if len(flagged):
 common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
                                              for r, v in zip(res["rows"][flagged], p[flagged])])
 
-st.subheader("Calibration against the volunteers")
-if calib is None:
-    st.info("No labelled galaxies to calibrate the model against.")
-    st.stop()
-p_pred, p_true = calib["pairs"].pair
-where = (f"the {len(p_pred):,} galaxies of the validation split" if calib["pairs"].fallback
-         else f"these {len(p_pred):,} labelled galaxies")
-cal, pr, matched = report["calibration"], report["precision_recall"], report["matched_estimate"]
-st.caption(f"Model and volunteers compared on {where}. Volunteers' merger: their Class8.6 > 0.5.")
-k1, k2, k3, k4 = st.columns(4)
-k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
-k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
-          help="the threshold at which the model flags as many galaxies as the volunteers do")
-k3.metric("Fraction at the matching threshold", f"{matched['fraction']:.2%}")
-k3.caption(f"95 % interval {matched['lo']:.2%} - {matched['hi']:.2%} ({matched['interval']}), including the "
-           f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
-k4.metric(f"Precision / recall at {threshold:.2f}",
-          " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
-c1, c2 = st.columns(2)
-with c1:
-    fig = figures.calibration_figure(mergers.calibration_table(p_pred, p_true))
-    fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick")
-    st.plotly_chart(fig, key="mg_calibration")
-with c2:
-    edges = [0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
-    st.plotly_chart(figures.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)), key="mg_reliability")
+
+def calibration_section() -> None:
+    st.subheader("Calibration against the volunteers")
+    if calib is None:
+        st.info("No labelled galaxies to calibrate the model against.")
+        return
+    p_pred, p_true = calib["pairs"].pair
+    where = (f"the {len(p_pred):,} galaxies of the validation split" if calib["pairs"].fallback
+             else f"these {len(p_pred):,} labelled galaxies")
+    cal, pr, matched = report["calibration"], report["precision_recall"], report["matched_estimate"]
+    st.caption(f"Model and volunteers compared on {where}. Volunteers' merger: their Class8.6 > 0.5.")
+    k1, k2, k3, k4 = st.columns(4)
+    k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
+    k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
+              help="the threshold at which the model flags as many galaxies as the volunteers do")
+    k3.metric("Fraction at the matching threshold", f"{matched['fraction']:.2%}")
+    k3.caption(f"95 % interval {matched['lo']:.2%} - {matched['hi']:.2%} ({matched['interval']}), including the "
+               f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
+    k4.metric(f"Precision / recall at {threshold:.2f}",
+              " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
+    c1, c2 = st.columns(2)
+    with c1:
+        fig = figures.calibration_figure(mergers.calibration_table(p_pred, p_true))
+        fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick")
+        st.plotly_chart(fig, key="mg_calibration")
+    with c2:
+        edges = [0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
+        st.plotly_chart(figures.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)),
+                        key="mg_reliability")
+
+
+def morphology_section() -> None:
+    st.subheader("Independent check: non-parametric morphology")
+    st.caption("Gini, M20 and asymmetry measured on the images by statmorph (Rodriguez-Gomez et al. 2019) after "
+               f"undoing the asinh stretch of the JPEGs (Lupton et al. 2004, Q = {morphology.LUPTON_Q:g}), with the "
+               "classic merger cuts: G > -0.14 M20 + 0.33 (Lotz et al. 2008) and A > 0.35 (Conselice 2003). "
+               "Measurements statmorph flags as bad (flag > 1) are dropped. Each galaxy is measured once and kept "
+               "with the cache.")
+    rows = res["rows"]
+    n = st.number_input(f"Galaxies to measure (a random sample of the {len(rows):,})", 1, len(rows),
+                        min(1000, len(rows)), 100, key="mg_morph_n")
+    sample = data.subsample(rows, int(n), seed=0)
+    table = ml.morphology_stored(cache, ds.fingerprint, ml.morphology_mtime(cache))
+    todo = len(np.setdiff1d(sample, table["row"].to_numpy(dtype=np.int64)))
+    if todo:
+        cores = os.cpu_count() or 1
+        seconds = todo / (morphology.GALAXIES_PER_SECOND_PER_CORE * cores)
+        st.info(f"{todo:,} of these {len(sample):,} galaxies are not measured yet: "
+                f"{ml.duration_text(seconds)} on {cores} cores. The command line does the same headless: "
+                f"`python -m galaxy_core morphology {cache.path}`.")
+        if not st.button("Measure", key="mg_morph_go", type="primary"):
+            return
+        bar, update = common.progress_bar("Measuring with statmorph:")
+        before = ml.morphology_mtime(cache)
+        t = morphology.cache_table(cache, sample, progress=update)
+        bar.empty()
+        if ml.morphology_mtime(cache) != before:
+            st.rerun()  # kept with the cache: drawn from there, as on every later visit
+        st.warning(f"The cache folder {cache.path} cannot be written to, so these measurements are not kept.")
+    else:
+        t = table.set_index("row").loc[sample].reset_index()
+    labelled = cache.mask[sample, COL]
+    model_p = p[np.searchsorted(rows, sample)]
+    others = {f"model, Class8.6 > {threshold:.2f}": model_p > threshold}
+    if calib is not None:
+        t_cal = calib["calibration"]["matching_threshold"]
+        others[f"model, calibrated (> {t_cal:.3f})"] = model_p > t_cal
+    known = None
+    if labelled.any():
+        others["volunteers, Class8.6 > 0.5"] = cache.labels[sample, COL] > 0.5
+        known = labelled
+    try:
+        check = mergers.morphology_check(t, others, known)
+    except ValueError as e:
+        st.warning(str(e))
+        return
+    used = check["used"]
+    d1, d2 = st.columns([1, 3])
+    d1.metric("Galaxies compared", f"{len(used):,}", help=f"of {len(t):,} measured")
+    d2.caption("Dropped: " + ("; ".join(f"{k} {v:,}" for k, v in check["dropped"].items()) or "none") + ".")
+    fr = check["fractions"].assign(**{"95 % interval": lambda f: [f"{a:.2%} - {b:.2%}" for a, b in
+                                                                  zip(f["lo"], f["hi"])]})
+    st.dataframe(fr[["method", "n_flagged", "fraction", "95 % interval"]], hide_index=True,
+                 column_config={"fraction": st.column_config.NumberColumn(format="percent")})
+    ov = check["overlap"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = ov.to_numpy() / np.diag(ov.to_numpy())[:, None]
+    st.caption("Overlap: the share of each row's mergers that the column's method also flags (count in brackets).")
+    st.dataframe(pd.DataFrame([[("-" if np.isnan(v) else f"{v:.0%}") + f" ({c:,})" for v, c in zip(sv, cv)]
+                               for sv, cv in zip(share, ov.to_numpy())], index=ov.index, columns=ov.columns))
+    marked_name = next(iter(others))
+    if calib is not None:
+        marked_name = f"model, calibrated (> {calib['calibration']['matching_threshold']:.3f})"
+    st.plotly_chart(figures.gini_m20_figure(t.iloc[used], others[marked_name][used], marked_name),
+                    key="mg_gini_m20")
+    st.markdown("**What the cuts select** (random examples)")
+    rng = np.random.default_rng(0)
+    for col, name in mergers.MORPHOLOGY_METHODS.items():
+        picked = np.flatnonzero(t[col].to_numpy(dtype=bool))
+        picked = np.sort(rng.choice(picked, min(12, len(picked)), replace=False)) if len(picked) else picked
+        st.caption(f"{name}: {len(np.flatnonzero(t[col].to_numpy(dtype=bool))):,} galaxies")
+        common.gallery(cache, t["row"].to_numpy()[picked],
+                       [f"G {g:.2f} · M20 {m:.2f} · A {a:.2f}" for g, m, a in
+                        t.loc[picked, ["gini", "m20", "asymmetry"]].itertuples(index=False)])
+
+
+calibration_section()
+morphology_section()
 
 with st.expander("Literature values"):
     st.dataframe(mergers.literature_table(), hide_index=True)

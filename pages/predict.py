@@ -3,9 +3,10 @@
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
-from galaxy_core import catalog, explore, prediction, tree
+from galaxy_core import catalog, explore, fitsimages, prediction, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -20,8 +21,10 @@ if model is None:
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
 with c1:
-    uploads = st.file_uploader(f"Images (JPEG or PNG; up to {common.MAX_UPLOAD_FILES:,} at a time)",
-                               type=["jpg", "jpeg", "png"], accept_multiple_files=True, key="pr_uploads",
+    uploads = st.file_uploader(f"Images (JPEG, PNG or FITS; up to {common.MAX_UPLOAD_FILES:,} at a time)",
+                               type=["jpg", "jpeg", "png", "fits", "fit", "fts", "gz"], accept_multiple_files=True,
+                               key="pr_uploads", help="FITS: <id>.fits (one band, or a g, r, i cube) or the three "
+                                                      "files <id>_g.fits, <id>_r.fits, <id>_i.fits",
                                max_upload_size=common.MAX_UPLOAD_MB)
     folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
                            help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
@@ -57,8 +60,9 @@ def predict(model_path: str, folder: str, fov: float | None, views: int):
     """``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself; and,
     for the caption, the field it resolved (the same function's answer) and where that came from."""
     frame, skipped = prediction.predict_folder(folder, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
-    resolved = catalog.resolve_source_fov(folder, prediction.image_paths(folder), fov)
-    return frame, skipped, resolved, catalog.source_fov_origin(folder, fov)
+    paths = prediction.image_paths(folder)
+    resolved = catalog.resolve_source_fov(folder, paths, fov)
+    return frame, skipped, resolved, catalog.source_fov_origin(folder, fov, paths)
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
@@ -69,6 +73,22 @@ def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, byte
         for name, content in files:
             (Path(tmp) / Path(name).name).write_bytes(content)
         return predict(model_path, tmp, fov, views)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def fits_picture(files: tuple[tuple[str, bytes], ...] | None, folder: str, gid: str) -> np.ndarray:
+    """The colour composite of one FITS galaxy (``fitsimages.read_rgb``, with the folder's composite settings), from
+    the uploads (written to a temporary folder again) or from the folder."""
+    def picture(where: str) -> np.ndarray:
+        path = catalog.list_images(where)[gid]
+        return np.asarray(fitsimages.read_rgb(path, catalog.folder_fits_settings(where))[0])
+
+    if not files:
+        return picture(folder)
+    with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
+        for name, content in files:
+            (Path(tmp) / Path(name).name).write_bytes(content)
+        return picture(tmp)
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
@@ -107,7 +127,12 @@ gid = st.selectbox("Galaxy", list(frame["GalaxyID"]), key="pr_pick")
 row = frame.index[frame["GalaxyID"] == gid][0]
 c1, c2 = st.columns([1, 2])
 with c1:
-    images = {Path(name).stem: content for name, content in files} if uploads else {p.stem: str(p) for p in paths}
-    st.image(images[gid], caption=gid, width="stretch")
+    if uploads:
+        name = next(n for n, _ in files if fitsimages.galaxy_id(n) == gid)
+        shown = fits_picture(tuple(files), "", gid) if fitsimages.is_fits(name) else dict(files)[name]
+    else:
+        path = next(p for p in paths if fitsimages.galaxy_id(p) == gid)
+        shown = fits_picture(None, str(path.parent), gid) if fitsimages.is_fits(path) else str(path)
+    st.image(shown, caption=gid, width="stretch")
 with c2:
     common.tree_chart(frame.loc[row, list(tree.COLUMNS)].to_numpy(dtype=float), names=("model", ""), key="pr_tree")

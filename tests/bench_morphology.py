@@ -1,32 +1,33 @@
-"""The project's batched Gini, M20 and asymmetry (``galaxy_core.morphology``) against statmorph, the field's
-reference implementation (Rodriguez-Gomez et al. 2019, MNRAS 483, 4140), on the same galaxies: agreement and speed.
+"""The morphology check's numbers: statmorph's speed on one and on every core, its flags, how much the assumed asinh
+softening Q moves the statistics, and how far the project's former batched code agreed with statmorph.
 
-Not collected by pytest (no ``test_`` prefix). Needs ``pip install statmorph`` (which brings ``photutils`` and
-``astropy``). Run from the project folder with nothing else running::
+Not collected by pytest (no ``test_`` prefix). Run from the project folder with nothing else running::
 
-    python tests/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038]
+    python tests/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038] [--q-n 200] [--old f018821]
 
 ``DATA`` is a data folder or a prepared cache (``../shared/data/gz2-kaggle-96-unlabelled`` with ``--source-fov
-0.6038``); the first ``--n`` galaxies are measured, at the cache's 80 px. Both codes see the same input: the grey
-image (mean of the three channels), minus the sky level that the project measures from a border frame, and the
-project's segmentation of the central galaxy. statmorph also gets a weight map: the sky noise the project measures
-(1.4826 x MAD of the border), the same for every pixel, and ``skybox_size=16`` (its default 32 px box does not fit
-in the corners of an 80 px cutout beside a galaxy). statmorph then applies its own definitions on top: Gini and M20
-on its Gini segmentation (pixels above the surface brightness at the Petrosian radius; Lotz et al. 2004), asymmetry
-in a circle of 1.5 Petrosian radii about the point that minimises it, with the sky asymmetry of a sky box (Conselice
-2003). Galaxies statmorph flags as bad (``flag > 1``) are left out of the agreement and counted.
+0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.morphology`` (linear flux
+with Q = 4.623, photutils segmentation, statmorph). Prints:
 
-Prints the median and 90th-percentile absolute difference and the rank correlation of each statistic, and the speed
-of each code on one core. The pixels are stretched 8-bit JPEG values, not linear flux, for both: this measures the
-two implementations against each other, not either against the papers' scales.
+* speed, galaxies/s, with 1 process and with one per core, on the same galaxies;
+* statmorph's flags and why measurements were dropped;
+* for Q = 0 (the JPEG values taken as linear), 4.623 (the default, ``morphology.LUPTON_Q``), 8 (make_lupton_rgb's
+  default) and 12, on the first ``--q-n`` galaxies: the median Gini, M20 and asymmetry and the Gini-M20 and
+  asymmetry merger fractions;
+* with ``--old REV`` (a git revision that still has the project's own batched Gini, M20 and asymmetry in
+  ``galaxy_core/morphology.py``; f018821 is the last), that code against statmorph on the same galaxies: the median
+  and 90th-percentile absolute difference, the rank correlation, and its speed. The old code sees the same linear
+  image and makes its own segmentation, as it did in the package.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
-import warnings
+import types
 from pathlib import Path
 
 import numpy as np
@@ -37,30 +38,35 @@ sys.path.insert(0, str(ROOT))
 
 from galaxy_core import data, morphology  # noqa: E402
 
-STATS = ("gini", "m20", "asymmetry")
+AGREEMENT = ("gini", "m20", "asymmetry")
 
 
-def statmorph_table(images: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
-    """statmorph's Gini, M20, asymmetry and flag for each cutout, on the project's sky-subtracted grey image and
-    segmentation (see the module docstring)."""
-    import statmorph
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
 
-    seg = morphology._segment_batch(morphology._grey(images), 2.0)
-    rows = []
-    for k in range(len(images)):
-        x, m, sigma = seg["image"][k], seg["mask"][k], float(seg["sigma"][k])
-        row = {"GalaxyID": str(ids[k]), "flag": 4, **{s: np.nan for s in STATS}}
-        if m.sum() >= 10 and sigma > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # statmorph warns for every suspect measurement; the flag says it
-                try:
-                    sm = statmorph.SourceMorphology(x, m.astype(np.int32), 1, weightmap=np.full(x.shape, sigma),
-                                                    skybox_size=16)
-                    row.update(flag=int(sm.flag), gini=sm.gini, m20=sm.m20, asymmetry=sm.asymmetry)
-                except Exception as e:  # noqa: BLE001 - counted as a failed measurement
-                    row.update(error=f"{type(e).__name__}: {e}")
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+def old_code(rev: str) -> types.ModuleType:
+    """The removed batched code, as a module, from ``git show REV:galaxy_core/morphology.py``."""
+    src = subprocess.run(["git", "show", f"{rev}:galaxy_core/morphology.py"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    mod = types.ModuleType("old_morphology")
+    exec(compile(src, f"{rev}:galaxy_core/morphology.py", "exec"), mod.__dict__)
+    return mod
+
+
+def agreement(ours: pd.DataFrame, ref: pd.DataFrame) -> None:
+    both = ours.merge(ref[morphology.usable(ref)], on="GalaxyID", suffixes=("", "_statmorph"))
+    print(f"{len(both):,} galaxies compared\n\n| statistic | median abs difference | 90th percentile | "
+          "rank correlation | old median | statmorph median |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    for s in AGREEMENT:
+        a, b = both[s].to_numpy(float), both[f"{s}_statmorph"].to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        d = np.abs(a[ok] - b[ok])
+        rho = pd.Series(a[ok]).rank().corr(pd.Series(b[ok]).rank())
+        print(f"| {s} | {np.median(d):.3f} | {np.percentile(d, 90):.3f} | {rho:.2f} | {np.median(a[ok]):.3f} | "
+              f"{np.median(b[ok]):.3f} |")
 
 
 def main() -> None:
@@ -68,36 +74,41 @@ def main() -> None:
     p.add_argument("data")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--source-fov", type=float, default=None)
+    p.add_argument("--q-n", type=int, default=200)
+    p.add_argument("--old", default=None, metavar="REV")
     args = p.parse_args()
     cache = data.resolve_cache(args.data, source_fov=args.source_fov)
     n = min(args.n, len(cache))
     images, ids = np.asarray(cache.images[:n]), cache.ids[:n]
+    cores = os.cpu_count() or 1
+    print(f"{n:,} galaxies of {cache.path} at {cache.size} px; {cores} cores; {time.strftime('%Y-%m-%d')}\n")
 
-    t0 = time.perf_counter()
-    ours = morphology.morphology_table(images, ids)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref = statmorph_table(images, ids)
-    t_ref = time.perf_counter() - t0
-
-    both = ours.merge(ref, on="GalaxyID", suffixes=("", "_statmorph"))
-    good = both[(both["flag"] <= 1)]
+    one, t_one = timed(lambda: morphology.morphology_table(images, ids, workers=1))
+    ref, t_all = timed(lambda: morphology.morphology_table(images, ids, workers=cores))
+    pd.testing.assert_frame_equal(one, ref)  # the pool changes nothing but the time
+    print(f"| processes | galaxies/s | seconds |\n| ---: | ---: | ---: |\n| 1 | {n / t_one:.1f} | {t_one:.0f} |\n"
+          f"| {cores} | {n / t_all:.1f} | {t_all:.0f} |\n")
     flags = ref["flag"].value_counts().sort_index()
-    print(f"{n:,} galaxies of {cache.path} at {cache.size} px; statmorph flags: "
-          + ", ".join(f"{int(f)}: {c:,}" for f, c in flags.items())
-          + f" (4 here: no segmentation or statmorph raised); {len(good):,} compared\n")
-    print("| statistic | median abs difference | 90th percentile | rank correlation | project median | "
-          "statmorph median |\n| --- | ---: | ---: | ---: | ---: | ---: |")
-    for s in STATS:
-        a, b = good[s].to_numpy(float), good[f"{s}_statmorph"].to_numpy(float)
-        ok = np.isfinite(a) & np.isfinite(b)
-        d = np.abs(a[ok] - b[ok])
-        rho = pd.Series(a[ok]).rank().corr(pd.Series(b[ok]).rank())
-        print(f"| {s} | {np.median(d):.3f} | {np.percentile(d, 90):.3f} | {rho:.2f} | {np.median(a[ok]):.3f} | "
-              f"{np.median(b[ok]):.3f} |")
-    print(f"\nspeed on one core: project {n / t_ours:,.0f} galaxies/s ({t_ours:.1f} s), statmorph "
-          f"{n / t_ref:,.1f} galaxies/s ({t_ref:.1f} s): {t_ref / t_ours:,.0f} times; "
-          f"{time.strftime('%Y-%m-%d')}")
+    print("statmorph flags (-1: not run): " + ", ".join(f"{int(f)}: {c:,}" for f, c in flags.items()))
+    print("dropped: " + ("; ".join(f"{k} {v:,}" for k, v in morphology.dropped(ref).items()) or "none") + "\n")
+
+    qn = min(args.q_n, n)
+    print(f"| Q | median Gini | median M20 | median A | Gini-M20 mergers | A > 0.35 | usable |  ({qn:,} galaxies)\n"
+          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for q in (0.0, morphology.LUPTON_Q, 8.0, 12.0):
+        t = ref.iloc[:qn] if q == morphology.LUPTON_Q else morphology.morphology_table(images[:qn], ids[:qn], q=q)
+        good = morphology.usable(t)
+        med = t[good][["gini", "m20", "asymmetry"]].median()
+        print(f"| {q:.3g} | {med['gini']:.3f} | {med['m20']:.3f} | {med['asymmetry']:.3f} | "
+              f"{t['gm20_merger'][good].mean():.1%} | {t['asym_merger'][good].mean():.1%} | {good.sum():,} |")
+
+    if args.old:
+        old = old_code(args.old)
+        lin = morphology.linear_flux(images)
+        ours, t_old = timed(lambda: old.morphology_table(lin, ids))
+        print(f"\nthe batched code of {args.old} on the same linear images, one core: {n / t_old:,.0f} galaxies/s, "
+              f"{t_one / t_old:,.0f} times statmorph's speed on one core")
+        agreement(ours, ref)
 
 
 if __name__ == "__main__":

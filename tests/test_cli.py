@@ -11,8 +11,8 @@ import pytest
 
 from galaxy_core import catalog, cli, tree
 
-COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "demo", "models",
-            "runs"]
+COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
+            "demo", "models", "runs"]
 
 
 def _json_tail(capsys) -> dict:
@@ -25,6 +25,20 @@ def test_every_command_has_help(command, capsys):
         cli.main([command, "--help"])
     assert e.value.code == 0
     assert "--json" in capsys.readouterr().out
+
+
+def test_morphology_measures_a_sample_and_compares_the_methods(tiny_cache, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(tiny_cache.path, tmp_path / "cache")
+    out = tmp_path / "m.csv"
+    assert cli.main(["morphology", str(tmp_path / "cache"), "--subset", "labelled", "--sample", "6", "--workers", "1",
+                     "--out", str(out), "--json"]) == 0
+    r = _json_tail(capsys)
+    assert r["n_measured"] == 6 and r["n_compared"] + sum(r["dropped"].values()) == 6
+    methods = [f["method"] for f in r["fractions"]]
+    assert methods == ["Gini-M20 (Lotz et al. 2008)", "A > 0.35 (Conselice 2003)", "volunteers (Class8.6 > 0.5)"]
+    assert len(pd.read_csv(out)) == 6
 
 
 def test_module_entry_point_runs():
@@ -112,8 +126,8 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 
 
 def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp_path, capsys, monkeypatch):
-    """predict, evaluate, export, mergers and train --teacher, given a .pt file or a folder holding only one: exit 2
-    with the reason (unpickling runs code) and the way out, and nothing is unpickled."""
+    """predict, evaluate, export, mergers, morphology and train --teacher, given a .pt file or a folder holding only
+    one: exit 2 with the reason (unpickling runs code) and the way out, and nothing is unpickled."""
     import pickle
 
     import torch
@@ -136,7 +150,8 @@ def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp
                      ["export", str(model), "--out", str(tmp_path / "out")],
                      ["mergers", "--images", str(tmp_path / "images"), "--model", str(model)],
                      ["mergers", "p.csv", "--calibrate-run", str(model)],
-                     ["train", str(tmp_path), "--teacher", str(model)]):
+                     ["train", str(tmp_path), "--teacher", str(model)],
+                     ["morphology", str(tmp_path), "--model", str(model)]):
             assert cli.main(argv) == 2, argv
             err = capsys.readouterr().err
             assert err.startswith("error:") and "pickle" in err and "runs any code" in err, (argv, err)

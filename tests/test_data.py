@@ -219,8 +219,8 @@ def failing_decode_chunk(monkeypatch, after: int):
     real = images._decode_chunk
 
     def chunk(args):
-        paths, crop, size = args
-        real((paths[:after], crop, size))
+        paths, crop, size, *field = args
+        real((paths[:after], crop, size, *field))
         raise RuntimeError("decoder crashed midway")
 
     monkeypatch.setattr(images, "_decode_chunk", chunk)

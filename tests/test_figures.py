@@ -73,6 +73,18 @@ def test_merger_figures():
         calibration_figure(pd.DataFrame({"x": [1]}))
 
 
+def test_gini_m20_figure():
+    t = pd.DataFrame({"GalaxyID": ["a", "b", "c", "d"], "gini": [0.6, 0.5, 0.4, np.nan],
+                      "m20": [-1.0, -2.0, -1.5, np.nan], "asymmetry": [0.5, 0.1, 0.2, np.nan], "flag": [0, 1, 0, 2]})
+    fig = figures.gini_m20_figure(t, marked=[True, False, False, True], marked_name="model")
+    names = [tr.name for tr in fig.data if tr.type == "scattergl"]
+    assert names == ["others (2)", "model (1)"]  # the flag-2 galaxy is left out
+    line = next(tr for tr in fig.data if tr.name == "merger line")
+    assert list(line.y) == pytest.approx([-0.14 * -3 + 0.33, 0.33])
+    assert fig.layout.xaxis.autorange == "reversed"
+    assert len([tr for tr in figures.gini_m20_figure(t).data if tr.type == "scattergl"]) == 1
+
+
 # ------------------------------------------------------------------------------------------------------- images
 
 def test_original_with_crop_and_enlarge(tiny_cache):

@@ -386,3 +386,42 @@ def test_calibrated_fraction_carries_the_threshold_uncertainty():
     r = mergers.report(p / 2, labelled=(p_true / 2, p_true), calibration=mergers.calibrate(p_true / 2, p_true),
                        n_boot=100)
     assert r["matched_estimate"]["method"] == "calibrated"
+
+
+def test_compare_methods_counts_fractions_and_overlap():
+    a = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], bool)
+    b = np.array([1, 0, 1, 1, 0, 0, 0, 0, 0, 0], bool)
+    none = np.zeros(10, bool)
+    fr, ov = mergers.compare_methods({"A": a, "B": b, "none": none})
+    assert fr["method"].tolist() == ["A", "B", "none"]
+    assert fr["n_flagged"].tolist() == [2, 3, 0] and fr["fraction"].tolist() == [0.2, 0.3, 0.0]
+    assert (fr.loc[0, "lo"], fr.loc[0, "hi"]) == pytest.approx(mergers.wilson_interval(2, 10))
+    assert fr.loc[2, "lo"] == 0.0 and fr.loc[2, "hi"] > 0  # Wilson keeps an upper limit at k = 0
+    assert ov.loc["A", "A"] == 2 and ov.loc["B", "B"] == 3 and ov.loc["A", "B"] == ov.loc["B", "A"] == 1
+    assert ov.loc["none"].sum() == 0
+    with pytest.raises(ValueError, match="same galaxies"):
+        mergers.compare_methods({"A": a, "short": a[:5]})
+    with pytest.raises(ValueError, match="no methods"):
+        mergers.compare_methods({})
+    with pytest.raises(ValueError, match="no galaxies"):
+        mergers.compare_methods({"A": a[:0]})
+
+
+def test_morphology_check_drops_unusable_rows_and_counts_why():
+    t = pd.DataFrame({"GalaxyID": list("abcdef"), "flag": [0, 1, 2, -1, 0, 4],
+                      "problem": ["", "", "", "no source at the centre", "", ""],
+                      "gm20_merger": [True, False, False, False, False, False],
+                      "asym_merger": [True, True, False, False, False, False]})
+    model = np.array([1, 0, 1, 1, 0, 0], bool)
+    known = np.array([1, 1, 1, 1, 0, 1], bool)  # no volunteer verdict for "e"
+    r = mergers.morphology_check(t, {"model": model}, known)
+    assert r["used"].tolist() == [0, 1]
+    assert r["dropped"] == {"statmorph flag 2 (bad)": 1, "statmorph flag 4 (catastrophic)": 1,
+                            "no source at the centre": 1, "no verdict from every method": 1}
+    fr = r["fractions"].set_index("method")
+    assert fr.loc["Gini-M20 (Lotz et al. 2008)", "n_flagged"] == 1 and fr.loc["A > 0.35 (Conselice 2003)",
+                                                                                  "n_flagged"] == 2
+    assert fr.loc["model", "fraction"] == 0.5 and (fr["n"] == 2).all()
+    assert r["overlap"].loc["model", "A > 0.35 (Conselice 2003)"] == 1
+    with pytest.raises(ValueError, match="usable"):
+        mergers.morphology_check(t.iloc[[2, 3]])

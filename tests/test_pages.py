@@ -336,6 +336,26 @@ def test_mergers_threshold_changes_the_fraction(trained):
     assert not at.exception and "validation split" in " ".join(c.value for c in at.caption)
 
 
+def test_mergers_morphology_check_measures_on_demand(trained):
+    """The morphology section says how many galaxies are not measured yet, measures them when asked (kept with the
+    cache), then shows the fractions by each method, their overlap, the Gini-M20 plane and what the cuts select."""
+    at = app("mergers")
+    assert any("not measured yet" in i.value for i in at.info)
+    assert len(charts(at)) == 3  # nothing measured: no Gini-M20 figure yet
+    at.button(key="mg_morph_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("not measured yet" in i.value for i in at.info)
+    compared = next(m for m in at.metric if m.label == "Galaxies compared")
+    assert int(compared.value.replace(",", "")) >= 1
+    methods = at.dataframe[0].value["method"].tolist()
+    assert methods[:2] == ["Gini-M20 (Lotz et al. 2008)", "A > 0.35 (Conselice 2003)"]
+    assert "volunteers, Class8.6 > 0.5" in methods and any(m.startswith("model, calibrated") for m in methods)
+    assert at.dataframe[1].value.shape == (len(methods), len(methods))  # the overlap
+    assert len(charts(at)) == 4
+    at.slider(key="mg_threshold").set_value(0.3).run()  # no new measurement: read back from the cache
+    assert not at.exception and not any("not measured yet" in i.value for i in at.info)
+
+
 def test_predict_page(trained, env):
     at = app("predict")
     assert "Upload some images" in at.info[0].value
@@ -354,6 +374,30 @@ def test_predict_page(trained, env):
     at.text_input(key="pr_folder").set_value(str(env["data"])).run()
     assert not at.exception and len(at.dataframe[0].value) == 56
     assert "(from galaxy_core.json)" in " ".join(c.value for c in at.caption)
+
+
+def test_predict_page_reads_fits_cutouts(trained, env):
+    """A folder of FITS cutouts (a g, r, i cube and a band triple, each with its own field in its header) and the
+    same files uploaded: both predicted, the field said to come from the headers, the composite shown."""
+    from test_fitsimages import galaxy, header, write, write_triple
+
+    folder = env["data"].parent / "fits"
+    folder.mkdir()
+    hdr = header(r90=6.0)  # 128 px at 0.396 arcsec: 0.997 of the frame, enough for the model's field
+    write(folder / "101.fits", galaxy(seed=1), hdr)
+    write_triple(folder, "102", galaxy(seed=2, bulge=0.8), hdr)
+    at = app("predict")
+    at.text_input(key="pr_folder").set_value(str(folder)).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.dataframe[0].value["GalaxyID"].tolist() == ["101", "102"]
+    assert "each FITS file's own header" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="pr_pick").set_value("102").run()
+    assert not at.exception and len(at.get("image")) == 1
+    at.text_input(key="pr_folder").set_value("")
+    files = sorted(folder.iterdir())
+    at.get("file_uploader")[0].set_value([(f.name, f.read_bytes(), "application/fits") for f in files]).run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.dataframe[0].value["GalaxyID"].tolist() == ["101", "102"]
 
 
 def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tmp_path):
@@ -502,6 +546,9 @@ def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(env, mon
     assert "decompression bomb" in reasons["bomb.png"] and "not an image" in reasons["notes.jpg"]
     assert "file name" in reasons["script.py"] and "file name" in reasons[".hidden.jpg"]
     assert "also named" in reasons[good[0].stem + ".png"] and "GIF" in reasons["gif.png"]
+    fits_ok = _common.check_uploads([("7.fits", b"SIMPLE  =" + b" " * 71), ("7_g.fits.gz", b"\x1f\x8b...")])
+    assert [n for n, _ in fits_ok[0]] == ["7.fits", "7_g.fits.gz"] and not fits_ok[1]
+    assert "not a FITS file" in _common.check_uploads([("8.fits", good[0].read_bytes())])[1][0]
 
     # Between one and two times Pillow's limit, Pillow only warns (an error under pytest's settings): refused alike.
     side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
