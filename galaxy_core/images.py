@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import fitsimages
+
 # ImageError is defined in files so that fitsimages can raise it too; callers know it as images.ImageError.
 from .files import DataError, ImageError, Progress, os_reason
 

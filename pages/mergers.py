@@ -25,8 +25,10 @@ model = ml.choose_model("mg_model")
 if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-subset = c1.radio("Galaxies", ["val", "labelled", "unlabelled"], format_func=common.SUBSET_NAMES.get,
-                  horizontal=True, key="mg_subset")
+subsets = ["val", "labelled", "unlabelled"]
+# A folder of unlabelled galaxies opens on them, not on an empty validation split.
+subset = c1.radio("Galaxies", subsets, format_func=common.SUBSET_NAMES.get, horizontal=True, key="mg_subset",
+                  index=next((i for i, s in enumerate(subsets) if len(cache.indices(s))), 0))
 threshold = c2.slider("Merger threshold on predicted Class8.6", 0.0, 0.99, 0.5, 0.01, key="mg_threshold")
 rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, mergers.DEFAULT_RATE_PER_GYR, 0.01,
                        format="%.3f", key="mg_rate", help="0.05 at z~0, as the seed paper quoted Lotz et al. (2011)")

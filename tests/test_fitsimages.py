@@ -15,9 +15,9 @@ import pytest
 from astropy.io import fits
 from astropy.visualization import ManualInterval, make_lupton_rgb
 from astropy.wcs import WCS
+from conftest import ROOT
 from PIL import Image
 
-from conftest import ROOT
 from galaxy_core import catalog, cli, fitsimages, images, prediction, tree
 from galaxy_core.files import DataError
 from galaxy_core.fitsimages import FitsSettings
@@ -317,8 +317,8 @@ def test_the_folder_settings_and_its_field_of_view(tmp_path):
 
 TWIN_R90 = N * SCALE / (8.48 * 0.8)
 """PETROR90 (arcsec) for which the 128 px cutouts show 0.8 of the GZ2 frame."""
-TWINS = [dict(bulge=0.8, q=0.9, mag=16.0), dict(bulge=0.2, q=0.35, mag=16.8), dict(bulge=0.05, q=0.15, mag=16.5),
-         dict(bulge=0.4, q=0.7, mag=17.3, pa=100.0)]
+TWINS = [{"bulge": 0.8, "q": 0.9, "mag": 16.0}, {"bulge": 0.2, "q": 0.35, "mag": 16.8},
+         {"bulge": 0.05, "q": 0.15, "mag": 16.5}, {"bulge": 0.4, "q": 0.7, "mag": 17.3, "pa": 100.0}]
 TWIN_TOLERANCE = 0.06
 
 

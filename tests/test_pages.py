@@ -336,6 +336,19 @@ def test_mergers_threshold_changes_the_fraction(trained):
     assert not at.exception and "validation split" in " ".join(c.value for c in at.caption)
 
 
+def test_mergers_page_opens_on_the_galaxies_a_folder_has(trained, env, tmp_path, monkeypatch):
+    """A folder of unlabelled galaxies only: the page starts on them, not on an empty validation split."""
+    import shutil
+
+    shutil.copytree(env["data"] / catalog.UNLABELLED_DIR, tmp_path / "only" / catalog.UNLABELLED_DIR)
+    shutil.copy(env["data"] / catalog.FOLDER_CONFIG, tmp_path / "only" / catalog.FOLDER_CONFIG)
+    monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "only"))
+    at = app("mergers")
+    assert at.radio(key="mg_subset").value == "unlabelled"
+    assert not at.info or "No galaxies" not in at.info[0].value
+    assert any(m.label.startswith("Merger fraction") for m in at.metric)
+
+
 def test_mergers_morphology_check_measures_on_demand(trained):
     """The morphology section says how many galaxies are not measured yet, measures them when asked (kept with the
     cache), then shows the fractions by each method, their overlap, the Gini-M20 plane and what the cuts select."""
