@@ -222,7 +222,7 @@ def gini_m20_figure(table: pd.DataFrame, marked=None, marked_name: str = "marked
     Lotz et al. (2008) merger line G = -0.14 M20 + 0.33 and, beside it, the asymmetry histogram with Conselice's
     (2003) A = 0.35. ``marked``: a bool per row of ``table`` (e.g. the model's mergers), drawn in another colour.
     M20 runs right to left, as in Lotz et al. (2004, 2008)."""
-    good = table["flag"].between(0, morphology.MAX_FLAG).to_numpy()
+    good = morphology.usable(table)
     mark = np.zeros(len(table), bool) if marked is None else np.asarray(marked, dtype=bool)
     fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.1,
                         subplot_titles=("Gini-M20 (Lotz et al. 2008)", "Asymmetry (Conselice 2003)"))
