@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import catalog, data, tree
+from . import catalog, data, fitsimages, images, tree
+from .files import ImageError
 
 SUBSETS = ("all", "labelled", "train", "val", "unlabelled")
 """Names of the galaxy subsets, as :meth:`galaxy_core.data.GalaxyCache.indices` understands them."""
@@ -250,11 +251,34 @@ def tree_table(values: np.ndarray, known: np.ndarray | None = None) -> pd.DataFr
 # ------------------------------------------------------------------------------------------------------ the images
 
 def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
-    """The image file a cached galaxy was decoded from, if its data folder (``meta["source"]``) is still there."""
+    """The image file a cached galaxy was decoded from (for a FITS g, r, i triple, its r file), if its data folder
+    (``meta["source"]``) is still there."""
     root = Path(str(cache.meta.get("source", "")))
+    names = [f"{galaxy_id}{ext}" for ext in catalog.IMAGE_EXTENSIONS]
+    names += [f"{galaxy_id}{band}{ext}" for band in ("", "_r") for ext in fitsimages.FITS_EXTENSIONS]
     for sub in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
-        for ext in catalog.IMAGE_EXTENSIONS:
-            p = root / sub / f"{galaxy_id}{ext}"
+        for name in names:
+            p = root / sub / name
             if p.is_file():
                 return p
     return None
+
+
+def original_image(cache: data.GalaxyCache, path: str | Path) -> tuple[np.ndarray, float]:
+    """An original image of ``cache`` (:func:`original_path`) as (H, W, 3) uint8 RGB, and the central fraction of
+    its shorter side that the cache keeps.
+
+    A JPEG or PNG keeps ``cache.fov / source_fov``. A FITS cutout is drawn as the composite it was cached from
+    (``fitsimages.read_rgb`` with its folder's ``galaxy_core.json``), and keeps what its own header's field gives
+    (``fitsimages.own_crop``), else the same as a JPEG. Raises ImageError for a file that cannot be read, or a
+    cutout too small for the cache's field."""
+    crop = cache.fov / float(cache.meta.get("source_fov") or 1.0)
+    if not fitsimages.is_fits(path):
+        with images.open_image(path) as im:
+            try:
+                return np.asarray(im.convert("RGB")), crop
+            except OSError as e:  # truncated or damaged: the header opened, the pixels did not
+                raise ImageError(path, f"cannot be decoded ({e})") from e
+    settings = catalog.folder_fits_settings(Path(str(cache.meta.get("source", ""))))
+    rgb, fld = fitsimages.read_rgb(path, settings)
+    return np.asarray(rgb), fitsimages.own_crop(str(path), fld, cache.fov, settings) or crop

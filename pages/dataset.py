@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from galaxy_core import explore, figures, tree
-from galaxy_core.files import format_bytes
+from galaxy_core.files import DataError, format_bytes
 from pages import _common as common
 
 common.require_app(__file__)
@@ -47,15 +47,19 @@ with right:
     st.subheader("Decision-tree consistency")
     tc = s["tree_check"]
     worst = max(tc["max_abs_violation"].values(), default=0.0)
-    (st.success if tc["consistent"] else st.error)(
-        f"Every question's answers sum to their parent answer within {worst:.2g} over the {s['n_full']:,} fully "
-        f"labelled galaxies." if tc["consistent"] else
-        f"The labels break the tree by up to {worst:.3g}: some questions' answers do not sum to their parent answer.")
-    st.table(pd.DataFrame({"question": [f"{q.key}: {q.text}" for q in tree.QUESTIONS],
-                           "largest |sum - parent|": [f"{v:.2g}" for v in tc["max_abs_violation"].values()]}),
-             hide_index=True)
-    if not tc["consistent"]:
-        st.dataframe(pd.DataFrame(tc["worst"]), hide_index=True)
+    if not s["n_full"]:
+        st.info("No fully labelled galaxies: there are no labels to check against the tree.")
+    else:
+        (st.success if tc["consistent"] else st.error)(
+            f"Every question's answers sum to their parent answer within {worst:.2g} over the {s['n_full']:,} fully "
+            f"labelled galaxies." if tc["consistent"] else
+            f"The labels break the tree by up to {worst:.3g}: some questions' answers do not sum to their parent "
+            f"answer.")
+        st.table(pd.DataFrame({"question": [f"{q.key}: {q.text}" for q in tree.QUESTIONS],
+                               "largest |sum - parent|": [f"{v:.2g}" for v in tc["max_abs_violation"].values()]}),
+                 hide_index=True)
+        if not tc["consistent"]:
+            st.dataframe(pd.DataFrame(tc["worst"]), hide_index=True)
 
 # -------------------------------------------------------------------------------------------------- thumbnails
 st.subheader("Thumbnails")
@@ -95,10 +99,13 @@ if row is not None:
     img_col, tree_col = st.columns([2, 3])
     with img_col:
         path = explore.original_path(cache, gid)
-        crop = cache.fov / float(cache.meta.get("source_fov") or 1.0)
         if path is not None:
-            st.image(figures.original_with_crop(path, crop), width="stretch",
-                     caption=f"{gid}: the original image ({path.name}); the box is the field the cache keeps")
+            try:
+                picture, crop = explore.original_image(cache, path)
+                st.image(figures.original_with_crop(picture, crop), width="stretch",
+                         caption=f"{gid}: the original image ({path.name}); the box is the field the cache keeps")
+            except DataError as e:  # changed or damaged since it was cached
+                st.warning(f"The original image cannot be shown: {e}")
         st.image(figures.enlarge(cache.image(row), 320), width="stretch",
                  caption=f"{gid} as cached and seen by the models: {cache.size} px, field {cache.fov:.3f} of the "
                          f"424 px frame")

@@ -187,5 +187,29 @@ def test_original_path_and_names(tiny_cache, tiny_data):
     path = explore.original_path(tiny_cache, gid)
     assert path == tiny_data / catalog.LABELLED_DIR / f"{gid}.jpg"
     assert explore.original_path(tiny_cache, "no-such-galaxy") is None
+    picture, crop = explore.original_image(tiny_cache, path)
+    assert picture.shape == (128, 128, 3) and picture.dtype == np.uint8
+    assert crop == pytest.approx(tiny_cache.fov / float(tiny_cache.meta.get("source_fov") or 1.0))
     assert explore.label("Class8.6") == "Class8.6 odd_feature--merger"
     assert explore.short_name("Class8.6") == "merger"
+
+
+def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path):
+    """A FITS cube and a g, r, i triple: found, drawn as the composite they were cached from, with the box of the
+    field their own headers give (128 px at 0.396 arcsec with PETROR90 = 5 arcsec: 1.195 of the GZ2 frame, so the
+    cache's 0.6038 is the central 0.505)."""
+    from test_fitsimages import galaxy, header, write, write_triple
+
+    from galaxy_core import fitsimages
+
+    folder = tmp_path / "data" / catalog.UNLABELLED_DIR
+    folder.mkdir(parents=True)
+    write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
+    write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
+    cache = data.prepare(tmp_path / "data", tmp_path / "cache", size=32, workers=1)
+    for gid, name in (("101", "101.fits"), ("102", "102_r.fits")):
+        path = explore.original_path(cache, gid)
+        assert path is not None and path.name == name
+        picture, crop = explore.original_image(cache, path)
+        assert np.array_equal(picture, np.asarray(fitsimages.read_rgb(path)[0]))
+        assert crop == pytest.approx(cache.fov / (128 * 0.396 / (8.48 * 5.0)), rel=1e-3)

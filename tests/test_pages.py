@@ -141,6 +141,25 @@ def test_dataset_page(env):
     assert not at.exception and "not in the cache" in at.error[0].value
 
 
+def test_dataset_page_shows_a_fits_original_as_its_composite(env, tmp_path, monkeypatch):
+    """A folder of FITS cutouts: the Dataset page shows each original as the composite it was cached from."""
+    from test_fitsimages import galaxy, header, write, write_triple
+
+    folder = tmp_path / "fits" / catalog.UNLABELLED_DIR
+    folder.mkdir(parents=True)
+    write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
+    write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
+    monkeypatch.setenv("GALAXY_DATA", str(folder.parent))
+    at = app("dataset")
+    assert not at.warning, [w.value for w in at.warning]
+    assert "No fully labelled galaxies" in at.info[0].value and not at.success  # nothing to check the tree on
+    at.selectbox(key="ds_subset").set_value("unlabelled")
+    at.selectbox(key="ds_pick").set_value("102").run()
+    assert not at.exception and not at.warning
+    captions = " ".join(img.caption for i in at.get("image") for img in i.proto.imgs)
+    assert "the original image (102_r.fits)" in captions, captions
+
+
 def test_distributions_page(env):
     at = app("distributions")
     # Three lazy tabs, the first open: the 37 histograms as one heatmap and the first question's panels.
