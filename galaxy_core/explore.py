@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from . import catalog, data, fitsimages, images, tree
-from .files import ImageError
 
 SUBSETS = ("all", "labelled", "train", "val", "unlabelled")
 """Names of the galaxy subsets, as :meth:`galaxy_core.data.GalaxyCache.indices` understands them."""
@@ -266,19 +265,10 @@ def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
 
 def original_image(cache: data.GalaxyCache, path: str | Path) -> tuple[np.ndarray, float]:
     """An original image of ``cache`` (:func:`original_path`) as (H, W, 3) uint8 RGB, and the central fraction of
-    its shorter side that the cache keeps.
-
-    A JPEG or PNG keeps ``cache.fov / source_fov``. A FITS cutout is drawn as the composite it was cached from
-    (``fitsimages.read_rgb`` with its folder's ``galaxy_core.json``), and keeps what its own header's field gives
-    (``fitsimages.own_crop``), else the same as a JPEG. Raises ImageError for a file that cannot be read, or a
-    cutout too small for the cache's field."""
-    crop = cache.fov / float(cache.meta.get("source_fov") or 1.0)
-    if not fitsimages.is_fits(path):
-        with images.open_image(path) as im:
-            try:
-                return np.asarray(im.convert("RGB")), crop
-            except OSError as e:  # truncated or damaged: the header opened, the pixels did not
-                raise ImageError(path, f"cannot be decoded ({e})") from e
-    settings = catalog.folder_fits_settings(Path(str(cache.meta.get("source", ""))))
-    rgb, fld = fitsimages.read_rgb(path, settings)
-    return np.asarray(rgb), fitsimages.own_crop(str(path), fld, cache.fov, settings) or crop
+    its shorter side that the cache keeps (``images.full_image``): ``cache.fov / source_fov`` for a JPEG or PNG; for
+    a FITS cutout, drawn as the composite it was cached from (with its folder's ``galaxy_core.json``), what its own
+    header's field gives, else the same. Raises ImageError for a file that cannot be read, or a cutout too small for
+    the cache's field."""
+    source_fov = float(cache.meta.get("source_fov") or 1.0)
+    fits = catalog.folder_fits_settings(Path(str(cache.meta.get("source", "")))) if fitsimages.is_fits(path) else None
+    return images.full_image(path, cache.fov / source_fov, source_fov, fits)

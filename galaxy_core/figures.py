@@ -247,14 +247,10 @@ def gini_m20_figure(table: pd.DataFrame, marked=None, marked_name: str = "marked
 
 # ------------------------------------------------------------------------------------------------------ the images
 
-def original_with_crop(image, crop: float, colour: tuple[int, int, int] = (255, 210, 0)) -> np.ndarray:
-    """An original image (a path, or (H, W, 3) uint8 as ``explore.original_image`` gives it) with the square the
-    cache keeps (the central ``crop`` of its shorter side) outlined, so one can see what the model is shown."""
-    if isinstance(image, np.ndarray):
-        im = Image.fromarray(image)
-    else:
-        with Image.open(image) as im:
-            im = im.convert("RGB")
+def original_with_crop(image: np.ndarray, crop: float, colour: tuple[int, int, int] = (255, 210, 0)) -> np.ndarray:
+    """An original image ((H, W, 3) uint8, as ``explore.original_image`` gives it) with the square the cache keeps
+    (the central ``crop`` of its shorter side) outlined, so one can see what the model is shown."""
+    im = Image.fromarray(image)
     w, h = im.size
     c = crop * min(w, h)
     box = ((w - c) / 2, (h - c) / 2, (w + c) / 2 - 1, (h + c) / 2 - 1)

@@ -145,9 +145,7 @@ def load_image(path: str | os.PathLike, crop: float, size: int, source_fov: floa
     if not 0 < crop <= 1:
         raise DataError(f"crop must be in (0, 1], got {crop} for {path}")
     if fitsimages.is_fits(path):
-        rgb, fld = _fits(path, fitsimages.read_rgb, path, fits, MIN_IMAGE_SIDE, Image.MAX_IMAGE_PIXELS)
-        crop = _fits(path, fitsimages.own_crop, os.fspath(path), fld, crop * source_fov, fits) or crop
-        return _crop_resize(path, rgb, crop, size)
+        return _crop_resize(path, *_fits_rgb(path, crop, source_fov, fits), size)
     with open_image(path) as im:
         try:
             if im.format == "JPEG":
@@ -158,6 +156,29 @@ def load_image(path: str | os.PathLike, crop: float, size: int, source_fov: floa
         except Exception as e:  # noqa: BLE001 - see open_image
             raise ImageError(path, _reason(e)) from e
         return _crop_resize(path, rgb, crop, size)
+
+
+def full_image(path: str | os.PathLike, crop: float, source_fov: float = 1.0,
+               fits: fitsimages.FitsSettings | None = None) -> tuple[np.ndarray, float]:
+    """One image at its own resolution, as (H, W, 3) uint8 RGB, and the central fraction of its shorter side that
+    :func:`load_image` with the same arguments keeps: ``crop``, or for a FITS cutout with its own field what its
+    header gives. Raises :class:`ImageError` as :func:`load_image` does."""
+    if fitsimages.is_fits(path):
+        rgb, crop = _fits_rgb(path, crop, source_fov, fits)
+        return np.asarray(rgb), crop
+    with open_image(path) as im:
+        try:
+            return np.asarray(_to_rgb(im)), crop
+        except Exception as e:  # noqa: BLE001 - see open_image
+            raise ImageError(path, _reason(e)) from e
+
+
+def _fits_rgb(path: str | os.PathLike, crop: float, source_fov: float,
+              fits: fitsimages.FitsSettings | None) -> tuple[Image.Image, float]:
+    """A FITS galaxy's composite and the crop that shows ``crop`` x ``source_fov`` of the frame (its own header's,
+    else ``crop``): the FITS side of :func:`load_image`."""
+    rgb, fld = _fits(path, fitsimages.read_rgb, path, fits, MIN_IMAGE_SIDE, Image.MAX_IMAGE_PIXELS)
+    return rgb, _fits(path, fitsimages.own_crop, os.fspath(path), fld, crop * source_fov, fits) or crop
 
 
 def _crop_resize(path: str | os.PathLike, rgb: Image.Image, crop: float, size: int) -> np.ndarray:

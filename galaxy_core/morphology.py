@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import warnings
 from pathlib import Path
 
@@ -54,9 +53,11 @@ How much Q moves the statistics is measured in the README ("Morphology check")."
 MAX_FLAG = 1
 """statmorph's flags: 0 good, 1 suspect, 2 bad, 4 catastrophic. Measurements with a larger flag are dropped."""
 STATS = ("gini", "m20", "concentration", "asymmetry", "smoothness")
-"""What :func:`measure` keeps of statmorph's quantities, besides the flag, ``rpetro_circ`` and ``sn_per_pixel``."""
-COLUMNS = ("GalaxyID", *STATS, "rpetro_circ", "sn_per_pixel", "n_pixels", "flag", "problem", "gm20_merger",
-           "asym_merger")
+"""The non-parametric statistics :func:`measure` keeps (dimensionless)."""
+MEASURED = (*STATS, "rpetro_circ", "sn_per_pixel")
+"""Every quantity :func:`measure` takes from statmorph, besides its flag: :data:`STATS`, the circular Petrosian
+radius (px) and the signal-to-noise per pixel."""
+COLUMNS = ("GalaxyID", *MEASURED, "n_pixels", "flag", "problem", "gm20_merger", "asym_merger")
 """The columns of :func:`morphology_table`."""
 SETTINGS = {"q": LUPTON_Q, "nsigma": 1.5, "n_pixels": 10, "smooth_sigma": 1.0, "skybox_size": 16, "version": 1}
 """The settings :func:`cache_table` measures with; stored results are keyed by them and the cache's fingerprint."""
@@ -155,15 +156,14 @@ def _statmorph_class():
 
     class CoreMorphology(statmorph.SourceMorphology):
         def _calculate_morphology(self):
-            for q in (*STATS, "rpetro_circ", "sn_per_pixel"):
+            for q in MEASURED:
                 _ = self[q]
 
     return CoreMorphology
 
 
 def _empty(problem: str, n_pixels: int = 0) -> dict:
-    return {**{k: np.nan for k in (*STATS, "rpetro_circ", "sn_per_pixel")}, "n_pixels": n_pixels, "flag": -1,
-            "problem": problem}
+    return {**{k: np.nan for k in MEASURED}, "n_pixels": n_pixels, "flag": -1, "problem": problem}
 
 
 def measure(image, q: float = SETTINGS["q"], nsigma: float = SETTINGS["nsigma"],
@@ -201,7 +201,7 @@ def measure(image, q: float = SETTINGS["q"], nsigma: float = SETTINGS["nsigma"],
     # statmorph's own notes (AstropyUserWarning, e.g. "Asymmetry center drifted too far away from the centroid");
     # NumPy's RuntimeWarnings from inside it say nothing a user could act on.
     said = sorted({str(w.message) for w in caught if not issubclass(w.category, RuntimeWarning)})
-    out = {k: float(m[k]) for k in (*STATS, "rpetro_circ", "sn_per_pixel")}
+    out = {k: float(m[k]) for k in MEASURED}
     return {**out, "n_pixels": n, "flag": int(m.flag), "problem": "; ".join(said)}
 
 
@@ -294,7 +294,7 @@ def stored(cache) -> pd.DataFrame:
     the file cannot be read: it is then measured again and rewritten)."""
     try:
         return pd.read_csv(store_path(cache), dtype={"GalaxyID": str, "problem": str}, keep_default_na=False,
-                           na_values={c: ["", "nan", "NaN"] for c in (*STATS, "rpetro_circ", "sn_per_pixel")})
+                           na_values={c: ["", "nan", "NaN"] for c in MEASURED})
     except (OSError, ValueError, pd.errors.ParserError):
         return pd.DataFrame(columns=["row", *COLUMNS])
 
@@ -314,7 +314,6 @@ def cache_table(cache, rows=None, workers: int | None = None, progress: Progress
     done = stored(cache)
     todo = np.setdiff1d(rows, done["row"].to_numpy(dtype=np.int64))
     settings = {k: v for k, v in SETTINGS.items() if k != "version"}
-    parts = [done]
     for s in range(0, len(todo), save_every):
         idx = todo[s:s + save_every]
 
@@ -323,13 +322,9 @@ def cache_table(cache, rows=None, workers: int | None = None, progress: Progress
                 progress(base + i, len(todo))
         new = morphology_table(cache.images, cache.ids, idx, workers, step, **settings)
         new.insert(0, "row", idx)
-        parts.append(new)
-        done = pd.concat([p for p in parts if len(p)], ignore_index=True)
-        parts = [done]
+        done = pd.concat([t for t in (done, new) if len(t)], ignore_index=True)  # pandas warns on an empty part
         try:
-            buf = io.StringIO()
-            done.to_csv(buf, index=False, lineterminator="\n")
-            atomic_write_text(path, buf.getvalue())
+            atomic_write_text(path, done.to_csv(index=False, lineterminator="\n"))
         except OSError:
             pass  # a read-only cache: measured again next time
     by_row = done.drop_duplicates("row").set_index("row")

@@ -225,11 +225,9 @@ MAX_UPLOAD_TOTAL_MB = 500
 
 
 def _upload_problem(content: bytes) -> str | None:
-    """Why an uploaded file cannot be predicted, else None: too big, not a JPEG or PNG that Pillow can open, or more
+    """Why an uploaded file cannot be predicted, else None: not a JPEG or PNG that Pillow can open, or more
     pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression bomb: a small file that decodes to gigabytes).
     Reads only the image's header."""
-    if len(content) > MAX_UPLOAD_MB * 2**20:
-        return f"{len(content) / 2**20:.1f} MB, more than the {MAX_UPLOAD_MB} MB an uploaded image may have"
     try:
         with Image.open(io.BytesIO(content)) as im:
             fmt, (w, h) = im.format, im.size
@@ -248,10 +246,8 @@ def _upload_problem(content: bytes) -> str | None:
 
 
 def _fits_upload_problem(content: bytes) -> str | None:
-    """Why an uploaded FITS file cannot be predicted, else None: too big, or neither a FITS file (its first card is
+    """Why an uploaded FITS file cannot be predicted, else None: neither a FITS file (its first card is
     ``SIMPLE  =``) nor gzip-compressed. Its contents are checked when it is read, like any FITS file's."""
-    if len(content) > MAX_UPLOAD_MB * 2**20:
-        return f"{len(content) / 2**20:.1f} MB, more than the {MAX_UPLOAD_MB} MB an uploaded image may have"
     if not content.startswith((b"SIMPLE  =", b"\x1f\x8b")):
         return "not a FITS file (it does not start with a SIMPLE card)"
     return None
@@ -280,6 +276,8 @@ def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes
             problem = "not a file name of the form <GalaxyID>.jpg, .jpeg, .png or .fits (or <GalaxyID>_g.fits ...)"
         elif stem in seen:
             problem = f"another upload is also named {stem}"
+        elif len(content) > MAX_UPLOAD_MB * 2**20:
+            problem = f"{len(content) / 2**20:.1f} MB, more than the {MAX_UPLOAD_MB} MB an uploaded image may have"
         else:
             problem = _fits_upload_problem(content) if fits else _upload_problem(content)
         if problem:

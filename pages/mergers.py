@@ -151,6 +151,7 @@ def morphology_section() -> None:
     if calib is not None:
         t_cal = calib["calibration"]["matching_threshold"]
         others[f"model, calibrated (> {t_cal:.3f})"] = model_p > t_cal
+    marked_name = list(others)[-1]  # the calibrated model where there is one, marked on the Gini-M20 plane
     known = None
     if labelled.any():
         others["volunteers, Class8.6 > 0.5"] = cache.labels[sample, COL] > 0.5
@@ -174,17 +175,14 @@ def morphology_section() -> None:
     st.caption("Overlap: the share of each row's mergers that the column's method also flags (count in brackets).")
     st.dataframe(pd.DataFrame([[("-" if np.isnan(v) else f"{v:.0%}") + f" ({c:,})" for v, c in zip(sv, cv)]
                                for sv, cv in zip(share, ov.to_numpy())], index=ov.index, columns=ov.columns))
-    marked_name = next(iter(others))
-    if calib is not None:
-        marked_name = f"model, calibrated (> {calib['calibration']['matching_threshold']:.3f})"
     st.plotly_chart(figures.gini_m20_figure(t.iloc[used], others[marked_name][used], marked_name),
                     key="mg_gini_m20")
     st.markdown("**What the cuts select** (random examples)")
     rng = np.random.default_rng(0)
     for col, name in mergers.MORPHOLOGY_METHODS.items():
-        picked = np.flatnonzero(t[col].to_numpy(dtype=bool))
-        picked = np.sort(rng.choice(picked, min(12, len(picked)), replace=False)) if len(picked) else picked
-        st.caption(f"{name}: {len(np.flatnonzero(t[col].to_numpy(dtype=bool))):,} galaxies")
+        flagged = np.flatnonzero(t[col].to_numpy(dtype=bool))
+        picked = np.sort(rng.choice(flagged, min(12, len(flagged)), replace=False))
+        st.caption(f"{name}: {len(flagged):,} galaxies")
         common.gallery(cache, t["row"].to_numpy()[picked],
                        [f"G {g:.2f} · M20 {m:.2f} · A {a:.2f}" for g, m, a in
                         t.loc[picked, ["gini", "m20", "asymmetry"]].itertuples(index=False)])

@@ -165,6 +165,9 @@ def test_bad_image_is_refused_with_its_path_and_reason(tmp_path, monkeypatch, fa
     assert IMAGE_FAULTS[fault] in e.value.reason and e.value.path == str(path)
     assert str(e.value).startswith(f"{path}: ")
     assert isinstance(e.value, catalog.DataError)
+    with pytest.raises(images.ImageError) as full:  # the whole image, as the Dataset page shows it
+        images.full_image(path, 0.5)
+    assert IMAGE_FAULTS[fault] in full.value.reason
     good = tmp_path / "good.png"
     Image.fromarray(smooth_galaxy(64)).save(good)
     out = [r for _, r in images.decode_images([good, path, good], 0.5, 16, workers=1)]
