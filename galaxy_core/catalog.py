@@ -378,6 +378,19 @@ def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float
     return resolve_field(root, samples, source_fov, frame_arcsec)[0]
 
 
+PACK_FOV = 256 / KAGGLE_FRAME
+"""The field of the central 256 px of a 424 px original (0.6038), what the 96 px Galaxy Zoo packs show."""
+
+
+class FieldUnknown(DataError):
+    """A folder of images that are not 424 px originals and do not say which part of the frame they show: ``sample``
+    (one image's path) and its ``size`` (width, height) in px, for a user interface that asks for the field."""
+
+    def __init__(self, sample, size: tuple[int, int], message: str):
+        super().__init__(message)
+        self.sample, self.size = sample, size
+
+
 def resolve_field(root: str | os.PathLike, samples: list, source_fov: float | None = None,
                   frame_arcsec: float | None = None) -> tuple[float, FitsSettings]:
     """:func:`resolve_source_fov` and :func:`folder_fits_settings` of a folder together, for decoding it. When the
@@ -408,7 +421,8 @@ def resolve_field(root: str | os.PathLike, samples: list, source_fov: float | No
                      f"frame's width, a PETROR90 card (arcsec) in each header or the folder's frame_arcsec "
                      f"(--frame-arcsec, or {{\"frame_arcsec\": ...}} in {FOLDER_CONFIG}) -- "
                      f"{Path(sample).name} has no {lacks}") if lacks else ""
-        raise DataError(
+        raise FieldUnknown(
+            sample, size,
             f"{sample} is {size[0]}x{size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
             f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
             f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import catalog, data, mergers, tree
+from . import catalog, data, demo, mergers, tree
 from .mergers import MERGER_COLUMN
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 
@@ -34,6 +34,17 @@ def _emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
         print(json.dumps(obj, default=str))
 
 
+def _data(path: str) -> str:
+    """A data folder or cache named on the command line; the project's ``data/`` with nothing in it (a fresh
+    clone's) stands for the built-in synthetic demo in ``data/demo``, made on first use, as in the dashboard."""
+    if not demo.stands_for_demo(path):
+        return path
+    if _main_process():
+        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo.DEFAULT_ROOT} is used (put "
+              f"your data in {path} in the Kaggle layout, or name another folder)", file=sys.stderr)
+    return str(demo.ensure_demo_dataset(progress=TextProgress("making the demo") if _main_process() else None))
+
+
 def _refuse_pickle(*paths: str | None) -> None:
     """Refuse a pickled checkpoint given as a model (``models.refuse_pickle``: unpickling runs the file's code)
     before anything looks inside it; None (the default model) passes."""
@@ -45,7 +56,7 @@ def _refuse_pickle(*paths: str | None) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    s = catalog.summarize(args.data, args.source_fov, args.workers, args.frame_arcsec)
+    s = catalog.summarize(_data(args.data), args.source_fov, args.workers, args.frame_arcsec)
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",
@@ -75,9 +86,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     settings = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
                     seed=args.seed, frame_arcsec=args.frame_arcsec)
     if args.merge is not None:
-        cache = data.merge_shards(args.data, args.merge, args.out, **settings)
+        cache = data.merge_shards(_data(args.data), args.merge, args.out, **settings)
     else:
-        cache = data.prepare(args.data, args.out, workers=args.workers, progress=TextProgress("prepare"),
+        cache = data.prepare(_data(args.data), args.out, workers=args.workers, progress=TextProgress("prepare"),
                              force=args.force, shard=args.shard, **settings)
     m = cache.meta
     human = (f"cache {cache.path}: {m['n']:,} galaxies at {m['size']} px, field {m['fov']:.3f} of the 424 px frame "
@@ -120,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 2
         model_args = dict(kv.split("=", 1) for kv in args.model_arg)
         cfg = config.config_for(
-            args.model, data=args.data, model_args={k: _parse_value(v) for k, v in model_args.items()},
+            args.model, data=_data(args.data), model_args={k: _parse_value(v) for k, v in model_args.items()},
             source_fov=args.source_fov, out=args.out, name=args.name, epochs=args.epochs, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.lr, lr_floor=args.lr_floor, weight_decay=args.weight_decay,
             scheduler=args.scheduler,
@@ -145,9 +156,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import evaluation
 
     _refuse_pickle(args.run)
-    ev = evaluation.evaluate(args.run, args.data, split=args.split, tta=args.tta, device=args.device)
-    human = (f"{args.run or 'the shipped checkpoint'}: RMSE {ev.rmse():.4f} over {len(ev):,} galaxies "
-             f"({args.split}, {args.tta} view(s))")
+    ev = evaluation.evaluate(args.run, _data(args.data) if args.data else None, split=args.split, tta=args.tta,
+                             device=args.device, include_trained=args.include_trained, source_fov=args.source_fov)
+    where = f"{len(ev):,} galaxies ({args.split}, {args.tta} view(s))"
+    if ev.n_excluded:
+        where += f"; {ev.n_excluded:,} it learnt from left out (--include-trained counts them)"
+    if not ev.scorable:
+        _emit(args, f"{args.run or 'the default model'}: too few galaxies to score: {where}; at least "
+                    f"{evaluation.MIN_SCORED_GALAXIES} are needed", ev.summary())
+        return 1
+    human = f"{args.run or 'the default model'}: RMSE {ev.rmse():.4f} over {where}"
     pa = ev.per_answer()
     if args.per_answer:
         human += "\n" + pa.to_string(index=False, float_format=lambda v: f"{v:.4f}")
@@ -168,7 +186,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     names = tuple(args.models.split(",")) if args.models else benchmark.BENCHMARK_MODELS
-    table = benchmark.benchmark(args.data, out, names, args.epochs_scale, args.max_train, args.device,
+    table = benchmark.benchmark(_data(args.data), out, names, args.epochs_scale, args.max_train, args.device,
                                 args.source_fov, unlabelled=args.unlabelled, compile=args.compile)
     fmt = {"val_rmse": "{:.4f}", "val_rmse_tta8": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
            "images_per_s": "{:,.0f}"}
@@ -184,14 +202,29 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import export, prediction
+    from . import export
 
+    if args.force and not args.replace_default:
+        print("export: --force goes with --replace-default", file=sys.stderr)
+        return 2
     _refuse_pickle(args.run)
-    out = args.out or prediction.CHECKPOINTS / "default"
-    r = export.export_checkpoint(args.run, out, half=not args.float32, tta=args.tta, device=args.device)
+    r = export.export_checkpoint(args.run, args.out, half=not args.float32, tta=args.tta, device=args.device)
     human = (f"{args.run} -> {r['checkpoint']} ({r['bytes'] / 1e6:.1f} MB, {r['weights']} weights); validation RMSE "
              f"with {r['tta']} view(s) over {r['n']:,} galaxies: {r['val_rmse_run']:.5f} as trained, "
              f"{r['val_rmse_checkpoint']:.5f} as exported (largest change of an answer {r['max_abs_difference']:.1e})")
+    if args.replace_default:
+        d = export.replace_default(r["checkpoint"], force=args.force, tta=args.tta, device=args.device)
+        r["replace_default"] = d
+        human += f"\n{r['checkpoint']} is now the default model ({d['default']})"
+        if d["rmse_new"] is not None:
+            human += (f"; RMSE {d['rmse_new']:.4f} against the old default's {d['rmse_old']:.4f} on the "
+                      f"{d['n']:,} galaxies neither learnt from")
+        if d["refusal_overridden"]:
+            human += f"\n  forced although {d['refusal_overridden']}"
+        if d["kept"]:
+            human += f"\n  the old default is kept in {d['kept']}"
+    else:
+        human += f"\nthe default model is unchanged; to use this one: --model {r['checkpoint']}"
     _emit(args, human, r)
     return 0
 
@@ -239,10 +272,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import demo
-
     out = demo.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
-                                 seed=args.seed)
+                                 seed=args.seed, overwrite=args.overwrite, progress=TextProgress("demo"))
     _emit(args, f"synthetic demo dataset in {out}", {"out": str(out), "n_labelled": args.n,
                                                      "n_unlabelled": args.n_unlabelled})
     return 0
@@ -252,7 +283,7 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     from . import morphology
 
     _refuse_pickle(args.model)  # before the minutes measuring may take
-    cache = data.resolve_cache(args.data, source_fov=args.source_fov)
+    cache = data.resolve_cache(_data(args.data), source_fov=args.source_fov)
     rows = data.subsample(cache.indices(args.subset), args.sample, args.seed)
     if not len(rows):
         raise catalog.DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
@@ -289,9 +320,12 @@ def cmd_morphology(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
 
+    import torch
+
     rows = []
     for name in models.list_models():
-        m = models.build_model(name)
+        with torch.device("meta"):  # shapes only: no memory or time spent initialising weights
+            m = models.build_model(name)
         rows.append({"name": name, "parameters": models.count_parameters(m), "input_size": m.config["input_size"],
                      "output": m.config["output"]})
     human = "\n".join(f"{r['name']:12s} {r['parameters']:>12,} parameters  {r['input_size']} px  {r['output']}"
@@ -335,15 +369,22 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         if not len(frame):
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
+        synthetic = catalog.folder_is_synthetic(args.images)
     else:
-        _, p = mergers.read_predictions(args.predictions)
-        source = str(args.predictions)
+        ids, p = mergers.read_predictions(args.predictions)
+        source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
 
     calibration, cal_pp = None, None
     if args.calibrate_run:
         from . import evaluation
 
-        ev = evaluation.evaluate(args.calibrate_run, split="val", tta=args.tta, device=args.device)
+        ev = evaluation.evaluate(args.calibrate_run, _data(args.data) if args.data else None, split="val",
+                                 tta=args.tta, device=args.device, source_fov=args.source_fov)
+        if len(ev) and bool(demo.is_demo_id(ev.ids).all()) != synthetic:
+            kinds = ("synthetic demo", "real") if not synthetic else ("real", "synthetic demo")
+            raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
+                             f"galaxies: a threshold matched on one says nothing about the other; give --data a "
+                             f"labelled folder like the predicted galaxies")
         pairs = mergers.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
         if pairs is None:
             raise ValueError(f"{args.calibrate_run}: fewer than {mergers.MIN_CALIBRATION_GALAXIES} validation galaxies "
@@ -407,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("data", help="data folder in the Kaggle layout")
     source_fov(sp)
     frame_arcsec(sp)
-    sp.add_argument("--workers", type=int, default=None)
+    sp.add_argument("--workers", type=int, default=None, help="processes reading image headers (default: every core)")
 
     sp = command("prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
     sp.add_argument("data", help="data folder in the Kaggle layout")
@@ -422,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
     source_fov(sp)
     frame_arcsec(sp)
-    sp.add_argument("--val-fraction", type=float, default=0.1)
+    sp.add_argument("--val-fraction", type=float, default=0.1, help="share of labelled galaxies kept for validation "
+                                                                     "(default 0.1)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the train/validation split")
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--force", action="store_true", help="rebuild even if an up-to-date cache exists")
@@ -437,19 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
     source_fov(sp)
     sp.add_argument("--out", default=None, help="parent folder of run folders (default runs/)")
     sp.add_argument("--name", default=None, help="run folder name (default <model>-<time>)")
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--batch-size", type=int)
-    sp.add_argument("--optimizer", choices=["adam", "adamw"])
-    sp.add_argument("--lr", type=float)
-    sp.add_argument("--weight-decay", type=float)
-    sp.add_argument("--scheduler", choices=["plateau", "onecycle", "cosine", "constant"])
+    sp.add_argument("--epochs", type=int, help="passes over the training galaxies (default: the model's recipe)")
+    sp.add_argument("--batch-size", type=int, help="galaxies per step (default: the model's recipe)")
+    sp.add_argument("--optimizer", choices=["adam", "adamw"], help="default: the model's recipe")
+    sp.add_argument("--lr", type=float, help="peak learning rate (default: the model's recipe)")
+    sp.add_argument("--weight-decay", type=float, help="default: the model's recipe")
+    sp.add_argument("--scheduler", choices=["plateau", "onecycle", "cosine", "constant"],
+                    help="learning-rate schedule (default: the model's recipe)")
     sp.add_argument("--lr-floor", type=float, help="onecycle and cosine end at this fraction of --lr (default 0)")
     sp.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                     help="random rotations, flips, zoom and shifts on the device")
     sp.add_argument("--partial", action=argparse.BooleanOptionalAction, default=None,
                     help="also train on partially labelled galaxies (masked loss)")
     sp.add_argument("--tta", type=int, help="views averaged for the final validation figure (1-8)")
-    sp.add_argument("--seed", type=int)
+    sp.add_argument("--seed", type=int, help="seed of the weights, batches and augmentation (default 0)")
     sp.add_argument("--max-train", type=int, help="train on at most this many galaxies")
     sp.add_argument("--sizes", metavar="PX,PX,...", help="progressive resizing: input sizes of equal stages of the "
                                                        "epochs, ending at the model's, e.g. 56,64,72,80")
@@ -470,16 +513,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", metavar="RUN", help="continue a killed or stopped run from its last epoch")
     sp.add_argument("--config", metavar="JSON", help="take every setting from a TrainConfig JSON file")
 
-    sp = command("evaluate", cmd_evaluate, "RMSE of a run or checkpoint overall, per question or per answer")
+    sp = command("evaluate", cmd_evaluate, "RMSE of a run or checkpoint overall, per question or per answer, on "
+                                           "galaxies it never learnt from")
     sp.add_argument("run", nargs="?", default=None,
-                    help="run or checkpoint folder (default: the shipped checkpoint, on the galaxies it never "
-                         "trained on)")
-    sp.add_argument("--data", default=None, help="cache or data folder (default: the one the model was trained on)")
-    sp.add_argument("--split", default="val", choices=["val", "train", "labelled"])
+                    help="run or checkpoint folder (default: the shipped checkpoint)")
+    sp.add_argument("--data", default=None,
+                    help="labelled data folder or cache (default: the cache the model was trained on, if it is on "
+                         "this machine; the shipped checkpoint's is not)")
+    source_fov(sp)
+    sp.add_argument("--split", default="val", choices=["val", "train", "labelled"],
+                    help="val (default): the galaxies it never learnt from (a run's own validation split); train: "
+                         "those it learnt from; labelled: all labelled galaxies but those it learnt from")
+    sp.add_argument("--include-trained", action="store_true",
+                    help="with --split labelled: count the galaxies it learnt from too (not a fair test)")
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
     sp.add_argument("--per-answer", action="store_true", help="list all 37 answers")
     sp.add_argument("--save", default=None, help="write the predictions to this CSV")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
 
     sp = command("benchmark", cmd_benchmark, "train mean, seed-cnn, resnet18 and galaxynet on one split and print "
                                              "one table")
@@ -489,19 +539,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated model names (default mean,seed-cnn,resnet18,galaxynet)")
     sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
     sp.add_argument("--max-train", type=int, default=None, help="cap the training galaxies (quick looks)")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sp.add_argument("--out", default=None, help="folder for the runs (default runs/benchmark-<time>)")
     sp.add_argument("--unlabelled", default=None, metavar="DATA",
                     help="unlabelled galaxies (cache or folder): adds galaxynet distilled from the galaxynet run")
     sp.add_argument("--compile", action="store_true", help="torch.compile every network")
 
-    sp = command("export", cmd_export, "write a run's best model as the checkpoint that prediction and the dashboard "
-                                       "use by default (float16 weights, checked on the run's validation split)")
+    sp = command("export", cmd_export, "write a run's best model as a checkpoint folder (float16 weights, checked on "
+                                       "the run's validation split); --replace-default makes it the default model")
     sp.add_argument("run", help="run folder")
-    sp.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/default)")
+    sp.add_argument("--out", default=None, help="checkpoint folder (default checkpoints/<run name>)")
+    sp.add_argument("--replace-default", action="store_true",
+                    help="also make it checkpoints/default, the model used when none is named, keeping the old one "
+                         "as checkpoints/default-replaced-<time>; refused for a model that is worse than the old "
+                         "one or learnt from the synthetic demo")
+    sp.add_argument("--force", action="store_true", help="with --replace-default: replace it even so")
     sp.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
     sp.add_argument("--tta", type=int, default=8, help="views averaged for the check (1-8)")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
 
     sp = command("predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
     sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts (or a data folder in the Kaggle "
@@ -512,16 +567,19 @@ def build_parser() -> argparse.ArgumentParser:
     source_fov(sp)
     frame_arcsec(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
-    sp.add_argument("--batch-size", type=int, default=256)
+    sp.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
 
-    sp = command("demo", cmd_demo, "write the built-in synthetic dataset in the Kaggle layout")
-    sp.add_argument("--out", default=str(catalog.PROJECT_ROOT / "data" / "demo"))
-    sp.add_argument("--n", type=int, default=600, help="labelled galaxies")
-    sp.add_argument("--n-unlabelled", type=int, default=100)
-    sp.add_argument("--size", type=int, default=424)
-    sp.add_argument("--seed", type=int, default=0)
+    sp = command("demo", cmd_demo, "write the built-in synthetic dataset in the Kaggle layout (made-up galaxies "
+                                   "and labels, for trying the tool)")
+    sp.add_argument("--out", default=str(demo.DEFAULT_ROOT), help="folder to write (default data/demo, where the "
+                                                                  "dashboard and data/ look for it)")
+    sp.add_argument("--overwrite", action="store_true", help="replace the folder if it already holds files")
+    sp.add_argument("--n", type=int, default=600, help="labelled galaxies (default 600)")
+    sp.add_argument("--n-unlabelled", type=int, default=100, help="unlabelled galaxies (default 100)")
+    sp.add_argument("--size", type=int, default=424, help="image side in px (default 424, as Kaggle's)")
+    sp.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
 
     sp = command("mergers", cmd_mergers, "the merger fraction (Class8.6) with confidence intervals, calibration and "
                                          "the theory comparison (Lotz et al. 2011)")
@@ -532,14 +590,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "checkpoint, else the newest finished run in runs/)")
     source_fov(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
-    sp.add_argument("--device", default="auto")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")
     sp.add_argument("--rate", type=float, default=mergers.DEFAULT_RATE_PER_GYR,
                     help="merger rate R, per galaxy per Gyr (default 0.05, as the seed paper quoted Lotz et al. 2011)")
     sp.add_argument("--timescale", type=float, default=mergers.MORPHOLOGY_TIMESCALE_GYR,
                     help="observability timescale T, Gyr (default 0.3 for morphology; about 1 for close pairs)")
-    sp.add_argument("--calibrate-run", metavar="RUN", default=None,
-                    help="run folder: compare model and volunteers on its validation split")
+    sp.add_argument("--calibrate-run", metavar="MODEL", default=None,
+                    help="run or checkpoint folder: compare its Class8.6 with the volunteers' on labelled galaxies it "
+                         "never learnt from (of --data, else of the cache it trained on) and match the threshold")
+    sp.add_argument("--data", default=None, metavar="DATA",
+                    help="labelled data folder or cache to calibrate on (needed for the shipped checkpoint; real "
+                         "galaxies for real predictions)")
     sp.add_argument("--plot", metavar="OUT.html", default=None, help="write the histogram (and calibration) plots")
     sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
 
@@ -547,9 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                "measured once and kept), with the merger fractions they give")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
-    sp.add_argument("--subset", default="all", choices=["all", "labelled", "train", "val", "unlabelled"])
+    sp.add_argument("--subset", default="all", choices=["all", "labelled", "train", "val", "unlabelled"],
+                    help="which galaxies of the cache (default all)")
     sp.add_argument("--sample", type=int, default=None, help="measure a seeded random sample of this many")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="seed of the --sample")
     sp.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
     sp.add_argument("--model", default=None, help="run or checkpoint folder: compare its Class8.6 > --threshold")
     sp.add_argument("--threshold", type=float, default=0.5, help="the model's merger threshold on Class8.6")
@@ -557,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("models", cmd_models, "the registered models")
     sp = command("runs", cmd_runs, "past training runs, newest first")
-    sp.add_argument("--root", default="runs")
+    sp.add_argument("--root", default="runs", help="folder holding the run folders (default runs/)")
     return p
 
 

@@ -52,8 +52,12 @@ __all__ = [
     "sample_params", "render_galaxy", "labels_from_params",
 ]
 
-FIRST_ID = 100000
-DEFAULT_ROOT = PROJECT_ROOT / "data" / "demo"
+FIRST_ID = 90_000_000
+"""The demo's first GalaxyID. The Kaggle galaxies are 6-digit (100008 ... 999967): 8-digit demo ids can never be
+taken for real ones, so a model's list of training galaxies never matches a demo galaxy."""
+DATA_ROOT = PROJECT_ROOT / "data"
+"""The project's own data folder: without images in it (a fresh clone's), it stands for the demo."""
+DEFAULT_ROOT = DATA_ROOT / "demo"
 """Where :func:`ensure_demo_dataset` puts the built-in demo: ``<project>/data/demo``."""
 
 SETTINGS = '{"source_fov": 1.0, "synthetic": true}\n'
@@ -762,7 +766,7 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
 
     ``n_labelled`` images go to ``images_training_rev1/`` with their labels in ``training_solutions_rev1.csv``
     (GalaxyID and the 37 columns of :data:`tree.COLUMNS`, 6 decimals, every question summing exactly to its parent
-    answer), ``n_unlabelled`` to ``images_test_rev1/``. GalaxyIDs are consecutive 6-digit integers from 100000,
+    answer), ``n_unlabelled`` to ``images_test_rev1/``. GalaxyIDs are consecutive 8-digit integers from :data:`FIRST_ID`,
     labelled first. Images are ``size`` x ``size`` pixel RGB JPEGs (424 like Kaggle's). The result depends only on
     the arguments: the same seed gives byte-identical files. The data are synthetic (see ``README.md`` in the output).
 
@@ -775,7 +779,7 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
     n_labelled, n_unlabelled, size, seed, quality = (int(n_labelled), int(n_unlabelled), int(size), int(seed),
                                                      int(quality))
     if n_labelled < 0 or n_unlabelled < 0 or n_labelled + n_unlabelled > 900000:
-        raise ValueError("need 0 <= n_labelled + n_unlabelled <= 900000 (GalaxyIDs are 6-digit)")
+        raise ValueError(f"need 0 <= n_labelled + n_unlabelled <= 900000 (GalaxyIDs from {FIRST_ID:,})")
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if not 1 <= quality <= 100:
@@ -785,7 +789,8 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
     if _non_empty(out) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+        raise FileExistsError(f"{out} exists and is not empty; replace it with overwrite=True (on the command line: "
+                              f"demo --overwrite)")
     total = n_labelled + n_unlabelled
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
@@ -834,7 +839,30 @@ def is_complete_demo(root, n_labelled: int = _DEFAULTS["n_labelled"],
     if not lines or lines[0] != ",".join(["GalaxyID", *tree.COLUMNS]) or len(lines) - 1 != n_labelled:
         return False
     ids = {line.split(",", 1)[0] + ".jpg" for line in lines[1:]}
-    return len(ids) == n_labelled and ids == train and len(test) == n_unlabelled
+    # A demo made before FIRST_ID left the Kaggle id range is incomplete: ensure_demo_dataset rebuilds it.
+    first = f"{FIRST_ID}.jpg" in train if n_labelled else True
+    return first and len(ids) == n_labelled and ids == train and len(test) == n_unlabelled
+
+
+def is_demo_id(ids) -> np.ndarray:
+    """For each GalaxyID (text or number): whether it is one the demo gives (``FIRST_ID`` onwards, at most 900,000
+    of them), which no Kaggle galaxy has."""
+    out = []
+    for i in np.asarray(ids).ravel():
+        try:
+            out.append(FIRST_ID <= int(str(i).strip()) < FIRST_ID + 900_000)
+        except ValueError:
+            out.append(False)
+    return np.array(out, bool)
+
+
+def stands_for_demo(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is the project's own ``data/`` with no images and no cache in it: a fresh clone's, which
+    the dashboard and the command line read as the built-in demo (``data/demo``, made on first use), so that
+    every example runs before a user has data of their own."""
+    folder = Path(folder).resolve()
+    return (folder == DATA_ROOT.resolve() and not (folder / LABELLED_DIR).is_dir()
+            and not (folder / UNLABELLED_DIR).is_dir() and not (folder / "meta.json").is_file())
 
 
 def ensure_demo_dataset(root=None, progress: Callable[[int, int], None] | None = None) -> Path:

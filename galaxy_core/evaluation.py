@@ -30,6 +30,8 @@ class Evaluation:
     y_true: np.ndarray
     y_pred: np.ndarray
     mask: np.ndarray
+    n_excluded: int = 0
+    """Labelled galaxies left out because the model learnt from them."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,8 +81,14 @@ class Evaluation:
         order = np.argsort(-np.nan_to_num(g, nan=-1), kind="stable")[:k]
         return pd.DataFrame({"GalaxyID": self.ids[order], "row": self.rows[order], "rmse": g[order]})
 
+    @property
+    def scorable(self) -> bool:
+        """Whether there are enough galaxies for the RMSE to be a result (:data:`MIN_SCORED_GALAXIES`)."""
+        return len(self) >= MIN_SCORED_GALAXIES
+
     def summary(self) -> dict:
-        return {"name": self.name, "rmse": self.rmse(), "n": len(self)}
+        return {"name": self.name, "rmse": self.rmse() if self.scorable else None, "n": len(self),
+                "n_excluded": self.n_excluded}
 
     def save_predictions(self, path: str | os.PathLike) -> None:
         """Write the predictions as a Kaggle submission CSV (GalaxyID + the 37 columns)."""
@@ -103,6 +111,13 @@ def is_run(folder: str | os.PathLike) -> bool:
     return path.is_file() and "train" in read_json(path)
 
 
+def model_dir(path: str | os.PathLike | None) -> Path:
+    """The folder that describes a model: a run folder (also for its ``best/``), else the checkpoint folder; None is
+    the default model's (``prediction.model_folder``)."""
+    folder = prediction.model_folder(path)
+    return folder.parent if folder.name == "best" and is_run(folder.parent) else folder
+
+
 def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None:
     """``{"train": ids, "val": ids}`` of an exported checkpoint (see ``GALAXIES_FILE``), None when not recorded."""
     path = Path(folder) / GALAXIES_FILE
@@ -112,65 +127,95 @@ def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None
     return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}
 
 
-def evaluate_checkpoint(folder: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
-                        split: str = "val", tta: int = 1, batch_size: int = 256,
-                        device: str = "auto", limit: int | None = None) -> Evaluation:
-    """Evaluate a checkpoint folder (None: the shipped ``checkpoints/default``) on the labelled galaxies of a cache.
+MIN_SCORED_GALAXIES = 50
+"""Fewest galaxies an RMSE is shown for: below it the pages and the command line say "too few to score". With the
+shipped model's spread of per-galaxy errors, 50 galaxies give the RMSE with a standard error of about 5 %; 30 (all
+that the 424 px sample holds unseen by the shipped model) do not make a result."""
 
-    ``split``: ``val`` means the galaxies the model never learnt from (its own validation galaxies and any the
-    checkpoint's ``galaxies.json`` does not list as training ones; all labelled galaxies when it lists none),
-    ``train`` those it learnt from, ``labelled`` all. ``cache`` defaults to the cache the model was trained on, when
-    that still exists on this machine."""
-    folder = prediction.model_folder(folder)
-    model = prediction.load_model(folder, device=views.pick_device(device))
-    if cache is None:
-        recorded = (model.extra.get("train_cache") or {}).get("path")
-        if not recorded or not Path(recorded).exists():
-            raise ValueError(f"say which data to evaluate {folder} on: the cache it was trained on "
-                             f"({recorded or 'not recorded'}) is not on this machine")
-        cache = recorded
-    if not isinstance(cache, data.GalaxyCache):
-        cache = data.resolve_cache(cache)
-    labelled = cache.indices("labelled")
-    learnt = (checkpoint_galaxies(folder) or {}).get("train", set())
-    seen = np.isin(cache.ids[labelled], list(learnt)) if learnt else np.zeros(len(labelled), bool)
-    rows = {"val": labelled[~seen], "train": labelled[seen], "labelled": labelled}.get(split)
-    if rows is None:
+
+def trained_ids(folder: str | os.PathLike | None) -> set[str] | None:
+    """The GalaxyIDs a model learnt from: a checkpoint's ``galaxies.json`` training ids, or a run's training rows of
+    the cache it trained on (when that cache is on this machine); None when they are not known. ``folder`` None is
+    the default model (``prediction.default_model``)."""
+    run = model_dir(folder)
+    if is_run(run):
+        recorded = read_json(run / "config.json")["cache"]["path"]
+        if not (Path(recorded) / "meta.json").is_file():
+            return None
+        trained = data.open_cache(recorded)
+        return {str(i) for i in trained.ids[data.split_rows(trained, _run_config(run))[0]]}
+    return (checkpoint_galaxies(run) or {}).get("train")
+
+
+def trained_mask(folder: str | os.PathLike | None, cache: data.GalaxyCache, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows`` of ``cache``: whether the model at ``folder`` learnt from that galaxy (matched by
+    GalaxyID, so it holds in any cache of the same galaxies); all False when that is not known."""
+    learnt = trained_ids(folder)
+    if not learnt:
+        return np.zeros(len(rows), bool)
+    return np.isin(cache.ids[rows], list(learnt))
+
+
+def _model_cache(folder: Path) -> data.GalaxyCache:
+    """The cache a run or checkpoint was trained on, when it is still on this machine."""
+    config = read_json(folder / "config.json")
+    recorded = (config["cache"] if is_run(folder) else config.get("extra", {}).get("train_cache") or {}).get("path")
+    if not recorded or not (Path(recorded) / "meta.json").is_file():
+        # Only the folder's name: the recorded path is the training machine's, which means nothing here.
+        raise ValueError(f"say which labelled galaxies to evaluate {folder.name} on (--data FOLDER on the command "
+                         f"line): the cache it was trained on is not on this machine")
+    return data.open_cache(recorded)
+
+
+def split_of(folder: str | os.PathLike | None, cache: data.GalaxyCache, split: str = "val",
+             include_trained: bool = False) -> tuple[np.ndarray, int]:
+    """The cache rows a model is scored on, and how many labelled galaxies were left out because it learnt from them.
+
+    ``val``: for a run on the cache it trained on, its own validation split; otherwise the labelled galaxies it never
+    learnt from (:func:`trained_mask`: a checkpoint's ``galaxies.json``, a run's training rows, matched by id).
+    ``train``: those it learnt from (not a fair test). ``labelled``: all labelled galaxies but those it learnt from,
+    unless ``include_trained``. Raises KeyError for another split."""
+    if split not in ("val", "train", "labelled"):
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
-    rows = data.subsample(rows, limit)
-    pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
-    return Evaluation(folder.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
+    labelled = cache.indices("labelled")
+    run = model_dir(folder)
+    if is_run(run) and read_json(run / "config.json")["cache"].get("fingerprint") == cache.fingerprint:
+        train, val = data.split_rows(cache, _run_config(run))
+    else:
+        seen = trained_mask(run, cache, labelled)
+        train, val = labelled[seen], labelled[~seen]
+    if split != "labelled":
+        return (val if split == "val" else train), 0
+    keep = labelled if include_trained else labelled[~np.isin(labelled, train)]
+    return keep, len(labelled) - len(keep)
 
 
 def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.PathLike | None = None,
              split: str = "val", tta: int = 1, batch_size: int = 256, device: str = "auto",
-             weights: str | os.PathLike | None = None, limit: int | None = None) -> Evaluation:
-    """Evaluate a run's best model on a split of a cache (default: the cache and validation split the run used).
+             weights: str | os.PathLike | None = None, limit: int | None = None, include_trained: bool = False,
+             source_fov: float | None = None) -> Evaluation:
+    """Evaluate a run's best model or a checkpoint folder (None: the default model, ``prediction.default_model``)
+    on a split of a cache (:func:`split_of`; the galaxies it learnt from are never scored unless asked for).
 
-    ``split`` is ``val`` (the run's own validation galaxies), ``train``, or ``labelled`` (all labelled galaxies of
-    the cache). ``tta`` dihedral views are averaged (1-8). ``weights``: a model folder to evaluate in place of the
-    run's best (for example the run exported as a checkpoint) on the run's galaxies. ``limit``: evaluate a seeded
-    random subset of at most that many galaxies (the same every time; the shipped checkpoint's "validation" on the
-    whole Kaggle set is 50,000 galaxies, a minute of a 2-core CPU; 5,000 give the RMSE with a standard error of
-    0.7 %, from the spread of the shipped model's per-galaxy errors on its validation split). A
-    checkpoint folder, or None for the shipped one, goes to :func:`evaluate_checkpoint`.
+    ``cache`` defaults to the one the model was trained on, when it is on this machine (ValueError otherwise); a
+    folder is prepared with ``source_fov``. ``tta`` dihedral views are averaged (1-8). ``weights``: a model folder
+    to evaluate in place of the run's best (for example the run exported as a checkpoint) on the run's galaxies.
+    ``limit``: a seeded random subset of at most that many galaxies (the same every time; the shipped checkpoint's
+    "validation" on the whole Kaggle set is 50,000 galaxies, a minute of a 2-core CPU; 5,000 give the RMSE with a
+    standard error of 0.7 %, from the spread of the shipped model's per-galaxy errors on its validation split).
+    The result's ``n_excluded`` counts the labelled galaxies left out as trained on (split ``labelled``).
     """
-    if run is None or not is_run(run):
-        return evaluate_checkpoint(run, cache, split, tta, batch_size, device, limit)
-    run = Path(run)
-    cfg = _run_config(run)
+    run_dir = model_dir(run)
     if cache is None:
-        cache = read_json(run / "config.json")["cache"]["path"]
-    if not isinstance(cache, data.GalaxyCache):
-        cache = data.resolve_cache(cache, source_fov=cfg.source_fov)
-    train_rows, val_rows = data.split_rows(cache, cfg)
-    rows = {"val": val_rows, "train": train_rows, "labelled": cache.indices("labelled")}.get(split)
-    if rows is None:
-        raise KeyError(f"unknown split {split!r}: use val, train or labelled")
+        cache = _model_cache(run_dir)
+    elif not isinstance(cache, data.GalaxyCache):
+        fov = _run_config(run_dir).source_fov if is_run(run_dir) and source_fov is None else source_fov
+        cache = data.resolve_cache(cache, source_fov=fov)
+    rows, excluded = split_of(run_dir, cache, split, include_trained)
     rows = data.subsample(rows, limit)
-    model = prediction.load_model(weights if weights is not None else run, device=views.pick_device(device))
+    model = prediction.load_model(weights if weights is not None else run_dir, device=views.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
-    return Evaluation(run.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows])
+    return Evaluation(run_dir.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows], excluded)
 
 
 def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | os.PathLike | None = None,

@@ -1,4 +1,5 @@
-"""Packaging: a run's best model as a checkpoint folder that ships with the project (``checkpoints/default``).
+"""Packaging: a run's best model as a checkpoint folder (``checkpoints/<run name>``), and, only when asked, as the
+one that ships with the project (``checkpoints/default``, :func:`replace_default`).
 
 A checkpoint is ``model.safetensors`` (float16 weights by default) and ``config.json``, which records where the
 model came from: the run and its summary, its training settings and cache, the machine and the date; and
@@ -8,24 +9,26 @@ model came from: the run and its summary, its training settings and cache, the m
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import data, metrics, models, prediction, runs, views
+from . import data, evaluation, metrics, models, prediction, runs, views
 from .config import TrainConfig
-from .evaluation import GALAXIES_FILE
+from .evaluation import GALAXIES_FILE, MIN_SCORED_GALAXIES
 from .files import atomic_write_json, building_dir, read_json
 
 CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
 
 
-def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = prediction.CHECKPOINTS / "default",
-                      half: bool = True, tta: int = 8, device: str = "auto") -> dict:
-    """Write a run's best model as a checkpoint folder (``checkpoints/default`` is the one prediction and the
-    dashboard use when no run is chosen), with float16 weights when ``half`` (see ``models.model_state``).
+def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = None, half: bool = True, tta: int = 8,
+                      device: str = "auto") -> dict:
+    """Write a run's best model as a checkpoint folder, ``checkpoints/<run name>`` unless ``out``, with float16
+    weights when ``half`` (see ``models.model_state``). The shipped ``checkpoints/default`` is replaced only through
+    :func:`replace_default`.
 
     The run's model is loaded once. The checkpoint is written beside ``out`` and renamed into place
     (``files.building_dir``) only after it has been read back from disk and scored on the run's validation galaxies
@@ -34,7 +37,8 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
     their largest difference on any answer, and the size of the weights in bytes. Raises ValueError, writing
     nothing, when the weights would exceed ``CHECKPOINT_MAX_BYTES``.
     """
-    run, out = Path(run), Path(out)
+    run = Path(run)
+    out = prediction.CHECKPOINTS / run.name if out is None else Path(out)
     dev = views.pick_device(device)
     model = prediction.load_model(run, dev)
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
@@ -70,3 +74,58 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike = predictio
             "n": len(val_rows), "val_rmse_run": metrics.rmse(before, y, m),
             "val_rmse_checkpoint": metrics.rmse(after, y, m),
             "max_abs_difference": float(np.abs(before - after).max()) if len(val_rows) else 0.0}
+
+
+def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int = 8, device: str = "auto",
+                    default: str | os.PathLike | None = None) -> dict:
+    """Make an exported checkpoint the shipped default (``checkpoints/default``, which prediction, evaluation and
+    the dashboard use when no model is named), keeping the old default beside it as ``default-replaced-<time>``.
+
+    Refused (ValueError, nothing changed) unless ``force`` when the checkpoint learnt from the synthetic demo, or
+    when it is worse than the current default: both are scored with ``tta`` views on the labelled galaxies of the
+    checkpoint's training cache that neither learnt from; fewer than ``evaluation.MIN_SCORED_GALAXIES`` of them is
+    refused too, as no comparison. Returns both RMSEs, the number of galaxies compared and where the old default
+    went (None when there was none)."""
+    checkpoint = Path(checkpoint)
+    default = prediction.CHECKPOINTS / "default" if default is None else Path(default)
+    if checkpoint.resolve() == default.resolve():
+        raise ValueError(f"{checkpoint} is already the default")
+    new = prediction.load_model(checkpoint)
+    result = {"checkpoint": str(checkpoint), "default": str(default), "kept": None, "n": 0, "rmse_new": None,
+              "rmse_old": None, "forced": force}
+    refusal = None
+    if prediction.trained_on_synthetic(new):
+        refusal = f"{checkpoint} learnt from the synthetic demo: it would give wrong answers on real galaxies"
+    elif (default / models.WEIGHTS_FILE).is_file():
+        recorded = (new.extra.get("train_cache") or {}).get("path")
+        if not recorded or not (Path(recorded) / "meta.json").is_file():
+            refusal = f"the cache {checkpoint} trained on is not on this machine, so it cannot be compared with " \
+                      f"the current default"
+        else:
+            cache = data.open_cache(recorded)
+            rows = cache.indices("labelled")
+            rows = rows[~evaluation.trained_mask(checkpoint, cache, rows) & ~evaluation.trained_mask(default, cache,
+                                                                                                        rows)]
+            result["n"] = len(rows)
+            if len(rows) < MIN_SCORED_GALAXIES:
+                refusal = (f"only {len(rows)} labelled galaxies that neither model learnt from (at least "
+                           f"{MIN_SCORED_GALAXIES} are needed to compare them)")
+            else:
+                dev = views.pick_device(device)
+                y, m = cache.labels[rows], cache.mask[rows]
+                result["rmse_new"], result["rmse_old"] = (
+                    metrics.rmse(prediction.predict_cache(prediction.load_model(f, dev), cache, rows, tta=tta), y, m)
+                    for f in (checkpoint, default))
+                if result["rmse_new"] > result["rmse_old"]:
+                    refusal = (f"{checkpoint} is worse than the current default on the {len(rows):,} galaxies "
+                               f"neither learnt from: RMSE {result['rmse_new']:.4f} against {result['rmse_old']:.4f}")
+    if refusal and not force:
+        raise ValueError(f"not made the default: {refusal} (--force replaces it all the same, keeping the old one)")
+    result["refusal_overridden"] = refusal
+    with building_dir(default) as tmp:  # the new default appears whole or not at all
+        shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+        if default.exists():
+            kept = default.with_name(f"default-replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(default, kept)
+            result["kept"] = str(kept)
+    return result

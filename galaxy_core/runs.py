@@ -40,18 +40,44 @@ from .views import pick_device
 METRIC_COLUMNS = ("epoch", "train_rmse", "val_rmse", "lr", "seconds", "images_per_s")
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+"""The CPU flags (``/proc/cpuinfo``) that change training speed several times over: bf16 autocast is fast only with
+AVX512-BF16 or AMX, and oneDNN's kernels differ between AVX2 and AVX-512. Two processors with one model name (a
+cloud "AMD EPYC") can differ in these."""
+
+
 def machine_description(device: torch.device | str) -> dict:
     """Where a run trains, for its config and a checkpoint's provenance: the device (the GPU's name on CUDA), the
-    processor model (from ``/proc/cpuinfo`` where there is one), the core count, torch's threads and version."""
-    cpu = platform.processor() or platform.machine()
+    processor model and its :data:`SPEED_FLAGS` (from ``/proc/cpuinfo`` where there is one), the core count, torch's
+    threads, version and the CPU kernels it picked (``torch.backends.cpu.get_cpu_capability``)."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and cpu == (platform.processor() or platform.machine()):
+                    cpu = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
     device = torch.device(device)
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device), "cpu": cpu,
+            "cpu_features": [f for f in SPEED_FLAGS if f in flags],
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def describe_machine(machine: dict | None) -> str:
+    """``{'cpu': 'AMD EPYC', 'cores': 2, ...}`` -> ``'2-core AMD EPYC (avx2, avx512f, avx512_bf16)'``: for saying
+    where a speed was measured; the device's name on a GPU; 'an unrecorded machine' for None."""
+    if not machine:
+        return "an unrecorded machine"
+    if machine.get("device", "cpu") != "cpu":
+        return str(machine["device"])
+    features = machine.get("cpu_features")
+    return (f"{machine.get('cores', '?')}-core {machine.get('cpu', 'CPU')}"
+            + (f" ({', '.join(features)})" if features else " (CPU features not recorded)"))
 
 
 SPEED_SETTINGS = ("model", "model_args", "batch_size", "amp", "augment", "compile", "compile_mode", "sizes")

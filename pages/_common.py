@@ -92,10 +92,6 @@ def allowed_folder(text: str) -> Path:
         f"'{os.pathsep}', e.g. `{ROOTS_ENV}=/srv/galaxies{os.pathsep}{catalog.PROJECT_ROOT} streamlit run app.py`")
 
 
-def _has_images(folder: Path) -> bool:
-    return (folder / catalog.LABELLED_DIR).is_dir() or (folder / catalog.UNLABELLED_DIR).is_dir()
-
-
 def _signature(folder: Path) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
     sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
@@ -128,7 +124,7 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     the folder. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use.
     Raises PermissionError for a folder outside :func:`data_roots`."""
     folder, is_demo = allowed_folder(text), False
-    if folder == DEFAULT_DATA.resolve() and not _has_images(folder) and not (folder / "meta.json").is_file():
+    if demo.stands_for_demo(folder):
         folder, is_demo = demo.DEFAULT_ROOT, True
     if not folder.is_dir() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
@@ -173,16 +169,40 @@ def sidebar() -> Dataset | None:
         ds, error = open_dataset(text, fov), None
     except (catalog.DataError, OSError, ValueError) as e:
         ds, error = None, e
+    if isinstance(error, catalog.FieldUnknown):
+        ask_field(error)
     with st.sidebar:
-        if error is not None:
+        if isinstance(error, catalog.FieldUnknown):
+            st.error("This folder needs its field of view: see the main area.")
+        elif error is not None:
             st.error(f"Cannot use this data: {error}")
         if ds is not None:
             m = ds.cache.meta
             st.caption(f"{'Synthetic demo data' if ds.demo else 'Data'}: {len(ds.cache):,} galaxies, "
                        f"{m['n_train']:,} train / {m['n_val']:,} validation, cached at {ds.cache.size} px "
                        f"(field {ds.cache.fov:.3f} of the 424 px frame) in `{ds.cache.path}`")
-    st.session_state["dataset"] = ds
+    st.session_state["dataset"], st.session_state["dataset_error"] = ds, error
     return ds
+
+
+def _set_field(value: float) -> None:
+    st.session_state["source_fov"] = value
+
+
+def ask_field(error: "catalog.FieldUnknown") -> None:
+    """In the main area, where a user looks: the folder's images are not 424 px originals, so ask which part of the
+    frame they show, with one click for the two usual answers (they fill the sidebar's field box)."""
+    w, h = error.size
+    st.warning(f"**Which part of the sky do these images show?** They are {w} x {h} px, not the 424 x 424 px Kaggle "
+               "originals, so the tool cannot tell what field of view they cover, and guessing wrong would spoil "
+               "every prediction. Type the fraction of the 424 px frame they show into **Source field of view** "
+               f"in the sidebar, or choose one here: **{catalog.PACK_FOV:.4f}** for the central 256 px of the "
+               "originals (as in the gz2-kaggle-96 packs), **1.0** for whole frames at a lower resolution.",
+               icon=":material/help:")
+    c1, c2, _ = st.columns([2, 2, 3])
+    c1.button(f"Central 256 px: {catalog.PACK_FOV:.4f}", key="fov_pack", on_click=_set_field,
+              args=(round(catalog.PACK_FOV, 4),), type="primary")
+    c2.button("Whole frames: 1.0", key="fov_whole", on_click=_set_field, args=(1.0,))
 
 
 def require_app(page_file: str) -> None:
@@ -207,7 +227,8 @@ def dataset() -> Dataset:
     """The data chosen in the sidebar; stops the page with a message when there is none."""
     ds = st.session_state.get("dataset")
     if ds is None:
-        st.info("Choose a data folder in the sidebar to start.")
+        if not isinstance(st.session_state.get("dataset_error"), catalog.FieldUnknown):  # else asked already
+            st.info("Choose a data folder in the sidebar to start.")
         st.stop()
     return ds
 

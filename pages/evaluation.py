@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core import figures, tree
+from galaxy_core import evaluation, figures, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -27,9 +27,11 @@ options.update({f"checkpoint {c['name']} (shipped)": c for c in checkpoints})
 options.update({f"run {r['name']}": r for r in runs if r not in ours})
 c1, c2 = st.columns([3, 1])
 choice = c1.selectbox("Model", list(options), key="ev_run")
-split = c2.selectbox("Galaxies", ["val", "labelled", "train"], format_func=common.SUBSET_NAMES.get, key="ev_split",
+SPLITS = {"val": "validation (never trained on)", "labelled": "all labelled", "train": "trained on (not a test)"}
+split = c2.selectbox("Galaxies", list(SPLITS), format_func=SPLITS.get, key="ev_split",
                      help="The validation split (for a shipped checkpoint: the galaxies it never trained on) is "
-                          "the fair test; the others include its training galaxies.")
+                          "the fair test. 'All labelled' leaves out the galaxies the model learnt from unless you "
+                          "ask for them; 'trained on' shows how well it fits what it learnt.")
 run = options[choice]
 if run["kind"] == "checkpoint":
     trained = run["summary"]
@@ -39,26 +41,41 @@ if run["kind"] == "checkpoint":
                + ("'Validation' here means the labelled galaxies of this data it never trained on."
                   if run["galaxies"] else "it does not list its training galaxies, so every galaxy counts."))
 elif run["data"] != str(ds.cache.path):
-    st.warning(f"This run was trained on `{run['data']}`, not on the data in use: it is evaluated on the current "
-               f"data's {common.SUBSET_NAMES[split]}, which may include galaxies it was trained on.")
+    st.warning(f"This run was trained on `{run['data']}`, not on the data in use: 'validation' here means the "
+               "labelled galaxies of this data it never learnt from (matched by GalaxyID, when its training cache is "
+               "on this machine; else every galaxy counts).")
 ml.warn_domain(run["path"], cache.synthetic)
-everything = st.toggle(f"All galaxies (else a fixed random {ml.EVALUATION_SAMPLE:,} when there are more)",
+t1, t2 = st.columns(2)
+everything = t1.toggle(f"All galaxies (else a fixed random {ml.EVALUATION_SAMPLE:,} when there are more)",
                        False, key="ev_all",
                        help="On a CPU a network needs about a minute for 50,000 galaxies (once: predictions are "
                             "stored with the cache); 5,000 give the overall RMSE with a standard error of about 0.7 %.")
+include_trained = split == "labelled" and t2.toggle(
+    "Include the galaxies it trained on", False, key="ev_include_trained",
+    help="Scores over galaxies a model learnt from flatter it: left out unless you ask.")
 try:
     ev = ml.run_evaluation(str(run["path"]), ml.model_key(run["path"])[1], cache, ds.fingerprint, split,
-                           None if everything else ml.EVALUATION_SAMPLE)
+                           None if everything else ml.EVALUATION_SAMPLE, include_trained)
 except (ValueError, KeyError, FileNotFoundError) as e:
     st.error(f"Cannot evaluate {run['name']} on this data: {e}")
     st.stop()
 if len(ev) == 0:
     st.info("No galaxies to evaluate in this split.")
     st.stop()
+if ev.n_excluded:
+    st.caption(f"{ev.n_excluded:,} labelled galaxies the model trained on are left out of these scores.")
+if split == "train" or include_trained:
+    st.warning("These galaxies include ones the model learnt from: the scores flatter it and are no test.",
+               icon=":material/warning:")
 
 pa = ev.per_answer()
 c1, c2, c3 = st.columns(3)
-c1.metric("RMSE over all 37 answers", f"{ev.rmse():.4f}")
+if ev.scorable:
+    c1.metric("RMSE over all 37 answers", f"{ev.rmse():.4f}")
+else:
+    c1.metric("RMSE over all 37 answers", "too few to score",
+              help=f"An RMSE needs at least {evaluation.MIN_SCORED_GALAXIES} galaxies to be a result; the plots "
+                   "below show the few there are.")
 c2.metric("galaxies", f"{len(ev):,}")
 c3.metric("model", str(run["model"]))
 

@@ -100,9 +100,9 @@ if not closed_form:
                    f"for {int(epochs)} epoch{'s' if int(epochs) != 1 else ''} of {probe['n_train']:,} galaxies"
                    + (" (and the unlabelled ones the teachers label)" if chosen_teachers else "")
                    + f", at {probe['images_per_s']:,.0f} images/s, "
-                   + (f"the speed at which {probe['measured_by']} trained with these settings on this kind of "
-                      "machine"
-                      if probe["measured_by"] else "timed over a few training steps here")
+                   + (f"the speed at which {probe['measured_by']} trained with these settings on a machine like "
+                      f"this one ({probe['machine']})"
+                      if probe["measured_by"] else f"timed over a few training steps here ({probe['machine']})")
                    + (" while another run was training, so too long" if probe["busy"] else "")
                    + (" (for one process)" if processes > 1 else "") + ".")
 if st.button("Start training", type="primary", key="tr_start"):

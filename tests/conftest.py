@@ -56,7 +56,7 @@ def tiny_cache(tiny_data, tmp_path_factory) -> data.GalaxyCache:
 
 HEADER = ",".join(["GalaxyID", *tree.COLUMNS])
 N_LABELLED, N_UNLABELLED = 48, 8  # tiny_data
-FIRST_ID = 100000
+FIRST_ID = demo.FIRST_ID
 
 
 def copy_tiny(tiny_data: Path, dst: Path) -> Path:

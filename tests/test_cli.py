@@ -27,6 +27,16 @@ def test_every_command_has_help(command, capsys):
     assert "--json" in capsys.readouterr().out
 
 
+def test_every_option_says_what_it_does():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {opt.option_strings or opt.dest}" for name, sp in sub.choices.items()
+              for opt in sp._actions if not opt.help and not isinstance(opt, argparse._HelpAction)]
+    assert not silent
+
+
 def test_morphology_measures_a_sample_and_compares_the_methods(tiny_cache, tmp_path, capsys):
     import shutil
 

@@ -54,13 +54,14 @@ def test_csv_columns_and_ids(small, table):
     assert list(table.columns) == ["GalaxyID", *tree.COLUMNS]
     assert len(table) == SMALL["n_labelled"]
     ids = table["GalaxyID"].to_numpy()
-    assert ids.dtype.kind == "i" and ids.min() >= 100000 and ids.max() <= 999999
+    # Outside the Kaggle galaxies' 6-digit ids (100008 ... 999967), so a demo id is never taken for a real one.
+    assert ids.dtype.kind == "i" and ids.min() == demo.FIRST_ID > 999999
     assert len(set(ids)) == len(ids)
     train = {int(p.stem) for p in (small / catalog.LABELLED_DIR).glob("*.jpg")}
     test = {int(p.stem) for p in (small / catalog.UNLABELLED_DIR).glob("*.jpg")}
     assert set(ids) == train
     assert not train & test
-    assert all(100000 <= i <= 999999 for i in test)
+    assert all(i > 999999 for i in test)
 
 
 def test_csv_has_six_decimals(small):
@@ -271,15 +272,15 @@ def test_ensure_makes_once(tmp_path, tiny_defaults):
     assert demo.is_complete_demo(root, 10, 3)
     csv = root / catalog.LABEL_CSV
     stamps = (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-              (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns)
+              (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
     assert demo.ensure_demo_dataset(root) == root
     assert stamps == (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-                      (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns)
+                      (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
 
 
 def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaults):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
-    (root / catalog.LABELLED_DIR / "100004.jpg").unlink()
+    (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID + 4}.jpg").unlink()
     assert not demo.is_complete_demo(root, 10, 3)
     demo.ensure_demo_dataset(root)
     assert demo.is_complete_demo(root, 10, 3)
@@ -301,11 +302,11 @@ def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defa
     assert cache.meta["synthetic"] is True and cache.synthetic
     # A demo made before its settings said "synthetic" is marked by ensure_demo_dataset, images untouched.
     (root / "galaxy_core.json").write_text('{"source_fov": 1.0}\n')
-    stamp = (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns
+    stamp = (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns
     assert not catalog.folder_is_synthetic(root)
     demo.ensure_demo_dataset(root)
     assert catalog.folder_is_synthetic(root)
-    assert (root / catalog.LABELLED_DIR / "100000.jpg").stat().st_mtime_ns == stamp
+    assert (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns == stamp
 
 
 def test_default_root_is_in_the_project():
@@ -316,7 +317,7 @@ def test_default_root_is_in_the_project():
 def test_ensure_full_default_build(tmp_path):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
     assert demo.is_complete_demo(root)
-    with Image.open(root / catalog.LABELLED_DIR / "100000.jpg") as im:
+    with Image.open(root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg") as im:
         assert im.size == (424, 424) and im.mode == "RGB"
     y = pd.read_csv(root / catalog.LABEL_CSV)[list(tree.COLUMNS)].to_numpy()
     assert np.abs(tree.tree_violations(y)).max() < 1e-9

@@ -111,8 +111,9 @@ def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, t
 
     model = models.build_model("galaxynet", width=4, input_size=32)
     models.save_model(model, tmp_path / "ck", extra={"train_cache": {"path": str(tmp_path / "gone")}})
-    with pytest.raises(ValueError, match="say which data"):
+    with pytest.raises(ValueError, match="say which labelled galaxies") as e:
         evaluation.evaluate(tmp_path / "ck", device="cpu")
+    assert str(tmp_path / "gone") not in str(e.value)  # the machine it was trained on: a path meaningless here
     # Without galaxies.json nothing is known of its training galaxies: every labelled galaxy counts as unseen.
     ev = evaluation.evaluate(tmp_path / "ck", tiny_cache, device="cpu")
     assert len(ev) == len(tiny_cache.indices("labelled")) and np.isfinite(ev.rmse())

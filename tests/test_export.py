@@ -43,7 +43,10 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert sorted(ev.ids) == sorted(tiny_cache.ids[val_rows])
     assert ev.rmse() == pytest.approx(r["val_rmse_checkpoint"], rel=1e-6)
     assert len(evaluation.evaluate(out, tiny_cache, split="train")) == len(train_rows)
-    assert len(evaluation.evaluate(out, tiny_cache, split="labelled")) == len(tiny_cache.indices("labelled"))
+    labelled = evaluation.evaluate(out, tiny_cache, split="labelled")  # those it trained on left out, and counted
+    assert sorted(labelled.ids) == sorted(ev.ids) and labelled.n_excluded == len(train_rows)
+    everything = evaluation.evaluate(out, tiny_cache, split="labelled", include_trained=True)
+    assert len(everything) == len(tiny_cache.indices("labelled")) and everything.n_excluded == 0
     assert sorted(evaluation.evaluate(out, split="val").ids) == sorted(ev.ids)  # the recorded training cache
 
     # Too big: nothing is written and the checkpoint already there stays.
@@ -77,3 +80,54 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and os.listdir(out.parent) == ["default"]
     prediction.load_model(out)
+
+
+def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unasked(tiny_cache, tmp_path, monkeypatch):
+    from galaxy_core import prediction
+
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    run = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
+                                           epochs=1, batch_size=16, tta=1, device="cpu",
+                                           model_args={"width": 8, "input_size": 32}))
+    default = tmp_path / "checkpoints" / "default"
+    export.export_checkpoint(run, default, tta=1, device="cpu")
+    shipped = {p.name: p.read_bytes() for p in default.iterdir()}
+    r = export.export_checkpoint(run, tta=1, device="cpu")
+    assert r["checkpoint"] == str(tmp_path / "checkpoints" / "g")
+    assert {p.name: p.read_bytes() for p in default.iterdir()} == shipped
+
+    # A model that learnt from the synthetic demo is refused as the default, and nothing changes ...
+    with pytest.raises(ValueError, match="synthetic demo"):
+        export.replace_default(r["checkpoint"], tta=1, device="cpu")
+    assert {p.name: p.read_bytes() for p in default.iterdir()} == shipped
+    assert sorted(p.name for p in default.parent.iterdir()) == ["default", "g"]
+    # ... unless forced; the old default is kept beside the new one.
+    d = export.replace_default(r["checkpoint"], force=True, tta=1, device="cpu")
+    assert "synthetic demo" in d["refusal_overridden"]
+    kept = sorted(default.parent.glob("default-replaced-*"))
+    assert [str(k) for k in kept] == [d["kept"]] and {p.name: p.read_bytes() for p in kept[0].iterdir()} == shipped
+    assert prediction.load_model(default).extra["exported_from"] == "g"
+
+
+def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypatch):
+    """Both models scored on the galaxies neither learnt from; the worse one does not replace the better."""
+    from galaxy_core import prediction
+
+    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(prediction, "trained_on_synthetic", lambda model: False)  # take the tiny set as real
+    monkeypatch.setattr(export, "MIN_SCORED_GALAXIES", 5)
+    good = training.train(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="mean",
+                                            val_fraction=0.25, device="cpu"))
+    bad = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="bad",
+                                           epochs=1, batch_size=16, tta=1, device="cpu", val_fraction=0.25, lr=0.5,
+                                           model_args={"width": 8, "input_size": 32}))
+    default = tmp_path / "checkpoints" / "default"
+    export.export_checkpoint(bad, default, tta=1, device="cpu")
+    better = export.export_checkpoint(good, tta=1, device="cpu")["checkpoint"]
+    d = export.replace_default(better, tta=1, device="cpu")
+    assert d["n"] == 12 and d["rmse_new"] < d["rmse_old"] and d["refusal_overridden"] is None
+    assert prediction.load_model(default).config["name"] == "mean"
+    worse = d["kept"]  # the old default, now beside it
+    with pytest.raises(ValueError, match=r"worse than the current default on the 12 galaxies neither learnt from"):
+        export.replace_default(worse, tta=1, device="cpu")
+    assert prediction.load_model(default).config["name"] == "mean"

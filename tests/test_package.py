@@ -114,14 +114,3 @@ def test_help_does_not_import_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]")
     subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, check=True)
 
-
-def test_readme_lists_every_module_in_import_order():
-    """The README's data-flow table names every module once, each after all the modules it imports."""
-    readme = (PACKAGE.parent / "README.md").read_text()
-    section = readme[readme.index("### What happens to the data"):]
-    section = section[:section.index("\n\n1. ")]
-    order = [name for row in section.splitlines() if row.startswith("| ") and "`" in row
-             for name in row.split("|")[2].replace("`", "").replace(",", " ").split()]
-    assert sorted(order) == MODULES
-    for i, m in enumerate(order):
-        assert set(GRAPH[m]) <= set(order[:i]), f"{m} imports {set(GRAPH[m]) - set(order[:i])}, listed after it"

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from PIL import Image
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core import catalog, cli, config, data, export, metrics, prediction, runs
+from galaxy_core import catalog, cli, config, data, demo, export, metrics, prediction, runs
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,10 +110,7 @@ def test_bad_data_folder_is_reported(env):
 def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
     """``data/`` without images means the built-in demo; here the demo is the tiny set, declared complete, so that
     nothing is generated."""
-    from galaxy_core import demo
-    from pages import _common
-
-    monkeypatch.setattr(_common, "DEFAULT_DATA", tmp_path / "data")
+    monkeypatch.setattr(demo, "DATA_ROOT", tmp_path / "data")
     monkeypatch.setattr(demo, "DEFAULT_ROOT", env["data"])
     monkeypatch.setattr(demo, "is_complete_demo", lambda root, *a: True)
     (tmp_path / "data").mkdir()
@@ -120,6 +118,23 @@ def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
     at = app()
     assert "built-in synthetic demo" in at.info[0].value
     assert "Synthetic demo data" in at.sidebar.caption[0].value
+
+
+def test_a_folder_of_small_images_asks_for_its_field_in_the_main_area(env, tmp_path, monkeypatch):
+    """96 px images with no galaxy_core.json: the main area says what to type, and one click sets it."""
+    folder = tmp_path / "pack"
+    (folder / catalog.UNLABELLED_DIR).mkdir(parents=True)
+    for image in sorted((env["data"] / catalog.UNLABELLED_DIR).iterdir())[:4]:
+        Image.open(image).resize((96, 96)).save(folder / catalog.UNLABELLED_DIR / image.name)
+    monkeypatch.setenv("GALAXY_DATA", str(folder))
+    at = app()
+    [asked] = at.warning
+    assert "96 x 96 px" in asked.value and "0.6038" in asked.value and "Source field of view" in asked.value
+    assert "main area" in at.sidebar.error[0].value and not at.info
+    at.button(key="fov_pack").click().run()
+    assert not at.exception and not at.warning and not at.sidebar.error
+    assert at.sidebar.number_input(key="source_fov").value == pytest.approx(0.6038)
+    assert next(m.value for m in at.metric if m.label == "galaxies") == "4"
 
 
 def test_dataset_page(env):
@@ -135,7 +150,7 @@ def test_dataset_page(env):
     at.selectbox(key="ds_sort").select_index(0)  # back to GalaxyID order, no filter
     at.selectbox(key="ds_filter").select_index(0)
     at.selectbox(key="ds_subset").set_value("unlabelled").run()
-    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == "100048"
+    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == str(demo.FIRST_ID + 48)
     assert not at.exception and "unlabelled" in at.info[0].value  # no tree for an unlabelled galaxy
     at.text_input(key="ds_typed").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
@@ -210,6 +225,18 @@ def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypa
     at = app("evaluation")
     assert at.selectbox(key="ev_run").value == "checkpoint default (shipped)"
     assert "never trained on" in " ".join(c.value for c in at.caption)
+    trained_on = len(evaluation.trained_ids(tmp_path / "checkpoints" / "default"))
+    assert 0 < trained_on < 48 - 2  # of the tiny set's 48 labelled galaxies
+    # A handful of unseen galaxies make no result ...
+    assert next(m.value for m in at.metric if m.label == "RMSE over all 37 answers") == "too few to score"
+    # ... and the labelled ones leave out, and say so, those it trained on, unless asked for.
+    at.selectbox(key="ev_split").set_value("labelled").run()
+    assert f"{trained_on} labelled galaxies the model trained on are left out" in " ".join(c.value for c in at.caption)
+    assert next(m.value for m in at.metric if m.label == "galaxies") == str(48 - trained_on) and not at.warning
+    at.toggle(key="ev_include_trained").set_value(True).run()
+    assert next(m.value for m in at.metric if m.label == "galaxies") == "48" and "no test" in at.warning[0].value
+    monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)
+    at = app("evaluation")
     rmse = next(m.value for m in at.metric if m.label == "RMSE over all 37 answers")
     cache = data.resolve_cache(read_json(trained["run"] / "config.json")["cache"]["path"])
     expected = evaluation.evaluate(tmp_path / "checkpoints" / "default", cache, device="cpu")

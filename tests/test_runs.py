@@ -231,3 +231,16 @@ def test_measured_speed_needs_the_same_settings_on_the_same_kind_of_machine(tmp_
     old = {k: v for k, v in train.items() if k != "sizes"}
     write_json(run / "config.json", {"train": old, "machine": here})
     assert runs.measured_speed(cfg, [run]) == (300.0, run)
+    # The same processor name without AVX512-BF16 (as a cloud "AMD EPYC" may be), or a machine that did not record
+    # its CPU features (the shipped checkpoint's first export), is another kind of machine.
+    for machine in ({**here, "cpu_features": ["avx2"]}, {k: v for k, v in here.items() if k != "cpu_features"}):
+        write_json(run / "config.json", {"train": old, "machine": machine})
+        assert runs.measured_speed(cfg, [run]) is None
+
+
+def test_a_machine_is_described_with_the_cpu_features_that_set_its_speed():
+    here = runs.machine_description("cpu")
+    assert set(here["cpu_features"]) <= set(runs.SPEED_FLAGS) and here["cpu_capability"]
+    text = runs.describe_machine({"device": "cpu", "cpu": "AMD EPYC", "cores": 2, "cpu_features": ["avx2"]})
+    assert text == "2-core AMD EPYC (avx2)"
+    assert "not recorded" in runs.describe_machine({"device": "cpu", "cpu": "AMD EPYC", "cores": 2})
