@@ -193,7 +193,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     shown = table.copy()
     for col, f in fmt.items():
         shown[col] = [f.format(v) if v is not None and v == v else "-" for v in table[col]]
-    # A Markdown table, ready for the README's results section.
+    # A Markdown table, ready for a results table (docs/cpu-training.md).
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + " --- |" * len(shown.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     human = f"benchmark on {args.data} ({time.strftime('%Y-%m-%d')}), runs in {out}\n" + "\n".join(lines)
@@ -374,11 +374,11 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         ids, p = mergers.read_predictions(args.predictions)
         source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
 
-    calibration, cal_pp = None, None
+    calibration, cal_pp, shortfall = None, None, None
     if args.calibrate_run:
         from . import evaluation
 
-        ev = evaluation.evaluate(args.calibrate_run, _data(args.data) if args.data else None, split="val",
+        ev = evaluation.evaluate(args.calibrate_run, _data(args.data) if args.data else None, split="labelled",
                                  tta=args.tta, device=args.device, source_fov=args.source_fov)
         if len(ev) and bool(demo.is_demo_id(ev.ids).all()) != synthetic:
             kinds = ("synthetic demo", "real") if not synthetic else ("real", "synthetic demo")
@@ -386,11 +386,13 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                              f"galaxies: a threshold matched on one says nothing about the other; give --data a "
                              f"labelled folder like the predicted galaxies")
         pairs = mergers.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
-        if pairs is None:
-            raise ValueError(f"{args.calibrate_run}: fewer than {mergers.MIN_CALIBRATION_GALAXIES} validation galaxies "
-                             f"have a volunteer {MERGER_COLUMN}, too few to calibrate on")
-        cal_pp = pairs.pair
-        calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
+        if pairs is None:  # the uncalibrated report stands; the calibration is left out, saying why
+            short = mergers.calibration_shortfall(*mergers.calibration_counts(ev.y_true, ev.mask))
+            shortfall = (f"  calibration on {args.calibrate_run}: {short}, among the labelled galaxies it never "
+                         f"learnt from ({ev.n_excluded:,} it learnt from left out)")
+        else:
+            cal_pp = pairs.pair
+            calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
 
     r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
     th, mean = r["threshold_estimate"], r["mean_estimate"]
@@ -398,10 +400,11 @@ def cmd_mergers(args: argparse.Namespace) -> int:
              f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
              f"{th['lo']:.4f}-{th['hi']:.4f} Wilson, {th['boot_lo']:.4f}-{th['boot_hi']:.4f} bootstrap)",
              f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f} bootstrap)",
-             f"  theory: {r['theory']['text']}"]
+             f"  theory: {r['theory']['text']}"] + ([shortfall] if shortfall else [])
     if calibration is not None:
         c, me = calibration, r["matched_estimate"]
-        lines += [f"  calibration on {args.calibrate_run} (validation, {c['n']:,} galaxies): volunteers flag "
+        lines += [f"  calibration on {args.calibrate_run} ({c['n']:,} labelled galaxies it never learnt from, "
+                  f"{ev.n_excluded:,} it learnt from left out): volunteers flag "
                   f"{c['volunteer_fraction']:.4f}, the model {c['predicted_fraction']:.4f} at {args.threshold:g}; "
                   f"precision {c['precision']:.2f}, recall {c['recall']:.2f}",
                   f"  matching threshold {c['matching_threshold']:.3f} (95 % CI {me['threshold_lo']:.3f}-"

@@ -105,7 +105,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 CPU_RECIPES: dict[str, dict[str, Any]] = {
-    # The most accurate galaxynet measured on a 2-core CPU (issue 10; the README's "Training on a CPU"): half the
+    # The most accurate galaxynet measured on a 2-core CPU (issue 10; docs/cpu-training.md): half the
     # width is a sixth of the full net's FLOPs and trains at ~350-400 images/s at 72 px there with bf16
     # convolutions. At 64 px, 190 epochs at weight decay 0.05 overfitted from epoch ~105 (8-view validation RMSE
     # 0.0852); 120 epochs at 0.2 gave 0.0841 in 41 min. 72 px for 150 epochs gave 0.0834 in 70 min, and ending the
@@ -116,7 +116,7 @@ CPU_RECIPES: dict[str, dict[str, Any]] = {
                       tta=8),
 }
 """Recipes that replace ``RECIPES`` when the run's device is a CPU: what a laptop can train well in well under an
-hour and a half (the README's results table has the measurements behind them)."""
+hour and a half (docs/cpu-training.md has the measurements behind them)."""
 
 
 def recipe_for(model: str, device: str = "auto") -> dict[str, Any]:

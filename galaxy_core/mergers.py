@@ -8,17 +8,19 @@ rate times the time a merger stays visible, f = R x T_obs. This module does the 
 
 * estimates of the fraction with confidence intervals: the thresholded count (:func:`fraction_above`, bootstrap and
   Wilson 1927 intervals) and the mean predicted vote fraction (:func:`mean_probability`);
-* calibration on labelled galaxies (model vs volunteers on the same images, e.g. a run's validation split), whose
-  galaxies :func:`calibration_pairs` chooses: :func:`calibration_table`, :func:`matching_threshold`,
-  :func:`precision_recall`, :func:`reliability_curve`, :func:`calibrate`, :func:`calibrated_fraction`;
+* calibration on labelled galaxies the model never learnt from (``evaluation.unseen_labelled``; model vs volunteers on
+  the same images), when there are enough of them (:func:`calibration_pairs`, :func:`calibration_shortfall`):
+  :func:`calibration_table`, :func:`matching_threshold`, :func:`precision_recall`, :func:`reliability_curve`,
+  :func:`calibrate`, :func:`calibrated_fraction`;
 * the conversion to theory, :func:`expected_fraction` and :func:`compare_with_theory`, with a small table of
   literature values, :data:`LITERATURE`;
 * several methods on the same galaxies, their fractions and the overlap of what they flag (:func:`compare_methods`);
-* reading a predictions CSV (:func:`read_predictions`) and everything at once, as the command line and the dashboard
-  show it (:func:`report`).
+* reading a predictions CSV (:func:`read_predictions`), everything at once, as the command line and the dashboard
+  show it (:func:`report`), and the numbers written for them (:func:`percent_text`, :func:`ratio_text`,
+  :func:`progress_text`).
 
 The independent, model-free check with non-parametric morphology (Gini, M20, asymmetry) measured on the images by
-statmorph is :mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 630
+statmorph is :mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 780
 lines, over the package's usual 500, because it is one chain read top to bottom: each estimate is calibrated and
 compared with theory by the functions after it, and :func:`report` ties them together.
 
@@ -49,8 +51,19 @@ MORPHOLOGY_TIMESCALE_GYR = 0.3
 """Default observability timescale of Gini-M20 and asymmetry mergers, Gyr (about 0.2-0.4; Lotz et al. 2008, 2010)."""
 PAIR_TIMESCALE_GYR = 1.0
 """Default observability timescale of close pairs, Gyr (about 1 Gyr or more; Lotz et al. 2011)."""
-MIN_CALIBRATION_GALAXIES = 2
-"""The fewest galaxies with a known volunteer Class8.6 that :func:`calibration_pairs` calibrates on."""
+VOLUNTEER_MERGER = 0.5
+"""The volunteers call a galaxy a merger when their Class8.6 is above this (the seed paper's cut)."""
+MIN_CALIBRATION_GALAXIES = 50
+"""The fewest galaxies with a known volunteer Class8.6 that :func:`calibration_pairs` calibrates on: the Evaluation
+page's minimum (``evaluation.MIN_SCORED_GALAXIES``), so that both pages call the same sets too few. With the 1-3 %
+of volunteer mergers in the Kaggle packs, :data:`MIN_CALIBRATION_MERGERS` usually binds first."""
+MIN_CALIBRATION_MERGERS = 5
+"""The fewest volunteer mergers (Class8.6 > :data:`VOLUNTEER_MERGER`) among them. Precision, recall and the matching
+threshold (the k-th highest prediction) all rest on these k galaxies: at k = 5 the 95 % Wilson interval of a recall
+of 3/5 is already 0.23-0.88, below 5 one galaxy moves recall by 25 points or more, and at k = 0 recall is undefined
+and the threshold is just the highest prediction (the 424 px sample holds 30 galaxies the shipped model never
+trained on, none a volunteer merger). Five is also the usual smallest count (n p >= 5) for which a binomial count is
+treated as roughly normal."""
 
 _PROB_TOLERANCE = 1e-6
 
@@ -291,17 +304,44 @@ def _merger_values(a, name: str) -> np.ndarray:
     return a
 
 
-def calibration_pairs(p_pred, labels, mask, fallback=None) -> CalibrationPairs | None:
+def calibration_counts(labels, mask, volunteer_threshold: float = VOLUNTEER_MERGER) -> tuple[int, int]:
+    """(galaxies with a known volunteer Class8.6, volunteer mergers among them: Class8.6 > ``volunteer_threshold``).
+    ``labels``, ``mask``: all 37 answers (N, 37) or the Class8.6 column alone (N,), as :func:`calibration_pairs`; a
+    NaN label counts as unknown."""
+    lab, ok = _merger_values(labels, "labels").astype(np.float64), _merger_values(mask, "mask").astype(bool)
+    if len(lab) != len(ok):
+        raise ValueError(f"labels and mask must be the same galaxies: lengths {len(lab)}, {len(ok)}")
+    known = lab[ok & np.isfinite(lab)]
+    return len(known), int((known > volunteer_threshold).sum())
+
+
+def calibration_shortfall(n_galaxies: int, n_mergers: int, volunteer_threshold: float = VOLUNTEER_MERGER
+                          ) -> str | None:
+    """None when ``n_galaxies`` labelled galaxies with ``n_mergers`` volunteer mergers are enough to calibrate on
+    (:data:`MIN_CALIBRATION_GALAXIES`, :data:`MIN_CALIBRATION_MERGERS`), else why not, e.g. "too few to calibrate:
+    30 galaxies, 0 volunteer mergers (need at least 50 galaxies and 5 volunteer mergers, Class8.6 > 0.5)"."""
+    if n_galaxies >= MIN_CALIBRATION_GALAXIES and n_mergers >= MIN_CALIBRATION_MERGERS:
+        return None
+    return (f"too few to calibrate: {n_galaxies:,} galaxies, {n_mergers:,} volunteer merger"
+            f"{'' if n_mergers == 1 else 's'} (need at least {MIN_CALIBRATION_GALAXIES} galaxies and "
+            f"{MIN_CALIBRATION_MERGERS} volunteer mergers, {MERGER_COLUMN} > {volunteer_threshold:g})")
+
+
+def calibration_pairs(p_pred, labels, mask, fallback=None, volunteer_threshold: float = VOLUNTEER_MERGER
+                      ) -> CalibrationPairs | None:
     """The (predicted, volunteer) Class8.6 pairs that calibrate the merger threshold, chosen by one rule.
 
     ``p_pred``: the model's answers for N galaxies; ``labels``, ``mask``: the volunteers' answers of the same
     galaxies and where they are known (a cache's ``labels[rows]``, ``mask[rows]``, or an evaluation's ``y_true``,
-    ``mask``). Each is either all 37 answers, (N, 37), or the Class8.6 column alone, (N,).
+    ``mask``). Each is either all 37 answers, (N, 37), or the Class8.6 column alone, (N,). The caller chooses
+    galaxies the model never learnt from (``evaluation.unseen_labelled``): on its training galaxies it looks better than
+    it is.
 
     The rule: the galaxies given calibrate the threshold when at least :data:`MIN_CALIBRATION_GALAXIES` of them have
-    a known volunteer Class8.6, and only those take part. Otherwise the galaxies of ``fallback`` do, by the same
-    test: ``fallback`` is a (p_pred, labels, mask) triple of other galaxies (typically the validation split), or a
-    function returning one, called only when it is needed. Returns None when neither has enough.
+    a known volunteer Class8.6 and at least :data:`MIN_CALIBRATION_MERGERS` of those are volunteer mergers (above
+    ``volunteer_threshold``), and only those take part. Otherwise the galaxies of ``fallback`` do, by the same
+    test: ``fallback`` is a (p_pred, labels, mask) triple of other galaxies, or a function returning one, called
+    only when it is needed. Returns None when neither has enough (:func:`calibration_shortfall` says why).
     """
     def known(pp, lab, m) -> tuple[np.ndarray, np.ndarray] | None:
         pp, lab = _merger_values(pp, "p_pred").astype(np.float64), _merger_values(lab, "labels").astype(np.float64)
@@ -310,7 +350,8 @@ def calibration_pairs(p_pred, labels, mask, fallback=None) -> CalibrationPairs |
             raise ValueError(f"p_pred, labels and mask must be the same galaxies: lengths {len(pp)}, {len(lab)}, "
                              f"{len(ok)}")
         ok &= np.isfinite(lab)
-        return (pp[ok], lab[ok]) if ok.sum() >= MIN_CALIBRATION_GALAXIES else None
+        short = calibration_shortfall(*calibration_counts(lab, ok, volunteer_threshold), volunteer_threshold)
+        return (pp[ok], lab[ok]) if short is None else None
 
     own = known(p_pred, labels, mask)
     if own is not None:
@@ -514,10 +555,12 @@ def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RAT
     how = (f"p > {fraction_result['threshold']:g}" if fraction_result.get("method") == "threshold"
            else "mean predicted probability")
     interval = fraction_result.get("interval", "bootstrap")
+    # Small fractions with their significant digits: "0.0000" beside "0.0029 times the expectation" contradicts it.
     text = (f"f = R x T = {rate_per_gyr:g} per galaxy per Gyr x {timescale_gyr:g} Gyr = {expected:.4g} "
-            f"({expected:.2%} of galaxies seen merging). Observed ({how}): {f:.4f} ({level:.0%} {interval} interval "
-            f"{lo:.4f}-{hi:.4f})"
-            f", {ratio:.2g} times the expectation, which lies {'inside' if inside else 'outside'} the interval.")
+            f"({percent_text(expected)} of galaxies seen merging). Observed ({how}): {number_text(f)} "
+            f"({level:.0%} {interval} interval {number_text(lo)}-{number_text(hi)})"
+            f", {ratio_text(ratio)} times the expectation, which lies {'inside' if inside else 'outside'} the "
+            f"interval.")
     if t > 0:
         text += f" With T = {t:g} Gyr the observed fraction implies R = {implied[0]:.3g} per galaxy per Gyr."
     if expected > 0.1:
@@ -624,6 +667,53 @@ def read_predictions(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
         raise catalog.DataError(f"{path}: {int(bad.sum())} {col} value(s) blank, non-numeric or outside [0, 1], e.g. "
                                 f"{df[col].iloc[i]!r} for GalaxyID {df['GalaxyID'].iloc[i]}")
     return df["GalaxyID"].astype(str).str.strip().to_numpy(), np.clip(p, 0.0, 1.0)
+
+
+def _decimals(x: float, at_least: int, significant: int = 2) -> int:
+    """Decimals that show ``x`` with ``significant`` significant digits, but never fewer than ``at_least``."""
+    if x == 0 or not math.isfinite(x):
+        return at_least
+    return max(at_least, significant - 1 - math.floor(math.log10(abs(x))))
+
+
+def percent_text(fraction: float, decimals: int = 2) -> str:
+    """A fraction in [0, 1] as a percentage with ``decimals`` decimals, more for small values so that two
+    significant digits show: 0.033 -> '3.30%', 0.0029 -> '0.29%', 0.00015 -> '0.015%', 0 -> '0.00%', NaN -> 'n/a'.
+    (``f"{x:.2%}"`` shows 0.00015 as '0.00%', which reads as none at all beside a non-zero ratio.)"""
+    x = float(fraction)
+    if not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{_decimals(100 * x, decimals)}%}"
+
+
+def number_text(x: float, decimals: int = 4) -> str:
+    """A fraction or ratio with ``decimals`` decimals, more for small values so that two significant digits show,
+    and no exponent: 0.033 -> '0.0330', 4.35e-5 -> '0.000043'; 'inf' and 'n/a' (NaN) for the others."""
+    x = float(x)
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{_decimals(x, decimals)}f}"
+
+
+def ratio_text(ratio: float) -> str:
+    """An observed / expected ratio with two significant digits and no exponent: 2.2, 0.0029, 15, 1,234; 'inf' or
+    'n/a' where the expectation is 0 (see :func:`compare_with_theory`)."""
+    r = float(ratio)
+    if math.isfinite(r) and abs(r) >= 100:
+        return f"{r:,.0f}"
+    return number_text(r, 0)
+
+
+def progress_text(done: int, total: int, elapsed_s: float, what: str = "galaxies") -> str:
+    """'12,000 of 22,740 galaxies, about 20 s left': the time left at the rate so far (nothing said about it before
+    the first galaxy is done or after the last)."""
+    text = f"{done:,} of {total:,} {what}"
+    if 0 < done < total and elapsed_s > 0:
+        left = elapsed_s * (total - done) / done
+        text += f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+    return text
 
 
 def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,

@@ -21,7 +21,7 @@ G > -0.14 M20 + 0.33 (Lotz et al. 2008, ApJ 672, 177), and :func:`asymmetry_merg
 statmorph, photutils and astropy are imported only when a galaxy is measured: importing this module stays cheap.
 Image coordinates are pixels of the cache (80 px across 0.604 of the 424 px GZ2 frame for the shared packs). The
 project had its own batched Gini, M20 and asymmetry; it was removed because it disagreed with statmorph on real
-galaxies beyond any useful tolerance (README, "Morphology check").
+galaxies beyond any useful tolerance (docs/mergers.md, "Morphology check").
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ ASYMMETRY_MERGER = 0.35
 LUPTON_Q = fitsimages.LUPTON_Q
 """The asinh softening assumed when inverting a composite: 4.623, the curve of the SDSS-like composites that
 :mod:`galaxy_core.fitsimages` makes (D. Lang's ``sdss_rgb``, f(I) = asinh(20 I) / sqrt(20)); see :func:`linear_flux`.
-How much Q moves the statistics is measured in the README ("Morphology check")."""
+How much Q moves the statistics is measured in docs/mergers.md ("Morphology check")."""
 MAX_FLAG = 1
 """statmorph's flags: 0 good, 1 suspect, 2 bad, 4 catastrophic. Measurements with a larger flag are dropped."""
 STATS = ("gini", "m20", "concentration", "asymmetry", "smoothness")
@@ -64,7 +64,7 @@ SETTINGS = {"q": LUPTON_Q, "nsigma": 1.5, "n_pixels": 10, "smooth_sigma": 1.0, "
 STORE_DIR = "morphology"
 GALAXIES_PER_SECOND_PER_CORE = 4.0
 """statmorph's speed on 80 px cutouts per core with every core at work: 8.1 galaxies/s on a 2-core AMD EPYC (5.0 on
-one core alone; README, "Morphology check"). For the time estimates the dashboard shows before it measures."""
+one core alone; docs/mergers.md, "Morphology check"). For the time estimates the dashboard shows before it measures."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def morphology_table(images, ids, rows=None, workers: int | None = None, progres
     called after each ``chunk`` of galaxies. Returns :data:`COLUMNS`, one row per measured galaxy in the order of
     ``rows``; ``gm20_merger`` and ``asym_merger`` are False wherever the flag is over :data:`MAX_FLAG` (the
     measurement is not used). The pool spawns processes: a script needs the ``if __name__ == "__main__":`` guard.
-    Speed at 80 px: 5.0 galaxies/s on one core of a 2-core AMD EPYC, 8.1 on both (README, "Morphology check").
+    Speed at 80 px: 5.0 galaxies/s on one core of a 2-core AMD EPYC, 8.1 on both (docs/mergers.md, "Morphology check").
     """
     ids = np.asarray(ids)
     if len(ids) != len(images):

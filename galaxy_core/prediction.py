@@ -156,10 +156,11 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
 
 
 def predict_answer(model: models.GalaxyModel, cache: data.GalaxyCache, column: str, rows: np.ndarray | None = None,
-                   tta: int = 1) -> np.ndarray:
+                   tta: int = 1, progress: Progress | None = None) -> np.ndarray:
     """One answer (a Kaggle column such as ``Class8.6``, or its descriptive name) for rows of a prepared cache
-    (all rows when None), as float64 in [0, 1]: :func:`predict_cache`, stored and reused alike."""
-    y = predict_cache(model, cache, rows, tta=tta)
+    (all rows when None), as float64 in [0, 1]: :func:`predict_cache`, stored and reused alike. ``progress(done,
+    total)`` is called after each batch of galaxies predicted (not at all when the stored result is read back)."""
+    y = predict_cache(model, cache, rows, tta=tta, progress=progress)
     return np.asarray(y[:, tree.column_index(column)], dtype=np.float64)
 
 

@@ -368,12 +368,13 @@ def answer_select(label: str, key: str, default: str = "Class1.1", none: str | N
 
 
 def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110) -> None:
-    """Cached images of some rows as a flowing gallery (straight from the cache's memory map)."""
+    """Cached images of some rows as a flowing gallery (straight from the cache's memory map), sent inside the page
+    (``figures.image_data_url``: never a broken thumbnail after fast slider moves)."""
     rows = [int(r) for r in rows]
     if not rows:
         st.caption("No galaxies to show.")
         return
-    st.image([cache.image(r) for r in rows], caption=captions, width=width)
+    st.image([figures.image_data_url(cache.image(r)) for r in rows], caption=captions, width=width)
 
 
 def tree_chart(values, other=None, names=("volunteers", "model"), known=None, key: str | None = None,

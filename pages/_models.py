@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +41,21 @@ def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
     cfg = config.TrainConfig.from_dict(json.loads(cfg_json))
     models_here = {m["path"]: m for m in shipped_checkpoints() + finished_runs()}
     measured = runs.measured_speed(cfg, list(models_here))
+    here = runs.describe_machine(runs.machine_description(views.pick_device(cfg.device)))
     if measured is not None:
         est = training.estimate_duration(cfg, images_per_s=measured[0])
         m = models_here[measured[1]]
         by = f"the shipped checkpoint `{m['name']}`" if m["kind"] == "checkpoint" else f"run `{m['name']}`"
-        return {**est, "busy": False, "measured_by": by}
+        return {**est, "busy": False, "measured_by": by, "machine": here}
     busy = runs.active_run(common.runs_root()) is not None
-    return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None}
+    return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None, "machine": here}
 
 
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
     """``training.estimate_duration`` for ``cfg``, at the speed a finished run or the shipped checkpoint measured
-    for the same settings on this kind of machine (``runs.measured_speed``; ``measured_by`` names it), else timed
-    once per setting that changes the speed (not per number of epochs), plus ``busy``: whether another run was
-    training during that timing."""
+    for the same settings on a machine like this one, CPU features included (``runs.measured_speed``;
+    ``measured_by`` names it), else timed once per setting that changes the speed (not per number of epochs), plus
+    ``busy``: whether another run was training during that timing, and ``machine``: this one, described."""
     d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
     return _duration_probe(json.dumps(d, sort_keys=True), fingerprint)
 
@@ -161,44 +164,106 @@ EVALUATION_SAMPLE = 5000
 
 @st.cache_data(show_spinner="Evaluating the model (once per model and data) ...", max_entries=8)
 def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                   split: str = "val", limit: int | None = None) -> evaluation.Evaluation:
+                   split: str = "val", limit: int | None = None,
+                   include_trained: bool = False) -> evaluation.Evaluation:
     """``evaluation.evaluate`` of a run or checkpoint on the dashboard's cache, keyed by the model, its weights'
     modification time and the cache's fingerprint."""
-    return evaluation.evaluate(run, _cache, split=split, limit=limit)
+    return evaluation.evaluate(run, _cache, split=split, limit=limit, include_trained=include_trained)
 
 
-@st.cache_data(show_spinner="Predicting merger probabilities (once per model, data and image set) ...", max_entries=8)
-def merger_probabilities(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                         subset: str) -> dict:
-    """A model's Class8.6 for a subset of the cache: ``rows``, ``p`` and the threshold-free ``mean`` estimate
-    (``mergers.mean_probability``, whose bootstrap is the slow part)."""
-    rows = _cache.indices(subset)
-    out = {"rows": rows, "p": np.zeros(0), "mean": None}
-    if len(rows):
-        out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), _cache, mergers.MERGER_COLUMN, rows)
-        out["mean"] = mergers.mean_probability(out["p"])
+MERGER_STORE_KEEP = 16
+"""How many of the Mergers page's results (predictions, bootstraps) :func:`merger_store` keeps (oldest go first)."""
+
+
+@st.cache_resource
+def merger_store() -> tuple[dict, threading.Lock]:
+    """Process-wide store of the Mergers page's slow results, keyed by the model, its weights' modification time, the
+    cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data`` so that predicting can draw
+    a progress bar: a cached function would replay that bar on every later call."""
+    return {}, threading.Lock()
+
+
+def _merger_stored(key: tuple, compute):
+    store, lock = merger_store()
+    with lock:
+        if key in store:
+            return store[key]
+    value = compute()  # outside the lock: another session's page need not wait for this one's prediction
+    with lock:
+        store[key] = value
+        while len(store) > MERGER_STORE_KEEP:
+            store.pop(next(iter(store)))
+    return value
+
+
+def merger_progress(text: str):
+    """A progress bar and its ``progress(done, total)`` callback, which shows the count and the time left
+    (``mergers.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
+    bar, start = st.progress(0.0, text=text), time.perf_counter()
+
+    def update(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0),
+                     text=f"{text} {mergers.progress_text(done, total, time.perf_counter() - start)}")
+
+    return bar, update
+
+
+MERGER_SUBSETS = {"val": "validation (never trained on)", "labelled": "labelled", "unlabelled": "unlabelled"}
+"""The Mergers page's choices of galaxies. ``val`` means what the Evaluation page's validation means for a
+checkpoint: the labelled galaxies the model never learnt from (``evaluation.unseen_labelled``)."""
+
+
+def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
+    """A model's Class8.6 for one of :data:`MERGER_SUBSETS` of the cache: ``rows``, ``p``, the threshold-free
+    ``mean`` estimate (``mergers.mean_probability``; None without galaxies) and ``unseen``
+    (``evaluation.unseen_labelled``, for ``val``; else None). Predicted once per model, data and subset, with a
+    progress bar (22,740 galaxies take about a minute on two CPU cores)."""
+    def compute() -> dict:
+        unseen = evaluation.unseen_labelled(model, cache) if subset == "val" else None
+        rows = unseen.rows if unseen is not None else cache.indices(subset)
+        out = {"rows": rows, "p": np.zeros(0), "mean": None, "unseen": unseen}
+        if len(rows):
+            bar, update = merger_progress("Predicting merger probabilities:")
+            try:
+                out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, mergers.MERGER_COLUMN,
+                                                     rows, progress=update)
+            finally:
+                bar.empty()
+            with st.spinner("Bootstrapping the mean ..."):  # 0.3 s for 22,740 galaxies: no bar needed
+                out["mean"] = mergers.mean_probability(out["p"])
+        return out
+
+    return _merger_stored(("predictions", model, mtime_ns, fingerprint, subset), compute)
+
+
+def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str,
+                       on: data.GalaxyCache | None = None) -> dict:
+    """The calibration of a model's Class8.6 against the volunteers, on the labelled galaxies of ``on`` (default:
+    the page's own cache) that the model never learnt from (``evaluation.unseen_labelled``), applied to the page's
+    ``subset``.
+
+    Returns ``unseen`` (those galaxies, with how many were left out as trained on), ``n`` and ``n_mergers`` (those
+    with a volunteer Class8.6, and the volunteer mergers among them), ``too_few`` (``mergers.calibration_shortfall``:
+    None when enough), and, when enough, ``pairs``, ``calibration`` (``mergers.calibrate``) and ``matched``
+    (``mergers.calibrated_fraction`` of the subset, whose bootstrap takes ~1 s); these three are None otherwise."""
+    on = cache if on is None else on
+    cal = merger_predictions(model, mtime_ns, on, on.fingerprint, "val")
+    rows = cal["rows"]
+    labels, mask = on.labels[rows], on.mask[rows]
+    n, n_mergers = mergers.calibration_counts(labels, mask)
+    out = {"unseen": cal["unseen"], "n": n, "n_mergers": n_mergers,
+           "too_few": mergers.calibration_shortfall(n, n_mergers), "pairs": None, "calibration": None, "matched": None}
+    if out["too_few"] is None:
+        pairs = mergers.calibration_pairs(cal["p"], labels, mask)
+        p = merger_predictions(model, mtime_ns, cache, fingerprint, subset)["p"]
+
+        def matched() -> dict:
+            with st.spinner("Bootstrapping the calibrated fraction ..."):
+                return mergers.calibrated_fraction(p, *pairs.pair)
+
+        out.update(pairs=pairs, calibration=mergers.calibrate(*pairs.pair),
+                   matched=_merger_stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched))
     return out
-
-
-@st.cache_data(show_spinner="Calibrating against the volunteers ...", max_entries=8)
-def merger_calibration(model: str, mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
-                       subset: str) -> dict | None:
-    """The galaxies that calibrate a model's Class8.6 on a subset of the cache (``mergers.calibration_pairs``: the
-    subset's labelled galaxies, else the validation split's) and what does not depend on the page's threshold slider:
-    ``pairs``, ``calibration`` (``mergers.calibrate``) and ``matched`` (``mergers.calibrated_fraction`` of the
-    subset, whose bootstrap takes ~0.5 s on 61,578 galaxies). None when there are too few labelled galaxies."""
-    res = merger_probabilities(model, mtime_ns, _cache, fingerprint, subset)
-
-    def validation_split() -> tuple:
-        val = merger_probabilities(model, mtime_ns, _cache, fingerprint, "val")
-        return val["p"], _cache.labels[val["rows"]], _cache.mask[val["rows"]]
-
-    rows = res["rows"]
-    pairs = mergers.calibration_pairs(res["p"], _cache.labels[rows], _cache.mask[rows], fallback=validation_split)
-    if pairs is None:
-        return None
-    return {"pairs": pairs, "calibration": mergers.calibrate(*pairs.pair),
-            "matched": mergers.calibrated_fraction(res["p"], *pairs.pair)}
 
 
 def morphology_mtime(cache: data.GalaxyCache) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import data, figures, mergers, morphology, tree
+from galaxy_core import catalog, data, figures, mergers, morphology, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -25,10 +25,13 @@ model = ml.choose_model("mg_model")
 if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-subsets = ["val", "labelled", "unlabelled"]
-# A folder of unlabelled galaxies opens on them, not on an empty validation split.
-subset = c1.radio("Galaxies", subsets, format_func=common.SUBSET_NAMES.get, horizontal=True, key="mg_subset",
-                  index=next((i for i, s in enumerate(subsets) if len(cache.indices(s))), 0))
+subsets = list(ml.MERGER_SUBSETS)
+# A folder of unlabelled galaxies opens on them, not on an empty choice of labelled ones.
+subset = c1.radio("Galaxies", subsets, format_func=ml.MERGER_SUBSETS.get, horizontal=True, key="mg_subset",
+                  index=next((i for i, s in enumerate(subsets) if len(cache.indices({"val": "labelled"}.get(s, s)))),
+                             0),
+                  help="validation: the labelled galaxies the model never trained on, as the Evaluation page "
+                       "scores a shipped checkpoint (for a run on this data: its validation split)")
 threshold = c2.slider("Merger threshold on predicted Class8.6", 0.0, 0.99, 0.5, 0.01, key="mg_threshold")
 rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, mergers.DEFAULT_RATE_PER_GYR, 0.01,
                        format="%.3f", key="mg_rate", help="0.05 at z~0, as the seed paper quoted Lotz et al. (2011)")
@@ -39,32 +42,39 @@ timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, merger
 
 ml.warn_domain(model, cache.synthetic)
 key = ml.model_key(model)
+pct = mergers.percent_text  # two significant digits for small fractions: 0.015 %, not 0.00 %
 try:
-    res = ml.merger_probabilities(*key, cache, ds.fingerprint, subset)
-    p = res["p"]
-    if not len(p):
-        st.info(f"No galaxies in the {common.SUBSET_NAMES[subset]} of this data.")
-        st.stop()
-    calib = ml.merger_calibration(*key, cache, ds.fingerprint, subset)  # None: no labelled galaxies to use
+    res = ml.merger_predictions(*key, cache, ds.fingerprint, subset)
 except ValueError as e:
     st.error(f"Cannot run this model on this data: {e}")
     st.stop()
+p, unseen = res["p"], res["unseen"]
+if not len(p):
+    if unseen is not None and unseen.n_trained:
+        st.info(f"No labelled galaxies the model never trained on in this data: it trained on all "
+                f"{unseen.n_trained:,} of them.")
+    else:
+        st.info(f"No {'unlabelled' if subset == 'unlabelled' else 'labelled'} galaxies in this data.")
+    st.stop()
+if unseen is not None:
+    st.caption(f"{len(p):,} labelled galaxies the model never trained on; "
+               + (f"the {unseen.n_trained:,} it trained on are left out." if unseen.known else
+                  "this model does not list the galaxies it trained on, so none could be left out."))
 
-report = mergers.report(p, threshold, rate, timescale, calib and calib["calibration"],
-                        labelled=calib and calib["pairs"].pair, mean=res["mean"], matched=calib and calib["matched"])
+report = mergers.report(p, threshold, rate, timescale, mean=res["mean"])
 th, mean, theory = report["threshold_estimate"], report["mean_estimate"], report["theory"]
 expected = theory["expected"]
 m1, m2, m3, m4 = st.columns(4)
-m1.metric(f"Merger fraction (p > {threshold:.2f})", f"{th['fraction']:.2%}",
+m1.metric(f"Merger fraction (p > {threshold:.2f})", pct(th["fraction"]),
           help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
-               f"bootstrap gives {th['boot_lo']:.2%} - {th['boot_hi']:.2%}")
-m1.caption(f"95 % Wilson interval {th['lo']:.2%} - {th['hi']:.2%} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
-m2.metric("Mean predicted Class8.6", f"{mean['fraction']:.2%}")
-m2.caption(f"95 % bootstrap interval {mean['lo']:.2%} - {mean['hi']:.2%}; no threshold, less biased for a rare "
+               f"bootstrap gives {pct(th['boot_lo'])} - {pct(th['boot_hi'])}")
+m1.caption(f"95 % Wilson interval {pct(th['lo'])} - {pct(th['hi'])} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
+m2.metric("Mean predicted Class8.6", pct(mean["fraction"]))
+m2.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no threshold, less biased for a rare "
            "class")
-m3.metric("Expected from R x T", f"{expected:.2%}")
+m3.metric("Expected from R x T", pct(expected))
 m3.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
-m4.metric("Observed / expected", f"{theory['ratio']:.2g}")
+m4.metric("Observed / expected", mergers.ratio_text(theory["ratio"]))
 m4.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
 st.markdown(
     "**From a rate to a fraction.** A merger rate R counts mergers per galaxy per Gyr; a fraction counts galaxies "
@@ -85,22 +95,78 @@ common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
                                              for r, v in zip(res["rows"][flagged], p[flagged])])
 
 
-def calibration_section() -> None:
+def calibration_data() -> tuple[data.GalaxyCache, str] | None:
+    """The data to calibrate on and how to name it: this data, or the labelled folder typed in (None, with the
+    reason shown, when that cannot be opened). Unlabelled data needs another folder: the same model is run there
+    and the matching threshold found there is applied to the galaxies here."""
+    c1, c2 = st.columns([3, 1])
+    text = c1.text_input("Calibrate on the labelled galaxies of", key="mg_cal_folder", placeholder="this data",
+                         help="Blank: this data. Else a labelled data folder or prepared cache (relative paths are "
+                              "from the project folder), e.g. ../shared/data/gz2-kaggle-96 while looking at "
+                              "unlabelled galaxies: the same model is run on its labelled galaxies that it never "
+                              "trained on, and the threshold that matches the volunteers there is applied here.")
+    fov = c2.number_input("Its field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01,
+                          format="%.4f", key="mg_cal_fov", placeholder="from its galaxy_core.json",
+                          help="As the sidebar's: the fraction of the 424 px frame the folder's images show, "
+                               f"{catalog.PACK_FOV:.4f} for the gz2-kaggle-96 packs, 1.0 for the originals.")
+    if not text.strip():
+        return cache, "this data"
+    try:
+        other = common.open_dataset(text, fov)
+    except catalog.FieldUnknown as e:
+        st.warning(f"Its images are {e.size[0]} x {e.size[1]} px, not 424 px Kaggle originals: give the part of the "
+                   f"frame they show beside the folder, {catalog.PACK_FOV:.4f} for the central 256 px (the "
+                   "gz2-kaggle-96 packs), 1.0 for whole frames.")
+        return None
+    except (catalog.DataError, OSError, ValueError) as e:
+        st.error(f"Cannot calibrate on this folder: {e}")
+        return None
+    if other.cache.fingerprint == cache.fingerprint:
+        return cache, "this data"
+    return other.cache, f"`{other.folder}`"
+
+
+def calibration_section() -> dict | None:
+    """The calibration against the volunteers; returns ``ml.merger_calibration``'s result when there is one."""
     st.subheader("Calibration against the volunteers")
-    if calib is None:
-        st.info("No labelled galaxies to calibrate the model against.")
-        return
+    chosen = calibration_data()
+    if chosen is None:
+        return None
+    on, where = chosen
+    try:
+        calib = ml.merger_calibration(*key, cache, ds.fingerprint, subset, on=on)
+    except ValueError as e:
+        st.error(f"Cannot run this model on {where}: {e}")
+        return None
+    if on.synthetic != cache.synthetic:
+        st.warning(f"{where} holds {'synthetic demo' if on.synthetic else 'real'} galaxies and this data "
+                   f"{'real' if on.synthetic else 'synthetic demo'} ones: a threshold matched on one says little "
+                   "about the other.")
+    unseen = calib["unseen"]
+    galaxies = (f"the {calib['n']:,} labelled galaxies of {where} that the model never trained on (the galaxies "
+                "the Evaluation page scores as 'validation' for a shipped checkpoint); "
+                + (f"the {unseen.n_trained:,} it trained on are left out" if unseen.known else
+                   "this model does not list the galaxies it trained on, so none could be left out and the "
+                   "agreement may flatter it"))
+    if calib["too_few"]:
+        other = " Name a labelled data folder above to calibrate on." if on is cache else ""
+        if calib["n"] == 0 and not unseen.n_trained:  # unlabelled data: nothing to count
+            st.info(f"No labelled galaxies in {where} to calibrate on.{other}")
+        else:
+            st.info(f"{calib['too_few'][0].upper()}{calib['too_few'][1:]}: {galaxies}.{other}")
+        return None
     p_pred, p_true = calib["pairs"].pair
-    where = (f"the {len(p_pred):,} galaxies of the validation split" if calib["pairs"].fallback
-             else f"these {len(p_pred):,} labelled galaxies")
-    cal, pr, matched = report["calibration"], report["precision_recall"], report["matched_estimate"]
-    st.caption(f"Model and volunteers compared on {where}. Volunteers' merger: their Class8.6 > 0.5.")
+    cal, matched = calib["calibration"], calib["matched"]
+    pr = mergers.precision_recall(p_pred, p_true, threshold)
+    st.caption(f"Model and volunteers compared on {galaxies}. Volunteers' merger: their Class8.6 > 0.5 "
+               f"({calib['n_mergers']:,} galaxies)."
+               + (" The matching threshold found there is applied to the galaxies here." if on is not cache else ""))
     k1, k2, k3, k4 = st.columns(4)
-    k1.metric("Volunteers' fraction (> 0.5)", f"{cal['volunteer_fraction']:.2%}")
+    k1.metric("Volunteers' fraction (> 0.5)", pct(cal["volunteer_fraction"]))
     k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
               help="the threshold at which the model flags as many galaxies as the volunteers do")
-    k3.metric("Fraction at the matching threshold", f"{matched['fraction']:.2%}")
-    k3.caption(f"95 % interval {matched['lo']:.2%} - {matched['hi']:.2%} ({matched['interval']}), including the "
+    k3.metric("Fraction at the matching threshold", pct(matched["fraction"]))
+    k3.caption(f"95 % interval {pct(matched['lo'])} - {pct(matched['hi'])} ({matched['interval']}), including the "
                f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
     k4.metric(f"Precision / recall at {threshold:.2f}",
               " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
@@ -113,9 +179,10 @@ def calibration_section() -> None:
         edges = [0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
         st.plotly_chart(figures.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)),
                         key="mg_reliability")
+    return calib
 
 
-def morphology_section() -> None:
+def morphology_section(calib: dict | None) -> None:
     st.subheader("Independent check: non-parametric morphology")
     st.caption("Gini, M20 and asymmetry measured on the images by statmorph (Rodriguez-Gomez et al. 2019) after "
                f"undoing the asinh stretch of the JPEGs (Lupton et al. 2004, Q = {morphology.LUPTON_Q:g}), with the "
@@ -123,8 +190,9 @@ def morphology_section() -> None:
                "Measurements statmorph flags as bad (flag > 1) are dropped. Each galaxy is measured once and kept "
                "with the cache.")
     rows = res["rows"]
+    # Keyed by the subset and its size: one key would keep the value (and maximum) of the galaxies shown before.
     n = st.number_input(f"Galaxies to measure (a random sample of the {len(rows):,})", 1, len(rows),
-                        min(1000, len(rows)), 100, key="mg_morph_n")
+                        min(1000, len(rows)), 100, key=f"mg_morph_n_{subset}_{len(rows)}")
     sample = data.subsample(rows, int(n), seed=0)
     table = ml.morphology_stored(cache, ds.fingerprint, ml.morphology_mtime(cache))
     todo = len(np.setdiff1d(sample, table["row"].to_numpy(dtype=np.int64)))
@@ -165,7 +233,7 @@ def morphology_section() -> None:
     d1, d2 = st.columns([1, 3])
     d1.metric("Galaxies compared", f"{len(used):,}", help=f"of {len(t):,} measured")
     d2.caption("Dropped: " + ("; ".join(f"{k} {v:,}" for k, v in check["dropped"].items()) or "none") + ".")
-    fr = check["fractions"].assign(**{"95 % interval": lambda f: [f"{a:.2%} - {b:.2%}" for a, b in
+    fr = check["fractions"].assign(**{"95 % interval": lambda f: [f"{pct(a)} - {pct(b)}" for a, b in
                                                                   zip(f["lo"], f["hi"])]})
     st.dataframe(fr[["method", "n_flagged", "fraction", "95 % interval"]], hide_index=True,
                  column_config={"fraction": st.column_config.NumberColumn(format="percent")})
@@ -188,8 +256,7 @@ def morphology_section() -> None:
                         t.loc[picked, ["gini", "m20", "asymmetry"]].itertuples(index=False)])
 
 
-calibration_section()
-morphology_section()
+morphology_section(calibration_section())
 
 with st.expander("Literature values"):
     st.dataframe(mergers.literature_table(), hide_index=True)

@@ -1,4 +1,4 @@
-"""The README's plot of validation RMSE against training minutes on a CPU, as a self-contained SVG.
+"""The plot (docs/cpu-training.md) of validation RMSE against training minutes on a CPU, as a self-contained SVG.
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 

@@ -3,6 +3,8 @@ compared."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,3 +119,20 @@ def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, t
     # Without galaxies.json nothing is known of its training galaxies: every labelled galaxy counts as unseen.
     ev = evaluation.evaluate(tmp_path / "ck", tiny_cache, device="cpu")
     assert len(ev) == len(tiny_cache.indices("labelled")) and np.isfinite(ev.rmse())
+
+
+def test_unseen_labelled_leaves_out_what_a_checkpoint_trained_on(tiny_cache, tmp_path):
+    """The galaxies a checkpoint's galaxies.json lists as training ones are left out and counted; a checkpoint
+    that lists none leaves out nothing and says that it could not."""
+    from galaxy_core import models
+
+    folder = models.save_model(models.build_model("seed-cnn"), tmp_path / "ckpt")
+    labelled = tiny_cache.indices("labelled")
+    everything = evaluation.unseen_labelled(folder, tiny_cache)
+    assert not everything.known and everything.n_trained == 0 and everything.rows.tolist() == labelled.tolist()
+    trained = tiny_cache.ids[labelled[::3]].tolist() + ["999999999"]  # and one that is not in this data
+    (folder / evaluation.GALAXIES_FILE).write_text(json.dumps({"train": trained, "val": []}))
+    unseen = evaluation.unseen_labelled(folder, tiny_cache)
+    assert unseen.known and unseen.n_trained == len(labelled[::3])
+    assert unseen.rows.tolist() == np.setdiff1d(labelled, labelled[::3]).tolist()
+    assert not np.isin(tiny_cache.ids[unseen.rows], trained).any()

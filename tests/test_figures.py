@@ -95,3 +95,17 @@ def test_original_with_crop_and_enlarge(tiny_cache):
     assert np.array_equal(figures.original_with_crop(picture, 1.0), picture)  # the whole image: no box
     big = figures.enlarge(tiny_cache.image(0), 300)
     assert big.shape == (300, 300, 3)
+
+
+def test_a_thumbnail_travels_inside_the_page_as_a_jpeg_data_url(tiny_cache):
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = tiny_cache.image(0)
+    url = figures.image_data_url(image)
+    assert url.startswith("data:image/jpeg;base64,")
+    back = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+    assert back.shape == image.shape and np.abs(back.astype(int) - image).mean() < 3  # JPEG at quality 92
+    assert len(url) < 6000  # a few KB a galaxy thumbnail

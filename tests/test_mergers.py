@@ -191,7 +191,11 @@ def test_calibrate_summary():
     json.dumps(c)
 
 
-def test_calibration_pairs_known_answers():
+def test_calibration_pairs_known_answers(monkeypatch):
+    """Which galaxies take part, and the fallback, on a handful of galaxies: the minimum lowered to 2 galaxies and 1
+    volunteer merger here (the real one is tested below)."""
+    monkeypatch.setattr(mergers, "MIN_CALIBRATION_GALAXIES", 2)
+    monkeypatch.setattr(mergers, "MIN_CALIBRATION_MERGERS", 1)
     j = tree.column_index(MERGER_COLUMN)
     # Five galaxies with all 37 answers; the volunteers' Class8.6 is unknown for galaxy 1 and NaN for galaxy 4.
     y_pred, labels = np.zeros((5, tree.N_ANSWERS)), np.zeros((5, tree.N_ANSWERS))
@@ -200,7 +204,7 @@ def test_calibration_pairs_known_answers():
     mask = np.ones((5, tree.N_ANSWERS), bool)
     mask[1, j] = False
     pairs = calibration_pairs(y_pred, labels, mask)
-    assert not pairs.fallback and mergers.MIN_CALIBRATION_GALAXIES == 2
+    assert not pairs.fallback
     assert pairs.p_pred.tolist() == [0.1, 0.3, 0.4] and pairs.p_true.tolist() == [0.5, 0.75, 0.875]
     assert pairs.pair[0] is pairs.p_pred and pairs.pair[1] is pairs.p_true
     # The Class8.6 column alone gives the same pairs; the other answers play no part.
@@ -228,6 +232,39 @@ def test_calibration_pairs_known_answers():
         calibration_pairs(y_pred[:4], labels, mask)
 
 
+def test_calibration_needs_enough_galaxies_and_volunteer_mergers():
+    """At least MIN_CALIBRATION_GALAXIES galaxies with a known volunteer Class8.6 (the Evaluation page's minimum),
+    MIN_CALIBRATION_MERGERS of them volunteer mergers (Class8.6 > 0.5, strictly); below either, None and the words
+    the pages and the command line show."""
+    assert (mergers.MIN_CALIBRATION_GALAXIES, mergers.MIN_CALIBRATION_MERGERS) == (50, 5)
+    assert mergers.MIN_CALIBRATION_GALAXIES == evaluation.MIN_SCORED_GALAXIES
+
+    def galaxies(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p_true = np.r_[np.full(k, 0.8), np.full(n - k, 0.1)]
+        return 0.5 * p_true, p_true, np.ones(n, bool)
+
+    assert calibration_pairs(*galaxies(50, 5)).p_pred.shape == (50,)
+    assert calibration_pairs(*galaxies(49, 5)) is None and calibration_pairs(*galaxies(50, 4)) is None
+    p_pred, p_true, known = galaxies(60, 5)
+    p_true[0] = 0.5  # on the cut: not a volunteer merger
+    assert calibration_pairs(p_pred, p_true, known) is None
+    known[:] = True
+    p_true[0], known[-11:] = 0.8, False  # 49 known galaxies
+    assert mergers.calibration_counts(p_true, known) == (49, 5)
+    assert calibration_pairs(p_pred, p_true, known) is None
+    p_true[-1] = np.nan  # unknown in another way: NaN does not count as known
+    assert mergers.calibration_counts(p_true, np.ones(60, bool)) == (59, 5)
+    # The fallback is held to the same rule.
+    assert calibration_pairs(*galaxies(30, 0), fallback=galaxies(745, 9)).fallback
+    assert calibration_pairs(*galaxies(30, 0), fallback=galaxies(745, 3)) is None
+    # What the pages say: nothing when enough, else the counts and the need.
+    assert mergers.calibration_shortfall(50, 5) is None
+    assert mergers.calibration_shortfall(30, 0) == (
+        "too few to calibrate: 30 galaxies, 0 volunteer mergers (need at least 50 galaxies and 5 volunteer mergers, "
+        "Class8.6 > 0.5)")
+    assert "1,000 galaxies, 1 volunteer merger (" in mergers.calibration_shortfall(1000, 1)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Theory
 
@@ -249,6 +286,46 @@ def test_compare_with_theory_inside_and_outside():
     assert inside["inside"] and "inside" in inside["text"]
     edge = compare_with_theory({"fraction": 0.02, "lo": 0.01, "hi": 0.03}, 0.1, 0.1)
     assert edge["inside"]  # 0.01 is on the interval's edge
+
+
+def test_small_fractions_keep_two_significant_digits():
+    """A fraction of 0.0044 % beside 'observed / expected 0.0029' must not read '0.00 %': small values get the
+    decimals their two significant digits need, ordinary ones keep the usual two (or four)."""
+    pct = mergers.percent_text
+    assert [pct(x) for x in (0.033, 0.0029, 0.00015, 4.35e-5, 0.0, 1.0)] == \
+        ["3.30%", "0.29%", "0.015%", "0.0043%", "0.00%", "100.00%"]
+    assert pct(float("nan")) == "n/a"
+    assert [mergers.number_text(x) for x in (0.033, 0.0029, 4.35e-5, 0.0)] == ["0.0330", "0.0029", "0.000044", "0.0000"]
+    assert [mergers.ratio_text(r) for r in (2.2, 0.0029, 15.0, 0.0, 1234.0)] == ["2.2", "0.0029", "15", "0", "1,234"]
+    assert mergers.ratio_text(float("inf")) == "inf" and mergers.ratio_text(float("nan")) == "n/a"
+    # One galaxy flagged in 22,740 against 1.5 % expected: the text's numbers agree with each other.
+    out = compare_with_theory(fraction_above(with_flagged(22740, 1), n_boot=10), 0.05, 0.3)
+    assert out["ratio"] == pytest.approx(1 / 22740 / 0.015)
+    assert "Observed (p > 0.5): 0.000044 " in out["text"] and "0.0029 times the expectation" in out["text"]
+
+
+def test_progress_text_counts_and_says_the_time_left():
+    assert mergers.progress_text(12000, 22740, 22.4) == "12,000 of 22,740 galaxies, about 20 s left"
+    assert mergers.progress_text(100, 22740, 60.0) == "100 of 22,740 galaxies, about 226 min left"
+    # Nothing to estimate from before the first galaxy, nothing left after the last.
+    assert mergers.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
+    assert mergers.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"
+
+
+def test_predict_answer_reports_progress(tiny_cache):
+    """prediction.predict_answer passes its progress callback on: (done, total) after each batch, ending at the
+    number of galaxies; a result read back from the cache's store reports nothing."""
+    from galaxy_core import models
+
+    model = models.build_model("seed-cnn").eval()
+    rows = tiny_cache.indices("labelled")[:20]
+    calls = []
+    p = prediction.predict_answer(model, tiny_cache, MERGER_COLUMN, rows, progress=lambda d, t: calls.append((d, t)))
+    assert p.shape == (20,) and calls and calls[-1] == (20, 20) and all(t == 20 for _, t in calls)
+    again = []
+    q = prediction.predict_answer(model, tiny_cache, MERGER_COLUMN, rows, progress=lambda d, t: again.append(d))
+    np.testing.assert_array_equal(p, q)
+    assert again == []
 
 
 def test_literature_table():
@@ -345,7 +422,7 @@ def test_cli_calibration_and_images_paths(tmp_path, capsys, monkeypatch):
     y_pred[:, j], y_true[:, j] = p_pred, p_true
     ev = evaluation.Evaluation("fake", np.arange(400).astype(str), np.arange(400), y_true, y_pred,
                                np.ones((400, 37), bool))
-    monkeypatch.setattr(evaluation, "evaluate", lambda run, **kw: ev)
+    monkeypatch.setattr(evaluation, "evaluate", lambda run, *a, **kw: ev)
     frame = pd.DataFrame(y_pred, columns=list(tree.COLUMNS))
     frame.insert(0, "GalaxyID", np.arange(400).astype(str))
     monkeypatch.setattr(prediction, "predict_folder", lambda *a, **kw: (frame, []))
@@ -361,9 +438,12 @@ def test_cli_calibration_needs_labelled_galaxies(tmp_path, capsys, monkeypatch):
     write_predictions(tmp_path / "pred.csv", with_flagged(100, 3))
     ev = evaluation.Evaluation("fake", np.arange(5).astype(str), np.arange(5), np.zeros((5, 37)), np.zeros((5, 37)),
                                np.zeros((5, 37), bool))
-    monkeypatch.setattr(evaluation, "evaluate", lambda run, **kw: ev)
+    monkeypatch.setattr(evaluation, "evaluate", lambda run, *a, **kw: ev)
     rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--calibrate-run", "runs/fake", "--boot", "10"])
-    assert rc == 2 and "too few to calibrate" in capsys.readouterr().err
+    # The uncalibrated report stands, and says why the calibration is left out.
+    out = capsys.readouterr().out
+    assert rc == 0 and "0.0300" in out and "matching threshold" not in out
+    assert "calibration on runs/fake: too few to calibrate: 0 galaxies, 0 volunteer mergers (need at least 50" in out
 
 
 def test_calibrated_fraction_carries_the_threshold_uncertainty():
