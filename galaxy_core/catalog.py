@@ -315,6 +315,16 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
     return frame
 
 
+def settings_file(root: str | os.PathLike) -> Path:
+    """A folder's ``galaxy_core.json``; for one of a data folder's image folders (``images_training_rev1``,
+    ``images_test_rev1``) without its own, the data folder's, which speaks for its images."""
+    root = Path(root)
+    own = root / FOLDER_CONFIG
+    if not own.is_file() and root.name in (LABELLED_DIR, UNLABELLED_DIR) and (root.parent / FOLDER_CONFIG).is_file():
+        return root.parent / FOLDER_CONFIG
+    return own
+
+
 def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) -> float | None:
     """The fraction of the 424 px Kaggle frame that a folder's images show: the argument, else ``galaxy_core.json``.
 
@@ -324,7 +334,7 @@ def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) 
         if not 0 < source_fov <= 1:
             raise DataError(f"source_fov must be in (0, 1], got {source_fov}")
         return float(source_fov)
-    cfg = Path(root) / FOLDER_CONFIG
+    cfg = settings_file(root)
     if cfg.is_file():
         value = read_json(cfg).get("source_fov")
         if value is not None:
@@ -340,7 +350,7 @@ def folder_fits_settings(root: str | os.PathLike, frame_arcsec: float | None = N
     number of the right sign or an unknown key."""
     if frame_arcsec is not None:
         FitsSettings(frame_arcsec)  # checks it, with a message naming frame_arcsec
-    cfg = Path(root) / FOLDER_CONFIG
+    cfg = settings_file(root)
     try:
         return fitsimages.settings_from(read_json(cfg) if cfg.is_file() else {}, frame_arcsec)
     except DataError as e:
@@ -426,7 +436,7 @@ def resolve_field(root: str | os.PathLike, samples: list, source_fov: float | No
             f"{sample} is {size[0]}x{size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
             f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
             f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
-            f"{{\"source_fov\": ...}} into {Path(root) / FOLDER_CONFIG}{fits_hint}")
+            f"{{\"source_fov\": ...}} into {settings_file(root)}{fits_hint}")
     raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown "
                     f"(e.g. {reasons[0] if reasons else 'no images'})")
 

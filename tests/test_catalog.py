@@ -565,3 +565,16 @@ def test_summarize_shared_96_pack(shared_data):
     assert s["image_sizes"] == {"96x96": 11449}
     assert s["label_files"] == [catalog.LABEL_CSV, "training_solutions_partial.csv"]
     assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
+
+
+def test_an_image_folder_of_a_data_folder_takes_the_data_folders_settings(tmp_path):
+    """``predict data/images_test_rev1`` reads the field the data folder declares, as ``prepare data`` does."""
+    images = tmp_path / "data" / catalog.UNLABELLED_DIR
+    images.mkdir(parents=True)
+    (tmp_path / "data" / catalog.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
+    assert catalog.folder_source_fov(images) == pytest.approx(0.6038)
+    (images / catalog.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')  # its own wins
+    assert catalog.folder_source_fov(images) == 1.0
+    other = tmp_path / "data" / "elsewhere"  # any other folder speaks for itself only
+    other.mkdir()
+    assert catalog.folder_source_fov(other) is None

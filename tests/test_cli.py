@@ -76,6 +76,16 @@ def test_summary_prepare_train_evaluate_predict(tiny_data, tmp_path, capsys):
 
     run = tmp_path / "runs" / "r"
     assert cli.main(["evaluate", str(run), "--json", "--per-answer"]) == 0
+    out = capsys.readouterr().out
+    e = json.loads(out.strip().splitlines()[-1])  # 12 galaxies: said to be too few, no number
+    assert e["n"] == 12 and e["rmse"] is None and "too few galaxies to score" in out
+    from galaxy_core import evaluation
+
+    old_minimum, evaluation.MIN_SCORED_GALAXIES = evaluation.MIN_SCORED_GALAXIES, 10
+    try:
+        assert cli.main(["evaluate", str(run), "--json", "--per-answer"]) == 0
+    finally:
+        evaluation.MIN_SCORED_GALAXIES = old_minimum
     e = _json_tail(capsys)
     assert set(e) >= {"rmse", "n"} and e["n"] == 12 and e["rmse"] == pytest.approx(t["val_rmse"], rel=1e-5)
     assert set(e["per_answer"]) == set(tree.COLUMNS)

@@ -147,6 +147,7 @@ def test_the_readme_checkpoint_conversion_runs_as_shown(sandbox, capsys):
     loaded = models.load_model_folder(sandbox / "my_model")
     assert loaded.config["name"] == "galaxynet"
     shown = re.search(r"# then: python -m galaxy_core (.+)", code).group(1)
-    argv = shlex.split(shown.replace("IMAGES", "my_images")) + ["--out", "converted.csv"]
+    images = demo.ensure_demo_dataset() / "images_test_rev1"  # any images: the demo's, as on a fresh clone
+    argv = shlex.split(shown.replace("IMAGES", str(images))) + ["--out", "converted.csv"]
     assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
     assert (sandbox / "converted.csv").is_file()
