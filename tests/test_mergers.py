@@ -505,3 +505,19 @@ def test_morphology_check_drops_unusable_rows_and_counts_why():
     assert r["overlap"].loc["model", "A > 0.35 (Conselice 2003)"] == 1
     with pytest.raises(ValueError, match="usable"):
         mergers.morphology_check(t.iloc[[2, 3]])
+
+
+def test_cli_refuses_to_calibrate_real_predictions_on_the_demo(tmp_path, capsys, monkeypatch):
+    """Predictions of real galaxies (Kaggle's 6-digit ids) with a threshold matched on demo galaxies: refused with
+    the reason, instead of a fraction that means nothing (a user got 17 % this way)."""
+    from galaxy_core import demo
+
+    write_predictions(tmp_path / "pred.csv", with_flagged(100, 3))  # ids 100000 ... : real
+    p_pred, p_true = shrunk(400)
+    y_pred, y_true = np.zeros((400, 37)), np.zeros((400, 37))
+    y_pred[:, tree.column_index(MERGER_COLUMN)], y_true[:, tree.column_index(MERGER_COLUMN)] = p_pred, p_true
+    ids = np.arange(demo.FIRST_ID, demo.FIRST_ID + 400).astype(str)
+    ev = evaluation.Evaluation("demo-run", ids, np.arange(400), y_true, y_pred, np.ones((400, 37), bool))
+    monkeypatch.setattr(evaluation, "evaluate", lambda run, *a, **kw: ev)
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--calibrate-run", "runs/fake", "--boot", "10"])
+    assert rc == 2 and "the calibration galaxies are synthetic demo ones" in capsys.readouterr().err
