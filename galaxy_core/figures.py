@@ -279,3 +279,12 @@ def image_data_url(image: np.ndarray, quality: int = 92) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def per_answer_figure(per_answer: pd.DataFrame) -> go.Figure:
+    """RMSE of each of the 37 answers as bars coloured by question (``evaluation.Evaluation.per_answer``'s table)."""
+    fig = go.Figure(go.Bar(x=per_answer["column"], y=per_answer["rmse"], hovertext=per_answer["name"],
+                           marker_color=[QUESTION_COLOURS[q] for q in per_answer["question"]],
+                           hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=330, yaxis_title="RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig

@@ -1,7 +1,6 @@
 """Evaluation: a run's RMSE overall and per answer, true vs predicted, the best and the worst galaxies."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core import evaluation, figures, tree
@@ -79,15 +78,12 @@ else:
 c2.metric("galaxies", f"{len(ev):,}")
 c3.metric("model", str(run["model"]))
 
-fig = go.Figure(go.Bar(x=pa["column"], y=pa["rmse"], hovertext=pa["name"],
-                       marker_color=[figures.QUESTION_COLOURS[q] for q in pa["question"]],
-                       hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
-fig.update_layout(height=330, yaxis_title="RMSE", margin=common.TIGHT)
-st.subheader("Per answer")
-st.plotly_chart(fig)
-with st.expander("Per question"):
-    st.dataframe(ev.per_question(), hide_index=True,
-                 column_config={"rmse": st.column_config.NumberColumn(format="%.4f")})
+if ev.scorable:  # per answer is fewer galaxies still: no scores where the overall one is not
+    st.subheader("Per answer")
+    st.plotly_chart(figures.per_answer_figure(pa))
+    with st.expander("Per question"):
+        st.dataframe(ev.per_question(), hide_index=True,
+                     column_config={"rmse": st.column_config.NumberColumn(format="%.4f")})
 
 st.subheader("True vs predicted")
 answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="all 37 answers")

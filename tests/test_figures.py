@@ -109,3 +109,11 @@ def test_a_thumbnail_travels_inside_the_page_as_a_jpeg_data_url(tiny_cache):
     back = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
     assert back.shape == image.shape and np.abs(back.astype(int) - image).mean() < 3  # JPEG at quality 92
     assert len(url) < 6000  # a few KB a galaxy thumbnail
+
+
+def test_per_answer_figure_has_a_bar_per_answer_coloured_by_question():
+    pa = pd.DataFrame({"column": tree.COLUMNS, "name": [tree.NAMES[c] for c in tree.COLUMNS],
+                       "question": [tree.question_of(c).key for c in tree.COLUMNS], "rmse": np.linspace(0, 0.2, 37)})
+    bar = figures.per_answer_figure(pa).data[0]
+    assert list(bar.x) == list(tree.COLUMNS) and np.allclose(bar.y, pa["rmse"])
+    assert len(set(bar.marker.color)) == len(tree.QUESTIONS)
