@@ -186,6 +186,7 @@ def sidebar() -> Dataset | None:
 
 
 def _set_field(value: float) -> None:
+    # The exact 256 / 424 the packs show, not the rounded 0.6038 on the button: a cache is keyed by its field.
     st.session_state["source_fov"] = value
 
 
@@ -201,7 +202,7 @@ def ask_field(error: "catalog.FieldUnknown") -> None:
                icon=":material/help:")
     c1, c2, _ = st.columns([2, 2, 3])
     c1.button(f"Central 256 px: {catalog.PACK_FOV:.4f}", key="fov_pack", on_click=_set_field,
-              args=(round(catalog.PACK_FOV, 4),), type="primary")
+              args=(catalog.PACK_FOV,), type="primary")
     c2.button("Whole frames: 1.0", key="fov_whole", on_click=_set_field, args=(1.0,))
 
 
