@@ -12,6 +12,17 @@ import pytest
 from galaxy_core import config, data, evaluation, export, files, training
 
 
+def small_run(tiny_cache, tmp_path):
+    """A one-epoch galaxynet of width 8 on the tiny cache, named g."""
+    return training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
+                                            epochs=1, batch_size=16, tta=1, device="cpu",
+                                            model_args={"width": 8, "input_size": 32}))
+
+
+def contents(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
     from galaxy_core import prediction
 
@@ -64,12 +75,10 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
 def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path, monkeypatch):
     from galaxy_core import prediction
 
-    run = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
-                                           epochs=1, batch_size=16, tta=1, device="cpu",
-                                           model_args={"width": 8, "input_size": 32}))
+    run = small_run(tiny_cache, tmp_path)
     out = tmp_path / "checkpoints" / "default"
     export.export_checkpoint(run, out, tta=1, device="cpu")
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = contents(out)
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -78,7 +87,7 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
     with pytest.raises(files.DiskFull, match=f"no space left on device writing default in {out.parent}"):
         export.export_checkpoint(run, out, tta=1, device="cpu")
     monkeypatch.undo()
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and os.listdir(out.parent) == ["default"]
+    assert contents(out) == before and os.listdir(out.parent) == ["default"]
     prediction.load_model(out)
 
 
@@ -86,26 +95,24 @@ def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unaske
     from galaxy_core import prediction
 
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
-    run = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
-                                           epochs=1, batch_size=16, tta=1, device="cpu",
-                                           model_args={"width": 8, "input_size": 32}))
+    run = small_run(tiny_cache, tmp_path)
     default = tmp_path / "checkpoints" / "default"
     export.export_checkpoint(run, default, tta=1, device="cpu")
-    shipped = {p.name: p.read_bytes() for p in default.iterdir()}
+    shipped = contents(default)
     r = export.export_checkpoint(run, tta=1, device="cpu")
     assert r["checkpoint"] == str(tmp_path / "checkpoints" / "g")
-    assert {p.name: p.read_bytes() for p in default.iterdir()} == shipped
+    assert contents(default) == shipped
 
     # A model that learnt from the synthetic demo is refused as the default, and nothing changes ...
     with pytest.raises(ValueError, match="synthetic demo"):
         export.replace_default(r["checkpoint"], tta=1, device="cpu")
-    assert {p.name: p.read_bytes() for p in default.iterdir()} == shipped
+    assert contents(default) == shipped
     assert sorted(p.name for p in default.parent.iterdir()) == ["default", "g"]
     # ... unless forced; the old default is kept beside the new one.
     d = export.replace_default(r["checkpoint"], force=True, tta=1, device="cpu")
     assert "synthetic demo" in d["refusal_overridden"]
     kept = sorted(default.parent.glob("default-replaced-*"))
-    assert [str(k) for k in kept] == [d["kept"]] and {p.name: p.read_bytes() for p in kept[0].iterdir()} == shipped
+    assert [str(k) for k in kept] == [d["kept"]] and contents(kept[0]) == shipped
     assert prediction.load_model(default).extra["exported_from"] == "g"
 
 
