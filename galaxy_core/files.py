@@ -258,6 +258,16 @@ Progress = Callable[[int, int], None]
 """A progress callback: ``progress(done, total)``."""
 
 
+def progress_text(done: int, total: int, elapsed_s: float, what: str = "galaxies") -> str:
+    """'12,000 of 22,740 galaxies, about 20 s left': the time left at the rate so far (nothing said about it before
+    the first galaxy is done or after the last)."""
+    text = f"{done:,} of {total:,} {what}"
+    if 0 < done < total and elapsed_s > 0:
+        left = elapsed_s * (total - done) / done
+        text += f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
+    return text
+
+
 class TextProgress:
     """A one-line progress bar on stderr (rate and time left), redrawn at most every 0.2 s.
 

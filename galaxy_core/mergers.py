@@ -16,8 +16,7 @@ rate times the time a merger stays visible, f = R x T_obs. This module does the 
   literature values, :data:`LITERATURE`;
 * several methods on the same galaxies, their fractions and the overlap of what they flag (:func:`compare_methods`);
 * reading a predictions CSV (:func:`read_predictions`), everything at once, as the command line and the dashboard
-  show it (:func:`report`), and the numbers written for them (:func:`percent_text`, :func:`ratio_text`,
-  :func:`progress_text`).
+  show it (:func:`report`), and the numbers written for them (:func:`percent_text`, :func:`ratio_text`).
 
 The independent, model-free check with non-parametric morphology (Gini, M20, asymmetry) measured on the images by
 statmorph is :mod:`galaxy_core.morphology`; the figures are in :mod:`galaxy_core.figures`. This module is about 780
@@ -704,16 +703,6 @@ def ratio_text(ratio: float) -> str:
     if math.isfinite(r) and abs(r) >= 100:
         return f"{r:,.0f}"
     return number_text(r, 0)
-
-
-def progress_text(done: int, total: int, elapsed_s: float, what: str = "galaxies") -> str:
-    """'12,000 of 22,740 galaxies, about 20 s left': the time left at the rate so far (nothing said about it before
-    the first galaxy is done or after the last)."""
-    text = f"{done:,} of {total:,} {what}"
-    if 0 < done < total and elapsed_s > 0:
-        left = elapsed_s * (total - done) / done
-        text += f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
-    return text
 
 
 def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from galaxy_core import catalog, data, demo, explore, figures, fitsimages, tree
+from galaxy_core import catalog, data, demo, explore, figures, files, fitsimages, tree
 
 DATA_ENV, RUNS_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_RUNS", "GALAXY_DATA_ROOTS"
 DEFAULT_DATA = catalog.PROJECT_ROOT / "data"
@@ -110,11 +110,13 @@ def _prepared() -> tuple[dict, threading.Lock]:
 
 
 def progress_bar(text: str):
-    """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it."""
-    bar = st.progress(0.0, text=text)
+    """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it and says the count and the
+    time left (``files.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
+    bar, start = st.progress(0.0, text=text), time.perf_counter()
 
     def update(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{text} {done:,} / {total:,}")
+        bar.progress(min(done / max(total, 1), 1.0),
+                     text=f"{text} {files.progress_text(done, total, time.perf_counter() - start)}")
 
     return bar, update
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -196,18 +195,6 @@ def _merger_stored(key: tuple, compute):
     return value
 
 
-def merger_progress(text: str):
-    """A progress bar and its ``progress(done, total)`` callback, which shows the count and the time left
-    (``mergers.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
-    bar, start = st.progress(0.0, text=text), time.perf_counter()
-
-    def update(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0),
-                     text=f"{text} {mergers.progress_text(done, total, time.perf_counter() - start)}")
-
-    return bar, update
-
-
 MERGER_SUBSETS = {"val": "validation (never trained on)", "labelled": "labelled", "unlabelled": "unlabelled"}
 """The Mergers page's choices of galaxies. ``val`` means what the Evaluation page's validation means for a
 checkpoint: the labelled galaxies the model never learnt from (``evaluation.unseen_labelled``)."""
@@ -223,7 +210,7 @@ def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
         rows = unseen.rows if unseen is not None else cache.indices(subset)
         out = {"rows": rows, "p": np.zeros(0), "mean": None, "unseen": unseen}
         if len(rows):
-            bar, update = merger_progress("Predicting merger probabilities:")
+            bar, update = common.progress_bar("Predicting merger probabilities:")
             try:
                 out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, mergers.MERGER_COLUMN,
                                                      rows, progress=update)

@@ -221,3 +221,11 @@ def test_file_lock_makes_threads_take_turns(tmp_path):
     assert order == [("holder", False), ("holder done", None), ("second", True)]
     with files.file_lock(lock) as waited:  # free again; the lock file stays (removing it would be a race)
         assert not waited and lock.is_file()
+
+
+def test_progress_text_counts_and_says_the_time_left():
+    assert files.progress_text(12000, 22740, 22.4) == "12,000 of 22,740 galaxies, about 20 s left"
+    assert files.progress_text(100, 22740, 60.0) == "100 of 22,740 galaxies, about 226 min left"
+    # Nothing to estimate from before the first galaxy, nothing left after the last.
+    assert files.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
+    assert files.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"

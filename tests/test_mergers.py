@@ -304,14 +304,6 @@ def test_small_fractions_keep_two_significant_digits():
     assert "Observed (p > 0.5): 0.000044 " in out["text"] and "0.0029 times the expectation" in out["text"]
 
 
-def test_progress_text_counts_and_says_the_time_left():
-    assert mergers.progress_text(12000, 22740, 22.4) == "12,000 of 22,740 galaxies, about 20 s left"
-    assert mergers.progress_text(100, 22740, 60.0) == "100 of 22,740 galaxies, about 226 min left"
-    # Nothing to estimate from before the first galaxy, nothing left after the last.
-    assert mergers.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
-    assert mergers.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"
-
-
 def test_predict_answer_reports_progress(tiny_cache):
     """prediction.predict_answer passes its progress callback on: (done, total) after each batch, ending at the
     number of galaxies; a result read back from the cache's store reports nothing."""

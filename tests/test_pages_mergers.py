@@ -21,7 +21,7 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import catalog, data, evaluation, mergers, models, prediction, tree
+from galaxy_core import catalog, data, evaluation, files, mergers, models, prediction, tree
 from galaxy_core.files import atomic_write_json
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
@@ -157,9 +157,9 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
 
 
 def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
-    """The progress bar's text comes from mergers.progress_text, called for each batch predicted."""
+    """The progress bar's text comes from files.progress_text, called for each batch predicted."""
     texts = []
-    real_text, real_predict = mergers.progress_text, prediction.predict_cache
+    real_text, real_predict = files.progress_text, prediction.predict_cache
 
     def predict_cache(model, cache, rows=None, *args, progress=None, **kwargs):
         assert progress is not None
@@ -167,7 +167,7 @@ def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
             progress(done, len(rows))
         return real_predict(model, cache, rows, *args, **kwargs)
 
-    monkeypatch.setattr(mergers, "progress_text", lambda *a, **kw: texts.append(real_text(*a, **kw)) or texts[-1])
+    monkeypatch.setattr(files, "progress_text", lambda *a, **kw: texts.append(real_text(*a, **kw)) or texts[-1])
     monkeypatch.setattr(prediction, "predict_cache", predict_cache)
     st.cache_resource.clear()  # predictions made by the tests before are kept in the page's store
     at = app("mergers")
