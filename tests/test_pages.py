@@ -133,7 +133,7 @@ def test_a_folder_of_small_images_asks_for_its_field_in_the_main_area(env, tmp_p
     assert "main area" in at.sidebar.error[0].value and not at.info
     at.button(key="fov_pack").click().run()
     assert not at.exception and not at.warning and not at.sidebar.error
-    assert at.sidebar.number_input(key="source_fov").value == pytest.approx(0.6038)
+    assert at.sidebar.number_input(key="source_fov").value == catalog.PACK_FOV  # 256 / 424 exactly
     assert next(m.value for m in at.metric if m.label == "galaxies") == "4"
 
 
