@@ -317,6 +317,59 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedded(args: argparse.Namespace):
+    """The cache of ``args.data``, the model (``--model``, else the default) and every galaxy's embedding."""
+    from . import embeddings, prediction
+
+    cache = data.resolve_cache(_data(args.data), source_fov=args.source_fov)
+    model = prediction.load_model(_model_for(args))
+    return cache, model, embeddings.embed_cache(model, cache, tta=args.tta, progress=TextProgress("embed"))
+
+
+def _write_table(args: argparse.Namespace, frame) -> str:
+    """The first rows for the terminal, or the whole table written to ``--out`` (atomically)."""
+    if not args.out:
+        return "\n" + frame.head(20).to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    atomic_write_text(args.out, frame.to_csv(index=False, lineterminator="\n"))
+    return f" -> {args.out}"
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import embeddings, similarity
+
+    cache, model, vectors = _embedded(args)
+    query = Path(args.query)
+    if query.is_file():
+        vector, name = embeddings.embed_file(model, query, cache, args.query_source_fov, args.tta), query.name
+    else:
+        vector, name = vectors[cache.row_of(args.query)], f"GalaxyID {args.query}"
+    rows, distance = similarity.nearest(vectors, vector, args.k)
+    frame = pd.DataFrame({"rank": range(1, len(rows) + 1), "GalaxyID": cache.ids[rows], "distance": distance})
+    human = f"the {len(rows)} galaxies of {cache.path} nearest to {name} (cosine distance)" + \
+        _write_table(args, frame)
+    _emit(args, human, {"query": str(args.query), "n": len(rows), "out": args.out,
+                        "neighbours": frame.head(args.k).to_dict("records")})
+    return 0
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from . import similarity
+
+    cache, _, vectors = _embedded(args)
+    score = similarity.anomaly_scores(vectors, args.neighbours)
+    order = np.argsort(-score, kind="stable")[:args.n]
+    frame = pd.DataFrame({"rank": range(1, len(order) + 1), "GalaxyID": cache.ids[order], "score": score[order]})
+    human = (f"the {len(order)} galaxies of {cache.path} least like any other (mean cosine distance to their "
+             f"{args.neighbours} nearest neighbours)" + _write_table(args, frame))
+    _emit(args, human, {"n": len(order), "out": args.out, "anomalies": frame.head(20).to_dict("records")})
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
 
@@ -620,6 +673,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", default=None, help="run or checkpoint folder: compare its Class8.6 > --threshold")
     sp.add_argument("--threshold", type=float, default=0.5, help="the model's merger threshold on Class8.6")
     sp.add_argument("--out", default=None, help="write the measurements to this CSV")
+
+    def embedded(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("data", help="a prepared cache or a data folder")
+        source_fov(sp)
+        sp.add_argument("--model", default=None, help="run or checkpoint folder whose backbone embeds the galaxies "
+                                                      "(default: the shipped checkpoint)")
+        sp.add_argument("--tta", type=int, default=4, help="dihedral views each embedding averages (1-8, default 4)")
+        sp.add_argument("--out", default=None, help="write the table to this CSV")
+
+    sp = command("similar", cmd_similar, "the galaxies nearest to one galaxy in a model's embedding space")
+    embedded(sp)
+    sp.add_argument("query", help="a GalaxyID of the data, or an image file (JPEG, PNG or FITS)")
+    sp.add_argument("-k", type=int, default=20, help="how many neighbours (default 20; the query itself is the "
+                                                     "first when it is in the data)")
+    sp.add_argument("--query-source-fov", type=float, default=None,
+                    help="for an image file: the part of the 424 px frame it shows (default: its folder's "
+                         "galaxy_core.json, else a 424 px original)")
+
+    sp = command("anomalies", cmd_anomalies, "the galaxies least like any other in a model's embedding space")
+    embedded(sp)
+    sp.add_argument("-n", type=int, default=100, help="how many to list (default 100)")
+    sp.add_argument("--neighbours", type=int, default=10,
+                    help="the score is the mean distance to this many nearest neighbours (default 10)")
 
     command("models", cmd_models, "the registered models")
     sp = command("runs", cmd_runs, "past training runs, newest first")

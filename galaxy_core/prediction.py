@@ -106,7 +106,7 @@ STORE_KEEP = 64
 """How many stored prediction sets a cache folder keeps (the oldest go first)."""
 
 
-def _store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray, tta: int) -> str:
+def store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray, tta: int) -> str:
     """A digest of everything a prediction depends on: the weights and config, the cache's fingerprint, the rows,
     the views and the device type and precision (bf16 and float32 results differ in the last digits)."""
     h = hashlib.sha1()
@@ -125,7 +125,7 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
     """Predictions (N, 37) for rows of a prepared cache (all rows when None).
 
     With ``store``, the result is also kept in the cache folder (``predictions/<digest>.npy``, see
-    :func:`_store_key`) and read back the next time the same model meets the same rows, in this process or a later
+    :func:`store_key`) and read back the next time the same model meets the same rows, in this process or a later
     one: on a CPU the first evaluation of 6,000 galaxies takes seconds, the second a few milliseconds. A cache
     folder that cannot be written to is simply not used for this."""
     fov, size = float(model.config["fov"]), int(model.config["input_size"])
@@ -133,7 +133,7 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
         raise ValueError(f"the model looks at {fov:.3f} of the frame but the cache {cache.path} holds only "
                          f"{cache.fov:.3f}")
     rows = np.arange(len(cache)) if rows is None else np.asarray(rows, np.int64)
-    stored = cache.path / STORE_DIR / f"{_store_key(model, cache, rows, tta)}.npy" if store else None
+    stored = cache.path / STORE_DIR / f"{store_key(model, cache, rows, tta)}.npy" if store else None
     if stored is not None and stored.is_file():
         try:
             pred = np.load(stored)

@@ -179,8 +179,9 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: int = 256, tta: int = 1,
           device: torch.device | str | None = None, progress: Callable[[int, int], None] | None = None,
-          indices: Iterable[int] | None = None, amp: bool = True) -> np.ndarray:
-    """Run ``model`` over ``images`` and return (N, 37) float32 predictions in [0, 1].
+          indices: Iterable[int] | None = None, amp: bool = True, features: bool = False) -> np.ndarray:
+    """Run ``model`` over ``images`` and return (N, 37) float32 predictions in [0, 1], or with ``features`` its
+    (N, D) embeddings (``forward_features``: the backbone before the head), averaged over the views as well.
 
     ``images``: a uint8 array or tensor (N, 3, H, W), on the CPU (a memory map is fine: it is read batch by batch)
     or already on ``device``. ``indices`` selects rows. ``tta``: how many dihedral views to average (1 = none, 8 =
@@ -192,11 +193,12 @@ def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: in
         raise ValueError(f"tta must be between 1 and 8 views, got {tta}")
     device = torch.device(device) if device is not None else device_of(model)
     rows = np.arange(len(images)) if indices is None else np.fromiter(indices, dtype=np.int64)
-    out = np.empty((len(rows), 37), dtype=np.float32)
+    out = np.empty((len(rows), model.embed_dim if features else 37), dtype=np.float32)
     bf16, channels_last = fast_math(device, amp)
     net = fold_batchnorm(model)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    forward = net.forward_features if features else net
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for s in range(0, len(rows), batch_size):
             ix = rows[s:s + batch_size]
@@ -207,8 +209,8 @@ def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: in
             xb = fit_view(xb.to(device, non_blocking=True), crop, size)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            pred = sum(net(dihedral(xb, k)).float() for k in range(tta)) / tta
-            out[s:s + len(ix)] = pred.clamp_(0, 1).cpu().numpy()
+            pred = sum(forward(dihedral(xb, k)).float() for k in range(tta)) / tta
+            out[s:s + len(ix)] = (pred if features else pred.clamp_(0, 1)).cpu().numpy()
             if progress:
                 progress(min(s + batch_size, len(rows)), len(rows))
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from galaxy_core import catalog, cli, tree
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
-            "demo", "models", "runs"]
+            "demo", "models", "runs", "similar", "anomalies"]
 
 
 def _json_tail(capsys) -> dict:
@@ -177,3 +178,28 @@ def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp
             assert err.startswith("error:") and "pickle" in err and "runs any code" in err, (argv, err)
             assert "galaxy_core export" in err and "safetensors" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tiny_cache, tmp_path, capsys):
+    import torch
+
+    from galaxy_core import models
+
+    torch.manual_seed(0)
+    model = models.save_model(models.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
+    shutil.copytree(tiny_cache.path, tmp_path / "cache")
+    gid = str(tiny_cache.ids[5])
+    assert cli.main(["similar", str(tmp_path / "cache"), gid, "-k", "5", "--model", str(model), "--tta", "1",
+                     "--json"]) == 0
+    found = _json_tail(capsys)["neighbours"]
+    assert found[0]["GalaxyID"] == gid and found[0]["distance"] == pytest.approx(0, abs=1e-5) and len(found) == 5
+    image = tiny_data / catalog.LABELLED_DIR / f"{gid}.jpg"  # decoded as the cache's galaxies were
+    out = tmp_path / "similar.csv"
+    assert cli.main(["similar", str(tmp_path / "cache"), str(image), "-k", "5", "--model", str(model), "--tta",
+                     "1", "--query-source-fov", "1.0", "--out", str(out)]) == 0
+    table = pd.read_csv(out, dtype={"GalaxyID": str})
+    assert table["GalaxyID"][0] == gid and table["distance"][0] < 1e-3 and list(table["rank"]) == [1, 2, 3, 4, 5]
+    assert cli.main(["anomalies", str(tmp_path / "cache"), "-n", "3", "--model", str(model), "--tta", "1",
+                     "--json"]) == 0
+    odd = _json_tail(capsys)["anomalies"]
+    assert len(odd) == 3 and odd[0]["score"] >= odd[1]["score"] >= odd[2]["score"] > 0

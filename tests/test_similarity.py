@@ -1,0 +1,68 @@
+"""Tests for galaxy_core.similarity on vectors with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from galaxy_core import similarity
+
+
+def clusters(n_per: int = 50, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three tight clusters around orthogonal directions, and each row's cluster."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(d, dtype=np.float32)[:3] * 5
+    label = np.repeat(np.arange(3), n_per)
+    return centres[label] + rng.normal(0, 0.3, (3 * n_per, d)).astype(np.float32), label
+
+
+def test_a_galaxys_nearest_neighbour_is_itself_at_distance_zero():
+    x, _ = clusters()
+    idx, dist = similarity.nearest(x, x[17], k=5)
+    assert idx[0] == 17 and dist[0] == pytest.approx(0, abs=1e-6)
+    assert (np.diff(dist) >= 0).all() and len(idx) == 5
+    # Scale does not matter to the cosine distance: a brighter copy is the same direction.
+    assert similarity.nearest(x, 3 * x[17], k=1)[0][0] == 17
+
+
+def test_neighbours_come_from_the_same_cluster_and_the_table_matches_single_queries():
+    x, label = clusters()
+    idx, dist = similarity.neighbour_table(x, k=5, block=37)  # blocks not dividing N
+    assert (label[idx] == label[:, None]).all() and not (idx == np.arange(len(x))[:, None]).any()
+    one, one_d = similarity.nearest(x, x[60], k=6)
+    assert one[1:].tolist() == idx[60].tolist() and np.allclose(one_d[1:], dist[60], atol=1e-6)
+
+
+def test_an_injected_outlier_ranks_first():
+    x, _ = clusters()
+    odd = np.zeros((1, x.shape[1]), np.float32)
+    odd[0, 10] = 5  # a direction no cluster has
+    scores = similarity.anomaly_scores(np.vstack([x, odd]), k=5)
+    assert np.argmax(scores) == len(x) and scores[-1] > 0.8 and np.median(scores) < 0.05
+
+
+def test_precision_at_k_of_clusters_against_random():
+    x, label = clusters()
+    queries = np.arange(0, 150, 7)
+    assert similarity.precision_at_k(x, label == 0, queries[label[queries] == 0], k=10) == 1.0
+    shuffled = np.random.default_rng(1).permutation(len(x))
+    chance = similarity.precision_at_k(x[shuffled], label == 0, queries[label[queries] == 0], k=10)
+    assert chance < 0.6  # a third of the rows are positives
+
+
+def test_pca_keeps_the_search_where_the_variance_is():
+    x, _ = clusters(d=32)
+    reduced, components, mean, explained = similarity.pca(x, 3)
+    assert reduced.shape == (150, 3) and components.shape == (3, 32) and 0.8 < explained <= 1
+    assert np.allclose((x - mean) @ components.T, reduced, atol=1e-3)
+    queries = np.arange(0, 150, 10)
+    assert similarity.recall_at_k(x, reduced, queries, k=10) > 0.2  # same clusters, noise-ordered within them
+    assert similarity.recall_at_k(x, x, queries, k=10) == 1.0
+
+
+def test_zero_vectors_and_tiny_sets():
+    assert not similarity.normalise(np.zeros((2, 3))).any()
+    idx, dist = similarity.neighbour_table(np.ones((1, 4)), k=3)
+    assert idx.shape == (1, 0)
+    idx, _ = similarity.nearest(np.eye(3), np.array([1.0, 0, 0]), k=10)
+    assert idx.tolist() == [0, 1, 2]
