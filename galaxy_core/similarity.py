@@ -20,11 +20,14 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def nearest(vectors: np.ndarray, query: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def nearest(vectors: np.ndarray, query: np.ndarray, k: int = 10,
+            normalised: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows of ``vectors`` (N, D) nearest to ``query`` (D,) in cosine distance, nearest first:
     ``(indices, distances)``. A query that is one of the rows finds itself first at distance 0. Ties keep the lower
-    index first. ``vectors`` may be normalised already (:func:`normalise`), which saves the work per query."""
-    unit, q = normalise(vectors), normalise(np.asarray(query, np.float32)[None])[0]
+    index first. ``normalised``: the rows are unit vectors already (:func:`normalise`), which saves a pass over
+    them per query."""
+    unit = np.asarray(vectors, np.float32) if normalised else normalise(vectors)
+    q = normalise(np.asarray(query, np.float32)[None])[0]
     distance = 1.0 - unit @ q
     k = min(int(k), len(distance))
     order = np.argpartition(distance, k - 1)[:k] if 0 < k < len(distance) else np.arange(len(distance))

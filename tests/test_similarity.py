@@ -23,6 +23,8 @@ def test_a_galaxys_nearest_neighbour_is_itself_at_distance_zero():
     assert (np.diff(dist) >= 0).all() and len(idx) == 5
     # Scale does not matter to the cosine distance: a brighter copy is the same direction.
     assert similarity.nearest(x, 3 * x[17], k=1)[0][0] == 17
+    unit = similarity.normalise(x)
+    assert similarity.nearest(unit, x[17], k=5, normalised=True)[0].tolist() == idx.tolist()
 
 
 def test_neighbours_come_from_the_same_cluster_and_the_table_matches_single_queries():
