@@ -370,6 +370,36 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import labels
+
+    answers = labels.read_labels(args.labels)
+    cache, model, vectors = _embedded(args)
+    row = {str(g): i for i, g in enumerate(cache.ids)}
+    missing = [g for g in answers["GalaxyID"] if g not in row]
+    answers = answers[[g not in missing for g in answers["GalaxyID"]]]
+    if missing and _main_process():
+        print(f"note: {len(missing)} labelled galaxies are not in {cache.path}, e.g. {missing[:5]}", file=sys.stderr)
+    rows = np.array([row[g] for g in answers["GalaxyID"]], np.int64)
+    head = labels.fit(vectors[rows], answers["label"].to_numpy(), l2=args.l2)
+    ranked = labels.rank(head, cache.ids, vectors)
+    answered = np.zeros(len(cache), bool)
+    answered[rows] = True
+    folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
+                         str(_model_for(args)), str(cache.path))
+    fresh = ranked[~ranked["GalaxyID"].isin(answers["GalaxyID"])]
+    ask = cache.ids[labels.ask_next(head.probability(vectors), answered, args.ask)]
+    human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
+             f"{len(cache):,} galaxies' embeddings; ranking in {folder / labels.RANKED_FILE}\n"
+             f"  most likely yes, not yet labelled: {', '.join(fresh['GalaxyID'].head(10))}\n"
+             f"  label these next (the head is least sure of them): {', '.join(ask)}")
+    _emit(args, human, {"folder": str(folder), "n_yes": head.n_yes, "n_no": head.n_no, "missing": len(missing),
+                        "top": fresh.head(args.ask).to_dict("records"), "ask_next": list(ask)})
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
 
@@ -696,6 +726,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", type=int, default=100, help="how many to list (default 100)")
     sp.add_argument("--neighbours", type=int, default=10,
                     help="the score is the mean distance to this many nearest neighbours (default 10)")
+
+    sp = command("label", cmd_label, "learn a yes/no question of your own from a CSV of GalaxyID,label on a model's "
+                                     "embeddings, rank every galaxy by it and say which to label next")
+    embedded(sp)
+    sp.add_argument("labels", help="CSV with the columns GalaxyID,label (yes/no, 1/0 or true/false)")
+    sp.add_argument("--name", required=True, help="the folder to keep the labels, head and ranking in, under --root")
+    sp.add_argument("--question", default=None, help="the question in words (default: the name)")
+    sp.add_argument("--root", default="discoveries", help="parent folder (default discoveries/)")
+    sp.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the logistic regression (default 1)")
+    sp.add_argument("--ask", type=int, default=12, help="how many galaxies to suggest labelling next (default 12)")
 
     command("models", cmd_models, "the registered models")
     sp = command("runs", cmd_runs, "past training runs, newest first")

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -203,3 +204,25 @@ def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tin
                      "--json"]) == 0
     odd = _json_tail(capsys)["anomalies"]
     assert len(odd) == 3 and odd[0]["score"] >= odd[1]["score"] >= odd[2]["score"] > 0
+
+
+def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_path, capsys):
+    import torch
+
+    from galaxy_core import models
+
+    torch.manual_seed(0)
+    model = models.save_model(models.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
+    shutil.copytree(tiny_cache.path, tmp_path / "cache")
+    edge_on = tiny_cache.labels[:, tree.column_index("Class2.1")] > 0.5  # a question with an answer in the labels
+    rows = np.r_[np.flatnonzero(edge_on)[:3], np.flatnonzero(~edge_on)[:9]]
+    (tmp_path / "l.csv").write_text("GalaxyID,label\n" + "".join(
+        f"{tiny_cache.ids[r]},{'yes' if edge_on[r] else 'no'}\n" for r in rows) + "999999999,yes\n")
+    assert cli.main(["label", str(tmp_path / "cache"), str(tmp_path / "l.csv"), "--name", "edge", "--root",
+                     str(tmp_path / "disc"), "--model", str(model), "--tta", "1", "--ask", "5", "--json"]) == 0
+    out = capsys.readouterr()
+    r = json.loads(out.out.strip().splitlines()[-1])
+    assert (r["n_yes"], r["n_no"], r["missing"]) == (3, 9, 1) and "not in" in out.err
+    assert len(r["ask_next"]) == 5 and not set(r["ask_next"]) & set(tiny_cache.ids[rows])
+    ranked = pd.read_csv(tmp_path / "disc" / "edge" / "ranked.csv", dtype={"GalaxyID": str})
+    assert len(ranked) == len(tiny_cache) and ranked["p_yes"].is_monotonic_decreasing
