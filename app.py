@@ -21,6 +21,8 @@ PAGES = {
                          "the merger fraction with its uncertainty, against the expectation from merger rates"),
     "pages/predict.py": ("Predict", ":material/upload_file:",
                          "the 37 answers for your own images, as a table, a tree and a Kaggle-format CSV"),
+    "pages/discover.py": ("Discover", ":material/travel_explore:",
+                          "galaxies like a given one, a question of your own learnt from a few marks, the oddest"),
 }
 
 

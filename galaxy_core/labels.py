@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from .files import DataError, atomic_write_json, atomic_write_text, building_dir, read_json
+from .runs import is_plain_name
 
 HEAD_FILE, LABELS_FILE, RANKED_FILE = "head.json", "labels.csv", "ranked.csv"
 
@@ -115,8 +116,11 @@ def rank(head: Head, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
 def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,
          model: str, cache: str) -> Path:
     """Write a discovery folder whole or not at all: ``labels.csv``, ``head.json`` (the question, the head, and
-    which model's embeddings of which cache it works on) and ``ranked.csv``."""
+    which model's embeddings of which cache it works on) and ``ranked.csv``. Raises ValueError for a folder whose
+    name is not a plain name (``runs.is_plain_name``: it may come from a dashboard's text box)."""
     folder = Path(folder)
+    if not is_plain_name(folder.name):
+        raise ValueError(f"{folder.name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
     with building_dir(folder) as tmp:
         atomic_write_text(tmp / LABELS_FILE, labels.to_csv(index=False, lineterminator="\n"))
         atomic_write_json(tmp / HEAD_FILE, {"question": question, "model": model, "cache": cache,

@@ -189,6 +189,12 @@ _INTEGERS = {"epochs", "batch_size", "tta", "seed", "teacher_tta", "max_train", 
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` is a plain folder name (letters, digits, ``.``, ``_``, ``-``; no separator, no ``..``), safe
+    to join to a parent folder whoever typed it."""
+    return isinstance(name, str) and bool(_RUN_NAME.fullmatch(name))
+
+
 def check_launch(cfg: TrainConfig) -> None:
     """Refuse, with a ValueError naming the setting, what a launched run must not be given: a model that is not
     registered (``models.list_models``), a run name that is not a plain folder name (letters, digits, ``.``, ``_``,
@@ -207,7 +213,7 @@ def check_launch(cfg: TrainConfig) -> None:
         models.build_model(cfg.model, **cfg.model_args)
     except (TypeError, ValueError) as e:
         raise ValueError(f"model {cfg.model!r} cannot be built with {cfg.model_args}: {e}") from e
-    if not isinstance(cfg.name, str) or cfg.name and not _RUN_NAME.fullmatch(cfg.name):
+    if not isinstance(cfg.name, str) or cfg.name and not is_plain_name(cfg.name):
         raise ValueError(f"run name {cfg.name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
     for key, (low, high, low_ok) in _NUMBERS.items():
         v = getattr(cfg, key)

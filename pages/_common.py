@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +54,24 @@ class Dataset:
 
 
 # -------------------------------------------------------------------------------------------------------- the data
+
+def discoveries_root() -> Path:
+    """Where the Discover page saves a question's labels, head and ranking: ``discoveries/`` beside ``runs/``."""
+    return runs_root().parent / "discoveries"
+
+
+def saved_upload(upload) -> Path:
+    """One uploaded file written under its own base name into a temporary folder of this session, for the readers
+    that take a path (a FITS file's name says its layout). Raises DataError for a file :func:`check_uploads`
+    refuses."""
+    files_ok, refused = check_uploads([(upload.name, upload.getvalue())])
+    if refused:
+        raise catalog.DataError(refused[0])
+    folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
+    name, content = files_ok[0]
+    (folder / name).write_bytes(content)
+    return folder / name
+
 
 def runs_root() -> Path:
     """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""

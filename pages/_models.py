@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, evaluation, mergers, metrics, models, morphology, prediction, runs,
-                         training, views)
+from galaxy_core import (catalog, config, data, embeddings, evaluation, mergers, metrics, models, morphology,
+                         prediction, runs, similarity, training, views)
 from galaxy_core.files import read_json
 from pages import _common as common
 
@@ -170,27 +170,29 @@ def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, finge
     return evaluation.evaluate(run, _cache, split=split, limit=limit, include_trained=include_trained)
 
 
-MERGER_STORE_KEEP = 16
-"""How many of the Mergers page's results (predictions, bootstraps) :func:`merger_store` keeps (oldest go first)."""
+STORE_KEEP = 16
+"""How many slow results (merger predictions and bootstraps, embeddings) :func:`result_store` keeps (oldest go
+first)."""
 
 
 @st.cache_resource
-def merger_store() -> tuple[dict, threading.Lock]:
-    """Process-wide store of the Mergers page's slow results, keyed by the model, its weights' modification time, the
-    cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data`` so that predicting can draw
+def result_store() -> tuple[dict, threading.Lock]:
+    """Process-wide store of the Mergers and Discover pages' slow results, keyed by the model, its weights'
+    modification time, the cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data`` so that predicting can draw
     a progress bar: a cached function would replay that bar on every later call."""
     return {}, threading.Lock()
 
 
-def _merger_stored(key: tuple, compute):
-    store, lock = merger_store()
+def stored(key: tuple, compute):
+    """``compute()``, once per ``key`` (see :func:`result_store`)."""
+    store, lock = result_store()
     with lock:
         if key in store:
             return store[key]
     value = compute()  # outside the lock: another session's page need not wait for this one's prediction
     with lock:
         store[key] = value
-        while len(store) > MERGER_STORE_KEEP:
+        while len(store) > STORE_KEEP:
             store.pop(next(iter(store)))
     return value
 
@@ -220,7 +222,7 @@ def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
                 out["mean"] = mergers.mean_probability(out["p"])
         return out
 
-    return _merger_stored(("predictions", model, mtime_ns, fingerprint, subset), compute)
+    return stored(("predictions", model, mtime_ns, fingerprint, subset), compute)
 
 
 def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str,
@@ -249,7 +251,7 @@ def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
                 return mergers.calibrated_fraction(p, *pairs.pair)
 
         out.update(pairs=pairs, calibration=mergers.calibrate(*pairs.pair),
-                   matched=_merger_stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched))
+                   matched=stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched))
     return out
 
 
@@ -263,3 +265,23 @@ def morphology_mtime(cache: data.GalaxyCache) -> int:
 def morphology_stored(_cache: data.GalaxyCache, fingerprint: str, mtime_ns: int):
     """``morphology.stored`` of the cache, read again when the file changes (``mtime_ns``)."""
     return morphology.stored(_cache)
+
+
+def embedded(model: Path, cache: data.GalaxyCache, fingerprint: str) -> np.ndarray:
+    """Every galaxy's embedding by ``model`` (``embeddings.embed_cache``, 4 views, kept with the cache), with a
+    progress bar the first time (22,740 galaxies take about a minute on two CPU cores)."""
+    key = model_key(model)
+
+    def compute() -> np.ndarray:
+        bar, update = common.progress_bar("Embedding the galaxies (once per model and data):")
+        try:
+            return embeddings.embed_cache(_load_model(*key), cache, tta=4, progress=update)
+        finally:
+            bar.empty()
+
+    return stored(("embeddings", *key, fingerprint), compute)
+
+
+@st.cache_data(show_spinner="Ranking the galaxies by how unusual they are ...", max_entries=4)
+def anomaly_scores(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: str, k: int) -> np.ndarray:
+    return similarity.anomaly_scores(_vectors, k)

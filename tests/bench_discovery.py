@@ -50,7 +50,7 @@ def main() -> None:
     labelled = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=catalog.PACK_FOV)
     unlabelled = data.resolve_cache(SHARED / "gz2-kaggle-96-unlabelled", source_fov=catalog.PACK_FOV)
     for cache in (labelled, unlabelled):  # the speed of a first embedding: nothing stored yet
-        for old in (cache.path / embeddings.STORE_DIR).glob(f"*"):
+        for old in (cache.path / embeddings.STORE_DIR).glob("*"):  # every model's: this is a bench
             for f in old.glob("*.npy"):
                 f.unlink()
     speed = []

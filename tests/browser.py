@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = {"": "Galaxy Zoo 2 morphology", "dataset": "Dataset browser",
          "distributions": "Distributions of the 37 answers", "training": "Training", "evaluation": "Evaluation",
-         "mergers": "Mergers", "predict": "Predict"}
+         "mergers": "Mergers", "predict": "Predict", "discover": "Discover"}
 """URL path -> the page's title, seen once the page has rendered."""
 
 

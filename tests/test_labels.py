@@ -68,3 +68,11 @@ def test_a_discovery_folder_round_trips(tmp_path):
     settings, again, back = labels.load(folder)
     assert settings["question"] == "a ring?" and np.allclose(again.probability(x), head.probability(x))
     assert back.equals(answers)
+
+
+def test_a_discovery_folder_must_have_a_plain_name(tmp_path):
+    x, y = toy(20)
+    head = labels.fit(x, y)
+    frame = pd.DataFrame({"GalaxyID": ["1"], "label": [True]})
+    with pytest.raises(ValueError, match="plain folder name"):
+        labels.save(tmp_path / "..", "q", frame, head, labels.rank(head, np.arange(20).astype(str), x), "m", "c")

@@ -29,7 +29,7 @@ from galaxy_core import catalog, cli, config, data, demo, export, metrics, predi
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict"]
+PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict", "discover"]
 
 
 @pytest.fixture(scope="module")
@@ -674,3 +674,32 @@ def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp
     at.text_input(key="pr_folder").set_value("/etc").run()
     assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
     assert not at.dataframe
+
+
+def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(env):
+    """With the shipped checkpoint: a galaxy is its own nearest neighbour; a yes and a no train a head that ranks
+    the galaxies and offers the next to label; the unusual galaxies are shown; each result downloads."""
+    from galaxy_core import demo
+
+    at = app("discover")
+    assert at.title[0].value == "Discover"
+    gid = str(demo.FIRST_ID + 7)
+    at.text_input(key="dc_query").set_value(gid).run()
+    assert not at.exception and f"nearest to GalaxyID {gid}" in " ".join(c.value for c in at.caption)
+    assert len(at.get("download_button")) == 2  # neighbours, unusual galaxies
+    offered = at.segmented_control
+    assert len(offered) == 12
+    offered[0].set_value("yes")
+    offered[1].set_value("no").run()
+    assert not at.exception
+    assert "1 yes and 1 no so far." in " ".join(c.value for c in at.caption)
+    assert any("Most likely yes" in m.value for m in at.markdown)
+    assert len(at.get("download_button")) == 3  # and the ranking
+    assert {w.key for w in at.segmented_control}.isdisjoint({offered[0].key, offered[1].key})  # asks about others
+    at.text_input(key="dc_query").set_value("no-such-galaxy").run()
+    assert not at.exception and "not in the cache" in at.error[0].value
+    image = env["data"] / catalog.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
+    at.get("file_uploader")[0].set_value([(image.name, image.read_bytes(), "image/jpeg")]).run()
+    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    at.number_input(key="dc_fov").set_value(1.0).run()
+    assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)

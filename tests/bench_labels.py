@@ -1,0 +1,82 @@
+"""Few-label learning: a head on the shipped model's frozen embeddings for a question of one's own, trained on 10,
+30, 100 and 300 labelled galaxies, against the same head on raw pixels and against the shipped model's own answer.
+Prints one table.
+
+The "new" questions are Galaxy Zoo answers thresholded (ring: Class8.1 > 0.5; edge-on: Class2.1 > 0.8), learnt
+from galaxies of the training split of ``../shared/data/gz2-kaggle-96`` (half yes, half no, as a user who marks what
+they find would label) and scored on the validation galaxies the model never learnt from. Not collected by pytest::
+
+    python tests/bench_labels.py [--seeds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from galaxy_core import catalog, data, embeddings, evaluation, labels, prediction, runs, tree  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8)}
+
+
+def precision_top(score: np.ndarray, y: np.ndarray, n: int = 100) -> float:
+    return float(y[np.argsort(-score, kind="stable")[:n]].mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", type=int, default=5)
+    args = p.parse_args()
+    model = prediction.load_model(None)
+    cache = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=catalog.PACK_FOV)
+    vectors = embeddings.embed_cache(model, cache, tta=4)
+    # Raw pixels, averaged down to 16 x 16 x 3 = 768 numbers a galaxy, the same size class as the embedding.
+    images = torch.from_numpy(np.array(cache.images)).float() / 255
+    pixels = torch.nn.functional.adaptive_avg_pool2d(images, 16).flatten(1).numpy()
+    val = evaluation.unseen_labelled(None, cache).rows
+    train = np.setdiff1d(cache.indices("labelled"), val)
+    own = prediction.predict_cache(model, cache, val)
+    print(f"the shipped checkpoint on {runs.describe_machine(runs.machine_description('cpu'))}, "
+          f"{time.strftime('%Y-%m-%d')}; {args.seeds} random draws each, mean (min-max); scored on the {len(val)} "
+          "validation galaxies\n")
+    rows = []
+    for name, (column, cut) in QUESTIONS.items():
+        j = tree.column_index(column)
+        ok_train, ok_val = train[cache.mask[train, j]], val[cache.mask[val, j]]
+        y_train, y_val = cache.labels[ok_train, j] > cut, cache.labels[ok_val, j] > cut
+        base = f"{y_val.sum()} yes of {len(ok_val)}"
+        rows.append([name, "the shipped model's own answer", "-",
+                     f"{labels.roc_auc(own[np.searchsorted(val, ok_val), j], y_val):.3f}",
+                     f"{precision_top(own[np.searchsorted(val, ok_val), j], y_val):.2f}", "-", base])
+        for n in (10, 30, 100, 300):
+            for what, x in (("head on embeddings", vectors), ("head on raw pixels", pixels)):
+                aucs, precs, secs = [], [], []
+                for seed in range(args.seeds):
+                    rng = np.random.default_rng(seed)
+                    yes, no = ok_train[y_train], ok_train[~y_train]
+                    k = min(n // 2, len(yes))
+                    pick = np.r_[rng.choice(yes, k, replace=False), rng.choice(no, n - k, replace=False)]
+                    t = time.perf_counter()
+                    head = labels.fit(x[pick], np.isin(pick, yes))
+                    secs.append(time.perf_counter() - t)
+                    s = head.probability(x[ok_val])
+                    aucs.append(labels.roc_auc(s, y_val))
+                    precs.append(precision_top(s, y_val))
+                rows.append([name, what, n, f"{np.mean(aucs):.3f} ({min(aucs):.3f}-{max(aucs):.3f})",
+                             f"{np.mean(precs):.2f}", f"{np.mean(secs):.2f}", base])
+    header = ["question", "ranker", "labels", "ROC AUC", "precision, top 100", "fit s", "validation"]
+    print("\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+                    + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
