@@ -323,6 +323,9 @@ def _embedded(args: argparse.Namespace):
 
     cache = data.resolve_cache(_data(args.data), source_fov=args.source_fov)
     model = prediction.load_model(_model_for(args))
+    warning = prediction.domain_warning(model, cache.synthetic)
+    if warning and _main_process():
+        print(f"warning: {warning}", file=sys.stderr)
     return cache, model, embeddings.embed_cache(model, cache, tta=args.tta, progress=TextProgress("embed"))
 
 

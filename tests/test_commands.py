@@ -5,7 +5,7 @@ their text and run in a sandbox that looks like a fresh clone: ``data/`` holds o
 back to the built-in demo (made on first use, as on a fresh clone, but small: 24 labelled galaxies at 96 px),
 and ``checkpoints/default`` is the shipped model. Only the placeholders, which the README writes in angle
 brackets, are filled in: ``runs/<name>`` becomes the run the first ``train`` made, ``<images>`` the demo's
-unlabelled images, ``<labelled-data>`` the demo. Every other command printed in the README or ``docs/`` must at
+unlabelled images, ``<labelled-data>`` the demo, ``<labels.csv>`` four marked demo galaxies. Every other command printed in the README or ``docs/`` must at
 least parse: a flag that no longer exists fails here.
 """
 
@@ -22,7 +22,8 @@ from galaxy_core import cli, demo, prediction
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = "python -m galaxy_core "
-PLACEHOLDERS = {"<images>": "data/demo/images_test_rev1", "<labelled-data>": "data/demo"}
+PLACEHOLDERS = {"<images>": "data/demo/images_test_rev1", "<labelled-data>": "data/demo", "<labels.csv>": "labels.csv",
+                "<question>": "rings"}
 
 
 def block(heading: str, language: str, page: str = "README.md") -> str:
@@ -64,6 +65,8 @@ def sandbox(tmp_path, monkeypatch) -> Path:
     monkeypatch.setitem(demo._DEFAULTS, "n_unlabelled", 6)
     monkeypatch.setitem(demo._DEFAULTS, "size", 96)
     shutil.copytree(ROOT / "checkpoints" / "default", tmp_path / "checkpoints" / "default")
+    (tmp_path / "labels.csv").write_text("GalaxyID,label\n" + "".join(  # a user's marks on four demo galaxies
+        f"{demo.FIRST_ID + i},{answer}\n" for i, answer in enumerate(["yes", "no", "yes", "no"])))
     monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.chdir(tmp_path)
     return tmp_path
