@@ -36,10 +36,15 @@ class Head:
     n_yes: int
     n_no: int
 
-    def probability(self, x: np.ndarray) -> np.ndarray:
-        """p(yes) for each row of ``x`` (N, D), float64 in (0, 1)."""
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """log(p / (1 - p)) for each row of ``x`` (N, D): what ranks the galaxies, since p itself rounds to 1.0 for
+        every galaxy far on the 'yes' side when a few labels make the answer look easy."""
         z = ((np.asarray(x, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights)
-        return 1.0 / (1.0 + np.exp(-(z + self.bias)))
+        return z + self.bias
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """p(yes) for each row of ``x`` (N, D), float64 in [0, 1]."""
+        return 1.0 / (1.0 + np.exp(-self.logit(x)))
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 200) -> Head:
@@ -106,11 +111,12 @@ def read_labels(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def rank(head: Head, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
-    """Every galaxy by p(yes), highest first: ``rank``, ``GalaxyID``, ``p_yes``."""
-    p = head.probability(x)
-    order = np.argsort(-p, kind="stable")
+    """Every galaxy by p(yes), highest first (ordered by the logit, which does not round off): ``rank``,
+    ``GalaxyID``, ``p_yes``, ``logit``."""
+    z = head.logit(x)
+    order = np.argsort(-z, kind="stable")
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": np.asarray(ids)[order],
-                         "p_yes": p[order]})
+                         "p_yes": 1.0 / (1.0 + np.exp(-z[order])), "logit": z[order]})
 
 
 def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,

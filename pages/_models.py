@@ -271,13 +271,16 @@ def embedded(model: Path, cache: data.GalaxyCache, fingerprint: str) -> np.ndarr
     """Every galaxy's embedding by ``model`` (``embeddings.embed_cache``, 4 views, kept with the cache), with a
     progress bar the first time (22,740 galaxies take about a minute on two CPU cores)."""
     key = model_key(model)
+    # One slot on every run, bar or not: the elements below keep their places from run to run.
+    slot = st.empty()
 
     def compute() -> np.ndarray:
-        bar, update = common.progress_bar("Embedding the galaxies (once per model and data):")
+        with slot.container():
+            bar, update = common.progress_bar("Embedding the galaxies (once per model and data):")
         try:
             return embeddings.embed_cache(_load_model(*key), cache, tta=4, progress=update)
         finally:
-            bar.empty()
+            slot.empty()
 
     return stored(("embeddings", *key, fingerprint), compute)
 

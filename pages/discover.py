@@ -34,9 +34,12 @@ def download(frame: pd.DataFrame, name: str, key: str) -> None:
     st.download_button("Download as CSV", frame.to_csv(index=False), file_name=name, mime="text/csv", key=key)
 
 
-similar_tab, labels_tab, odd_tab = st.tabs(["Galaxies like this one", "Your own question", "Unusual galaxies"])
+# A keyed selector rather than st.tabs: it keeps its choice through the reruns that marking galaxies causes, and
+# only the chosen view is computed.
+VIEWS = ["Galaxies like this one", "Your own question", "Unusual galaxies"]
+view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dc_view", label_visibility="collapsed") or VIEWS[0]
 
-with similar_tab:
+if view == VIEWS[0]:
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
     typed = c1.text_input("GalaxyID", value=str(cache.ids[0]), key="dc_query")
     upload = c2.file_uploader("or an image (JPEG, PNG or FITS)", key="dc_upload",
@@ -66,7 +69,7 @@ with similar_tab:
         download(pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "GalaxyID": cache.ids[rows],
                                "distance": distance}), "similar.csv", "dc_similar_csv")
 
-with odd_tab:
+if view == VIEWS[2]:
     c1, c2 = st.columns(2)
     n = c1.number_input("How many", 1, 500, 48, key="dc_odd_n")
     neighbours = c2.number_input("Neighbours in the score", 1, 100, 10, key="dc_odd_k",
@@ -79,7 +82,7 @@ with odd_tab:
     download(pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": cache.ids[order],
                            "score": score[order]}), "unusual.csv", "dc_odd_csv")
 
-with labels_tab:
+if view == VIEWS[1]:
     answers: dict = st.session_state.setdefault("dc_answers", {})
     # Marks made in the last run, read before fitting: the head and what it offers next include them at once.
     for key, value in list(st.session_state.items()):
@@ -114,7 +117,7 @@ with labels_tab:
         fresh = ranked[~ranked["GalaxyID"].isin(list(answers))].head(24)
         st.markdown(f"**Most likely yes to '{question}'**, not yet labelled")
         common.gallery(cache, [cache.row_of(g) for g in fresh["GalaxyID"]],
-                       [f"{g} · p {v:.2f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])])
+                       [f"{g} · p {v:.3f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])])
         c1, c2 = st.columns(2)
         with c1:
             download(ranked, "ranked.csv", "dc_ranked_csv")

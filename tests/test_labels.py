@@ -63,7 +63,8 @@ def test_a_discovery_folder_round_trips(tmp_path):
     head = labels.fit(x, y)
     answers = pd.DataFrame({"GalaxyID": [str(i) for i in range(50)], "label": y})
     ranked = labels.rank(head, np.array([str(i) for i in range(50)]), x)
-    assert ranked["p_yes"].is_monotonic_decreasing and ranked["rank"].tolist() == list(range(1, 51))
+    assert ranked["logit"].is_monotonic_decreasing and ranked["p_yes"].is_monotonic_decreasing
+    assert ranked["rank"].tolist() == list(range(1, 51))
     folder = labels.save(tmp_path / "rings", "a ring?", answers, head, ranked, "checkpoints/default", "cache")
     settings, again, back = labels.load(folder)
     assert settings["question"] == "a ring?" and np.allclose(again.probability(x), head.probability(x))

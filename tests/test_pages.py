@@ -686,16 +686,21 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     gid = str(demo.FIRST_ID + 7)
     at.text_input(key="dc_query").set_value(gid).run()
     assert not at.exception and f"nearest to GalaxyID {gid}" in " ".join(c.value for c in at.caption)
-    assert len(at.get("download_button")) == 2  # neighbours, unusual galaxies
-    offered = at.segmented_control
+    assert len(at.get("download_button")) == 1  # the neighbours
+    at.segmented_control(key="dc_view").set_value("Unusual galaxies").run()
+    assert not at.exception and "least like any other" in " ".join(c.value for c in at.caption)
+    assert len(at.get("download_button")) == 1  # the unusual galaxies
+    at.segmented_control(key="dc_view").set_value("Your own question").run()
+    offered = [w for w in at.segmented_control if w.key.startswith("dc_lab_")]
     assert len(offered) == 12
     offered[0].set_value("yes")
     offered[1].set_value("no").run()
     assert not at.exception
     assert "1 yes and 1 no so far." in " ".join(c.value for c in at.caption)
     assert any("Most likely yes" in m.value for m in at.markdown)
-    assert len(at.get("download_button")) == 3  # and the ranking
+    assert len(at.get("download_button")) == 1  # the ranking
     assert {w.key for w in at.segmented_control}.isdisjoint({offered[0].key, offered[1].key})  # asks about others
+    at.segmented_control(key="dc_view").set_value("Galaxies like this one").run()
     at.text_input(key="dc_query").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
     image = env["data"] / catalog.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
