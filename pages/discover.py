@@ -87,7 +87,7 @@ if view == VIEWS[1]:
     # Marks made in the last run, read before fitting: the head and what it offers next include them at once.
     for key, value in list(st.session_state.items()):
         if key.startswith("dc_lab_") and value:
-            answers[key.split(":", 1)[1]] = value == "yes"
+            answers[key[len("dc_lab_"):]] = value == "yes"
     question = st.text_input("Your question", value="a ring?", key="dc_question")
     st.caption("Mark galaxies yes or no below (at least one of each), then the galaxies are ranked by it and the "
                "ones it is least sure of are offered next. The labels stay in this session until you save them.")
@@ -110,10 +110,7 @@ if view == VIEWS[1]:
         gid = str(cache.ids[r])
         with cols[i % 6]:
             common.gallery(cache, [r], [gid])
-            # Keyed by the number of answers too: new marks make new widgets, which the browser does not draw in
-            # the state of the ones that stood in their places before.
-            st.segmented_control("answer", ["yes", "no"], key=f"dc_lab_{len(answers)}:{gid}",
-                                 label_visibility="collapsed")
+            st.segmented_control("answer", ["yes", "no"], key=f"dc_lab_{gid}", label_visibility="collapsed")
     st.caption(f"{sum(answers.values())} yes and {len(answers) - sum(answers.values())} no so far.")
     if head is not None:
         ranked = labels.rank(head, cache.ids, vectors)
