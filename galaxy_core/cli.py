@@ -242,13 +242,15 @@ def _model_for(args: argparse.Namespace) -> str:
     return str(path)
 
 
-def _load_model(args: argparse.Namespace, images: str):
+def _load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
-    was trained on the synthetic demo and the images are real, or the reverse."""
+    was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
+    ``args.model``, so that it is chosen and said once."""
     from . import distributed, prediction, views
 
-    model = prediction.load_model(_model_for(args), distributed.device_for(views.pick_device(args.device)))
-    warning = prediction.domain_warning(model, catalog.folder_is_synthetic(images))
+    args.model = _model_for(args)
+    model = prediction.load_model(args.model, distributed.device_for(views.pick_device(args.device)))
+    warning = prediction.domain_warning(model, images_synthetic)
     if warning and _main_process():
         print(f"warning: {warning}", file=sys.stderr)
     return model
@@ -257,7 +259,7 @@ def _load_model(args: argparse.Namespace, images: str):
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import prediction
 
-    model = _load_model(args, args.images)
+    model = _load_model(args, catalog.folder_is_synthetic(args.images))
     frame, skipped = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta,
                                                args.batch_size, args.device, args.workers,
                                                TextProgress("predict") if _main_process() else None,
@@ -319,13 +321,10 @@ def cmd_morphology(args: argparse.Namespace) -> int:
 
 def _embedded(args: argparse.Namespace):
     """The cache of ``args.data``, the model (``--model``, else the default) and every galaxy's embedding."""
-    from . import embeddings, prediction
+    from . import embeddings
 
     cache = data.resolve_cache(_data(args.data), source_fov=args.source_fov)
-    model = prediction.load_model(_model_for(args))
-    warning = prediction.domain_warning(model, cache.synthetic)
-    if warning and _main_process():
-        print(f"warning: {warning}", file=sys.stderr)
+    model = _load_model(args, cache.synthetic)
     return cache, model, embeddings.embed_cache(model, cache, tta=args.tta, progress=TextProgress("embed"))
 
 
@@ -381,8 +380,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     answers = labels.read_labels(args.labels)
     cache, model, vectors = _embedded(args)
     row = {str(g): i for i, g in enumerate(cache.ids)}
-    missing = [g for g in answers["GalaxyID"] if g not in row]
-    answers = answers[[g not in missing for g in answers["GalaxyID"]]]
+    found = answers["GalaxyID"].isin(row)
+    missing, answers = answers["GalaxyID"][~found].tolist(), answers[found]
     if missing and _main_process():
         print(f"note: {len(missing)} labelled galaxies are not in {cache.path}, e.g. {missing[:5]}", file=sys.stderr)
     rows = np.array([row[g] for g in answers["GalaxyID"]], np.int64)
@@ -391,7 +390,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     answered = np.zeros(len(cache), bool)
     answered[rows] = True
     folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
-                         str(_model_for(args)), str(cache.path))
+                         str(args.model), str(cache.path))
     fresh = ranked[~ranked["GalaxyID"].isin(answers["GalaxyID"])]
     ask = cache.ids[labels.ask_next(head.probability(vectors), answered, args.ask)]
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
@@ -449,7 +448,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if args.images is not None:
         from . import prediction
 
-        model = _load_model(args, args.images)
+        model = _load_model(args, catalog.folder_is_synthetic(args.images))
         frame, skipped = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta,
                                                    device=args.device, progress=TextProgress("predict"))
         if not len(frame):
@@ -713,6 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", default=None, help="run or checkpoint folder whose backbone embeds the galaxies "
                                                       "(default: the shipped checkpoint)")
         sp.add_argument("--tta", type=int, default=4, help="dihedral views each embedding averages (1-8, default 4)")
+        sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
         sp.add_argument("--out", default=None, help="write the table to this CSV")
 
     sp = command("similar", cmd_similar, "the galaxies nearest to one galaxy in a model's embedding space")

@@ -10,14 +10,13 @@ copy embed alike, as the volunteers would classify them alike.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
 from . import catalog, data, images, models, prediction, views
-from .files import ImageError, Progress, atomic_write_bytes
+from .files import ImageError, Progress, atomic_write_npy
 
 STORE_DIR = "embeddings"
 PART_ROWS = 4096
@@ -63,10 +62,8 @@ def _read(path, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def _write(path, part: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, part)
     try:
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_npy(path, part)
     except OSError:
         pass  # a read-only cache: recomputed next time
 

@@ -141,10 +141,10 @@ def trained_ids(folder: str | os.PathLike | None) -> set[str] | None:
     the default model (``prediction.default_model``)."""
     run = model_dir(folder)
     if is_run(run):
-        recorded = read_json(run / "config.json")["cache"]["path"]
-        if not (Path(recorded) / "meta.json").is_file():
+        try:
+            trained = model_cache(run)
+        except ValueError:  # its cache is not on this machine
             return None
-        trained = data.open_cache(recorded)
         return {str(i) for i in trained.ids[data.split_rows(trained, _run_config(run))[0]]}
     return (checkpoint_galaxies(run) or {}).get("train")
 
@@ -158,8 +158,9 @@ def trained_mask(folder: str | os.PathLike | None, cache: data.GalaxyCache, rows
     return np.isin(cache.ids[rows], list(learnt))
 
 
-def _model_cache(folder: Path) -> data.GalaxyCache:
-    """The cache a run or checkpoint was trained on, when it is still on this machine."""
+def model_cache(folder: Path) -> data.GalaxyCache:
+    """The cache a run or checkpoint was trained on, when it is still on this machine; ValueError, naming only the
+    model's folder, when it is not."""
     config = read_json(folder / "config.json")
     recorded = (config["cache"] if is_run(folder) else config.get("extra", {}).get("train_cache") or {}).get("path")
     if not recorded or not (Path(recorded) / "meta.json").is_file():
@@ -228,7 +229,7 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
     """
     run_dir = model_dir(run)
     if cache is None:
-        cache = _model_cache(run_dir)
+        cache = model_cache(run_dir)
     elif not isinstance(cache, data.GalaxyCache):
         fov = _run_config(run_dir).source_fov if is_run(run_dir) and source_fov is None else source_fov
         cache = data.resolve_cache(cache, source_fov=fov)

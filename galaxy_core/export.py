@@ -97,12 +97,12 @@ def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int
     if prediction.trained_on_synthetic(new):
         refusal = f"{checkpoint} learnt from the synthetic demo: it would give wrong answers on real galaxies"
     elif (default / models.WEIGHTS_FILE).is_file():
-        recorded = (new.extra.get("train_cache") or {}).get("path")
-        if not recorded or not (Path(recorded) / "meta.json").is_file():
+        try:
+            cache = evaluation.model_cache(checkpoint)
+        except ValueError:
             refusal = f"the cache {checkpoint} trained on is not on this machine, so it cannot be compared with " \
                       f"the current default"
         else:
-            cache = data.open_cache(recorded)
             rows = cache.indices("labelled")
             rows = rows[~evaluation.trained_mask(checkpoint, cache, rows) & ~evaluation.trained_mask(default, cache,
                                                                                                         rows)]

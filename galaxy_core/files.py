@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import io
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import numpy as np
 
 try:
     import fcntl
@@ -148,6 +151,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if _is_disk_full(e) and not isinstance(e, DiskFull):
             raise _disk_full(path, e) from e
         raise
+
+
+def atomic_write_npy(path: str | os.PathLike, array) -> None:
+    """Write a numpy array as ``.npy`` with :func:`atomic_write_bytes`: a reader finds the old file or the whole
+    new one."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from . import catalog, data, distributed, fitsimages, images, models, runs, tree, views
-from .files import Progress, atomic_write_bytes, atomic_write_text
+from .files import Progress, atomic_write_npy, atomic_write_text
 
 CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
 
@@ -145,9 +145,7 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
                        device=views.device_of(model), progress=progress, indices=rows)
     if stored is not None:
         try:
-            buf = io.BytesIO()
-            np.save(buf, pred)
-            atomic_write_bytes(stored, buf.getvalue())
+            atomic_write_npy(stored, pred)
             for old in sorted(stored.parent.glob("*.npy"), key=lambda f: f.stat().st_mtime)[:-STORE_KEEP]:
                 old.unlink(missing_ok=True)
         except OSError:

@@ -229,3 +229,14 @@ def test_progress_text_counts_and_says_the_time_left():
     # Nothing to estimate from before the first galaxy, nothing left after the last.
     assert files.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
     assert files.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"
+
+
+def test_atomic_write_npy_round_trips_and_replaces_whole(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "a.npy"
+    files.atomic_write_npy(path, np.arange(6, dtype=np.float32).reshape(2, 3))
+    files.atomic_write_npy(path, np.ones((4, 2), np.float32))
+    back = np.load(path)
+    assert back.shape == (4, 2) and back.dtype == np.float32 and (back == 1).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
