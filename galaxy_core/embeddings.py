@@ -24,11 +24,12 @@ PART_ROWS = 4096
 
 
 def embed_cache(model: models.GalaxyModel, cache: data.GalaxyCache, tta: int = 4, batch_size: int = 256,
-                progress: Progress | None = None) -> np.ndarray:
+                progress: Progress | None = None, store: bool = True) -> np.ndarray:
     """(N, D) float32 embeddings of every galaxy of ``cache`` by ``model`` (D = ``model.embed_dim``), each averaged
     over ``tta`` dihedral views, computed once and kept with the cache (see the module's docstring).
     ``progress(done, total)`` counts galaxies, those read back from stored parts included. A cache folder that
-    cannot be written to is computed in full every time. Raises ValueError for a model with no features (the mean
+    cannot be written to is computed in full every time; ``store=False`` neither reads nor keeps parts (for a
+    model made for the moment, such as a fine-tuned copy). Raises ValueError for a model with no features (the mean
     baseline) or one that looks at more of the frame than the cache holds."""
     if not model.embed_dim:
         raise ValueError(f"the {model.config['name']} model has no image features to embed with")
@@ -41,12 +42,13 @@ def embed_cache(model: models.GalaxyModel, cache: data.GalaxyCache, tta: int = 4
     for start in range(0, len(cache), PART_ROWS):
         rows = np.arange(start, min(start + PART_ROWS, len(cache)))
         path = folder / f"part-{start // PART_ROWS:05d}.npy"
-        part = _read(path, (len(rows), model.embed_dim))
+        part = _read(path, (len(rows), model.embed_dim)) if store else None
         if part is None:
             part = views.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
                                device=views.device_of(model), indices=rows, features=True,
                                progress=progress and (lambda done, _, s=start: progress(s + done, len(cache))))
-            _write(path, part)
+            if store:
+                _write(path, part)
         elif progress:
             progress(start + len(rows), len(cache))
         parts.append(part)

@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import models
 from .files import DataError, atomic_write_json, atomic_write_text, building_dir, read_json
 from .runs import is_plain_name
 
 HEAD_FILE, LABELS_FILE, RANKED_FILE = "head.json", "labels.csv", "ranked.csv"
+TUNED_DIR = "model"
+"""Where a discovery folder keeps a fine-tuned copy of the model (:mod:`galaxy_core.finetune`), if it has one."""
 
 
 @dataclass
@@ -120,23 +123,29 @@ def rank(head: Head, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
 
 
 def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,
-         model: str, cache: str) -> Path:
+         model: str, cache: str, tuned: models.GalaxyModel | None = None) -> Path:
     """Write a discovery folder whole or not at all: ``labels.csv``, ``head.json`` (the question, the head, and
-    which model's embeddings of which cache it works on) and ``ranked.csv``. Raises ValueError for a folder whose
-    name is not a plain name (``runs.is_plain_name``: it may come from a dashboard's text box)."""
+    which model's embeddings of which cache it works on) and ``ranked.csv``; with ``tuned`` (a fine-tuned copy of
+    ``model`` whose embeddings the head reads) also that model, in ``model/`` (safetensors and JSON, as any model).
+    Raises ValueError for a folder whose name is not a plain name (``runs.is_plain_name``: it may come from a
+    dashboard's text box)."""
     folder = Path(folder)
     if not is_plain_name(folder.name):
         raise ValueError(f"{folder.name!r} is not a plain folder name (letters, digits, '.', '_', '-')")
     with building_dir(folder) as tmp:
         atomic_write_text(tmp / LABELS_FILE, labels.to_csv(index=False, lineterminator="\n"))
         atomic_write_json(tmp / HEAD_FILE, {"question": question, "model": model, "cache": cache,
-                                            "head": asdict(head)})
+                                            "fine_tuned": tuned is not None, "head": asdict(head)})
+        if tuned is not None:
+            models.save_model(tuned, tmp / TUNED_DIR, extra=getattr(tuned, "extra", None))
         atomic_write_text(tmp / RANKED_FILE, ranked.to_csv(index=False, lineterminator="\n"))
     return folder
 
 
 def load(folder: str | os.PathLike) -> tuple[dict, Head, pd.DataFrame]:
-    """A discovery folder written by :func:`save`: (its settings, its head, its labels)."""
+    """A discovery folder written by :func:`save`: (its settings, its head, its labels). The embeddings the head
+    reads are those of ``settings["model"]``, or of the fine-tuned model in ``folder / TUNED_DIR`` when
+    ``settings["fine_tuned"]`` (load it with ``models.load_model_folder``)."""
     folder = Path(folder)
     settings = read_json(folder / HEAD_FILE)
     return settings, Head(**settings["head"]), read_labels(folder / LABELS_FILE)

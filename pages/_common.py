@@ -128,14 +128,14 @@ def _prepared() -> tuple[dict, threading.Lock]:
     return {}, threading.Lock()
 
 
-def progress_bar(text: str):
-    """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it and says the count and the
-    time left (``files.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
+def progress_bar(text: str, what: str = "galaxies"):
+    """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it and says the count of
+    ``what`` and the time left (``files.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
     bar, start = st.progress(0.0, text=text), time.perf_counter()
 
     def update(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0),
-                     text=f"{text} {files.progress_text(done, total, time.perf_counter() - start)}")
+                     text=f"{text} {files.progress_text(done, total, time.perf_counter() - start, what)}")
 
     return bar, update
 

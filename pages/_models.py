@@ -285,6 +285,13 @@ def embedded(model: Path, cache: data.GalaxyCache, fingerprint: str) -> np.ndarr
     return stored(("embeddings", *key, fingerprint), compute)
 
 
+@st.cache_resource(show_spinner="Indexing the embeddings ...", max_entries=4)
+def search_index(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: str, dims: int | None,
+                 approximate: bool) -> similarity.Index:
+    return similarity.Index(_vectors, dims, approximate)
+
+
 @st.cache_data(show_spinner="Ranking the galaxies by how unusual they are ...", max_entries=4)
-def anomaly_scores(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: str, k: int) -> np.ndarray:
-    return similarity.anomaly_scores(_vectors, k)
+def anomaly_scores(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: str, k: int,
+                   dims: int | None = None, approximate: bool = False) -> np.ndarray:
+    return search_index(model, mtime_ns, _vectors, fingerprint, dims, approximate).anomaly_scores(k)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import embeddings, labels, similarity
+from galaxy_core import embeddings, finetune, labels, similarity
 from galaxy_core.files import DataError
 from pages import _common as common
 from pages import _models as ml
@@ -27,17 +27,63 @@ try:
 except ValueError as e:
     st.error(f"Cannot embed this data with this model: {e}")
     st.stop()
-unit = similarity.normalise(vectors)
 
 
 def download(frame: pd.DataFrame, name: str, key: str) -> None:
     st.download_button("Download as CSV", frame.to_csv(index=False), file_name=name, mime="text/csv", key=key)
 
 
+answers: dict = st.session_state.setdefault("dc_answers", {})  # GalaxyID -> True (yes) / False (no)
+
+
+def _mark(gid: str, answer: bool | None) -> None:
+    if answer is None or answers.get(gid) is answer:
+        answers.pop(gid, None)  # a second click on the chosen answer takes it back
+    else:
+        answers[gid] = answer
+
+
+def _like(gid: str) -> None:
+    st.session_state["dc_query"] = gid
+    st.session_state["dc_view"] = VIEWS[0]
+
+
+def marked_gallery(rows, captions: list[str], where: str) -> None:
+    """Thumbnails with Yes / No under each (the answer to your own question; the chosen one is highlighted, a second
+    click takes it back) and Like (its neighbours). Buttons rather than toggles: a new galaxy in a place where
+    another was marked never shows that one's state."""
+    cols = st.columns(6)
+    for i, r in enumerate(rows):
+        gid = str(cache.ids[r])
+        with cols[i % 6]:
+            common.gallery(cache, [r], [captions[i]])
+            yes, no, like = st.columns(3, gap="small")
+            for col, text, answer in ((yes, "Yes", True), (no, "No", False)):
+                col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=_mark, args=(gid, answer),
+                           type="primary" if answers.get(gid) is answer else "secondary", width="stretch")
+            like.button("Like", key=f"dc_{where}_like_{gid}", on_click=_like, args=(gid,), width="stretch",
+                        help="Galaxies like this one")
+
+
 # A keyed selector rather than st.tabs: it keeps its choice through the reruns that marking galaxies causes, and
 # only the chosen view is computed.
 VIEWS = ["Galaxies like this one", "Your own question", "Unusual galaxies"]
 view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dc_view", label_visibility="collapsed") or VIEWS[0]
+c1, c2, c3, c4 = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+# Above the views, so that they are not reset when a view that does not draw them is chosen (Streamlit forgets a
+# widget's state when a run does not draw it).
+question = c1.text_input("Your own question (Yes / No under the galaxies)", value="a ring?", key="dc_question")
+c2.caption(f"{sum(answers.values())} yes and {len(answers) - sum(answers.values())} no so far.")
+full = f"all {vectors.shape[1]}"
+dims = c3.selectbox("Dimensions", [full] + [d for d in (128, 64, 32, 16) if d < vectors.shape[1]], key="dc_dims",
+                    help="Search and the unusual galaxies on this many principal components: less memory, a few "
+                         "neighbours lost (32 of 256 find 79 % of the 10 nearest).")
+dims = None if dims == full else int(dims)
+approximate = c4.toggle("Approximate", key="dc_approx", disabled=not similarity.faiss_available(),
+                        help="faiss's inverted-file index, for millions of galaxies (a few neighbours may be "
+                             "missed). Needs `pip install faiss-cpu`." if similarity.faiss_available() else
+                        "Needs `pip install faiss-cpu`: an approximate index for millions of galaxies.")
+index = ml.search_index(*ml.model_key(model), vectors, ds.fingerprint, dims, approximate)
 
 if view == VIEWS[0]:
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
@@ -59,13 +105,15 @@ if view == VIEWS[0]:
             st.error(f"Cannot use {upload.name}: {e}")
     elif typed.strip():
         try:
-            query, name = unit[cache.row_of(typed.strip())], f"GalaxyID {typed.strip()}"
+            query, name = vectors[cache.row_of(typed.strip())], f"GalaxyID {typed.strip()}"
         except KeyError as e:
             st.error(str(e).strip("'\""))
     if query is not None:
-        rows, distance = similarity.nearest(unit, query, int(k), normalised=True)
-        st.caption(f"The {len(rows)} galaxies nearest to {name}, nearest first.")
-        common.gallery(cache, rows, [f"{cache.ids[r]} · {d:.3f}" for r, d in zip(rows, distance)])
+        rows, distance = index.search(query, int(k))
+        rows, distance = rows[0][rows[0] >= 0], distance[0][rows[0] >= 0]
+        st.caption(f"The {len(rows)} galaxies nearest to {name}, nearest first"
+                   + (f" (on {dims} principal components, {index.kept:.0%} of the variance)." if dims else "."))
+        marked_gallery(rows, [f"{cache.ids[r]} · {d:.3f}" for r, d in zip(rows, distance)], "near")
         download(pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "GalaxyID": cache.ids[rows],
                                "distance": distance}), "similar.csv", "dc_similar_csv")
 
@@ -74,27 +122,26 @@ if view == VIEWS[2]:
     n = c1.number_input("How many", 1, 500, 48, key="dc_odd_n")
     neighbours = c2.number_input("Neighbours in the score", 1, 100, 10, key="dc_odd_k",
                                  help="a galaxy's score is its mean cosine distance to this many nearest others")
-    score = ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, int(neighbours))
+    score = ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, int(neighbours), dims, approximate)
     order = np.argsort(-score, kind="stable")[:int(n)]
     st.caption(f"The {len(order)} galaxies least like any other of the {len(cache):,}, oddest first: stars, "
-               "artifacts, mergers, rare shapes. Mark them in 'Your own question' to learn a question of your own.")
-    common.gallery(cache, order, [f"{cache.ids[r]} · {score[r]:.3f}" for r in order])
+               "artifacts, mergers, rare shapes. Yes and No answer your own question (see 'Your own question').")
+    marked_gallery(order, [f"{cache.ids[r]} · {score[r]:.3f}" for r in order], "odd")
     download(pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": cache.ids[order],
                            "score": score[order]}), "unusual.csv", "dc_odd_csv")
 
 if view == VIEWS[1]:
-    answers: dict = st.session_state.setdefault("dc_answers", {})
-    # Marks made in the last run, read before fitting: the head and what it offers next include them at once.
-    for key, value in list(st.session_state.items()):
-        if key.startswith("dc_lab_") and value:
-            answers[key[len("dc_lab_"):]] = value == "yes"
-    question = st.text_input("Your question", value="a ring?", key="dc_question")
-    st.caption("Mark galaxies yes or no below (at least one of each), then the galaxies are ranked by it and the "
-               "ones it is least sure of are offered next. The labels stay in this session until you save them.")
-    head = None
+    st.caption("Answer Yes or No under the galaxies below, or under any gallery of this page (at least one of "
+               "each); then every galaxy is ranked by it and the ones it is least sure of are offered next. The "
+               "answers stay in this browser session until you save them.")
+    head, tuned, ranked_by = None, None, vectors
     if {True, False} <= set(answers.values()):
         rows = np.array([cache.row_of(g) for g in answers])
         head = labels.fit(vectors[rows], np.array(list(answers.values())))
+        # A fine-tuned copy ranks only for the answers and the model and data it was tuned on.
+        held = st.session_state.get("dc_tuned")
+        if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
+            tuned, head, ranked_by = held["model"], held["head"], held["vectors"]
     answered = np.isin(np.arange(len(cache)), [cache.row_of(g) for g in answers])
     if head is None:  # nothing to rank by yet: start from the unusual galaxies and a random few
         offer = np.r_[np.argsort(-ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10),
@@ -102,22 +149,39 @@ if view == VIEWS[1]:
                       np.random.default_rng(0).choice(len(cache), min(6, len(cache)), replace=False)]
         offer = np.array([r for r in dict.fromkeys(offer.tolist()) if not answered[r]])[:12]
     else:
-        p = head.probability(vectors)
-        offer = labels.ask_next(p, answered, 12)
+        offer = labels.ask_next(head.probability(ranked_by), answered, 12)
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
-    cols = st.columns(6)
-    for i, r in enumerate(offer):
-        gid = str(cache.ids[r])
-        with cols[i % 6]:
-            common.gallery(cache, [r], [gid])
-            st.segmented_control("answer", ["yes", "no"], key=f"dc_lab_{gid}", label_visibility="collapsed")
-    st.caption(f"{sum(answers.values())} yes and {len(answers) - sum(answers.values())} no so far.")
+    marked_gallery(offer, [str(cache.ids[r]) for r in offer], "ask")
     if head is not None:
-        ranked = labels.rank(head, cache.ids, vectors)
+        c1, c2 = st.columns([1, 2], vertical_alignment="center")
+        if c1.button("Fine-tune the last stage on these answers", key="dc_tune", disabled=tuned is not None,
+                     help="Teaches the backbone's last stage and a new head your answers (20 passes over 8 views "
+                          "of each), then embeds every galaxy again: seconds to train, about a minute per 20,000 "
+                          "galaxies to embed on two CPU cores. The 37-answer model is never changed."):
+            bars = {}
+
+            def update(stage: str, done: int, total: int) -> None:
+                if stage not in bars:
+                    bars[stage] = common.progress_bar(f"{stage.capitalize()}:", "epochs" if stage == "fine-tuning"
+                                                      else "galaxies")[1]
+                bars[stage](done, total)
+
+            try:
+                t_model, t_head, t_vectors = finetune.tune_and_rank(
+                    ml.load_model(model), cache, rows, np.array(list(answers.values())), head, progress=update)
+            except ValueError as e:
+                st.error(f"Cannot fine-tune: {e}")
+            else:
+                st.session_state["dc_tuned"] = {"for": (dict(answers), ml.model_key(model), ds.fingerprint),
+                                                "model": t_model, "head": t_head, "vectors": t_vectors}
+                st.rerun()
+        c2.caption("Ranked by the fine-tuned last stage: a new answer returns to the frozen one until you fine-tune "
+                   "again." if tuned is not None else "Ranked by a head on the frozen embeddings.")
+        ranked = labels.rank(head, cache.ids, ranked_by)
         fresh = ranked[~ranked["GalaxyID"].isin(list(answers))].head(24)
         st.markdown(f"**Most likely yes to '{question}'**, not yet labelled")
-        common.gallery(cache, [cache.row_of(g) for g in fresh["GalaxyID"]],
-                       [f"{g} · p {v:.3f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])])
+        marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]],
+                       [f"{g} · p {v:.3f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])], "top")
         c1, c2 = st.columns(2)
         with c1:
             download(ranked, "ranked.csv", "dc_ranked_csv")
@@ -126,7 +190,7 @@ if view == VIEWS[1]:
             try:
                 folder = labels.save(common.discoveries_root() / name.strip(), question,
                                      pd.DataFrame({"GalaxyID": list(answers), "label": list(answers.values())}),
-                                     head, ranked, str(model), str(cache.path))
+                                     head, ranked, str(model), str(cache.path), tuned=tuned)
                 st.success(f"Saved in `{folder}`; the command line does the same: `python -m galaxy_core label "
                            f"{cache.path} {folder / labels.LABELS_FILE} --name {folder.name}`.")
             except (OSError, ValueError) as e:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import catalog, cli, tree
+from galaxy_core import catalog, cli, similarity, tree
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
             "demo", "models", "runs", "similar", "anomalies"]
@@ -204,6 +204,15 @@ def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tin
                      "--json"]) == 0
     odd = _json_tail(capsys)["anomalies"]
     assert len(odd) == 3 and odd[0]["score"] >= odd[1]["score"] >= odd[2]["score"] > 0
+    # On 8 principal components of the 64-d embeddings the galaxy still finds itself first.
+    assert cli.main(["similar", str(tmp_path / "cache"), gid, "-k", "3", "--model", str(model), "--tta", "1",
+                     "--dims", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "8 principal components" in out and out.split("\n")[2].split()[1] == gid
+    if similarity.faiss_available():
+        assert cli.main(["anomalies", str(tmp_path / "cache"), "-n", "3", "--model", str(model), "--tta", "1",
+                         "--approximate", "--json"]) == 0
+        assert len(_json_tail(capsys)["anomalies"]) == 3
 
 
 def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_path, capsys):
@@ -226,3 +235,11 @@ def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_pat
     assert len(r["ask_next"]) == 5 and not set(r["ask_next"]) & set(tiny_cache.ids[rows])
     ranked = pd.read_csv(tmp_path / "disc" / "edge" / "ranked.csv", dtype={"GalaxyID": str})
     assert len(ranked) == len(tiny_cache) and ranked["p_yes"].is_monotonic_decreasing
+    assert not (tmp_path / "disc" / "edge" / "model").exists()
+    # Fine-tuning the last stage too keeps the tuned copy with the labels; the model itself is unchanged.
+    before = (model / "model.safetensors").read_bytes()
+    assert cli.main(["label", str(tmp_path / "cache"), str(tmp_path / "l.csv"), "--name", "edge2", "--root",
+                     str(tmp_path / "disc"), "--model", str(model), "--tta", "1", "--fine-tune", "--epochs", "2"]) == 0
+    assert "last stage fine-tuned" in capsys.readouterr().out
+    assert (tmp_path / "disc" / "edge2" / "model" / "model.safetensors").is_file()
+    assert (model / "model.safetensors").read_bytes() == before

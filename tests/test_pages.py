@@ -690,16 +690,37 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     at.segmented_control(key="dc_view").set_value("Unusual galaxies").run()
     assert not at.exception and "least like any other" in " ".join(c.value for c in at.caption)
     assert len(at.get("download_button")) == 1  # the unusual galaxies
+    oddest = next(b.key for b in at.button if b.key.startswith("dc_odd_yes_"))
+    at.button(key=oddest).click().run()  # a Yes in the unusual gallery answers the question too
+    assert "1 yes and 0 no so far." in " ".join(c.value for c in at.caption)
+    at.button(key=oddest).click().run()  # and a second click takes it back
+    assert "0 yes and 0 no so far." in " ".join(c.value for c in at.caption)
     at.segmented_control(key="dc_view").set_value("Your own question").run()
-    offered = [w for w in at.segmented_control if w.key.startswith("dc_lab_")]
+    offered = [b.key for b in at.button if b.key.startswith("dc_ask_yes_")]
     assert len(offered) == 12
-    offered[0].set_value("yes")
-    offered[1].set_value("no").run()
+    at.button(key=offered[0]).click().run()
+    at.button(key=offered[1].replace("_yes_", "_no_")).click().run()
     assert not at.exception
     assert "1 yes and 1 no so far." in " ".join(c.value for c in at.caption)
     assert any("Most likely yes" in m.value for m in at.markdown)
     assert len(at.get("download_button")) == 1  # the ranking
-    assert {w.key for w in at.segmented_control}.isdisjoint({offered[0].key, offered[1].key})  # asks about others
+    now = {b.key for b in at.button if b.key.startswith("dc_ask_yes_")}
+    assert len(now) == 12 and now.isdisjoint(offered[:2])  # asks about others
+    assert "head on the frozen embeddings" in " ".join(c.value for c in at.caption)
+    at.button(key="dc_tune").click().run()  # fine-tuning the last stage ranks by the tuned copy ...
+    assert not at.exception and "fine-tuned last stage" in " ".join(c.value for c in at.caption)
+    at.button(key=sorted(b.key for b in at.button if b.key.startswith("dc_ask_yes_"))[-1]).click().run()
+    # ... until a new answer
+    assert "head on the frozen embeddings" in " ".join(c.value for c in at.caption)
+    now = {b.key for b in at.button if b.key.startswith("dc_ask_yes_")}
+    liked = sorted(now)[0][len("dc_ask_yes_"):]
+    at.button(key=f"dc_ask_like_{liked}").click().run()  # Like: that galaxy's neighbours, itself first
+    assert at.segmented_control(key="dc_view").value == "Galaxies like this one"
+    assert f"nearest to GalaxyID {liked}" in " ".join(c.value for c in at.caption)
+    assert next(b.key for b in at.button if b.key.startswith("dc_near_like_")) == f"dc_near_like_{liked}"
+    at.selectbox(key="dc_dims").set_value(32).run()  # on 32 principal components it still finds itself first
+    assert "32 principal components" in " ".join(c.value for c in at.caption)
+    assert next(b.key for b in at.button if b.key.startswith("dc_near_like_")) == f"dc_near_like_{liked}"
     at.segmented_control(key="dc_view").set_value("Galaxies like this one").run()
     at.text_input(key="dc_query").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value

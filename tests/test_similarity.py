@@ -68,3 +68,42 @@ def test_zero_vectors_and_tiny_sets():
     assert idx.shape == (1, 0)
     idx, _ = similarity.nearest(np.eye(3), np.array([1.0, 0, 0]), k=10)
     assert idx.tolist() == [0, 1, 2]
+
+
+def test_an_index_on_principal_components_projects_queries_alike():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    full = similarity.Index(x, dims=16)
+    assert full.kept == 1.0 and full.search(x[3], 1)[0][0, 0] == 3
+    low = similarity.Index(x, dims=4)
+    assert low.unit.shape == (200, 4) and 0 < low.kept < 1
+    idx, dist = low.search(x[[3, 7]], 2)
+    assert idx[:, 0].tolist() == [3, 7] and np.allclose(dist[:, 0], 0, atol=1e-5)
+    with pytest.raises(ValueError, match="at least 1"):
+        similarity.Index(x, dims=0)
+
+
+@pytest.mark.skipif(not similarity.faiss_available(), reason="faiss-cpu is not installed (optional)")
+def test_the_approximate_index_finds_what_exact_search_finds_on_clustered_vectors():
+    """Well separated clusters (the index's cells follow them): each row's approximate neighbours are its exact
+    ones, a row finds itself first, and an injected outlier still scores highest."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((20, 32)) * 10
+    x = (centres[rng.integers(0, 20, 4000)] + rng.standard_normal((4000, 32))).astype(np.float32)
+    x[123] = rng.standard_normal(32) * 10  # a galaxy like no other
+    exact_idx, exact_dist = similarity.neighbour_table(x, 5)
+    idx, dist = similarity.Index(x, approximate=True).neighbours(5)
+    assert idx.shape == (4000, 5) and (idx != np.arange(4000)[:, None]).all()
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(idx, exact_idx)]) > 0.95
+    assert np.allclose(np.sort(dist, axis=1)[:, 0], exact_dist[:, 0], atol=1e-4)
+    found, d = similarity.Index(x, approximate=True).search(x[:3], 1)
+    assert found[:, 0].tolist() == [0, 1, 2] and np.allclose(d, 0, atol=1e-5)
+    assert np.argmax(similarity.anomaly_scores(x, 5, approximate=True)) == 123
+
+
+def test_exact_index_search_matches_nearest():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((50, 8)).astype(np.float32)
+    idx, dist = similarity.Index(x).search(x[[4, 9]], 3)
+    for row, q in zip(idx, (4, 9)):
+        assert row.tolist() == similarity.nearest(x, x[q], 3)[0].tolist() and row[0] == q
