@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import train_config as _cfg
@@ -263,7 +264,7 @@ def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
     found = runs.list_runs(tmp_path)
     table = runs.runs_table(found).set_index("run")
     assert list(table.columns) == ["model", "status", "val RMSE", "epochs", "train s", "data", "error"]
-    assert table.loc["a", "val RMSE"] == 0.19 and table.loc["b", "val RMSE"] is None
+    assert table.loc["a", "val RMSE"] == 0.19 and pd.isna(table.loc["b", "val RMSE"])
     [(name, rows, column)] = runs.validation_curves(found, ["a", "b"])
     assert (name, column, rows[0]["val_rmse"]) == ("a", "val_rmse", 0.19)
     assert runs.validation_curves(found, ["b"]) == []
