@@ -15,13 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import catalog, data, prediction, tree
+from . import catalog, data, prediction, runs, tree
 from .config import TrainConfig
 from .files import atomic_write_bytes, read_json
 
 
 TEACHER_FILE = "teacher_targets.npz"
 """Where a run keeps its teachers' predictions, so that a resumed run does not compute them again."""
+
+
+def possible_teachers(root: str | Path) -> list[str]:
+    """The names of the runs under ``root`` that may teach: finished ones with a network (the closed-form ``mean``
+    has nothing to teach beyond the labels' means). :func:`check_teacher` still checks each one chosen."""
+    return [r["name"] for r in runs.list_runs(root) if r["status"] == "finished" and r["model"] != "mean"]
 
 
 def check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ()) -> None:

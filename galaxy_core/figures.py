@@ -248,6 +248,22 @@ def gini_m20_figure(table: pd.DataFrame, marked=None, marked_name: str = "marked
     return fig
 
 
+# ----------------------------------------------------------------------------------------------------- training
+
+def curves_figure(series: list[tuple[str, list[dict], str]], baseline: float, height: int) -> go.Figure:
+    """Learning curves: one line per ``(name, metrics rows, column)`` of ``series`` (``runs.read_metrics`` rows) over
+    the epochs, with the mean baseline's validation RMSE ``baseline`` as the dotted line a network must get below
+    (left out when not finite)."""
+    fig = go.Figure([go.Scatter(x=[r["epoch"] for r in rows], y=[r[col] for r in rows], name=name,
+                                mode="lines+markers") for name, rows, col in series])
+    if np.isfinite(baseline):
+        fig.add_hline(y=baseline, line_dash="dot", line_color="grey",
+                      annotation_text=f"mean baseline {baseline:.4f}", annotation_position="top right")
+    fig.update_layout(height=height, xaxis_title="epoch", yaxis_title="RMSE",
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
 # ------------------------------------------------------------------------------------------------------ the images
 
 def original_with_crop(image: np.ndarray, crop: float, colour: tuple[int, int, int] = (255, 210, 0)) -> np.ndarray:

@@ -29,6 +29,7 @@ import time
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from . import catalog, distributed, models
@@ -351,3 +352,27 @@ def newest_finished_run(root: str | os.PathLike = "runs") -> Path | None:
     done = [r for r in list_runs(root)
             if r["status"] == "finished" and (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
     return max(done, key=lambda r: r["updated"])["path"] if done else None
+
+
+def progress(status: dict) -> tuple[float, str]:
+    """How far a running run is, from its ``status.json`` (:func:`read_status`): the fraction done (0 to 1, epochs
+    and steps within the epoch) and ``'epoch E of N, step S of M'``."""
+    epoch, epochs = status.get("epoch", 0), status.get("epochs") or 1
+    step, steps = status.get("step", 0), status.get("steps") or 1
+    return (min((epoch + step / steps) / epochs, 1.0),
+            f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}")
+
+
+def runs_table(found: list[dict]) -> pd.DataFrame:
+    """One row per run of :func:`list_runs`: its name, model, state, best validation RMSE, epochs, training seconds,
+    data and error (None where a run has not recorded it)."""
+    return pd.DataFrame([{"run": r["name"], "model": r["model"], "status": r["status"],
+                          "val RMSE": r["summary"].get("val_rmse"), "epochs": r["summary"].get("epochs"),
+                          "train s": r["summary"].get("train_seconds"), "data": r["data"], "error": r["error"]}
+                         for r in found])
+
+
+def validation_curves(found: list[dict], names: list[str]) -> list[tuple[str, list[dict], str]]:
+    """The ``metrics.csv`` rows of the runs of :func:`list_runs` named in ``names`` that have finished an epoch, as
+    ``(name, rows, "val_rmse")`` series for ``figures.curves_figure``."""
+    return [(r["name"], m, "val_rmse") for r in found if r["name"] in names for m in [read_metrics(r["path"])] if m]

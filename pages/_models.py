@@ -8,7 +8,6 @@ waiting (app.py imports this module in the background once the first page is dra
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, evaluation, mergers, metrics, models, morphology,
-                         prediction, runs, similarity, training, views)
+from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, mergers, metrics, models,
+                         morphology, prediction, runs, similarity, views)
 from galaxy_core.files import read_json
 from pages import _common as common
 
@@ -36,36 +35,15 @@ def is_closed_form(model: str) -> bool:
 
 
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
-def _duration_probe(cfg_json: str, fingerprint: str) -> dict:
-    cfg = config.TrainConfig.from_dict(json.loads(cfg_json))
-    models_here = {m["path"]: m for m in shipped_checkpoints() + finished_runs()}
-    measured = runs.measured_speed(cfg, list(models_here))
-    here = runs.describe_machine(runs.machine_description(views.pick_device(cfg.device)))
-    if measured is not None:
-        est = training.estimate_duration(cfg, images_per_s=measured[0])
-        m = models_here[measured[1]]
-        by = f"the shipped checkpoint `{m['name']}`" if m["kind"] == "checkpoint" else f"run `{m['name']}`"
-        return {**est, "busy": False, "measured_by": by, "machine": here}
-    busy = runs.active_run(common.runs_root()) is not None
-    return {**training.estimate_duration(cfg), "busy": busy, "measured_by": None, "machine": here}
+def _duration_probe(key: str, fingerprint: str) -> dict:
+    cfg = config.TrainConfig.from_dict(json.loads(key))
+    return estimate.estimate_here(cfg, shipped_checkpoints() + finished_runs(), common.runs_root())
 
 
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
-    """``training.estimate_duration`` for ``cfg``, at the speed a finished run or the shipped checkpoint measured
-    for the same settings on a machine like this one, CPU features included (``runs.measured_speed``;
-    ``measured_by`` names it), else timed once per setting that changes the speed (not per number of epochs), plus
-    ``busy``: whether another run was training during that timing, and ``machine``: this one, described."""
-    d = {**dataclasses.asdict(cfg), "epochs": 1, "name": None}
-    return _duration_probe(json.dumps(d, sort_keys=True), fingerprint)
-
-
-def duration_text(seconds: float) -> str:
-    """``2460`` -> ``'about 41 min'``; seconds under two minutes, hours and minutes over two hours."""
-    if seconds < 120:
-        return f"about {max(seconds, 1):.0f} s"
-    if seconds < 7200:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+    """``estimate.estimate_here`` for ``cfg`` with one epoch (``estimate.probe_key``), over the shipped checkpoints
+    and the finished runs: timed once per setting that changes the speed, not per number of epochs."""
+    return _duration_probe(estimate.probe_key(cfg), fingerprint)
 
 
 # -------------------------------------------------------------------------------------------------------- models

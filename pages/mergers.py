@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import catalog, data, figures, mergers, morphology, tree
+from galaxy_core import catalog, data, estimate, figures, mergers, morphology, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -200,7 +200,7 @@ def morphology_section(calib: dict | None) -> None:
         cores = os.cpu_count() or 1
         seconds = todo / (morphology.GALAXIES_PER_SECOND_PER_CORE * cores)
         st.info(f"{todo:,} of these {len(sample):,} galaxies are not measured yet: "
-                f"{ml.duration_text(seconds)} on {cores} cores. The command line does the same headless: "
+                f"{estimate.duration_text(seconds)} on {cores} cores. The command line does the same headless: "
                 f"`python -m galaxy_core morphology {cache.path}`.")
         if not st.button("Measure", key="mg_morph_go", type="primary"):
             return

@@ -56,6 +56,8 @@ def test_teacher_fills_unknown_answers_and_labels_unlabelled_galaxies(partial_ca
     run = training.train(cfg)
     assert (run / distill.TEACHER_FILE).is_file()
     assert runs.read_status(run)["state"] == "finished"
+    # Both finished runs with a network may now teach the next one.
+    assert sorted(distill.possible_teachers(tmp_path)) == ["student", "teacher"]
 
 
 def test_a_teacher_that_saw_validation_labels_is_refused(tiny_cache, tmp_path):

@@ -85,6 +85,17 @@ def test_gini_m20_figure():
     assert len([tr for tr in figures.gini_m20_figure(t).data if tr.type == "scattergl"]) == 1
 
 
+# ----------------------------------------------------------------------------------------------------- training
+
+def test_curves_figure_draws_each_series_over_the_mean_baseline():
+    rows = [{"epoch": 1, "train_rmse": 0.2, "val_rmse": 0.19}, {"epoch": 2, "train_rmse": 0.18, "val_rmse": 0.17}]
+    fig = figures.curves_figure([("training", rows, "train_rmse"), ("validation", rows, "val_rmse")], 0.16, 320)
+    assert [t.name for t in fig.data] == ["training", "validation"] and list(fig.data[1].y) == [0.19, 0.17]
+    [line] = fig.layout.shapes
+    assert line.y0 == 0.16 and "mean baseline 0.1600" in fig.layout.annotations[0].text
+    assert not figures.curves_figure([], float("nan"), 320).layout.shapes
+
+
 # ------------------------------------------------------------------------------------------------------- images
 
 def test_original_with_crop_and_enlarge(tiny_cache):

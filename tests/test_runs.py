@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import train_config as _cfg
@@ -244,3 +245,26 @@ def test_a_machine_is_described_with_the_cpu_features_that_set_its_speed():
     text = runs.describe_machine({"device": "cpu", "cpu": "AMD EPYC", "cores": 2, "cpu_features": ["avx2"]})
     assert text == "2-core AMD EPYC (avx2)"
     assert "not recorded" in runs.describe_machine({"device": "cpu", "cpu": "AMD EPYC", "cores": 2})
+
+
+def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
+    """What the Training page shows of the runs: a live run's progress, one table row per run, and the validation
+    curves of the chosen runs that have finished an epoch."""
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4}) == (0.225, "epoch 3 of 10, step 1 of 4")
+    assert runs.progress({}) == (0.0, "epoch 1 of 1, step 0 of 1")
+    assert runs.progress({"epoch": 10, "epochs": 10, "step": 4, "steps": 4})[0] == 1.0
+    for name, metrics in (("a", "epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n1,0.2,0.19,0.001,1.0,100\n"),
+                          ("b", None)):
+        (tmp_path / name).mkdir()
+        write_json(tmp_path / name / "config.json", {"train": {"model": "galaxynet", "data": "d"}})
+        write_json(tmp_path / name / "status.json", {"state": "finished"})
+        if metrics:
+            (tmp_path / name / "metrics.csv").write_text(metrics)
+            write_json(tmp_path / name / "summary.json", {"val_rmse": 0.19, "epochs": 1, "train_seconds": 1.0})
+    found = runs.list_runs(tmp_path)
+    table = runs.runs_table(found).set_index("run")
+    assert list(table.columns) == ["model", "status", "val RMSE", "epochs", "train s", "data", "error"]
+    assert table.loc["a", "val RMSE"] == 0.19 and pd.isna(table.loc["b", "val RMSE"])
+    [(name, rows, column)] = runs.validation_curves(found, ["a", "b"])
+    assert (name, column, rows[0]["val_rmse"]) == ("a", "val_rmse", 0.19)
+    assert runs.validation_curves(found, ["b"]) == []

@@ -1,6 +1,6 @@
 """Tests for galaxy_core.training, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
-the duration estimate, reproducibility, resuming a killed run (raised in process, and SIGKILL through the command
-line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
+reproducibility, resident and streamed images, resuming a killed run (raised in process, and SIGKILL through the
+command line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from conftest import train_config as _cfg
-from galaxy_core import catalog, config, data, files, metrics, models, runs, training, tree, views
+from galaxy_core import catalog, checkpoint, config, files, metrics, models, runs, training, tree, views
 
 
 def test_keep_freed_memory_is_harmless():
@@ -65,24 +64,6 @@ def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_pat
     # The reference line of the Training page's curves is the same number, without a run.
     assert metrics.mean_baseline(tiny_cache, _cfg(tiny_cache, tmp_path)) == pytest.approx(
         runs.read_metrics(run)[0]["val_rmse"], rel=1e-6)
-
-
-def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
-    cfg = _cfg(tiny_cache, tmp_path, epochs=3, tta=8)
-    est = training.estimate_duration(cfg, steps=2)
-    n_train, n_val = (len(r) for r in data.split_rows(tiny_cache, cfg))
-    assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
-    assert est["images_per_s"] > 0
-    # Seconds per image from the probe, times the images an epoch and the final 8-view validation see.
-    per_image = 1 / est["images_per_s"]
-    assert est["epoch_seconds"] == pytest.approx(per_image * (n_train + n_val / 3))
-    assert est["seconds"] == pytest.approx(3 * est["epoch_seconds"] + 7 * n_val / 3 * per_image)
-    assert not list(tmp_path.iterdir())  # a probe writes nothing
-    assert training.estimate_duration(_cfg(tiny_cache, tmp_path, model="mean"))["seconds"] == 0.0
-    # A speed measured before replaces the probe, in the same formula.
-    known = training.estimate_duration(cfg, images_per_s=250.0)
-    assert known["images_per_s"] == 250.0
-    assert known["seconds"] == pytest.approx(3 * (n_train + n_val / 3) / 250 + 7 * n_val / 3 / 250)
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
@@ -134,21 +115,6 @@ def test_out_of_core_training_reads_the_same_batches_as_resident_training(tiny_c
     assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
     wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def test_the_batch_reader_stops_when_the_loop_does_and_passes_on_its_errors(tiny_cache):
-    """The reading thread (a GPU's; forced here on the CPU)."""
-    images = tiny_cache.images
-    staged = training._Staged(images, np.arange(len(images)), torch.device("cpu"), budget_bytes=0, read_ahead=True)
-    assert staged.resident is None
-    steps = [(np.array([i, i + 1]), torch.tensor([i, i + 1])) for i in range(0, 20, 2)]
-    batches = staged.batches(steps)
-    first = next(batches)
-    assert torch.equal(first, torch.from_numpy(np.asarray(images[[0, 1]])))
-    batches.close()  # a STOP after the first step: the reading thread ends rather than waiting on a full queue
-    assert not [t for t in threading.enumerate() if t.name == "galaxy_core batch reader"]
-    with pytest.raises(IndexError):
-        list(staged.batches([(np.array([10**9]), torch.tensor([0]))]))
 
 
 class _Kill(Exception):
@@ -245,7 +211,7 @@ def test_a_run_killed_with_sigkill_resumes_through_the_command_line_to_the_same_
 
 
 def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(tiny_cache, tmp_path, monkeypatch):
-    real, calls = training.save_file, [0]
+    real, calls = checkpoint.save_file, [0]
 
     def save_file(*args, **kwargs):  # the optimiser's state in last/: the second epoch's save finds the disk full
         calls[0] += 1
@@ -253,7 +219,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(tiny_cach
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "save_file", save_file)
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
     run = tmp_path / "run"
     with pytest.raises(files.DiskFull, match=f"no space left on device writing last in {run}"):
         training.train(_cfg(tiny_cache, tmp_path, epochs=3, model="galaxynet",
@@ -278,21 +244,6 @@ def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
 def test_validation_needs_galaxies(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="no validation galaxies"):
         training.train(_cfg(tiny_cache, tmp_path, val_fraction=0.0))
-
-
-def test_weight_average_follows_the_documented_decay():
-    net = torch.nn.Linear(2, 1)
-    avg = training.WeightAverage(net, decay=0.5)
-    start = net.weight.detach().clone()
-    with torch.no_grad():
-        net.weight.add_(1.0)
-    avg.update()  # first update: min(0.5, 2 / 11) = 2/11 of the old average is kept
-    assert torch.allclose(avg.model.weight, start * 2 / 11 + (start + 1) * 9 / 11)
-    for _ in range(200):
-        avg.update()
-    assert torch.allclose(avg.model.weight, net.weight)
-    with pytest.raises(ValueError, match="decay"):
-        training.WeightAverage(net, decay=1.0)
 
 
 def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
@@ -339,9 +290,6 @@ def test_a_progressive_run_keeps_its_best_epoch_at_full_size(tiny_cache, tmp_pat
     assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows[2:]))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["best_epoch"] == best.extra["epoch"]
-    # The probe's estimate counts a 16 px epoch as a quarter of a 32 px one.
-    est = training.estimate_duration(cfg, steps=1)
-    assert est["seconds"] == pytest.approx(2.5 * est["epoch_seconds"] + est["final_seconds"])
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
