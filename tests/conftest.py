@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from galaxy_core import catalog, config, data, demo, tree
+from galaxy_core import catalog, config, data, demo, models, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -62,6 +62,19 @@ FIRST_ID = demo.FIRST_ID
 def copy_tiny(tiny_data: Path, dst: Path) -> Path:
     shutil.copytree(tiny_data, dst)
     return dst
+
+
+@pytest.fixture
+def cache(tiny_cache, tmp_path) -> data.GalaxyCache:
+    """A writable copy of the tiny cache (for tests that store embeddings or predictions in it)."""
+    shutil.copytree(tiny_cache.path, tmp_path / "cache")
+    return data.open_cache(tmp_path / "cache")
+
+
+def small_galaxynet() -> models.GalaxyModel:
+    """A seeded galaxynet small enough for CPU tests: width 8 (64-d embeddings), 32 px input."""
+    torch.manual_seed(0)
+    return models.build_model("galaxynet", width=8, input_size=32).eval()
 
 
 def csv_rows(path: Path) -> dict[str, list[str]]:

@@ -3,28 +3,16 @@ and resumed."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
+from conftest import small_galaxynet
 
-from galaxy_core import data, embeddings, models, views
-
-
-@pytest.fixture
-def cache(tiny_cache, tmp_path) -> data.GalaxyCache:
-    shutil.copytree(tiny_cache.path, tmp_path / "cache")
-    return data.open_cache(tmp_path / "cache")
-
-
-def small_model() -> models.GalaxyModel:
-    torch.manual_seed(0)
-    return models.build_model("galaxynet", width=8, input_size=32).eval()
+from galaxy_core import embeddings, models, views
 
 
 def test_embeddings_are_the_backbones_features(cache):
-    model = small_model()
+    model = small_galaxynet()
     e = embeddings.embed_cache(model, cache, tta=1)
     assert e.shape == (len(cache), model.embed_dim) and e.dtype == np.float32 and np.isfinite(e).all()
     crop = model.config["fov"] / cache.fov
@@ -35,7 +23,7 @@ def test_embeddings_are_the_backbones_features(cache):
 
 
 def test_eight_views_embed_a_mirrored_galaxy_as_the_galaxy(cache):
-    model = small_model()
+    model = small_galaxynet()
     images = np.ascontiguousarray(cache.images[:2])
     both = np.concatenate([images, images[:, :, :, ::-1].copy()])  # each galaxy and its mirror image
     e = embeddings.embed_images(model, both, model.config["fov"] / cache.fov, tta=8)
@@ -44,7 +32,7 @@ def test_eight_views_embed_a_mirrored_galaxy_as_the_galaxy(cache):
 
 def test_stored_in_parts_and_an_interrupted_run_resumes(cache, monkeypatch):
     monkeypatch.setattr(embeddings, "PART_ROWS", 16)
-    model = small_model()
+    model = small_galaxynet()
     first = embeddings.embed_cache(model, cache, tta=1)
     [folder] = (cache.path / embeddings.STORE_DIR).iterdir()
     parts = sorted(folder.glob("part-*.npy"))

@@ -3,25 +3,13 @@ of the model changes."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import small_galaxynet
 
-from galaxy_core import data, embeddings, finetune, labels, models
-
-
-@pytest.fixture
-def cache(tiny_cache, tmp_path) -> data.GalaxyCache:
-    shutil.copytree(tiny_cache.path, tmp_path / "cache")
-    return data.open_cache(tmp_path / "cache")
-
-
-def small_model() -> models.GalaxyModel:
-    torch.manual_seed(0)
-    return models.build_model("galaxynet", width=8, input_size=32).eval()
+from galaxy_core import embeddings, finetune, labels, models
 
 
 def no_head(dim: int) -> labels.Head:
@@ -33,7 +21,7 @@ def test_the_last_stage_learns_a_question_from_nothing(cache):
     """A toy question with a known answer (is the galaxy among the brightest third, or the faintest?), learnt from a
     head of zeros: the tuned embeddings and head separate the marked galaxies (ROC AUC 1); only the last stage
     changed."""
-    model = small_model()
+    model = small_galaxynet()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     brightness = np.asarray(cache.images[:], np.float32).mean(axis=(1, 2, 3))
     third = len(cache) // 3
@@ -52,7 +40,7 @@ def test_the_last_stage_learns_a_question_from_nothing(cache):
 
 
 def test_a_fine_tuned_discovery_folder_reloads_the_same_ranking(cache, tmp_path):
-    model = small_model()
+    model = small_galaxynet()
     rows = np.arange(20)
     yes = np.arange(20) % 2 == 0
     tuned, head = finetune.fine_tune(model, cache, rows, yes, no_head(model.embed_dim), epochs=2)
@@ -71,6 +59,6 @@ def test_only_a_backbone_with_stages_and_both_answers(cache):
     cnn = models.build_model("seed-cnn", input_size=32).eval()
     with pytest.raises(ValueError, match="only galaxynet"):
         finetune.fine_tune(cnn, cache, np.arange(4), np.array([1, 0, 1, 0], bool), no_head(cnn.embed_dim))
-    model = small_model()
+    model = small_galaxynet()
     with pytest.raises(ValueError, match="one 'yes' and one 'no'"):
         finetune.fine_tune(model, cache, np.arange(4), np.ones(4, bool), no_head(model.embed_dim))
