@@ -47,7 +47,13 @@ class Head:
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """p(yes) for each row of ``x`` (N, D), float64 in [0, 1]."""
-        return 1.0 / (1.0 + np.exp(-self.logit(x)))
+        return sigmoid(self.logit(x))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow: a head fitted to a few labels can put a galaxy's logit below -709, where
+    exp(-z) overflows float64 (the answer, 0, is right, but numpy warns)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, np.float64)))
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 200) -> Head:
@@ -119,7 +125,7 @@ def rank(head: Head, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
     z = head.logit(x)
     order = np.argsort(-z, kind="stable")
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": np.asarray(ids)[order],
-                         "p_yes": 1.0 / (1.0 + np.exp(-z[order])), "logit": z[order]})
+                         "p_yes": sigmoid(z[order]), "logit": z[order]})
 
 
 def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,

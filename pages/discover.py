@@ -52,11 +52,12 @@ def marked_gallery(rows, captions: list[str], where: str) -> None:
     """Thumbnails with Yes / No under each (the answer to your own question; the chosen one is highlighted, a second
     click takes it back) and Like (its neighbours). Buttons rather than toggles: a new galaxy in a place where
     another was marked never shows that one's state."""
-    cols = st.columns(6)
+    per_row = 4  # room under each thumbnail for three readable buttons on a laptop screen
+    cols = st.columns(per_row)
     for i, r in enumerate(rows):
         gid = str(cache.ids[r])
-        with cols[i % 6]:
-            common.gallery(cache, [r], [captions[i]])
+        with cols[i % per_row]:
+            common.gallery(cache, [r], [captions[i]], width=150)
             yes, no, like = st.columns(3, gap="small")
             for col, text, answer in ((yes, "Yes", True), (no, "No", False)):
                 col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=_mark, args=(gid, answer),
@@ -69,7 +70,7 @@ def marked_gallery(rows, captions: list[str], where: str) -> None:
 # only the chosen view is computed.
 VIEWS = ["Galaxies like this one", "Your own question", "Unusual galaxies"]
 view = st.segmented_control("View", VIEWS, default=VIEWS[0], key="dc_view", label_visibility="collapsed") or VIEWS[0]
-c1, c2, c3, c4 = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns([3, 1.6, 1, 1.4], vertical_alignment="bottom")
 # Above the views, so that they are not reset when a view that does not draw them is chosen (Streamlit forgets a
 # widget's state when a run does not draw it).
 question = c1.text_input("Your own question (Yes / No under the galaxies)", value="a ring?", key="dc_question")

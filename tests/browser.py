@@ -104,7 +104,10 @@ new MutationObserver((records) => {
 
 
 def wait_until_idle(page, quiet_ms: int = 1500, timeout_ms: int = 120_000) -> None:
-    """Wait until Streamlit's 'running' indicator has been gone for ``quiet_ms`` (the script finished)."""
+    """Wait until Streamlit's 'running' indicator has been gone for ``quiet_ms`` (the script finished), counted from
+    this call: a click's rerun can take a moment to show the indicator, and an idle time from before the click must
+    not count."""
+    page.evaluate("window.__idleSince = undefined")
     page.wait_for_function(
         """([quiet]) => {
             const running = document.querySelector('[data-testid="stStatusWidget"]') !== null;

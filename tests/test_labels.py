@@ -77,3 +77,10 @@ def test_a_discovery_folder_must_have_a_plain_name(tmp_path):
     frame = pd.DataFrame({"GalaxyID": ["1"], "label": [True]})
     with pytest.raises(ValueError, match="plain folder name"):
         labels.save(tmp_path / "..", "q", frame, head, labels.rank(head, np.arange(20).astype(str), x), "m", "c")
+
+
+def test_sigmoid_known_values_and_no_overflow_far_out():
+    z = np.array([-1000.0, -2.0, 0.0, 2.0, 1000.0])
+    with np.errstate(all="raise"):
+        p = labels.sigmoid(z)
+    np.testing.assert_allclose(p, [0.0, 1 / (1 + np.exp(2.0)), 0.5, 1 / (1 + np.exp(-2.0)), 1.0], atol=1e-15)
