@@ -137,3 +137,16 @@ def config_for(model: str, **overrides: Any) -> TrainConfig:
         overrides["model_args"] = {**d.get("model_args", {}), **overrides["model_args"]}
     d.update(overrides)
     return TrainConfig.from_dict(d)
+
+
+def recipe_differences(trained: dict[str, Any], model: str, device: str = "auto") -> list[str]:
+    """The settings in which a run's saved training settings ``trained`` (a TrainConfig as a dict, e.g. a
+    checkpoint's ``train_config``) depart from ``model``'s recipe on ``device`` (:func:`recipe_for`): the names of
+    the TrainConfig fields the recipe sets, and ``model``, whose values differ, in field order; empty when the run
+    followed the recipe. A field ``trained`` lacks counts as different (an older run may have used another default),
+    and the fields the recipe leaves alone (data, epochs of a recipe without epochs, the run's name ...) are not
+    compared."""
+    recipe = config_for(model, device=device)
+    compared = {"model", *recipe_for(model, device)}
+    return [f.name for f in fields(TrainConfig)
+            if f.name in compared and trained.get(f.name) != getattr(recipe, f.name)]

@@ -140,7 +140,7 @@ def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
     note = ""
     if shipped is not None and shipped["summary"].get("wall_seconds"):
         trained = shipped["train_config"]
-        if all(trained.get(k) == recipe[k] for k in ("model", *config.recipe_for(model, device))):
+        if not config.recipe_differences(trained, model, device):
             note = (f" It is the recipe of the shipped checkpoint `{shipped['name']}`, trained in "
                     f"{duration_text(shipped['summary']['wall_seconds'])} "
                     f"({shipped['summary'].get('device', 'cpu')}) on `{Path(trained.get('data', '?')).name}`.")

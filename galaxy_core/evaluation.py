@@ -81,6 +81,10 @@ class Evaluation:
         order = np.argsort(-np.nan_to_num(g, nan=-1), kind="stable")[:k]
         return pd.DataFrame({"GalaxyID": self.ids[order], "row": self.rows[order], "rmse": g[order]})
 
+    def index_of(self, galaxy_id: str) -> int:
+        """The position of the galaxy with GalaxyID ``galaxy_id`` in these arrays; IndexError when it is not here."""
+        return int(np.flatnonzero(self.ids == galaxy_id)[0])
+
     @property
     def scorable(self) -> bool:
         """Whether there are enough galaxies for the RMSE to be a result (:data:`MIN_SCORED_GALAXIES`)."""
@@ -133,6 +137,27 @@ from the shipped model's per-galaxy errors on its 745 validation galaxies of gz2
 RMSE's relative standard error is 9.1 % over 30 galaxies (all that the 424 px sample holds unseen by that model),
 7.1 % over 50, 5.1 % over 100 and 0.7 % over 5,000. 50 keeps a run on the built-in demo (60 validation galaxies)
 scorable while refusing the smallest sets."""
+
+
+SPLITS = {"val": "validation (never trained on)", "labelled": "all labelled", "train": "trained on (not a test)"}
+"""The galaxies :func:`evaluate` can score (its ``split``), as the dashboard names them; the validation split is the
+fair test."""
+
+EVALUATION_SAMPLE = 5000
+"""Galaxies the Evaluation page scores by default (a fixed random subset when a split holds more): the overall RMSE
+over 5,000 has a relative standard error of about 0.7 % (see :data:`MIN_SCORED_GALAXIES`)."""
+
+
+def model_choices(runs: list[dict], checkpoints: list[dict], data_path: str) -> dict[str, dict]:
+    """The models to evaluate, by the name a chooser shows, in the order it lists them: the runs trained on the data
+    at ``data_path`` first, then the shipped checkpoints, then the runs on other data. ``runs`` and ``checkpoints``
+    are dicts with ``name`` (runs also ``data``, the cache they trained on, compared as strings). Without a run on
+    this data, the first is the default checkpoint when it leads ``checkpoints``."""
+    ours = [r for r in runs if r["data"] == str(data_path)]
+    options = {f"run {r['name']}": r for r in ours}
+    options.update({f"checkpoint {c['name']} (shipped)": c for c in checkpoints})
+    options.update({f"run {r['name']}": r for r in runs if r not in ours})
+    return options
 
 
 def trained_ids(folder: str | os.PathLike | None) -> set[str] | None:

@@ -176,6 +176,48 @@ def scatter_figure(y_true: np.ndarray, y_pred: np.ndarray, columns: list[str] | 
     return fig
 
 
+TRUE_VS_PREDICTED_POINTS = {"one": 20_000, "all": 1_000}
+"""Galaxies per panel :func:`true_vs_predicted_figure` draws at most: many for one answer's single panel, few for the
+37 panels of all of them (a browser draws 37 x 1,000 WebGL points quickly; 37 x 20,000 it does not)."""
+
+
+def true_vs_predicted_figure(y_true: np.ndarray, y_pred: np.ndarray, known: np.ndarray,
+                             column: str | None = None) -> go.Figure:
+    """:func:`scatter_figure` of one answer ``column`` (all 37 when None) from an evaluation's (N, 37) volunteer
+    fractions ``y_true``, predictions ``y_pred`` and ``known`` mask: answers no volunteer gave are left out, and each
+    panel shows at most :data:`TRUE_VS_PREDICTED_POINTS` galaxies."""
+    y = np.asarray(y_true, dtype=np.float64).copy()
+    y[~np.asarray(known, dtype=bool)] = np.nan
+    return scatter_figure(y, y_pred, [column] if column else list(tree.COLUMNS),
+                          max_points=TRUE_VS_PREDICTED_POINTS["one" if column else "all"])
+
+
+TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
+"""Plot margins in pixels for a figure with no title: the page around it gives the space."""
+
+
+def split_means_figure(comparison: pd.DataFrame) -> go.Figure:
+    """Each answer's mean vote fraction in the training and the validation split as grouped bars, from
+    :func:`galaxy_core.explore.split_comparison`'s table (``column``, ``name``, ``mean_train``, ``mean_val``)."""
+    fig = go.Figure([go.Bar(x=comparison["column"], y=comparison[f"mean_{k}"], name=name,
+                            hovertext=comparison["name"])
+                     for k, name in (("train", "training"), ("val", "validation"))])
+    fig.update_layout(barmode="group", height=320, yaxis_title="mean vote fraction", margin=TIGHT,
+                      legend={"orientation": "h", "y": 1.1})
+    return fig
+
+
+def split_histogram_figure(hist: pd.DataFrame, column: str) -> go.Figure:
+    """One answer's distribution in each split as overlaid bars, from
+    :func:`galaxy_core.explore.split_histograms`'s table (``split``, ``lo``, ``hi``, ``fraction``): the share of the
+    split's known values per bin of vote fraction, so splits of different sizes compare."""
+    fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name,
+                            opacity=0.6) for name, g in hist.groupby("split", sort=False)])
+    fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column),
+                      yaxis_title="fraction of the split", margin=TIGHT, legend={"orientation": "h", "y": 1.1})
+    return fig
+
+
 # ----------------------------------------------------------------------------------------------------- the mergers
 
 def histogram_figure(p, threshold: float = 0.5):

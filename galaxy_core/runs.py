@@ -247,6 +247,24 @@ def check_launch(cfg: TrainConfig) -> None:
         raise ValueError(f"the training settings cannot be written as JSON: {e}") from e
 
 
+def device_choices() -> list[str]:
+    """The devices a run can be launched on here: ``auto`` (the GPU when there is one), ``cpu``, and ``cuda`` when
+    PyTorch sees a GPU."""
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def gpus_for(device: str) -> int:
+    """How many GPUs a run on ``device`` (as :func:`launch` takes it) can spread its processes over: every GPU
+    PyTorch sees when ``device`` resolves to CUDA, 0 on a CPU."""
+    return torch.cuda.device_count() if pick_device(device).type == "cuda" else 0
+
+
+def max_processes(device: str) -> int:
+    """The most processes :func:`launch` should start on this machine for ``device``: one per GPU, else one per CPU
+    core (each then takes its share of the threads); at least 1."""
+    return gpus_for(device) or os.cpu_count() or 1
+
+
 LOCK_FILE = ".launch.lock"
 """In a runs root: the file :func:`launch` locks while it checks for a live run and starts one."""
 
@@ -352,6 +370,13 @@ def newest_finished_run(root: str | os.PathLike = "runs") -> Path | None:
     done = [r for r in list_runs(root)
             if r["status"] == "finished" and (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
     return max(done, key=lambda r: r["updated"])["path"] if done else None
+
+
+def finished_runs(root: str | os.PathLike = "runs") -> list[dict]:
+    """The runs under ``root`` that have a best checkpoint to load (whatever their state: a stopped or still running
+    run's best epoch counts), newest first, as :func:`list_runs` entries with ``kind`` ``"run"`` (beside the shipped
+    checkpoints' ``"checkpoint"`` in the dashboard's model choosers)."""
+    return [{**r, "kind": "run"} for r in list_runs(root) if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
 
 
 def progress(status: dict) -> tuple[float, str]:

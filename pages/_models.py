@@ -37,7 +37,8 @@ def is_closed_form(model: str) -> bool:
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
 def _duration_probe(key: str, fingerprint: str) -> dict:
     cfg = config.TrainConfig.from_dict(json.loads(key))
-    return estimate.estimate_here(cfg, shipped_checkpoints() + finished_runs(), common.runs_root())
+    return estimate.estimate_here(cfg, shipped_checkpoints() + runs.finished_runs(common.runs_root()),
+                                  common.runs_root())
 
 
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
@@ -57,14 +58,8 @@ def model_key(path: Path) -> tuple[str, int]:
     return str(path), model_file(path).stat().st_mtime_ns
 
 
-def finished_runs() -> list[dict]:
-    """Runs under :func:`runs_root` with a best checkpoint, newest first (see ``runs.list_runs``)."""
-    return [{**r, "kind": "run"} for r in runs.list_runs(common.runs_root())
-            if (r["path"] / "best" / models.WEIGHTS_FILE).is_file()]
-
-
 def shipped_checkpoints() -> list[dict]:
-    """The checkpoints in ``checkpoints/``, the default first, in the shape of :func:`finished_runs`' entries."""
+    """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries."""
     default = prediction.default_checkpoint()
     found = sorted((p.parent for p in prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
                    key=lambda p: (p != default, p.name))
@@ -85,7 +80,7 @@ def choose_model(key: str, label: str = "Model") -> Path | None:
     options: dict[str, Path] = {}
     for c in shipped_checkpoints():
         options[f"checkpoint {c['name']} (shipped)"] = c["path"]
-    for r in finished_runs():
+    for r in runs.finished_runs(common.runs_root()):
         rmse = r["summary"].get("val_rmse")
         options[f"run {r['name']} ({r['model']}, {r['status']}"
                 f"{f', val RMSE {rmse:.4f}' if rmse is not None else ''})"] = r["path"]
@@ -133,10 +128,6 @@ def warn_domain(path: Path, images_synthetic: bool) -> None:
     warning = prediction.domain_warning(load_model(path), images_synthetic)
     if warning:
         st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
-
-
-EVALUATION_SAMPLE = 5000
-"""Galaxies the Evaluation page scores by default (a fixed random subset when a split holds more)."""
 
 
 @st.cache_data(show_spinner="Evaluating the model (once per model and data) ...", max_entries=8)

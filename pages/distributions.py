@@ -1,6 +1,5 @@
 """Distributions: the 37 answers' histograms and skewness, their correlations, and training vs validation."""
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core import explore, figures, tree
@@ -54,18 +53,10 @@ def training_vs_validation() -> None:
     st.caption("The validation galaxies are a seeded random tenth of the fully labelled ones, so both splits should "
                "follow the same distributions: KS is the largest gap between their cumulative distributions, of "
                "order 1/sqrt(validation size) for a fair split.")
-    fig = go.Figure([go.Bar(x=comp["column"], y=comp[f"mean_{k}"], name=name, hovertext=comp["name"])
-                     for k, name in (("train", "training"), ("val", "validation"))])
-    fig.update_layout(barmode="group", height=320, yaxis_title="mean vote fraction", margin=common.TIGHT,
-                      legend={"orientation": "h", "y": 1.1})
-    st.plotly_chart(fig)
+    st.plotly_chart(figures.split_means_figure(comp))
     column = common.answer_select("Answer", "dist_answer", default="Class1.1")
-    h = explore.split_histograms(cache.labels, cache.mask, cache.split, column)
-    fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name,
-                            opacity=0.6) for name, g in h.groupby("split", sort=False)])
-    fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column),
-                      yaxis_title="fraction of the split", margin=common.TIGHT, legend={"orientation": "h", "y": 1.1})
-    st.plotly_chart(fig)
+    st.plotly_chart(figures.split_histogram_figure(
+        explore.split_histograms(cache.labels, cache.mask, cache.split, column), column))
     st.dataframe(comp, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in ("mean_train", "mean_val", "ks")})
 

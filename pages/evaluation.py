@@ -1,9 +1,8 @@
 """Evaluation: a run's RMSE overall and per answer, true vs predicted, the best and the worst galaxies."""
 
-import numpy as np
 import streamlit as st
 
-from galaxy_core import evaluation, figures, tree
+from galaxy_core import evaluation, figures, runs
 from pages import _common as common
 from pages import _models as ml
 
@@ -13,21 +12,16 @@ ds = common.dataset()
 cache = ds.cache
 st.title("Evaluation")
 
-runs = ml.finished_runs()
+finished = runs.finished_runs(common.runs_root())
 checkpoints = ml.shipped_checkpoints()
-if not runs and not checkpoints:
+if not finished and not checkpoints:
     st.info(f"No run with a checkpoint in `{common.runs_root()}` and no checkpoint shipped in `checkpoints/` yet: "
             "train one on the Training page.")
     st.stop()
-# Runs on the data in use come first; the shipped checkpoint is the default when there is none.
-ours = [r for r in runs if r["data"] == str(ds.cache.path)]
-options = {f"run {r['name']}": r for r in ours}
-options.update({f"checkpoint {c['name']} (shipped)": c for c in checkpoints})
-options.update({f"run {r['name']}": r for r in runs if r not in ours})
+options = evaluation.model_choices(finished, checkpoints, str(ds.cache.path))
 c1, c2 = st.columns([3, 1])
 choice = c1.selectbox("Model", list(options), key="ev_run")
-SPLITS = {"val": "validation (never trained on)", "labelled": "all labelled", "train": "trained on (not a test)"}
-split = c2.selectbox("Galaxies", list(SPLITS), format_func=SPLITS.get, key="ev_split",
+split = c2.selectbox("Galaxies", list(evaluation.SPLITS), format_func=evaluation.SPLITS.get, key="ev_split",
                      help="The validation split (for a shipped checkpoint: the galaxies it never trained on) is "
                           "the fair test. 'All labelled' leaves out the galaxies the model learnt from unless you "
                           "ask for them; 'trained on' shows how well it fits what it learnt.")
@@ -45,7 +39,7 @@ elif run["data"] != str(ds.cache.path):
                "on this machine; else every galaxy counts).")
 ml.warn_domain(run["path"], cache.synthetic)
 t1, t2 = st.columns(2)
-everything = t1.toggle(f"All galaxies (else a fixed random {ml.EVALUATION_SAMPLE:,} when there are more)",
+everything = t1.toggle(f"All galaxies (else a fixed random {evaluation.EVALUATION_SAMPLE:,} when there are more)",
                        False, key="ev_all",
                        help="On a CPU a network needs about a minute for 50,000 galaxies (once: predictions are "
                             "stored with the cache); 5,000 give the overall RMSE with a standard error of about 0.7 %.")
@@ -54,7 +48,7 @@ include_trained = split == "labelled" and t2.toggle(
     help="Scores over galaxies a model learnt from flatter it: left out unless you ask.")
 try:
     ev = ml.run_evaluation(str(run["path"]), ml.model_key(run["path"])[1], cache, ds.fingerprint, split,
-                           None if everything else ml.EVALUATION_SAMPLE, include_trained)
+                           None if everything else evaluation.EVALUATION_SAMPLE, include_trained)
 except (ValueError, KeyError, FileNotFoundError) as e:
     st.error(f"Cannot evaluate {run['name']} on this data: {e}")
     st.stop()
@@ -87,10 +81,7 @@ if ev.scorable:  # per answer is fewer galaxies still: no scores where the overa
 
 st.subheader("True vs predicted")
 answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="all 37 answers")
-y_true = ev.y_true.astype(float).copy()
-y_true[~ev.mask] = float("nan")
-cols = [answer] if answer else list(tree.COLUMNS)
-st.plotly_chart(figures.scatter_figure(y_true, ev.y_pred, cols, max_points=20_000 if answer else 1_000))
+st.plotly_chart(figures.true_vs_predicted_figure(ev.y_true, ev.y_pred, ev.mask, answer))
 
 st.subheader("Top 5: the volunteers' vs the model's")
 column = common.answer_select("Answer", "ev_top_answer", default="Class8.6")
@@ -109,5 +100,5 @@ worst = ev.worst(10)
 common.gallery(cache, worst["row"], [f"{g} · RMSE {r:.3f}" for g, r in zip(worst["GalaxyID"], worst["rmse"])],
                width=120)
 pick = st.selectbox("Compare volunteers and model for", list(worst["GalaxyID"]), key="ev_worst_pick")
-k = int(np.flatnonzero(ev.ids == pick)[0])
+k = ev.index_of(pick)
 common.tree_chart(ev.y_true[k], ev.y_pred[k], known=ev.mask[k], key="ev_tree")

@@ -1,10 +1,6 @@
 """Training: launch a run in the background, watch its learning curves, stop it, compare past runs."""
 
-import dataclasses
-import os
-
 import streamlit as st
-import torch
 
 from galaxy_core import config, distill, estimate, figures, models, runs, training, views
 from pages import _common as common
@@ -20,17 +16,16 @@ st.title("Training")
 st.subheader("New run")
 c1, c2, c3, _ = st.columns(4)
 names = models.list_models()
-devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-device = c2.selectbox("Device", devices, key="tr_device", help="auto takes the GPU when there is one")
-gpus = torch.cuda.device_count() if views.pick_device(device).type == "cuda" else 0
+device = c2.selectbox("Device", runs.device_choices(), key="tr_device", help="auto takes the GPU when there is one")
+gpus = runs.gpus_for(device)
 processes = c3.number_input(
-    "Processes", 1, gpus or os.cpu_count() or 1, 1, key="tr_processes",
+    "Processes", 1, runs.max_processes(device), 1, key="tr_processes",
     help="Train with this many processes on this machine (torchrun and DistributedDataParallel): each takes its "
          "share of every batch, " + ("one GPU each." if gpus else "and the CPU threads are split between them."))
 # The default is the project's own network, with the recipe for this machine (config.CPU_RECIPES on a CPU).
 name = c1.selectbox("Model", names, index=names.index("galaxynet") if "galaxynet" in names else 0, key="tr_model")
 # Each model's settings start from its recipe for the chosen device and are remembered per model and device.
-recipe = dataclasses.asdict(config.config_for(name, device=device))
+recipe = config.config_for(name, device=device)
 note = estimate.recipe_caption(name, device, next(iter(ml.shipped_checkpoints()), None))
 if note:
     st.caption(note)
@@ -40,21 +35,21 @@ if closed_form:
     st.caption(f"`{name}` is fitted in closed form (each answer's mean over the training galaxies): it has no "
                "epochs, learning rate, batch or augmentation to set.")
     epochs, batch, lr, scheduler, max_train, augment, ema, chosen_teachers, unlabelled = (
-        1, recipe["batch_size"], recipe["lr"], recipe["scheduler"], 0, False, 0.0, [], "")
+        1, recipe.batch_size, recipe.lr, recipe.scheduler, 0, False, 0.0, [], "")
 else:
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 1000, recipe["epochs"], key=f"tr_epochs_{name}_{kind}")
-    batch = c2.number_input("Batch size", 2, 4096, recipe["batch_size"], key=f"tr_batch_{name}_{kind}")
-    lr = c3.number_input("Learning rate", 1e-6, 1.0, recipe["lr"], 1e-4, format="%.1e", key=f"tr_lr_{name}_{kind}")
+    epochs = c1.number_input("Epochs", 1, 1000, recipe.epochs, key=f"tr_epochs_{name}_{kind}")
+    batch = c2.number_input("Batch size", 2, 4096, recipe.batch_size, key=f"tr_batch_{name}_{kind}")
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, recipe.lr, 1e-4, format="%.1e", key=f"tr_lr_{name}_{kind}")
     schedulers = list(training.SCHEDULES)
-    scheduler = c4.selectbox("Scheduler", schedulers, schedulers.index(recipe["scheduler"]),
+    scheduler = c4.selectbox("Scheduler", schedulers, schedulers.index(recipe.scheduler),
                              key=f"tr_sched_{name}_{kind}")
     max_train = c1.number_input("Training galaxies (0 = all)", 0, 10_000_000, 0, key="tr_max_train")
-    augment = c2.checkbox("Augmentation", recipe["augment"], key=f"tr_augment_{name}_{kind}",
+    augment = c2.checkbox("Augmentation", recipe.augment, key=f"tr_augment_{name}_{kind}",
                           help="random rotations, flips, zoom and shifts of every training image")
     with st.expander("Weight averaging and distillation"):
         a1, a2 = st.columns([1, 2])
-        ema = a1.number_input("Weight average decay (0 = off)", 0.0, 0.99999, float(recipe["ema"]), 0.001,
+        ema = a1.number_input("Weight average decay (0 = off)", 0.0, 0.99999, float(recipe.ema), 0.001,
                               format="%.4f", key=f"tr_ema_{name}_{kind}",
                               help="validate and save a moving average of the weights; 0.999 averages about the "
                                    "last 1,000 steps")

@@ -30,3 +30,17 @@ def test_config_for_applies_recipe_then_overrides():
     assert config.config_for("galaxynet").scheduler == "onecycle"
     with pytest.raises(ValueError, match="unknown training setting"):
         config.TrainConfig.from_dict({"epochz": 3})
+
+
+def test_recipe_differences_compare_every_setting_the_recipe_sets():
+    import dataclasses
+
+    trained = dataclasses.asdict(config.config_for("galaxynet", device="cpu", data="/x/images_72", epochs=3))
+    # The data is not the recipe's business, but the epochs are: the CPU recipe sets them.
+    assert config.recipe_differences(trained, "galaxynet", "cpu") == ["epochs"]
+    assert config.recipe_differences({**trained, "epochs": 150}, "galaxynet", "cpu") == []
+    assert config.recipe_differences({**trained, "epochs": 150, "model": "resnet18", "lr": 1.0},
+                                     "galaxynet", "cpu") == ["model", "lr"]
+    # A setting an older run did not record counts as different.
+    older = {k: v for k, v in trained.items() if k != "ema"}
+    assert "ema" in config.recipe_differences(older, "galaxynet", "cpu")

@@ -79,6 +79,25 @@ def test_worst_galaxies_come_first(labels):
     assert _ev(labels, pred).worst(2)["GalaxyID"].tolist() == ["107", "103"]
 
 
+def test_index_of_finds_a_galaxy_by_its_id(labels):
+    ev = _ev(labels, labels)
+    assert ev.index_of("103") == 3
+    with pytest.raises(IndexError):
+        ev.index_of("no such galaxy")
+
+
+def test_model_choices_list_the_runs_on_this_data_first_then_the_checkpoints():
+    here = {"name": "here", "data": "/d/cache"}
+    there = {"name": "there", "data": "/other/cache"}
+    shipped = {"name": "default"}
+    options = evaluation.model_choices([there, here], [shipped], "/d/cache")
+    assert list(options) == ["run here", "checkpoint default (shipped)", "run there"]
+    assert options["run here"] is here and options["checkpoint default (shipped)"] is shipped
+    # Without a run on this data the shipped checkpoint leads, so it is the chooser's default.
+    assert next(iter(evaluation.model_choices([there], [shipped], "/d/cache"))) == "checkpoint default (shipped)"
+    assert list(evaluation.SPLITS) == ["val", "labelled", "train"]
+
+
 def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     cfg = dict(data=str(tiny_cache.path), out=str(tmp_path), epochs=1, batch_size=16, val_fraction=0.25, tta=1,
                device="cpu")

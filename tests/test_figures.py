@@ -60,6 +60,32 @@ def test_label_figures():
     assert len(one.data[0].x) == 29  # the galaxy with unknown truth is left out
 
 
+def test_true_vs_predicted_leaves_out_unknown_answers_and_caps_the_points():
+    labels, mask, _ = arrays(30)
+    known = np.ones_like(mask)
+    known[0, 0] = False
+    one = figures.true_vs_predicted_figure(labels, labels, known, "Class1.1")
+    assert len(one.data) == 2 and len(one.data[0].x) == 29  # a panel and its y = x line
+    assert one.layout.xaxis.title.text == "volunteer vote fraction"
+    every = figures.true_vs_predicted_figure(labels, labels, known)
+    assert len(every.data) == 2 * 37 and len(every.data[2].x) == 30
+    assert figures.TRUE_VS_PREDICTED_POINTS["all"] < figures.TRUE_VS_PREDICTED_POINTS["one"]
+    assert not np.isnan(labels).any()  # the caller's array is not touched
+
+
+def test_split_figures_compare_training_and_validation():
+    labels, mask, split = arrays(60)
+    comp = explore.split_comparison(labels, mask, split)
+    means = figures.split_means_figure(comp)
+    assert [t.name for t in means.data] == ["training", "validation"] and means.layout.barmode == "group"
+    assert list(means.data[1].y) == list(comp["mean_val"]) and list(means.data[0].x) == list(tree.COLUMNS)
+    hist = explore.split_histograms(labels, mask, split, "Class1.1")
+    fig = figures.split_histogram_figure(hist, "Class1.1")
+    assert [t.name for t in fig.data] == ["train", "val"] and fig.layout.barmode == "overlay"
+    assert len(fig.data[0].x) == 20 and fig.layout.xaxis.title.text == explore.label("Class1.1")
+    assert fig.layout.yaxis.title.text == "fraction of the split"
+
+
 # ------------------------------------------------------------------------------------------------------ mergers
 
 def test_merger_figures():

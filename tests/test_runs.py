@@ -268,3 +268,25 @@ def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
     [(name, rows, column)] = runs.validation_curves(found, ["a", "b"])
     assert (name, column, rows[0]["val_rmse"]) == ("a", "val_rmse", 0.19)
     assert runs.validation_curves(found, ["b"]) == []
+
+
+def test_finished_runs_are_those_with_a_best_checkpoint_whatever_their_state(tmp_path):
+    for name, state, best in (("done", "finished", True), ("stopped", "stopped", True), ("early", "running", False)):
+        (tmp_path / name).mkdir()
+        write_json(tmp_path / name / "status.json", {"state": state})
+        if best:
+            (tmp_path / name / "best").mkdir()
+            (tmp_path / name / "best" / runs.models.WEIGHTS_FILE).write_bytes(b"")
+    found = runs.finished_runs(tmp_path)
+    assert sorted(r["name"] for r in found) == ["done", "stopped"] and {r["kind"] for r in found} == {"run"}
+    assert runs.finished_runs(tmp_path / "none") == []
+
+
+def test_the_devices_and_processes_a_run_can_be_launched_with(monkeypatch):
+    assert runs.device_choices()[:2] == ["auto", "cpu"]
+    assert runs.gpus_for("cpu") == 0 and runs.max_processes("cpu") == (os.cpu_count() or 1)
+    monkeypatch.setattr(runs.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(runs.torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(runs, "pick_device", lambda name="auto": runs.torch.device("cuda" if name != "cpu" else "cpu"))
+    assert runs.device_choices() == ["auto", "cpu", "cuda"]
+    assert (runs.gpus_for("cuda"), runs.max_processes("cuda"), runs.max_processes("cpu")) == (4, 4, os.cpu_count())
