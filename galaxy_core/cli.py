@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import catalog, data, demo, mergers, tree
-from .mergers import MERGER_COLUMN
+from . import catalog, data, demo, merger_calibration, merger_fraction, mergers
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
+from .merger_fraction import MERGER_COLUMN
 
 
 def _main_process() -> bool:
@@ -290,17 +290,13 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     if not len(rows):
         raise catalog.DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
     table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
-    others, known = {}, None
-    col = tree.COLUMNS.index(MERGER_COLUMN)
-    if cache.mask[rows, col].any():
-        others["volunteers (Class8.6 > 0.5)"] = cache.labels[rows, col] > 0.5
-        known = cache.mask[rows, col]
+    p = None
     if args.model is not None:
         from . import prediction
 
         p = prediction.predict_answer(prediction.load_model(args.model), cache, MERGER_COLUMN, rows)
-        others[f"model (Class8.6 > {args.threshold:g})"] = p > args.threshold
-    check = mergers.morphology_check(table, others, known)
+    methods = mergers.other_methods(cache, rows, args.threshold, p)
+    check = mergers.morphology_check(table, methods.flags, methods.known)
     lines = [f"morphology of {len(rows):,} galaxies of {cache.path} ({args.subset}"
              + (f", a random {args.sample:,}" if args.sample and args.sample < len(cache.indices(args.subset)) else "")
              + f"): {len(check['used']):,} compared",
@@ -488,14 +484,14 @@ def cmd_mergers(args: argparse.Namespace) -> int:
             raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
                              f"galaxies: a threshold matched on one says nothing about the other; give --data a "
                              f"labelled folder like the predicted galaxies")
-        pairs = mergers.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
+        pairs = merger_calibration.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
         if pairs is None:  # the uncalibrated report stands; the calibration is left out, saying why
-            short = mergers.calibration_shortfall(*mergers.calibration_counts(ev.y_true, ev.mask))
+            short = merger_calibration.calibration_shortfall(*merger_calibration.calibration_counts(ev.y_true, ev.mask))
             shortfall = (f"  calibration on {args.calibrate_run}: {short}, among the labelled galaxies it never "
                          f"learnt from ({ev.n_excluded:,} it learnt from left out)")
         else:
             cal_pp = pairs.pair
-            calibration = mergers.calibrate(*cal_pp, volunteer_threshold=args.threshold)
+            calibration = merger_calibration.calibrate(*cal_pp, volunteer_threshold=args.threshold)
 
     r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
     th, mean = r["threshold_estimate"], r["mean_estimate"]
@@ -519,8 +515,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
 
         figs = [figures.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
-            figs += [figures.calibration_figure(mergers.calibration_table(*cal_pp)),
-                     figures.calibration_figure(mergers.reliability_curve(*cal_pp))]
+            figs += figures.merger_calibration_figures(*cal_pp)
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
     _emit(args, "\n".join(lines), {**r, "source": source})
@@ -698,9 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")
-    sp.add_argument("--rate", type=float, default=mergers.DEFAULT_RATE_PER_GYR,
+    sp.add_argument("--rate", type=float, default=merger_fraction.DEFAULT_RATE_PER_GYR,
                     help="merger rate R, per galaxy per Gyr (default 0.05, as the seed paper quoted Lotz et al. 2011)")
-    sp.add_argument("--timescale", type=float, default=mergers.MORPHOLOGY_TIMESCALE_GYR,
+    sp.add_argument("--timescale", type=float, default=merger_fraction.MORPHOLOGY_TIMESCALE_GYR,
                     help="observability timescale T, Gyr (default 0.3 for morphology; about 1 for close pairs)")
     sp.add_argument("--calibrate-run", metavar="MODEL", default=None,
                     help="run or checkpoint folder: compare its Class8.6 with the volunteers' on labelled galaxies it "

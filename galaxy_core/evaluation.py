@@ -1,5 +1,4 @@
-"""Stage 4, evaluation: RMSE overall, per answer and per question, true-vs-predicted arrays, top-k galleries, and
-several runs side by side.
+"""Stage 4, evaluation: RMSE overall, per answer and per question, true-vs-predicted arrays and top-k galleries.
 
 RMSE is the Kaggle Galaxy Challenge metric: the square root of the mean squared difference over all 37 answers of
 all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially labelled galaxies) are left out.
@@ -263,27 +262,3 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
     model = prediction.load_model(weights if weights is not None else run_dir, device=views.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run_dir.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows], excluded)
-
-
-def compare_runs(runs: list[str | os.PathLike], cache: data.GalaxyCache | str | os.PathLike | None = None,
-                 tta: int = 1, device: str = "auto") -> pd.DataFrame:
-    """Several runs side by side: each scored on its own validation galaxies (its saved split) of one cache, the
-    first run's unless ``cache`` is given, with RMSE and, from each run's summary, its parameters and training
-    time. Runs trained on the same cache and split are thus scored on the same galaxies."""
-    if not runs:
-        return pd.DataFrame(columns=["run", "model", "rmse", "n"])
-    if cache is None:
-        first = Path(runs[0])
-        cache = data.resolve_cache(read_json(first / "config.json")["cache"]["path"])
-    elif not isinstance(cache, data.GalaxyCache):
-        cache = data.resolve_cache(cache)
-    out = []
-    for r in runs:
-        r = Path(r)
-        ev = evaluate(r, cache, tta=tta, device=device)
-        s = read_json(r / "summary.json") if (r / "summary.json").is_file() else {}
-        out.append({"run": r.name, "model": _run_config(r).model, "rmse": ev.rmse(), "n": len(ev),
-                    "parameters": s.get("parameters"), "train_seconds": s.get("train_seconds")})
-    return pd.DataFrame(out).sort_values("rmse", ignore_index=True)
-
-

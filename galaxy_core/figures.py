@@ -1,8 +1,8 @@
 """Every figure the dashboard and the command line draw: plotly figures of the labels, of a model's predictions,
 of the merger fraction and of the morphology check, and the images of the Dataset page. Nothing here computes a
-statistic; each function lays out what :mod:`galaxy_core.explore`, :mod:`galaxy_core.mergers` or
-:mod:`galaxy_core.morphology` computed. Nothing here imports Streamlit: the pages pass the figures to
-``st.plotly_chart``, the command line writes them to HTML.
+statistic; each function lays out what :mod:`galaxy_core.explore`, :mod:`galaxy_core.merger_fraction`,
+:mod:`galaxy_core.merger_calibration` or :mod:`galaxy_core.morphology` compute. Nothing here imports Streamlit: the
+pages pass the figures to ``st.plotly_chart``, the command line writes them to HTML.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from . import explore, mergers, morphology, tree
+from . import explore, merger_calibration, merger_fraction, morphology, tree
 
 # One colour per question, so that the tree, the per-answer bars and the histograms read alike.
 QUESTION_COLOURS = dict(zip((q.key for q in tree.QUESTIONS), (
@@ -223,23 +223,24 @@ def split_histogram_figure(hist: pd.DataFrame, column: str) -> go.Figure:
 def histogram_figure(p, threshold: float = 0.5):
     """A plotly histogram of predicted Class8.6 (log counts) with the threshold marked and the flagged fraction in
     the title."""
-    counted = mergers.fraction_above(p, threshold, n_boot=1)  # checks p as the estimates do, and counts p > t
+    counted = merger_fraction.fraction_above(p, threshold, n_boot=1)  # checks p as the estimates do, and counts p > t
     p, k = np.asarray(p, dtype=np.float64), counted["n_flagged"]
     fig = go.Figure(go.Histogram(x=p, xbins={"start": 0.0, "end": 1.0, "size": 0.02}, name="galaxies"))
     fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick",
                   annotation_text=f"threshold {threshold:g}", annotation_position="top right")
     fig.update_layout(title=f"{k:,} of {len(p):,} galaxies above {threshold:g} ({k / len(p):.2%})",
-                      xaxis_title=f"predicted {mergers.MERGER_COLUMN} (merger vote fraction)", yaxis_title="galaxies",
-                      yaxis_type="log", bargap=0.05, showlegend=False)
+                      xaxis_title=f"predicted {merger_fraction.MERGER_COLUMN} (merger vote fraction)",
+                      yaxis_title="galaxies", yaxis_type="log", bargap=0.05, showlegend=False)
     # Ticks at whole decades only: plotly's default log ticks (2, 5, 20, 50 ...) overlap over four decades.
     fig.update_yaxes(dtick=1, tickformat=",d")
     return fig
 
 
 def calibration_figure(table: pd.DataFrame):
-    """A plotly figure of a calibration table: from :func:`galaxy_core.mergers.calibration_table`, the fractions
-    flagged by the model and by volunteers against the threshold; from :func:`galaxy_core.mergers.reliability_curve`,
-    the reliability diagram with the diagonal a calibrated model follows."""
+    """A plotly figure of a calibration table: from :func:`galaxy_core.merger_calibration.calibration_table`, the
+    fractions flagged by the model and by volunteers against the threshold; from
+    :func:`galaxy_core.merger_calibration.reliability_curve`, the reliability diagram with the diagonal a calibrated
+    model follows."""
     cols = set(table.columns)
     fig = go.Figure()
     if {"mean_predicted", "mean_volunteer"} <= cols:
@@ -346,3 +347,17 @@ def per_answer_figure(per_answer: pd.DataFrame) -> go.Figure:
                            hovertemplate="%{x} %{hovertext}<br>RMSE %{y:.4f}<extra></extra>"))
     fig.update_layout(height=330, yaxis_title="RMSE", margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
+
+
+# ---------------------------------------------------------------------------------------------- merger calibration
+
+def merger_calibration_figures(p_pred, p_true, threshold: float | None = None) -> list[go.Figure]:
+    """The two calibration figures of the ``mergers`` command and the Mergers page, for the model's (``p_pred``) and
+    the volunteers' (``p_true``) Class8.6 on the same labelled galaxies: the fractions above each threshold
+    (:func:`galaxy_core.merger_calibration.calibration_table`), with ``threshold`` marked when given, and the
+    reliability diagram on :data:`galaxy_core.merger_calibration.RELIABILITY_EDGES`, the bins both show."""
+    fractions = calibration_figure(merger_calibration.calibration_table(p_pred, p_true))
+    if threshold is not None:
+        fractions.add_vline(x=threshold, line_dash="dash", line_color="firebrick")
+    reliability = merger_calibration.reliability_curve(p_pred, p_true, merger_calibration.RELIABILITY_EDGES)
+    return [fractions, calibration_figure(reliability)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -39,8 +40,8 @@ from .files import Progress, atomic_write_text
 from .images import imap
 
 __all__ = ["ASYMMETRY_MERGER", "COLUMNS", "GM20_INTERCEPT", "GM20_SLOPE", "LUPTON_Q", "asymmetry_merger",
-           "cache_table", "dropped", "gini_m20_merger", "linear_flux", "measure", "morphology_table", "segment", "sky",
-           "stored", "usable"]
+           "cache_table", "dropped", "gini_m20_merger", "linear_flux", "measure", "measuring_seconds",
+           "morphology_table", "rows_of", "segment", "sky", "stored", "unmeasured", "usable"]
 
 GM20_SLOPE, GM20_INTERCEPT = -0.14, 0.33
 """Lotz et al. (2008, ApJ 672, 177) merger line: a merger has G > -0.14 M20 + 0.33."""
@@ -297,6 +298,24 @@ def stored(cache) -> pd.DataFrame:
                            na_values={c: ["", "nan", "NaN"] for c in MEASURED})
     except (OSError, ValueError, pd.errors.ParserError):
         return pd.DataFrame(columns=["row", *COLUMNS])
+
+
+def unmeasured(table: pd.DataFrame, rows) -> np.ndarray:
+    """The cache rows among ``rows`` that a :func:`stored` table does not hold yet (sorted, unique)."""
+    return np.setdiff1d(np.asarray(rows, dtype=np.int64), table["row"].to_numpy(dtype=np.int64))
+
+
+def rows_of(table: pd.DataFrame, rows) -> pd.DataFrame:
+    """The measurements of a :func:`stored` table for the cache rows ``rows``, in that order, with the ``row``
+    column first; KeyError when one is not measured (:func:`unmeasured` says which)."""
+    return table.set_index("row").loc[np.asarray(rows, dtype=np.int64)].reset_index()
+
+
+def measuring_seconds(n_galaxies: int, cores: int | None = None) -> tuple[float, int]:
+    """How long measuring ``n_galaxies`` takes on ``cores`` cores (default: every core of this machine), in seconds,
+    at :data:`GALAXIES_PER_SECOND_PER_CORE`; returns (seconds, cores)."""
+    cores = cores or os.cpu_count() or 1
+    return n_galaxies / (GALAXIES_PER_SECOND_PER_CORE * cores), cores
 
 
 def cache_table(cache, rows=None, workers: int | None = None, progress: Progress | None = None,

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, mergers, metrics, models,
+from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, merger_fraction, metrics, models,
                          morphology, prediction, runs, similarity, views)
 from galaxy_core.files import read_json
+from galaxy_core.merger_calibration import (calibrate, calibrated_fraction, calibration_counts, calibration_pairs,
+                                            calibration_shortfall)
 from pages import _common as common
 
 
@@ -173,7 +175,7 @@ checkpoint: the labelled galaxies the model never learnt from (``evaluation.unse
 
 def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
     """A model's Class8.6 for one of :data:`MERGER_SUBSETS` of the cache: ``rows``, ``p``, the threshold-free
-    ``mean`` estimate (``mergers.mean_probability``; None without galaxies) and ``unseen``
+    ``mean`` estimate (``merger_fraction.mean_probability``; None without galaxies) and ``unseen``
     (``evaluation.unseen_labelled``, for ``val``; else None). Predicted once per model, data and subset, with a
     progress bar (22,740 galaxies take about a minute on two CPU cores)."""
     def compute() -> dict:
@@ -183,12 +185,12 @@ def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
         if len(rows):
             bar, update = common.progress_bar("Predicting merger probabilities:")
             try:
-                out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, mergers.MERGER_COLUMN,
+                out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, merger_fraction.MERGER_COLUMN,
                                                      rows, progress=update)
             finally:
                 bar.empty()
             with st.spinner("Bootstrapping the mean ..."):  # 0.3 s for 22,740 galaxies: no bar needed
-                out["mean"] = mergers.mean_probability(out["p"])
+                out["mean"] = merger_fraction.mean_probability(out["p"])
         return out
 
     return stored(("predictions", model, mtime_ns, fingerprint, subset), compute)
@@ -201,25 +203,25 @@ def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
     ``subset``.
 
     Returns ``unseen`` (those galaxies, with how many were left out as trained on), ``n`` and ``n_mergers`` (those
-    with a volunteer Class8.6, and the volunteer mergers among them), ``too_few`` (``mergers.calibration_shortfall``:
-    None when enough), and, when enough, ``pairs``, ``calibration`` (``mergers.calibrate``) and ``matched``
-    (``mergers.calibrated_fraction`` of the subset, whose bootstrap takes ~1 s); these three are None otherwise."""
+    with a volunteer Class8.6, and the volunteer mergers among them), ``too_few`` (``calibration_shortfall``:
+    None when enough), and, when enough, ``pairs``, ``calibration`` (``calibrate``) and ``matched``
+    (``calibrated_fraction`` of the subset, whose bootstrap takes ~1 s); these three are None otherwise."""
     on = cache if on is None else on
     cal = merger_predictions(model, mtime_ns, on, on.fingerprint, "val")
     rows = cal["rows"]
     labels, mask = on.labels[rows], on.mask[rows]
-    n, n_mergers = mergers.calibration_counts(labels, mask)
+    n, n_mergers = calibration_counts(labels, mask)
     out = {"unseen": cal["unseen"], "n": n, "n_mergers": n_mergers,
-           "too_few": mergers.calibration_shortfall(n, n_mergers), "pairs": None, "calibration": None, "matched": None}
+           "too_few": calibration_shortfall(n, n_mergers), "pairs": None, "calibration": None, "matched": None}
     if out["too_few"] is None:
-        pairs = mergers.calibration_pairs(cal["p"], labels, mask)
+        pairs = calibration_pairs(cal["p"], labels, mask)
         p = merger_predictions(model, mtime_ns, cache, fingerprint, subset)["p"]
 
         def matched() -> dict:
             with st.spinner("Bootstrapping the calibrated fraction ..."):
-                return mergers.calibrated_fraction(p, *pairs.pair)
+                return calibrated_fraction(p, *pairs.pair)
 
-        out.update(pairs=pairs, calibration=mergers.calibrate(*pairs.pair),
+        out.update(pairs=pairs, calibration=calibrate(*pairs.pair),
                    matched=stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched))
     return out
 

@@ -2,13 +2,11 @@
 uncertainty, against the expectation from a merger rate, calibrated against the volunteers, and checked against
 non-parametric morphology measured by statmorph."""
 
-import os
-
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from galaxy_core import catalog, data, estimate, figures, mergers, morphology, tree
+from galaxy_core import (catalog, data, estimate, figures, merger_calibration, merger_fraction, mergers,
+                         morphology)
 from pages import _common as common
 from pages import _models as ml
 
@@ -16,9 +14,8 @@ common.require_app(__file__)
 
 ds = common.dataset()
 cache = ds.cache
-COL = tree.COLUMNS.index(mergers.MERGER_COLUMN)
 st.title("Mergers")
-st.caption(f"A galaxy counts as a merger when the model's {mergers.MERGER_COLUMN} (odd_feature--merger, the "
+st.caption(f"A galaxy counts as a merger when the model's {merger_fraction.MERGER_COLUMN} (odd_feature--merger, the "
            "cumulative vote fraction P(odd) x P(merger | odd)) is above the threshold.")
 
 model = ml.choose_model("mg_model")
@@ -26,23 +23,21 @@ if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
 subsets = list(ml.MERGER_SUBSETS)
-# A folder of unlabelled galaxies opens on them, not on an empty choice of labelled ones.
 subset = c1.radio("Galaxies", subsets, format_func=ml.MERGER_SUBSETS.get, horizontal=True, key="mg_subset",
-                  index=next((i for i, s in enumerate(subsets) if len(cache.indices({"val": "labelled"}.get(s, s)))),
-                             0),
+                  index=subsets.index(mergers.default_subset(cache, subsets)),
                   help="validation: the labelled galaxies the model never trained on, as the Evaluation page "
                        "scores a shipped checkpoint (for a run on this data: its validation split)")
 threshold = c2.slider("Merger threshold on predicted Class8.6", 0.0, 0.99, 0.5, 0.01, key="mg_threshold")
-rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, mergers.DEFAULT_RATE_PER_GYR, 0.01,
+rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, merger_fraction.DEFAULT_RATE_PER_GYR, 0.01,
                        format="%.3f", key="mg_rate", help="0.05 at z~0, as the seed paper quoted Lotz et al. (2011)")
-timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, mergers.MORPHOLOGY_TIMESCALE_GYR, 0.05,
-                            format="%.2f", key="mg_timescale",
+timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, merger_fraction.MORPHOLOGY_TIMESCALE_GYR,
+                            0.05, format="%.2f", key="mg_timescale",
                             help="how long a merger stays visible: ~0.2-0.4 Gyr for disturbed morphology, ~1 Gyr "
                                  "for close pairs (Lotz et al. 2008, 2010, 2011)")
 
 ml.warn_domain(model, cache.synthetic)
 key = ml.model_key(model)
-pct = mergers.percent_text  # two significant digits for small fractions: 0.015 %, not 0.00 %
+pct = merger_fraction.percent_text  # two significant digits for small fractions: 0.015 %, not 0.00 %
 try:
     res = ml.merger_predictions(*key, cache, ds.fingerprint, subset)
 except ValueError as e:
@@ -74,7 +69,7 @@ m2.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no t
            "class")
 m3.metric("Expected from R x T", pct(expected))
 m3.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
-m4.metric("Observed / expected", mergers.ratio_text(theory["ratio"]))
+m4.metric("Observed / expected", merger_fraction.ratio_text(theory["ratio"]))
 m4.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
 st.markdown(
     "**From a rate to a fraction.** A merger rate R counts mergers per galaxy per Gyr; a fraction counts galaxies "
@@ -87,8 +82,7 @@ st.subheader("Merger probabilities")
 st.plotly_chart(figures.histogram_figure(p, threshold))
 
 st.subheader("Flagged galaxies")
-order = np.argsort(-p, kind="stable")
-flagged = order[p[order] > threshold][:24]
+flagged = mergers.most_confident(p, threshold)
 if len(flagged):
     st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold.")
 common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
@@ -157,7 +151,7 @@ def calibration_section() -> dict | None:
         return None
     p_pred, p_true = calib["pairs"].pair
     cal, matched = calib["calibration"], calib["matched"]
-    pr = mergers.precision_recall(p_pred, p_true, threshold)
+    pr = merger_calibration.precision_recall(p_pred, p_true, threshold)
     st.caption(f"Model and volunteers compared on {galaxies}. Volunteers' merger: their Class8.6 > 0.5 "
                f"({calib['n_mergers']:,} galaxies)."
                + (" The matching threshold found there is applied to the galaxies here." if on is not cache else ""))
@@ -170,15 +164,10 @@ def calibration_section() -> dict | None:
                f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
     k4.metric(f"Precision / recall at {threshold:.2f}",
               " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
+    fractions, reliability = figures.merger_calibration_figures(p_pred, p_true, threshold)
     c1, c2 = st.columns(2)
-    with c1:
-        fig = figures.calibration_figure(mergers.calibration_table(p_pred, p_true))
-        fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick")
-        st.plotly_chart(fig, key="mg_calibration")
-    with c2:
-        edges = [0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0]
-        st.plotly_chart(figures.calibration_figure(mergers.reliability_curve(p_pred, p_true, edges)),
-                        key="mg_reliability")
+    c1.plotly_chart(fractions, key="mg_calibration")
+    c2.plotly_chart(reliability, key="mg_reliability")
     return calib
 
 
@@ -195,10 +184,9 @@ def morphology_section(calib: dict | None) -> None:
                         min(1000, len(rows)), 100, key=f"mg_morph_n_{subset}_{len(rows)}")
     sample = data.subsample(rows, int(n), seed=0)
     table = ml.morphology_stored(cache, ds.fingerprint, ml.morphology_mtime(cache))
-    todo = len(np.setdiff1d(sample, table["row"].to_numpy(dtype=np.int64)))
+    todo = len(morphology.unmeasured(table, sample))
     if todo:
-        cores = os.cpu_count() or 1
-        seconds = todo / (morphology.GALAXIES_PER_SECOND_PER_CORE * cores)
+        seconds, cores = morphology.measuring_seconds(todo)
         st.info(f"{todo:,} of these {len(sample):,} galaxies are not measured yet: "
                 f"{estimate.duration_text(seconds)} on {cores} cores. The command line does the same headless: "
                 f"`python -m galaxy_core morphology {cache.path}`.")
@@ -212,20 +200,11 @@ def morphology_section(calib: dict | None) -> None:
             st.rerun()  # kept with the cache: drawn from there, as on every later visit
         st.warning(f"The cache folder {cache.path} cannot be written to, so these measurements are not kept.")
     else:
-        t = table.set_index("row").loc[sample].reset_index()
-    labelled = cache.mask[sample, COL]
-    model_p = p[np.searchsorted(rows, sample)]
-    others = {f"model, Class8.6 > {threshold:.2f}": model_p > threshold}
-    if calib is not None:
-        t_cal = calib["calibration"]["matching_threshold"]
-        others[f"model, calibrated (> {t_cal:.3f})"] = model_p > t_cal
-    marked_name = list(others)[-1]  # the calibrated model where there is one, marked on the Gini-M20 plane
-    known = None
-    if labelled.any():
-        others["volunteers, Class8.6 > 0.5"] = cache.labels[sample, COL] > 0.5
-        known = labelled
+        t = morphology.rows_of(table, sample)
+    methods = mergers.other_methods(cache, sample, threshold, p, rows,
+                                    calib["calibration"]["matching_threshold"] if calib else None)
     try:
-        check = mergers.morphology_check(t, others, known)
+        check = mergers.morphology_check(t, methods.flags, methods.known)
     except ValueError as e:
         st.warning(str(e))
         return
@@ -233,24 +212,15 @@ def morphology_section(calib: dict | None) -> None:
     d1, d2 = st.columns([1, 3])
     d1.metric("Galaxies compared", f"{len(used):,}", help=f"of {len(t):,} measured")
     d2.caption("Dropped: " + ("; ".join(f"{k} {v:,}" for k, v in check["dropped"].items()) or "none") + ".")
-    fr = check["fractions"].assign(**{"95 % interval": lambda f: [f"{pct(a)} - {pct(b)}" for a, b in
-                                                                  zip(f["lo"], f["hi"])]})
-    st.dataframe(fr[["method", "n_flagged", "fraction", "95 % interval"]], hide_index=True,
+    st.dataframe(mergers.fractions_table(check["fractions"]), hide_index=True,
                  column_config={"fraction": st.column_config.NumberColumn(format="percent")})
-    ov = check["overlap"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = ov.to_numpy() / np.diag(ov.to_numpy())[:, None]
     st.caption("Overlap: the share of each row's mergers that the column's method also flags (count in brackets).")
-    st.dataframe(pd.DataFrame([[("-" if np.isnan(v) else f"{v:.0%}") + f" ({c:,})" for v, c in zip(sv, cv)]
-                               for sv, cv in zip(share, ov.to_numpy())], index=ov.index, columns=ov.columns))
-    st.plotly_chart(figures.gini_m20_figure(t.iloc[used], others[marked_name][used], marked_name),
+    st.dataframe(mergers.overlap_shares(check["overlap"]))
+    st.plotly_chart(figures.gini_m20_figure(t.iloc[used], methods.flags[methods.marked][used], methods.marked),
                     key="mg_gini_m20")
     st.markdown("**What the cuts select** (random examples)")
-    rng = np.random.default_rng(0)
-    for col, name in mergers.MORPHOLOGY_METHODS.items():
-        flagged = np.flatnonzero(t[col].to_numpy(dtype=bool))
-        picked = np.sort(rng.choice(flagged, min(12, len(flagged)), replace=False))
-        st.caption(f"{name}: {len(flagged):,} galaxies")
+    for name, (picked, n_flagged) in mergers.cut_examples(t).items():
+        st.caption(f"{name}: {n_flagged:,} galaxies")
         common.gallery(cache, t["row"].to_numpy()[picked],
                        [f"G {g:.2f} · M20 {m:.2f} · A {a:.2f}" for g, m, a in
                         t.loc[picked, ["gini", "m20", "asymmetry"]].itertuples(index=False)])
@@ -259,4 +229,4 @@ def morphology_section(calib: dict | None) -> None:
 morphology_section(calibration_section())
 
 with st.expander("Literature values"):
-    st.dataframe(mergers.literature_table(), hide_index=True)
+    st.dataframe(merger_fraction.literature_table(), hide_index=True)

@@ -11,17 +11,18 @@ from test_explore import arrays
 
 from galaxy_core import explore, figures, tree
 from galaxy_core.figures import calibration_figure, histogram_figure
-from galaxy_core.mergers import calibration_table, reliability_curve
+from galaxy_core.merger_calibration import RELIABILITY_EDGES, calibration_table, reliability_curve
 
 
 def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:
-    """n probabilities of which exactly k are above 0.5, shuffled (as in test_mergers.py)."""
+    """n probabilities of which exactly k are above 0.5, shuffled (as in test_merger_fraction.py)."""
     p = np.r_[np.full(k, 0.9), np.full(n - k, 0.1)]
     return np.random.default_rng(seed).permutation(p)
 
 
 def shrunk(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Volunteer fractions spread over [0, 1] and a model that predicts half of each (as in test_mergers.py)."""
+    """Volunteer fractions spread over [0, 1] and a model that predicts half of each (as in
+    test_merger_calibration.py)."""
     p_true = np.random.default_rng(seed).uniform(0, 1, n)
     return 0.5 * p_true, p_true
 
@@ -97,6 +98,18 @@ def test_merger_figures():
     assert len(calibration_figure(reliability_curve(p_pred, p_true)).data) == 2
     with pytest.raises(ValueError):
         calibration_figure(pd.DataFrame({"x": [1]}))
+
+
+def test_merger_calibration_figures_share_the_bins_and_mark_the_threshold():
+    """The command line's and the page's pair: the fractions above each threshold (with the page's threshold
+    marked) and the reliability diagram on RELIABILITY_EDGES."""
+    p_pred, p_true = shrunk(500)
+    fractions, reliability = figures.merger_calibration_figures(p_pred, p_true, threshold=0.3)
+    assert [t.name for t in fractions.data] == ["volunteers", "model"]
+    assert [s.x0 for s in fractions.layout.shapes] == [0.3]
+    table = reliability_curve(p_pred, p_true, RELIABILITY_EDGES)
+    assert list(reliability.data[1].x) == pytest.approx(table.loc[table["n"] > 0, "mean_predicted"].tolist())
+    assert not figures.merger_calibration_figures(p_pred, p_true)[0].layout.shapes
 
 
 def test_gini_m20_figure():

@@ -12,7 +12,7 @@ import pytest
 from astropy.visualization import make_lupton_rgb
 
 from galaxy_core import catalog, images, morphology
-from galaxy_core.mergers import MERGER_COLUMN
+from galaxy_core.merger_fraction import MERGER_COLUMN
 from galaxy_core.morphology import asymmetry_merger, gini_m20_merger, linear_flux, measure, morphology_table
 
 S = 64
@@ -159,6 +159,19 @@ def test_cache_table_measures_each_galaxy_once(tiny_cache, tmp_path, monkeypatch
     pd.testing.assert_frame_equal(both.iloc[[2, 0]].reset_index(drop=True), first)
     assert len(list((cache.path / morphology.STORE_DIR).glob("*.csv"))) == 1
     assert both["flag"].dtype.kind == "i" and both["asym_merger"].dtype == bool
+
+
+def test_stored_rows_and_the_time_to_measure_the_others():
+    table = pd.DataFrame({"row": [5, 2, 9], "GalaxyID": ["e", "b", "i"], "gini": [0.5, 0.4, 0.6]})
+    assert morphology.unmeasured(table, [9, 3, 2, 7]).tolist() == [3, 7]
+    assert morphology.unmeasured(table.iloc[:0], [1]).tolist() == [1]
+    got = morphology.rows_of(table, [9, 5])
+    assert got["row"].tolist() == [9, 5] and got["GalaxyID"].tolist() == ["i", "e"] and list(got.columns)[0] == "row"
+    with pytest.raises(KeyError):
+        morphology.rows_of(table, [3])
+    seconds, cores = morphology.measuring_seconds(80, cores=2)
+    assert cores == 2 and seconds == pytest.approx(80 / (2 * morphology.GALAXIES_PER_SECOND_PER_CORE))
+    assert morphology.measuring_seconds(0)[1] >= 1
 
 
 # --------------------------------------------------------------------------------------------------------------------

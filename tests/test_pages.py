@@ -369,10 +369,10 @@ def test_evaluation_page_shows_the_runs_rmse(trained, monkeypatch):
 @pytest.fixture
 def calibrate_small(monkeypatch):
     """The tiny set's handful of unseen galaxies and volunteer mergers, enough to draw the calibration."""
-    from galaxy_core import mergers
+    from galaxy_core import merger_calibration
 
-    monkeypatch.setattr(mergers, "MIN_CALIBRATION_GALAXIES", 2)
-    monkeypatch.setattr(mergers, "MIN_CALIBRATION_MERGERS", 0)
+    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_GALAXIES", 2)
+    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_MERGERS", 0)
 
 
 def test_mergers_threshold_changes_the_fraction(trained, calibrate_small):
@@ -421,7 +421,7 @@ def test_mergers_morphology_check_measures_on_demand(trained, calibrate_small):
     assert int(compared.value.replace(",", "")) >= 1
     methods = at.dataframe[0].value["method"].tolist()
     assert methods[:2] == ["Gini-M20 (Lotz et al. 2008)", "A > 0.35 (Conselice 2003)"]
-    assert "volunteers, Class8.6 > 0.5" in methods and any(m.startswith("model, calibrated") for m in methods)
+    assert "volunteers (Class8.6 > 0.5)" in methods and any(m.startswith("model, calibrated") for m in methods)
     assert at.dataframe[1].value.shape == (len(methods), len(methods))  # the overlap
     assert len(charts(at)) == 4
     at.slider(key="mg_threshold").set_value(0.3).run()  # no new measurement: read back from the cache

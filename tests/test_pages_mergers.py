@@ -21,7 +21,8 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import catalog, data, evaluation, files, mergers, models, prediction, tree
+from galaxy_core import (catalog, data, evaluation, files, merger_calibration, merger_fraction, models, prediction,
+                         tree)
 from galaxy_core.files import atomic_write_json
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
@@ -45,7 +46,7 @@ def mg(tmp_path_factory):
     root = make_tiny(base / "data", n_labelled=N_LABELLED, n_unlabelled=N_UNLABELLED, size=64, seed=8)
     table = pd.read_csv(root / catalog.LABEL_CSV, dtype={"GalaxyID": str})
     ids, merger = table["GalaxyID"].tolist(), (table["Class8.6"] > 0.5).to_numpy()
-    assert merger.sum() >= mergers.MIN_CALIBRATION_MERGERS
+    assert merger.sum() >= merger_calibration.MIN_CALIBRATION_MERGERS
     plain = [i for i, m in zip(ids, merger) if not m]
     torch.manual_seed(0)  # the same random weights on every run of the tests
     ckpts = base / "checkpoints"
@@ -84,9 +85,9 @@ def test_the_calibration_leaves_out_the_galaxies_the_model_trained_on(mg):
     rows = rows[~np.isin(cache.ids[rows], list(evaluation.trained_ids(mg["checkpoints"] / "default")))]
     assert len(rows) == unseen
     p = prediction.predict_answer(prediction.load_model(mg["checkpoints"] / "default"), cache, "Class8.6", rows)
-    cal = mergers.calibrate(p, cache.labels[rows, tree.column_index("Class8.6")])
+    cal = merger_calibration.calibrate(p, cache.labels[rows, tree.column_index("Class8.6")])
     assert metric(at, "Matching threshold") == f"{cal['matching_threshold']:.3f}"
-    assert metric(at, "Volunteers' fraction (> 0.5)") == mergers.percent_text(cal["volunteer_fraction"])
+    assert metric(at, "Volunteers' fraction (> 0.5)") == merger_fraction.percent_text(cal["volunteer_fraction"])
 
 
 def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
@@ -95,8 +96,8 @@ def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
     assert not at.exception
     info = " ".join(i.value for i in at.info)
     assert "Too few to calibrate: 40 galaxies, " in info and "volunteer merger" in info
-    assert (f"(need at least {mergers.MIN_CALIBRATION_GALAXIES} galaxies and {mergers.MIN_CALIBRATION_MERGERS} "
-            "volunteer mergers, Class8.6 > 0.5)") in info
+    assert (f"(need at least {merger_calibration.MIN_CALIBRATION_GALAXIES} galaxies and "
+            f"{merger_calibration.MIN_CALIBRATION_MERGERS} volunteer mergers, Class8.6 > 0.5)") in info
     assert f"the {N_LABELLED - 40} it trained on are left out" in info
     assert not any(m.label.startswith(("Precision", "Matching")) for m in at.metric)
     assert len(charts(at)) == 1  # the histogram only
@@ -135,12 +136,12 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     labelled = data.resolve_cache(mg["data"])
     rows = labelled.indices("labelled")
     rows = rows[~evaluation.trained_mask(mg["checkpoints"] / "default", labelled, rows)]
-    t = mergers.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),
+    t = merger_calibration.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),
                                    labelled.labels[rows, tree.column_index("Class8.6")])
     here = at.session_state["dataset"].cache
     p = prediction.predict_answer(model, here, "Class8.6", here.indices("unlabelled"))
     assert metric(at, "Matching threshold") == f"{t:.3f}"
-    assert metric(at, "Fraction at the matching threshold") == mergers.percent_text((p > t).mean())
+    assert metric(at, "Fraction at the matching threshold") == merger_fraction.percent_text((p > t).mean())
     # A folder outside the allowed roots is refused with the reason, not calibrated on.
     at.text_input(key="mg_cal_folder").set_value("/").run()
     assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
