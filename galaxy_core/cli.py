@@ -246,10 +246,10 @@ def _load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
     ``args.model``, so that it is chosen and said once."""
-    from . import distributed, prediction, views
+    from . import distributed, hardware, prediction
 
     args.model = _model_for(args)
-    model = prediction.load_model(args.model, distributed.device_for(views.pick_device(args.device)))
+    model = prediction.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
     warning = prediction.domain_warning(model, images_synthetic)
     if warning and _main_process():
         print(f"warning: {warning}", file=sys.stderr)

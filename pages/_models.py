@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, mergers, metrics, models,
-                         morphology, prediction, runs, similarity, views)
+from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, hardware, mergers, metrics,
+                         models, morphology, prediction, runs, similarity)
 from galaxy_core.files import read_json
 from pages import _common as common
 
@@ -120,7 +120,7 @@ def train_command(epochs: int = 5) -> str:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
 def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=views.pick_device("auto"))
+    return prediction.load_model(path, device=hardware.pick_device("auto"))
 
 
 def load_model(path: Path) -> models.GalaxyModel:

@@ -6,7 +6,7 @@ import os
 import streamlit as st
 import torch
 
-from galaxy_core import config, distill, estimate, figures, models, runs, training, views
+from galaxy_core import config, distill, estimate, figures, hardware, models, runs, training
 from pages import _common as common
 from pages import _models as ml
 
@@ -22,7 +22,7 @@ c1, c2, c3, _ = st.columns(4)
 names = models.list_models()
 devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 device = c2.selectbox("Device", devices, key="tr_device", help="auto takes the GPU when there is one")
-gpus = torch.cuda.device_count() if views.pick_device(device).type == "cuda" else 0
+gpus = torch.cuda.device_count() if hardware.pick_device(device).type == "cuda" else 0
 processes = c3.number_input(
     "Processes", 1, gpus or os.cpu_count() or 1, 1, key="tr_processes",
     help="Train with this many processes on this machine (torchrun and DistributedDataParallel): each takes its "
@@ -34,7 +34,7 @@ recipe = dataclasses.asdict(config.config_for(name, device=device))
 note = estimate.recipe_caption(name, device, next(iter(ml.shipped_checkpoints()), None))
 if note:
     st.caption(note)
-kind = "cpu" if views.pick_device(device).type == "cpu" else "gpu"
+kind = "cpu" if hardware.pick_device(device).type == "cpu" else "gpu"
 closed_form = ml.is_closed_form(name)
 if closed_form:
     st.caption(f"`{name}` is fitted in closed form (each answer's mean over the training galaxies): it has no "
