@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import catalog, data, demo, mergers, tree
+from . import catalog, data, demo, images, mergers, tree
 from .mergers import MERGER_COLUMN
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 
@@ -564,8 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
                             "run the K shards anywhere the folder is, then --merge K")
     parts.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
-    sp.add_argument("--fov", type=float, default=data.DEFAULT_FOV,
-                    help=f"field to keep, as a fraction of the 424 px frame (default {data.DEFAULT_FOV:.4f})")
+    sp.add_argument("--fov", type=float, default=images.DEFAULT_FOV,
+                    help=f"field to keep, as a fraction of the 424 px frame (default {images.DEFAULT_FOV:.4f})")
     sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
     source_fov(sp)
     frame_arcsec(sp)

@@ -8,8 +8,8 @@ pipeline's job; the model only records what it was trained on).
 
 Models register the way timm's ``register_model`` works: a decorated constructor of a few lines, looked up by name
 with :func:`build_model`. The registry records each call as the model's ``config`` (the name and every constructor
-argument, defaults included), so ``build_model(**model.config)`` rebuilds the architecture and a folder written by :func:`save_model` (weights as
-safetensors, config as JSON) is enough to rebuild the trained model with :func:`load_model_folder`.
+argument, defaults included), so ``build_model(**model.config)`` rebuilds the architecture, and a folder written
+by :func:`save_model` (weights as safetensors, config as JSON) rebuilds the trained model (:func:`load_model_folder`).
 
 No model normalises its inputs: none starts from pretrained weights, so ImageNet statistics would mean nothing,
 and each backbone's first BatchNorm rescales what its first convolution sees. All models therefore see the same
@@ -31,8 +31,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from galaxy_core.data import DEFAULT_FOV
 from galaxy_core.files import atomic_write_bytes, atomic_write_json
+from galaxy_core.images import DEFAULT_FOV
 from galaxy_core.tree import N_ANSWERS, PARENT_INDEX, QUESTION_SLICES
 
 OUTPUTS = ("sigmoid", "tree", "linear")
@@ -49,17 +49,11 @@ MODELS: dict[str, Callable[..., GalaxyModel]] = {}
 # ---------------------------------------------------------------------------------------------------------- registry
 
 def register_model(fn: Callable | None = None, *, name: str | None = None):
-    """Register a model constructor, as ``@register_model`` or ``@register_model(name="...")``.
-
-    Without ``name`` the function's name is used with underscores turned into hyphens (``seed_cnn`` -> ``seed-cnn``).
-    Registering a name twice raises ValueError, so one module cannot silently replace another's model.
-
-    The registered function records its own call, as timm's model builder does: the model it returns gets
-    ``config`` = the name and every argument with the defaults applied, in signature order, with tuples as lists
-    (what JSON gives back, so a saved and loaded config compares equal). A constructor therefore only builds the
-    network, and ``build_model(**model.config)`` rebuilds it. Arguments the signature does not accept raise
-    TypeError before anything is built.
-    """
+    """Register a model constructor, as ``@register_model`` or ``@register_model(name="...")``; the name defaults to
+    the function's with hyphens for underscores (``seed_cnn`` -> ``seed-cnn``), and a name registered twice raises
+    ValueError. As timm's builder does, the registered function records its call: the model it returns gets
+    ``config`` = the name and every argument, defaults applied, in signature order, tuples as lists (as JSON gives
+    them back), so a constructor only builds the network and ``build_model(**model.config)`` rebuilds it."""
     def add(f: Callable) -> Callable:
         key = name or f.__name__.replace("_", "-")
         if key in MODELS:
@@ -74,8 +68,7 @@ def register_model(fn: Callable | None = None, *, name: str | None = None):
                 raise TypeError(f"model {key!r}: {e}") from None
             call.apply_defaults()
             model = f(*call.args, **call.kwargs)
-            model.config = {"name": key, **{k: list(v) if isinstance(v, tuple) else v
-                                            for k, v in call.arguments.items()}}
+            model.config = {"name": key} | {k: list(v) if type(v) is tuple else v for k, v in call.arguments.items()}
             return model
 
         MODELS[key] = build
@@ -413,8 +406,7 @@ def model_state(model: nn.Module, half: bool = False) -> dict[str, torch.Tensor]
     return out
 
 
-def save_model(model: GalaxyModel, folder: str | os.PathLike, extra: dict | None = None,
-               half: bool = False) -> Path:
+def save_model(model: GalaxyModel, folder: str | os.PathLike, extra: dict | None = None, half: bool = False) -> Path:
     """Write ``folder/model.safetensors`` (weights and buffers; float16 weights with ``half``, see
     :func:`model_state`) and ``folder/config.json`` (``model.config`` plus ``"format"``, and ``extra`` under
     ``"extra"`` if given, e.g. the validation RMSE). The folder is created if needed; both files are written

@@ -25,7 +25,8 @@ from pages import _common as common
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
-    return metrics.mean_baseline(_cache)
+    train, val = data.split_rows(_cache, config.TrainConfig(data=str(_cache.path)))
+    return metrics.mean_baseline(_cache.labels, _cache.mask, train, val)
 
 
 @st.cache_data(show_spinner=False)
