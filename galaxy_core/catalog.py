@@ -44,11 +44,9 @@ import pandas as pd
 from . import fitsimages, tree
 from .files import DataError, read_json
 from .fitsimages import FitsSettings
-from .images import ImageError, chunks, imap, open_image, read_headers, stat_reason
+from .images import KAGGLE_FRAME, ImageError, chunks, imap, open_image, read_headers, stat_reason
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-KAGGLE_FRAME = 424
-"""Side of the original Kaggle/GZ2 cutouts in pixels; every field of view is a fraction of it."""
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """Raster images listed; FITS files (``fitsimages.FITS_EXTENSIONS``, ``.fits.gz`` among them) are listed too."""
 LABELLED_DIR, UNLABELLED_DIR = "images_training_rev1", "images_test_rev1"

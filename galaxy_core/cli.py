@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import catalog, data, demo, merger_calibration, merger_fraction, mergers
+from . import catalog, data, demo, images, merger_calibration, merger_fraction, mergers
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 from .merger_fraction import MERGER_COLUMN
 
@@ -246,10 +246,10 @@ def _load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
     ``args.model``, so that it is chosen and said once."""
-    from . import distributed, prediction, views
+    from . import distributed, hardware, prediction
 
     args.model = _model_for(args)
-    model = prediction.load_model(args.model, distributed.device_for(views.pick_device(args.device)))
+    model = prediction.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
     warning = prediction.domain_warning(model, images_synthetic)
     if warning and _main_process():
         print(f"warning: {warning}", file=sys.stderr)
@@ -559,8 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
                             "run the K shards anywhere the folder is, then --merge K")
     parts.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
-    sp.add_argument("--fov", type=float, default=data.DEFAULT_FOV,
-                    help=f"field to keep, as a fraction of the 424 px frame (default {data.DEFAULT_FOV:.4f})")
+    sp.add_argument("--fov", type=float, default=images.DEFAULT_FOV,
+                    help=f"field to keep, as a fraction of the 424 px frame (default {images.DEFAULT_FOV:.4f})")
     sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
     source_fov(sp)
     frame_arcsec(sp)

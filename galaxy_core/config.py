@@ -1,7 +1,7 @@
 """Training settings: the ``TrainConfig`` dataclass that every run saves into its folder, and the recipes
 (per-model defaults, on a GPU and on a CPU) that :func:`config_for` starts from.
 
-It imports only ``views`` (for the device a run will use), so every stage after ``views`` may import it.
+It imports only ``hardware`` (for the device a run will use), so every stage after ``hardware`` may import it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .views import pick_device
+from .hardware import pick_device
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TrainConfig:
     Empty (the default) trains every epoch at ``input_size``.
     ``compile``: ``torch.compile`` the model for training, with ``compile_mode`` (``default``, ``reduce-overhead``
     for CUDA graphs, ``max-autotune``). ``amp``: bf16 autocast where the hardware multiplies bf16 natively (CUDA,
-    and CPUs with AVX512-BF16 or AMX: see ``views.fast_math``); False keeps float32 everywhere.
+    and CPUs with AVX512-BF16 or AMX: see ``hardware.fast_math``); False keeps float32 everywhere.
     ``memory_gb``: most GiB the training images may take on the device; a larger training set stays in the cache's
     memory map and is read batch by batch (out-of-core training: on a GPU by a thread, ahead of the steps). None:
     half the free GPU memory, 4 GiB on a CPU.

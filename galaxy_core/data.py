@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .catalog import KAGGLE_FRAME, Catalog, DataError, folder_is_synthetic, galaxy_kind, read_catalog
-from .files import DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, read_json, recover
+from .catalog import Catalog, DataError, folder_is_synthetic, galaxy_kind, read_catalog
+from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, part, read_json,
+                    recover)
 from .fitsimages import FitsSettings, galaxy_files
-from .images import decode_images
+from .images import DEFAULT_FOV, decode_images
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     from .config import TrainConfig
 
-DEFAULT_FOV = 256 / KAGGLE_FRAME
 DEFAULT_SIZE = 80
 CACHE_VERSION = 1
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_UNLABELLED = 0, 1, 2
@@ -357,14 +357,6 @@ def _write_tables(tmp: Path, cat: Catalog, fp: str, fov: float, size: int, val_f
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra,
     }
     atomic_write_json(tmp / "meta.json", meta)
-
-
-def part(n: int, i: int, k: int) -> slice:
-    """The ``i``-th of ``k`` contiguous parts of ``range(n)``, whose lengths differ by at most one (the longer
-    first, as ``numpy.array_split`` cuts)."""
-    q, r = divmod(n, k)
-    start = i * q + min(i, r)
-    return slice(start, start + q + (i < r))
 
 
 def shard_dir(cache_dir: str | os.PathLike, i: int, k: int) -> Path:

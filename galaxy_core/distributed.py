@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from . import data
+from .files import part
 
 TIMEOUT = datetime.timedelta(minutes=30)
 """How long a rank waits at a collective call for the others (a validation pass on a slow rank included)."""
@@ -103,8 +103,8 @@ def stop() -> None:
 
 def shard(items, world: World):
     """This rank's contiguous part of ``items`` (an array or a list): ``len(items)`` split into ``world.size``
-    parts whose lengths differ by at most one (``data.part``, which ``prepare --shard`` uses too)."""
-    return items[data.part(len(items), world.rank, world.size)]
+    parts whose lengths differ by at most one (``files.part``, which ``prepare --shard`` uses too)."""
+    return items[part(len(items), world.rank, world.size)]
 
 
 def sum_(x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import catalog, data, images, models, prediction, views
+from . import catalog, data, hardware, images, inference, models, prediction
 from .files import ImageError, Progress, atomic_write_npy
 
 STORE_DIR = "embeddings"
@@ -44,8 +44,8 @@ def embed_cache(model: models.GalaxyModel, cache: data.GalaxyCache, tta: int = 4
         path = folder / f"part-{start // PART_ROWS:05d}.npy"
         part = _read(path, (len(rows), model.embed_dim)) if store else None
         if part is None:
-            part = views.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
-                               device=views.device_of(model), indices=rows, features=True,
+            part = inference.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
+                               device=hardware.device_of(model), indices=rows, features=True,
                                progress=progress and (lambda done, _, s=start: progress(s + done, len(cache))))
             if store:
                 _write(path, part)
@@ -73,8 +73,8 @@ def _write(path, part: np.ndarray) -> None:
 def embed_images(model: models.GalaxyModel, images: np.ndarray, crop: float, tta: int = 4) -> np.ndarray:
     """(N, D) embeddings of decoded uint8 images (N, 3, S, S) showing ``crop`` x the model's field (1.0: exactly
     its field), for a galaxy that is not in a cache (an uploaded image or FITS file)."""
-    return views.infer(model, images, crop, int(model.config["input_size"]), tta=tta,
-                       device=views.device_of(model), features=True)
+    return inference.infer(model, images, crop, int(model.config["input_size"]), tta=tta,
+                       device=hardware.device_of(model), features=True)
 
 
 def embed_file(model: models.GalaxyModel, path: str | os.PathLike, cache: data.GalaxyCache,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import config, data, models, runs, training, tree, views
+from . import config, data, hardware, models, runs, training, tree, views
 from .config import TrainConfig
 
 
@@ -29,7 +29,7 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | No
     ``seconds`` (= ``epochs`` x ``epoch_seconds`` + ``final_seconds``, the last multi-view validation),
     ``images_per_s``, ``n_train``, ``n_val`` and ``device``; the seconds are 0 for the closed-form ``mean`` model.
     Timing a shared CPU (another training running) over-estimates."""
-    device = views.pick_device(cfg.device)
+    device = hardware.pick_device(cfg.device)
     cache = data.resolve_cache(cfg.data, source_fov=cfg.source_fov)
     train_rows, val_rows = data.split_rows(cache, cfg)
     out = {"n_train": len(train_rows), "n_val": len(val_rows), "device": str(device), "images_per_s": float("nan"),
@@ -57,7 +57,7 @@ def _probe(cfg: TrainConfig, model: models.GalaxyModel, cache: data.GalaxyCache,
     x8 = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(train_rows[:bs])])).to(device)
     y, m = torch.zeros(bs, tree.N_ANSWERS, device=device), torch.ones(bs, tree.N_ANSWERS, device=device)
     model.to(device).train()
-    bf16, channels_last = views.fast_math(device, cfg.amp)
+    bf16, channels_last = hardware.fast_math(device, cfg.amp)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = training.optimiser(cfg, model, device)
@@ -91,7 +91,7 @@ def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathL
     described)."""
     by_path = {m["path"]: m for m in known}
     measured = runs.measured_speed(cfg, list(by_path))
-    here = runs.describe_machine(runs.machine_description(views.pick_device(cfg.device)))
+    here = runs.describe_machine(runs.machine_description(hardware.pick_device(cfg.device)))
     if measured is not None:
         est = estimate_duration(cfg, images_per_s=measured[0])
         m = by_path[measured[1]]
@@ -144,5 +144,5 @@ def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
             note = (f" It is the recipe of the shipped checkpoint `{shipped['name']}`, trained in "
                     f"{duration_text(shipped['summary']['wall_seconds'])} "
                     f"({shipped['summary'].get('device', 'cpu')}) on `{Path(trained.get('data', '?')).name}`.")
-    kind = "CPU" if views.pick_device(device).type == "cpu" else "GPU"
+    kind = "CPU" if hardware.pick_device(device).type == "cpu" else "GPU"
     return f"{model}: the {kind} recipe ({args}).{note}"

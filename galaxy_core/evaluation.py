@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, metrics, prediction, tree, views
+from . import data, hardware, metrics, prediction, tree
 from .config import TrainConfig
 from .files import atomic_write_text, read_json
 
@@ -259,6 +259,6 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
         cache = data.resolve_cache(cache, source_fov=fov)
     rows, excluded = split_of(run_dir, cache, split, include_trained)
     rows = data.subsample(rows, limit)
-    model = prediction.load_model(weights if weights is not None else run_dir, device=views.pick_device(device))
+    model = prediction.load_model(weights if weights is not None else run_dir, device=hardware.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run_dir.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows], excluded)

@@ -84,7 +84,7 @@ def cache_summary(cache: data.GalaxyCache) -> dict:
         "size": cache.size, "fov": cache.fov, "source": cache.meta.get("source"),
         "source_fov": cache.meta.get("source_fov"),
         "memory": catalog.memory_needed(len(cache) * cache.size ** 2),
-        "memory_originals": catalog.memory_needed(len(cache) * catalog.KAGGLE_FRAME ** 2),
+        "memory_originals": catalog.memory_needed(len(cache) * images.KAGGLE_FRAME ** 2),
         "tree_check": catalog.tree_check(cache.ids[full], labels),
         "skipped": len(cache.meta.get("skipped", [])),
     }

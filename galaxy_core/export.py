@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, evaluation, metrics, models, prediction, runs, views
+from . import data, evaluation, hardware, metrics, models, prediction, runs
 from .config import TrainConfig
 from .evaluation import GALAXIES_FILE, MIN_SCORED_GALAXIES
 from .files import atomic_write_json, building_dir, read_json
@@ -39,7 +39,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
     """
     run = Path(run)
     out = prediction.CHECKPOINTS / run.name if out is None else Path(out)
-    dev = views.pick_device(device)
+    dev = hardware.pick_device(device)
     model = prediction.load_model(run, dev)
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     status = runs.read_status(run)
@@ -111,7 +111,7 @@ def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int
                 refusal = (f"only {len(rows)} labelled galaxies that neither model learnt from (at least "
                            f"{MIN_SCORED_GALAXIES} are needed to compare them)")
             else:
-                dev = views.pick_device(device)
+                dev = hardware.pick_device(device)
                 y, m = cache.labels[rows], cache.mask[rows]
                 result["rmse_new"], result["rmse_old"] = (
                     metrics.rmse(prediction.predict_cache(prediction.load_model(f, dev), cache, rows, tta=tta), y, m)

@@ -1,4 +1,5 @@
-"""Small file helpers shared by every stage: atomic writes, a text progress bar and the input errors.
+"""Small file helpers shared by every stage: atomic writes, a text progress bar, the input errors, and how a list of
+work is cut into parts.
 
 Outputs (caches, run folders, CSVs) are written to a temporary name beside the target and then renamed, so a killed
 process leaves either the old file or the new one, never half of one. Temporary names carry the writer's process id
@@ -254,6 +255,15 @@ def file_lock(path: str | os.PathLike) -> Iterator[bool]:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def part(n: int, i: int, k: int) -> slice:
+    """The ``i``-th of ``k`` contiguous parts of ``range(n)``, whose lengths differ by at most one (the longer
+    first, as ``numpy.array_split`` cuts): how the processes of a launch and the shards of a ``prepare`` share out
+    ``n`` items. ``k`` must be positive; parts past ``n`` are empty."""
+    q, r = divmod(n, k)
+    start = i * q + min(i, r)
+    return slice(start, start + q + (i < r))
 
 
 def format_bytes(n: float) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import data, tree
-from .config import TrainConfig
+from . import tree
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -47,14 +46,14 @@ def per_question_rmse(pred, target, mask=None) -> np.ndarray:
     return np.array([masked_rmse(pred[:, s], target[:, s], mask[:, s]) for s in tree.QUESTION_SLICES])
 
 
-def mean_baseline(cache: data.GalaxyCache, cfg: TrainConfig | None = None) -> float:
-    """Validation RMSE of the mean-label baseline on ``cfg``'s split of ``cache`` (the cache's own split by
-    default): each answer predicted as its mean over the training galaxies that know it. It equals the labels'
-    standard deviation when training and validation galaxies agree; a network that does not beat it has learnt
-    nothing. NaN when there is no validation galaxy."""
-    train_rows, val_rows = data.split_rows(cache, cfg or TrainConfig(data=str(cache.path)))
+def mean_baseline(labels, mask, train_rows, val_rows) -> float:
+    """Validation RMSE of the mean-label baseline: each answer predicted as its mean over the ``train_rows`` of
+    ``labels`` (N, 37) that know it (``mask``), scored on the known answers of ``val_rows``. ``labels`` and ``mask``
+    may be memory maps (only the rows are read). It equals the labels' standard deviation when training and
+    validation galaxies agree; a network that does not beat it has learnt nothing. NaN when there is no validation
+    galaxy; an answer no training galaxy knows is predicted as 0."""
     if not len(val_rows):
         return float("nan")
-    y, m = cache.labels[train_rows].astype(np.float64), cache.mask[train_rows]
+    y, m = np.asarray(labels[train_rows], np.float64), np.asarray(mask[train_rows])
     mean = (y * m).sum(0) / np.maximum(m.sum(0), 1)
-    return rmse(mean[None], cache.labels[val_rows], cache.mask[val_rows])
+    return rmse(mean[None], labels[val_rows], mask[val_rows])

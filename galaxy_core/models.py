@@ -7,9 +7,9 @@ crop whose side is ``fov`` times the 424 px side of the Kaggle JPEG, resized to 
 pipeline's job; the model only records what it was trained on).
 
 Models register the way timm's ``register_model`` works: a decorated constructor of a few lines, looked up by name
-with :func:`build_model`. Each model's ``config`` holds the name and every constructor argument, so
-``build_model(**model.config)`` rebuilds the architecture and a folder written by :func:`save_model` (weights as
-safetensors, config as JSON) is enough to rebuild the trained model with :func:`load_model_folder`.
+with :func:`build_model`. The registry records each call as the model's ``config`` (the name and every constructor
+argument, defaults included), so ``build_model(**model.config)`` rebuilds the architecture, and a folder written
+by :func:`save_model` (weights as safetensors, config as JSON) rebuilds the trained model (:func:`load_model_folder`).
 
 No model normalises its inputs: none starts from pretrained weights, so ImageNet statistics would mean nothing,
 and each backbone's first BatchNorm rescales what its first convolution sees. All models therefore see the same
@@ -18,6 +18,8 @@ and each backbone's first BatchNorm rescales what its first convolution sees. Al
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -29,8 +31,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from galaxy_core.data import DEFAULT_FOV
 from galaxy_core.files import atomic_write_bytes, atomic_write_json
+from galaxy_core.images import DEFAULT_FOV
 from galaxy_core.tree import N_ANSWERS, PARENT_INDEX, QUESTION_SLICES
 
 OUTPUTS = ("sigmoid", "tree", "linear")
@@ -47,17 +49,30 @@ MODELS: dict[str, Callable[..., GalaxyModel]] = {}
 # ---------------------------------------------------------------------------------------------------------- registry
 
 def register_model(fn: Callable | None = None, *, name: str | None = None):
-    """Register a model constructor, as ``@register_model`` or ``@register_model(name="...")``.
-
-    Without ``name`` the function's name is used with underscores turned into hyphens (``seed_cnn`` -> ``seed-cnn``).
-    Registering a name twice raises ValueError, so one module cannot silently replace another's model.
-    """
+    """Register a model constructor, as ``@register_model`` or ``@register_model(name="...")``; the name defaults to
+    the function's with hyphens for underscores (``seed_cnn`` -> ``seed-cnn``), and a name registered twice raises
+    ValueError. As timm's builder does, the registered function records its call: the model it returns gets
+    ``config`` = the name and every argument, defaults applied, in signature order, tuples as lists (as JSON gives
+    them back), so a constructor only builds the network and ``build_model(**model.config)`` rebuilds it."""
     def add(f: Callable) -> Callable:
         key = name or f.__name__.replace("_", "-")
         if key in MODELS:
             raise ValueError(f"model {key!r} is already registered")
-        MODELS[key] = f
-        return f
+        signature = inspect.signature(f)
+
+        @functools.wraps(f)
+        def build(*args, **kwargs) -> GalaxyModel:
+            try:
+                call = signature.bind(*args, **kwargs)
+            except TypeError as e:
+                raise TypeError(f"model {key!r}: {e}") from None
+            call.apply_defaults()
+            model = f(*call.args, **call.kwargs)
+            model.config = {"name": key} | {k: list(v) if type(v) is tuple else v for k, v in call.arguments.items()}
+            return model
+
+        MODELS[key] = build
+        return build
 
     return add if fn is None else add(fn)
 
@@ -175,18 +190,19 @@ class GalaxyModel(nn.Module):
 
     ``config`` is JSON-serialisable and holds ``name``, ``input_size`` (pixels, the side of the square input),
     ``fov`` (side of the crop as a fraction of the 424 px Kaggle frame), ``output`` and every other constructor
-    argument, so that ``build_model(**config)`` rebuilds the architecture. ``closed_form`` is False: the model is
+    argument, so that ``build_model(**config)`` rebuilds the architecture; :func:`register_model` fills it in (empty
+    for a model built without the registry). ``closed_form`` is False: the model is
     trained by gradient descent (see :class:`MeanModel` for the exception).
     """
 
     closed_form = False
 
-    def __init__(self, features: nn.Module, head: nn.Module, embed_dim: int, config: dict):
+    def __init__(self, features: nn.Module, head: nn.Module, embed_dim: int, config: dict | None = None):
         super().__init__()
         self.features = features
         self.head = head
         self.embed_dim = embed_dim
-        self.config = dict(config)
+        self.config = dict(config or {})
         self.extra: dict = {}  # what training recorded beside the weights (validation RMSE, the cache geometry)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -326,17 +342,16 @@ class GalaxyNetFeatures(nn.Module):
 # ---------------------------------------------------------------------------------------------- registered models
 
 @register_model
-def mean(*, output: str = "linear", input_size: int = 69, fov: float = DEFAULT_FOV) -> MeanModel:
+def mean(*, input_size: int = 69, fov: float = DEFAULT_FOV, output: str = "linear") -> MeanModel:
     """The mean-label baseline (no trainable parameters; fit with :meth:`MeanModel.fit`). ``input_size`` and ``fov``
     are recorded only so that every model's data pipeline reads the same config. Only ``output='linear'``."""
     if output != "linear":
         raise ValueError(f"the mean model predicts label means directly; output must be 'linear', got {output!r}")
-    return MeanModel(_NoFeatures(), _MeanHead(), 0,
-                     dict(name="mean", input_size=input_size, fov=fov, output=output))
+    return MeanModel(_NoFeatures(), _MeanHead(), 0)
 
 
 @register_model
-def seed_cnn(*, output: str = "sigmoid", input_size: int = 69, fov: float = DEFAULT_FOV,
+def seed_cnn(*, input_size: int = 69, fov: float = DEFAULT_FOV, output: str = "sigmoid",
              dropout: float = 0.2) -> GalaxyModel:
     """The seed paper's network: two conv(3x3)-ReLU-BatchNorm-maxpool(2) blocks with 32 and 64 channels, dropout,
     a 128-unit ReLU layer, then Linear(128, 37) and a sigmoid. At the default 69 px input (17 px after two pools)
@@ -348,12 +363,11 @@ def seed_cnn(*, output: str = "sigmoid", input_size: int = 69, fov: float = DEFA
         nn.Dropout(dropout), nn.Flatten(),
         nn.Linear(64 * side * side, 128), nn.ReLU(inplace=True),
     )
-    return GalaxyModel(features, Head(128, output), 128,
-                       dict(name="seed-cnn", input_size=input_size, fov=fov, output=output, dropout=dropout))
+    return GalaxyModel(features, Head(128, output), 128)
 
 
 @register_model
-def resnet18(*, output: str = "sigmoid", input_size: int = 69, fov: float = DEFAULT_FOV,
+def resnet18(*, input_size: int = 69, fov: float = DEFAULT_FOV, output: str = "sigmoid",
              dropout: float = 0.0) -> GalaxyModel:
     """torchvision's ResNet-18 (He et al. 2016), randomly initialised (weights are never downloaded), its ``fc``
     replaced by a 37-answer head on the 512-d pooled embedding: exactly 11,195,493 trainable parameters."""
@@ -361,19 +375,16 @@ def resnet18(*, output: str = "sigmoid", input_size: int = 69, fov: float = DEFA
 
     features = tv_resnet18(weights=None)
     features.fc = nn.Identity()
-    return GalaxyModel(features, Head(512, output, dropout), 512,
-                       dict(name="resnet18", input_size=input_size, fov=fov, output=output, dropout=dropout))
+    return GalaxyModel(features, Head(512, output, dropout), 512)
 
 
 @register_model
-def galaxynet(*, output: str = "tree", input_size: int = 80, fov: float = DEFAULT_FOV, width: int = 64,
+def galaxynet(*, input_size: int = 80, fov: float = DEFAULT_FOV, output: str = "tree", width: int = 64,
               depth: tuple[int, ...] | list[int] = (2, 2, 2, 2), dropout: float = 0.0) -> GalaxyModel:
     """The project's default: :class:`GalaxyNetFeatures` (``8 * width``-d embedding, about 11.2 million trainable
     parameters at the default width) with the decision-tree output (Dieleman, Willett & Dambre 2015)."""
     features = GalaxyNetFeatures(width, tuple(depth))
-    return GalaxyModel(features, Head(features.embed_dim, output, dropout), features.embed_dim,
-                       dict(name="galaxynet", input_size=input_size, fov=fov, output=output, width=width,
-                            depth=list(depth), dropout=dropout))
+    return GalaxyModel(features, Head(features.embed_dim, output, dropout), features.embed_dim)
 
 
 # --------------------------------------------------------------------------------------------------------- save/load
@@ -395,8 +406,7 @@ def model_state(model: nn.Module, half: bool = False) -> dict[str, torch.Tensor]
     return out
 
 
-def save_model(model: GalaxyModel, folder: str | os.PathLike, extra: dict | None = None,
-               half: bool = False) -> Path:
+def save_model(model: GalaxyModel, folder: str | os.PathLike, extra: dict | None = None, half: bool = False) -> Path:
     """Write ``folder/model.safetensors`` (weights and buffers; float16 weights with ``half``, see
     :func:`model_state`) and ``folder/config.json`` (``model.config`` plus ``"format"``, and ``extra`` under
     ``"extra"`` if given, e.g. the validation RMSE). The folder is created if needed; both files are written

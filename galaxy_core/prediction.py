@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, distributed, fitsimages, images, models, runs, tree, views
+from . import catalog, data, distributed, fitsimages, hardware, images, inference, models, runs, tree
 from .files import Progress, atomic_write_npy, atomic_write_text
 
 CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
@@ -113,8 +113,8 @@ def store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarr
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    device = views.device_of(model)
-    h.update(json.dumps([model.config, cache.fingerprint, tta, device.type, views.fast_math(device)],
+    device = hardware.device_of(model)
+    h.update(json.dumps([model.config, cache.fingerprint, tta, device.type, hardware.fast_math(device)],
                         sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(rows, np.int64).tobytes())
     return h.hexdigest()
@@ -141,8 +141,8 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
                 return pred
         except (OSError, ValueError):
             pass  # damaged: computed again and rewritten
-    pred = views.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
-                       device=views.device_of(model), progress=progress, indices=rows)
+    pred = inference.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
+                       device=hardware.device_of(model), progress=progress, indices=rows)
     if stored is not None:
         try:
             atomic_write_npy(stored, pred)
@@ -176,14 +176,14 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
                                 f"{source_fov:.3f}")
     crop = float(model.config["fov"]) / fov
     paths = [Path(p) for p in paths]
-    device = views.device_of(model)
-    net = views.fold_batchnorm(model)  # once here, not once per batch in views.infer
+    device = hardware.device_of(model)
+    net = inference.fold_batchnorm(model)  # once here, not once per batch in inference.infer
     ids, preds, skipped, batch = [], [], [], []
 
     def flush() -> None:
         if batch:
             x = torch.from_numpy(np.stack([a for _, a in batch]))
-            preds.append(views.infer(net, x, crop, int(model.config["input_size"]), batch_size, tta, device))
+            preds.append(inference.infer(net, x, crop, int(model.config["input_size"]), batch_size, tta, device))
             ids.extend(fitsimages.galaxy_id(paths[i]) for i, _ in batch)
             batch.clear()
 
@@ -236,9 +236,9 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     """
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
-        model = load_model(model, distributed.device_for(views.pick_device(device)))
+        model = load_model(model, distributed.device_for(hardware.pick_device(device)))
     fov, fits = catalog.resolve_field(folder, paths, source_fov, frame_arcsec)
-    world = distributed.start(views.device_of(model))
+    world = distributed.start(hardware.device_of(model))
     if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
         workers = max(1, (os.cpu_count() or 1) // world.local_size)
     # Each process predicts its contiguous part of the sorted files; the parts, gathered in rank order, are in id

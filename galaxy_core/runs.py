@@ -35,7 +35,7 @@ import torch
 from . import catalog, distributed, models
 from .config import TrainConfig
 from .files import atomic_write_json, atomic_write_text, read_json
-from .views import pick_device
+from .hardware import pick_device
 
 
 METRIC_COLUMNS = ("epoch", "train_rmse", "val_rmse", "lr", "seconds", "images_per_s")

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import data, distill, distributed, metrics, models, runs, views
+from . import data, distill, distributed, hardware, inference, metrics, models, runs, views
 from .checkpoint import load_last, save_best, save_last
 from .config import TrainConfig
 from .ema import WeightAverage
@@ -153,7 +153,7 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
             raise ValueError("resume needs the run folder")
         run = Path(run_dir)
         cfg = TrainConfig.from_dict(read_json(run / "config.json")["train"])
-    world = distributed.start(views.pick_device(cfg.device))
+    world = distributed.start(hardware.pick_device(cfg.device))
     if not world.main:  # rank 0 alone makes and writes the run folder; the others learn its name from it
         run = distributed.broadcast(None)
         return _train(cfg, run, None, resume and (run / "last" / "state.json").is_file(), {})
@@ -320,7 +320,7 @@ class _Run:
         """The device, the model, the cache and its split, ``config.json``, and the validation images (on the
         device when they fit)."""
         cfg = self.cfg
-        self.device = device = distributed.device_for(views.pick_device(cfg.device))
+        self.device = device = distributed.device_for(hardware.pick_device(cfg.device))
         self.world = distributed.current()
         torch.manual_seed(_seed(cfg.seed, -1))
         self.model = model = models.build_model(cfg.model, **cfg.model_args)
@@ -350,8 +350,8 @@ class _Run:
 
         model.to(device)
         if device.type == "cpu":
-            views.keep_freed_memory()
-        self.bf16, self.channels_last = views.fast_math(device, cfg.amp)
+            hardware.keep_freed_memory()
+        self.bf16, self.channels_last = hardware.fast_math(device, cfg.amp)
         self.config["precision"] = {"bf16_autocast": self.bf16, "channels_last": self.channels_last}
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -367,7 +367,7 @@ class _Run:
         galaxies and their squared errors are summed over all."""
         net = self.ema.model if self.ema is not None else self.model
         part = distributed.shard(np.arange(len(self.val_rows)), self.world)
-        pred = views.infer(net, self.val_images, self.crop, size or self.size, batch_size=512, tta=tta,
+        pred = inference.infer(net, self.val_images, self.crop, size or self.size, batch_size=512, tta=tta,
                            device=self.device, indices=self.val_index[part], amp=self.cfg.amp)
         y, m = self.cache.labels[self.val_rows[part]], self.cache.mask[self.val_rows[part]]
         sums = torch.tensor([((pred.astype(np.float64) - y) ** 2 * m).sum(), m.sum()], dtype=torch.float64)

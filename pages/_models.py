@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, merger_fraction, metrics, models,
-                         morphology, prediction, runs, similarity, views)
+from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics,
+                         models, morphology, prediction, runs, similarity)
 from galaxy_core.files import read_json
 from galaxy_core.merger_calibration import (calibrate, calibrated_fraction, calibration_counts, calibration_pairs,
                                             calibration_shortfall)
@@ -27,7 +27,8 @@ from pages import _common as common
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
-    return metrics.mean_baseline(_cache)
+    train, val = data.split_rows(_cache, config.TrainConfig(data=str(_cache.path)))
+    return metrics.mean_baseline(_cache.labels, _cache.mask, train, val)
 
 
 @st.cache_data(show_spinner=False)
@@ -117,7 +118,7 @@ def train_command(epochs: int = 5) -> str:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
 def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=views.pick_device("auto"))
+    return prediction.load_model(path, device=hardware.pick_device("auto"))
 
 
 def load_model(path: Path) -> models.GalaxyModel:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from galaxy_core import config, distill, estimate, figures, models, runs, training, views
+from galaxy_core import config, distill, estimate, figures, hardware, models, runs, training
 from pages import _common as common
 from pages import _models as ml
 
@@ -29,7 +29,7 @@ recipe = config.config_for(name, device=device)
 note = estimate.recipe_caption(name, device, next(iter(ml.shipped_checkpoints()), None))
 if note:
     st.caption(note)
-kind = "cpu" if views.pick_device(device).type == "cpu" else "gpu"
+kind = "cpu" if hardware.pick_device(device).type == "cpu" else "gpu"
 closed_form = ml.is_closed_form(name)
 if closed_form:
     st.caption(f"`{name}` is fitted in closed form (each answer's mean over the training galaxies): it has no "

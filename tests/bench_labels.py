@@ -22,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (catalog, data, embeddings, evaluation, finetune, labels, prediction, runs, tree,  # noqa: E402
-                         views)
+from galaxy_core import (catalog, data, embeddings, evaluation, finetune, inference, labels,  # noqa: E402
+                         prediction, runs, tree)
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8)}
@@ -77,7 +77,7 @@ def main() -> None:
                     x_val = x[ok_val]
                     if tune:
                         tuned, head = finetune.fine_tune(model, cache, pick, np.isin(pick, yes), head, seed=seed)
-                        x_val = views.infer(tuned, cache.images, float(model.config["fov"]) / cache.fov,
+                        x_val = inference.infer(tuned, cache.images, float(model.config["fov"]) / cache.fov,
                                             int(model.config["input_size"]), tta=4, indices=ok_val, features=True)
                     secs.append(time.perf_counter() - t)
                     s = head.logit(x_val)

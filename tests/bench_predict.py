@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import images, models, prediction, views  # noqa: E402
+from galaxy_core import hardware, images, models, prediction  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -62,7 +62,7 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many images of each input (dry runs)")
     args = p.parse_args()
 
-    device = views.pick_device(args.device)
+    device = hardware.pick_device(args.device)
     model, model_name = _model(args.model, device)
     fov, size = prediction.input_geometry(model)
     card = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"

@@ -8,7 +8,7 @@ nothing else running::
         [--epochs 2] [--max-train 2048] [--out runs/bench-speed]
 
 The first row is the base setting (the model's recipe for this device; bf16 and channels-last where
-``views.fast_math`` takes them); each ``--vary`` item adds rows that change one setting of the base. Every row is a
+``hardware.fast_math`` takes them); each ``--vary`` item adds rows that change one setting of the base. Every row is a
 short ``training.train`` run (the same loop, staging, augmentation and optimiser as a real run), so what it reports
 is what a run gets: images/s is the median over the epochs after the first (which holds torch.compile's
 compilation and oneDNN's first-call set-up; validation is not counted). A second figure, "model step", times the
@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import config, data, models, runs, training, views  # noqa: E402
+from galaxy_core import config, data, hardware, models, runs, training  # noqa: E402
 
 SPIN_C = r"""
 long spin(long n) {
@@ -143,11 +143,11 @@ def main() -> None:
 
     user_args = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_arg)}
     cache = data.resolve_cache(args.cache, source_fov=args.source_fov)
-    device = views.pick_device(args.device)
+    device = hardware.pick_device(args.device)
     base_cfg = config.config_for(args.model, data=str(cache.path), device=args.device, model_args=user_args)
     model_args = base_cfg.model_args
     flops = training_flops_per_image(args.model, model_args)
-    bf16, channels_last = views.fast_math(device)
+    bf16, channels_last = hardware.fast_math(device)
     threads = torch.get_num_threads()
     base = {"batch": args.batch or base_cfg.batch_size, "compile": "none", "precision": "bf16" if bf16 else "fp32",
             "layout": "channels_last" if channels_last else "contiguous", "threads": threads, "staging": "resident"}
@@ -161,14 +161,14 @@ def main() -> None:
             if s not in settings:
                 settings.append(s)
 
-    real_fast_math = views.fast_math
+    real_fast_math = hardware.fast_math
     rows = []
     for s in settings:
         name = "-".join(f"{k}{v}" for k, v in s.items()).replace("_", "")
         shutil.rmtree(Path(args.out) / name, ignore_errors=True)
         torch.set_num_threads(s["threads"])
         use_cl = s["layout"] == "channels_last"
-        views.fast_math = lambda dev, amp=True, _cl=use_cl: (real_fast_math(dev, amp)[0], _cl)
+        hardware.fast_math = lambda dev, amp=True, _cl=use_cl: (real_fast_math(dev, amp)[0], _cl)
         cfg = config.config_for(args.model, data=str(cache.path), model_args=model_args, out=args.out, name=name,
                                 epochs=args.epochs, batch_size=s["batch"], tta=1, device=args.device,
                                 max_train=args.max_train, amp=s["precision"] == "bf16",
@@ -178,7 +178,7 @@ def main() -> None:
         try:
             run = training.train(cfg)
         finally:
-            views.fast_math = real_fast_math
+            hardware.fast_math = real_fast_math
         metrics = runs.read_metrics(run)
         ips = float(np.median([r["images_per_s"] for r in metrics[1:]] or [metrics[0]["images_per_s"]]))
         bare = (model_step_images_per_s(args.model, model_args, s["batch"], s["precision"] == "bf16", use_cl)

@@ -115,7 +115,7 @@ def test_a_killed_distributed_run_resumes_where_it_stopped(data, tmp_path):
 
 FAILING = """
 import sys, torch
-from galaxy_core import distributed, prediction, views
+from galaxy_core import distributed, prediction
 
 class Broken(torch.nn.Module):
     def forward(self, x):

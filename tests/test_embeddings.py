@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import small_galaxynet
 
-from galaxy_core import embeddings, models, views
+from galaxy_core import embeddings, inference, models, views
 
 
 def test_embeddings_are_the_backbones_features(cache):
@@ -39,8 +39,8 @@ def test_stored_in_parts_and_an_interrupted_run_resumes(cache, monkeypatch):
     assert len(parts) == -(-len(cache) // 16)
     parts[1].unlink()  # as if killed before the second part was written
     calls = []
-    real = views.infer
-    monkeypatch.setattr(views, "infer", lambda *a, **kw: calls.append(kw["indices"]) or real(*a, **kw))
+    real = inference.infer
+    monkeypatch.setattr(inference, "infer", lambda *a, **kw: calls.append(kw["indices"]) or real(*a, **kw))
     seen = []
     again = embeddings.embed_cache(model, cache, tta=1, progress=lambda d, t: seen.append((d, t)))
     assert [c.tolist() for c in calls] == [list(range(16, 32))] and np.array_equal(first, again)

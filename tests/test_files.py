@@ -240,3 +240,12 @@ def test_atomic_write_npy_round_trips_and_replaces_whole(tmp_path):
     back = np.load(path)
     assert back.shape == (4, 2) and back.dtype == np.float32 and (back == 1).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
+
+
+@pytest.mark.parametrize("n,k", [(10, 3), (2, 4), (0, 2), (7, 1), (61578, 8)])
+def test_parts_cover_the_range_in_order_and_differ_by_at_most_one(n, k):
+    parts = [files.part(n, i, k) for i in range(k)]
+    assert [x for p in parts for x in range(n)[p]] == list(range(n))
+    lengths = [len(range(n)[p]) for p in parts]
+    assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
+    assert lengths == [len(a) for a in np.array_split(np.arange(n), k)]

@@ -111,3 +111,18 @@ def test_per_question_rmse_of_one_question_is_rmse_of_its_slice():
     assert got[7] > 0 and (np.delete(got, 7) == 0).all()
     for q, sl in enumerate(tree.QUESTION_SLICES):
         assert got[q] == pytest.approx(metrics.rmse(pred[:, sl], y[:, sl], mask[:, sl]), rel=1e-12)
+
+
+def test_mean_baseline_is_the_validation_spread_around_the_training_mean():
+    rng = np.random.default_rng(4)
+    y = rng.random((40, 37))
+    mask = rng.random((40, 37)) > 0.3
+    train, val = np.arange(30), np.arange(30, 40)
+    mean = (y[train] * mask[train]).sum(0) / mask[train].sum(0)
+    expected = metrics.rmse(np.broadcast_to(mean, (10, 37)), y[val], mask[val])
+    assert metrics.mean_baseline(y, mask, train, val) == pytest.approx(expected, rel=1e-12)
+    # The same galaxies on both sides: the pooled standard deviation of the answers.
+    everything = np.arange(40)
+    assert metrics.mean_baseline(y, np.ones_like(mask), everything, everything) == pytest.approx(
+        np.sqrt(y.var(axis=0).mean()), rel=1e-12)
+    assert np.isnan(metrics.mean_baseline(y, mask, train, np.arange(0)))

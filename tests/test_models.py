@@ -13,9 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from galaxy_core import tree
+from conftest import ROOT
+from galaxy_core import models, tree
 from galaxy_core.models import (
-    FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, MeanModel, build_model, count_parameters, list_models,
+    FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, Head, MeanModel, build_model, count_parameters, list_models,
     load_model_folder, save_model,
 )
 
@@ -139,6 +140,38 @@ def test_unknown_model():
 def test_mean_model_rejects_nonlinear_output():
     with pytest.raises(ValueError, match="linear"):
         build_model("mean", output="sigmoid")
+
+
+def test_the_registry_records_each_call_as_the_config(monkeypatch):
+    """A registered constructor only builds the network; the registry records its name and every argument (defaults
+    applied, in signature order, tuples as lists), so the config rebuilds the model and survives JSON unchanged."""
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))  # the test's model stays out of the real registry
+
+    @models.register_model(name="test-tiny")
+    def tiny(*, input_size: int = 8, fov: float = 0.5, output: str = "linear", sizes: tuple = (1, 2)) -> GalaxyModel:
+        return GalaxyModel(nn.Flatten(), Head(3 * input_size ** 2, output), 3 * input_size ** 2)
+
+    model = build_model("test-tiny", output="sigmoid")
+    assert list(model.config.items()) == [("name", "test-tiny"), ("input_size", 8), ("fov", 0.5),
+                                          ("output", "sigmoid"), ("sizes", [1, 2])]
+    assert json.loads(json.dumps(model.config)) == model.config
+    assert build_model(**model.config).config == model.config
+    with pytest.raises(TypeError, match="test-tiny.*width"):
+        build_model("test-tiny", width=3)
+    with pytest.raises(ValueError, match="already registered"):
+        models.register_model(tiny, name="test-tiny")
+
+
+def test_the_shipped_checkpoint_loads_and_saves_its_config_unchanged(tmp_path):
+    """``checkpoints/default`` (written before the registry recorded configs itself) loads, and saving it again
+    writes the same config.json, key order included."""
+    shipped = ROOT / "checkpoints" / "default"
+    config = json.loads((shipped / "config.json").read_text())
+    model = load_model_folder(shipped)
+    assert model.config == {k: v for k, v in config.items() if k not in ("format", "extra")}
+    assert model.extra == config["extra"]
+    save_model(model, tmp_path / "again", extra=model.extra)
+    assert list(json.loads((tmp_path / "again" / "config.json").read_text()).items()) == list(config.items())
 
 
 # --------------------------------------------------------------------------------------------- tree output layer

@@ -308,7 +308,7 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert at.dataframe[0].value.set_index("run").loc["live", "status"] == "running"
     live, overlay = (json.loads(c.proto.spec) for c in charts(at))
     assert [t["name"] for t in overlay["data"]] == ["live"]
-    baseline = metrics.mean_baseline(cache)
+    baseline = metrics.mean_baseline(cache.labels, cache.mask, *data.split_rows(cache, config.TrainConfig()))
     for fig in (live, overlay):
         [line] = fig["layout"]["shapes"]
         assert line["y0"] == pytest.approx(baseline) and "mean baseline" in fig["layout"]["annotations"][0]["text"]

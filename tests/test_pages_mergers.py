@@ -164,7 +164,7 @@ def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
 
     def predict_cache(model, cache, rows=None, *args, progress=None, **kwargs):
         assert progress is not None
-        for done in (len(rows) // 2, len(rows)):  # what views.infer reports, batch by batch
+        for done in (len(rows) // 2, len(rows)):  # what inference.infer reports, batch by batch
             progress(done, len(rows))
         return real_predict(model, cache, rows, *args, **kwargs)
 
