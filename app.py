@@ -44,7 +44,7 @@ if __name__ == "__main__":
             "37 answers, evaluates them, estimates merger fractions, and predicts new images.")
         ds = st.session_state.get("dataset")
         if ds is None:
-            if not isinstance(st.session_state.get("dataset_error"), common.catalog.FieldUnknown):  # asked already
+            if not isinstance(st.session_state.get("dataset_error"), common.images.FieldUnknown):  # asked already
                 st.warning("No data yet: choose a data folder in the sidebar.")
         else:
             s = common.cache_summary(ds.cache, ds.fingerprint)

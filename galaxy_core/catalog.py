@@ -1,6 +1,6 @@
-"""Stage 1, reading a data folder: its images, labels and settings, and a summary of it.
+"""Reading a data folder: which galaxies it holds, their image files and their labels.
 
-A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
+A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout (the names are in ``settings``)::
 
     images_training_rev1/<GalaxyID>.jpg     labelled galaxies (JPEG or PNG, any size, any colour mode; or FITS)
     images_test_rev1/<GalaxyID>.jpg         unlabelled galaxies (optional)
@@ -9,30 +9,14 @@ A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout::
 
 Absent or blank label cells are *unknown*, never 0: they are masked out of losses and metrics.
 
-Images are decoded by ``images`` (on a pool of *spawned* processes: a script that calls ``data.prepare`` or
-``summarize`` needs the usual ``if __name__ == "__main__":`` guard).
-
-Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
-0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
-themselves a central crop of that frame declares so with ``source_fov`` (the fraction they show), passed as an
-argument or written in ``galaxy_core.json`` in the folder (``{"source_fov": 0.6038}``). The packs in
-``../shared/data/gz2-kaggle-96*`` are the central 256 px of the originals: ``source_fov = 256 / 424``. A model that
-looks at a field ``fov`` then crops ``fov / source_fov`` of each image, so one model serves originals and packs.
-
-FITS cutouts (``fitsimages``: ``<GalaxyID>.fits``, or ``<GalaxyID>_g/_r/_i.fits`` triples listed as one galaxy) can
-carry their own field instead: a pixel scale in their header (a celestial WCS), and the frame's width in arcsec,
-8.48 x a ``PETROR90`` card in the header or the folder's ``frame_arcsec`` (``{"frame_arcsec": 84.8}`` in
-``galaxy_core.json``, or the argument). Each such file is then cropped to the model's field by what its own header
-says, and the folder needs no ``source_fov``.
-
-At about 570 lines this is over the package's 500-line mark: FITS cutouts made the listing (band files as one
-galaxy) and the field of view (a field per file) longer, and those rules read best beside the JPEG ones they extend.
+FITS cutouts (``fitsimages``: ``<GalaxyID>.fits``, or ``<GalaxyID>_g/_r/_i.fits`` triples) are listed as one galaxy
+each. Which part of the 424 px frame the images show comes from ``images.resolve_field``; a summary of a folder
+(sizes, memory, the decision-tree check) from ``explore.summarize``.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import difflib
 import os
 import warnings
@@ -41,17 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from . import fitsimages, tree
-from .files import DataError, read_json
-from .fitsimages import FitsSettings
-from .images import KAGGLE_FRAME, ImageError, chunks, imap, open_image, read_headers, stat_reason
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from . import fitsimages, tree
+from .files import DataError
+from .fitsimages import FitsSettings
+from .images import resolve_field, stat_reason
+from .settings import LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """Raster images listed; FITS files (``fitsimages.FITS_EXTENSIONS``, ``.fits.gz`` among them) are listed too."""
-LABELLED_DIR, UNLABELLED_DIR = "images_training_rev1", "images_test_rev1"
-LABEL_CSV = "training_solutions_rev1.csv"
-FOLDER_CONFIG = "galaxy_core.json"
 # Kaggle's fractions are rounded to 6 decimals; anything further outside [0, 1] is a broken file.
 _LABEL_TOLERANCE = 1e-4
 # Label cells read as unknown (case-insensitive, after stripping spaces): blank, and what pandas and spreadsheets
@@ -313,145 +295,6 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
     return frame
 
 
-def settings_file(root: str | os.PathLike) -> Path:
-    """A folder's ``galaxy_core.json``; for one of a data folder's image folders (``images_training_rev1``,
-    ``images_test_rev1``) without its own, the data folder's, which speaks for its images."""
-    root = Path(root)
-    own = root / FOLDER_CONFIG
-    if not own.is_file() and root.name in (LABELLED_DIR, UNLABELLED_DIR) and (root.parent / FOLDER_CONFIG).is_file():
-        return root.parent / FOLDER_CONFIG
-    return own
-
-
-def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) -> float | None:
-    """The fraction of the 424 px Kaggle frame that a folder's images show: the argument, else ``galaxy_core.json``.
-
-    Returns None when neither declares it (the caller then checks that the images are 424 px originals).
-    """
-    if source_fov is not None:
-        if not 0 < source_fov <= 1:
-            raise DataError(f"source_fov must be in (0, 1], got {source_fov}")
-        return float(source_fov)
-    cfg = settings_file(root)
-    if cfg.is_file():
-        value = read_json(cfg).get("source_fov")
-        if value is not None:
-            return folder_source_fov(root, float(value))
-    return None
-
-
-def folder_fits_settings(root: str | os.PathLike, frame_arcsec: float | None = None) -> FitsSettings:
-    """What a folder says about its FITS cutouts (``fitsimages.FitsSettings``): the GZ2 frame's width in arcsec, for
-    files without a ``PETROR90`` card, from the argument, else ``frame_arcsec`` in ``galaxy_core.json``; and the
-    composite's parameters, ``fits_composite`` there (any of ``q``, ``stretch``, ``minimum`` and ``scales``, the
-    last a list of the g, r and i multipliers). Raises DataError, naming the file, for a value that is not a
-    number of the right sign or an unknown key."""
-    if frame_arcsec is not None:
-        FitsSettings(frame_arcsec)  # checks it, with a message naming frame_arcsec
-    cfg = settings_file(root)
-    try:
-        return fitsimages.settings_from(read_json(cfg) if cfg.is_file() else {}, frame_arcsec)
-    except DataError as e:
-        raise DataError(f"{cfg}: {e}") from e
-
-
-def folder_is_synthetic(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` (a data folder, an image folder inside one, or a prepared cache) holds synthetic galaxies:
-    its own or its parent's ``galaxy_core.json`` says ``"synthetic": true`` (as the built-in demo's does), or a
-    cache's ``meta.json`` does. Missing files mean real data; so does an unreadable one (reading the folder's field
-    of view reports it)."""
-    folder = Path(folder)
-    for f in (folder, folder.parent):
-        for name in (FOLDER_CONFIG, "meta.json"):
-            if (f / name).is_file():
-                try:
-                    return bool(read_json(f / name).get("synthetic", False))
-                except (OSError, ValueError, AttributeError):
-                    return False
-    return False
-
-
-def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float | None = None,
-                       frame_arcsec: float | None = None) -> float:
-    """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
-    if the first readable of ``samples`` is a 424 x 424 original. Raises DataError for undeclared images of another
-    size, since guessing would silently give the model the wrong field of view, and when none of the first 20
-    samples can be used (unusable images, see :func:`images.load_image`, are passed over here: whoever decodes them
-    reports and skips them).
-
-    A FITS cutout whose header gives its own field (a pixel scale, and ``PETROR90`` or the folder's
-    ``frame_arcsec``, see :func:`folder_fits_settings`) needs no declaration: when the first readable sample is one,
-    this returns 1.0, the whole frame, and each such file is cropped to the model's field by its own header when
-    decoded (refused if it shows less). A FITS file without them is treated like a JPEG of its size."""
-    return resolve_field(root, samples, source_fov, frame_arcsec)[0]
-
-
-PACK_FOV = 256 / KAGGLE_FRAME
-"""The field of the central 256 px of a 424 px original (0.6038), what the 96 px Galaxy Zoo packs show."""
-
-
-class FieldUnknown(DataError):
-    """A folder of images that are not 424 px originals and do not say which part of the frame they show: ``sample``
-    (one image's path) and its ``size`` (width, height) in px, for a user interface that asks for the field."""
-
-    def __init__(self, sample, size: tuple[int, int], message: str):
-        super().__init__(message)
-        self.sample, self.size = sample, size
-
-
-def resolve_field(root: str | os.PathLike, samples: list, source_fov: float | None = None,
-                  frame_arcsec: float | None = None) -> tuple[float, FitsSettings]:
-    """:func:`resolve_source_fov` and :func:`folder_fits_settings` of a folder together, for decoding it. When the
-    field came from a FITS sample's own header, the settings refuse FITS files without one (``own_field_only``):
-    with no declared ``source_fov``, cropping them as whole GZ2 frames would be a silent guess."""
-    fits = folder_fits_settings(root, frame_arcsec)
-    fov = folder_source_fov(root, source_fov)
-    if fov is not None:
-        return fov, fits
-    reasons = []
-    for sample in list(samples)[:20]:
-        lacks = ""
-        try:
-            if fitsimages.is_fits(sample):
-                own = fitsimages.read_field(sample, fits)
-                if own.source_fov is not None:
-                    return 1.0, dataclasses.replace(fits, own_field_only=True)
-                size, lacks = (own.width, own.height), own.unknown
-            else:
-                with open_image(sample) as im:
-                    size = im.size
-        except ImageError as e:  # an unusable image is skipped later, with its reason
-            reasons.append(str(e))
-            continue
-        if size == (KAGGLE_FRAME, KAGGLE_FRAME):
-            return 1.0, fits
-        fits_hint = (f"; or let FITS cutouts carry their own field: a celestial WCS in each header and the GZ2 "
-                     f"frame's width, a PETROR90 card (arcsec) in each header or the folder's frame_arcsec "
-                     f"(--frame-arcsec, or {{\"frame_arcsec\": ...}} in {FOLDER_CONFIG}) -- "
-                     f"{Path(sample).name} has no {lacks}") if lacks else ""
-        raise FieldUnknown(
-            sample, size,
-            f"{sample} is {size[0]}x{size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
-            f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
-            f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
-            f"{{\"source_fov\": ...}} into {settings_file(root)}{fits_hint}")
-    raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown "
-                    f"(e.g. {reasons[0] if reasons else 'no images'})")
-
-
-def source_fov_origin(root: str | os.PathLike, source_fov: float | None = None, samples: list = ()) -> str:
-    """Where :func:`resolve_source_fov` takes a folder's field of view from, in words for a user: ``"as given"``,
-    ``"from galaxy_core.json"``, ``"each FITS file's own header"`` (when the first of ``samples`` is a FITS file)
-    or ``"424 px originals"`` (the assumption for an undeclared folder of other images)."""
-    if source_fov is not None:
-        return "as given"
-    if folder_source_fov(root) is not None:
-        return f"from {FOLDER_CONFIG}"
-    if len(samples) and fitsimages.is_fits(samples[0]):
-        return "each FITS file's own header: its pixel scale and PETROR90, or the folder's frame_arcsec"
-    return "424 px originals"
-
-
 def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
                  frame_arcsec: float | None = None) -> Catalog:
     """Read a data folder in the Kaggle layout (see the module docstring). ``frame_arcsec`` is for FITS cutouts
@@ -514,84 +357,3 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     y[len(train_images):] = np.nan
     fov, fits = resolve_field(root, paths, source_fov, frame_arcsec)
     return Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Summary
-
-
-def memory_needed(pixels: int, channels: int = 3) -> dict:
-    """Bytes needed to hold images of ``pixels`` pixels in all (sum of width x height) in memory, as uint8 and as
-    float32, with ``channels`` colour channels.
-
-    The seed paper's "31,672 MB" for the 61,578 Kaggle training images is the uint8 figure in MiB
-    (61,578 x 424 x 424 x 3 bytes = 31,672 MiB); as float32 it is four times that.
-    """
-    n = int(pixels) * channels
-    return {"uint8_bytes": n, "float32_bytes": 4 * n, "uint8_mib": n / 2**20, "float32_mib": 4 * n / 2**20}
-
-
-_TREE_NOISE = 1e-5  # Kaggle's 6-decimal labels, summed over up to 7 answers and read as float32, miss by ~3e-6
-
-
-def tree_check(ids: np.ndarray, labels: np.ndarray, worst: int = 10) -> dict:
-    """Decision-tree consistency of cumulative labels: per question the largest |sum(answers) - parent answer|,
-    and the ``worst`` violations (galaxy, question, value) beyond rounding (1e-5). Unknown answers (NaN) are left
-    out. ``consistent`` is True when no violation exceeds 1e-3."""
-    mask = ~np.isnan(labels)
-    v = tree.tree_violations(np.nan_to_num(labels), mask)
-    per_q = np.abs(v).max(axis=0) if len(v) else np.zeros(len(tree.QUESTIONS))
-    flat = np.argsort(-np.abs(v), axis=None)[:worst]
-    rows = [{"GalaxyID": str(ids[r]), "question": tree.QUESTIONS[q].key, "violation": float(v[r, q])}
-            for r, q in zip(*np.unravel_index(flat, v.shape)) if abs(v[r, q]) > _TREE_NOISE]
-    return {"max_abs_violation": {q.key: float(x) for q, x in zip(tree.QUESTIONS, per_q)},
-            "worst": rows, "consistent": bool(per_q.max(initial=0) < 1e-3)}
-
-
-def _label_mean(labels: np.ndarray) -> dict[str, float | None]:
-    """Mean of each answer over the galaxies that have it; None for an answer no galaxy has."""
-    known = ~np.isnan(labels)
-    n = known.sum(0)
-    total = np.where(known, labels, 0.0).sum(0, dtype=np.float64)
-    return {c: (float(t / k) if k else None) for c, t, k in zip(tree.COLUMNS, total, n)}
-
-
-def summarize(root: str | os.PathLike, source_fov: float | None = None, workers: int | None = None,
-              frame_arcsec: float | None = None) -> dict:
-    """Everything a user wants to know about a data folder before training on it.
-
-    Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
-    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems
-    found. Images that :func:`images.load_image` would refuse for what their header shows (not a JPEG or PNG, empty,
-    unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
-    left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding. FITS galaxies count
-    with the colour mode ``FITS-gri`` or ``FITS-1band`` and all their files on disk.
-    """
-    cat = read_catalog(root, source_fov, frame_arcsec)
-    # Headers read fast (~27,000 a second on one core of a 2-core EPYC): two processes only broke even at 22,740
-    # files, and took 0.55 s instead of 0.02 for the 700 of the demo, so the pool waits for 100 chunks.
-    headers = [h for res in imap(read_headers, chunks(cat.paths, 256), workers, min_jobs=100) for h in res]
-    sizes: dict[str, int] = {}
-    modes: dict[str, int] = {}
-    unreadable = []
-    pixels = 0
-    for i, p, h in zip(cat.ids, cat.paths, headers):
-        if isinstance(h, str):
-            unreadable.append({"GalaxyID": str(i), "path": str(p), "reason": h})
-            continue
-        sizes[f"{h[0]}x{h[1]}"] = sizes.get(f"{h[0]}x{h[1]}", 0) + 1
-        modes[h[2]] = modes.get(h[2], 0) + 1
-        pixels += h[0] * h[1]
-    full = cat.kind == "full"
-    return {
-        "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
-        "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
-        "colour_modes": modes,
-        "disk_bytes": int(sum(os.stat(f).st_size for p in cat.paths for f in fitsimages.galaxy_files(p))),
-        "memory": memory_needed(pixels),
-        "label_files": [p.name for p in cat.label_files],
-        "tree_check": tree_check(cat.ids[full], cat.labels[full]),
-        "label_mean": _label_mean(cat.labels),
-        "unreadable": unreadable, "problems": cat.problems,
-    }
-

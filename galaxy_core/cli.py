@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import catalog, data, demo, images, merger_calibration, merger_fraction, mergers
+from . import catalog, data, demo, explore, images, merger_calibration, merger_fraction, mergers, settings
 from .files import DiskFull, TextProgress, atomic_write_text, format_bytes
 from .merger_fraction import MERGER_COLUMN
 
@@ -56,7 +56,7 @@ def _refuse_pickle(*paths: str | None) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    s = catalog.summarize(_data(args.data), args.source_fov, args.workers, args.frame_arcsec)
+    s = explore.summarize(_data(args.data), args.source_fov, args.workers, args.frame_arcsec)
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",
@@ -259,7 +259,7 @@ def _load_model(args: argparse.Namespace, images_synthetic: bool):
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import prediction
 
-    model = _load_model(args, catalog.folder_is_synthetic(args.images))
+    model = _load_model(args, settings.folder_is_synthetic(args.images))
     frame, skipped = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta,
                                                args.batch_size, args.device, args.workers,
                                                TextProgress("predict") if _main_process() else None,
@@ -462,13 +462,13 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if args.images is not None:
         from . import prediction
 
-        model = _load_model(args, catalog.folder_is_synthetic(args.images))
+        model = _load_model(args, settings.folder_is_synthetic(args.images))
         frame, skipped = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta,
                                                    device=args.device, progress=TextProgress("predict"))
         if not len(frame):
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
-        synthetic = catalog.folder_is_synthetic(args.images)
+        synthetic = settings.folder_is_synthetic(args.images)
     else:
         ids, p = mergers.read_predictions(args.predictions)
         source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .catalog import Catalog, DataError, folder_is_synthetic, galaxy_kind, read_catalog
+from .catalog import Catalog, DataError, galaxy_kind, read_catalog
 from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, part, read_json,
                     recover)
 from .fitsimages import FitsSettings, galaxy_files
 from .images import DEFAULT_FOV, decode_images
+from .settings import folder_is_synthetic
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     from .config import TrainConfig
@@ -271,7 +272,7 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
     :func:`merge_shards` then joins them into the cache one ``prepare`` would have made.
 
     FITS cutouts are decoded by ``fitsimages``; ``frame_arcsec`` is the GZ2 frame's width in arcsec for those
-    without a ``PETROR90`` card (default: the folder's ``galaxy_core.json``, see ``catalog.folder_fits_settings``).
+    without a ``PETROR90`` card (default: the folder's ``galaxy_core.json``, see ``images.folder_fits_settings``).
     """
     cat = read_catalog(root, source_fov, frame_arcsec)
     if not 0 < fov <= cat.source_fov + 1e-9:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import catalog, data, hardware, images, inference, models, prediction
+from . import data, hardware, images, inference, models, prediction
 from .files import ImageError, Progress, atomic_write_npy
 
 STORE_DIR = "embeddings"
@@ -84,7 +84,7 @@ def embed_file(model: models.GalaxyModel, path: str | os.PathLike, cache: data.G
     (default: its folder's ``galaxy_core.json``, else a 424 px original). Raises ImageError for an unusable image,
     DataError for undeclared images of another size."""
     path = Path(path)
-    source_fov = catalog.resolve_source_fov(path.parent, [path], source_fov)
+    source_fov = images.resolve_source_fov(path.parent, [path], source_fov)
     [(_, res)] = list(images.decode_images([path], cache.fov / source_fov, cache.size, workers=1,
                                            source_fov=source_fov))
     if isinstance(res, str):

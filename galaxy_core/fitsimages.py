@@ -38,7 +38,7 @@ another :class:`Composite` to override them, or write ``"fits_composite": {"stre
 ``galaxy_core.json``. Rows are turned over so that the first FITS row is at the bottom, as FITS viewers show it;
 nothing is rotated (the model trained with random rotations and flips).
 
-Field of view. The project measures every field as a fraction of the 424 px Kaggle/GZ2 frame (``catalog``). GZ2
+Field of view. The project measures every field as a fraction of the 424 px Kaggle/GZ2 frame (``images``). GZ2
 scaled each cutout to 0.02 x petroR90 arcsec per pixel (Willett et al. 2013, MNRAS 435, 2835), so the frame is
 424 x 0.02 x R90 = 8.48 R90 arcsec wide. A FITS cutout knows its own field when its header gives both
 
@@ -120,7 +120,7 @@ class FitsSettings:
     """What a folder says about its FITS cutouts: the GZ2 frame's width ``frame_arcsec`` (for files without a
     ``PETROR90`` card; None when not given) and the ``composite``. ``own_field_only``: refuse a file whose header
     gives no field of its own, as in a folder that declares no ``source_fov`` and took its field from other files'
-    headers (``catalog.resolve_field``), where treating it as a whole GZ2 frame would be a silent guess."""
+    headers (``images.resolve_field``), where treating it as a whole GZ2 frame would be a silent guess."""
 
     frame_arcsec: float | None = None
     composite: Composite = field(default_factory=Composite)

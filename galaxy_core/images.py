@@ -1,22 +1,37 @@
-"""Stage 1, decoding images: one JPEG, PNG or FITS galaxy into a cropped, resized uint8 array, or a reason it cannot
+"""Decoding images: one JPEG, PNG or FITS galaxy into a cropped, resized uint8 array, or a reason it cannot
 be used, and many of them on a pool of processes. FITS cutouts (files ending in ``.fits``, ``.fit``, ``.fts``, or
 those with ``.gz``) are made into RGB images by ``fitsimages``, then cropped and resized exactly as JPEGs are.
 
 Every failure is an :class:`ImageError` (a ``DataError``) with the path and the reason in words: empty, missing,
 unreadable, a symbolic link loop, not a JPEG or PNG, truncated, a decompression bomb, too small, and for FITS files
-the reasons ``fitsimages`` lists. Callers (``catalog``'s summary, ``data.prepare``, ``prediction``) skip such an
+the reasons ``fitsimages`` lists. Callers (``explore.summarize``, ``data.prepare``, ``prediction``) skip such an
 image and report it; nothing else is lost.
 
 Decoding runs on a pool of *spawned* processes, which import the caller's main module again: a script that calls
-``data.prepare`` or ``catalog.summarize`` needs the usual ``if __name__ == "__main__":`` guard.
+``data.prepare`` or ``explore.summarize`` needs the usual ``if __name__ == "__main__":`` guard.
+
+Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
+0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
+themselves a central crop of that frame declares so with ``source_fov`` (the fraction they show), passed as an
+argument or written in ``galaxy_core.json`` in the folder (``{"source_fov": 0.6038}``). The packs in
+``../shared/data/gz2-kaggle-96*`` are the central 256 px of the originals: ``source_fov = 256 / 424``. A model that
+looks at a field ``fov`` then crops ``fov / source_fov`` of each image, so one model serves originals and packs.
+:func:`resolve_field` works out a folder's field before it is decoded.
+
+FITS cutouts (``fitsimages``) can carry their own field instead: a pixel scale in their header (a celestial WCS), and
+the frame's width in arcsec, 8.48 x a ``PETROR90`` card in the header or the folder's ``frame_arcsec``
+(``{"frame_arcsec": 84.8}`` in ``galaxy_core.json``, or the argument). Each such file is then cropped to the model's
+field by what its own header says, and the folder needs no ``source_fov``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -24,7 +39,9 @@ from PIL import Image, UnidentifiedImageError
 from . import fitsimages
 
 # ImageError is defined in files so that fitsimages can raise it too; callers know it as images.ImageError.
-from .files import DataError, ImageError, Progress, os_reason
+from .files import DataError, ImageError, Progress, os_reason, read_json
+from .fitsimages import FitsSettings
+from .settings import FOLDER_CONFIG, folder_source_fov, settings_file
 
 KAGGLE_FRAME = 424
 """Side of the original Kaggle/GZ2 cutouts in pixels; every field of view is a fraction of it."""
@@ -248,3 +265,102 @@ def decode_images(paths: list, crop: float, size: int, workers: int | None = Non
             i += 1
         if progress:
             progress(i, len(paths))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The field of view of a folder's images
+
+def folder_fits_settings(root: str | os.PathLike, frame_arcsec: float | None = None) -> FitsSettings:
+    """What a folder says about its FITS cutouts (``fitsimages.FitsSettings``): the GZ2 frame's width in arcsec, for
+    files without a ``PETROR90`` card, from the argument, else ``frame_arcsec`` in ``galaxy_core.json``; and the
+    composite's parameters, ``fits_composite`` there (any of ``q``, ``stretch``, ``minimum`` and ``scales``, the
+    last a list of the g, r and i multipliers). Raises DataError, naming the file, for a value that is not a
+    number of the right sign or an unknown key."""
+    if frame_arcsec is not None:
+        FitsSettings(frame_arcsec)  # checks it, with a message naming frame_arcsec
+    cfg = settings_file(root)
+    try:
+        return fitsimages.settings_from(read_json(cfg) if cfg.is_file() else {}, frame_arcsec)
+    except DataError as e:
+        raise DataError(f"{cfg}: {e}") from e
+
+
+def resolve_source_fov(root: str | os.PathLike, samples: list, source_fov: float | None = None,
+                       frame_arcsec: float | None = None) -> float:
+    """The fraction of the 424 px frame a folder's images show: declared (argument or ``galaxy_core.json``), else 1.0
+    if the first readable of ``samples`` is a 424 x 424 original. Raises DataError for undeclared images of another
+    size, since guessing would silently give the model the wrong field of view, and when none of the first 20
+    samples can be used (unusable images, see :func:`load_image`, are passed over here: whoever decodes them
+    reports and skips them).
+
+    A FITS cutout whose header gives its own field (a pixel scale, and ``PETROR90`` or the folder's
+    ``frame_arcsec``, see :func:`folder_fits_settings`) needs no declaration: when the first readable sample is one,
+    this returns 1.0, the whole frame, and each such file is cropped to the model's field by its own header when
+    decoded (refused if it shows less). A FITS file without them is treated like a JPEG of its size."""
+    return resolve_field(root, samples, source_fov, frame_arcsec)[0]
+
+
+PACK_FOV = 256 / KAGGLE_FRAME
+"""The field of the central 256 px of a 424 px original (0.6038), what the 96 px Galaxy Zoo packs show."""
+
+
+class FieldUnknown(DataError):
+    """A folder of images that are not 424 px originals and do not say which part of the frame they show: ``sample``
+    (one image's path) and its ``size`` (width, height) in px, for a user interface that asks for the field."""
+
+    def __init__(self, sample, size: tuple[int, int], message: str):
+        super().__init__(message)
+        self.sample, self.size = sample, size
+
+
+def resolve_field(root: str | os.PathLike, samples: list, source_fov: float | None = None,
+                  frame_arcsec: float | None = None) -> tuple[float, FitsSettings]:
+    """:func:`resolve_source_fov` and :func:`folder_fits_settings` of a folder together, for decoding it. When the
+    field came from a FITS sample's own header, the settings refuse FITS files without one (``own_field_only``):
+    with no declared ``source_fov``, cropping them as whole GZ2 frames would be a silent guess."""
+    fits = folder_fits_settings(root, frame_arcsec)
+    fov = folder_source_fov(root, source_fov)
+    if fov is not None:
+        return fov, fits
+    reasons = []
+    for sample in list(samples)[:20]:
+        lacks = ""
+        try:
+            if fitsimages.is_fits(sample):
+                own = fitsimages.read_field(sample, fits)
+                if own.source_fov is not None:
+                    return 1.0, dataclasses.replace(fits, own_field_only=True)
+                size, lacks = (own.width, own.height), own.unknown
+            else:
+                with open_image(sample) as im:
+                    size = im.size
+        except ImageError as e:  # an unusable image is skipped later, with its reason
+            reasons.append(str(e))
+            continue
+        if size == (KAGGLE_FRAME, KAGGLE_FRAME):
+            return 1.0, fits
+        fits_hint = (f"; or let FITS cutouts carry their own field: a celestial WCS in each header and the GZ2 "
+                     f"frame's width, a PETROR90 card (arcsec) in each header or the folder's frame_arcsec "
+                     f"(--frame-arcsec, or {{\"frame_arcsec\": ...}} in {FOLDER_CONFIG}) -- "
+                     f"{Path(sample).name} has no {lacks}") if lacks else ""
+        raise FieldUnknown(
+            sample, size,
+            f"{sample} is {size[0]}x{size[1]} px, not a 424x424 Kaggle original: say which part of the 424 px "
+            f"frame these images show with source_fov (for example --source-fov 0.6038 for the central 256 px, as in "
+            f"the gz2-kaggle-96 packs, or 1.0 for whole frames at another resolution), or write "
+            f"{{\"source_fov\": ...}} into {settings_file(root)}{fits_hint}")
+    raise DataError(f"none of the first images in {root} can be opened, so their field of view is unknown "
+                    f"(e.g. {reasons[0] if reasons else 'no images'})")
+
+
+def source_fov_origin(root: str | os.PathLike, source_fov: float | None = None, samples: list = ()) -> str:
+    """Where :func:`resolve_source_fov` takes a folder's field of view from, in words for a user: ``"as given"``,
+    ``"from galaxy_core.json"``, ``"each FITS file's own header"`` (when the first of ``samples`` is a FITS file)
+    or ``"424 px originals"`` (the assumption for an undeclared folder of other images)."""
+    if source_fov is not None:
+        return "as given"
+    if folder_source_fov(root) is not None:
+        return f"from {FOLDER_CONFIG}"
+    if len(samples) and fitsimages.is_fits(samples[0]):
+        return "each FITS file's own header: its pixel scale and PETROR90, or the folder's frame_arcsec"
+    return "424 px originals"

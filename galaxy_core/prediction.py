@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, distributed, fitsimages, hardware, images, inference, models, runs, tree
+from . import catalog, data, distributed, fitsimages, hardware, images, inference, models, runs, settings, tree
 from .files import Progress, atomic_write_npy, atomic_write_text
 
-CHECKPOINTS = catalog.PROJECT_ROOT / "checkpoints"
+CHECKPOINTS = settings.PROJECT_ROOT / "checkpoints"
 
 
 def default_checkpoint() -> Path | None:
@@ -84,7 +84,7 @@ def trained_on_synthetic(model: models.GalaxyModel) -> bool | None:
     if recorded is not None:
         return bool(recorded)
     source = (model.extra.get("train_cache") or {}).get("source")
-    return catalog.folder_is_synthetic(source) if source and Path(source).is_dir() else None
+    return settings.folder_is_synthetic(source) if source and Path(source).is_dir() else None
 
 
 def domain_warning(model: models.GalaxyModel, images_synthetic: bool) -> str | None:
@@ -209,7 +209,7 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"image folder {folder} does not exist")
     found = catalog.list_images(folder)
     if not found:
-        for sub in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
+        for sub in (settings.LABELLED_DIR, settings.UNLABELLED_DIR):
             found.update(catalog.list_images(folder / sub))
     if not found:
         raise catalog.DataError(f"no .jpg, .jpeg or .png images, nor FITS files (.fits, .fit, .fts, .fits.gz), in "
@@ -237,7 +237,7 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     paths = image_paths(folder)
     if not isinstance(model, torch.nn.Module):
         model = load_model(model, distributed.device_for(hardware.pick_device(device)))
-    fov, fits = catalog.resolve_field(folder, paths, source_fov, frame_arcsec)
+    fov, fits = images.resolve_field(folder, paths, source_fov, frame_arcsec)
     world = distributed.start(hardware.device_of(model))
     if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
         workers = max(1, (os.cpu_count() or 1) // world.local_size)

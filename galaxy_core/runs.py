@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import catalog, distributed, models
+from . import distributed, models, settings
 from .config import TrainConfig
 from .files import atomic_write_json, atomic_write_text, read_json
 from .hardware import pick_device
@@ -314,7 +314,7 @@ def _launch_locked(cfg: TrainConfig, processes: int) -> Path:
         proc = subprocess.Popen(
             command + ["train", "--config", str(run / "launch.json")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(catalog.PROJECT_ROOT), env={**env, "PYTHONUNBUFFERED": "1"})
+            cwd=str(settings.PROJECT_ROOT), env={**env, "PYTHONUNBUFFERED": "1"})
     except OSError as e:
         # A "starting" run without a pid would block every later launch on this data: record the failure.
         atomic_write_json(run / "status.json", {"state": "failed", "error": f"could not start: {e}",

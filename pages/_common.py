@@ -27,11 +27,11 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from galaxy_core import catalog, data, demo, explore, figures, files, fitsimages, tree
+from galaxy_core import catalog, data, demo, explore, figures, files, fitsimages, images, settings, tree
 
 DATA_ENV, RUNS_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_RUNS", "GALAXY_DATA_ROOTS"
-DEFAULT_DATA = catalog.PROJECT_ROOT / "data"
-SHARED_DATA = catalog.PROJECT_ROOT.parent / "shared" / "data"
+DEFAULT_DATA = settings.PROJECT_ROOT / "data"
+SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
 """The real Galaxy Zoo packs the README points to, beside the project; a default data root when it exists."""
 ANSWERS = list(tree.COLUMNS)
 TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
@@ -75,13 +75,13 @@ def saved_upload(upload) -> Path:
 
 def runs_root() -> Path:
     """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""
-    return Path(os.environ.get(RUNS_ENV) or catalog.PROJECT_ROOT / "runs").resolve()
+    return Path(os.environ.get(RUNS_ENV) or settings.PROJECT_ROOT / "runs").resolve()
 
 
 def absolute_path(text: str) -> Path:
     """A folder the user typed, relative to the project folder (blank means ``data/``), made absolute."""
     p = Path(text.strip() or "data").expanduser()
-    return (p if p.is_absolute() else catalog.PROJECT_ROOT / p).resolve()
+    return (p if p.is_absolute() else settings.PROJECT_ROOT / p).resolve()
 
 
 def data_roots() -> list[Path]:
@@ -91,7 +91,7 @@ def data_roots() -> list[Path]:
     sets the environment runs the server. The command line is not restricted: its user already has a shell."""
     listed = [t for t in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if t.strip()]
     roots = [absolute_path(t) for t in listed] if listed else \
-        [catalog.PROJECT_ROOT.resolve()] + ([SHARED_DATA.resolve()] if SHARED_DATA.is_dir() else [])
+        [settings.PROJECT_ROOT.resolve()] + ([SHARED_DATA.resolve()] if SHARED_DATA.is_dir() else [])
     if os.environ.get(DATA_ENV, "").strip():
         roots.append(absolute_path(os.environ[DATA_ENV]))
     return roots
@@ -108,14 +108,14 @@ def allowed_folder(text: str) -> Path:
     raise PermissionError(
         f"{folder} is outside the folders this dashboard may read ({', '.join(str(r) for r in roots)}). Whoever "
         f"starts the dashboard can allow others with the {ROOTS_ENV} environment variable, folders separated by "
-        f"'{os.pathsep}', e.g. `{ROOTS_ENV}=/srv/galaxies{os.pathsep}{catalog.PROJECT_ROOT} streamlit run app.py`")
+        f"'{os.pathsep}', e.g. `{ROOTS_ENV}=/srv/galaxies{os.pathsep}{settings.PROJECT_ROOT} streamlit run app.py`")
 
 
 def _signature(folder: Path) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
     sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
     label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
-    names = [catalog.LABELLED_DIR, catalog.UNLABELLED_DIR, catalog.FOLDER_CONFIG, "meta.json"]
+    names = [settings.LABELLED_DIR, settings.UNLABELLED_DIR, settings.FOLDER_CONFIG, "meta.json"]
     paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
     return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
@@ -190,10 +190,10 @@ def sidebar() -> Dataset | None:
         ds, error = open_dataset(text, fov), None
     except (catalog.DataError, OSError, ValueError) as e:
         ds, error = None, e
-    if isinstance(error, catalog.FieldUnknown):
+    if isinstance(error, images.FieldUnknown):
         ask_field(error)
     with st.sidebar:
-        if isinstance(error, catalog.FieldUnknown):
+        if isinstance(error, images.FieldUnknown):
             st.error("This folder needs its field of view: see the main area.")
         elif error is not None:
             st.error(f"Cannot use this data: {error}")
@@ -211,19 +211,19 @@ def _set_field(value: float) -> None:
     st.session_state["source_fov"] = value
 
 
-def ask_field(error: "catalog.FieldUnknown") -> None:
+def ask_field(error: "images.FieldUnknown") -> None:
     """In the main area, where a user looks: the folder's images are not 424 px originals, so ask which part of the
     frame they show, with one click for the two usual answers (they fill the sidebar's field box)."""
     w, h = error.size
     st.warning(f"**Which part of the sky do these images show?** They are {w} x {h} px, not the 424 x 424 px Kaggle "
                "originals, so the tool cannot tell what field of view they cover, and guessing wrong would spoil "
                "every prediction. Type the fraction of the 424 px frame they show into **Source field of view** "
-               f"in the sidebar, or choose one here: **{catalog.PACK_FOV:.4f}** for the central 256 px of the "
+               f"in the sidebar, or choose one here: **{images.PACK_FOV:.4f}** for the central 256 px of the "
                "originals (as in the gz2-kaggle-96 packs), **1.0** for whole frames at a lower resolution.",
                icon=":material/help:")
     c1, c2, _ = st.columns([2, 2, 3])
-    c1.button(f"Central 256 px: {catalog.PACK_FOV:.4f}", key="fov_pack", on_click=_set_field,
-              args=(catalog.PACK_FOV,), type="primary")
+    c1.button(f"Central 256 px: {images.PACK_FOV:.4f}", key="fov_pack", on_click=_set_field,
+              args=(images.PACK_FOV,), type="primary")
     c2.button("Whole frames: 1.0", key="fov_whole", on_click=_set_field, args=(1.0,))
 
 
@@ -249,7 +249,7 @@ def dataset() -> Dataset:
     """The data chosen in the sidebar; stops the page with a message when there is none."""
     ds = st.session_state.get("dataset")
     if ds is None:
-        if not isinstance(st.session_state.get("dataset_error"), catalog.FieldUnknown):  # else asked already
+        if not isinstance(st.session_state.get("dataset_error"), images.FieldUnknown):  # else asked already
             st.info("Choose a data folder in the sidebar to start.")
         st.stop()
     return ds
@@ -340,7 +340,7 @@ def cache_summary(_cache: data.GalaxyCache, fingerprint: str) -> dict:
 
 @st.cache_data(show_spinner="Reading every image header once (cached afterwards) ...", max_entries=8)
 def folder_summary(root: str, source_fov: float | None, fingerprint: str) -> dict:
-    return catalog.summarize(root, source_fov)
+    return explore.summarize(root, source_fov)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

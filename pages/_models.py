@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics,
-                         models, morphology, prediction, runs, similarity)
+from galaxy_core import (config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics,
+                         models, morphology, prediction, runs, settings, similarity)
 from galaxy_core.files import read_json
 from galaxy_core.merger_calibration import (calibrate, calibrated_fraction, calibration_counts, calibration_pairs,
                                             calibration_shortfall)
@@ -110,7 +110,7 @@ def train_command(epochs: int = 5) -> str:
     ds = st.session_state.get("dataset")
     folder = ds.folder if ds is not None else common.DEFAULT_DATA
     try:
-        shown = folder.resolve().relative_to(catalog.PROJECT_ROOT)
+        shown = folder.resolve().relative_to(settings.PROJECT_ROOT)
     except ValueError:
         shown = folder
     return f"python -m galaxy_core train {shown} --epochs {epochs}"

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import explore, figures, tree
-from galaxy_core.files import DataError, format_bytes
+from galaxy_core import explore, figures
+from galaxy_core.files import DataError
 from pages import _common as common
 
 common.require_app(__file__)
@@ -28,25 +28,14 @@ if explore.original_path(cache, cache.ids[0]) is not None:
 left, right = st.columns(2)
 with left:
     st.subheader("Images and memory")
-    sizes = ", ".join(f"{k} px x {v:,}" for k, v in list(folder["image_sizes"].items())[:4]) if folder else \
-        "original files not found (a bare cache)"
-    mem = [("cache", f"{s['n']:,} x 3 x {s['size']} x {s['size']}", s["memory"])]
-    if folder:
-        mem.append(("original images, at their size", "sum of width x height x 3", folder["memory"]))
-    mem.append(("as 424 px originals", f"{s['n']:,} x 3 x 424 x 424", s["memory_originals"]))
-    st.markdown(f"Original images: {sizes}" + (f"; {format_bytes(folder['disk_bytes'])} on disk" if folder else "")
-                + f". Cached at {s['size']} px, field {s['fov']:.3f} of the 424 px frame.")
-    st.table(pd.DataFrame([{"images": w, "array": shape, "as uint8": format_bytes(m["uint8_bytes"]),
-                            "as float32": format_bytes(m["float32_bytes"])} for w, shape, m in mem]),
-             hide_index=True)
-    problems = (folder["problems"] if folder else []) + [f"{s['skipped']} unreadable images were skipped"] * bool(
-        s["skipped"])
-    for p in problems:
+    st.markdown(explore.storage_text(s, folder))
+    st.table(explore.memory_table(s, folder), hide_index=True)
+    for p in explore.problems(s, folder):
         st.warning(p)
 with right:
     st.subheader("Decision-tree consistency")
     tc = s["tree_check"]
-    worst = max(tc["max_abs_violation"].values(), default=0.0)
+    table, worst = explore.tree_check_table(tc)
     if not s["n_full"]:
         st.info("No fully labelled galaxies: there are no labels to check against the tree.")
     else:
@@ -55,9 +44,7 @@ with right:
             f"labelled galaxies." if tc["consistent"] else
             f"The labels break the tree by up to {worst:.3g}: some questions' answers do not sum to their parent "
             f"answer.")
-        st.table(pd.DataFrame({"question": [f"{q.key}: {q.text}" for q in tree.QUESTIONS],
-                               "largest |sum - parent|": [f"{v:.2g}" for v in tc["max_abs_violation"].values()]}),
-                 hide_index=True)
+        st.table(table, hide_index=True)
         if not tc["consistent"]:
             st.dataframe(pd.DataFrame(tc["worst"]), hide_index=True)
 
@@ -79,10 +66,7 @@ n_pages = explore.paginate(rows, 1, per_page)[1]
 page = st.number_input(f"Page (of {n_pages:,}; {len(rows):,} galaxies)", 1, n_pages, 1,
                        key=f"ds_page_{len(rows)}_{per_page}")
 shown, _ = explore.paginate(rows, page, per_page)
-show = sort_by or filter_by
-captions = [f"{cache.ids[r]}" + (f" · {cache.labels[r, tree.column_index(show)]:.2f}" if show else "")
-            for r in shown]
-common.gallery(cache, shown, captions)
+common.gallery(cache, shown, explore.captions(cache.ids, cache.labels, shown, sort_by or filter_by))
 
 # ------------------------------------------------------------------------------------------------- one galaxy
 st.subheader("One galaxy")
@@ -118,7 +102,5 @@ if row is not None:
 # ------------------------------------------------------------------------------------------------- prototypes
 st.subheader("The prototypical galaxy of every answer")
 st.caption("For each answer, the galaxy with the highest vote fraction for it.")
-proto = common.prototypes(cache, ds.fingerprint)
-proto = proto[proto["row"] >= 0]
-common.gallery(cache, proto["row"], [f"{c} {explore.short_name(c)} · {v:.2f}"
-                                     for c, v in zip(proto["column"], proto["value"])], width=130)
+proto_rows, proto_captions = explore.prototype_captions(common.prototypes(cache, ds.fingerprint))
+common.gallery(cache, proto_rows, proto_captions, width=130)

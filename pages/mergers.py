@@ -5,7 +5,7 @@ non-parametric morphology measured by statmorph."""
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, data, estimate, figures, merger_calibration, merger_fraction, mergers,
+from galaxy_core import (catalog, data, estimate, figures, images, merger_calibration, merger_fraction, mergers,
                          morphology)
 from pages import _common as common
 from pages import _models as ml
@@ -102,14 +102,14 @@ def calibration_data() -> tuple[data.GalaxyCache, str] | None:
     fov = c2.number_input("Its field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01,
                           format="%.4f", key="mg_cal_fov", placeholder="from its galaxy_core.json",
                           help="As the sidebar's: the fraction of the 424 px frame the folder's images show, "
-                               f"{catalog.PACK_FOV:.4f} for the gz2-kaggle-96 packs, 1.0 for the originals.")
+                               f"{images.PACK_FOV:.4f} for the gz2-kaggle-96 packs, 1.0 for the originals.")
     if not text.strip():
         return cache, "this data"
     try:
         other = common.open_dataset(text, fov)
-    except catalog.FieldUnknown as e:
+    except images.FieldUnknown as e:
         st.warning(f"Its images are {e.size[0]} x {e.size[1]} px, not 424 px Kaggle originals: give the part of the "
-                   f"frame they show beside the folder, {catalog.PACK_FOV:.4f} for the central 256 px (the "
+                   f"frame they show beside the folder, {images.PACK_FOV:.4f} for the central 256 px (the "
                    "gz2-kaggle-96 packs), 1.0 for whole frames.")
         return None
     except (catalog.DataError, OSError, ValueError) as e:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import catalog, explore, fitsimages, prediction, tree
+from galaxy_core import catalog, explore, fitsimages, images, prediction, settings, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -61,8 +61,8 @@ def predict(model_path: str, folder: str, fov: float | None, views: int):
     for the caption, the field it resolved (the same function's answer) and where that came from."""
     frame, skipped = prediction.predict_folder(folder, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
     paths = prediction.image_paths(folder)
-    resolved = catalog.resolve_source_fov(folder, paths, fov)
-    return frame, skipped, resolved, catalog.source_fov_origin(folder, fov, paths)
+    resolved = images.resolve_source_fov(folder, paths, fov)
+    return frame, skipped, resolved, images.source_fov_origin(folder, fov, paths)
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
@@ -81,7 +81,7 @@ def fits_picture(files: tuple[tuple[str, bytes], ...] | None, folder: str, gid: 
     the uploads (written to a temporary folder again) or from the folder."""
     def picture(where: str) -> np.ndarray:
         path = catalog.list_images(where)[gid]
-        return np.asarray(fitsimages.read_rgb(path, catalog.folder_fits_settings(where))[0])
+        return np.asarray(fitsimages.read_rgb(path, images.folder_fits_settings(where))[0])
 
     if not files:
         return picture(folder)
@@ -97,7 +97,7 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
 
 
 # Uploads are the user's own images, taken to be real galaxies.
-ml.warn_domain(model, not uploads and catalog.folder_is_synthetic(folder))
+ml.warn_domain(model, not uploads and settings.folder_is_synthetic(folder))
 key = ml.model_key(model)
 try:
     if uploads:

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (catalog, data, embeddings, evaluation, finetune, inference, labels,  # noqa: E402
+from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels,  # noqa: E402
                          prediction, runs, tree)
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -39,11 +39,11 @@ def main() -> None:
     p.add_argument("--tune-seeds", type=int, default=3, help="draws for the fine-tuned rows (the slow ones)")
     args = p.parse_args()
     model = prediction.load_model(None)
-    cache = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=catalog.PACK_FOV)
+    cache = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
     vectors = embeddings.embed_cache(model, cache, tta=4)
     # Raw pixels, averaged down to 16 x 16 x 3 = 768 numbers a galaxy, the same size class as the embedding.
-    images = torch.from_numpy(np.array(cache.images)).float() / 255
-    pixels = torch.nn.functional.adaptive_avg_pool2d(images, 16).flatten(1).numpy()
+    raw = torch.from_numpy(np.array(cache.images)).float() / 255
+    pixels = torch.nn.functional.adaptive_avg_pool2d(raw, 16).flatten(1).numpy()
     val = evaluation.unseen_labelled(None, cache).rows
     train = np.setdiff1d(cache.indices("labelled"), val)
     own = prediction.predict_cache(model, cache, val)

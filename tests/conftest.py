@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from galaxy_core import catalog, config, data, demo, models, tree
+from galaxy_core import config, data, demo, models, settings, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -99,12 +99,12 @@ def damaged(tiny_data, tmp_path_factory):
     """A copy of tiny_data with blank cells in three label rows, one corrupt and one truncated JPEG, prepared at
     32 px (10 % validation). Shared by the whole session, so read-only: copy it before changing it."""
     root = copy_tiny(tiny_data, tmp_path_factory.mktemp("damaged") / "data")
-    rows = csv_rows(root / catalog.LABEL_CSV)
+    rows = csv_rows(root / settings.LABEL_CSV)
     for gid, cols in PARTIAL.items():
         for c in cols:
             rows[gid][tree.column_index(c)] = ""
-    write_csv_rows(root / catalog.LABEL_CSV, rows)
-    imgs = root / catalog.LABELLED_DIR
+    write_csv_rows(root / settings.LABEL_CSV, rows)
+    imgs = root / settings.LABELLED_DIR
     (imgs / f"{CORRUPT}.jpg").write_bytes(bytes(range(256)) * 8)
     good = (imgs / f"{TRUNCATED}.jpg").read_bytes()
     (imgs / f"{TRUNCATED}.jpg").write_bytes(good[:len(good) // 2])

@@ -15,7 +15,7 @@ import pytest
 from browser import CHROMIUM, PAGES, chromium, screenshot, streamlit_server, wait_until_idle
 from conftest import make_tiny
 
-from galaxy_core import catalog, config, data, training
+from galaxy_core import config, data, settings, training
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +62,7 @@ def _upload(page, server) -> None:
     fov.fill("1")
     fov.press("Enter")
     wait_until_idle(page)
-    files = sorted((server["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    files = sorted((server["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
     page.get_by_role("heading", name="3 galaxies").wait_for(timeout=60_000)
 

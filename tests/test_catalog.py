@@ -1,8 +1,7 @@
 """Tests for galaxy_core.catalog: label files and their errors, the catalogue of a folder (full, partial and
-unlabelled galaxies, the source field of view), and the summary, on tiny synthetic folders built here; the fault table
-(one test per kind of bad label file, and each kind of bad image in a folder: refused or repaired, reported, the rest
-kept); property-based tests of the CSV reader (hypothesis); a few checks on the real packs in ../shared
-(marker ``shared``)."""
+unlabelled galaxies, the source field of view), on tiny synthetic folders built here; the fault table (one test per
+kind of bad label file, and each kind of bad image in a folder: refused or repaired, reported, the rest kept);
+property-based tests of the CSV reader (hypothesis). The folder summary is tested in test_explore.py."""
 
 from __future__ import annotations
 
@@ -20,22 +19,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core import catalog, data, images, tree
+from conftest import FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
+from galaxy_core import catalog, data, explore, images, settings, tree
 from test_images import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# memory_needed
-
-
-def test_memory_needed_matches_the_seed_paper():
-    m = catalog.memory_needed(61578 * 424 * 424)
-    assert round(m["uint8_mib"]) == 31672  # "31,672 MB" in the seed paper
-    assert m["uint8_bytes"] == 61578 * 424 * 424 * 3
-    assert m["float32_bytes"] == 4 * m["uint8_bytes"]
-    assert m["float32_mib"] == pytest.approx(4 * m["uint8_mib"])
-    assert catalog.memory_needed(10, channels=1)["uint8_bytes"] == 10
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -106,17 +92,17 @@ def test_read_catalog_of_tiny_data(tiny_data):
     assert len(cat) == N_LABELLED + N_UNLABELLED
     assert cat.counts() == {"full": N_LABELLED, "partial": 0, "unlabelled": N_UNLABELLED}
     assert cat.ids.tolist() == [str(FIRST_ID + i) for i in range(56)]
-    assert [Path(p).parent.name for p in cat.paths] == [catalog.LABELLED_DIR] * 48 + [catalog.UNLABELLED_DIR] * 8
+    assert [Path(p).parent.name for p in cat.paths] == [settings.LABELLED_DIR] * 48 + [settings.UNLABELLED_DIR] * 8
     assert cat.labels.shape == (56, 37) and cat.labels.dtype == np.float32
     assert cat.mask[:48].all() and not cat.mask[48:].any()
     assert cat.source_fov == 1.0  # declared in galaxy_core.json by make_tiny
     assert cat.problems == []
-    assert [p.name for p in cat.label_files] == [catalog.LABEL_CSV]
+    assert [p.name for p in cat.label_files] == [settings.LABEL_CSV]
 
 
 def test_read_catalog_full_partial_unlabelled_and_problems(tiny_data, tmp_path):
     root = copy_tiny(tiny_data, tmp_path / "d")
-    imgs = root / catalog.LABELLED_DIR
+    imgs = root / settings.LABELLED_DIR
     src = imgs / f"{FIRST_ID}.jpg"
     for gid in ("200001", "200002", "200003", "200010", "200011"):
         shutil.copy(src, imgs / f"{gid}.jpg")
@@ -128,7 +114,7 @@ def test_read_catalog_full_partial_unlabelled_and_problems(tiny_data, tmp_path):
     cat = catalog.read_catalog(root)
     assert cat.counts() == {"full": 48, "partial": 3, "unlabelled": 8 + 2}
     assert len(cat) == 48 + 5 + 8
-    assert [p.name for p in cat.label_files] == [catalog.LABEL_CSV, "training_solutions_partial.csv"]
+    assert [p.name for p in cat.label_files] == [settings.LABEL_CSV, "training_solutions_partial.csv"]
     assert "299999" not in cat.ids  # label row without an image: skipped
     kind = dict(zip(cat.ids, cat.kind))
     assert [kind[i] for i in ("200001", "200002", "200003", "200010", "200011")] == \
@@ -155,14 +141,14 @@ def test_read_catalog_same_galaxy_in_two_label_files(tiny_data, tmp_path):
 
 def test_read_catalog_needs_source_fov_for_small_images(tmp_path):
     root = tmp_path / "pack96"
-    (root / catalog.LABELLED_DIR).mkdir(parents=True)
+    (root / settings.LABELLED_DIR).mkdir(parents=True)
     for gid in (1, 2):
-        Image.fromarray(centre_square(96, 40)).save(root / catalog.LABELLED_DIR / f"{gid}.jpg")
+        Image.fromarray(centre_square(96, 40)).save(root / settings.LABELLED_DIR / f"{gid}.jpg")
     with pytest.raises(catalog.DataError, match="source_fov") as e:
         catalog.read_catalog(root)
     assert "96x96" in str(e.value)
     assert catalog.read_catalog(root, source_fov=PACK_FOV).source_fov == pytest.approx(PACK_FOV)
-    (root / catalog.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 0.5}))
+    (root / settings.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 0.5}))
     assert catalog.read_catalog(root).source_fov == 0.5  # galaxy_core.json is read
     assert catalog.read_catalog(root, source_fov=0.25).source_fov == 0.25  # the argument wins
     with pytest.raises(catalog.DataError, match="source_fov"):
@@ -171,8 +157,8 @@ def test_read_catalog_needs_source_fov_for_small_images(tmp_path):
 
 def test_read_catalog_original_frames_need_no_declaration(tmp_path):
     root = tmp_path / "orig"
-    (root / catalog.UNLABELLED_DIR).mkdir(parents=True)
-    Image.new("RGB", (424, 424)).save(root / catalog.UNLABELLED_DIR / "5.jpg")
+    (root / settings.UNLABELLED_DIR).mkdir(parents=True)
+    Image.new("RGB", (424, 424)).save(root / settings.UNLABELLED_DIR / "5.jpg")
     cat = catalog.read_catalog(root)
     assert cat.source_fov == 1.0 and cat.counts() == {"full": 0, "partial": 0, "unlabelled": 1}
     assert cat.problems == [] and cat.label_files == []
@@ -181,100 +167,21 @@ def test_read_catalog_original_frames_need_no_declaration(tmp_path):
 def test_read_catalog_errors(tmp_path):
     with pytest.raises(catalog.DataError, match="does not exist"):
         catalog.read_catalog(tmp_path / "nowhere")
-    (tmp_path / "empty" / catalog.LABELLED_DIR).mkdir(parents=True)
+    (tmp_path / "empty" / settings.LABELLED_DIR).mkdir(parents=True)
     with pytest.raises(catalog.DataError, match="no images"):
         catalog.read_catalog(tmp_path / "empty")
 
 
 def test_read_catalog_reports_what_it_does_with_labels_of_test_images(tmp_path):
     root = tmp_path / "d"
-    (root / catalog.LABELLED_DIR).mkdir(parents=True)
-    (root / catalog.UNLABELLED_DIR).mkdir()
-    Image.new("RGB", (424, 424)).save(root / catalog.LABELLED_DIR / "1.jpg")
-    Image.new("RGB", (424, 424)).save(root / catalog.UNLABELLED_DIR / "2.jpg")
-    write_csv_rows(root / catalog.LABEL_CSV, {"1": ["0"] * 37, "2": ["0"] * 37})
+    (root / settings.LABELLED_DIR).mkdir(parents=True)
+    (root / settings.UNLABELLED_DIR).mkdir()
+    Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / "1.jpg")
+    Image.new("RGB", (424, 424)).save(root / settings.UNLABELLED_DIR / "2.jpg")
+    write_csv_rows(root / settings.LABEL_CSV, {"1": ["0"] * 37, "2": ["0"] * 37})
     cat = catalog.read_catalog(root)
     assert any("skipped" in p and "'2'" in p for p in cat.problems)
     assert cat.kind[cat.ids.tolist().index("2")] == "unlabelled"  # test images stay unlabelled, as reported
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# load_image
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# summarize
-
-
-def test_summarize_tiny_data(tiny_data):
-    s = catalog.summarize(tiny_data, workers=1)
-    n = N_LABELLED + N_UNLABELLED
-    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (n, 48, 0, 8)
-    assert s["image_sizes"] == {"128x128": n}
-    assert s["colour_modes"] == {"RGB": n}
-    pixels = n * 128 * 128
-    assert s["memory"]["uint8_bytes"] == pixels * 3
-    assert s["memory"]["float32_bytes"] == pixels * 12
-    files = list((tiny_data / catalog.LABELLED_DIR).iterdir()) + list((tiny_data / catalog.UNLABELLED_DIR).iterdir())
-    assert s["disk_bytes"] == sum(p.stat().st_size for p in files)
-    assert s["label_files"] == [catalog.LABEL_CSV]
-    assert s["tree_check"]["consistent"]
-    assert max(s["tree_check"]["max_abs_violation"].values()) < 1e-5  # 6-decimal labels held as float32
-    assert all(abs(w["violation"]) < 1e-5 for w in s["tree_check"]["worst"])
-    assert set(s["label_mean"]) == set(tree.COLUMNS)
-    assert s["label_mean"]["Class6.1"] + s["label_mean"]["Class6.2"] == pytest.approx(1.0, abs=1e-5)
-    assert s["unreadable"] == [] and s["problems"] == [] and s["source_fov"] == 1.0
-    json.dumps(s)  # the CLI prints it as JSON
-
-
-def test_summarize_reports_unreadable_images_and_tree_violations(damaged, tmp_path):
-    root = copy_tiny(damaged[0], tmp_path / "d")
-    rows = csv_rows(root / catalog.LABEL_CSV)
-    bad, j = str(FIRST_ID + 10), tree.column_index("Class3.1")
-    old = float(rows[bad][j])
-    new = old - 0.05 if old >= 0.05 else old + 0.05
-    rows[bad][j] = f"{new:.6f}"
-    write_csv_rows(root / catalog.LABEL_CSV, rows)
-    s = catalog.summarize(root, workers=1)
-    # The corrupt file has no readable header; the truncated one still has (prepare skips both, see above).
-    assert [u["GalaxyID"] for u in s["unreadable"]] == [CORRUPT]
-    assert "UnidentifiedImageError" in s["unreadable"][0]["reason"]
-    assert s["image_sizes"] == {"128x128": 55}
-    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (56, 45, 3, 8)
-    worst = s["tree_check"]["worst"]
-    assert worst[0]["GalaxyID"] == bad and worst[0]["question"] == "Class3"
-    assert all(abs(w["violation"]) < 1e-5 for w in worst[1:])  # the rest is float32 rounding
-    assert worst[0]["violation"] == pytest.approx(new - old, abs=3e-6)
-    assert s["tree_check"]["max_abs_violation"]["Class3"] == pytest.approx(0.05, abs=3e-6)
-    assert not s["tree_check"]["consistent"]
-
-
-def test_tree_check_known_answer():
-    y = np.zeros((3, 37), np.float32)
-    y[:, 0] = y[:, tree.column_index("Class6.2")] = 1.0  # smooth, nothing odd,
-    y[:, tree.column_index("Class7.1")] = 1.0  # completely round: consistent
-    y[1, tree.column_index("Class7.1")] = 0.8  # galaxy 1: Q7 sums to 0.8 below its parent 1.0
-    y[2, tree.column_index("Class1.1")] = np.nan  # galaxy 2: Q1 and Q7 unknown; Q7's parent too
-    y[2, tree.column_index("Class7.1")] = 0.3
-    t = catalog.tree_check(np.array(["a", "b", "c"]), y)
-    assert t["max_abs_violation"]["Class7"] == pytest.approx(0.2, abs=1e-6)
-    assert t["max_abs_violation"]["Class1"] == 0.0
-    assert [(w["GalaxyID"], w["question"]) for w in t["worst"]] == [("b", "Class7")]
-    assert t["worst"][0]["violation"] == pytest.approx(-0.2, abs=1e-6)
-    assert not t["consistent"]
-
-
-def test_summarize_partial_labels_only(tmp_path):
-    root = tmp_path / "p"
-    (root / catalog.LABELLED_DIR).mkdir(parents=True)
-    for gid in (1, 2):
-        Image.new("RGB", (424, 424)).save(root / catalog.LABELLED_DIR / f"{gid}.jpg")
-    (root / "training_solutions_partial.csv").write_text("GalaxyID,Class1.1,Class1.2,Class1.3\n1,0.5,0.5,0\n2,1,0,0\n")
-    s = catalog.summarize(root, workers=1)
-    assert s["n_partial"] == 2
-    assert s["label_mean"]["Class1.1"] == pytest.approx(0.75)
-    assert s["label_mean"]["Class8.6"] is None
-    json.dumps(s, allow_nan=False)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -282,11 +189,11 @@ def test_summarize_partial_labels_only(tmp_path):
 
 
 def write_catalog(root: Path, rows: dict[str, str], header: str = "GalaxyID,Class1.1,Class1.2,Class1.3",
-                  name: str = catalog.LABEL_CSV) -> Path:
+                  name: str = settings.LABEL_CSV) -> Path:
     """A folder with a 424 px image per id in ``rows`` and one label file (``rows``: id -> the rest of its line)."""
-    (root / catalog.LABELLED_DIR).mkdir(parents=True, exist_ok=True)
+    (root / settings.LABELLED_DIR).mkdir(parents=True, exist_ok=True)
     for gid in rows:
-        Image.new("RGB", (424, 424)).save(root / catalog.LABELLED_DIR / f"{gid.strip()}.jpg")
+        Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid.strip()}.jpg")
     (root / name).write_text("\n".join([header, *(f"{i},{v}" for i, v in rows.items())]) + "\n")
     return root
 
@@ -336,7 +243,7 @@ def test_read_labels_identical_repeats_collapse_with_a_note(tmp_path):
 
 def test_read_catalog_rows_without_images_and_images_without_rows_are_named(tmp_path):
     root = write_catalog(tmp_path / "d", {"1": "0.2,0.3,0.5", "2": "0.1,0.1,0.8"})
-    (root / catalog.LABEL_CSV).write_text("GalaxyID,Class1.1\n1,0.2\n9,0.3\n")
+    (root / settings.LABEL_CSV).write_text("GalaxyID,Class1.1\n1,0.2\n9,0.3\n")
     cat = catalog.read_catalog(root)
     assert cat.ids.tolist() == ["1", "2"] and cat.counts() == {"full": 0, "partial": 1, "unlabelled": 1}
     orphan, unlabelled = cat.problems
@@ -366,19 +273,19 @@ def test_read_catalog_same_galaxy_in_two_files_disagreeing_is_refused(tmp_path):
 def test_read_catalog_shuffled_rows_and_columns_keep_every_label_with_its_image(tiny_data, tmp_path):
     want = catalog.read_catalog(tiny_data)
     root = copy_tiny(tiny_data, tmp_path / "d")
-    lines = (root / catalog.LABEL_CSV).read_text().splitlines()
+    lines = (root / settings.LABEL_CSV).read_text().splitlines()
     table = np.array([line.split(",") for line in lines], dtype=object)
     rng = np.random.default_rng(3)
     body = table[1:][rng.permutation(len(table) - 1)]
     cols = rng.permutation(table.shape[1])
     shuffled = np.vstack([table[:1], body])[:, cols]
     assert shuffled[0].tolist() != table[0].tolist() and shuffled[1:, :].tolist() != table[1:, cols].tolist()
-    (root / catalog.LABEL_CSV).write_text("\n".join(",".join(r) for r in shuffled) + "\n")
+    (root / settings.LABEL_CSV).write_text("\n".join(",".join(r) for r in shuffled) + "\n")
     got = catalog.read_catalog(root)
     assert got.ids.tolist() == want.ids.tolist() and got.problems == []
     np.testing.assert_array_equal(got.labels, want.labels)
     # And against the file itself, by id: every value is where it was written.
-    for gid, values in csv_rows(tiny_data / catalog.LABEL_CSV).items():
+    for gid, values in csv_rows(tiny_data / settings.LABEL_CSV).items():
         row = got.labels[got.ids.tolist().index(gid)]
         np.testing.assert_array_equal(row, np.array(values, dtype=np.float32))
 
@@ -391,11 +298,11 @@ def test_read_catalog_shuffled_rows_and_columns_keep_every_label_with_its_image(
 @pytest.mark.parametrize("fault", list(IMAGE_FAULTS))
 def test_bad_image_in_a_folder_is_reported_and_the_rest_kept(tmp_path, monkeypatch, fault):
     root = write_catalog(tmp_path / "d", {"200": "0.2,0.3,0.5", "201": "0.1,0.1,0.8"})
-    bad = root / catalog.LABELLED_DIR / "100.jpg"  # sorted first, so read before the good ones
+    bad = root / settings.LABELLED_DIR / "100.jpg"  # sorted first, so read before the good ones
     write_fault(fault, bad, monkeypatch)
     cat = catalog.read_catalog(root)
     assert cat.source_fov == 1.0  # the good 424 px images decided it
-    summary = catalog.summarize(root, workers=1)
+    summary = explore.summarize(root, workers=1)
     cache = data.prepare(root, tmp_path / "cache", size=16, workers=1)
     assert cache.ids.tolist() == ["200", "201"]  # nothing lost but the bad image
     np.testing.assert_allclose(cache.labels[:, :3], [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]], atol=1e-7)
@@ -414,13 +321,6 @@ def test_bad_image_in_a_folder_is_reported_and_the_rest_kept(tmp_path, monkeypat
                                           ["reason"]}]
         assert IMAGE_FAULTS[fault] in summary["unreadable"][0]["reason"]
         assert summary["image_sizes"] == {"424x424": 2}
-
-
-def test_resolve_source_fov_names_the_unreadable_samples(tmp_path):
-    for name in ("1.jpg", "2.jpg"):
-        (tmp_path / name).write_bytes(b"")
-    with pytest.raises(catalog.DataError, match=r"can be opened.*1\.jpg: empty file \(0 bytes\)"):
-        catalog.resolve_source_fov(tmp_path, [tmp_path / "1.jpg", tmp_path / "2.jpg"])
 
 
 def test_list_images_symlinks(tmp_path):
@@ -543,38 +443,3 @@ def test_property_read_labels_returns_what_was_written_or_data_error(table, quot
     assert got.drop(columns=answers).isna().all().all()
     repeated = len(rows) > len(want)
     assert any("repeated" in p for p in problems) == repeated
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The real packs
-
-
-@pytest.mark.shared
-def test_summarize_shared_424_sample(shared_data):
-    s = catalog.summarize(shared_data / "gz2-kaggle-424-sample", workers=2)
-    assert s["n_images"] == s["n_full"] == 300 and s["n_partial"] == s["n_unlabelled"] == 0
-    assert s["image_sizes"] == {"424x424": 300} and s["source_fov"] == 1.0
-    assert s["memory"]["uint8_bytes"] == 300 * 424 * 424 * 3
-    assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
-
-
-@pytest.mark.shared
-def test_summarize_shared_96_pack(shared_data):
-    s = catalog.summarize(shared_data / "gz2-kaggle-96", source_fov=PACK_FOV, workers=2)
-    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (11449, 7452, 3997, 0)
-    assert s["image_sizes"] == {"96x96": 11449}
-    assert s["label_files"] == [catalog.LABEL_CSV, "training_solutions_partial.csv"]
-    assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
-
-
-def test_an_image_folder_of_a_data_folder_takes_the_data_folders_settings(tmp_path):
-    """``predict data/images_test_rev1`` reads the field the data folder declares, as ``prepare data`` does."""
-    images = tmp_path / "data" / catalog.UNLABELLED_DIR
-    images.mkdir(parents=True)
-    (tmp_path / "data" / catalog.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
-    assert catalog.folder_source_fov(images) == pytest.approx(0.6038)
-    (images / catalog.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')  # its own wins
-    assert catalog.folder_source_fov(images) == 1.0
-    other = tmp_path / "data" / "elsewhere"  # any other folder speaks for itself only
-    other.mkdir()
-    assert catalog.folder_source_fov(other) is None

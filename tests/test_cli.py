@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import catalog, cli, similarity, tree
+from galaxy_core import cli, settings, similarity, tree
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
             "demo", "models", "runs", "similar", "anomalies"]
@@ -120,9 +120,9 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
     assert "model: the newest finished run r" in err and "warning" not in err
     real = tmp_path / "real"
     real.mkdir()
-    for image in sorted((tiny_data / catalog.LABELLED_DIR).iterdir())[:3]:
+    for image in sorted((tiny_data / settings.LABELLED_DIR).iterdir())[:3]:
         (real / image.name).write_bytes(image.read_bytes())
-    (real / catalog.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
+    (real / settings.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
     assert cli.main(["predict", str(real), "--model", "runs/r"]) == 0
     assert "warning: this model was trained on the synthetic demo" in capsys.readouterr().err
 
@@ -194,7 +194,7 @@ def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tin
                      "--json"]) == 0
     found = _json_tail(capsys)["neighbours"]
     assert found[0]["GalaxyID"] == gid and found[0]["distance"] == pytest.approx(0, abs=1e-5) and len(found) == 5
-    image = tiny_data / catalog.LABELLED_DIR / f"{gid}.jpg"  # decoded as the cache's galaxies were
+    image = tiny_data / settings.LABELLED_DIR / f"{gid}.jpg"  # decoded as the cache's galaxies were
     out = tmp_path / "similar.csv"
     assert cli.main(["similar", str(tmp_path / "cache"), str(image), "-k", "5", "--model", str(model), "--tta",
                      "1", "--query-source-fov", "1.0", "--out", str(out)]) == 0

@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, ROOT, TRUNCATED, copy_tiny, csv_rows,
                       write_csv_rows)
-from galaxy_core import catalog, data, files, images, tree
+from galaxy_core import catalog, data, files, images, settings, tree
 
 
 def no_tmp_left(folder: Path) -> bool:
@@ -51,11 +51,11 @@ def test_prepare_skips_unreadable_images(damaged):
 
 def test_prepare_rows_are_aligned(damaged):
     root, cache = damaged
-    rows = csv_rows(root / catalog.LABEL_CSV)
+    rows = csv_rows(root / settings.LABEL_CSV)
     crop = images.DEFAULT_FOV / 1.0
     for r, gid in enumerate(cache.ids):
         labelled = int(gid) < FIRST_ID + N_LABELLED
-        folder = catalog.LABELLED_DIR if labelled else catalog.UNLABELLED_DIR
+        folder = settings.LABELLED_DIR if labelled else settings.UNLABELLED_DIR
         np.testing.assert_array_equal(cache.images[r], images.load_image(root / folder / f"{gid}.jpg", crop, 32))
         assert cache.image(r).shape == (32, 32, 3)
         if labelled:
@@ -163,7 +163,7 @@ def test_prepare_rebuilds_when_an_image_changes(fresh, monkeypatch):
     root, dest = fresh
     first = data.prepare(root, dest, size=16, workers=1)
     counter = DecodeCounter(monkeypatch)
-    img = root / catalog.LABELLED_DIR / f"{FIRST_ID + 7}.jpg"
+    img = root / settings.LABELLED_DIR / f"{FIRST_ID + 7}.jpg"
     st = img.stat()
     os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touched
     second = data.prepare(root, dest, size=16, workers=1)
@@ -178,10 +178,10 @@ def test_prepare_rebuilds_when_labels_change(fresh, monkeypatch):
     root, dest = fresh
     first = data.prepare(root, dest, size=16, workers=1)
     counter = DecodeCounter(monkeypatch)
-    rows = csv_rows(root / catalog.LABEL_CSV)
+    rows = csv_rows(root / settings.LABEL_CSV)
     gid = str(FIRST_ID + 4)
     rows[gid][0] = ""
-    write_csv_rows(root / catalog.LABEL_CSV, rows)
+    write_csv_rows(root / settings.LABEL_CSV, rows)
     second = data.prepare(root, dest, size=16, workers=1)
     assert counter.calls == 1 and second.fingerprint != first.fingerprint
     assert not second.mask[second.row_of(gid), 0] and first.meta["n_full"] - 1 == second.meta["n_full"]
@@ -294,10 +294,10 @@ def test_open_cache_of_another_version(tiny_cache, tmp_path):
 
 def test_prepare_skips_an_unreadable_first_image_of_undeclared_originals(tmp_path):
     root = tmp_path / "orig"
-    (root / catalog.LABELLED_DIR).mkdir(parents=True)
+    (root / settings.LABELLED_DIR).mkdir(parents=True)
     for gid in (1, 2, 3):
-        Image.new("RGB", (424, 424)).save(root / catalog.LABELLED_DIR / f"{gid}.jpg")
-    (root / catalog.LABELLED_DIR / "1.jpg").write_bytes(b"not a jpeg" * 20)
+        Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid}.jpg")
+    (root / settings.LABELLED_DIR / "1.jpg").write_bytes(b"not a jpeg" * 20)
     cache = data.prepare(root, tmp_path / "cache", size=16, workers=1)
     assert [s["GalaxyID"] for s in cache.meta["skipped"]] == ["1"]
     assert cache.ids.tolist() == ["2", "3"]
@@ -361,7 +361,7 @@ def reported(path: Path, skipped: list[dict], problems: list[str] = ()) -> bool:
 
 def test_prepare_keeps_every_good_image_and_reports_each_bad_one(fresh, monkeypatch):
     root, dest = fresh
-    bad = write_bad_images(root / catalog.LABELLED_DIR, monkeypatch)
+    bad = write_bad_images(root / settings.LABELLED_DIR, monkeypatch)
     cache = data.prepare(root, dest, size=16, workers=1)
     ids = set(cache.ids.tolist())
     replaced = {str(FIRST_ID + k) for k in {**BAD, **ODD, **EITHER}.values()}
@@ -544,12 +544,12 @@ def test_originals_and_pack_give_the_same_pixels(shared_data, tmp_path):
     assert len(orig) == 300 and orig.meta["skipped"] == [] and orig.size == data.DEFAULT_SIZE == 80
     wanted = set(orig.ids.tolist())
     pack = tmp_path / "pack96"
-    (pack / catalog.LABELLED_DIR).mkdir(parents=True)
+    (pack / settings.LABELLED_DIR).mkdir(parents=True)
     for gid in orig.ids:
-        os.symlink(shared_data / "gz2-kaggle-96" / catalog.LABELLED_DIR / f"{gid}.jpg",
-                   pack / catalog.LABELLED_DIR / f"{gid}.jpg")
-    lines = (shared_data / "gz2-kaggle-96" / catalog.LABEL_CSV).read_text().splitlines()
-    (pack / catalog.LABEL_CSV).write_text(
+        os.symlink(shared_data / "gz2-kaggle-96" / settings.LABELLED_DIR / f"{gid}.jpg",
+                   pack / settings.LABELLED_DIR / f"{gid}.jpg")
+    lines = (shared_data / "gz2-kaggle-96" / settings.LABEL_CSV).read_text().splitlines()
+    (pack / settings.LABEL_CSV).write_text(
         "\n".join([lines[0], *(ln for ln in lines[1:] if ln.split(",", 1)[0] in wanted)]) + "\n")
     packed = data.prepare(pack, tmp_path / "pack", source_fov=PACK_FOV, workers=2)
     assert packed.ids.tolist() == orig.ids.tolist()
@@ -586,7 +586,7 @@ def test_merge_refuses_missing_or_stale_shards(damaged, tmp_path):
     with pytest.raises(catalog.DataError, match=r"1 of the 2 shards .*shard-1-of-2"):
         data.merge_shards(root, 2, tmp_path / "c", size=32)
     data.prepare(root, tmp_path / "c", size=32, workers=1, shard=(1, 2))
-    next((root / catalog.LABELLED_DIR).iterdir()).unlink()  # the folder changed after the shards were made
+    next((root / settings.LABELLED_DIR).iterdir()).unlink()  # the folder changed after the shards were made
     with pytest.raises(catalog.DataError, match="2 of the 2 shards"):
         data.merge_shards(root, 2, tmp_path / "c", size=32)
     with pytest.raises(catalog.DataError, match="index must be 0 to 1"):

@@ -1,4 +1,5 @@
 """Tests of the synthetic demo data set (galaxy_core.demo): layout, labels on the tree, determinism, atomic writes.
+The synthetic galaxies themselves are tested in test_synthetic.py and test_render.py.
 
 The data sets here are tiny (40 + 8 images of 96 px) so the file runs in seconds; the full-size default build is
 exercised only by the test marked ``slow``.
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_core import catalog, demo, tree
+from galaxy_core import demo, settings, tree
 
 SMALL = {"n_labelled": 40, "n_unlabelled": 8, "size": 96}
 
@@ -34,16 +35,16 @@ def small(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def table(small) -> pd.DataFrame:
-    return pd.read_csv(small / catalog.LABEL_CSV)
+    return pd.read_csv(small / settings.LABEL_CSV)
 
 
 # ------------------------------------------------------------------------------------------------- layout
 
 def test_layout_and_counts(small):
     assert sorted(p.name for p in small.iterdir()) == sorted(
-        [catalog.LABELLED_DIR, catalog.UNLABELLED_DIR, catalog.LABEL_CSV, "README.md", "galaxy_core.json"])
-    assert len(list((small / catalog.LABELLED_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
-    assert len(list((small / catalog.UNLABELLED_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
+        [settings.LABELLED_DIR, settings.UNLABELLED_DIR, settings.LABEL_CSV, "README.md", "galaxy_core.json"])
+    assert len(list((small / settings.LABELLED_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
+    assert len(list((small / settings.UNLABELLED_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
     readme = (small / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme and "galaxy_core.demo" in readme and "seed=3" in readme
     assert not _siblings_tmp(small)
@@ -57,15 +58,15 @@ def test_csv_columns_and_ids(small, table):
     # Outside the Kaggle galaxies' 6-digit ids (100008 ... 999967), so a demo id is never taken for a real one.
     assert ids.dtype.kind == "i" and ids.min() == demo.FIRST_ID > 999999
     assert len(set(ids)) == len(ids)
-    train = {int(p.stem) for p in (small / catalog.LABELLED_DIR).glob("*.jpg")}
-    test = {int(p.stem) for p in (small / catalog.UNLABELLED_DIR).glob("*.jpg")}
+    train = {int(p.stem) for p in (small / settings.LABELLED_DIR).glob("*.jpg")}
+    test = {int(p.stem) for p in (small / settings.UNLABELLED_DIR).glob("*.jpg")}
     assert set(ids) == train
     assert not train & test
     assert all(i > 999999 for i in test)
 
 
 def test_csv_has_six_decimals(small):
-    lines = (small / catalog.LABEL_CSV).read_text(encoding="ascii").splitlines()
+    lines = (small / settings.LABEL_CSV).read_text(encoding="ascii").splitlines()
     for line in lines[1:]:
         fields = line.split(",")
         assert len(fields) == 1 + tree.N_ANSWERS
@@ -87,100 +88,10 @@ def test_labels_obey_the_tree(table):
         np.testing.assert_allclose(table[cols].sum(axis=1), 1.0, atol=1e-9)
 
 
-def test_labels_from_params_is_consistent_and_noisy():
-    rng = np.random.default_rng(11)
-    ys = np.array([demo.labels_from_params(demo.sample_params(rng), rng) for _ in range(300)])
-    assert ys.shape == (300, tree.N_ANSWERS)
-    assert np.abs(tree.tree_violations(ys)).max() < 1e-12
-    assert ys.min() >= 0.0 and ys.max() <= 1.0
-    # volunteers disagree: a unanimous first answer is rare
-    assert (ys[:, :3].max(axis=1) > 0.999).mean() < 0.05
-    mean = ys.mean(axis=0)
-    i = tree.column_index
-    # roughly the Kaggle training set's means (0.43, 0.54, 0.03, 0.80, 0.04), with room for sampling noise
-    assert 0.33 < mean[i("Class1.1")] < 0.55
-    assert 0.42 < mean[i("Class1.2")] < 0.65
-    assert mean[i("Class1.3")] < 0.08
-    assert 0.70 < mean[i("Class6.2")] < 0.88
-    assert 0.01 < mean[i("Class8.6")] < 0.09
-
-
-def _mean_labels(kind: str, seed: int, n: int = 30, **override) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        p = demo.sample_params(rng, kind)
-        p.update(override)
-        out.append(demo.labels_from_params(p, rng))
-    return np.mean(out, axis=0)
-
-
-def test_mergers_are_voted_mergers():
-    merger = _mean_labels("merger", 1)[tree.column_index("Class8.6")]
-    smooth = _mean_labels("elliptical", 1)[tree.column_index("Class8.6")]
-    assert merger > 0.3 and merger > 5 * smooth
-
-
-def test_cigar_beats_round_on_class7_3():
-    cigar = _mean_labels("elliptical", 2, q=0.3)
-    rnd = _mean_labels("elliptical", 2, q=0.95)
-    i73, i71 = tree.column_index("Class7.3"), tree.column_index("Class7.1")
-    assert cigar[i73] > rnd[i73] + 0.3
-    assert rnd[i71] > cigar[i71] + 0.3
-
-
-def test_kind_drives_the_first_answer():
-    i = tree.column_index
-    assert _mean_labels("elliptical", 4)[i("Class1.1")] > 0.6
-    assert _mean_labels("disk", 4)[i("Class1.2")] > 0.55
-    assert _mean_labels("star", 4)[i("Class1.3")] > 0.4
-    assert _mean_labels("edge_on", 4)[i("Class2.1")] > 0.5
-    barred = _mean_labels("disk", 5, bar=True, bar_len=0.4)[i("Class3.1")]
-    unbarred = _mean_labels("disk", 5, bar=False, bar_len=0.0)[i("Class3.1")]
-    assert barred > 2 * unbarred
-
-
-# ------------------------------------------------------------------------------------------------- params and pixels
-
-def test_kinds_and_params():
-    assert abs(sum(k.fraction for k in demo.KINDS.values()) - 1.0) < 1e-9
-    rng = np.random.default_rng(0)
-    keys = None
-    for kind in demo.KINDS:
-        p = demo.sample_params(rng, kind)
-        assert p["kind"] == kind
-        assert 0.7 <= p["r90"] / (50 / 424) <= 1.3   # R90 ~ 50 px at 424 px, +-30%
-        keys = keys or set(p)
-        assert set(p) == keys   # every kind fills every key
-    with pytest.raises(ValueError, match="unknown kind"):
-        demo.sample_params(rng, "quasar")
-    drawn = [demo.sample_params(rng)["kind"] for _ in range(400)]
-    assert set(drawn) >= {"elliptical", "disk", "edge_on"}
-
-
-@pytest.mark.parametrize("kind", list(demo.KINDS))
-def test_render_each_kind(kind):
-    p = demo.sample_params(np.random.default_rng(8), kind)
-    a = demo.render_galaxy(p, 64, np.random.default_rng(9))
-    b = demo.render_galaxy(p, 64, np.random.default_rng(9))
-    assert a.shape == (64, 64, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)
-    assert a.std() > 2.0
-    # the object sits in the middle: the centre is brighter than the frame's edge
-    assert a[24:40, 24:40].mean() > np.median(a[:8])
-
-
-def test_render_full_size_looks_like_a_cutout():
-    rng = np.random.default_rng(21)
-    img = demo.render_galaxy(demo.sample_params(rng, "disk"), 424, rng)
-    assert img.shape == (424, 424, 3) and img.dtype == np.uint8
-    sky = np.median(img, axis=(0, 1))
-    assert (sky > 1).all() and (sky < 60).all()   # dark sky, but not pure black
-    assert (img == 255).any(axis=2).mean() < 0.05
-
+# ------------------------------------------------------------------------------------------------- pixels
 
 def test_images_decode(small):
-    for folder in (catalog.LABELLED_DIR, catalog.UNLABELLED_DIR):
+    for folder in (settings.LABELLED_DIR, settings.UNLABELLED_DIR):
         for path in sorted((small / folder).glob("*.jpg"))[:12]:
             with Image.open(path) as im:
                 assert im.format == "JPEG" and im.mode == "RGB" and im.size == (96, 96)
@@ -201,13 +112,13 @@ def test_other_seed_differs(small, tmp_path):
     other = demo.make_demo_dataset(tmp_path / "other", seed=4, **SMALL)
     a, b = _files(small), _files(other)
     assert a.keys() == b.keys()
-    assert a[catalog.LABEL_CSV] != b[catalog.LABEL_CSV]
+    assert a[settings.LABEL_CSV] != b[settings.LABEL_CSV]
     assert sum(a[k] != b[k] for k in a if k.endswith(".jpg")) > len(a) // 2
 
 
 def test_labels_do_not_depend_on_image_size_or_threads(small, tmp_path):
     other = demo.make_demo_dataset(tmp_path / "s64", seed=3, n_labelled=40, n_unlabelled=8, size=64, workers=1)
-    assert (other / catalog.LABEL_CSV).read_bytes() == (small / catalog.LABEL_CSV).read_bytes()
+    assert (other / settings.LABEL_CSV).read_bytes() == (small / settings.LABEL_CSV).read_bytes()
 
 
 # ------------------------------------------------------------------------------------------------- atomic writes
@@ -270,17 +181,17 @@ def test_ensure_makes_once(tmp_path, tiny_defaults):
     root = tmp_path / "demo"
     assert demo.ensure_demo_dataset(root) == root
     assert demo.is_complete_demo(root, 10, 3)
-    csv = root / catalog.LABEL_CSV
+    csv = root / settings.LABEL_CSV
     stamps = (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-              (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
+              (root / settings.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
     assert demo.ensure_demo_dataset(root) == root
     assert stamps == (csv.stat().st_mtime_ns, root.stat().st_mtime_ns,
-                      (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
+                      (root / settings.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns)
 
 
 def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaults):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
-    (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID + 4}.jpg").unlink()
+    (root / settings.LABELLED_DIR / f"{demo.FIRST_ID + 4}.jpg").unlink()
     assert not demo.is_complete_demo(root, 10, 3)
     demo.ensure_demo_dataset(root)
     assert demo.is_complete_demo(root, 10, 3)
@@ -297,16 +208,16 @@ def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defa
     from galaxy_core import data
 
     root = demo.ensure_demo_dataset(tmp_path / "demo")
-    assert catalog.folder_is_synthetic(root) and catalog.folder_is_synthetic(root / catalog.UNLABELLED_DIR)
+    assert settings.folder_is_synthetic(root) and settings.folder_is_synthetic(root / settings.UNLABELLED_DIR)
     cache = data.prepare(root, tmp_path / "cache", size=32, workers=1)
     assert cache.meta["synthetic"] is True and cache.synthetic
     # A demo made before its settings said "synthetic" is marked by ensure_demo_dataset, images untouched.
     (root / "galaxy_core.json").write_text('{"source_fov": 1.0}\n')
-    stamp = (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns
-    assert not catalog.folder_is_synthetic(root)
+    stamp = (root / settings.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns
+    assert not settings.folder_is_synthetic(root)
     demo.ensure_demo_dataset(root)
-    assert catalog.folder_is_synthetic(root)
-    assert (root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns == stamp
+    assert settings.folder_is_synthetic(root)
+    assert (root / settings.LABELLED_DIR / f"{demo.FIRST_ID}.jpg").stat().st_mtime_ns == stamp
 
 
 def test_default_root_is_in_the_project():
@@ -317,8 +228,8 @@ def test_default_root_is_in_the_project():
 def test_ensure_full_default_build(tmp_path):
     root = demo.ensure_demo_dataset(tmp_path / "demo")
     assert demo.is_complete_demo(root)
-    with Image.open(root / catalog.LABELLED_DIR / f"{demo.FIRST_ID}.jpg") as im:
+    with Image.open(root / settings.LABELLED_DIR / f"{demo.FIRST_ID}.jpg") as im:
         assert im.size == (424, 424) and im.mode == "RGB"
-    y = pd.read_csv(root / catalog.LABEL_CSV)[list(tree.COLUMNS)].to_numpy()
+    y = pd.read_csv(root / settings.LABEL_CSV)[list(tree.COLUMNS)].to_numpy()
     assert np.abs(tree.tree_violations(y)).max() < 1e-9
     assert os.listdir(tmp_path) == ["demo"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import train_config as _cfg
-from galaxy_core import catalog, data, distill, models, runs, training, tree
+from galaxy_core import data, distill, models, runs, settings, training, tree
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,9 @@ def partial_cache(tiny_data, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("partial") / "data"
     shutil.copytree(tiny_data, root)
-    labels = pd.read_csv(root / catalog.LABEL_CSV, dtype={"GalaxyID": str})
+    labels = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})
     labels.loc[:3, [c for c in tree.COLUMNS if int(c[5:].split(".")[0]) >= 6]] = np.nan
-    labels.to_csv(root / catalog.LABEL_CSV, index=False)
+    labels.to_csv(root / settings.LABEL_CSV, index=False)
     return data.prepare(root, root.parent / "cache", size=32, val_fraction=0.25, workers=1)
 
 

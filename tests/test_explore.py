@@ -1,12 +1,18 @@
-"""Tests of galaxy_core.explore on small arrays with answers known in advance, and on the tiny synthetic cache. The
-figures drawn from these statistics are tested in test_figures.py."""
+"""Tests of galaxy_core.explore on small arrays with answers known in advance, on the tiny synthetic cache and data
+folder (the folder summary, its tree check and memory), and a few checks of the summary on the real packs in ../shared
+(marker ``shared``). The figures drawn from these statistics are tested in test_figures.py."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
 
-from galaxy_core import catalog, data, explore, tree
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
+from galaxy_core import data, explore, settings, tree
 
 J11 = tree.column_index("Class1.1")
 
@@ -185,7 +191,7 @@ def test_cache_summary(tiny_cache):
 def test_original_path_and_names(tiny_cache, tiny_data):
     gid = str(tiny_cache.ids[0])
     path = explore.original_path(tiny_cache, gid)
-    assert path == tiny_data / catalog.LABELLED_DIR / f"{gid}.jpg"
+    assert path == tiny_data / settings.LABELLED_DIR / f"{gid}.jpg"
     assert explore.original_path(tiny_cache, "no-such-galaxy") is None
     picture, crop = explore.original_image(tiny_cache, path)
     assert picture.shape == (128, 128, 3) and picture.dtype == np.uint8
@@ -202,7 +208,7 @@ def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path
 
     from galaxy_core import fitsimages
 
-    folder = tmp_path / "data" / catalog.UNLABELLED_DIR
+    folder = tmp_path / "data" / settings.UNLABELLED_DIR
     folder.mkdir(parents=True)
     write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
     write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
@@ -213,3 +219,168 @@ def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path
         picture, crop = explore.original_image(cache, path)
         assert np.array_equal(picture, np.asarray(fitsimages.read_rgb(path)[0]))
         assert crop == pytest.approx(cache.fov / (128 * 0.396 / (8.48 * 5.0)), rel=1e-3)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The summary of a data folder
+
+
+def test_memory_needed_matches_the_seed_paper():
+    m = explore.memory_needed(61578 * 424 * 424)
+    assert round(m["uint8_mib"]) == 31672  # "31,672 MB" in the seed paper
+    assert m["uint8_bytes"] == 61578 * 424 * 424 * 3
+    assert m["float32_bytes"] == 4 * m["uint8_bytes"]
+    assert m["float32_mib"] == pytest.approx(4 * m["uint8_mib"])
+    assert explore.memory_needed(10, channels=1)["uint8_bytes"] == 10
+
+
+def test_summarize_tiny_data(tiny_data):
+    s = explore.summarize(tiny_data, workers=1)
+    n = N_LABELLED + N_UNLABELLED
+    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (n, 48, 0, 8)
+    assert s["image_sizes"] == {"128x128": n}
+    assert s["colour_modes"] == {"RGB": n}
+    pixels = n * 128 * 128
+    assert s["memory"]["uint8_bytes"] == pixels * 3
+    assert s["memory"]["float32_bytes"] == pixels * 12
+    files = list((tiny_data / settings.LABELLED_DIR).iterdir()) + list((tiny_data / settings.UNLABELLED_DIR).iterdir())
+    assert s["disk_bytes"] == sum(p.stat().st_size for p in files)
+    assert s["label_files"] == [settings.LABEL_CSV]
+    assert s["tree_check"]["consistent"]
+    assert max(s["tree_check"]["max_abs_violation"].values()) < 1e-5  # 6-decimal labels held as float32
+    assert all(abs(w["violation"]) < 1e-5 for w in s["tree_check"]["worst"])
+    assert set(s["label_mean"]) == set(tree.COLUMNS)
+    assert s["label_mean"]["Class6.1"] + s["label_mean"]["Class6.2"] == pytest.approx(1.0, abs=1e-5)
+    assert s["unreadable"] == [] and s["problems"] == [] and s["source_fov"] == 1.0
+    json.dumps(s)  # the CLI prints it as JSON
+
+
+def test_summarize_reports_unreadable_images_and_tree_violations(damaged, tmp_path):
+    root = copy_tiny(damaged[0], tmp_path / "d")
+    rows = csv_rows(root / settings.LABEL_CSV)
+    bad, j = str(FIRST_ID + 10), tree.column_index("Class3.1")
+    old = float(rows[bad][j])
+    new = old - 0.05 if old >= 0.05 else old + 0.05
+    rows[bad][j] = f"{new:.6f}"
+    write_csv_rows(root / settings.LABEL_CSV, rows)
+    s = explore.summarize(root, workers=1)
+    # The corrupt file has no readable header; the truncated one still has (prepare skips both, see above).
+    assert [u["GalaxyID"] for u in s["unreadable"]] == [CORRUPT]
+    assert "UnidentifiedImageError" in s["unreadable"][0]["reason"]
+    assert s["image_sizes"] == {"128x128": 55}
+    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (56, 45, 3, 8)
+    worst = s["tree_check"]["worst"]
+    assert worst[0]["GalaxyID"] == bad and worst[0]["question"] == "Class3"
+    assert all(abs(w["violation"]) < 1e-5 for w in worst[1:])  # the rest is float32 rounding
+    assert worst[0]["violation"] == pytest.approx(new - old, abs=3e-6)
+    assert s["tree_check"]["max_abs_violation"]["Class3"] == pytest.approx(0.05, abs=3e-6)
+    assert not s["tree_check"]["consistent"]
+
+
+def test_tree_check_known_answer():
+    y = np.zeros((3, 37), np.float32)
+    y[:, 0] = y[:, tree.column_index("Class6.2")] = 1.0  # smooth, nothing odd,
+    y[:, tree.column_index("Class7.1")] = 1.0  # completely round: consistent
+    y[1, tree.column_index("Class7.1")] = 0.8  # galaxy 1: Q7 sums to 0.8 below its parent 1.0
+    y[2, tree.column_index("Class1.1")] = np.nan  # galaxy 2: Q1 and Q7 unknown; Q7's parent too
+    y[2, tree.column_index("Class7.1")] = 0.3
+    t = explore.tree_check(np.array(["a", "b", "c"]), y)
+    assert t["max_abs_violation"]["Class7"] == pytest.approx(0.2, abs=1e-6)
+    assert t["max_abs_violation"]["Class1"] == 0.0
+    assert [(w["GalaxyID"], w["question"]) for w in t["worst"]] == [("b", "Class7")]
+    assert t["worst"][0]["violation"] == pytest.approx(-0.2, abs=1e-6)
+    assert not t["consistent"]
+
+
+def test_summarize_partial_labels_only(tmp_path):
+    root = tmp_path / "p"
+    (root / settings.LABELLED_DIR).mkdir(parents=True)
+    for gid in (1, 2):
+        Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid}.jpg")
+    (root / "training_solutions_partial.csv").write_text("GalaxyID,Class1.1,Class1.2,Class1.3\n1,0.5,0.5,0\n2,1,0,0\n")
+    s = explore.summarize(root, workers=1)
+    assert s["n_partial"] == 2
+    assert s["label_mean"]["Class1.1"] == pytest.approx(0.75)
+    assert s["label_mean"]["Class8.6"] is None
+    json.dumps(s, allow_nan=False)
+
+
+@pytest.mark.shared
+def test_summarize_shared_424_sample(shared_data):
+    s = explore.summarize(shared_data / "gz2-kaggle-424-sample", workers=2)
+    assert s["n_images"] == s["n_full"] == 300 and s["n_partial"] == s["n_unlabelled"] == 0
+    assert s["image_sizes"] == {"424x424": 300} and s["source_fov"] == 1.0
+    assert s["memory"]["uint8_bytes"] == 300 * 424 * 424 * 3
+    assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
+
+
+@pytest.mark.shared
+def test_summarize_shared_96_pack(shared_data):
+    s = explore.summarize(shared_data / "gz2-kaggle-96", source_fov=PACK_FOV, workers=2)
+    assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (11449, 7452, 3997, 0)
+    assert s["image_sizes"] == {"96x96": 11449}
+    assert s["label_files"] == [settings.LABEL_CSV, "training_solutions_partial.csv"]
+    assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What the Dataset page shows
+
+
+def page_summaries(skipped: int = 0) -> tuple[dict, dict]:
+    """A cache summary and a folder summary with round numbers, as cache_summary and summarize give them."""
+    s = {"n": 1000, "size": 64, "fov": 0.5, "skipped": skipped, "memory": explore.memory_needed(1000 * 64 * 64),
+         "memory_originals": explore.memory_needed(1000 * 424 * 424)}
+    folder = {"image_sizes": {"424x424": 990, "400x400": 6, "96x96": 2, "32x32": 1, "8x8": 1},
+              "disk_bytes": 3 * 2**20, "memory": explore.memory_needed(990 * 424 * 424), "problems": ["a problem"]}
+    return s, folder
+
+
+def test_storage_text_with_and_without_the_original_folder():
+    s, folder = page_summaries()
+    assert explore.storage_text(s, folder) == ("Original images: 424x424 px x 990, 400x400 px x 6, 96x96 px x 2, "
+                                               "32x32 px x 1; 3.0 MiB on disk. Cached at 64 px, field 0.500 of the "
+                                               "424 px frame.")
+    assert explore.storage_text(s, None) == ("Original images: original files not found (a bare cache). Cached at "
+                                             "64 px, field 0.500 of the 424 px frame.")
+
+
+def test_memory_table_rows_and_units():
+    s, folder = page_summaries()
+    table = explore.memory_table(s, folder)
+    assert list(table.columns) == ["images", "array", "as uint8", "as float32"]
+    assert table["images"].tolist() == ["cache", "original images, at their size", "as 424 px originals"]
+    assert table["array"].tolist() == ["1,000 x 3 x 64 x 64", "sum of width x height x 3", "1,000 x 3 x 424 x 424"]
+    assert table["as uint8"][0] == "11.7 MiB" and table["as float32"][0] == "46.9 MiB"  # 1000 x 3 x 64 x 64 bytes
+    assert explore.memory_table(s, None)["images"].tolist() == ["cache", "as 424 px originals"]
+
+
+def test_problems_of_the_folder_then_the_skipped_images():
+    s, folder = page_summaries(skipped=3)
+    assert explore.problems(s, folder) == ["a problem", "3 unreadable images were skipped"]
+    assert explore.problems(page_summaries()[0], None) == []
+    assert folder["problems"] == ["a problem"]  # the summary's own list is left alone
+
+
+def test_tree_check_table():
+    y = np.zeros((2, tree.N_ANSWERS), np.float32)
+    y[:, 0] = y[:, tree.column_index("Class6.2")] = y[:, tree.column_index("Class7.1")] = 1.0
+    y[1, tree.column_index("Class7.1")] = 0.8
+    table, worst = explore.tree_check_table(explore.tree_check(np.array(["a", "b"]), y))
+    assert len(table) == len(tree.QUESTIONS) and table["question"][0].startswith("Class1: ")
+    assert worst == pytest.approx(0.2, abs=1e-6)
+    assert table.set_index("question")["largest |sum - parent|"].str.startswith("0.2").sum() == 1
+
+
+def test_captions():
+    labels = np.zeros((3, tree.N_ANSWERS), np.float32)
+    labels[:, J11] = [0.125, 0.5, 0.875]
+    ids = np.array(["7", "8", "9"])
+    assert explore.captions(ids, labels, [2, 0]) == ["9", "7"]
+    assert explore.captions(ids, labels, [2, 0], "Class1.1") == ["9 · 0.88", "7 · 0.12"]
+
+
+def test_prototype_captions_leave_out_answers_no_galaxy_has():
+    proto = pd.DataFrame({"column": ["Class1.1", "Class8.6"], "row": [4, -1], "value": [0.9, np.nan]})
+    rows, captions = explore.prototype_captions(proto)
+    assert rows.tolist() == [4] and captions == ["Class1.1 smooth · 0.90"]

@@ -18,7 +18,7 @@ from astropy.wcs import WCS
 from conftest import ROOT
 from PIL import Image
 
-from galaxy_core import catalog, cli, fitsimages, images, prediction, tree
+from galaxy_core import catalog, cli, fitsimages, images, prediction, settings, tree
 from galaxy_core.files import DataError
 from galaxy_core.fitsimages import FitsSettings
 from galaxy_core.images import ImageError
@@ -296,20 +296,20 @@ def test_non_square_pixels_are_refused(tmp_path):
 def test_the_folder_settings_and_its_field_of_view(tmp_path):
     write(tmp_path / "1.fits", galaxy(), header())  # a scale, no PETROR90
     with pytest.raises(DataError, match=r"frame_arcsec.* 1.fits has no frame width") as e:
-        catalog.resolve_source_fov(tmp_path, [tmp_path / "1.fits"])
+        images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"])
     assert "source_fov" in str(e.value) and "PETROR90" in str(e.value)
-    assert catalog.resolve_source_fov(tmp_path, [tmp_path / "1.fits"], frame_arcsec=60.0) == 1.0
-    (tmp_path / catalog.FOLDER_CONFIG).write_text(json.dumps({"frame_arcsec": 60.0, "fits_composite": {
+    assert images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"], frame_arcsec=60.0) == 1.0
+    (tmp_path / settings.FOLDER_CONFIG).write_text(json.dumps({"frame_arcsec": 60.0, "fits_composite": {
         "stretch": 0.5, "scales": [2, 1.5, 1]}}))
-    assert catalog.resolve_source_fov(tmp_path, [tmp_path / "1.fits"]) == 1.0
-    s = catalog.folder_fits_settings(tmp_path)
+    assert images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"]) == 1.0
+    s = images.folder_fits_settings(tmp_path)
     assert s == FitsSettings(60.0, fitsimages.Composite(stretch=0.5, scales=(2.0, 1.5, 1.0)))
-    assert catalog.folder_fits_settings(tmp_path, frame_arcsec=30.0).frame_arcsec == 30.0
-    (tmp_path / catalog.FOLDER_CONFIG).write_text(json.dumps({"fits_composite": {"softening": 8}}))
+    assert images.folder_fits_settings(tmp_path, frame_arcsec=30.0).frame_arcsec == 30.0
+    (tmp_path / settings.FOLDER_CONFIG).write_text(json.dumps({"fits_composite": {"softening": 8}}))
     with pytest.raises(DataError, match=r"galaxy_core.json: unknown fits_composite key\(s\) \['softening'\]"):
-        catalog.folder_fits_settings(tmp_path)
+        images.folder_fits_settings(tmp_path)
     with pytest.raises(DataError, match="frame_arcsec must be a positive width"):
-        catalog.folder_fits_settings(tmp_path, frame_arcsec=-1.0)
+        images.folder_fits_settings(tmp_path, frame_arcsec=-1.0)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_a_fits_cutout_predicts_as_its_jpeg_twin(tmp_path):
         rgb, fld = fitsimages.read_rgb(path)
         rgb.save(tmp_path / "jpeg" / f"{k}.jpg", quality=95)
     assert fld.source_fov == pytest.approx(0.8)
-    (tmp_path / "jpeg" / catalog.FOLDER_CONFIG).write_text(json.dumps({"source_fov": fld.source_fov}))
+    (tmp_path / "jpeg" / settings.FOLDER_CONFIG).write_text(json.dumps({"source_fov": fld.source_fov}))
     model = prediction.load_model(None)
     a, skipped_a = prediction.predict_folder(tmp_path / "fits", model, workers=1)
     b, skipped_b = prediction.predict_folder(tmp_path / "jpeg", model, workers=1)
@@ -381,7 +381,7 @@ def test_predict_prepare_and_summary_on_a_folder_of_fits(tmp_path, capsys):
     root.mkdir()
     for gid in ("5", "6"):
         (flat / f"{gid}.fits").unlink()
-    flat.rename(root / catalog.UNLABELLED_DIR)
+    flat.rename(root / settings.UNLABELLED_DIR)
     assert cli.main(["summary", str(root), "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["n_unlabelled"] == 4 and s["colour_modes"] == {"FITS-gri": 4}

@@ -1,7 +1,8 @@
 """Tests for galaxy_core.images, decoding one image: the crop and resize geometry, colour modes, and the fault table
 for bad image files (each refused with its path and a reason, as ImageError, a DataError); property-based tests of
-the loader (hypothesis) on drawn images, damaged ones and random bytes. What a folder does with a bad image is in
-test_catalog.py, test_data.py and test_prediction.py."""
+the loader (hypothesis) on drawn images, damaged ones and random bytes; the field of view of a folder's images. What a
+folder does with a bad image is in test_catalog.py, test_data.py and test_prediction.py; FITS cutouts' own fields in
+test_fitsimages.py."""
 
 from __future__ import annotations
 
@@ -333,3 +334,31 @@ def test_property_load_image_of_random_bytes_is_data_error(junk, magic):
         with pytest.raises(catalog.DataError) as e:
             images.load_image(path, 0.5, 16)
         assert str(e.value).startswith(f"{path}: ")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The field of view of a folder's images
+
+
+def test_resolve_source_fov_names_the_unreadable_samples(tmp_path):
+    for name in ("1.jpg", "2.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(catalog.DataError, match=r"can be opened.*1\.jpg: empty file \(0 bytes\)"):
+        images.resolve_source_fov(tmp_path, [tmp_path / "1.jpg", tmp_path / "2.jpg"])
+
+
+def test_field_of_undeclared_images_of_another_size_is_asked_for(tmp_path):
+    """A folder of 96 px images with no galaxy_core.json: FieldUnknown carries a sample and its size for a user
+    interface to ask with; declared, the field and where it came from are reported."""
+    for name in ("1.jpg", "2.jpg"):
+        Image.fromarray(centre_square(96, 40)).save(tmp_path / name)
+    samples = sorted(tmp_path.glob("*.jpg"))
+    with pytest.raises(images.FieldUnknown, match="96x96 px") as e:
+        images.resolve_field(tmp_path, samples)
+    assert e.value.sample == samples[0] and e.value.size == (96, 96)
+    assert images.source_fov_origin(tmp_path, None, samples) == "424 px originals"
+    assert images.resolve_source_fov(tmp_path, samples, images.PACK_FOV) == pytest.approx(256 / 424)
+    assert images.source_fov_origin(tmp_path, images.PACK_FOV, samples) == "as given"
+    (tmp_path / "galaxy_core.json").write_text('{"source_fov": 0.5}')
+    assert images.resolve_source_fov(tmp_path, samples) == 0.5
+    assert images.source_fov_origin(tmp_path, None, samples) == "from galaxy_core.json"

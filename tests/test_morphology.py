@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from astropy.visualization import make_lupton_rgb
 
-from galaxy_core import catalog, images, morphology
+from galaxy_core import images, morphology, settings
 from galaxy_core.merger_fraction import MERGER_COLUMN
 from galaxy_core.morphology import asymmetry_merger, gini_m20_merger, linear_flux, measure, morphology_table
 
@@ -183,10 +183,10 @@ def test_volunteer_mergers_are_more_asymmetric(shared_data):
     """30 galaxies that volunteers call mergers (Class8.6 > 0.5) against 30 they do not (Class8.6 < 0.05), the
     first of each in the label file of the 96 px pack, measured by statmorph: mergers are more asymmetric."""
     root = shared_data / "gz2-kaggle-96"
-    labels = pd.read_csv(root / catalog.LABEL_CSV, dtype={"GalaxyID": str})
+    labels = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})
     p = labels[MERGER_COLUMN]
     pick = pd.concat([labels[p > 0.5].head(30), labels[p < 0.05].head(30)])
-    imgs = np.stack([images.load_image(root / catalog.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
+    imgs = np.stack([images.load_image(root / settings.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
                      for i in pick["GalaxyID"]])
     t = morphology_table(imgs, pick["GalaxyID"].to_numpy(), workers=2)
     is_merger = pick[MERGER_COLUMN].to_numpy() > 0.5

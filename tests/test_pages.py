@@ -25,7 +25,7 @@ from PIL import Image
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core import catalog, cli, config, data, demo, export, metrics, prediction, runs
+from galaxy_core import cli, config, data, demo, export, images, metrics, prediction, runs, settings
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,9 +123,9 @@ def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
 def test_a_folder_of_small_images_asks_for_its_field_in_the_main_area(env, tmp_path, monkeypatch):
     """96 px images with no galaxy_core.json: the main area says what to type, and one click sets it."""
     folder = tmp_path / "pack"
-    (folder / catalog.UNLABELLED_DIR).mkdir(parents=True)
-    for image in sorted((env["data"] / catalog.UNLABELLED_DIR).iterdir())[:4]:
-        Image.open(image).resize((96, 96)).save(folder / catalog.UNLABELLED_DIR / image.name)
+    (folder / settings.UNLABELLED_DIR).mkdir(parents=True)
+    for image in sorted((env["data"] / settings.UNLABELLED_DIR).iterdir())[:4]:
+        Image.open(image).resize((96, 96)).save(folder / settings.UNLABELLED_DIR / image.name)
     monkeypatch.setenv("GALAXY_DATA", str(folder))
     at = app()
     [asked] = at.warning
@@ -133,7 +133,7 @@ def test_a_folder_of_small_images_asks_for_its_field_in_the_main_area(env, tmp_p
     assert "main area" in at.sidebar.error[0].value and not at.info
     at.button(key="fov_pack").click().run()
     assert not at.exception and not at.warning and not at.sidebar.error
-    assert at.sidebar.number_input(key="source_fov").value == catalog.PACK_FOV  # 256 / 424 exactly
+    assert at.sidebar.number_input(key="source_fov").value == images.PACK_FOV  # 256 / 424 exactly
     assert next(m.value for m in at.metric if m.label == "galaxies") == "4"
 
 
@@ -160,7 +160,7 @@ def test_dataset_page_shows_a_fits_original_as_its_composite(env, tmp_path, monk
     """A folder of FITS cutouts: the Dataset page shows each original as the composite it was cached from."""
     from test_fitsimages import galaxy, header, write, write_triple
 
-    folder = tmp_path / "fits" / catalog.UNLABELLED_DIR
+    folder = tmp_path / "fits" / settings.UNLABELLED_DIR
     folder.mkdir(parents=True)
     write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
     write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
@@ -399,8 +399,8 @@ def test_mergers_page_opens_on_the_galaxies_a_folder_has(trained, env, tmp_path,
     """A folder of unlabelled galaxies only: the page starts on them, not on an empty validation split."""
     import shutil
 
-    shutil.copytree(env["data"] / catalog.UNLABELLED_DIR, tmp_path / "only" / catalog.UNLABELLED_DIR)
-    shutil.copy(env["data"] / catalog.FOLDER_CONFIG, tmp_path / "only" / catalog.FOLDER_CONFIG)
+    shutil.copytree(env["data"] / settings.UNLABELLED_DIR, tmp_path / "only" / settings.UNLABELLED_DIR)
+    shutil.copy(env["data"] / settings.FOLDER_CONFIG, tmp_path / "only" / settings.FOLDER_CONFIG)
     monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "only"))
     at = app("mergers")
     assert at.radio(key="mg_subset").value == "unlabelled"
@@ -431,7 +431,7 @@ def test_mergers_morphology_check_measures_on_demand(trained, calibrate_small):
 def test_predict_page(trained, env):
     at = app("predict")
     assert "Upload some images" in at.info[0].value
-    images = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    images = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
     # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word.
     assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
@@ -478,16 +478,16 @@ def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tm
     import pandas as pd
     from PIL import Image
 
-    from galaxy_core import cli, demo
+    from galaxy_core import cli, render, synthetic
 
     folder = tmp_path / "cutouts"
     folder.mkdir()
     rng = __import__("numpy").random.default_rng(3)
     for i in range(4):  # the central 0.6038 of a synthetic 424 px frame at 96 px, as in the shared packs
-        img = demo.render_galaxy(demo.sample_params(rng), 424, rng)
+        img = render.render_galaxy(synthetic.sample_params(rng), 424, rng)
         Image.fromarray(img).crop((84, 84, 340, 340)).resize((96, 96), Image.Resampling.LANCZOS).save(
             folder / f"{900 + i}.jpg", quality=95)
-    (folder / catalog.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
+    (folder / settings.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
     out = tmp_path / "cli.csv"
     assert cli.main(["predict", str(folder), "--model", str(trained["run"]), "--out", str(out)]) == 0
     at = app("predict")
@@ -607,7 +607,7 @@ def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(env, mon
 
     from pages import _common
 
-    good = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:2]
+    good = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:2]
     files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
              ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
              ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
@@ -657,7 +657,7 @@ def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp
     models.save_model(models.build_model("seed-cnn"), tmp_path / "checkpoints" / "default")
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
     at = app("predict")
-    good = sorted((env["data"] / catalog.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    good = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
     truncated = good[2].read_bytes()
     uploads = [(p.name, p.read_bytes(), "image/jpeg") for p in good[:2]]
     uploads += [("bomb.png", _png_header(30_000, 30_000), "image/png"), ("fake.jpg", b"<html>", "image/jpeg"),
@@ -724,7 +724,7 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     at.segmented_control(key="dc_view").set_value("Galaxies like this one").run()
     at.text_input(key="dc_query").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
-    image = env["data"] / catalog.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
+    image = env["data"] / settings.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
     at.get("file_uploader")[0].set_value([(image.name, image.read_bytes(), "image/jpeg")]).run()
     assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
     at.number_input(key="dc_fov").set_value(1.0).run()

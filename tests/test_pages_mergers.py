@@ -21,8 +21,8 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import (catalog, data, evaluation, files, merger_calibration, merger_fraction, models, prediction,
-                         tree)
+from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, models, prediction,
+                         settings, tree)
 from galaxy_core.files import atomic_write_json
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
@@ -44,7 +44,7 @@ def mg(tmp_path_factory):
     environment that points the app at them."""
     base = tmp_path_factory.mktemp("mergers_page")
     root = make_tiny(base / "data", n_labelled=N_LABELLED, n_unlabelled=N_UNLABELLED, size=64, seed=8)
-    table = pd.read_csv(root / catalog.LABEL_CSV, dtype={"GalaxyID": str})
+    table = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})
     ids, merger = table["GalaxyID"].tolist(), (table["Class8.6"] > 0.5).to_numpy()
     assert merger.sum() >= merger_calibration.MIN_CALIBRATION_MERGERS
     plain = [i for i, m in zip(ids, merger) if not m]
@@ -109,7 +109,7 @@ def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
 
 
 def test_no_unlabelled_galaxies_is_said_plainly(mg, tmp_path, monkeypatch):
-    shutil.copytree(mg["data"], tmp_path / "labelled", ignore=shutil.ignore_patterns(catalog.UNLABELLED_DIR, CACHE))
+    shutil.copytree(mg["data"], tmp_path / "labelled", ignore=shutil.ignore_patterns(settings.UNLABELLED_DIR, CACHE))
     monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "labelled"))
     at = app("mergers")
     at.radio(key="mg_subset").set_value("unlabelled").run()
@@ -120,8 +120,8 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     """A folder of unlabelled galaxies has nothing to calibrate on; naming a labelled folder runs the same model
     on that folder's unseen galaxies and applies their matching threshold to the galaxies here."""
     only = tmp_path / "only"
-    shutil.copytree(mg["data"] / catalog.UNLABELLED_DIR, only / catalog.UNLABELLED_DIR)
-    shutil.copy(mg["data"] / catalog.FOLDER_CONFIG, only / catalog.FOLDER_CONFIG)
+    shutil.copytree(mg["data"] / settings.UNLABELLED_DIR, only / settings.UNLABELLED_DIR)
+    shutil.copy(mg["data"] / settings.FOLDER_CONFIG, only / settings.FOLDER_CONFIG)
     monkeypatch.setenv("GALAXY_DATA", str(only))
     at = app("mergers")
     assert at.radio(key="mg_subset").value == "unlabelled"
@@ -147,7 +147,7 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
     # A folder of 64 px images that does not declare its field: asked for, then calibrated on. Its galaxies pass
     # for real ones, and real galaxies calibrating synthetic ones (or the reverse) come with a warning.
-    shutil.copytree(mg["data"], tmp_path / "undeclared", ignore=shutil.ignore_patterns(catalog.FOLDER_CONFIG, CACHE))
+    shutil.copytree(mg["data"], tmp_path / "undeclared", ignore=shutil.ignore_patterns(settings.FOLDER_CONFIG, CACHE))
     at.text_input(key="mg_cal_folder").set_value(str(tmp_path / "undeclared")).run()
     assert not at.exception and "64 x 64 px, not 424 px Kaggle originals" in at.warning[0].value
     at.number_input(key="mg_cal_fov").set_value(1.0).run()

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import FIRST_ID, ROOT
-from galaxy_core import catalog, config, data, files, models, prediction, training, tree
+from galaxy_core import catalog, config, data, files, models, prediction, settings, training, tree
 from galaxy_core.files import atomic_write_json
 from test_data import BAD, EITHER, ODD, reported, write_bad_images
 
@@ -63,7 +63,7 @@ def test_without_a_checkpoint_the_newest_finished_run_is_the_default(run, tmp_pa
 def test_a_model_trained_on_the_demo_is_flagged_on_real_images(run, tiny_data, tmp_path):
     model = prediction.load_model(run)
     assert prediction.trained_on_synthetic(model) is True  # the tiny data is the demo's kind
-    assert catalog.folder_is_synthetic(tiny_data) and catalog.folder_is_synthetic(tiny_data / catalog.LABELLED_DIR)
+    assert settings.folder_is_synthetic(tiny_data) and settings.folder_is_synthetic(tiny_data / settings.LABELLED_DIR)
     assert prediction.domain_warning(model, images_synthetic=True) is None
     assert "synthetic demo" in prediction.domain_warning(model, images_synthetic=False)
     real = models.build_model("seed-cnn")
@@ -74,7 +74,7 @@ def test_a_model_trained_on_the_demo_is_flagged_on_real_images(run, tiny_data, t
     assert prediction.trained_on_synthetic(real) is None and prediction.domain_warning(real, True) is None
     # Real images: a folder whose galaxy_core.json does not say synthetic, or has none.
     (tmp_path / "galaxy_core.json").write_text('{"source_fov": 1.0}')
-    assert not catalog.folder_is_synthetic(tmp_path) and not catalog.folder_is_synthetic(tmp_path / "missing")
+    assert not settings.folder_is_synthetic(tmp_path) and not settings.folder_is_synthetic(tmp_path / "missing")
 
 
 def test_to_csv_is_the_kaggle_submission_format():
@@ -102,7 +102,7 @@ def test_predictions_from_files_match_predictions_from_the_cache(run, tiny_data,
 def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for p in sorted((tiny_data / catalog.LABELLED_DIR).glob("*.jpg"))[:3]:
+    for p in sorted((tiny_data / settings.LABELLED_DIR).glob("*.jpg"))[:3]:
         shutil.copy(p, folder / p.name)
     (folder / "999999.jpg").write_bytes(b"not a jpeg at all")
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
@@ -118,7 +118,7 @@ def test_unreadable_images_are_skipped_and_reported(run, tiny_data, tmp_path):
 
 def test_every_kind_of_bad_image_is_reported_and_every_good_one_predicted(run, tiny_data, tmp_path, monkeypatch):
     folder = tmp_path / "imgs"
-    shutil.copytree(tiny_data / catalog.LABELLED_DIR, folder)
+    shutil.copytree(tiny_data / settings.LABELLED_DIR, folder)
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
     bad = write_bad_images(folder, monkeypatch)
     frame, skipped = prediction.predict_folder(folder, run, out=tmp_path / "pred.csv", workers=1)
@@ -184,7 +184,7 @@ def test_a_field_the_images_do_not_hold_is_an_error(run, tiny_data):
 
 def test_undeclared_small_images_are_refused(run, tiny_data, tmp_path):
     folder = tmp_path / "small"
-    shutil.copytree(tiny_data / catalog.LABELLED_DIR, folder)
+    shutil.copytree(tiny_data / settings.LABELLED_DIR, folder)
     with pytest.raises(catalog.DataError, match="source_fov"):
         prediction.predict_folder(folder, run)
 
