@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, mergers, metrics, models,
-                         morphology, prediction, runs, similarity, views)
+from galaxy_core import (catalog, config, data, embeddings, estimate, evaluation, mergers, metrics, modelchoice,
+                         models, morphology, prediction, runs, similarity, views)
 from galaxy_core.files import read_json
 from pages import _common as common
 
@@ -49,7 +49,7 @@ def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
 # -------------------------------------------------------------------------------------------------------- models
 
 def model_file(path: Path) -> Path:
-    return prediction.model_folder(path) / models.WEIGHTS_FILE
+    return modelchoice.model_folder(path) / models.WEIGHTS_FILE
 
 
 def model_key(path: Path) -> tuple[str, int]:
@@ -65,8 +65,8 @@ def finished_runs() -> list[dict]:
 
 def shipped_checkpoints() -> list[dict]:
     """The checkpoints in ``checkpoints/``, the default first, in the shape of :func:`finished_runs`' entries."""
-    default = prediction.default_checkpoint()
-    found = sorted((p.parent for p in prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
+    default = modelchoice.default_checkpoint()
+    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
                    key=lambda p: (p != default, p.name))
     out = []
     for folder in found:
@@ -80,7 +80,7 @@ def shipped_checkpoints() -> list[dict]:
 
 def choose_model(key: str, label: str = "Model") -> Path | None:
     """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
-    ``prediction.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
+    ``modelchoice.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
     and says which; None, with an explanation, when there is no model."""
     options: dict[str, Path] = {}
     for c in shipped_checkpoints():
@@ -96,12 +96,12 @@ def choose_model(key: str, label: str = "Model") -> Path | None:
         return None
     labels = list(options)
     try:
-        default, why = prediction.default_model(common.runs_root())
+        default, why = modelchoice.default_model(common.runs_root())
         index = [p.resolve() for p in options.values()].index(default.resolve())
     except (FileNotFoundError, ValueError):  # only unfinished runs with a best model so far
         index, why = 0, None
     choice = st.selectbox(label, labels, index=index, key=key)
-    if why and prediction.default_checkpoint() is None and choice == labels[index]:
+    if why and modelchoice.default_checkpoint() is None and choice == labels[index]:
         st.caption(f"The default is {why}.")
     return options[choice]
 
@@ -120,7 +120,7 @@ def train_command(epochs: int = 5) -> str:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
 def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=views.pick_device("auto"))
+    return modelchoice.load_model(path, device=views.pick_device("auto"))
 
 
 def load_model(path: Path) -> models.GalaxyModel:
@@ -129,8 +129,8 @@ def load_model(path: Path) -> models.GalaxyModel:
 
 def warn_domain(path: Path, images_synthetic: bool) -> None:
     """A warning when the model at ``path`` learnt from the synthetic demo and the images are real, or the reverse
-    (``prediction.domain_warning``)."""
-    warning = prediction.domain_warning(load_model(path), images_synthetic)
+    (``modelchoice.domain_warning``)."""
+    warning = modelchoice.domain_warning(load_model(path), images_synthetic)
     if warning:
         st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
 
