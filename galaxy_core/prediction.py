@@ -134,6 +134,13 @@ class FolderPrediction:
                 return p
         raise KeyError(galaxy_id)
 
+    def answers(self, galaxy_id: str) -> np.ndarray:
+        """The 37 answers (float64, in ``tree.COLUMNS`` order) of one predicted galaxy; KeyError for another id."""
+        rows = np.flatnonzero(self.frame["GalaxyID"].to_numpy() == str(galaxy_id))
+        if not len(rows):
+            raise KeyError(galaxy_id)
+        return self.frame[list(tree.COLUMNS)].to_numpy(dtype=np.float64)[rows[0]]
+
     def csv(self) -> str:
         """The answers in the Kaggle submission format (:func:`to_csv`)."""
         return to_csv(self.frame["GalaxyID"].to_numpy(), self.frame[list(tree.COLUMNS)].to_numpy())

@@ -116,7 +116,6 @@ st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), 
 
 st.subheader("As the decision tree")
 gid = st.selectbox("Galaxy", list(frame["GalaxyID"]), key="pr_pick")
-row = frame.index[frame["GalaxyID"] == gid][0]
 c1, c2 = st.columns([1, 2])
 with c1:
     path = result.path_of(gid)  # of uploads: the temporary folder's file, under the uploaded name
@@ -126,4 +125,4 @@ with c1:
         shown = dict(files)[path.name] if uploads else str(path)
     st.image(shown, caption=gid, width="stretch")
 with c2:
-    common.tree_chart(frame.loc[row, list(tree.COLUMNS)].to_numpy(dtype=float), names=("model", ""), key="pr_tree")
+    common.tree_chart(result.answers(gid), names=("model", ""), key="pr_tree")

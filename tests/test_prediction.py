@@ -70,6 +70,9 @@ def test_a_folder_prediction_says_the_field_it_used_and_where_each_galaxy_is(see
     assert result.path_of(gid) == folder / f"{gid}.jpg"
     with pytest.raises(KeyError):
         result.path_of("no such galaxy")
+    assert np.array_equal(result.answers(gid), result.frame.iloc[1][list(tree.COLUMNS)].to_numpy(dtype=float))
+    with pytest.raises(KeyError):
+        result.answers("no such galaxy")
     assert result.csv() == prediction.to_csv(result.frame["GalaxyID"].to_numpy(),
                                              result.frame[list(tree.COLUMNS)].to_numpy())
     declared = prediction.predict_folder(folder, model, source_fov=1.0, workers=1)  # listed here
