@@ -230,13 +230,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _model_for(args: argparse.Namespace) -> str:
-    """``--model``, else the model the dashboard also defaults to (``prediction.default_model``), said on stderr."""
-    from . import prediction
+    """``--model``, else the model the dashboard also defaults to (``modelchoice.default_model``), said on stderr."""
+    from . import modelchoice
 
     if args.model is not None:
         _refuse_pickle(args.model)
         return args.model
-    path, why = prediction.default_model()
+    path, why = modelchoice.default_model()
     if _main_process():
         print(f"model: {why} (choose another with --model)", file=sys.stderr)
     return str(path)
@@ -246,11 +246,11 @@ def _load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
     ``args.model``, so that it is chosen and said once."""
-    from . import distributed, hardware, prediction
+    from . import distributed, hardware, modelchoice
 
     args.model = _model_for(args)
-    model = prediction.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
-    warning = prediction.domain_warning(model, images_synthetic)
+    model = modelchoice.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
+    warning = modelchoice.domain_warning(model, images_synthetic)
     if warning and _main_process():
         print(f"warning: {warning}", file=sys.stderr)
     return model
@@ -260,10 +260,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from . import prediction
 
     model = _load_model(args, settings.folder_is_synthetic(args.images))
-    frame, skipped = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta,
-                                               args.batch_size, args.device, args.workers,
-                                               TextProgress("predict") if _main_process() else None,
-                                               args.frame_arcsec)
+    result = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta, args.batch_size,
+                                       args.device, args.workers, TextProgress("predict") if _main_process() else None,
+                                       args.frame_arcsec)
+    frame, skipped = result.frame, result.skipped
     human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
     for s in skipped[:20]:
         human += f"\n  skipped {s['path']}: {s['reason']}"
@@ -292,9 +292,9 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
     p = None
     if args.model is not None:
-        from . import prediction
+        from . import modelchoice, prediction
 
-        p = prediction.predict_answer(prediction.load_model(args.model), cache, MERGER_COLUMN, rows)
+        p = prediction.predict_answer(modelchoice.load_model(args.model), cache, MERGER_COLUMN, rows)
     methods = mergers.other_methods(cache, rows, args.threshold, p)
     check = mergers.morphology_check(table, methods.flags, methods.known)
     lines = [f"morphology of {len(rows):,} galaxies of {cache.path} ({args.subset}"
@@ -463,8 +463,9 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         from . import prediction
 
         model = _load_model(args, settings.folder_is_synthetic(args.images))
-        frame, skipped = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta,
-                                                   device=args.device, progress=TextProgress("predict"))
+        result = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta, device=args.device,
+                                           progress=TextProgress("predict"))
+        frame, skipped = result.frame, result.skipped
         if not len(frame):
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)

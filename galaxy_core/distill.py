@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import catalog, data, prediction, runs, tree
+from . import catalog, data, modelchoice, prediction, runs, tree
 from .config import TrainConfig
 from .files import atomic_write_bytes, read_json
 
@@ -62,7 +62,7 @@ def teacher_predictions(teachers: list[str], parts: list[tuple[data.GalaxyCache,
     averaged over ``tta`` dihedral views. Averaging several runs (an ensemble) gives better targets than any one."""
     total = np.zeros((sum(len(r) for _, r in parts), tree.N_ANSWERS), np.float64)
     for t in teachers:
-        model = prediction.load_model(t, device)
+        model = modelchoice.load_model(t, device)
         total += np.concatenate([prediction.predict_cache(model, c, r, tta=tta, batch_size=512) for c, r in parts])
     return (total / len(teachers)).astype(np.float32)
 

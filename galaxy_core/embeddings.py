@@ -2,7 +2,7 @@
 for finding galaxies like a given one and galaxies unlike any other (:mod:`galaxy_core.similarity`).
 
 A cache's embeddings are kept in its folder, ``embeddings/<key>/``, keyed by the model's weights and config, the
-cache's fingerprint and the views averaged (``prediction.store_key``), and written in parts of
+cache's fingerprint and the views averaged (``store.store_key``), and written in parts of
 :data:`PART_ROWS` galaxies, each atomically: an interrupted run keeps the parts it finished and the next one computes
 only the rest. Embeddings are averaged over the dihedral views (``tta``), so a galaxy and its rotated or mirrored
 copy embed alike, as the volunteers would classify them alike.
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, hardware, images, inference, models, prediction
+from . import data, hardware, images, inference, models
 from .files import ImageError, Progress, atomic_write_npy
+from .store import store_key
 
 STORE_DIR = "embeddings"
 PART_ROWS = 4096
@@ -37,7 +38,7 @@ def embed_cache(model: models.GalaxyModel, cache: data.GalaxyCache, tta: int = 4
     if fov > cache.fov + 1e-6:
         raise ValueError(f"the model looks at {fov:.3f} of the frame but the cache {cache.path} holds only "
                          f"{cache.fov:.3f}")
-    folder = cache.path / STORE_DIR / prediction.store_key(model, cache, np.arange(len(cache)), tta)
+    folder = cache.path / STORE_DIR / store_key(model, cache, np.arange(len(cache)), tta)
     parts = []
     for start in range(0, len(cache), PART_ROWS):
         rows = np.arange(start, min(start + PART_ROWS, len(cache)))

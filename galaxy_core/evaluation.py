@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, hardware, metrics, prediction, tree
+from . import data, hardware, metrics, modelchoice, prediction, tree
 from .config import TrainConfig
 from .files import atomic_write_text, read_json
 
@@ -116,8 +116,8 @@ def is_run(folder: str | os.PathLike) -> bool:
 
 def model_dir(path: str | os.PathLike | None) -> Path:
     """The folder that describes a model: a run folder (also for its ``best/``), else the checkpoint folder; None is
-    the default model's (``prediction.model_folder``)."""
-    folder = prediction.model_folder(path)
+    the default model's (``modelchoice.model_folder``)."""
+    folder = modelchoice.model_folder(path)
     return folder.parent if folder.name == "best" and is_run(folder.parent) else folder
 
 
@@ -162,7 +162,7 @@ def model_choices(runs: list[dict], checkpoints: list[dict], data_path: str) -> 
 def trained_ids(folder: str | os.PathLike | None) -> set[str] | None:
     """The GalaxyIDs a model learnt from: a checkpoint's ``galaxies.json`` training ids, or a run's training rows of
     the cache it trained on (when that cache is on this machine); None when they are not known. ``folder`` None is
-    the default model (``prediction.default_model``)."""
+    the default model (``modelchoice.default_model``)."""
     run = model_dir(folder)
     if is_run(run):
         try:
@@ -240,7 +240,7 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
              split: str = "val", tta: int = 1, batch_size: int = 256, device: str = "auto",
              weights: str | os.PathLike | None = None, limit: int | None = None, include_trained: bool = False,
              source_fov: float | None = None) -> Evaluation:
-    """Evaluate a run's best model or a checkpoint folder (None: the default model, ``prediction.default_model``)
+    """Evaluate a run's best model or a checkpoint folder (None: the default model, ``modelchoice.default_model``)
     on a split of a cache (:func:`split_of`; the galaxies it learnt from are never scored unless asked for).
 
     ``cache`` defaults to the one the model was trained on, when it is on this machine (ValueError otherwise); a
@@ -259,6 +259,6 @@ def evaluate(run: str | os.PathLike | None, cache: data.GalaxyCache | str | os.P
         cache = data.resolve_cache(cache, source_fov=fov)
     rows, excluded = split_of(run_dir, cache, split, include_trained)
     rows = data.subsample(rows, limit)
-    model = prediction.load_model(weights if weights is not None else run_dir, device=hardware.pick_device(device))
+    model = modelchoice.load_model(weights if weights is not None else run_dir, device=hardware.pick_device(device))
     pred = prediction.predict_cache(model, cache, rows, tta=tta, batch_size=batch_size)
     return Evaluation(run_dir.name, cache.ids[rows], rows, cache.labels[rows], pred, cache.mask[rows], excluded)

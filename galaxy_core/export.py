@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, evaluation, hardware, metrics, models, prediction, runs
+from . import data, evaluation, hardware, metrics, modelchoice, models, prediction, runs
 from .config import TrainConfig
 from .evaluation import GALAXIES_FILE, MIN_SCORED_GALAXIES
 from .files import atomic_write_json, building_dir, read_json
@@ -38,9 +38,9 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
     nothing, when the weights would exceed ``CHECKPOINT_MAX_BYTES``.
     """
     run = Path(run)
-    out = prediction.CHECKPOINTS / run.name if out is None else Path(out)
+    out = modelchoice.CHECKPOINTS / run.name if out is None else Path(out)
     dev = hardware.pick_device(device)
-    model = prediction.load_model(run, dev)
+    model = modelchoice.load_model(run, dev)
     summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     status = runs.read_status(run)
     if "wall_seconds" not in summary and status.get("state") == "finished" and "started" in status:
@@ -68,7 +68,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
                              f"{CHECKPOINT_MAX_BYTES / 1e6:.0f} MB a shipped checkpoint may; export with half "
                              f"precision or train a narrower model")
         before = prediction.predict_cache(model, cache, val_rows, tta=tta)
-        after = prediction.predict_cache(prediction.load_model(tmp, dev), cache, val_rows, tta=tta)
+        after = prediction.predict_cache(modelchoice.load_model(tmp, dev), cache, val_rows, tta=tta)
     y, m = cache.labels[val_rows], cache.mask[val_rows]
     return {"checkpoint": str(out), "run": str(run), "bytes": size, "weights": extra["weights"], "tta": tta,
             "n": len(val_rows), "val_rmse_run": metrics.rmse(before, y, m),
@@ -87,14 +87,14 @@ def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int
     refused too, as no comparison. Returns both RMSEs, the number of galaxies compared and where the old default
     went (None when there was none)."""
     checkpoint = Path(checkpoint)
-    default = prediction.CHECKPOINTS / "default" if default is None else Path(default)
+    default = modelchoice.CHECKPOINTS / "default" if default is None else Path(default)
     if checkpoint.resolve() == default.resolve():
         raise ValueError(f"{checkpoint} is already the default")
-    new = prediction.load_model(checkpoint)
+    new = modelchoice.load_model(checkpoint)
     result = {"checkpoint": str(checkpoint), "default": str(default), "kept": None, "n": 0, "rmse_new": None,
               "rmse_old": None, "forced": force}
     refusal = None
-    if prediction.trained_on_synthetic(new):
+    if modelchoice.trained_on_synthetic(new):
         refusal = f"{checkpoint} learnt from the synthetic demo: it would give wrong answers on real galaxies"
     elif (default / models.WEIGHTS_FILE).is_file():
         try:
@@ -114,7 +114,7 @@ def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int
                 dev = hardware.pick_device(device)
                 y, m = cache.labels[rows], cache.mask[rows]
                 result["rmse_new"], result["rmse_old"] = (
-                    metrics.rmse(prediction.predict_cache(prediction.load_model(f, dev), cache, rows, tta=tta), y, m)
+                    metrics.rmse(prediction.predict_cache(modelchoice.load_model(f, dev), cache, rows, tta=tta), y, m)
                     for f in (checkpoint, default))
                 if result["rmse_new"] > result["rmse_old"]:
                     refusal = (f"{checkpoint} is worse than the current default on the {len(rows):,} galaxies "

@@ -1,5 +1,6 @@
-"""Stage 5, prediction: the 37 answers for new images, from a run folder or the checkpoint shipped in
-``checkpoints/``, written in the Kaggle submission format (GalaxyID + Class1.1 ... Class11.6).
+"""Predicting the 37 answers: for rows of a prepared cache (kept in the cache's prediction store, ``store``), for
+image files and for a folder of them, written in the Kaggle submission format (GalaxyID + Class1.1 ... Class11.6).
+Which model to use and how to load it is ``modelchoice``'s job.
 
 Images are decoded exactly as ``prepare`` decodes them for the cache the model was trained on (same field of view,
 same size, same Lanczos resampling), then cropped and resized on the device as in training, so predictions on
@@ -8,124 +9,27 @@ same size, same Lanczos resampling), then cropped and resized on the device as i
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import catalog, data, distributed, fitsimages, hardware, images, inference, models, runs, settings, tree
-from .files import Progress, atomic_write_npy, atomic_write_text
-
-CHECKPOINTS = settings.PROJECT_ROOT / "checkpoints"
-
-
-def default_checkpoint() -> Path | None:
-    """The model shipped with the project: ``checkpoints/default`` if present, else the first checkpoint folder
-    (one holding ``model.safetensors``) in ``checkpoints/``; None when there is none."""
-    if (CHECKPOINTS / "default" / models.WEIGHTS_FILE).is_file():
-        return CHECKPOINTS / "default"
-    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}"))
-    return found[0] if found else None
-
-
-def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
-    """The model used when none is named, and why: the shipped checkpoint (:func:`default_checkpoint`), else the
-    newest finished run under ``runs_root``. The command line and the dashboard both choose this way. Raises
-    FileNotFoundError, naming the ``--model`` option, when there is neither."""
-    found = default_checkpoint()
-    if found is not None:
-        return found, f"the shipped checkpoint {found.name}"
-    run = runs.newest_finished_run(runs_root)
-    if run is not None:
-        return run, f"the newest finished run {run.name} (no checkpoint is shipped in {CHECKPOINTS})"
-    raise FileNotFoundError(f"no model given (--model RUN_OR_CHECKPOINT), no checkpoint shipped in {CHECKPOINTS} and "
-                            f"no finished run in {Path(runs_root)}; train one with `python -m galaxy_core train "
-                            f"DATA` and pass its run folder with --model")
-
-
-def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> Path:
-    """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) those of
-    :func:`default_model`. Raises ValueError for a pickled checkpoint (``models.refuse_pickle``, which never opens
-    it) and FileNotFoundError for a folder without a model."""
-    if path is None:
-        path = default_model(runs_root)[0]
-    path = Path(path)
-    models.refuse_pickle(path)
-    if (path / models.WEIGHTS_FILE).is_file():
-        return path
-    if (path / "best" / models.WEIGHTS_FILE).is_file():
-        return path / "best"
-    raise FileNotFoundError(f"{path} holds no model: expected {models.WEIGHTS_FILE} in it or in its best/ folder")
-
-
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> models.GalaxyModel:
-    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint."""
-    return models.load_model_folder(model_folder(path), device)
-
-
-def input_geometry(model: models.GalaxyModel) -> tuple[float, int]:
-    """(fov, size) of the images to decode for ``model``: those of the cache it was trained on when its config
-    records them, else its own field and input size."""
-    d = model.extra.get("data")
-    if d:
-        return float(d["fov"]), int(d["size"])
-    return float(model.config["fov"]), int(model.config["input_size"])
-
-
-def trained_on_synthetic(model: models.GalaxyModel) -> bool | None:
-    """Whether ``model`` learnt from the synthetic demo (recorded in its config since training records it; for an
-    older model, read from its training data folder if that still exists); None when unknown."""
-    recorded = (model.extra.get("data") or {}).get("synthetic")
-    if recorded is not None:
-        return bool(recorded)
-    source = (model.extra.get("train_cache") or {}).get("source")
-    return settings.folder_is_synthetic(source) if source and Path(source).is_dir() else None
-
-
-def domain_warning(model: models.GalaxyModel, images_synthetic: bool) -> str | None:
-    """A sentence for the user when a model trained on the synthetic demo meets real galaxies or the reverse, else
-    None. Neither pairing fails, but its answers mean little: the demo's galaxies and labels are made up."""
-    trained = trained_on_synthetic(model)
-    if trained is None or trained == images_synthetic:
-        return None
-    if trained:
-        return ("this model was trained on the synthetic demo, not on real galaxies: its answers for real images are "
-                "meaningless. Use the shipped checkpoint, or a model trained on real data.")
-    return ("these are the synthetic demo's made-up galaxies, and the model was trained on real ones: expect its "
-            "answers to disagree with the demo's invented labels.")
-
-
-STORE_DIR = "predictions"
-"""Where :func:`predict_cache` keeps what it computed, inside the cache folder (rebuilt caches start empty)."""
-STORE_KEEP = 64
-"""How many stored prediction sets a cache folder keeps (the oldest go first)."""
-
-
-def store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray, tta: int) -> str:
-    """A digest of everything a prediction depends on: the weights and config, the cache's fingerprint, the rows,
-    the views and the device type and precision (bf16 and float32 results differ in the last digits)."""
-    h = hashlib.sha1()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    device = hardware.device_of(model)
-    h.update(json.dumps([model.config, cache.fingerprint, tta, device.type, hardware.fast_math(device)],
-                        sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(rows, np.int64).tobytes())
-    return h.hexdigest()
+from . import (catalog, data, distributed, fitsimages, hardware, images, inference, modelchoice, models, settings,
+               tree)
+from . import store as prediction_store
+from .files import Progress, atomic_write_text
 
 
 def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray | None = None, tta: int = 1,
                   batch_size: int = 256, progress: Progress | None = None, store: bool = True) -> np.ndarray:
     """Predictions (N, 37) for rows of a prepared cache (all rows when None).
 
-    With ``store``, the result is also kept in the cache folder (``predictions/<digest>.npy``, see
-    :func:`store_key`) and read back the next time the same model meets the same rows, in this process or a later
+    With ``store``, the result is also kept in the cache folder (``store.stored_path``, keyed by
+    ``store.store_key``) and read back the next time the same model meets the same rows, in this process or a later
     one: on a CPU the first evaluation of 6,000 galaxies takes seconds, the second a few milliseconds. A cache
     folder that cannot be written to is simply not used for this."""
     fov, size = float(model.config["fov"]), int(model.config["input_size"])
@@ -133,23 +37,15 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
         raise ValueError(f"the model looks at {fov:.3f} of the frame but the cache {cache.path} holds only "
                          f"{cache.fov:.3f}")
     rows = np.arange(len(cache)) if rows is None else np.asarray(rows, np.int64)
-    stored = cache.path / STORE_DIR / f"{store_key(model, cache, rows, tta)}.npy" if store else None
-    if stored is not None and stored.is_file():
-        try:
-            pred = np.load(stored)
-            if pred.shape == (len(rows), tree.N_ANSWERS):
-                return pred
-        except (OSError, ValueError):
-            pass  # damaged: computed again and rewritten
+    stored = prediction_store.stored_path(cache, prediction_store.store_key(model, cache, rows, tta)) if store else None
+    if stored is not None:
+        pred = prediction_store.read(stored, (len(rows), tree.N_ANSWERS))
+        if pred is not None:
+            return pred
     pred = inference.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
                        device=hardware.device_of(model), progress=progress, indices=rows)
     if stored is not None:
-        try:
-            atomic_write_npy(stored, pred)
-            for old in sorted(stored.parent.glob("*.npy"), key=lambda f: f.stat().st_mtime)[:-STORE_KEEP]:
-                old.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only cache: predictions are recomputed next time
+        prediction_store.write(stored, pred)
     return pred
 
 
@@ -170,7 +66,7 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
     ``frame_arcsec`` and composite of ``fits`` (``images.load_image``). Returns (a frame of GalaxyID + 37 columns,
     the skipped files with their reasons); ids are the file names without extension (and, for the r file of a
     FITS triple, without the band suffix)."""
-    fov, size = input_geometry(model)
+    fov, size = modelchoice.input_geometry(model)
     if fov > source_fov + 1e-6:
         raise catalog.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
                                 f"{source_fov:.3f}")
@@ -217,11 +113,52 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
     return [Path(found[i]) for i in catalog.sort_ids(list(found))]
 
 
+@dataclass
+class FolderPrediction:
+    """What :func:`predict_folder` found: the answers, the files it skipped and the field of view it used."""
+
+    frame: pd.DataFrame
+    """GalaxyID + the 37 answer columns, one row per predicted image, in id order."""
+    skipped: list[dict]
+    """The unreadable files: ``GalaxyID``, ``path`` and ``reason`` each."""
+    source_fov: float
+    """The fraction of the 424 px frame the images were taken to show (``images.resolve_field``)."""
+    fov_origin: str
+    """Where that field came from, in words for a user (``images.source_fov_origin``)."""
+    paths: list[Path]
+    """The images listed in the folder, predicted or skipped."""
+
+    def path_of(self, galaxy_id: str) -> Path:
+        """The image file of one galaxy (for a FITS triple, its r file); KeyError for an id not listed."""
+        for p in self.paths:
+            if fitsimages.galaxy_id(p) == str(galaxy_id):
+                return p
+        raise KeyError(galaxy_id)
+
+    def answers(self, galaxy_id: str) -> np.ndarray:
+        """The 37 answers (float64, in ``tree.COLUMNS`` order) of one predicted galaxy; KeyError for another id."""
+        rows = np.flatnonzero(self.frame["GalaxyID"].to_numpy() == str(galaxy_id))
+        if not len(rows):
+            raise KeyError(galaxy_id)
+        return self.frame[list(tree.COLUMNS)].to_numpy(dtype=np.float64)[rows[0]]
+
+    def csv(self) -> str:
+        """The answers in the Kaggle submission format (:func:`to_csv`)."""
+        return to_csv(self.frame["GalaxyID"].to_numpy(), self.frame[list(tree.COLUMNS)].to_numpy())
+
+
+def folder_listing(folder: str | os.PathLike) -> tuple[tuple[str, int], ...]:
+    """The images :func:`image_paths` lists, each as (path, modification time in ns): a key that changes when an
+    image is added, removed or rewritten, whose paths can be handed to :func:`predict_folder` (``paths``) so that
+    it does not list the folder again."""
+    return tuple((str(p), p.stat().st_mtime_ns) for p in image_paths(folder))
+
+
 def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.GalaxyModel | None = None,
                    out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
                    batch_size: int = 256, device: str = "auto", workers: int | None = None,
-                   progress: Progress | None = None, frame_arcsec: float | None = None
-                   ) -> tuple[pd.DataFrame, list[dict]]:
+                   progress: Progress | None = None, frame_arcsec: float | None = None,
+                   paths: list[str | os.PathLike] | None = None) -> FolderPrediction:
     """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV.
 
     The CSV is written to a temporary file beside ``out`` and renamed over it (``files.atomic_write_text``): a killed
@@ -232,11 +169,12 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images
     must be 424 px originals. FITS cutouts may carry their own field instead (``fitsimages``): ``frame_arcsec`` is
     the GZ2 frame's width in arcsec for those without a ``PETROR90`` card (default: the folder's
-    ``galaxy_core.json``).
+    ``galaxy_core.json``). ``paths``: the folder's images as :func:`image_paths` lists them, when the caller has
+    listed them already (listed here when None).
     """
-    paths = image_paths(folder)
+    paths = image_paths(folder) if paths is None else [Path(p) for p in paths]
     if not isinstance(model, torch.nn.Module):
-        model = load_model(model, distributed.device_for(hardware.pick_device(device)))
+        model = modelchoice.load_model(model, distributed.device_for(hardware.pick_device(device)))
     fov, fits = images.resolve_field(folder, paths, source_fov, frame_arcsec)
     world = distributed.start(hardware.device_of(model))
     if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
@@ -246,11 +184,12 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     parts = distributed.all_ok(lambda: predict_paths(model, distributed.shard(paths, world), fov, tta, batch_size,
                                                      workers, progress if world.main else None, fits))
     frame = pd.concat([f for f, _ in parts], ignore_index=True) if len(parts) > 1 else parts[0][0]
-    skipped = [s for _, part in parts for s in part]
+    result = FolderPrediction(frame, [s for _, part in parts for s in part], fov,
+                              images.source_fov_origin(folder, source_fov, paths), paths)
     if out is not None and world.main:
-        atomic_write_text(out, to_csv(frame["GalaxyID"].to_numpy(), frame[list(tree.COLUMNS)].to_numpy()))
+        atomic_write_text(out, result.csv())
     distributed.barrier()  # no process returns before the CSV is in place
-    return frame, skipped
+    return result
 
 
 def to_csv(ids: np.ndarray, y: np.ndarray) -> str:

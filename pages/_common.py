@@ -1,6 +1,7 @@
 """What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders of the data and a few
-drawing helpers. What needs a trained model (and so PyTorch) is in :mod:`pages._models`; nothing here imports
-PyTorch, so that a start draws the home page, the Dataset browser and Distributions without it.
+drawing helpers, Streamlit glue only (what a user may read, uploads included, is decided by ``galaxy_core.access``).
+What needs a trained model (and so PyTorch) is in :mod:`pages._models`; nothing here imports PyTorch, so that a
+start draws the home page, the Dataset browser and Distributions without it.
 
 Not a page: app.py lists the pages explicitly with ``st.navigation``. Everything slow is cached and keyed by the
 cache's fingerprint (``st.cache_data`` for data, ``st.cache_resource`` for the cache), so preparing a new cache
@@ -9,12 +10,11 @@ invalidates what was computed from the old one.
 Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sidebar's starting data folder (default
 ``data``), ``GALAXY_RUNS`` the folder of training runs (default ``runs`` at the project root), and
 ``GALAXY_DATA_ROOTS`` the folders whose contents a folder typed into the dashboard may name (see
-:func:`data_roots`): the dashboard may be served to others, who must not browse the server's disk through it.
+``access.data_roots``): the dashboard may be served to others, who must not browse the server's disk through it.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import threading
@@ -25,14 +25,11 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
 
-from galaxy_core import catalog, data, demo, explore, figures, files, fitsimages, images, settings, tree
+from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, tree
 
-DATA_ENV, RUNS_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_RUNS", "GALAXY_DATA_ROOTS"
+RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = settings.PROJECT_ROOT / "data"
-SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
-"""The real Galaxy Zoo packs the README points to, beside the project; a default data root when it exists."""
 ANSWERS = list(tree.COLUMNS)
 TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
 """Plot margins (px) for the pages' small charts, which carry no title."""
@@ -62,9 +59,9 @@ def discoveries_root() -> Path:
 
 def saved_upload(upload) -> Path:
     """One uploaded file written under its own base name into a temporary folder of this session, for the readers
-    that take a path (a FITS file's name says its layout). Raises DataError for a file :func:`check_uploads`
+    that take a path (a FITS file's name says its layout). Raises DataError for a file ``access.check_uploads``
     refuses."""
-    files_ok, refused = check_uploads([(upload.name, upload.getvalue())])
+    files_ok, refused = access.check_uploads([(upload.name, upload.getvalue())])
     if refused:
         raise catalog.DataError(refused[0])
     folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
@@ -76,39 +73,6 @@ def saved_upload(upload) -> Path:
 def runs_root() -> Path:
     """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""
     return Path(os.environ.get(RUNS_ENV) or settings.PROJECT_ROOT / "runs").resolve()
-
-
-def absolute_path(text: str) -> Path:
-    """A folder the user typed, relative to the project folder (blank means ``data/``), made absolute."""
-    p = Path(text.strip() or "data").expanduser()
-    return (p if p.is_absolute() else settings.PROJECT_ROOT / p).resolve()
-
-
-def data_roots() -> list[Path]:
-    """The folders a folder typed into the dashboard must lie in, resolved: ``$GALAXY_DATA_ROOTS`` (folders
-    separated by ``os.pathsep``, ``:`` on Linux; relative ones are from the project folder), else the project folder
-    and ``../shared/data`` beside it when that exists. The folder ``$GALAXY_DATA`` names is always added: whoever
-    sets the environment runs the server. The command line is not restricted: its user already has a shell."""
-    listed = [t for t in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if t.strip()]
-    roots = [absolute_path(t) for t in listed] if listed else \
-        [settings.PROJECT_ROOT.resolve()] + ([SHARED_DATA.resolve()] if SHARED_DATA.is_dir() else [])
-    if os.environ.get(DATA_ENV, "").strip():
-        roots.append(absolute_path(os.environ[DATA_ENV]))
-    return roots
-
-
-def allowed_folder(text: str) -> Path:
-    """:func:`absolute_path` of a folder typed into the dashboard, if it lies inside one of :func:`data_roots`.
-
-    Symbolic links and ``..`` are resolved before the check, so neither leads out of the roots; nothing in the folder
-    is read or listed before it passes. Raises PermissionError naming the roots and the setting that changes them."""
-    folder, roots = absolute_path(text), data_roots()
-    if any(folder.is_relative_to(r) for r in roots):
-        return folder
-    raise PermissionError(
-        f"{folder} is outside the folders this dashboard may read ({', '.join(str(r) for r in roots)}). Whoever "
-        f"starts the dashboard can allow others with the {ROOTS_ENV} environment variable, folders separated by "
-        f"'{os.pathsep}', e.g. `{ROOTS_ENV}=/srv/galaxies{os.pathsep}{settings.PROJECT_ROOT} streamlit run app.py`")
 
 
 def _signature(folder: Path) -> tuple:
@@ -143,8 +107,8 @@ def progress_bar(text: str, what: str = "galaxies"):
 def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     """The folder named in the sidebar (a Kaggle-layout data folder or a prepared cache), prepared once per state of
     the folder. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use.
-    Raises PermissionError for a folder outside :func:`data_roots`."""
-    folder, is_demo = allowed_folder(text), False
+    Raises PermissionError for a folder outside ``access.data_roots``."""
+    folder, is_demo = access.allowed_folder(text), False
     if demo.stands_for_demo(folder):
         folder, is_demo = demo.DEFAULT_ROOT, True
     if not folder.is_dir() and not is_demo:
@@ -174,11 +138,11 @@ def sidebar() -> Dataset | None:
     with st.sidebar:
         st.subheader("Data")
         text = st.text_input(
-            "Data folder or prepared cache", value=os.environ.get(DATA_ENV, "data"), key="data_folder",
+            "Data folder or prepared cache", value=os.environ.get(access.DATA_ENV, "data"), key="data_folder",
             help="A folder in the Kaggle layout (images_training_rev1/, images_test_rev1/, "
                  "training_solutions_rev1.csv) or a cache made by `python -m galaxy_core prepare`. Relative paths "
-                 "are from the project folder. `data` without images uses the built-in synthetic demo. "
-                 f"Only folders inside {ROOTS_ENV} (default: the project folder and ../shared/data) can be used.")
+                 "are from the project folder. `data` without images uses the built-in synthetic demo. Only "
+                 f"folders inside {access.ROOTS_ENV} (default: the project folder and ../shared/data) can be used.")
         fov = st.number_input(
             "Source field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01, format="%.4f",
             key="source_fov", placeholder="from galaxy_core.json, else 1.0",
@@ -253,82 +217,6 @@ def dataset() -> Dataset:
             st.info("Choose a data folder in the sidebar to start.")
         st.stop()
     return ds
-
-
-# ------------------------------------------------------------------------------------------------------ uploads
-
-MAX_UPLOAD_FILES = 500
-"""Most images the Predict page takes in one upload (a folder on the server has no such limit)."""
-MAX_UPLOAD_MB = 20
-"""Largest uploaded image, in MB (2**20 bytes). Streamlit's server refuses bigger files while receiving them when
-``.streamlit/config.toml`` (``server.maxUploadSize``, the same number) applies, i.e. when the dashboard is started
-from the project folder; :func:`check_uploads` checks again for a server started elsewhere."""
-MAX_UPLOAD_TOTAL_MB = 500
-"""Most bytes of one upload altogether, in MB: what the page writes to a temporary folder and decodes."""
-
-
-def _upload_problem(content: bytes) -> str | None:
-    """Why an uploaded file cannot be predicted, else None: not a JPEG or PNG that Pillow can open, or more
-    pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression bomb: a small file that decodes to gigabytes).
-    Reads only the image's header."""
-    try:
-        with Image.open(io.BytesIO(content)) as im:
-            fmt, (w, h) = im.format, im.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning where it is an error
-        return f"more pixels than the {Image.MAX_IMAGE_PIXELS:,} Pillow decodes safely (a decompression bomb?)"
-    except Image.UnidentifiedImageError:
-        return "not an image (Pillow recognises no image format in it)"
-    except Exception as e:  # noqa: BLE001 - whatever makes Pillow give up, the file is refused with its reason
-        return f"not an image Pillow can read ({type(e).__name__}: {e})"
-    if fmt not in ("JPEG", "PNG"):
-        return f"a {fmt} image, not a JPEG or PNG"
-    if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:  # between 1 and 2 times the limit: only a warning
-        return (f"{w} x {h} = {w * h:,} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} Pillow decodes safely "
-                f"(a decompression bomb?)")
-    return None
-
-
-def _fits_upload_problem(content: bytes) -> str | None:
-    """Why an uploaded FITS file cannot be predicted, else None: neither a FITS file (its first card is
-    ``SIMPLE  =``) nor gzip-compressed. Its contents are checked when it is read, like any FITS file's."""
-    if not content.startswith((b"SIMPLE  =", b"\x1f\x8b")):
-        return "not a FITS file (it does not start with a SIMPLE card)"
-    return None
-
-
-def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """Split uploaded ``(file name, bytes)`` pairs into those to predict, named by their base name (no folder), and
-    the refusals, each ``'<name>: <why>'``: a name that is not ``<id>.jpg``, ``.jpeg``, ``.png`` or a FITS name
-    (``fitsimages``: ``<id>.fits``, ``<id>_g.fits`` ...), a name uploaded twice, a file over ``MAX_UPLOAD_MB`` or
-    one :func:`_upload_problem` (:func:`_fits_upload_problem`) finds. One bad file never stops the others.
-
-    Raises ValueError, refusing the whole upload, for more than ``MAX_UPLOAD_FILES`` files or more than
-    ``MAX_UPLOAD_TOTAL_MB`` altogether."""
-    total = sum(len(content) for _, content in files)
-    if len(files) > MAX_UPLOAD_FILES or total > MAX_UPLOAD_TOTAL_MB * 2**20:
-        raise ValueError(f"{len(files):,} files of {total / 2**20:,.0f} MB: one upload takes at most "
-                         f"{MAX_UPLOAD_FILES:,} images and {MAX_UPLOAD_TOTAL_MB:,} MB. Upload fewer at a time, or "
-                         f"name a folder of images on the server instead.")
-    accepted, refused, seen = [], [], set()
-    for name, content in files:
-        base = Path(str(name).replace("\\", "/")).name
-        fits = fitsimages.split_name(base)
-        stem, ext = fits or os.path.splitext(base)
-        if (not fits and ext.lower() not in catalog.IMAGE_EXTENSIONS) or not stem or stem.startswith(".") \
-                or "\0" in base:
-            problem = "not a file name of the form <GalaxyID>.jpg, .jpeg, .png or .fits (or <GalaxyID>_g.fits ...)"
-        elif stem in seen:
-            problem = f"another upload is also named {stem}"
-        elif len(content) > MAX_UPLOAD_MB * 2**20:
-            problem = f"{len(content) / 2**20:.1f} MB, more than the {MAX_UPLOAD_MB} MB an uploaded image may have"
-        else:
-            problem = _fits_upload_problem(content) if fits else _upload_problem(content)
-        if problem:
-            refused.append(f"{name}: {problem}")
-        else:
-            seen.add(stem)
-            accepted.append((base, content))
-    return accepted, refused
 
 
 # ------------------------------------------------------------------------------------------------ cached summaries

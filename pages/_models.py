@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics,
-                         models, morphology, prediction, runs, settings, similarity)
+from galaxy_core import (config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics, modelchoice, models, morphology, prediction, runs, settings, similarity)
 from galaxy_core.files import read_json
 from galaxy_core.merger_calibration import (calibrate, calibrated_fraction, calibration_counts, calibration_pairs,
                                             calibration_shortfall)
@@ -53,7 +52,7 @@ def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
 # -------------------------------------------------------------------------------------------------------- models
 
 def model_file(path: Path) -> Path:
-    return prediction.model_folder(path) / models.WEIGHTS_FILE
+    return modelchoice.model_folder(path) / models.WEIGHTS_FILE
 
 
 def model_key(path: Path) -> tuple[str, int]:
@@ -63,8 +62,8 @@ def model_key(path: Path) -> tuple[str, int]:
 
 def shipped_checkpoints() -> list[dict]:
     """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries."""
-    default = prediction.default_checkpoint()
-    found = sorted((p.parent for p in prediction.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
+    default = modelchoice.default_checkpoint()
+    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
                    key=lambda p: (p != default, p.name))
     out = []
     for folder in found:
@@ -78,7 +77,7 @@ def shipped_checkpoints() -> list[dict]:
 
 def choose_model(key: str, label: str = "Model") -> Path | None:
     """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
-    ``prediction.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
+    ``modelchoice.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
     and says which; None, with an explanation, when there is no model."""
     options: dict[str, Path] = {}
     for c in shipped_checkpoints():
@@ -94,12 +93,12 @@ def choose_model(key: str, label: str = "Model") -> Path | None:
         return None
     labels = list(options)
     try:
-        default, why = prediction.default_model(common.runs_root())
+        default, why = modelchoice.default_model(common.runs_root())
         index = [p.resolve() for p in options.values()].index(default.resolve())
     except (FileNotFoundError, ValueError):  # only unfinished runs with a best model so far
         index, why = 0, None
     choice = st.selectbox(label, labels, index=index, key=key)
-    if why and prediction.default_checkpoint() is None and choice == labels[index]:
+    if why and modelchoice.default_checkpoint() is None and choice == labels[index]:
         st.caption(f"The default is {why}.")
     return options[choice]
 
@@ -118,7 +117,7 @@ def train_command(epochs: int = 5) -> str:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
 def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
-    return prediction.load_model(path, device=hardware.pick_device("auto"))
+    return modelchoice.load_model(path, device=hardware.pick_device("auto"))
 
 
 def load_model(path: Path) -> models.GalaxyModel:
@@ -127,8 +126,8 @@ def load_model(path: Path) -> models.GalaxyModel:
 
 def warn_domain(path: Path, images_synthetic: bool) -> None:
     """A warning when the model at ``path`` learnt from the synthetic demo and the images are real, or the reverse
-    (``prediction.domain_warning``)."""
-    warning = prediction.domain_warning(load_model(path), images_synthetic)
+    (``modelchoice.domain_warning``)."""
+    warning = modelchoice.domain_warning(load_model(path), images_synthetic)
     if warning:
         st.warning(warning[0].upper() + warning[1:], icon=":material/warning:")
 

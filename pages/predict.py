@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import catalog, explore, fitsimages, images, prediction, settings, tree
+from galaxy_core import access, catalog, explore, fitsimages, images, prediction, settings, tree
 from pages import _common as common
 from pages import _models as ml
 
@@ -21,11 +21,11 @@ if model is None:
     st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
 with c1:
-    uploads = st.file_uploader(f"Images (JPEG, PNG or FITS; up to {common.MAX_UPLOAD_FILES:,} at a time)",
+    uploads = st.file_uploader(f"Images (JPEG, PNG or FITS; up to {access.MAX_UPLOAD_FILES:,} at a time)",
                                type=["jpg", "jpeg", "png", "fits", "fit", "fts", "gz"], accept_multiple_files=True,
                                key="pr_uploads", help="FITS: <id>.fits (one band, or a g, r, i cube) or the three "
                                                       "files <id>_g.fits, <id>_r.fits, <id>_i.fits",
-                               max_upload_size=common.MAX_UPLOAD_MB)
+                               max_upload_size=access.MAX_UPLOAD_MB)
     folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
                            help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
 source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, format="%.4f", key="pr_fov",
@@ -44,9 +44,9 @@ if not uploads and not folder:
 # against the data roots.
 try:
     if uploads:
-        files, refused = common.check_uploads([(f.name, f.getvalue()) for f in uploads])
+        files, refused = access.check_uploads([(f.name, f.getvalue()) for f in uploads])
     else:
-        files, refused, folder = [], [], str(common.allowed_folder(folder))
+        files, refused, folder = [], [], str(access.allowed_folder(folder))
 except (PermissionError, ValueError) as e:
     st.error(str(e))
     st.stop()
@@ -56,44 +56,38 @@ if uploads and not files:
     st.stop()
 
 
-def predict(model_path: str, folder: str, fov: float | None, views: int):
-    """``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself; and,
-    for the caption, the field it resolved (the same function's answer) and where that came from."""
-    frame, skipped = prediction.predict_folder(folder, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
-    paths = prediction.image_paths(folder)
-    resolved = images.resolve_source_fov(folder, paths, fov)
-    return frame, skipped, resolved, images.source_fov_origin(folder, fov, paths)
-
-
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
 def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, bytes], ...], fov: float | None,
                     views: int):
-    """Write the uploads to a temporary folder and predict them (cached by their bytes)."""
+    """Write the uploads to a temporary folder and predict them (cached by their bytes) with
+    ``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself."""
     with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
         for name, content in files:
             (Path(tmp) / Path(name).name).write_bytes(content)
-        return predict(model_path, tmp, fov, views)
+        return prediction.predict_folder(tmp, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def fits_picture(files: tuple[tuple[str, bytes], ...] | None, folder: str, gid: str) -> np.ndarray:
-    """The colour composite of one FITS galaxy (``fitsimages.read_rgb``, with the folder's composite settings), from
-    the uploads (written to a temporary folder again) or from the folder."""
-    def picture(where: str) -> np.ndarray:
-        path = catalog.list_images(where)[gid]
-        return np.asarray(fitsimages.read_rgb(path, images.folder_fits_settings(where))[0])
+def fits_picture(files: tuple[tuple[str, bytes], ...] | None, path: str, gid: str) -> np.ndarray:
+    """The colour composite of one FITS galaxy (``fitsimages.read_rgb``, with its folder's composite settings), from
+    the uploads (written to a temporary folder again) or from its file ``path``."""
+    def picture(path: Path) -> np.ndarray:
+        return np.asarray(fitsimages.read_rgb(path, images.folder_fits_settings(path.parent))[0])
 
     if not files:
-        return picture(folder)
+        return picture(Path(path))
     with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
         for name, content in files:
             (Path(tmp) / Path(name).name).write_bytes(content)
-        return picture(tmp)
+        return picture(Path(catalog.list_images(tmp)[gid]))
 
 
 @st.cache_data(show_spinner="Predicting ...", max_entries=8)
 def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | None, views: int, listing: tuple):
-    return predict(model_path, folder, fov, views)
+    """``prediction.predict_folder`` of the images ``listing`` names (``prediction.folder_listing``, which also
+    keys the cache: an image added, removed or rewritten predicts again)."""
+    return prediction.predict_folder(folder, ml.load_model(Path(model_path)), source_fov=fov, tta=views,
+                                     paths=[p for p, _ in listing])
 
 
 # Uploads are the user's own images, taken to be real galaxies.
@@ -101,38 +95,34 @@ ml.warn_domain(model, not uploads and settings.folder_is_synthetic(folder))
 key = ml.model_key(model)
 try:
     if uploads:
-        frame, skipped, fov, origin = predict_uploads(*key, tuple(files), source_fov, tta)
+        result = predict_uploads(*key, tuple(files), source_fov, tta)
     else:
-        paths = prediction.image_paths(folder)
-        frame, skipped, fov, origin = predict_folder(*key, folder, source_fov, tta,
-                                                     tuple((p.name, p.stat().st_mtime_ns) for p in paths))
+        result = predict_folder(*key, folder, source_fov, tta, prediction.folder_listing(folder))
 except (catalog.DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
     st.stop()
-st.caption(f"Field of view: {fov:.4f} of the 424 px frame ({origin}).")
-for s in skipped:
+frame = result.frame
+st.caption(f"Field of view: {result.source_fov:.4f} of the 424 px frame ({result.fov_origin}).")
+for s in result.skipped:
     st.warning(f"Skipped {Path(s['path']).name}: {s['reason']}")
 if frame.empty:
     st.stop()
 
 st.subheader(f"{len(frame):,} galaxies")
-st.download_button("Download the CSV (Kaggle format)", prediction.to_csv(frame["GalaxyID"].to_numpy(),
-                                                                        frame[list(tree.COLUMNS)].to_numpy()),
-                   file_name="predictions.csv", mime="text/csv", key="pr_download")
+st.download_button("Download the CSV (Kaggle format)", result.csv(), file_name="predictions.csv", mime="text/csv",
+                   key="pr_download")
 st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
              column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
 
 st.subheader("As the decision tree")
 gid = st.selectbox("Galaxy", list(frame["GalaxyID"]), key="pr_pick")
-row = frame.index[frame["GalaxyID"] == gid][0]
 c1, c2 = st.columns([1, 2])
 with c1:
-    if uploads:
-        name = next(n for n, _ in files if fitsimages.galaxy_id(n) == gid)
-        shown = fits_picture(tuple(files), "", gid) if fitsimages.is_fits(name) else dict(files)[name]
+    path = result.path_of(gid)  # of uploads: the temporary folder's file, under the uploaded name
+    if fitsimages.is_fits(path):
+        shown = fits_picture(tuple(files) if uploads else None, str(path), gid)
     else:
-        path = next(p for p in paths if fitsimages.galaxy_id(p) == gid)
-        shown = fits_picture(None, str(path.parent), gid) if fitsimages.is_fits(path) else str(path)
+        shown = dict(files)[path.name] if uploads else str(path)
     st.image(shown, caption=gid, width="stretch")
 with c2:
-    common.tree_chart(frame.loc[row, list(tree.COLUMNS)].to_numpy(dtype=float), names=("model", ""), key="pr_tree")
+    common.tree_chart(result.answers(gid), names=("model", ""), key="pr_tree")

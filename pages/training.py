@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from galaxy_core import config, distill, estimate, figures, hardware, models, runs, training
+from galaxy_core import access, config, distill, estimate, figures, hardware, models, runs, training
 from pages import _common as common
 from pages import _models as ml
 
@@ -60,7 +60,7 @@ else:
         unlabelled = st.text_input("More unlabelled galaxies for the teachers to label (folder or cache, optional)",
                                    key="tr_unlabelled").strip()
 try:
-    unlabelled = str(common.allowed_folder(unlabelled)) if unlabelled else None
+    unlabelled = str(access.allowed_folder(unlabelled)) if unlabelled else None
 except PermissionError as e:
     st.error(f"More unlabelled galaxies: {e}")
     st.stop()

@@ -18,7 +18,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, embeddings, evaluation, images, prediction, runs, settings, similarity, tree  # noqa: E402
+from galaxy_core import (data, embeddings, evaluation, images, modelchoice, prediction, runs, settings,
+                         similarity, tree)
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"merger (Class8.6 > 0.5)": ("Class8.6", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8),
@@ -42,7 +43,7 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--tta", type=int, default=4)
     args = p.parse_args()
-    model = prediction.load_model(args.model)
+    model = modelchoice.load_model(args.model)
     name = args.model or "the shipped checkpoint"
     print(f"{name} ({model.embed_dim}-d embeddings, {args.tta} views) on "
           f"{runs.describe_machine(runs.machine_description('cpu'))}, {time.strftime('%Y-%m-%d')}\n")

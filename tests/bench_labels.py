@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels,  # noqa: E402
+from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels, modelchoice,
                          prediction, runs, tree)
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--tune-seeds", type=int, default=3, help="draws for the fine-tuned rows (the slow ones)")
     args = p.parse_args()
-    model = prediction.load_model(None)
+    model = modelchoice.load_model(None)
     cache = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
     vectors = embeddings.embed_cache(model, cache, tta=4)
     # Raw pixels, averaged down to 16 x 16 x 3 = 768 numbers a galaxy, the same size class as the embedding.

@@ -29,16 +29,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import hardware, images, models, prediction  # noqa: E402
+from galaxy_core import hardware, images, modelchoice, models, prediction
 
 SHARED = ROOT.parent / "shared" / "data"
 
 
 def _model(path: str | None, device: torch.device) -> tuple[models.GalaxyModel, str]:
     if path is not None:
-        return prediction.load_model(path, device), path
-    if prediction.default_checkpoint() is not None:
-        return prediction.load_model(None, device), str(prediction.default_checkpoint())
+        return modelchoice.load_model(path, device), path
+    if modelchoice.default_checkpoint() is not None:
+        return modelchoice.load_model(None, device), str(modelchoice.default_checkpoint())
     return models.build_model("galaxynet").to(device).eval(), "untrained galaxynet (speed only)"
 
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     device = hardware.pick_device(args.device)
     model, model_name = _model(args.model, device)
-    fov, size = prediction.input_geometry(model)
+    fov, size = modelchoice.input_geometry(model)
     card = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     inputs = []
     tmp = Path(tempfile.mkdtemp(prefix="galaxy-bench-predict-"))

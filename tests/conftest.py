@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from galaxy_core import config, data, demo, models, settings, tree
+from galaxy_core import config, data, demo, models, settings, training, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -113,7 +113,16 @@ def damaged(tiny_data, tmp_path_factory):
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Training (test_training, test_runs, test_distill)
+# Training (test_training, test_runs, test_distill; a finished run for test_modelchoice, test_store, test_prediction)
+
+
+@pytest.fixture(scope="session")
+def seed_run(tiny_cache, tmp_path_factory) -> Path:
+    """A finished one-epoch seed-cnn run on ``tiny_cache`` (read-only: copy it before changing it)."""
+    out = tmp_path_factory.mktemp("runs")
+    cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(out), name="cnn", epochs=1,
+                            batch_size=16, val_fraction=0.25, tta=1, device="cpu")
+    return training.train(cfg)
 
 
 def train_config(cache, tmp_path, **kw) -> config.TrainConfig:

@@ -106,10 +106,10 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
                                                                                        tmp_path, capsys, monkeypatch):
     """No checkpoint shipped: ``predict`` takes the newest finished run, as the dashboard does, and says so; a model
     trained on the synthetic demo is used on real images only with a warning."""
-    from galaxy_core import prediction
+    from galaxy_core import modelchoice
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "no_checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "no_checkpoints")
     assert cli.main(["predict", str(tiny_data)]) == 2
     assert "--model" in capsys.readouterr().err
     assert cli.main(["train", str(tiny_cache.path), "--model", "seed-cnn", "--epochs", "1", "--batch-size", "16",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core import cli, demo, prediction
+from galaxy_core import cli, demo, modelchoice
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = "python -m galaxy_core "
@@ -67,7 +67,7 @@ def sandbox(tmp_path, monkeypatch) -> Path:
     shutil.copytree(ROOT / "checkpoints" / "default", tmp_path / "checkpoints" / "default")
     (tmp_path / "labels.csv").write_text("GalaxyID,label\n" + "".join(  # a user's marks on four demo galaxies
         f"{demo.FIRST_ID + i},{answer}\n" for i, answer in enumerate(["yes", "no", "yes", "no"])))
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -115,13 +115,13 @@ def test_a_killed_distributed_run_resumes_where_it_stopped(data, tmp_path):
 
 FAILING = """
 import sys, torch
-from galaxy_core import distributed, prediction
+from galaxy_core import distributed, modelchoice, prediction, views
 
 class Broken(torch.nn.Module):
     def forward(self, x):
         raise RuntimeError("out of GPU memory, say")
 
-model = prediction.load_model(sys.argv[1])
+model = modelchoice.load_model(sys.argv[1])
 if distributed.start(torch.device("cpu")).rank == 1:
     model.forward = Broken().forward
 try:

@@ -24,7 +24,7 @@ def contents(folder) -> dict[str, bytes]:
 
 
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
-    from galaxy_core import prediction
+    from galaxy_core import modelchoice
 
     cfg = config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g", epochs=1,
                             batch_size=16, val_fraction=0.25, tta=1, device="cpu",
@@ -38,7 +38,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert r["val_rmse_run"] == pytest.approx(evaluation.evaluate(run, tta=2).rmse(), rel=1e-6)
     assert r["val_rmse_checkpoint"] == pytest.approx(r["val_rmse_run"], abs=1e-3)
     assert 0 < r["max_abs_difference"] < 1e-2
-    model = prediction.load_model(out)
+    model = modelchoice.load_model(out)
     assert model.extra["exported_from"] == "g"
     assert model.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
     assert model.extra["train_summary"]["epochs"] == 1
@@ -73,7 +73,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
 
 
 def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core import prediction
+    from galaxy_core import modelchoice
 
     run = small_run(tiny_cache, tmp_path)
     out = tmp_path / "checkpoints" / "default"
@@ -88,13 +88,13 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
         export.export_checkpoint(run, out, tta=1, device="cpu")
     monkeypatch.undo()
     assert contents(out) == before and os.listdir(out.parent) == ["default"]
-    prediction.load_model(out)
+    modelchoice.load_model(out)
 
 
 def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unasked(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core import prediction
+    from galaxy_core import modelchoice
 
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     run = small_run(tiny_cache, tmp_path)
     default = tmp_path / "checkpoints" / "default"
     export.export_checkpoint(run, default, tta=1, device="cpu")
@@ -113,15 +113,15 @@ def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unaske
     assert "synthetic demo" in d["refusal_overridden"]
     kept = sorted(default.parent.glob("default-replaced-*"))
     assert [str(k) for k in kept] == [d["kept"]] and contents(kept[0]) == shipped
-    assert prediction.load_model(default).extra["exported_from"] == "g"
+    assert modelchoice.load_model(default).extra["exported_from"] == "g"
 
 
 def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypatch):
     """Both models scored on the galaxies neither learnt from; the worse one does not replace the better."""
-    from galaxy_core import prediction
+    from galaxy_core import modelchoice
 
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
-    monkeypatch.setattr(prediction, "trained_on_synthetic", lambda model: False)  # take the tiny set as real
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(modelchoice, "trained_on_synthetic", lambda model: False)  # take the tiny set as real
     monkeypatch.setattr(export, "MIN_SCORED_GALAXIES", 5)
     good = training.train(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="mean",
                                             val_fraction=0.25, device="cpu"))
@@ -133,8 +133,8 @@ def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypat
     better = export.export_checkpoint(good, tta=1, device="cpu")["checkpoint"]
     d = export.replace_default(better, tta=1, device="cpu")
     assert d["n"] == 12 and d["rmse_new"] < d["rmse_old"] and d["refusal_overridden"] is None
-    assert prediction.load_model(default).config["name"] == "mean"
+    assert modelchoice.load_model(default).config["name"] == "mean"
     worse = d["kept"]  # the old default, now beside it
     with pytest.raises(ValueError, match=r"worse than the current default on the 12 galaxies neither learnt from"):
         export.replace_default(worse, tta=1, device="cpu")
-    assert prediction.load_model(default).config["name"] == "mean"
+    assert modelchoice.load_model(default).config["name"] == "mean"

@@ -18,7 +18,7 @@ from astropy.wcs import WCS
 from conftest import ROOT
 from PIL import Image
 
-from galaxy_core import catalog, cli, fitsimages, images, prediction, settings, tree
+from galaxy_core import catalog, cli, fitsimages, images, modelchoice, prediction, settings, tree
 from galaxy_core.files import DataError
 from galaxy_core.fitsimages import FitsSettings
 from galaxy_core.images import ImageError
@@ -343,9 +343,11 @@ def test_a_fits_cutout_predicts_as_its_jpeg_twin(tmp_path):
         rgb.save(tmp_path / "jpeg" / f"{k}.jpg", quality=95)
     assert fld.source_fov == pytest.approx(0.8)
     (tmp_path / "jpeg" / settings.FOLDER_CONFIG).write_text(json.dumps({"source_fov": fld.source_fov}))
-    model = prediction.load_model(None)
-    a, skipped_a = prediction.predict_folder(tmp_path / "fits", model, workers=1)
-    b, skipped_b = prediction.predict_folder(tmp_path / "jpeg", model, workers=1)
+    model = modelchoice.load_model(None)
+    fits_result = prediction.predict_folder(tmp_path / "fits", model, workers=1)
+    jpeg_result = prediction.predict_folder(tmp_path / "jpeg", model, workers=1)
+    a, skipped_a = fits_result.frame, fits_result.skipped
+    b, skipped_b = jpeg_result.frame, jpeg_result.skipped
     assert skipped_a == skipped_b == [] and a["GalaxyID"].tolist() == b["GalaxyID"].tolist() == ["0", "1", "2", "3"]
     diff = np.abs(a[list(tree.COLUMNS)].to_numpy() - b[list(tree.COLUMNS)].to_numpy())
     assert diff.max() < TWIN_TOLERANCE, f"largest difference {diff.max():.4f} (galaxy, answer) " \

@@ -170,7 +170,8 @@ def test_cli_calibration_and_images_paths(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(evaluation, "evaluate", lambda run, *a, **kw: ev)
     frame = pd.DataFrame(y_pred, columns=list(tree.COLUMNS))
     frame.insert(0, "GalaxyID", np.arange(400).astype(str))
-    monkeypatch.setattr(prediction, "predict_folder", lambda *a, **kw: (frame, []))
+    monkeypatch.setattr(prediction, "predict_folder",
+                        lambda *a, **kw: prediction.FolderPrediction(frame, [], 1.0, "as given", []))
     rc, out = run_cli(["--images", str(tmp_path), "--calibrate-run", "runs/fake", "--json", "--boot", "100",
                        "--plot", str(tmp_path / "p.html")], capsys)
     last = json.loads(out.strip().splitlines()[-1])

@@ -24,8 +24,9 @@ import streamlit as st
 from PIL import Image
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
+from test_access import _png_header
 
-from galaxy_core import cli, config, data, demo, export, images, metrics, prediction, runs, settings
+from galaxy_core import cli, config, data, demo, export, images, metrics, modelchoice, runs, settings
 from galaxy_core.files import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +201,7 @@ def test_distributions_page(env):
 
 def test_pages_without_a_model(env, tmp_path, monkeypatch):
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "no_checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "no_checkpoints")
     at = app("evaluation")
     assert "No run with a checkpoint" in at.info[0].value
     for page in ("mergers", "predict"):
@@ -219,7 +220,7 @@ def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypa
     """No run of one's own: Evaluation, Mergers and Predict use the checkpoint in checkpoints/default."""
     from galaxy_core import evaluation
 
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     export.export_checkpoint(trained["run"], tmp_path / "checkpoints" / "default", tta=1, device="cpu")
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
     at = app("evaluation")
@@ -280,7 +281,7 @@ def test_training_page_estimates_from_a_speed_measured_here(env, tmp_path, monke
     (ckpt / "config.json").write_text(json.dumps({"name": "galaxynet", "extra": {
         "train_config": train, "machine": runs.machine_description("cpu"),
         "train_summary": {"images_per_s": 123.0, "wall_seconds": 60.0}}}))
-    monkeypatch.setattr(prediction, "CHECKPOINTS", ckpt.parent)
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", ckpt.parent)
     st.cache_data.clear()  # an earlier test's probe of the same settings is cached
     captions = " ".join(c.value for c in app("training").caption)
     assert "at 123 images/s, the speed at which the shipped checkpoint `default` trained" in captions
@@ -527,35 +528,6 @@ def test_training_page_distils_from_a_finished_run(trained, env):
 
 # ------------------------------------------------------------------------------------------- hostile input
 
-def test_data_roots_default_to_the_project_and_shared_data_and_follow_the_setting(tmp_path, monkeypatch):
-    from pages import _common
-
-    monkeypatch.delenv("GALAXY_DATA_ROOTS", raising=False)
-    monkeypatch.delenv("GALAXY_DATA", raising=False)
-    shared = [_common.SHARED_DATA.resolve()] if _common.SHARED_DATA.is_dir() else []
-    assert _common.data_roots() == [ROOT.resolve()] + shared
-    assert _common.allowed_folder("data") == ROOT / "data" and _common.allowed_folder("") == ROOT / "data"
-    for outside in ("/etc", "..", "data/../..", "~"):
-        with pytest.raises(PermissionError, match="GALAXY_DATA_ROOTS"):
-            _common.allowed_folder(outside)
-
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    (root / "sub").mkdir(parents=True)
-    outside.mkdir()
-    (root / "link").symlink_to(outside)
-    monkeypatch.setenv("GALAXY_DATA_ROOTS", f"{root}{os.pathsep}{tmp_path / 'other'}")
-    assert _common.data_roots() == [root, tmp_path / "other"]
-    assert _common.allowed_folder(str(root / "sub")) == root / "sub"
-    assert _common.allowed_folder(str(root / "not yet")) == root / "not yet"  # existence is checked afterwards
-    for escape in (root / "link", root / "link" / "images_training_rev1", root / "sub" / ".." / ".." / "outside",
-                   ROOT):
-        with pytest.raises(PermissionError) as e:
-            _common.allowed_folder(str(escape))
-        assert str(root) in str(e.value) and str(tmp_path / "other") in str(e.value)
-    monkeypatch.setenv("GALAXY_DATA", str(outside))  # the server's own starting folder is always allowed
-    assert _common.allowed_folder(str(outside)) == outside
-
-
 def test_a_folder_outside_the_data_roots_is_refused_unread(env, tmp_path, monkeypatch):
     """``/etc``, a symbolic link out of the roots or ``..`` typed into the sidebar: an error naming the roots and
     how to change them, and nothing there is prepared, listed or read."""
@@ -587,73 +559,12 @@ def test_a_folder_outside_the_data_roots_is_refused_unread(env, tmp_path, monkey
     assert not at.exception and "Choose a data folder" in at.info[0].value
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A valid PNG header declaring ``width`` x ``height`` 1-bit pixels, with almost no pixel data: a few hundred
-    bytes that claim to decode to any size (a decompression bomb as Pillow meets it)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
-def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(env, monkeypatch):
-    import warnings
-
-    from PIL import Image
-
-    from pages import _common
-
-    good = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:2]
-    files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
-             ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
-             ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
-             ("gif.png", _gif()), (".hidden.jpg", good[0].read_bytes())]
-    accepted, refused = _common.check_uploads(files)
-    assert [n for n, _ in accepted] == [good[0].name, good[1].name]  # stored by base name: no folder, no ..
-    reasons = dict(r.split(": ", 1) for r in refused)
-    assert "decompression bomb" in reasons["bomb.png"] and "not an image" in reasons["notes.jpg"]
-    assert "file name" in reasons["script.py"] and "file name" in reasons[".hidden.jpg"]
-    assert "also named" in reasons[good[0].stem + ".png"] and "GIF" in reasons["gif.png"]
-    fits_ok = _common.check_uploads([("7.fits", b"SIMPLE  =" + b" " * 71), ("7_g.fits.gz", b"\x1f\x8b...")])
-    assert [n for n, _ in fits_ok[0]] == ["7.fits", "7_g.fits.gz"] and not fits_ok[1]
-    assert "not a FITS file" in _common.check_uploads([("8.fits", good[0].read_bytes())])[1][0]
-
-    # Between one and two times Pillow's limit, Pillow only warns (an error under pytest's settings): refused alike.
-    side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        assert "decompression bomb" in _common.check_uploads([("big.png", _png_header(side, side))])[1][0]
-    assert "decompression bomb" in _common.check_uploads([("big.png", _png_header(side, side))])[1][0]
-
-    monkeypatch.setattr(_common, "MAX_UPLOAD_MB", len(good[0].read_bytes()) / 2**20 / 2)
-    assert "MB, more than" in _common.check_uploads(files[:1])[1][0]
-    with pytest.raises(ValueError, match="at most 500 images"):
-        _common.check_uploads([(f"{i}.jpg", b"") for i in range(_common.MAX_UPLOAD_FILES + 1)])
-    monkeypatch.setattr(_common, "MAX_UPLOAD_TOTAL_MB", 1e-6)
-    with pytest.raises(ValueError, match="MB"):
-        _common.check_uploads(files[:1])
-
-
-def _gif() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, format="GIF")
-    return buf.getvalue()
-
-
 def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp_path, monkeypatch):
     """A decompression bomb, a non-image and a truncated JPEG among good uploads: each named with its reason, the
     good ones predicted. A folder outside the data roots is refused before it is read."""
     from galaxy_core import models
 
-    monkeypatch.setattr(prediction, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     models.save_model(models.build_model("seed-cnn"), tmp_path / "checkpoints" / "default")
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
     at = app("predict")

@@ -21,8 +21,8 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, models, prediction,
-                         settings, tree)
+from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, mergers, modelchoice,
+                         models, prediction, settings, tree)
 from galaxy_core.files import atomic_write_json
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
@@ -57,7 +57,7 @@ def mg(tmp_path_factory):
         mp.setenv("GALAXY_DATA", str(root))
         mp.setenv("GALAXY_RUNS", str(base / "no_runs"))
         mp.setenv("GALAXY_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
-        mp.setattr(prediction, "CHECKPOINTS", ckpts)
+        mp.setattr(modelchoice, "CHECKPOINTS", ckpts)
         yield {"data": root, "base": base, "checkpoints": ckpts}
 
 
@@ -84,7 +84,7 @@ def test_the_calibration_leaves_out_the_galaxies_the_model_trained_on(mg):
     rows = cache.indices("labelled")
     rows = rows[~np.isin(cache.ids[rows], list(evaluation.trained_ids(mg["checkpoints"] / "default")))]
     assert len(rows) == unseen
-    p = prediction.predict_answer(prediction.load_model(mg["checkpoints"] / "default"), cache, "Class8.6", rows)
+    p = prediction.predict_answer(modelchoice.load_model(mg["checkpoints"] / "default"), cache, "Class8.6", rows)
     cal = merger_calibration.calibrate(p, cache.labels[rows, tree.column_index("Class8.6")])
     assert metric(at, "Matching threshold") == f"{cal['matching_threshold']:.3f}"
     assert metric(at, "Volunteers' fraction (> 0.5)") == merger_fraction.percent_text(cal["volunteer_fraction"])
@@ -132,7 +132,7 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     assert f"compared on the {N_LABELLED - N_TRAINED} labelled galaxies of `{mg['data']}`" in captions(at)
     assert "The matching threshold found there is applied to the galaxies here." in captions(at)
     # The threshold found on the labelled folder, applied to the unlabelled galaxies shown.
-    model = prediction.load_model(mg["checkpoints"] / "default")
+    model = modelchoice.load_model(mg["checkpoints"] / "default")
     labelled = data.resolve_cache(mg["data"])
     rows = labelled.indices("labelled")
     rows = rows[~evaluation.trained_mask(mg["checkpoints"] / "default", labelled, rows)]

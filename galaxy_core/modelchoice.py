@@ -1,0 +1,93 @@
+"""Choosing and loading the model: the checkpoint shipped in ``checkpoints/``, else the newest finished run, the
+command line and the dashboard choosing alike; where a run's or checkpoint's weights are; the images a model expects;
+and a warning when a model trained on the synthetic demo meets real galaxies, or the reverse.
+
+Weights are read from safetensors only (``models.load_model_folder``); a pickled checkpoint is refused unopened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import models, runs, settings
+
+CHECKPOINTS = settings.PROJECT_ROOT / "checkpoints"
+
+
+def default_checkpoint() -> Path | None:
+    """The model shipped with the project: ``checkpoints/default`` if present, else the first checkpoint folder
+    (one holding ``model.safetensors``) in ``checkpoints/``; None when there is none."""
+    if (CHECKPOINTS / "default" / models.WEIGHTS_FILE).is_file():
+        return CHECKPOINTS / "default"
+    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}"))
+    return found[0] if found else None
+
+
+def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
+    """The model used when none is named, and why: the shipped checkpoint (:func:`default_checkpoint`), else the
+    newest finished run under ``runs_root``. The command line and the dashboard both choose this way. Raises
+    FileNotFoundError, naming the ``--model`` option, when there is neither."""
+    found = default_checkpoint()
+    if found is not None:
+        return found, f"the shipped checkpoint {found.name}"
+    run = runs.newest_finished_run(runs_root)
+    if run is not None:
+        return run, f"the newest finished run {run.name} (no checkpoint is shipped in {CHECKPOINTS})"
+    raise FileNotFoundError(f"no model given (--model RUN_OR_CHECKPOINT), no checkpoint shipped in {CHECKPOINTS} and "
+                            f"no finished run in {Path(runs_root)}; train one with `python -m galaxy_core train "
+                            f"DATA` and pass its run folder with --model")
+
+
+def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> Path:
+    """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) those of
+    :func:`default_model`. Raises ValueError for a pickled checkpoint (``models.refuse_pickle``, which never opens
+    it) and FileNotFoundError for a folder without a model."""
+    if path is None:
+        path = default_model(runs_root)[0]
+    path = Path(path)
+    models.refuse_pickle(path)
+    if (path / models.WEIGHTS_FILE).is_file():
+        return path
+    if (path / "best" / models.WEIGHTS_FILE).is_file():
+        return path / "best"
+    raise FileNotFoundError(f"{path} holds no model: expected {models.WEIGHTS_FILE} in it or in its best/ folder")
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> models.GalaxyModel:
+    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint."""
+    return models.load_model_folder(model_folder(path), device)
+
+
+def input_geometry(model: models.GalaxyModel) -> tuple[float, int]:
+    """(fov, size) of the images to decode for ``model``: fov as a fraction of the 424 px Kaggle frame, size in px;
+    those of the cache it was trained on when its config records them, else its own field and input size."""
+    d = model.extra.get("data")
+    if d:
+        return float(d["fov"]), int(d["size"])
+    return float(model.config["fov"]), int(model.config["input_size"])
+
+
+def trained_on_synthetic(model: models.GalaxyModel) -> bool | None:
+    """Whether ``model`` learnt from the synthetic demo (recorded in its config since training records it; for an
+    older model, read from its training data folder if that still exists); None when unknown."""
+    recorded = (model.extra.get("data") or {}).get("synthetic")
+    if recorded is not None:
+        return bool(recorded)
+    source = (model.extra.get("train_cache") or {}).get("source")
+    return settings.folder_is_synthetic(source) if source and Path(source).is_dir() else None
+
+
+def domain_warning(model: models.GalaxyModel, images_synthetic: bool) -> str | None:
+    """A sentence for the user when a model trained on the synthetic demo meets real galaxies or the reverse, else
+    None. Neither pairing fails, but its answers mean little: the demo's galaxies and labels are made up."""
+    trained = trained_on_synthetic(model)
+    if trained is None or trained == images_synthetic:
+        return None
+    if trained:
+        return ("this model was trained on the synthetic demo, not on real galaxies: its answers for real images are "
+                "meaningless. Use the shipped checkpoint, or a model trained on real data.")
+    return ("these are the synthetic demo's made-up galaxies, and the model was trained on real ones: expect its "
+            "answers to disagree with the demo's invented labels.")

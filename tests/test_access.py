@@ -1,0 +1,93 @@
+"""What a dashboard user may read: a typed folder inside the data roots only (symbolic links and ``..`` resolved
+first), and uploads checked one by one (names, sizes, formats, decompression bombs) before anything is written."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from galaxy_core import access, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_data_roots_default_to_the_project_and_shared_data_and_follow_the_setting(tmp_path, monkeypatch):
+    monkeypatch.delenv("GALAXY_DATA_ROOTS", raising=False)
+    monkeypatch.delenv("GALAXY_DATA", raising=False)
+    shared = [access.SHARED_DATA.resolve()] if access.SHARED_DATA.is_dir() else []
+    assert access.data_roots() == [ROOT.resolve()] + shared
+    assert access.allowed_folder("data") == ROOT / "data" and access.allowed_folder("") == ROOT / "data"
+    for outside in ("/etc", "..", "data/../..", "~"):
+        with pytest.raises(PermissionError, match="GALAXY_DATA_ROOTS"):
+            access.allowed_folder(outside)
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    monkeypatch.setenv("GALAXY_DATA_ROOTS", f"{root}{os.pathsep}{tmp_path / 'other'}")
+    assert access.data_roots() == [root, tmp_path / "other"]
+    assert access.allowed_folder(str(root / "sub")) == root / "sub"
+    assert access.allowed_folder(str(root / "not yet")) == root / "not yet"  # existence is checked afterwards
+    for escape in (root / "link", root / "link" / "images_training_rev1", root / "sub" / ".." / ".." / "outside",
+                   ROOT):
+        with pytest.raises(PermissionError) as e:
+            access.allowed_folder(str(escape))
+        assert str(root) in str(e.value) and str(tmp_path / "other") in str(e.value)
+    monkeypatch.setenv("GALAXY_DATA", str(outside))  # the server's own starting folder is always allowed
+    assert access.allowed_folder(str(outside)) == outside
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A valid PNG header declaring ``width`` x ``height`` 1-bit pixels, with almost no pixel data: a few hundred
+    bytes that claim to decode to any size (a decompression bomb as Pillow meets it)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(tiny_data, monkeypatch):
+    good = sorted((tiny_data / settings.UNLABELLED_DIR).glob("*.jpg"))[:2]
+    files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
+             ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
+             ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
+             ("gif.png", _gif()), (".hidden.jpg", good[0].read_bytes())]
+    accepted, refused = access.check_uploads(files)
+    assert [n for n, _ in accepted] == [good[0].name, good[1].name]  # stored by base name: no folder, no ..
+    reasons = dict(r.split(": ", 1) for r in refused)
+    assert "decompression bomb" in reasons["bomb.png"] and "not an image" in reasons["notes.jpg"]
+    assert "file name" in reasons["script.py"] and "file name" in reasons[".hidden.jpg"]
+    assert "also named" in reasons[good[0].stem + ".png"] and "GIF" in reasons["gif.png"]
+    fits_ok = access.check_uploads([("7.fits", b"SIMPLE  =" + b" " * 71), ("7_g.fits.gz", b"\x1f\x8b...")])
+    assert [n for n, _ in fits_ok[0]] == ["7.fits", "7_g.fits.gz"] and not fits_ok[1]
+    assert "not a FITS file" in access.check_uploads([("8.fits", good[0].read_bytes())])[1][0]
+
+    # Between one and two times Pillow's limit, Pillow only warns (an error under pytest's settings): refused alike.
+    side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        assert "decompression bomb" in access.check_uploads([("big.png", _png_header(side, side))])[1][0]
+    assert "decompression bomb" in access.check_uploads([("big.png", _png_header(side, side))])[1][0]
+
+    monkeypatch.setattr(access, "MAX_UPLOAD_MB", len(good[0].read_bytes()) / 2**20 / 2)
+    assert "MB, more than" in access.check_uploads(files[:1])[1][0]
+    with pytest.raises(ValueError, match="at most 500 images"):
+        access.check_uploads([(f"{i}.jpg", b"") for i in range(access.MAX_UPLOAD_FILES + 1)])
+    monkeypatch.setattr(access, "MAX_UPLOAD_TOTAL_MB", 1e-6)
+    with pytest.raises(ValueError, match="MB"):
+        access.check_uploads(files[:1])
+
+
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="GIF")
+    return buf.getvalue()
