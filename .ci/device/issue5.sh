@@ -42,7 +42,7 @@ python3 -m galaxy_core prepare "$work/gz2-kaggle-96-unlabelled" --source-fov $fo
 { echo "# issue 5 device run, $(date -u +%Y-%m-%dT%H:%MZ)"; echo; } > "$report"
 
 log "training throughput"
-python3 tests/bench_training.py "$work/c96" --batch 1024 --vary $vary --epochs $speed_epochs $speed_cap \
+python3 benchmarks/bench_training.py "$work/c96" --batch 1024 --vary $vary --epochs $speed_epochs $speed_cap \
     --out "$work/speed" >> "$report"
 echo >> "$report"
 
@@ -75,7 +75,7 @@ PY
 echo >> "$report"
 
 log "prediction throughput from JPEG files"
-python3 tests/bench_predict.py --model "$work/checkpoints/default" --originals "$work/gz2-kaggle-424-sample" \
+python3 benchmarks/bench_predict.py --model "$work/checkpoints/default" --originals "$work/gz2-kaggle-424-sample" \
     --pack "$work/gz2-kaggle-96" $predict_args >> "$report"
 python3 -m galaxy_core predict "$work/gz2-kaggle-424-sample" --model "$work/checkpoints/default" --tta $predict_views \
     --out "$work/sample-predictions.csv" > /dev/null

@@ -6,7 +6,7 @@ The "new" questions are Galaxy Zoo answers thresholded (ring: Class8.1 > 0.5; ed
 from galaxies of the training split of ``../shared/data/gz2-kaggle-96`` (half yes, half no, as a user who marks what
 they find would label) and scored on the validation galaxies the model never learnt from. Not collected by pytest::
 
-    python tests/bench_labels.py [--seeds 5] [--tune-seeds 3]
+    python benchmarks/bench_labels.py [--seeds 5] [--tune-seeds 3]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the browser test and the browser benchmark share: a ``streamlit run app.py`` server and a headless
 Chromium driven by Playwright (Debian's ``chromium`` package; Playwright's own browser download is never used).
 
-Not a test module (no ``test_`` prefix): ``tests/test_browser.py`` and ``tests/bench_browser.py`` import it.
+Not a test module (no ``test_`` prefix): ``tests/test_browser.py`` and ``benchmarks/bench_browser.py`` import it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
-    python tests/bench_pages.py [--n 61578] [--work /tmp/galaxy_bench] [--keep]
+    python benchmarks/bench_pages.py [--n 61578] [--work /tmp/galaxy_bench] [--keep]
 
 It writes a synthetic cache directly in the ``galaxy_core.data`` cache format (meta.json, images.u8 memory map, ids,
 labels, mask and split .npy) by tiling the images and labels of a small synthetic demo set, fits the ``mean`` model
@@ -59,7 +59,7 @@ def synthetic_cache(out: Path, n: int, size: int = data.DEFAULT_SIZE, n_base: in
     np.save(out / "mask.npy", np.ones((n, 37), bool))
     np.save(out / "split.npy", split)
     fingerprint = hashlib.sha1(f"synthetic|{n}|{size}|{k}".encode()).hexdigest()
-    meta = {"version": data.CACHE_VERSION, "source": "synthetic (tests/bench_pages.py)", "source_fov": 1.0,
+    meta = {"version": data.CACHE_VERSION, "source": "synthetic (benchmarks/bench_pages.py)", "source_fov": 1.0,
             "fov": base.fov, "size": size, "n": n, "n_full": n, "n_partial": 0, "n_unlabelled": 0,
             "n_train": int((split == data.SPLIT_TRAIN).sum()), "n_val": int((split == data.SPLIT_VAL).sum()),
             "val_fraction": 0.1, "seed": 0, "fingerprint": fingerprint, "synthetic": True, "skipped": [],

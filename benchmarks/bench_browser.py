@@ -2,10 +2,10 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
-    python tests/bench_browser.py [--n 61578] [--work /tmp/galaxy_browser] [--shots DIR]
+    python benchmarks/bench_browser.py [--n 61578] [--work /tmp/galaxy_browser] [--shots DIR]
 
 For each data set (the built-in synthetic demo, as a newcomer meets it, and, unless ``--n 0``, a cache of ``--n``
-galaxies tiled from synthetic ones by ``tests/bench_pages.py``, the size of the Kaggle training set), it starts
+galaxies tiled from synthetic ones by ``benchmarks/bench_pages.py``, the size of the Kaggle training set), it starts
 ``streamlit run app.py`` with an empty runs folder, so the pages use the shipped checkpoint, and opens:
 
 - ``cold start``: the home page right after the server starts (imports and opening the data; for the demo, which
@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_pages import synthetic_cache  # noqa: E402
 from browser import PAGES, WATCH_SCRIPT, chromium, rendered, screenshot, streamlit_server  # noqa: E402

@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder with nothing else running::
 
-    python tests/bench_prepare.py [--sizes 10000,200000] [--work /tmp/galaxy_prepare] [--workers 2]
+    python benchmarks/bench_prepare.py [--sizes 10000,200000] [--work /tmp/galaxy_prepare] [--workers 2]
 
 For each size it writes a synthetic folder in the Kaggle layout (a tenth labelled, the rest unlabelled; 32 px
 JPEGs of a noisy elliptical blob, declared whole frames by ``galaxy_core.json``; made here, never committed), then

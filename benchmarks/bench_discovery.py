@@ -3,7 +3,7 @@ against the volunteers, what a PCA reduction costs, what the anomaly ranking fin
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder with ``../shared/data`` beside it::
 
-    python tests/bench_discovery.py [--model checkpoints/default] [--tta 4]
+    python benchmarks/bench_discovery.py [--model checkpoints/default] [--tta 4]
 """
 
 from __future__ import annotations

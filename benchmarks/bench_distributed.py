@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder with nothing else running::
 
-    python tests/bench_distributed.py CACHE IMAGES [--procs 2] [--epochs 3] [--max-train 4096] [--source-fov F]
+    python benchmarks/bench_distributed.py CACHE IMAGES [--procs 2] [--epochs 3] [--max-train 4096] [--source-fov F]
 
 ``CACHE`` is a prepared cache (or data folder) to train on, ``IMAGES`` a folder of images to predict. Each
 command runs once with one process (all cores as threads) and once under ``torchrun --standalone

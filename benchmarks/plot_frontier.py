@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
-    python tests/plot_frontier.py checkpoints/frontier.csv checkpoints/frontier.svg
+    python benchmarks/plot_frontier.py checkpoints/frontier.csv checkpoints/frontier.svg
 
 The CSV has one measured run a row: ``recipe`` (the label), ``minutes`` (training wall time on the CPU),
 ``val_rmse_tta8`` (validation RMSE with 8-view averaging, on the fixed split of gz2-kaggle-96) and ``note``. Plain

@@ -3,7 +3,7 @@ softening Q moves the statistics, and how far the project's former batched code 
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder with nothing else running::
 
-    python tests/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038] [--q-n 200] [--old f018821]
+    python benchmarks/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038] [--q-n 200] [--old f018821]
 
 ``DATA`` is a data folder or a prepared cache (``../shared/data/gz2-kaggle-96-unlabelled`` with ``--source-fov
 0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.morphology`` (linear flux

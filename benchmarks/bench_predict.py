@@ -2,7 +2,7 @@
 
 Not collected by pytest (no ``test_`` prefix). Run from the project folder, on the machine to be measured::
 
-    python tests/bench_predict.py [--model RUN_OR_CHECKPOINT] [--originals DIR] [--pack DIR] [--copies 20]
+    python benchmarks/bench_predict.py [--model RUN_OR_CHECKPOINT] [--originals DIR] [--pack DIR] [--copies 20]
 
 Two inputs, each timed end to end with ``prediction.predict_paths`` (a pool of decoding processes on every core
 feeding batched inference on the GPU, or the CPU) and with decoding alone (``images.decode_images``):

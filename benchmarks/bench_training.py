@@ -3,7 +3,7 @@
 Not collected by pytest (no ``test_`` prefix). Run from the project folder, on the machine to be measured, with
 nothing else running::
 
-    python tests/bench_training.py CACHE [--model galaxynet] [--model-arg width=32 --model-arg input_size=72]
+    python benchmarks/bench_training.py CACHE [--model galaxynet] [--model-arg width=32 --model-arg input_size=72]
         [--batch 128] [--vary batch=64,256 compile=default precision=fp32 layout=contiguous threads=1]
         [--epochs 2] [--max-train 2048] [--out runs/bench-speed]
 
