@@ -17,7 +17,7 @@ from conftest import make_tiny
 
 from galaxy_core import config, data, settings, training
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # The first visit after the server starts opens a page's URL directly (see pages/_common.require_app).
 ORDER = ["dataset", "", "distributions", "training", "evaluation", "mergers", "predict"]

@@ -62,6 +62,7 @@ def test_one_process_needs_no_process_group():
         distributed.all_ok(lambda: 1 / 0)
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_and_only_rank_0_writes(data, tmp_path):
     args = ["train", str(data), *TRAIN, "--epochs", "3", "--out", str(tmp_path)]
     one = launch(args + ["--name", "one"], 1)
@@ -80,6 +81,7 @@ def test_two_processes_train_as_one_and_only_rank_0_writes(data, tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
+@pytest.mark.slow
 def test_sharded_prediction_writes_the_single_process_csv(data, tmp_path):
     model = tmp_path / "model"
     assert launch(["train", str(data), *TRAIN, "--epochs", "1", "--out", str(tmp_path), "--name", "model"],
@@ -92,6 +94,7 @@ def test_sharded_prediction_writes_the_single_process_csv(data, tmp_path):
     assert two.stdout.count("predicted 56 galaxies") == 1
 
 
+@pytest.mark.slow
 def test_a_killed_distributed_run_resumes_where_it_stopped(data, tmp_path):
     args = ["train", str(data), *TRAIN, "--epochs", "4", "--out", str(tmp_path)]
     assert launch(args + ["--name", "whole"], 2).returncode == 0
@@ -132,6 +135,7 @@ except Exception as e:
 """
 
 
+@pytest.mark.slow
 def test_one_failing_process_fails_the_prediction_and_writes_nothing(data, tmp_path):
     assert launch(["train", str(data), *TRAIN, "--epochs", "1", "--out", str(tmp_path), "--name", "m"],
                   1).returncode == 0
@@ -148,6 +152,7 @@ def test_one_failing_process_fails_the_prediction_and_writes_nothing(data, tmp_p
     assert not out.exists() and not list(tmp_path.glob("out.csv*"))
 
 
+@pytest.mark.slow
 def test_the_dashboards_launch_runs_two_processes_and_stops_them_together(data, tmp_path):
     cache = gdata.resolve_cache(data)
     cfg = config.config_for("galaxynet", data=str(cache.path), out=str(tmp_path), name="launched", epochs=200,
