@@ -96,8 +96,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                      augment=False, tta=1),
     "resnet18": dict(epochs=20, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="plateau",
                      augment=False, tta=1),
-    # 150 epochs rather than 60: on the 96 px pack's split that took this net from 0.089 to 0.082 in under a
-    # minute of training (one H100, as issue 5's author measured it).
+    # 150 epochs rather than 60: 0.082 against 0.089 on the 96 px pack's validation split (on one H100).
     "galaxynet": dict(epochs=150, batch_size=256, optimizer="adamw", lr=3e-3, weight_decay=0.05,
                       scheduler="onecycle", augment=True, tta=8),
 }
@@ -105,12 +104,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 CPU_RECIPES: dict[str, dict[str, Any]] = {
-    # The most accurate galaxynet measured on a 2-core CPU (issue 10; docs/cpu-training.md): half the
-    # width is a sixth of the full net's FLOPs and trains at ~350-400 images/s at 72 px there with bf16
-    # convolutions. At 64 px, 190 epochs at weight decay 0.05 overfitted from epoch ~105 (8-view validation RMSE
-    # 0.0852); 120 epochs at 0.2 gave 0.0841 in 41 min. 72 px for 150 epochs gave 0.0834 in 70 min, and ending the
-    # one-cycle at a tenth of its peak with a weight average over the last ~2,000 steps (lr_floor, ema; stochastic
-    # weight averaging) 0.0832 in 78 min.
+    # The most accurate galaxynet measured on a 2-core CPU (every recipe tried: docs/cpu-training.md). Half the
+    # width is a sixth of the full net's FLOPs; 72 px rather than 64 and weight decay 0.2 rather than 0.05 because
+    # the smaller net overfitted; ending the one-cycle at a tenth of its peak with a weight average over the last
+    # ~2,000 steps (lr_floor, ema: stochastic weight averaging) gave the last 0.0002 of RMSE.
     "galaxynet": dict(model_args={"width": 32, "input_size": 72}, epochs=150, batch_size=128, optimizer="adamw",
                       lr=3e-3, weight_decay=0.2, scheduler="onecycle", lr_floor=0.1, ema=0.9995, augment=True,
                       tta=8),
