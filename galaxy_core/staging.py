@@ -28,7 +28,7 @@ class Staged:
     steps, while the host waits for the GPU anyway; on a CPU in the training thread, between steps. There a read
     costs about 2 ms against a 400 ms step, while a reading thread fought the computing threads for the cores and
     the GIL: 200 images/s against 323 resident (62 %), where reading in line gave 371 against 372
-    (``tests/bench_training.py --vary staging=stream``, 2-core EPYC).
+    (``benchmarks/bench_training.py --vary staging=stream``, 2-core EPYC).
 
     :meth:`batches` takes every step's positions both as a NumPy array and as a tensor on the device: a resident
     batch is gathered with the device tensor alone, so a training step never waits for a host-to-device copy of
