@@ -1,0 +1,44 @@
+"""The command line: ``python -m galaxy_core <command>``, a thin layer over the package's functions.
+
+Every command prints a short human summary; with ``--json`` it also prints one JSON object as its last line, for
+scripts (``python -m galaxy_core evaluate runs/x --json | tail -1``).
+
+The commands are grouped by what they work on: ``data_commands`` (a data folder: summary, prepare, demo),
+``train_commands`` (models: train, evaluate, benchmark, export, models, runs), ``predict_commands`` (answers for
+galaxies: predict, mergers, morphology) and ``discover_commands`` (embeddings: similar, anomalies, label), over
+``common`` (output, the data folder, the model, shared options). Each command imports the stages it needs inside
+itself, so that ``--help`` and ``summary`` do not wait for PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..files import DataError, DiskFull
+from . import data_commands, discover_commands, predict_commands, train_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m galaxy_core",
+                                description="Galaxy Zoo morphology: prepare data, train, evaluate and predict the 37 "
+                                            "Galaxy Zoo 2 answers.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (data_commands, train_commands, predict_commands, discover_commands):
+        group.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "out", None) is None and args.command == "train":
+        args.out = "runs"
+    try:
+        return args.fn(args)
+    except (DataError, DiskFull, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        # Bad input is the user's to fix: one clear line, no traceback.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if "galaxy_core.distributed" in sys.modules:  # under torchrun: leave the process group cleanly
+            sys.modules["galaxy_core.distributed"].stop()

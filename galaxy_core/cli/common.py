@@ -1,0 +1,94 @@
+"""What the commands share: output, the data folder, the model, common options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .. import demo
+from ..files import TextProgress
+
+
+def main_process() -> bool:
+    """False in the processes ``torchrun`` starts beside rank 0, which print nothing but their errors."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
+    if not main_process():
+        return
+    print(human)
+    if args.json:
+        print(json.dumps(obj, default=str))
+
+
+def data_folder(path: str) -> str:
+    """A data folder or cache named on the command line; the project's ``data/`` with nothing in it (a fresh
+    clone's) stands for the built-in synthetic demo in ``data/demo``, made on first use, as in the dashboard."""
+    if not demo.stands_for_demo(path):
+        return path
+    if main_process():
+        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo.DEFAULT_ROOT} is used (put "
+              f"your data in {path} in the Kaggle layout, or name another folder)", file=sys.stderr)
+    return str(demo.ensure_demo_dataset(progress=TextProgress("making the demo") if main_process() else None))
+
+
+def refuse_pickle(*paths: str | None) -> None:
+    """Refuse a pickled checkpoint given as a model (``models.refuse_pickle``: unpickling runs the file's code)
+    before anything looks inside it; None (the default model) passes."""
+    from .. import models
+
+    for path in paths:
+        if path is not None:
+            models.refuse_pickle(path)
+
+
+def model_for(args: argparse.Namespace) -> str:
+    """``--model``, else the model the dashboard also defaults to (``modelchoice.default_model``), said on stderr."""
+    from .. import modelchoice
+
+    if args.model is not None:
+        refuse_pickle(args.model)
+        return args.model
+    path, why = modelchoice.default_model()
+    if main_process():
+        print(f"model: {why} (choose another with --model)", file=sys.stderr)
+    return str(path)
+
+
+def load_model(args: argparse.Namespace, images_synthetic: bool):
+    """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
+    was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
+    ``args.model``, so that it is chosen and said once."""
+    from .. import distributed, hardware, modelchoice
+
+    args.model = model_for(args)
+    model = modelchoice.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
+    warning = modelchoice.domain_warning(model, images_synthetic)
+    if warning and main_process():
+        print(f"warning: {warning}", file=sys.stderr)
+    return model
+
+
+def source_fov(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--source-fov", type=float, default=None,
+                    help="fraction of the 424 px Kaggle frame the images show (default: the folder's "
+                         "galaxy_core.json, else 1.0 for 424 px originals; 0.6038 for the 96 px packs)")
+
+
+def frame_arcsec(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--frame-arcsec", type=float, default=None, metavar="ARCSEC",
+                    help="FITS cutouts: width of the 424 px GZ2 frame in arcsec (8.48 x petroR90), for files "
+                         "without a PETROR90 card; with a WCS pixel scale each file is then cropped to the "
+                         "model's field (default: the folder's galaxy_core.json)")
+
+
+def command(sub: argparse._SubParsersAction, name: str, fn, help: str) -> argparse.ArgumentParser:
+    """A subcommand running ``fn(args)``, with ``--json`` as every command has."""
+    sp = sub.add_parser(name, help=help, description=help)
+    sp.set_defaults(fn=fn)
+    sp.add_argument("--json", action="store_true", help="also print one JSON object as the last line")
+    return sp

@@ -1,0 +1,195 @@
+"""Commands that answer for galaxies: ``predict`` (the 37 answers), ``mergers`` (the merger fraction) and
+``morphology`` (statmorph's check)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import catalog, data, demo, merger_calibration, merger_fraction, mergers, settings
+from ..files import TextProgress, atomic_write_text
+from ..merger_fraction import MERGER_COLUMN
+from .common import (command, data_folder, emit, frame_arcsec, load_model, main_process, refuse_pickle,
+                     source_fov)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .. import prediction
+
+    model = load_model(args, settings.folder_is_synthetic(args.images))
+    result = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta, args.batch_size,
+                                       args.device, args.workers, TextProgress("predict") if main_process() else None,
+                                       args.frame_arcsec)
+    frame, skipped = result.frame, result.skipped
+    human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
+    for s in skipped[:20]:
+        human += f"\n  skipped {s['path']}: {s['reason']}"
+    if not args.out:
+        human += "\n" + frame.head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    emit(args, human, {"n": len(frame), "skipped": len(skipped), "out": args.out})
+    return 0 if len(frame) else 1
+
+
+def _figures_html(figs: list) -> str:
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Merger fraction</title></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+def cmd_mergers(args: argparse.Namespace) -> int:
+    if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
+        print("mergers: give a predictions CSV, or --images FOLDER (with --model) to predict first", file=sys.stderr)
+        return 2
+    refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
+    if args.images is not None:
+        from .. import prediction
+
+        model = load_model(args, settings.folder_is_synthetic(args.images))
+        result = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta, device=args.device,
+                                           progress=TextProgress("predict"))
+        frame, skipped = result.frame, result.skipped
+        if not len(frame):
+            raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
+        p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
+        synthetic = settings.folder_is_synthetic(args.images)
+    else:
+        ids, p = mergers.read_predictions(args.predictions)
+        source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
+
+    calibration, cal_pp, shortfall = None, None, None
+    if args.calibrate_run:
+        from .. import evaluation
+
+        ev = evaluation.evaluate(args.calibrate_run, data_folder(args.data) if args.data else None, split="labelled",
+                                 tta=args.tta, device=args.device, source_fov=args.source_fov)
+        if len(ev) and bool(demo.is_demo_id(ev.ids).all()) != synthetic:
+            kinds = ("synthetic demo", "real") if not synthetic else ("real", "synthetic demo")
+            raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
+                             f"galaxies: a threshold matched on one says nothing about the other; give --data a "
+                             f"labelled folder like the predicted galaxies")
+        pairs = merger_calibration.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
+        if pairs is None:  # the uncalibrated report stands; the calibration is left out, saying why
+            short = merger_calibration.calibration_shortfall(*merger_calibration.calibration_counts(ev.y_true, ev.mask))
+            shortfall = (f"  calibration on {args.calibrate_run}: {short}, among the labelled galaxies it never "
+                         f"learnt from ({ev.n_excluded:,} it learnt from left out)")
+        else:
+            cal_pp = pairs.pair
+            calibration = merger_calibration.calibrate(*cal_pp, volunteer_threshold=args.threshold)
+
+    r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
+    th, mean = r["threshold_estimate"], r["mean_estimate"]
+    lines = [f"mergers in {source}: {th['n']:,} galaxies",
+             f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
+             f"{th['lo']:.4f}-{th['hi']:.4f} Wilson, {th['boot_lo']:.4f}-{th['boot_hi']:.4f} bootstrap)",
+             f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f} bootstrap)",
+             f"  theory: {r['theory']['text']}"] + ([shortfall] if shortfall else [])
+    if calibration is not None:
+        c, me = calibration, r["matched_estimate"]
+        lines += [f"  calibration on {args.calibrate_run} ({c['n']:,} labelled galaxies it never learnt from, "
+                  f"{ev.n_excluded:,} it learnt from left out): volunteers flag "
+                  f"{c['volunteer_fraction']:.4f}, the model {c['predicted_fraction']:.4f} at {args.threshold:g}; "
+                  f"precision {c['precision']:.2f}, recall {c['recall']:.2f}",
+                  f"  matching threshold {c['matching_threshold']:.3f} (95 % CI {me['threshold_lo']:.3f}-"
+                  f"{me['threshold_hi']:.3f}): fraction here {me['fraction']:.4f} (95 % CI {me['lo']:.4f}-"
+                  f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
+                  f"volunteers {c['mean_volunteer']:.4f}"]
+    if args.plot:
+        from .. import figures  # plotly: only when a plot is asked for
+
+        figs = [figures.histogram_figure(p, args.threshold)]
+        if cal_pp is not None:
+            figs += figures.merger_calibration_figures(*cal_pp)
+        atomic_write_text(args.plot, _figures_html(figs))
+        lines.append(f"  plot written to {args.plot}")
+    emit(args, "\n".join(lines), {**r, "source": source})
+    return 0
+
+
+def cmd_morphology(args: argparse.Namespace) -> int:
+    from .. import morphology
+
+    refuse_pickle(args.model)  # before the minutes measuring may take
+    cache = data.resolve_cache(data_folder(args.data), source_fov=args.source_fov)
+    rows = data.subsample(cache.indices(args.subset), args.sample, args.seed)
+    if not len(rows):
+        raise catalog.DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
+    table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
+    p = None
+    if args.model is not None:
+        from .. import modelchoice, prediction
+
+        p = prediction.predict_answer(modelchoice.load_model(args.model), cache, MERGER_COLUMN, rows)
+    methods = mergers.other_methods(cache, rows, args.threshold, p)
+    check = mergers.morphology_check(table, methods.flags, methods.known)
+    lines = [f"morphology of {len(rows):,} galaxies of {cache.path} ({args.subset}"
+             + (f", a random {args.sample:,}" if args.sample and args.sample < len(cache.indices(args.subset)) else "")
+             + f"): {len(check['used']):,} compared",
+             *(f"  dropped {n:,}: {reason}" for reason, n in check["dropped"].items()),
+             *(f"  {r.method:32s} {r.fraction:7.2%}  ({r.n_flagged:,}; 95 % Wilson {r.lo:.2%}-{r.hi:.2%})"
+               for r in check["fractions"].itertuples()),
+             "  overlap (galaxies flagged by both):", *("    " + line for line in
+                                                        check["overlap"].to_string().splitlines())]
+    if args.out:
+        buf = table.to_csv(index=False, lineterminator="\n")
+        atomic_write_text(args.out, buf)
+        lines.append(f"  table written to {args.out}")
+    emit(args, "\n".join(lines), {"fractions": check["fractions"].to_dict("records"),
+                                    "overlap": check["overlap"].to_dict(), "dropped": check["dropped"],
+                                    "n_compared": len(check["used"]), "n_measured": check["n_measured"]})
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add this module's commands to the command line's ``sub``-parsers."""
+
+    sp = command(sub, "predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
+    sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts (or a data folder in the Kaggle "
+                                   "layout)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint, else "
+                                                  "the newest finished run in runs/)")
+    sp.add_argument("--out", default=None, help="CSV to write")
+    source_fov(sp)
+    frame_arcsec(sp)
+    sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
+    sp.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+
+    sp = command(sub, "mergers", cmd_mergers,
+                 "the merger fraction (Class8.6) with confidence intervals, calibration and the theory comparison "
+                 "(Lotz et al. 2011)")
+    sp.add_argument("predictions", nargs="?", default=None,
+                    help="Kaggle-format predictions CSV (GalaxyID, Class8.6, ...); or use --images")
+    sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
+                                                  "checkpoint, else the newest finished run in runs/)")
+    source_fov(sp)
+    sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
+    sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")
+    sp.add_argument("--rate", type=float, default=merger_fraction.DEFAULT_RATE_PER_GYR,
+                    help="merger rate R, per galaxy per Gyr (default 0.05, as the seed paper quoted Lotz et al. 2011)")
+    sp.add_argument("--timescale", type=float, default=merger_fraction.MORPHOLOGY_TIMESCALE_GYR,
+                    help="observability timescale T, Gyr (default 0.3 for morphology; about 1 for close pairs)")
+    sp.add_argument("--calibrate-run", metavar="MODEL", default=None,
+                    help="run or checkpoint folder: compare its Class8.6 with the volunteers' on labelled galaxies it "
+                         "never learnt from (of --data, else of the cache it trained on) and match the threshold")
+    sp.add_argument("--data", default=None, metavar="DATA",
+                    help="labelled data folder or cache to calibrate on (needed for the shipped checkpoint; real "
+                         "galaxies for real predictions)")
+    sp.add_argument("--plot", metavar="OUT.html", default=None, help="write the histogram (and calibration) plots")
+    sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+
+    sp = command(sub, "morphology", cmd_morphology,
+                 "Gini, M20 and asymmetry by statmorph for a cache's galaxies (each measured once and kept), with the "
+                 "merger fractions they give")
+    sp.add_argument("data", help="a prepared cache or a data folder")
+    source_fov(sp)
+    sp.add_argument("--subset", default="all", choices=["all", "labelled", "train", "val", "unlabelled"],
+                    help="which galaxies of the cache (default all)")
+    sp.add_argument("--sample", type=int, default=None, help="measure a seeded random sample of this many")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the --sample")
+    sp.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+    sp.add_argument("--model", default=None, help="run or checkpoint folder: compare its Class8.6 > --threshold")
+    sp.add_argument("--threshold", type=float, default=0.5, help="the model's merger threshold on Class8.6")
+    sp.add_argument("--out", default=None, help="write the measurements to this CSV")
