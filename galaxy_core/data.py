@@ -29,8 +29,8 @@ from .catalog import Catalog, DataError, galaxy_kind, read_catalog
 from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lock, format_bytes, part, read_json,
                     recover)
 from .fitsimages import FitsSettings, galaxy_files
-from .images import DEFAULT_FOV, decode_images
-from .settings import folder_is_synthetic
+from .images import decode_images
+from .settings import DEFAULT_FOV, folder_is_synthetic
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     from .config import TrainConfig

@@ -169,7 +169,7 @@ def cache_summary(cache: data.GalaxyCache) -> dict:
         "size": cache.size, "fov": cache.fov, "source": cache.meta.get("source"),
         "source_fov": cache.meta.get("source_fov"),
         "memory": memory_needed(len(cache) * cache.size ** 2),
-        "memory_originals": memory_needed(len(cache) * images.KAGGLE_FRAME ** 2),
+        "memory_originals": memory_needed(len(cache) * settings.KAGGLE_FRAME ** 2),
         "tree_check": tree_check(cache.ids[full], labels),
         "skipped": len(cache.meta.get("skipped", [])),
     }
@@ -194,7 +194,7 @@ def memory_table(summary: dict, folder: dict | None) -> pd.DataFrame:
     ways = [("cache", f"{n:,} x 3 x {size} x {size}", summary["memory"])]
     if folder:
         ways.append(("original images, at their size", "sum of width x height x 3", folder["memory"]))
-    ways.append((f"as {images.KAGGLE_FRAME} px originals", f"{n:,} x 3 x {images.KAGGLE_FRAME} x {images.KAGGLE_FRAME}",
+    ways.append((f"as {settings.KAGGLE_FRAME} px originals", f"{n:,} x 3 x {settings.KAGGLE_FRAME} x {settings.KAGGLE_FRAME}",
                  summary["memory_originals"]))
     return pd.DataFrame([{"images": w, "array": shape, "as uint8": format_bytes(m["uint8_bytes"]),
                           "as float32": format_bytes(m["float32_bytes"])} for w, shape, m in ways])

@@ -41,13 +41,8 @@ from . import fitsimages
 # ImageError is defined in files so that fitsimages can raise it too; callers know it as images.ImageError.
 from .files import DataError, ImageError, Progress, os_reason, read_json
 from .fitsimages import FitsSettings
-from .settings import FOLDER_CONFIG, folder_source_fov, settings_file
+from .settings import FOLDER_CONFIG, KAGGLE_FRAME, folder_source_fov, settings_file
 
-KAGGLE_FRAME = 424
-"""Side of the original Kaggle/GZ2 cutouts in pixels; every field of view is a fraction of it."""
-DEFAULT_FOV = 256 / KAGGLE_FRAME
-"""The field a cache and a model see unless told otherwise, as a fraction of the frame (0.604): the central 256 px,
-about 2.5 R90 across, the whole galaxy with sky around it, and all that the 96 px packs hold."""
 IMAGE_FORMATS = ("JPEG", "PNG")
 """The formats decoded, whatever the file's extension says (Pillow sniffs the content). Others are refused: Pillow's
 more permissive readers (TGA, XBM, ...) would turn a damaged or foreign file into a garbage image."""

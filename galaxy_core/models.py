@@ -32,7 +32,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from galaxy_core.files import atomic_write_bytes, atomic_write_json
-from galaxy_core.images import DEFAULT_FOV
+from galaxy_core.settings import DEFAULT_FOV
 from galaxy_core.tree import N_ANSWERS, PARENT_INDEX, QUESTION_SLICES
 
 OUTPUTS = ("sigmoid", "tree", "linear")

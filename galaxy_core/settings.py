@@ -1,4 +1,5 @@
-"""A data folder's layout and what its ``galaxy_core.json`` declares.
+"""The data format's conventions: a data folder's layout, what its ``galaxy_core.json`` declares, and the Kaggle
+frame every field of view is measured in.
 
 A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout (``catalog`` reads it)::
 
@@ -25,6 +26,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LABELLED_DIR, UNLABELLED_DIR = "images_training_rev1", "images_test_rev1"
 LABEL_CSV = "training_solutions_rev1.csv"
 FOLDER_CONFIG = "galaxy_core.json"
+KAGGLE_FRAME = 424
+"""Side of the original Kaggle/GZ2 cutouts in pixels; every field of view is a fraction of it."""
+DEFAULT_FOV = 256 / KAGGLE_FRAME
+"""The field a cache and a model see unless told otherwise, as a fraction of the frame (0.604): the central 256 px,
+about 2.5 R90 across, the whole galaxy with sky around it, and all that the 96 px packs hold."""
 
 
 def settings_file(root: str | os.PathLike) -> Path:

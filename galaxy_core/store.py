@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import data, hardware, models
+from . import hardware
 from .files import atomic_write_npy
+
+if TYPE_CHECKING:  # annotations only: the store reads a model's weights and a cache's fingerprint, builds neither
+    from .data import GalaxyCache
+    from .models import GalaxyModel
 
 STORE_DIR = "predictions"
 """Where the store lives, inside the cache folder (rebuilt caches start empty)."""
@@ -22,7 +27,7 @@ STORE_KEEP = 64
 """How many stored prediction sets a cache folder keeps (the oldest go first)."""
 
 
-def store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray, tta: int) -> str:
+def store_key(model: GalaxyModel, cache: GalaxyCache, rows: np.ndarray, tta: int) -> str:
     """A digest of everything a prediction depends on: the weights and config, the cache's fingerprint, the rows,
     the views and the device type and precision (bf16 and float32 results differ in the last digits)."""
     h = hashlib.sha1()
@@ -36,7 +41,7 @@ def store_key(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarr
     return h.hexdigest()
 
 
-def stored_path(cache: data.GalaxyCache, key: str) -> Path:
+def stored_path(cache: GalaxyCache, key: str) -> Path:
     """Where the predictions with digest ``key`` (:func:`store_key`) are kept for ``cache``."""
     return cache.path / STORE_DIR / f"{key}.npy"
 

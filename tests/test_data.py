@@ -45,14 +45,14 @@ def test_prepare_skips_unreadable_images(damaged):
     assert cache.images.shape == (54, 3, 32, 32)
     assert (cache.path / "images.u8").stat().st_size == 54 * 3 * 32 * 32  # no gap left by the skipped rows
     assert cache.meta["n_full"] == 48 - 3 - 2 and cache.meta["n_partial"] == 3 and cache.meta["n_unlabelled"] == 8
-    assert cache.size == 32 and cache.fov == pytest.approx(images.DEFAULT_FOV)
+    assert cache.size == 32 and cache.fov == pytest.approx(settings.DEFAULT_FOV)
     assert cache.meta["source_fov"] == 1.0
 
 
 def test_prepare_rows_are_aligned(damaged):
     root, cache = damaged
     rows = csv_rows(root / settings.LABEL_CSV)
-    crop = images.DEFAULT_FOV / 1.0
+    crop = settings.DEFAULT_FOV / 1.0
     for r, gid in enumerate(cache.ids):
         labelled = int(gid) < FIRST_ID + N_LABELLED
         folder = settings.LABELLED_DIR if labelled else settings.UNLABELLED_DIR

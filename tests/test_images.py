@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from galaxy_core import catalog, images
+from galaxy_core.settings import DEFAULT_FOV
 
 PROPERTY = settings(max_examples=250, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -66,7 +67,7 @@ def test_load_image_non_square_crops_the_shorter_side(tmp_path):
     assert x[:, 1:-1, 1:-1].min() >= 245
 
 
-@pytest.mark.parametrize("crop,size", [(images.DEFAULT_FOV, 80), (0.5, 64), (1.0, 53), (0.9, 100)])
+@pytest.mark.parametrize("crop,size", [(DEFAULT_FOV, 80), (0.5, 64), (1.0, 53), (0.9, 100)])
 def test_load_image_jpeg_draft_matches_png(tmp_path, crop, size):
     img = smooth_galaxy(424)
     Image.fromarray(img).save(tmp_path / "g.png")

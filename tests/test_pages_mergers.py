@@ -21,7 +21,7 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, mergers, modelchoice,
+from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, modelchoice,
                          models, prediction, settings, tree)
 from galaxy_core.files import atomic_write_json
 

@@ -14,7 +14,7 @@ from galaxy_core import data, modelchoice, prediction, store
 
 
 def test_cache_predictions_are_stored_and_reused(seed_run, tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core import views
+    from galaxy_core import inference
 
     model = modelchoice.load_model(seed_run)
     # A copy of the cache without stored predictions (other tests store theirs in the shared one).
@@ -28,7 +28,7 @@ def test_cache_predictions_are_stored_and_reused(seed_run, tiny_cache, tmp_path,
     def no_inference(*a, **k):
         raise AssertionError("predicted again")
 
-    monkeypatch.setattr(views, "infer", no_inference)
+    monkeypatch.setattr(inference, "infer", no_inference)
     assert np.array_equal(prediction.predict_cache(model, tiny_cache, rows, tta=2), first)
     # Other views, other rows or other weights are other predictions.
     for call in (lambda: prediction.predict_cache(model, tiny_cache, rows, tta=1),

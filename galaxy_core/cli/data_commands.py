@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import data, demo, explore, images
+from .. import data, demo, explore, settings
 from ..files import TextProgress, format_bytes
 from .common import command, data_folder, emit, frame_arcsec, source_fov
 
@@ -84,8 +84,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
                             "run the K shards anywhere the folder is, then --merge K")
     parts.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
-    sp.add_argument("--fov", type=float, default=images.DEFAULT_FOV,
-                    help=f"field to keep, as a fraction of the 424 px frame (default {images.DEFAULT_FOV:.4f})")
+    sp.add_argument("--fov", type=float, default=settings.DEFAULT_FOV,
+                    help=f"field to keep, as a fraction of the 424 px frame (default {settings.DEFAULT_FOV:.4f})")
     sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
     source_fov(sp)
     frame_arcsec(sp)
