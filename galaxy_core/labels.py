@@ -103,6 +103,37 @@ def ask_next(probability: np.ndarray, answered: np.ndarray, n: int = 12) -> np.n
     return candidates[order[:n]]
 
 
+def first_offer(unusual: np.ndarray, answered: np.ndarray, n: int = 12, seed: int = 0) -> np.ndarray:
+    """What to ask about before there is a head to rank by (no yes and no answer yet): the most unusual galaxies by
+    ``unusual`` (an anomaly score per row), where rare kinds gather, and as many random ones, the rare and the
+    common; rows already ``answered`` left out, at most ``n``, in that order."""
+    answered = np.asarray(answered, bool)
+    half = (n + 1) // 2
+    odd = np.argsort(-np.asarray(unusual), kind="stable")[:half]
+    rand = np.random.default_rng(seed).choice(len(answered), min(n - half, len(answered)), replace=False)
+    offer = [r for r in dict.fromkeys(np.r_[odd, rand].tolist()) if not answered[r]]
+    return np.array(offer[:n], np.int64)
+
+
+def marked(row_of, answers: dict[str, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (``row_of(GalaxyID)``, e.g. ``GalaxyCache.row_of``) and answers of galaxies marked yes (True) or no
+    (False), in the order they were marked."""
+    return (np.array([row_of(g) for g in answers], np.int64).reshape(-1),
+            np.array(list(answers.values()), bool).reshape(-1))
+
+
+def answered(n: int, rows: np.ndarray) -> np.ndarray:
+    """A mask over ``n`` galaxies, True at the ``rows`` already answered."""
+    mask = np.zeros(int(n), bool)
+    mask[np.asarray(rows, np.int64)] = True
+    return mask
+
+
+def answers_frame(answers: dict[str, bool]) -> pd.DataFrame:
+    """Marked galaxies as the ``GalaxyID,label`` table that :func:`save` writes and :func:`read_labels` reads."""
+    return pd.DataFrame({"GalaxyID": [str(g) for g in answers], "label": list(answers.values())})
+
+
 def read_labels(path: str | os.PathLike) -> pd.DataFrame:
     """A CSV of ``GalaxyID,label`` (label: 1/0, yes/no, true/false) as a frame of text ids and bool labels; the last
     answer of a galaxy given twice wins. Raises DataError naming the file and the lines it cannot read."""
@@ -126,6 +157,12 @@ def rank(head: Head, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
     order = np.argsort(-z, kind="stable")
     return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": np.asarray(ids)[order],
                          "p_yes": sigmoid(z[order]), "logit": z[order]})
+
+
+def candidates(ranked: pd.DataFrame, answered_ids, n: int | None = None) -> pd.DataFrame:
+    """The galaxies of a :func:`rank` table not among ``answered_ids``, most likely yes first (the first ``n``)."""
+    fresh = ranked[~ranked["GalaxyID"].isin([str(g) for g in answered_ids])]
+    return fresh if n is None else fresh.head(n)
 
 
 def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,

@@ -13,6 +13,7 @@ is used when asked for (:class:`Index`). The measured times and recalls are in d
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 APPROXIMATE_LISTS = 4.0
 """The inverted-file index's cells: this many times the square root of the number of vectors (faiss's advice is
@@ -96,6 +97,16 @@ class Index:
         k))``. With the approximate index a query may find fewer than ``k``: the rest are -1 at distance inf."""
         return self._search(self.project(queries), k)
 
+    def similar(self, query: np.ndarray, ids: np.ndarray, k: int) -> pd.DataFrame:
+        """The ``k`` galaxies nearest to one ``query`` vector (D,) or (1, D), nearest first, as a table of ``rank``,
+        ``GalaxyID`` (from ``ids``, one per row of the index) and cosine ``distance``; what the approximate index did
+        not find is left out."""
+        idx, distance = self.search(query, k)
+        found = idx[0] >= 0
+        rows = idx[0][found]
+        return pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "GalaxyID": np.asarray(ids)[rows],
+                             "distance": distance[0][found], "row": rows})
+
     def _search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(int(k), len(self.unit))
         if self.faiss is not None:
@@ -152,6 +163,14 @@ def anomaly_scores(vectors: np.ndarray, k: int = 10, dims: int | None = None, ap
                    ) -> np.ndarray:
     """:meth:`Index.anomaly_scores` of an index on ``vectors`` (``dims`` and ``approximate`` as for :class:`Index`)."""
     return Index(vectors, dims, approximate).anomaly_scores(k)
+
+
+def most_unusual(score: np.ndarray, ids: np.ndarray, n: int) -> pd.DataFrame:
+    """The ``n`` galaxies with the highest anomaly ``score`` (:meth:`Index.anomaly_scores`), oddest first (ties in
+    row order), as a table of ``rank``, ``GalaxyID``, ``score`` and ``row``."""
+    order = np.argsort(-np.asarray(score), kind="stable")[:max(int(n), 0)]
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": np.asarray(ids)[order],
+                         "score": np.asarray(score)[order], "row": order})
 
 
 def pca(vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

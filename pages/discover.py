@@ -1,8 +1,6 @@
 """Discover: galaxies like a given one, a yes/no question of your own learnt from a few galaxies you mark, and the
 galaxies least like any other, all on one model's embeddings (the backbone before the decision-tree head)."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from galaxy_core import embeddings, finetune, labels, similarity
@@ -29,8 +27,10 @@ except ValueError as e:
     st.stop()
 
 
-def download(frame: pd.DataFrame, name: str, key: str) -> None:
-    st.download_button("Download as CSV", frame.to_csv(index=False), file_name=name, mime="text/csv", key=key)
+def download(frame, name: str, key: str) -> None:
+    """A table without its cache rows (``row``), for the user's own files."""
+    st.download_button("Download as CSV", frame.drop(columns="row", errors="ignore").to_csv(index=False),
+                       file_name=name, mime="text/csv", key=key)
 
 
 answers: dict = st.session_state.setdefault("dc_answers", {})  # GalaxyID -> True (yes) / False (no)
@@ -110,13 +110,11 @@ if view == VIEWS[0]:
         except KeyError as e:
             st.error(str(e).strip("'\""))
     if query is not None:
-        rows, distance = index.search(query, int(k))
-        rows, distance = rows[0][rows[0] >= 0], distance[0][rows[0] >= 0]
-        st.caption(f"The {len(rows)} galaxies nearest to {name}, nearest first"
+        found = index.similar(query, cache.ids, int(k))
+        st.caption(f"The {len(found)} galaxies nearest to {name}, nearest first"
                    + (f" (on {dims} principal components, {index.kept:.0%} of the variance)." if dims else "."))
-        marked_gallery(rows, [f"{cache.ids[r]} · {d:.3f}" for r, d in zip(rows, distance)], "near")
-        download(pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "GalaxyID": cache.ids[rows],
-                               "distance": distance}), "similar.csv", "dc_similar_csv")
+        marked_gallery(found["row"], [f"{g} · {d:.3f}" for g, d in zip(found["GalaxyID"], found["distance"])], "near")
+        download(found, "similar.csv", "dc_similar_csv")
 
 if view == VIEWS[2]:
     c1, c2 = st.columns(2)
@@ -124,31 +122,27 @@ if view == VIEWS[2]:
     neighbours = c2.number_input("Neighbours in the score", 1, 100, 10, key="dc_odd_k",
                                  help="a galaxy's score is its mean cosine distance to this many nearest others")
     score = ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, int(neighbours), dims, approximate)
-    order = np.argsort(-score, kind="stable")[:int(n)]
-    st.caption(f"The {len(order)} galaxies least like any other of the {len(cache):,}, oddest first: stars, "
+    odd = similarity.most_unusual(score, cache.ids, int(n))
+    st.caption(f"The {len(odd)} galaxies least like any other of the {len(cache):,}, oddest first: stars, "
                "artifacts, mergers, rare shapes. Yes and No answer your own question (see 'Your own question').")
-    marked_gallery(order, [f"{cache.ids[r]} · {score[r]:.3f}" for r in order], "odd")
-    download(pd.DataFrame({"rank": np.arange(1, len(order) + 1), "GalaxyID": cache.ids[order],
-                           "score": score[order]}), "unusual.csv", "dc_odd_csv")
+    marked_gallery(odd["row"], [f"{g} · {v:.3f}" for g, v in zip(odd["GalaxyID"], odd["score"])], "odd")
+    download(odd, "unusual.csv", "dc_odd_csv")
 
 if view == VIEWS[1]:
     st.caption("Answer Yes or No under the galaxies below, or under any gallery of this page (at least one of "
                "each); then every galaxy is ranked by it and the ones it is least sure of are offered next. The "
                "answers stay in this browser session until you save them.")
     head, tuned, ranked_by = None, None, vectors
-    if {True, False} <= set(answers.values()):
-        rows = np.array([cache.row_of(g) for g in answers])
-        head = labels.fit(vectors[rows], np.array(list(answers.values())))
+    rows, said = labels.marked(cache.row_of, answers)
+    answered = labels.answered(len(cache), rows)
+    if said.any() and not said.all():
+        head = labels.fit(vectors[rows], said)
         # A fine-tuned copy ranks only for the answers and the model and data it was tuned on.
         held = st.session_state.get("dc_tuned")
         if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
             tuned, head, ranked_by = held["model"], held["head"], held["vectors"]
-    answered = np.isin(np.arange(len(cache)), [cache.row_of(g) for g in answers])
-    if head is None:  # nothing to rank by yet: start from the unusual galaxies and a random few
-        offer = np.r_[np.argsort(-ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10),
-                                 kind="stable")[:6],
-                      np.random.default_rng(0).choice(len(cache), min(6, len(cache)), replace=False)]
-        offer = np.array([r for r in dict.fromkeys(offer.tolist()) if not answered[r]])[:12]
+    if head is None:  # nothing to rank by yet
+        offer = labels.first_offer(ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10), answered)
     else:
         offer = labels.ask_next(head.probability(ranked_by), answered, 12)
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
@@ -169,7 +163,7 @@ if view == VIEWS[1]:
 
             try:
                 t_model, t_head, t_vectors = finetune.tune_and_rank(
-                    ml.load_model(model), cache, rows, np.array(list(answers.values())), head, progress=update)
+                    ml.load_model(model), cache, rows, said, head, progress=update)
             except ValueError as e:
                 st.error(f"Cannot fine-tune: {e}")
             else:
@@ -179,7 +173,7 @@ if view == VIEWS[1]:
         c2.caption("Ranked by the fine-tuned last stage: a new answer returns to the frozen one until you fine-tune "
                    "again." if tuned is not None else "Ranked by a head on the frozen embeddings.")
         ranked = labels.rank(head, cache.ids, ranked_by)
-        fresh = ranked[~ranked["GalaxyID"].isin(list(answers))].head(24)
+        fresh = labels.candidates(ranked, answers, 24)
         st.markdown(f"**Most likely yes to '{question}'**, not yet labelled")
         marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]],
                        [f"{g} · p {v:.3f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])], "top")
@@ -190,7 +184,7 @@ if view == VIEWS[1]:
         if name.strip() and c2.button("Save labels, head and ranking", key="dc_save"):
             try:
                 folder = labels.save(common.discoveries_root() / name.strip(), question,
-                                     pd.DataFrame({"GalaxyID": list(answers), "label": list(answers.values())}),
+                                     labels.answers_frame(answers),
                                      head, ranked, str(model), str(cache.path), tuned=tuned)
                 st.success(f"Saved in `{folder}`; the command line does the same: `python -m galaxy_core label "
                            f"{cache.path} {folder / labels.LABELS_FILE} --name {folder.name}`.")

@@ -84,3 +84,26 @@ def test_sigmoid_known_values_and_no_overflow_far_out():
     with np.errstate(all="raise"):
         p = labels.sigmoid(z)
     np.testing.assert_allclose(p, [0.0, 1 / (1 + np.exp(2.0)), 0.5, 1 / (1 + np.exp(-2.0)), 1.0], atol=1e-15)
+
+
+def test_the_first_offer_is_the_most_unusual_and_random_ones_never_answered():
+    unusual = np.arange(40, dtype=float)  # row 39 is the oddest
+    answered = np.zeros(40, bool)
+    answered[38] = True
+    offer = labels.first_offer(unusual, answered, n=6, seed=0)
+    assert offer[:2].tolist() == [39, 37] and not answered[offer].any()  # the odd half, answered row left out
+    assert len(set(offer.tolist())) == len(offer) <= 6
+    assert labels.first_offer(unusual, np.ones(40, bool)).size == 0
+
+
+def test_marked_galaxies_become_rows_a_mask_and_the_saved_table():
+    answers = {"g3": True, "g1": False}
+    rows, said = labels.marked({"g1": 1, "g3": 3}.__getitem__, answers)
+    assert rows.tolist() == [3, 1] and said.tolist() == [True, False]
+    assert labels.answered(5, rows).tolist() == [False, True, False, True, False]
+    assert labels.answers_frame(answers).to_dict("list") == {"GalaxyID": ["g3", "g1"], "label": [True, False]}
+    empty_rows, empty_said = labels.marked({}.__getitem__, {})
+    assert empty_rows.shape == (0,) and empty_said.shape == (0,)
+    ranked = pd.DataFrame({"rank": [1, 2, 3], "GalaxyID": ["g1", "g2", "g3"], "p_yes": [0.9, 0.5, 0.1]})
+    assert labels.candidates(ranked, answers)["GalaxyID"].tolist() == ["g2"]
+    assert labels.candidates(ranked, [], 2)["GalaxyID"].tolist() == ["g1", "g2"]

@@ -107,3 +107,17 @@ def test_exact_index_search_matches_nearest():
     idx, dist = similarity.Index(x).search(x[[4, 9]], 3)
     for row, q in zip(idx, (4, 9)):
         assert row.tolist() == similarity.nearest(x, x[q], 3)[0].tolist() and row[0] == q
+
+
+def test_similar_and_most_unusual_tables_name_galaxies_in_order():
+    x, label = clusters()
+    ids = np.array([f"g{i}" for i in range(len(x))])
+    near = similarity.Index(x).similar(x[17], ids, 4)
+    assert near.columns.tolist() == ["rank", "GalaxyID", "distance", "row"]
+    assert near["rank"].tolist() == [1, 2, 3, 4] and near["GalaxyID"][0] == "g17" and near["row"][0] == 17
+    assert near["distance"][0] == pytest.approx(0, abs=1e-6) and near["distance"].is_monotonic_increasing
+    assert (label[near["row"]] == label[17]).all()
+    score = np.array([0.1, 0.5, 0.3, 0.5])
+    odd = similarity.most_unusual(score, ids[:4], 3)
+    assert odd["GalaxyID"].tolist() == ["g1", "g3", "g2"] and odd["rank"].tolist() == [1, 2, 3]  # ties in row order
+    assert similarity.most_unusual(score, ids[:4], 0).empty

@@ -35,8 +35,6 @@ def _how(args: argparse.Namespace, kept: float) -> str:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .. import embeddings, similarity
 
     cache, model, vectors = _embedded(args)
@@ -46,30 +44,24 @@ def cmd_similar(args: argparse.Namespace) -> int:
     else:
         vector, name = vectors[cache.row_of(args.query)], f"GalaxyID {args.query}"
     index = similarity.Index(vectors, args.dims, args.approximate)
-    idx, distance = index.search(vector, args.k)
-    rows, distance = idx[0][idx[0] >= 0], distance[0][idx[0] >= 0]
-    frame = pd.DataFrame({"rank": range(1, len(rows) + 1), "GalaxyID": cache.ids[rows], "distance": distance})
-    human = (f"the {len(rows)} galaxies of {cache.path} nearest to {name} (cosine distance"
+    frame = index.similar(vector, cache.ids, args.k).drop(columns="row")
+    human = (f"the {len(frame)} galaxies of {cache.path} nearest to {name} (cosine distance"
              f"{_how(args, index.kept)})" + _write_table(args, frame))
-    emit(args, human, {"query": str(args.query), "n": len(rows), "out": args.out,
+    emit(args, human, {"query": str(args.query), "n": len(frame), "out": args.out,
                         "neighbours": frame.head(args.k).to_dict("records")})
     return 0
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
-
     from .. import similarity
 
     cache, _, vectors = _embedded(args)
     index = similarity.Index(vectors, args.dims, args.approximate)
     score = index.anomaly_scores(args.neighbours)
-    order = np.argsort(-score, kind="stable")[:args.n]
-    frame = pd.DataFrame({"rank": range(1, len(order) + 1), "GalaxyID": cache.ids[order], "score": score[order]})
-    human = (f"the {len(order)} galaxies of {cache.path} least like any other (mean cosine distance to their "
+    frame = similarity.most_unusual(score, cache.ids, args.n).drop(columns="row")
+    human = (f"the {len(frame)} galaxies of {cache.path} least like any other (mean cosine distance to their "
              f"{args.neighbours} nearest neighbours{_how(args, index.kept)})" + _write_table(args, frame))
-    emit(args, human, {"n": len(order), "out": args.out, "anomalies": frame.head(20).to_dict("records")})
+    emit(args, human, {"n": len(frame), "out": args.out, "anomalies": frame.head(20).to_dict("records")})
     return 0
 
 
@@ -100,7 +92,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     answered[rows] = True
     folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
                          str(args.model), str(cache.path), tuned=tuned)
-    fresh = ranked[~ranked["GalaxyID"].isin(answers["GalaxyID"])]
+    fresh = labels.candidates(ranked, answers["GalaxyID"])
     ask = cache.ids[labels.ask_next(head.probability(vectors), answered, args.ask)]
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
              f"{len(cache):,} galaxies' embeddings{' (last stage fine-tuned)' if tuned else ''}; ranking in "
