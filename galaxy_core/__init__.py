@@ -1,17 +1,56 @@
-"""galaxy_core: Galaxy Zoo 2 morphology from images to the 37 decision-tree answers.
+"""galaxy_core: Galaxy Zoo 2 morphology, from images to the 37 decision-tree answers and what they are used for.
 
-The data flows through one module per stage::
+One module per job, importing only downhill (``tests/test_package.py`` checks); nothing here imports Streamlit: the
+dashboard's pages read widgets, call these functions and draw. Roughly in the order the data flows::
 
-    data        read a Kaggle-layout folder, summarise it, prepare a memory-mapped uint8 cache and a split
-    models      a registry of named models (features + decision-tree head), saved as safetensors + JSON
-    training    one plain loop from a cache to a run folder (config, metrics.csv, best and last checkpoints)
-    evaluation  RMSE overall, per answer and per question; true vs predicted; top-k galleries; runs compared
-    prediction  the 37 answers for new images, in the Kaggle submission format
-
-with ``tree`` (the decision tree as data), ``views`` (what a model sees: crops, augmentation, test-time views),
-``distributed`` (several processes under ``torchrun``), ``demo`` (a synthetic dataset for first runs and tests) and
-``cli`` (``python -m galaxy_core``). Nothing here
-imports Streamlit: the dashboard's pages call these functions.
+    the data format
+      tree            the decision tree: 11 questions, 37 answers, as data
+      settings        a data folder's layout and galaxy_core.json; the Kaggle frame and the default field of view
+      files           atomic writes, progress, the input errors, work cut into parts
+    images in
+      fitsimages      FITS cutouts as the RGB picture a JPEG of them would be
+      images          one image decoded, cropped and resized (or why not); many on a process pool; a folder's field
+      catalog         a data folder: its galaxies, their image files and labels
+      data            the memory-mapped uint8 cache, its labels, mask and seeded split
+      explore         counts, sizes, memory, histograms, correlations, the most typical galaxies
+      synthetic       made-up galaxies: kinds, parameters, labels that obey the tree
+      render          one synthetic galaxy drawn as an SDSS-like cutout
+      demo            the built-in synthetic demo folder, made on first use
+    models and training
+      models          the registry: features + decision-tree head, saved as safetensors + JSON
+      views           crops, training augmentation, the 8 dihedral views
+      hardware        the device, native bf16 on the CPU, fast math, the allocator
+      config          TrainConfig and the recipes (GPU and CPU)
+      metrics         RMSE over the known answers
+      staging         the training images on the device or streamed from the cache
+      ema             a moving average of the weights
+      checkpoint      a run's best/ and last/ checkpoints
+      distributed     several processes under torchrun
+      distill         teachers' soft targets for the answers no volunteer gave
+      training        the loop
+      estimate        how long a training takes on this machine
+      runs            run folders: metrics.csv and status; launching, stopping and listing runs
+      benchmark       every model trained on one split, one table
+    answers
+      inference       BatchNorm folded; batched, multi-view inference and embedding
+      modelchoice     which model (the shipped checkpoint, else the newest run) and loading it
+      store           a cache's stored predictions
+      prediction      the 37 answers for a cache, image files or a folder; the Kaggle CSV
+      evaluation      RMSE per answer and question, true vs predicted, top-k galleries
+      export          a run as a checkpoint folder; replacing the shipped default
+    what the answers are for
+      merger_fraction     the merger fraction with its intervals, against Lotz et al. (2011)
+      merger_calibration  the model's mergers against the volunteers'
+      mergers             every method on the same galaxies, as the CLI and the Mergers page show them
+      morphology          statmorph's Gini, M20 and asymmetry
+      embeddings          one vector per galaxy from a model's backbone
+      similarity          nearest neighbours, the unusual galaxies, PCA and faiss
+      labels              a yes/no question of one's own learnt from marked galaxies
+      finetune            the backbone's last stage tuned to that question
+    out
+      figures         every plotly figure the dashboard and the CLI draw
+      access          what a dashboard user may read: data roots and upload checks
+      cli             ``python -m galaxy_core``, a package of commands grouped by job
 """
 
 __version__ = "0.1.0"

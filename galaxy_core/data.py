@@ -1,4 +1,4 @@
-"""Stage 1, the cache: every image of a data folder decoded once into a memory-mapped uint8 array, with its labels,
+"""The cache: every image of a data folder decoded once into a memory-mapped uint8 array, with its labels,
 mask of known answers and a seeded train/validation split, so that training never decodes a JPEG.
 
 ``prepare`` reads the folder (``catalog``), decodes it at one field of view and size, and writes the cache folder

@@ -1,4 +1,4 @@
-"""Stage 4, evaluation: RMSE overall, per answer and per question, true-vs-predicted arrays and top-k galleries.
+"""Evaluation: RMSE overall, per answer and per question, true-vs-predicted arrays and top-k galleries.
 
 RMSE is the Kaggle Galaxy Challenge metric: the square root of the mean squared difference over all 37 answers of
 all galaxies (Dieleman, Willett & Dambre 2015). Unknown answers (partially labelled galaxies) are left out.

@@ -1,4 +1,4 @@
-"""Stage 1, FITS cutouts: a galaxy's FITS image(s) into the RGB picture a JPEG of it would be, and the part of it
+"""FITS cutouts: a galaxy's FITS image(s) into the RGB picture a JPEG of it would be, and the part of it
 that the model's field of the Galaxy Zoo 2 frame covers. ``images.load_image`` crops and resizes it exactly as it
 does a JPEG, into the same (3, size, size) uint8 arrays.
 

@@ -119,3 +119,12 @@ def test_help_does_not_import_torch():
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:5]")
     subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, check=True)
 
+
+
+def test_the_package_docstring_names_every_module():
+    """``galaxy_core/__init__.py`` is the map a newcomer reads first: every module is on it, and nothing else."""
+    import re
+
+    doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text())) or ""
+    named = set(re.findall(r"^ {6}(\w+) ", doc, re.M))
+    assert named == set(MODULES)
