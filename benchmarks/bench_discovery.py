@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, embeddings, evaluation, images, modelchoice, prediction, runs, settings,
+from galaxy_core import (data, embeddings, evaluation, images, modelchoice, prediction, runs, settings,  # noqa: E402
                          similarity, tree)
 
 SHARED = ROOT.parent / "shared" / "data"

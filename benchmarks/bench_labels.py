@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels, modelchoice,
+from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels, modelchoice,  # noqa: E402
                          prediction, runs, tree)
 
 SHARED = ROOT.parent / "shared" / "data"

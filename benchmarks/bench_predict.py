@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import hardware, images, modelchoice, models, prediction
+from galaxy_core import hardware, images, modelchoice, models, prediction  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -106,8 +106,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 CPU_RECIPES: dict[str, dict[str, Any]] = {
     # The most accurate galaxynet measured on a 2-core CPU (every recipe tried: docs/cpu-training.md). Half the
     # width is a sixth of the full net's FLOPs; weight decay 0.2 rather than 0.05 because at 0.05 it overfitted;
-    # 72 px rather than 64 for 0.0007 of RMSE; ending the one-cycle at a tenth of its peak with a weight average over the last
-    # ~2,000 steps (lr_floor, ema: stochastic weight averaging) gave the last 0.0002 of RMSE.
+    # 72 px rather than 64 for 0.0007 of RMSE; ending the one-cycle at a tenth of its peak with a weight average
+    # over the last ~2,000 steps (lr_floor, ema: stochastic weight averaging) gave the last 0.0002 of RMSE.
     "galaxynet": dict(model_args={"width": 32, "input_size": 72}, epochs=150, batch_size=128, optimizer="adamw",
                       lr=3e-3, weight_decay=0.2, scheduler="onecycle", lr_floor=0.1, ema=0.9995, augment=True,
                       tta=8),

@@ -123,11 +123,11 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
                       overwrite: bool = False, workers: int | None = None) -> Path:
     """Write a synthetic data set in the Kaggle Galaxy Challenge layout to ``out_dir`` and return its path.
 
-    ``n_labelled`` images go to ``images_training_rev1/`` with their labels in ``training_solutions_rev1.csv``
-    (GalaxyID and the 37 columns of :data:`tree.COLUMNS`, 6 decimals, every question summing exactly to its parent
-    answer), ``n_unlabelled`` to ``images_test_rev1/``. GalaxyIDs are consecutive 8-digit integers from :data:`FIRST_ID`,
-    labelled first. Images are ``size`` x ``size`` pixel RGB JPEGs (424 like Kaggle's). The result depends only on
-    the arguments: the same seed gives byte-identical files. The data are synthetic (see ``README.md`` in the output).
+    ``n_labelled`` images go to ``images_training_rev1/`` with their labels in ``training_solutions_rev1.csv`` (GalaxyID
+    and the 37 columns of :data:`tree.COLUMNS`, 6 decimals, every question summing exactly to its parent answer),
+    ``n_unlabelled`` to ``images_test_rev1/``. GalaxyIDs are consecutive 8-digit integers from :data:`FIRST_ID`,
+    labelled first. Images are ``size`` x ``size`` pixel RGB JPEGs (424 like Kaggle's). The result depends only on the
+    arguments: the same seed gives byte-identical files. The data are synthetic (see ``README.md`` in the output).
 
     The set is built in a sibling ``<out_dir>.tmp-*`` folder and renamed into place at the end
     (``files.building_dir``), so an interrupted run never leaves a folder that looks complete. An existing non-empty

@@ -117,16 +117,17 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     """Everything a user wants to know about a data folder before training on it.
 
     Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
-    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems
-    found. Images that :func:`galaxy_core.images.load_image` would refuse for what their header shows (not a JPEG or PNG, empty,
-    unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
+    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems found.
+    Images that :func:`galaxy_core.images.load_image` would refuse for what their header shows (not a JPEG or PNG,
+    empty, unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
     left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding. FITS galaxies count
     with the colour mode ``FITS-gri`` or ``FITS-1band`` and all their files on disk.
     """
     cat = catalog.read_catalog(root, source_fov, frame_arcsec)
     # Headers read fast (~27,000 a second on one core of a 2-core EPYC): two processes only broke even at 22,740
     # files, and took 0.55 s instead of 0.02 for the 700 of the demo, so the pool waits for 100 chunks.
-    headers = [h for res in images.imap(images.read_headers, images.chunks(cat.paths, 256), workers, min_jobs=100) for h in res]
+    headers = [h for res in images.imap(images.read_headers, images.chunks(cat.paths, 256), workers, min_jobs=100)
+               for h in res]
     sizes: dict[str, int] = {}
     modes: dict[str, int] = {}
     unreadable = []
@@ -194,7 +195,8 @@ def memory_table(summary: dict, folder: dict | None) -> pd.DataFrame:
     ways = [("cache", f"{n:,} x 3 x {size} x {size}", summary["memory"])]
     if folder:
         ways.append(("original images, at their size", "sum of width x height x 3", folder["memory"]))
-    ways.append((f"as {settings.KAGGLE_FRAME} px originals", f"{n:,} x 3 x {settings.KAGGLE_FRAME} x {settings.KAGGLE_FRAME}",
+    frame = settings.KAGGLE_FRAME
+    ways.append((f"as {frame} px originals", f"{n:,} x 3 x {frame} x {frame}",
                  summary["memory_originals"]))
     return pd.DataFrame([{"images": w, "array": shape, "as uint8": format_bytes(m["uint8_bytes"]),
                           "as float32": format_bytes(m["float32_bytes"])} for w, shape, m in ways])

@@ -24,6 +24,23 @@ CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
 
 
+def shipped_checkpoints() -> list[dict]:
+    """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries
+    (``kind`` "checkpoint", ``path``, ``name``, ``model``, ``summary``, ``train_config``) plus ``galaxies``: whether
+    the checkpoint lists the galaxies it learnt from (``evaluation.checkpoint_galaxies``)."""
+    default = modelchoice.default_checkpoint()
+    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
+                   key=lambda p: (p != default, p.name))
+    out = []
+    for folder in found:
+        config = read_json(folder / models.CONFIG_FILE)
+        extra = config.get("extra") or {}
+        out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
+                    "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
+                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
+    return out
+
+
 def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = None, half: bool = True, tta: int = 8,
                       device: str = "auto") -> dict:
     """Write a run's best model as a checkpoint folder, ``checkpoints/<run name>`` unless ``out``, with float16

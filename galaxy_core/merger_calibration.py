@@ -148,6 +148,21 @@ def calibration_pairs(p_pred, labels, mask, fallback=None, volunteer_threshold: 
     return None if other is None else CalibrationPairs(*other, fallback=True)
 
 
+def calibration_on(p_pred, labels, mask, threshold: float = 0.5) -> dict:
+    """The model's Class8.6 calibrated against the volunteers' on labelled galaxies it never learnt from, as the
+    command line and the Mergers page report it (arguments as :func:`calibration_pairs`, without a fallback).
+
+    Returns ``n`` and ``n_mergers`` (:func:`calibration_counts`), ``too_few`` (:func:`calibration_shortfall`: None
+    when there are enough), and, when there are, ``pairs`` (:class:`CalibrationPairs`) and ``calibration``
+    (:func:`calibrate`, a galaxy being a merger above ``threshold``); both None otherwise. Whether there are enough
+    is counted with volunteer mergers above :data:`VOLUNTEER_MERGER`, whatever ``threshold``.
+    """
+    n, n_mergers = calibration_counts(labels, mask)
+    pairs = calibration_pairs(p_pred, labels, mask)
+    return {"n": n, "n_mergers": n_mergers, "too_few": calibration_shortfall(n, n_mergers), "pairs": pairs,
+            "calibration": None if pairs is None else calibrate(*pairs.pair, volunteer_threshold=threshold)}
+
+
 def calibration_table(p_pred, p_true, thresholds=None) -> pd.DataFrame:
     """For each threshold t, the fraction of galaxies the model flags (``p_pred > t``) and the fraction the
     volunteers flag (``p_true > t``), on the same labelled galaxies (e.g. a run's validation split).

@@ -182,6 +182,10 @@ def cut_examples(table: pd.DataFrame, k: int = EXAMPLES_SHOWN, seed: int = 0) ->
 # --------------------------------------------------------------------------------------------------------------------
 # Which galaxies the Mergers page shows
 
+SUBSETS = {"val": "validation (never trained on)", "labelled": "labelled", "unlabelled": "unlabelled"}
+"""The Mergers page's choices of galaxies, with their labels. ``val`` means what the Evaluation page's validation
+means for a checkpoint: the labelled galaxies the model never learnt from (``evaluation.unseen_labelled``)."""
+
 
 def default_subset(cache, subsets) -> str:
     """The first of ``subsets`` (names of :meth:`galaxy_core.data.GalaxyCache.indices`) with galaxies in ``cache``,

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (config, data, embeddings, estimate, evaluation, hardware, merger_fraction, metrics, modelchoice, models, morphology, prediction, runs, settings, similarity)
-from galaxy_core.files import read_json
-from galaxy_core.merger_calibration import (calibrate, calibrated_fraction, calibration_counts, calibration_pairs,
-                                            calibration_shortfall)
+from galaxy_core import (config, data, embeddings, estimate, evaluation, export, hardware, merger_fraction, metrics,
+                         modelchoice, models, morphology, prediction, runs, settings, similarity)
+from galaxy_core.merger_calibration import calibrated_fraction, calibration_on
 from pages import _common as common
 
 
@@ -39,7 +38,7 @@ def is_closed_form(model: str) -> bool:
 @st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
 def _duration_probe(key: str, fingerprint: str) -> dict:
     cfg = config.TrainConfig.from_dict(json.loads(key))
-    return estimate.estimate_here(cfg, shipped_checkpoints() + runs.finished_runs(common.runs_root()),
+    return estimate.estimate_here(cfg, export.shipped_checkpoints() + runs.finished_runs(common.runs_root()),
                                   common.runs_root())
 
 
@@ -60,27 +59,12 @@ def model_key(path: Path) -> tuple[str, int]:
     return str(path), model_file(path).stat().st_mtime_ns
 
 
-def shipped_checkpoints() -> list[dict]:
-    """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries."""
-    default = modelchoice.default_checkpoint()
-    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
-                   key=lambda p: (p != default, p.name))
-    out = []
-    for folder in found:
-        config = read_json(folder / models.CONFIG_FILE)
-        extra = config.get("extra") or {}
-        out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
-                    "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
-                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
-    return out
-
-
 def choose_model(key: str, label: str = "Model") -> Path | None:
     """A model chooser: the checkpoints shipped in ``checkpoints/`` and the runs with a best checkpoint. Defaults to
     ``modelchoice.default_model`` (the shipped checkpoint, else the newest finished run, as the command line does)
     and says which; None, with an explanation, when there is no model."""
     options: dict[str, Path] = {}
-    for c in shipped_checkpoints():
+    for c in export.shipped_checkpoints():
         options[f"checkpoint {c['name']} (shipped)"] = c["path"]
     for r in runs.finished_runs(common.runs_root()):
         rmse = r["summary"].get("val_rmse")
@@ -149,8 +133,8 @@ first)."""
 @st.cache_resource
 def result_store() -> tuple[dict, threading.Lock]:
     """Process-wide store of the Mergers and Discover pages' slow results, keyed by the model, its weights'
-    modification time, the cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data`` so that predicting can draw
-    a progress bar: a cached function would replay that bar on every later call."""
+    modification time, the cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data``
+    so that predicting can draw a progress bar: a cached function would replay that bar on every later call."""
     return {}, threading.Lock()
 
 
@@ -168,13 +152,8 @@ def stored(key: tuple, compute):
     return value
 
 
-MERGER_SUBSETS = {"val": "validation (never trained on)", "labelled": "labelled", "unlabelled": "unlabelled"}
-"""The Mergers page's choices of galaxies. ``val`` means what the Evaluation page's validation means for a
-checkpoint: the labelled galaxies the model never learnt from (``evaluation.unseen_labelled``)."""
-
-
 def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
-    """A model's Class8.6 for one of :data:`MERGER_SUBSETS` of the cache: ``rows``, ``p``, the threshold-free
+    """A model's Class8.6 for one of ``mergers.SUBSETS`` of the cache: ``rows``, ``p``, the threshold-free
     ``mean`` estimate (``merger_fraction.mean_probability``; None without galaxies) and ``unseen``
     (``evaluation.unseen_labelled``, for ``val``; else None). Predicted once per model, data and subset, with a
     progress bar (22,740 galaxies take about a minute on two CPU cores)."""
@@ -208,21 +187,17 @@ def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
     (``calibrated_fraction`` of the subset, whose bootstrap takes ~1 s); these three are None otherwise."""
     on = cache if on is None else on
     cal = merger_predictions(model, mtime_ns, on, on.fingerprint, "val")
-    rows = cal["rows"]
-    labels, mask = on.labels[rows], on.mask[rows]
-    n, n_mergers = calibration_counts(labels, mask)
-    out = {"unseen": cal["unseen"], "n": n, "n_mergers": n_mergers,
-           "too_few": calibration_shortfall(n, n_mergers), "pairs": None, "calibration": None, "matched": None}
-    if out["too_few"] is None:
-        pairs = calibration_pairs(cal["p"], labels, mask)
+    out = {"unseen": cal["unseen"], "matched": None,
+           **calibration_on(cal["p"], on.labels[cal["rows"]], on.mask[cal["rows"]])}
+    if out["pairs"] is not None:
+        pairs = out["pairs"]
         p = merger_predictions(model, mtime_ns, cache, fingerprint, subset)["p"]
 
         def matched() -> dict:
             with st.spinner("Bootstrapping the calibrated fraction ..."):
                 return calibrated_fraction(p, *pairs.pair)
 
-        out.update(pairs=pairs, calibration=calibrate(*pairs.pair),
-                   matched=stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched))
+        out["matched"] = stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched)
     return out
 
 

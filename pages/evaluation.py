@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from galaxy_core import evaluation, figures, runs
+from galaxy_core import evaluation, export, figures, runs
 from pages import _common as common
 from pages import _models as ml
 
@@ -13,7 +13,7 @@ cache = ds.cache
 st.title("Evaluation")
 
 finished = runs.finished_runs(common.runs_root())
-checkpoints = ml.shipped_checkpoints()
+checkpoints = export.shipped_checkpoints()
 if not finished and not checkpoints:
     st.info(f"No run with a checkpoint in `{common.runs_root()}` and no checkpoint shipped in `checkpoints/` yet: "
             "train one on the Training page.")

@@ -22,8 +22,8 @@ model = ml.choose_model("mg_model")
 if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-subsets = list(ml.MERGER_SUBSETS)
-subset = c1.radio("Galaxies", subsets, format_func=ml.MERGER_SUBSETS.get, horizontal=True, key="mg_subset",
+subsets = list(mergers.SUBSETS)
+subset = c1.radio("Galaxies", subsets, format_func=mergers.SUBSETS.get, horizontal=True, key="mg_subset",
                   index=subsets.index(mergers.default_subset(cache, subsets)),
                   help="validation: the labelled galaxies the model never trained on, as the Evaluation page "
                        "scores a shipped checkpoint (for a run on this data: its validation split)")

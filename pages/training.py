@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from galaxy_core import access, config, distill, estimate, figures, hardware, models, runs, training
+from galaxy_core import access, config, distill, estimate, export, figures, hardware, models, runs, training
 from pages import _common as common
 from pages import _models as ml
 
@@ -26,7 +26,7 @@ processes = c3.number_input(
 name = c1.selectbox("Model", names, index=names.index("galaxynet") if "galaxynet" in names else 0, key="tr_model")
 # Each model's settings start from its recipe for the chosen device and are remembered per model and device.
 recipe = config.config_for(name, device=device)
-note = estimate.recipe_caption(name, device, next(iter(ml.shipped_checkpoints()), None))
+note = estimate.recipe_caption(name, device, next(iter(export.shipped_checkpoints()), None))
 if note:
     st.caption(note)
 kind = "cpu" if hardware.pick_device(device).type == "cpu" else "gpu"

@@ -1,12 +1,12 @@
 """Every command the README, the docs and the dashboard show a user runs as shown.
 
-The README's command-line block and Python API block, and the commands on the dashboard's home page, are read from
-their text and run in a sandbox that looks like a fresh clone: ``data/`` holds only its README, so the commands fall
-back to the built-in demo (made on first use, as on a fresh clone, but small: 24 labelled galaxies at 96 px),
-and ``checkpoints/default`` is the shipped model. Only the placeholders, which the README writes in angle
-brackets, are filled in: ``runs/<name>`` becomes the run the first ``train`` made, ``<images>`` the demo's
-unlabelled images, ``<labelled-data>`` the demo, ``<labels.csv>`` four marked demo galaxies. Every other command printed in the README or ``docs/`` must at
-least parse: a flag that no longer exists fails here.
+The README's command-line block and Python API block, and the commands on the dashboard's home page, are read from their
+text and run in a sandbox that looks like a fresh clone: ``data/`` holds only its README, so the commands fall back to
+the built-in demo (made on first use, as on a fresh clone, but small: 24 labelled galaxies at 96 px), and
+``checkpoints/default`` is the shipped model. Only the placeholders, which the README writes in angle brackets, are
+filled in: ``runs/<name>`` becomes the run the first ``train`` made, ``<images>`` the demo's unlabelled images,
+``<labelled-data>`` the demo, ``<labels.csv>`` four marked demo galaxies. Every other command printed in the README or
+``docs/`` must at least parse: a flag that no longer exists fails here.
 """
 
 from __future__ import annotations

@@ -138,3 +138,20 @@ def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"worse than the current default on the 12 galaxies neither learnt from"):
         export.replace_default(worse, tta=1, device="cpu")
     assert modelchoice.load_model(default).config["name"] == "mean"
+
+
+
+def test_shipped_checkpoints_lists_the_default_first_with_what_each_knows(tmp_path, monkeypatch):
+    from galaxy_core import modelchoice
+
+    for name, model in (("alpha", "seed-cnn"), ("default", "galaxynet"), ("zeta", "resnet18")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"")  # listed by name only: never loaded here
+        files.atomic_write_json(tmp_path / name / "config.json",
+                                {"name": model, "extra": {"train_summary": {"val_rmse": 0.1}}})
+    (tmp_path / "empty").mkdir()  # no weights: not a checkpoint
+    monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path)
+    found = export.shipped_checkpoints()
+    assert [c["name"] for c in found] == ["default", "alpha", "zeta"]
+    assert found[0] == {"kind": "checkpoint", "path": tmp_path / "default", "name": "default", "model": "galaxynet",
+                        "summary": {"val_rmse": 0.1}, "train_config": {}, "galaxies": False}

@@ -178,3 +178,14 @@ def test_calibrated_fraction_carries_the_threshold_uncertainty():
     assert again == small
     r = mergers.report(p / 2, labelled=(p_true / 2, p_true), calibration=calibrate(p_true / 2, p_true), n_boot=100)
     assert r["matched_estimate"]["method"] == "calibrated"
+
+
+def test_calibration_on_reports_what_the_cli_and_the_page_show():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 1, 200) ** 4  # a few volunteer mergers (> 0.5) among many plain galaxies
+    mask = np.ones(200, bool)
+    found = merger_calibration.calibration_on(truth * 0.8, truth, mask)
+    assert found["too_few"] is None and found["n"] == 200 and found["n_mergers"] == int((truth > 0.5).sum())
+    assert found["calibration"] == merger_calibration.calibrate(*found["pairs"].pair)
+    few = merger_calibration.calibration_on(truth[:20] * 0.8, truth[:20], mask[:20])
+    assert few["pairs"] is None and few["calibration"] is None and few["too_few"].startswith("too few to calibrate")

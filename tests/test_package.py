@@ -1,4 +1,5 @@
-"""The package's shape: one module per job, no module over 500 lines, imports only downhill, no Streamlit in ``galaxy_core``.
+"""The package's shape: one module per job, no module over 500 lines, imports only downhill, no Streamlit in
+``galaxy_core``.
 
 The import graph is read from the source with ``ast`` (imports at any depth, inside functions too), so a cycle hidden
 by a function-level import fails here as surely as one at the top; and every module is imported alone in a fresh

@@ -67,14 +67,12 @@ def cmd_mergers(args: argparse.Namespace) -> int:
             raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
                              f"galaxies: a threshold matched on one says nothing about the other; give --data a "
                              f"labelled folder like the predicted galaxies")
-        pairs = merger_calibration.calibration_pairs(ev.y_pred, ev.y_true, ev.mask)
-        if pairs is None:  # the uncalibrated report stands; the calibration is left out, saying why
-            short = merger_calibration.calibration_shortfall(*merger_calibration.calibration_counts(ev.y_true, ev.mask))
-            shortfall = (f"  calibration on {args.calibrate_run}: {short}, among the labelled galaxies it never "
-                         f"learnt from ({ev.n_excluded:,} it learnt from left out)")
+        found = merger_calibration.calibration_on(ev.y_pred, ev.y_true, ev.mask, args.threshold)
+        if found["pairs"] is None:  # the uncalibrated report stands; the calibration is left out, saying why
+            shortfall = (f"  calibration on {args.calibrate_run}: {found['too_few']}, among the labelled galaxies it "
+                         f"never learnt from ({ev.n_excluded:,} it learnt from left out)")
         else:
-            cal_pp = pairs.pair
-            calibration = merger_calibration.calibrate(*cal_pp, volunteer_threshold=args.threshold)
+            cal_pp, calibration = found["pairs"].pair, found["calibration"]
 
     r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
     th, mean = r["threshold_estimate"], r["mean_estimate"]
