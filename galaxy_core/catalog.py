@@ -30,7 +30,7 @@ from . import fitsimages, tree
 from .files import DataError
 from .fitsimages import FitsSettings
 from .images import resolve_field, stat_reason
-from .settings import LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
+from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """Raster images listed; FITS files (``fitsimages.FITS_EXTENSIONS``, ``.fits.gz`` among them) are listed too."""
@@ -293,6 +293,16 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
     else:
         problems.extend(notes)
     return frame
+
+
+def folder_signature(folder: str | os.PathLike) -> tuple:
+    """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
+    sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
+    label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    folder = Path(folder)
+    names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
+    paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+    return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
 
 def read_catalog(root: str | os.PathLike, source_fov: float | None = None,

@@ -39,6 +39,9 @@ DEFAULT_SIZE = 80
 CACHE_VERSION = 1
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_UNLABELLED = 0, 1, 2
 SPLIT_NAMES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "unlabelled": SPLIT_UNLABELLED}
+SUBSET_NAMES = {"all": "all galaxies", "labelled": "labelled", "train": "training split", "val": "validation split",
+                "unlabelled": "unlabelled"}
+"""The subsets :meth:`GalaxyCache.indices` knows, as the dashboard names them."""
 
 
 # --------------------------------------------------------------------------------------------------------------------

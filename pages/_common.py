@@ -31,10 +31,6 @@ from galaxy_core import access, catalog, data, demo, explore, figures, files, im
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = settings.PROJECT_ROOT / "data"
 ANSWERS = list(tree.COLUMNS)
-TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
-"""Plot margins (px) for the pages' small charts, which carry no title."""
-SUBSET_NAMES = {"all": "all galaxies", "labelled": "labelled", "train": "training split", "val": "validation split",
-                "unlabelled": "unlabelled"}
 
 
 @dataclass
@@ -75,15 +71,6 @@ def runs_root() -> Path:
     return Path(os.environ.get(RUNS_ENV) or settings.PROJECT_ROOT / "runs").resolve()
 
 
-def _signature(folder: Path) -> tuple:
-    """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
-    sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
-    label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
-    names = [settings.LABELLED_DIR, settings.UNLABELLED_DIR, settings.FOLDER_CONFIG, "meta.json"]
-    paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
-    return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
-
-
 @st.cache_resource
 def _prepared() -> tuple[dict, threading.Lock]:
     """Process-wide store of opened caches keyed by (folder, source fov, folder signature). A plain dict rather
@@ -114,14 +101,14 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     if not folder.is_dir() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
     store, lock = _prepared()
-    key = (str(folder), source_fov, _signature(folder))
+    key = (str(folder), source_fov, catalog.foldercatalog.folder_signature(folder))
     with lock:
         if key not in store:
             if is_demo and not demo.is_complete_demo(folder):
                 bar, update = progress_bar("Making the synthetic demo data set (first run only):")
                 demo.ensure_demo_dataset(folder, progress=update)
                 bar.empty()
-                key = (str(folder), source_fov, _signature(folder))
+                key = (str(folder), source_fov, catalog.foldercatalog.folder_signature(folder))
             bar, update = progress_bar("Preparing the image cache:")
             try:
                 cache = data.resolve_cache(folder, source_fov=source_fov, progress=update)

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from galaxy_core import explore, figures
+from galaxy_core import data, explore, figures
 from galaxy_core.files import DataError
 from pages import _common as common
 
@@ -51,7 +51,7 @@ with right:
 # -------------------------------------------------------------------------------------------------- thumbnails
 st.subheader("Thumbnails")
 c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
-subset = c1.selectbox("Galaxies", list(common.SUBSET_NAMES), format_func=common.SUBSET_NAMES.get, key="ds_subset")
+subset = c1.selectbox("Galaxies", list(data.SUBSET_NAMES), format_func=data.SUBSET_NAMES.get, key="ds_subset")
 with c2:
     sort_by = common.answer_select("Sort by answer (highest first)", "ds_sort", default=None, none="GalaxyID")
 with c3:

@@ -443,3 +443,20 @@ def test_property_read_labels_returns_what_was_written_or_data_error(table, quot
     assert got.drop(columns=answers).isna().all().all()
     repeated = len(rows) > len(want)
     assert any("repeated" in p for p in problems) == repeated
+
+
+def test_a_folders_signature_changes_when_an_image_or_a_label_file_does(tiny_data, tmp_path):
+    root = copy_tiny(tiny_data, tmp_path / "data")
+    first = catalog.folder_signature(root)
+    assert first == catalog.folder_signature(root) and {n for n, *_ in first} >= {settings.LABELLED_DIR,
+                                                                                   settings.LABEL_CSV}
+    new = root / settings.UNLABELLED_DIR / "99999999.jpg"
+    new.write_bytes((root / settings.UNLABELLED_DIR / next(iter(os.listdir(root / settings.UNLABELLED_DIR)))
+                     ).read_bytes())
+    os.utime(root / settings.UNLABELLED_DIR, ns=(0, 1))  # a second's resolution must not hide the change
+    second = catalog.folder_signature(root)
+    assert second != first
+    with open(root / settings.LABEL_CSV, "a") as f:
+        f.write("\n")
+    assert catalog.folder_signature(root) != second
+    assert catalog.folder_signature(tmp_path / "missing") == ()
