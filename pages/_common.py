@@ -101,14 +101,14 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     if not folder.is_dir() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
     store, lock = _prepared()
-    key = (str(folder), source_fov, catalog.foldercatalog.folder_signature(folder))
+    key = (str(folder), source_fov, catalog.folder_signature(folder))
     with lock:
         if key not in store:
             if is_demo and not demo.is_complete_demo(folder):
                 bar, update = progress_bar("Making the synthetic demo data set (first run only):")
                 demo.ensure_demo_dataset(folder, progress=update)
                 bar.empty()
-                key = (str(folder), source_fov, catalog.foldercatalog.folder_signature(folder))
+                key = (str(folder), source_fov, catalog.folder_signature(folder))
             bar, update = progress_bar("Preparing the image cache:")
             try:
                 cache = data.resolve_cache(folder, source_fov=source_fov, progress=update)
