@@ -129,3 +129,14 @@ def test_the_package_docstring_names_every_module():
     doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text())) or ""
     named = set(re.findall(r"^ {6}(\w+) ", doc, re.M))
     assert named == set(MODULES)
+
+
+def test_the_architecture_table_lists_every_module_in_import_order():
+    """docs/architecture.md's module table names every module once, each after every module it imports."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    order = re.findall(r"^\| [a-z]* \| `(\w+)` \|", text, re.M)
+    assert sorted(order) == MODULES
+    late = [f"{m} imports {n}" for i, m in enumerate(order) for n in GRAPH[m] if order.index(n) > i]
+    assert late == []
