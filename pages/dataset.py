@@ -1,6 +1,5 @@
 """Dataset browser: what the data holds, its thumbnails sorted and filtered by any answer, one galaxy in detail."""
 
-import pandas as pd
 import streamlit as st
 
 from galaxy_core import data, explore, figures
@@ -46,7 +45,7 @@ with right:
             f"answer.")
         st.table(table, hide_index=True)
         if not tc["consistent"]:
-            st.dataframe(pd.DataFrame(tc["worst"]), hide_index=True)
+            st.dataframe(tc["worst"], hide_index=True)
 
 # -------------------------------------------------------------------------------------------------- thumbnails
 st.subheader("Thumbnails")

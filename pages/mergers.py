@@ -2,7 +2,6 @@
 uncertainty, against the expectation from a merger rate, calibrated against the volunteers, and checked against
 non-parametric morphology measured by statmorph."""
 
-import numpy as np
 import streamlit as st
 
 from galaxy_core import (catalog, data, estimate, figures, images, merger_calibration, merger_fraction, mergers,
@@ -163,7 +162,7 @@ def calibration_section() -> dict | None:
     k3.caption(f"95 % interval {pct(matched['lo'])} - {pct(matched['hi'])} ({matched['interval']}), including the "
                f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
     k4.metric(f"Precision / recall at {threshold:.2f}",
-              " / ".join("n/a" if np.isnan(x) else f"{x:.2f}" for x in (pr["precision"], pr["recall"])))
+              " / ".join(merger_fraction.number_text(x, 2) for x in (pr["precision"], pr["recall"])))
     fractions, reliability = figures.merger_calibration_figures(p_pred, p_true, threshold)
     c1, c2 = st.columns(2)
     c1.plotly_chart(fractions, key="mg_calibration")

@@ -3,7 +3,6 @@
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from galaxy_core import access, catalog, explore, fitsimages, images, prediction, settings, tree
@@ -68,11 +67,11 @@ def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, byte
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def fits_picture(files: tuple[tuple[str, bytes], ...] | None, path: str, gid: str) -> np.ndarray:
+def fits_picture(files: tuple[tuple[str, bytes], ...] | None, path: str, gid: str):
     """The colour composite of one FITS galaxy (``fitsimages.read_rgb``, with its folder's composite settings), from
     the uploads (written to a temporary folder again) or from its file ``path``."""
-    def picture(path: Path) -> np.ndarray:
-        return np.asarray(fitsimages.read_rgb(path, images.folder_fits_settings(path.parent))[0])
+    def picture(path: Path):
+        return fitsimages.read_rgb(path, images.folder_fits_settings(path.parent))[0]
 
     if not files:
         return picture(Path(path))

@@ -33,6 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict", "discover"]
 
 
+@pytest.mark.parametrize("page", ["app"] + [f"pages/{p}" for p in PAGES])
+def test_a_page_only_lays_out(page):
+    """A page reads its widgets, calls galaxy_core and draws: it imports no numerical or plotting library (numbers,
+    tables and figures come from galaxy_core) and defines no class. The shared Streamlit glue (caching, progress
+    bars, the sidebar) is in pages/_common.py and pages/_models.py."""
+    tree = ast.parse((ROOT / f"{page}.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported & {"numpy", "pandas", "torch", "plotly", "scipy", "PIL"} == set()
+    assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(tree))
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A tiny data set (prepared by the app itself on first use) and an empty runs folder, set in the environment."""
