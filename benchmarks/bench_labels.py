@@ -78,7 +78,7 @@ def main() -> None:
                     if tune:
                         tuned, head = finetune.fine_tune(model, cache, pick, np.isin(pick, yes), head, seed=seed)
                         x_val = inference.infer(tuned, cache.images, float(model.config["fov"]) / cache.fov,
-                                            int(model.config["input_size"]), tta=4, indices=ok_val, features=True)
+                                                int(model.config["input_size"]), tta=4, indices=ok_val, features=True)
                     secs.append(time.perf_counter() - t)
                     s = head.logit(x_val)
                     aucs.append(labels.roc_auc(s, y_val))

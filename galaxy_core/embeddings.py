@@ -46,8 +46,8 @@ def embed_cache(model: models.GalaxyModel, cache: data.GalaxyCache, tta: int = 4
         part = _read(path, (len(rows), model.embed_dim)) if store else None
         if part is None:
             part = inference.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
-                               device=hardware.device_of(model), indices=rows, features=True,
-                               progress=progress and (lambda done, _, s=start: progress(s + done, len(cache))))
+                                   device=hardware.device_of(model), indices=rows, features=True,
+                                   progress=progress and (lambda done, _, s=start: progress(s + done, len(cache))))
             if store:
                 _write(path, part)
         elif progress:
@@ -75,7 +75,7 @@ def embed_images(model: models.GalaxyModel, images: np.ndarray, crop: float, tta
     """(N, D) embeddings of decoded uint8 images (N, 3, S, S) showing ``crop`` x the model's field (1.0: exactly
     its field), for a galaxy that is not in a cache (an uploaded image or FITS file)."""
     return inference.infer(model, images, crop, int(model.config["input_size"]), tta=tta,
-                       device=hardware.device_of(model), features=True)
+                           device=hardware.device_of(model), features=True)
 
 
 def embed_file(model: models.GalaxyModel, path: str | os.PathLike, cache: data.GalaxyCache,

@@ -43,7 +43,7 @@ def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.n
         if pred is not None:
             return pred
     pred = inference.infer(model, cache.images, fov / cache.fov, size, batch_size=batch_size, tta=tta,
-                       device=hardware.device_of(model), progress=progress, indices=rows)
+                           device=hardware.device_of(model), progress=progress, indices=rows)
     if stored is not None:
         prediction_store.write(stored, pred)
     return pred

@@ -368,7 +368,7 @@ class _Run:
         net = self.ema.model if self.ema is not None else self.model
         part = distributed.shard(np.arange(len(self.val_rows)), self.world)
         pred = inference.infer(net, self.val_images, self.crop, size or self.size, batch_size=512, tta=tta,
-                           device=self.device, indices=self.val_index[part], amp=self.cfg.amp)
+                               device=self.device, indices=self.val_index[part], amp=self.cfg.amp)
         y, m = self.cache.labels[self.val_rows[part]], self.cache.mask[self.val_rows[part]]
         sums = torch.tensor([((pred.astype(np.float64) - y) ** 2 * m).sum(), m.sum()], dtype=torch.float64)
         sse, count = distributed.sum_(sums).tolist()

@@ -68,7 +68,7 @@ def test_infer_batch_size_does_not_matter_and_progress_is_reported():
     ref = inference.infer(ChannelMean(), x, crop=0.75, size=12, batch_size=64)
     for bs in (1, 3, 4, 11):
         out = inference.infer(ChannelMean(), x, crop=0.75, size=12, batch_size=bs,
-                          progress=lambda d, t: calls.append((d, t)))
+                              progress=lambda d, t: calls.append((d, t)))
         np.testing.assert_allclose(out, ref, rtol=0, atol=1e-6)
         assert calls[-1] == (11, 11)
     assert calls[:4] == [(1, 11), (2, 11), (3, 11), (4, 11)]

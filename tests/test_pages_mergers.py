@@ -137,7 +137,7 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     rows = labelled.indices("labelled")
     rows = rows[~evaluation.trained_mask(mg["checkpoints"] / "default", labelled, rows)]
     t = merger_calibration.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),
-                                   labelled.labels[rows, tree.column_index("Class8.6")])
+                                              labelled.labels[rows, tree.column_index("Class8.6")])
     here = at.session_state["dataset"].cache
     p = prediction.predict_answer(model, here, "Class8.6", here.indices("unlabelled"))
     assert metric(at, "Matching threshold") == f"{t:.3f}"

@@ -38,7 +38,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     options = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
-                    seed=args.seed, frame_arcsec=args.frame_arcsec)
+                   seed=args.seed, frame_arcsec=args.frame_arcsec)
     if args.merge is not None:
         cache = data.merge_shards(data_folder(args.data), args.merge, args.out, **options)
     else:
@@ -53,8 +53,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     for note in m["problems"][:10]:  # e.g. a FITS galaxy missing a band file, or images without a label row
         human += f"\n  note: {note}"
     emit(args, human, {"cache": str(cache.path), **{k: m[k] for k in ("n", "n_train", "n_val", "n_unlabelled",
-                                                                        "size", "fov", "seconds")},
-                        "skipped": len(m["skipped"])})
+                                                                      "size", "fov", "seconds")},
+                       "skipped": len(m["skipped"])})
     return 0
 
 

@@ -48,7 +48,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     human = (f"the {len(frame)} galaxies of {cache.path} nearest to {name} (cosine distance"
              f"{_how(args, index.kept)})" + _write_table(args, frame))
     emit(args, human, {"query": str(args.query), "n": len(frame), "out": args.out,
-                        "neighbours": frame.head(args.k).to_dict("records")})
+                       "neighbours": frame.head(args.k).to_dict("records")})
     return 0
 
 
@@ -88,19 +88,17 @@ def cmd_label(args: argparse.Namespace) -> int:
             model, cache, rows, answers["label"].to_numpy(), head, epochs=args.epochs, tta=args.tta,
             progress=lambda stage, d, t: bars.setdefault(stage, TextProgress(stage))(d, t))
     ranked = labels.rank(head, cache.ids, vectors)
-    answered = np.zeros(len(cache), bool)
-    answered[rows] = True
     folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
                          str(args.model), str(cache.path), tuned=tuned)
     fresh = labels.candidates(ranked, answers["GalaxyID"])
-    ask = cache.ids[labels.ask_next(head.probability(vectors), answered, args.ask)]
+    ask = cache.ids[labels.ask_next(head.probability(vectors), labels.answered(len(cache), rows), args.ask)]
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
              f"{len(cache):,} galaxies' embeddings{' (last stage fine-tuned)' if tuned else ''}; ranking in "
              f"{folder / labels.RANKED_FILE}\n"
              f"  most likely yes, not yet labelled: {', '.join(fresh['GalaxyID'].head(10))}\n"
              f"  label these next (the head is least sure of them): {', '.join(ask)}")
     emit(args, human, {"folder": str(folder), "n_yes": head.n_yes, "n_no": head.n_no, "missing": len(missing),
-                        "top": fresh.head(args.ask).to_dict("records"), "ask_next": list(ask)})
+                       "top": fresh.head(args.ask).to_dict("records"), "ask_next": list(ask)})
     return 0
 
 

@@ -70,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         where += f"; {ev.n_excluded:,} it learnt from left out (--include-trained counts them)"
     if not ev.scorable:  # said instead of a number (null in the JSON), and not an error: nothing went wrong
         emit(args, f"{args.run or 'the default model'}: too few galaxies to score: {where}; at least "
-                    f"{evaluation.MIN_SCORED_GALAXIES} are needed", ev.summary())
+             f"{evaluation.MIN_SCORED_GALAXIES} are needed", ev.summary())
         return 0
     human = f"{args.run or 'the default model'}: RMSE {ev.rmse():.4f} over {where}"
     pa = ev.per_answer()
