@@ -66,6 +66,14 @@ class SkyTable:
     meta: dict = field(default_factory=dict)
 
 
+def csv_header(path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV file (stripped of spaces), read from its first line alone."""
+    try:
+        return [str(c).strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+
+
 def read_table(path: str | os.PathLike, text_columns: tuple[str, ...] = ()) -> SkyTable:
     """Read a CSV, FITS (the first table HDU), VOTable (the first table) or Parquet file by its extension.
 
@@ -83,7 +91,7 @@ def read_table(path: str | os.PathLike, text_columns: tuple[str, ...] = ()) -> S
     text = {c.lower() for c in text_columns}
     try:
         if fmt == "csv":
-            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+            header = csv_header(path)
             frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True,
                                 dtype={c: str for c in header if c.lower() in text},
                                 keep_default_na=True)
