@@ -14,8 +14,9 @@ positions are drawn independently and have no counterpart. Prints the seconds ta
 * match: ``match_to_catalog_sky`` for every left position on that tree;
 * ``galaxy_core.crossmatch``: the package's whole left join (validation, both steps above, the columns brought);
 
-each once, after a 10-row warm-up that takes the imports out of the timings; and the matches found against those planted: true positives (the planted counterpart found), false matches (a left
-row matched to another right row: a chance neighbour within 1 arcsec), missed (a planted counterpart not found).
+each once, after a 10-row warm-up that takes the imports out of the timings; and the matches found against those
+planted: true positives (the planted counterpart found), false matches (a left row matched to another right row: a
+chance neighbour within 1 arcsec), missed (a planted counterpart not found).
 """
 
 from __future__ import annotations

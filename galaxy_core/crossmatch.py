@@ -8,18 +8,16 @@ order and with its index; a matched row gets the right catalogue's columns and t
 missing values (NaN for floats, ``<NA>`` for integers and booleans, which become pandas' nullable types so that a
 64-bit id such as an SDSS objID is never rounded through a float).
 
-Positions are RA and Dec in degrees, both catalogues in ICRS (FK5 J2000 differs from ICRS by some 20 mas, far below
-any usual ``max_sep``); nothing is transformed and no proper motion is applied, so for stars from catalogues of
-different epochs the separation includes the motion between them. Each left row takes its *nearest* right row: two
-left rows can take the same right row (``MatchReport.matched_more_than_once`` counts such right rows; the joined
-table keeps both rows), and a right row that is nobody's nearest is left out. This is TOPCAT's "best match for each
-Table 1 row" and astropy's documented recipe (astropy docs, "Matching Catalogs", ``match_to_catalog_sky``), not a
-one-to-one assignment.
+Positions are RA and Dec in degrees, both catalogues in ICRS (FK5 J2000 differs from ICRS by well under 0.1 arcsec,
+below any usual ``max_sep``); nothing is transformed and no proper motion is applied, so for stars from catalogues of
+different epochs the separation includes the motion between them. Each left row takes its *nearest* right row: two left
+rows can take the same right row (``MatchReport.matched_more_than_once`` counts such right rows; the joined table keeps
+both rows), and a right row that is nobody's nearest is left out. This is TOPCAT's "best match for each Table 1 row" and
+astropy's documented recipe (astropy docs, "Matching Catalogs", ``match_to_catalog_sky``), not a one-to-one assignment.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, field
 from numbers import Number
 
@@ -28,6 +26,7 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from . import tables
 from .files import DataError
 
 SEP_COLUMN = "sep_arcsec"
@@ -102,29 +101,27 @@ def parse_max_sep(max_sep: str | u.Quantity) -> u.Quantity:
     return q.to(u.arcsec)
 
 
-def _column(frame: pd.DataFrame, name: str, which: str) -> None:
-    """A DataError naming a column that is not there, with the nearest names the table has."""
+def column(frame: pd.DataFrame, name: str, which: str, what: str = "wanted") -> str:
+    """The column of ``frame`` that ``name`` names: itself, else the one that differs only in case (``ra`` finds a
+    FITS table's ``RA``; ``tables.find_column``); a DataError naming it, with "did you mean", when there is none."""
     if name in frame.columns:
-        return
-    names = [str(c) for c in frame.columns]
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    close += [c for c in names if c.lower() == name.lower() and c not in close]
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-    raise DataError(f"the {which} catalogue has no column {name!r}{hint} (its columns: {shown or 'none'})")
+        return name
+    return tables.find_column(frame.columns, (), given=name, what=what, source=f"the {which} catalogue")
 
 
 def positions(frame: pd.DataFrame, coords: tuple[str, str], which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RA and Dec of ``frame`` in degrees as float arrays, and which rows have a position (both finite).
 
-    Raises DataError for a missing column (with "did you mean"), a column that is not numbers (sexagesimal strings
+    Column names match exactly, else whatever the case (``column``). Raises DataError for a missing column (with
+    "did you mean"), a column that is not numbers (sexagesimal strings
     such as "12:30:49.4" must be converted to degrees first) and a finite Dec outside [-90, 90] (its first rows
     named). RA is taken modulo 360, so -10 is 350."""
     if isinstance(coords, str) or len(coords) != 2:
         raise DataError(f"the {which} catalogue's coordinates must be two column names (RA, Dec), got {coords!r}")
-    out = []
+    out, names = [], []
     for name, axis in zip(coords, ("RA", "Dec")):
-        _column(frame, name, which)
+        name = column(frame, name, which, axis)
+        names.append(name)
         col = frame[name]
         if isinstance(col, pd.DataFrame):
             raise DataError(f"the {which} catalogue has more than one column named {name!r}")
@@ -141,7 +138,7 @@ def positions(frame: pd.DataFrame, coords: tuple[str, str], which: str) -> tuple
     bad = has & (np.abs(dec) > 90)
     if bad.any():
         rows = frame.index[bad][:5].tolist()
-        raise DataError(f"the {which} catalogue's Dec column {coords[1]!r} has {int(bad.sum()):,} values outside "
+        raise DataError(f"the {which} catalogue's Dec column {names[1]!r} has {int(bad.sum()):,} values outside "
                         f"[-90, 90] deg (rows {rows}); are the columns in degrees, and RA and Dec not swapped?")
     return np.mod(ra, 360.0), dec, has
 
@@ -180,7 +177,8 @@ def crossmatch(left: pd.DataFrame, right: pd.DataFrame, max_sep: str | u.Quantit
                columns: list[str] | None = None, suffix: str = "_2") -> tuple[pd.DataFrame, MatchReport]:
     """Every row of ``left`` with the columns of its nearest ``right`` row within ``max_sep`` (a left join).
 
-    ``left_coords``/``right_coords``: the (RA, Dec) column names, decimal degrees, ICRS. ``max_sep``: an angle with
+    ``left_coords``/``right_coords``: the (RA, Dec) column names (exactly, else whatever the case: ``ra`` finds
+    ``RA``), decimal degrees, ICRS. ``max_sep``: an angle with
     its unit, as ``parse_max_sep`` takes ("1arcsec", "2 arcmin", ``1 * u.arcsec``); a separation equal to it
     matches. ``columns``: the right columns to bring (default all, its coordinates included); a right column whose
     name the left table has gets ``suffix`` (``ra`` -> ``ra_2``). The joined table is ``left`` (same index, order
@@ -193,9 +191,7 @@ def crossmatch(left: pd.DataFrame, right: pd.DataFrame, max_sep: str | u.Quantit
     sep_limit = parse_max_sep(max_sep)
     lra, ldec, lhas = positions(left, left_coords, "left")
     rra, rdec, rhas = positions(right, right_coords, "right")
-    wanted = list(right.columns) if columns is None else list(columns)
-    for c in wanted:
-        _column(right, c, "right")
+    wanted = list(right.columns) if columns is None else [column(right, c, "right") for c in columns]
     if len(set(wanted)) < len(wanted):
         raise DataError(f"columns names a right column twice: {wanted}")
     names, sep_column = _out_names(left, wanted, suffix)

@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from galaxy_core import cli
+from galaxy_core import cli, tables
 from galaxy_core.crossmatch import MatchReport, crossmatch, joined_units, parse_max_sep
 from galaxy_core.files import DataError
 
@@ -105,7 +105,7 @@ D = 90 - 0.0001  # 0.36 arcsec from the pole
 
 
 @pytest.mark.parametrize("here, there, sep", [((0.0, D), (180.0, D), 0.72), ((45.0, 90.0), (135.0, D), 0.36),
-                                              ((10.0, -D), (250.0, -D), 0.36 * np.sqrt(2 - 2 * np.cos(np.radians(120))))])
+                                              ((10.0, -D), (250.0, -D), 0.36 * np.sqrt(2 - 2 * np.cos(np.pi * 2 / 3)))])
 def test_near_the_pole_ra_means_little(here, there, sep):
     """Opposite meridians 0.36 arcsec from the pole are 0.72 arcsec apart; any RA at the pole itself."""
     left = pd.DataFrame({"ra": [here[0]], "dec": [here[1]]})
@@ -175,15 +175,24 @@ def test_an_empty_right_catalogue_matches_nothing():
     assert (report.matched, report.unmatched) == (0, 2) and joined["z"].isna().all()
 
 
-@pytest.mark.parametrize("coords, words", [(("RA", "dec"), "no column 'RA'; did you mean 'ra'"),
-                                           (("ra", "decl"), "did you mean 'dec'"),
-                                           (("ra", "DEJ2000"), "no column 'DEJ2000' \\(its columns: id, ra, dec")])
+@pytest.mark.parametrize("coords, words", [(("ra", "decl"), "no Dec column 'decl' .*; did you mean 'dec'"),
+                                           (("RAJ2000", "dec"), "left catalogue has no RA column 'RAJ2000' "
+                                                                "\\(columns: id, ra, dec\\)")])
 def test_a_missing_coordinate_column_is_named_with_the_nearest_names(coords, words):
     left, right = planted(150.0, 2.2)
     with pytest.raises(DataError, match=words):
         crossmatch(left, right, left_coords=coords)
-    with pytest.raises(DataError, match="right catalogue has no column 'redshift'"):
+    with pytest.raises(DataError, match="right catalogue has no wanted column 'redshift'"):
         crossmatch(left, right, columns=["redshift"])
+
+
+def test_column_names_match_exactly_else_whatever_the_case():
+    left, right = planted(150.0, 2.2, seps=[0.1])
+    right = right.rename(columns={"ra": "RA", "dec": "DEC", "z": "Z"})
+    joined, report = crossmatch(left, right, left_coords=("RA", "Dec"), columns=["z", "RA"])
+    assert list(joined.columns) == ["id", "ra", "dec", "Z", "RA", "sep_arcsec"] and report.matched == 1
+    both = right.assign(ra=right["RA"] + 1)  # an exact name wins over one that differs in case
+    assert crossmatch(left, both, right_coords=("ra", "DEC"))[1].matched == 0
 
 
 def test_positions_must_be_degrees():
@@ -227,9 +236,10 @@ def _json_tail(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_cli_crossmatch_fits_keeps_the_units_of_both_inputs(tmp_path, capsys):
+@pytest.mark.parametrize("ext", ["fits", "vot", "parquet", "ecsv"])
+def test_cli_crossmatch_keeps_the_units_of_both_inputs(tmp_path, capsys, ext):
     lp, rp = _catalogues(tmp_path, "fits", "fits")
-    out = tmp_path / "joined.fits"
+    out = tmp_path / f"joined.{ext}"
     assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out), "--max-sep", "1arcsec", "--right-ra", "RA",
                      "--right-dec", "DEC", "--columns", "z,specobjid", "--json"]) == 0
     text = capsys.readouterr().out
@@ -239,24 +249,25 @@ def test_cli_crossmatch_fits_keeps_the_units_of_both_inputs(tmp_path, capsys):
     t = Table.read(out)
     assert t.colnames[:6] == ["id", "ra", "dec", "mag", "z", "specobjid"] and "sep_arcsec" in t.colnames
     assert t["ra"].unit == u.deg and t["mag"].unit == u.mag and t["sep_arcsec"].unit == u.arcsec
-    assert t["specobjid"][0] == 2**60 + 1 and t["specobjid"][1] == 2**60 + 2
-    assert np.ma.is_masked(t["specobjid"][2]) and np.ma.is_masked(t["z"][3])
+    assert t["specobjid"].dtype.kind == "i" and [int(v) for v in t["specobjid"][:2]] == [2**60 + 1, 2**60 + 2]
+    assert np.ma.is_masked(t["specobjid"][2]) and np.isnan(np.ma.filled(t["z"], np.nan)[3])
     np.testing.assert_allclose(np.ma.filled(t["sep_arcsec"], np.nan)[:2], [0.3, 0.8], atol=1e-6)
+    meta = tables.read_table(out).meta  # the provenance: how the file was made, and the report's counts
+    assert [str(meta[k]) for k in ("XMSEP", "XMMATCH", "XMNOPOS", "XMRIGHT")] == ["1.0", "2", "1", str(rp)]
 
 
 def test_cli_crossmatch_csv_with_a_fits_right_and_clear_errors(tmp_path, capsys):
     lp, rp = _catalogues(tmp_path, "csv", "fits")
     out = tmp_path / "joined.csv"
-    assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out), "--right-ra", "RA", "--right-dec", "DEC",
-                     "--max-sep", "5 arcsec"]) == 0
+    assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out), "--max-sep", "5 arcsec"]) == 0
     assert "matched:                3" in capsys.readouterr().out
     joined = pd.read_csv(out, comment="#")
     assert joined["z"].notna().tolist() == [True, True, True, False] and len(joined) == 4
     # Errors are one line on stderr, exit code 2: a bare number, a wrong column, the output over an input.
     assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out), "--max-sep", "1"]) == 2
     assert "no unit" in capsys.readouterr().err
-    assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out)]) == 2
-    assert "right catalogue has no column 'ra'; did you mean 'RA'" in capsys.readouterr().err
+    assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(out), "--right-ra", "RAJ"]) == 2
+    assert "right catalogue has no RA column 'RAJ'" in capsys.readouterr().err
     assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(lp)]) == 2
     assert "is an input" in capsys.readouterr().err
 
@@ -264,7 +275,7 @@ def test_cli_crossmatch_csv_with_a_fits_right_and_clear_errors(tmp_path, capsys)
 def test_cli_crossmatch_refuses_coordinates_not_in_degrees(tmp_path, capsys):
     lp, rp = _catalogues(tmp_path, "fits", "fits")
     t = Table.read(rp)
-    t["RA"].unit = u.hourangle
+    t["RA"].unit = u.rad
     t.write(rp, overwrite=True)
     assert cli.main(["crossmatch", str(lp), str(rp), "--out", str(tmp_path / "j.fits"), "--right-ra", "RA",
                      "--right-dec", "DEC"]) == 2
