@@ -49,6 +49,8 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       similarity          nearest neighbours, the unusual galaxies, PCA and faiss
       labels              a yes/no question of one's own learnt from marked galaxies
       finetune            the backbone's last stage tuned to that question
+    catalogues
+      crossmatch      a second catalogue's columns by sky position (astropy's nearest match within a separation)
     out
       figures         every plotly figure the dashboard and the CLI draw
       access          what a dashboard user may read: data roots and upload checks

@@ -191,18 +191,26 @@ def answer_units(frame: pd.DataFrame) -> dict[str, str]:
 
 def _to_astropy(frame: pd.DataFrame, units: dict[str, str], meta: dict):
     from astropy import units as u
-    from astropy.table import Column, Table
+    from astropy.table import Column, MaskedColumn, Table
 
     table = Table(meta={_meta_key(k): _meta_value(v) for k, v in meta.items()})
     names = {c: f"Galaxy Zoo 2 vote fraction: {tree.question_of(c).text} {n.split('--')[-1]}"
              for c, n in tree.NAMES.items()}
     for name in frame.columns:
-        values = frame[name].to_numpy()
+        series, mask = frame[name], None
+        if not isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufb":
+            # pandas' nullable Int64/boolean/Float64 (a crossmatch's unmatched rows): a masked column of the same
+            # type; to_numpy() would give floats (an int64 id above 2**53 rounded) or, for booleans, text.
+            mask = series.isna().to_numpy()
+            values = series.to_numpy(dtype=series.dtype.numpy_dtype, na_value=False if series.dtype.kind == "b" else 0)
+        else:
+            values = series.to_numpy()
         if values.dtype == object:  # text (ids, names, paths): astropy needs a fixed-width str column
             values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
                                for v in values], dtype=str)
         unit = units.get(name)
-        col = Column(values, name=str(name), description=names.get(name))
+        col = (MaskedColumn(values, mask=mask, name=str(name), description=names.get(name)) if mask is not None
+               else Column(values, name=str(name), description=names.get(name)))
         if unit is not None:
             col.unit = u.Unit(unit, parse_strict="silent") if unit else u.dimensionless_unscaled
         table.add_column(col)
