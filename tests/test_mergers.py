@@ -6,6 +6,7 @@ test_morphology.py, the figures' in test_figures.py."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -152,6 +153,55 @@ def test_cli_on_a_predictions_csv(tmp_path, capsys):
     assert rc == 0 and last["fraction"] == 0.033 and last["lo"] < 0.033 < last["hi"]
     assert last["theory"]["expected"] == pytest.approx(0.05)
     assert html.is_file() and "plotly" in html.read_text()[:100_000].lower()
+
+
+def with_catalogue(path, z: np.ndarray, p: np.ndarray) -> None:
+    """A predictions CSV that carries a catalogue column ``z`` and a text column after GalaxyID."""
+    write_predictions(path, p)
+    frame = pd.read_csv(path, dtype={"GalaxyID": str})
+    frame.insert(1, "z", z)
+    frame.insert(2, "survey", "SDSS")
+    frame.to_csv(path, index=False)
+
+
+def test_cli_fraction_against_a_column(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    z = np.r_[rng.uniform(0, 0.1, 500), rng.uniform(0.1, 0.2, 500), np.full(10, 0.25), np.full(5, np.nan)]
+    p = np.r_[with_flagged(500, 10), with_flagged(500, 25, seed=1), np.full(15, 0.1)]
+    with_catalogue(tmp_path / "pred.csv", z, p)
+    out_csv, html = tmp_path / "bins.csv", tmp_path / "by.html"
+    rc, out = run_cli([str(tmp_path / "pred.csv"), "--by", "z", "--bins", "0,0.1,0.2,0.3", "--boot", "200",
+                       "--out", str(out_csv), "--plot", str(html), "--json"], capsys)
+    assert rc == 0, out
+    assert "against z; left out: 5 with no value" in out and "fewer than 50 galaxies (10)" in out
+    assert re.search(r"\n +0 - 0.1 +500 +10 +2.00% +1.09% - 3.64% ", out)
+    assert "expected: R x T = 0.05 (1 + z)^0 per Gyr x 0.3 Gyr)" in out
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert [b["n"] for b in by["bins"]] == [500, 500, 10] and by["n_missing"] == 5
+    assert by["bins"][1]["fraction"] == 0.05 and by["bins"][0]["expected"] == pytest.approx(0.015)
+    table = pd.read_csv(out_csv, keep_default_na=False)
+    assert list(table.columns[:4]) == ["z_lo", "z_hi", "z_centre", "n"] and table["flag"].tolist()[:2] == ["", ""]
+    assert "too small to measure" in html.read_text()
+    # Equal-count bins, and a chosen Lotz et al. (2011) rate.
+    rc, out = run_cli([str(tmp_path / "pred.csv"), "--by", "z", "--bins", "2", "--lotz", "major-density",
+                       "--boot", "50", "--json"], capsys)
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert rc == 0 and [b["n"] for b in by["bins"]] == [505, 505] and "constant number density" in out
+    assert by["bins"][0]["expected"] == pytest.approx(0.015 * (1 + by["bins"][0]["z_centre"]) ** 3)
+
+
+def test_cli_by_a_missing_or_non_numeric_column_says_so(tmp_path, capsys):
+    with_catalogue(tmp_path / "pred.csv", np.linspace(0, 0.3, 100), with_flagged(100, 3))
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "Z", "--boot", "10"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no column 'Z' (did you mean 'z'?); its columns are z, survey, GalaxyID and the answers" in err
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "survey", "--boot", "10"])
+    assert rc == 2 and "column 'survey' is not numeric: 100 value(s) such as 'SDSS'" in capsys.readouterr().err
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "z", "--bins", "0.2,0.1"])
+    assert rc == 2 and "increasing comma-separated edges" in capsys.readouterr().err
+    assert cli.main(["mergers", str(tmp_path / "pred.csv"), "--out", "x.csv"]) == 2
+    assert "go with --by COLUMN" in capsys.readouterr().err
+    assert cli.main(["mergers", "--images", str(tmp_path), "--by", "z"]) == 2
 
 
 def test_cli_needs_one_input(tmp_path, capsys):

@@ -193,3 +193,45 @@ def test_galaxies_to_measure_follow_the_subset(mg):
     assert not at.exception and (box().value, box().max) == (N_UNLABELLED, N_UNLABELLED)
     at.radio(key="mg_subset").set_value("labelled").run()
     assert (box().value, box().max) == (N_LABELLED, N_LABELLED)
+
+
+def planted_columns(cache) -> pd.DataFrame:
+    """A catalogue for any cache, one row a galaxy: a redshift made from the id (none for ids ending in 7), a mass
+    and a text column that is not binned."""
+    ids = np.asarray(cache.ids).astype(np.int64)
+    z = (ids % 97) / 97 * 0.3
+    return pd.DataFrame({"z": np.where(ids % 10 == 7, np.nan, z), "survey": "demo", "logM": 9 + ids % 3})
+
+
+def test_fraction_against_a_catalogue_column(mg, monkeypatch):
+    """Shown only where the data has numeric catalogue columns (``GalaxyCache.columns``), with the values of the
+    rows the page predicts."""
+    at = app("mergers")
+    assert not [s for s in at.selectbox if s.key == "mg_by_column"]  # no catalogue: no control
+    # The cache's catalogue as the lead's GalaxyCache.columns will hold it; a setter, so that a dataclass field of
+    # that name can still be assigned while this test runs.
+    monkeypatch.setattr(data.GalaxyCache, "columns", property(planted_columns, lambda self, value: None),
+                        raising=False)
+    at = app("mergers")
+    box = at.selectbox(key="mg_by_column")
+    assert box.options == ["z", "logM"] and box.value == "z" and at.selectbox(key="mg_by_lotz").value == "seed"
+    assert len(charts(at)) == 4  # the histogram, the calibration, the reliability curve, the fraction against z
+    at.text_input(key="mg_by_bins").set_value("0,0.1,0.2,0.3").run()
+    assert not at.exception
+    [shown] = [d.value for d in at.dataframe if "galaxies" in d.value.columns]
+    cache = at.session_state["dataset"].cache
+    rows = cache.indices("labelled")
+    rows = rows[~np.isin(cache.ids[rows], list(evaluation.trained_ids(mg["checkpoints"] / "default")))]
+    z = planted_columns(cache)["z"].to_numpy()[rows]
+    assert shown["z"].tolist() == ["0 - 0.1", "0.1 - 0.2", "0.2 - 0.3"]
+    assert shown["galaxies"].tolist() == [int(((z >= a) & (z < b)).sum()) for a, b in ((0, .1), (.1, .2), (.2, .3))]
+    assert shown["expected"].tolist() == ["1.50%"] * 3 and "calibrated" in shown  # the rate R above x T
+    assert f"Left out: {int(np.isnan(z).sum())} with no value" in captions(at)
+    at.selectbox(key="mg_by_lotz").set_value("major-density").run()  # R0 (1 + z)^3, at the bins' centres
+    [shown] = [d.value for d in at.dataframe if "galaxies" in d.value.columns]
+    assert shown["expected"].tolist() == [merger_fraction.percent_text(0.015 * (1 + c) ** 3) for c in (.05, .15, .25)]
+    at.selectbox(key="mg_by_column").set_value("logM").run()
+    assert not at.exception and not [s for s in at.selectbox if s.key == "mg_by_lotz"]
+    assert "expected" not in [d.value for d in at.dataframe if "galaxies" in d.value.columns][0]
+    at.text_input(key="mg_by_bins").set_value("3,1").run()
+    assert not at.exception and "give a number of equal-count bins" in at.error[0].value
