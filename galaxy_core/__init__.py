@@ -7,6 +7,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       tree            the decision tree: 11 questions, 37 answers, as data
       settings        a data folder's layout and galaxy_core.json; the Kaggle frame and the default field of view
       files           atomic writes, progress, the input errors, work cut into parts
+      tables          astronomers' tables in and out: CSV, FITS, VOTable, Parquet, with units and provenance
     images in
       fitsimages      FITS cutouts as the RGB picture a JPEG of them would be
       images          one image decoded, cropped and resized (or why not); many on a process pool; a folder's field

@@ -2,8 +2,8 @@
 galaxies are the most typical of each answer, one galaxy's answers laid out as the decision tree, and the selections,
 pages, tables and captions the dashboard shows galaxies by.
 
-:func:`summarize` reads a data folder (every image header, on a pool of *spawned* processes: a script that calls it
-needs the usual ``if __name__ == "__main__":`` guard).
+:func:`summarize` reads a data folder (every image header, on a pool of spawned processes, ``images.imap``, which
+never run the calling script again: no ``if __name__ == "__main__":`` guard is needed).
 
 Everything else works on the arrays of a prepared cache (``galaxy_core.data.GalaxyCache``): ``labels`` (N, 37) with
 0 where unknown, ``mask`` (N, 37) True where known, ``split`` (N,) codes 0 train, 1 validation, 2 unlabelled. Unknown
