@@ -101,13 +101,19 @@ class FractionBy:
 
     @property
     def left_out(self) -> str:
-        """The galaxies left out, in words ("" when none): "12 with no value, 3 outside the edges", and the bins
-        merged by ties."""
-        parts = [f"{n:,} {why}" for n, why in ((self.n_missing, "with no value"), (self.n_outside,
-                                                                                  "outside the edges")) if n]
-        if self.requested_bins and self.requested_bins != len(self.bins):
-            parts.append(f"{len(self.bins)} equal-count bins of the {self.requested_bins} asked for (tied values)")
-        return ", ".join(parts)
+        """The galaxies left out, in words ("" when none): "12 with no value, 3 outside the edges"."""
+        return ", ".join(f"{n:,} {why}" for n, why in ((self.n_missing, "with no value"),
+                                                       (self.n_outside, "outside the edges")) if n)
+
+    @property
+    def merged(self) -> str:
+        """"" unless tied values merged equal-count bins: then, e.g., "2 equal-count bins of the 5 asked for: tied
+        values merge bins"."""
+        n = len(self.bins)
+        if not self.requested_bins or self.requested_bins == n:
+            return ""
+        return (f"{n} equal-count bin{'' if n == 1 else 's'} of the {self.requested_bins} asked for: tied values "
+                f"merge bins")
 
     def frame(self) -> pd.DataFrame:
         """One row per bin, the fields of :class:`BinFraction` as columns."""
@@ -460,7 +466,8 @@ def shown_table(table: pd.DataFrame, column: str) -> pd.DataFrame:
     def interval(lo, hi) -> list[str]:
         return [f"{pct(a)} - {pct(b)}" if a is not None and math.isfinite(a) else "-" for a, b in zip(lo, hi)]
 
-    out = pd.DataFrame({column: [f"{a:g} - {b:g}" for a, b in zip(table[f"{column}_lo"], table[f"{column}_hi"])],
+    # Four significant digits: equal-count edges fall anywhere (0.000240091 - 0.0720151 reads as 0.0002401 - 0.07202).
+    out = pd.DataFrame({column: [f"{a:.4g} - {b:.4g}" for a, b in zip(table[f"{column}_lo"], table[f"{column}_hi"])],
                         "galaxies": table["n"], "mergers": table["n_mergers"],
                         "fraction": [pct(x) for x in table["fraction"]],
                         "95 % Wilson": interval(table["wilson_lo"], table["wilson_hi"]),

@@ -259,6 +259,7 @@ def by_column_section(calib: dict | None) -> None:
     st.dataframe(merger_evolution.shown_table(table, column), hide_index=True)
     st.caption(f"{result.rule[0].upper()}{result.rule[1:]}."
                + (f" Left out: {result.left_out}." if result.left_out else "")
+               + (f" {result.merged[0].upper()}{result.merged[1:]}." if result.merged else "")
                + (f" Calibrated at {result.calibrated_threshold:.3f} ({result.calibrated_interval})."
                   if t_cal is not None else ""))
 

@@ -87,9 +87,11 @@ def test_equal_count_bins_ties_and_the_last_edge():
     assert r.requested_bins == 4 and [b.n for b in r.bins] == [250] * 4
     assert r.edges[0] == z.min() and r.edges[-1] == z.max() and r.n_outside == 0
     tied = me.fraction_by(np.r_[np.zeros(900), np.linspace(0.1, 1, 100)], np.zeros(1000), 5)
-    assert len(tied.bins) < 5 and sum(b.n for b in tied.bins) == 1000 and "of the 5 asked for" in tied.left_out
+    assert len(tied.bins) == 1 and sum(b.n for b in tied.bins) == 1000 and tied.left_out == ""
+    assert tied.merged == "1 equal-count bin of the 5 asked for: tied values merge bins"  # 90 % of them at 0
     one = me.fraction_by(np.full(60, 0.3), np.zeros(60), 3)
-    assert len(one.bins) == 1 and one.bins[0].n == 60
+    assert len(one.bins) == 1 and one.bins[0].n == 60 and one.merged.startswith("1 equal-count bin of the 3")
+    assert r.merged == ""
     edge = me.fraction_by([0.0, 0.1, 0.2], [0.9, 0.9, 0.9], [0, 0.1, 0.2])
     assert [b.n for b in edge.bins] == [1, 2]  # [0, 0.1), [0.1, 0.2]
 

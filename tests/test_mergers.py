@@ -190,6 +190,29 @@ def test_cli_fraction_against_a_column(tmp_path, capsys):
     assert by["bins"][0]["expected"] == pytest.approx(0.015 * (1 + by["bins"][0]["z_centre"]) ** 3)
 
 
+def test_cli_by_a_column_of_a_fits_or_parquet_table_keeps_its_unit(tmp_path, capsys):
+    """The catalogue's own table (FITS, Parquet: integer ids, a unit on the column) in, any table format out."""
+    from galaxy_core import tables
+
+    z = np.linspace(0.01, 0.2, 300)
+    with_catalogue(tmp_path / "pred.csv", z, with_flagged(300, 9))
+    frame = pd.read_csv(tmp_path / "pred.csv").assign(r_mag=np.linspace(9, 11.5, 300))  # GalaxyID as integers
+    tables.write_table(frame, tmp_path / "pred.fits", units={"r_mag": "mag"})
+    tables.write_table(frame, tmp_path / "pred.parquet")
+    ids, p = read_predictions(tmp_path / "pred.fits")
+    assert ids[0] == "100000" and p.sum() == pytest.approx(with_flagged(300, 9).sum())
+    rc, out = run_cli([str(tmp_path / "pred.fits"), "--by", "r_mag", "--bins", "9,10,11,12", "--boot", "20",
+                       "--out", str(tmp_path / "bins.vot")], capsys)
+    assert rc == 0 and "against r_mag (mag)" in out and "expected" not in out.split("against r_mag")[1]
+    written = tables.read_table(tmp_path / "bins.vot")
+    assert written.units["r_mag_centre"] == "mag" and written.meta["COLUMN"] == "r_mag"
+    assert written.frame["n"].tolist() == [120, 120, 60] and "too small" not in written.meta["RULE"][:5]
+    rc, out = run_cli([str(tmp_path / "pred.parquet"), "--by", "z", "--bins", "3", "--boot", "20"], capsys)
+    assert rc == 0 and "   100 " in out
+    assert cli.main(["mergers", str(tmp_path / "pred.txt")]) == 2
+    assert "unknown table format" in capsys.readouterr().err
+
+
 def test_cli_by_a_missing_or_non_numeric_column_says_so(tmp_path, capsys):
     with_catalogue(tmp_path / "pred.csv", np.linspace(0, 0.3, 100), with_flagged(100, 3))
     rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "Z", "--boot", "10"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import catalog, data, demo, merger_calibration, merger_evolution, merger_fraction, mergers, settings
+from .. import (catalog, data, demo, merger_calibration, merger_evolution, merger_fraction, mergers, settings,
+                tables)
 from ..files import TextProgress, atomic_write_text
 from ..merger_fraction import MERGER_COLUMN
 from .common import (command, data_folder, emit, frame_arcsec, load_model, main_process, refuse_pickle,
@@ -50,7 +51,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         return 2
     bins = merger_evolution.parse_bins(args.bins)  # before the minutes predicting or calibrating may take
     refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
-    values = None  # the --by column
+    values = unit = None  # the --by column and its unit
     if args.images is not None:
         from .. import prediction
 
@@ -63,10 +64,12 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
         synthetic = settings.folder_is_synthetic(args.images)
     else:
-        table = mergers.prediction_frame(args.predictions)
-        ids, p = table["GalaxyID"].to_numpy(), table[MERGER_COLUMN].to_numpy(dtype=float)
+        table = mergers.prediction_table(args.predictions)
+        ids, p = table.frame["GalaxyID"].to_numpy(), table.frame[MERGER_COLUMN].to_numpy(dtype=float)
         source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
-        values = None if args.by is None else merger_evolution.column_values(table, args.by, source)
+        if args.by is not None:
+            values = merger_evolution.column_values(table.frame, args.by, source)
+            unit = table.units.get(args.by) or None  # the column's own unit, from a FITS, VOTable or Parquet table
 
     calibration, cal_pp, shortfall = None, None, None
     if args.calibrate_run:
@@ -103,7 +106,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                   f"{me['threshold_hi']:.3f}): fraction here {me['fraction']:.4f} (95 % CI {me['lo']:.4f}-"
                   f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
                   f"volunteers {c['mean_volunteer']:.4f}"]
-    by = None if args.by is None else _fraction_by(args, values, p, bins, cal_pp, source, lines)
+    by = None if args.by is None else _fraction_by(args, values, unit, p, bins, cal_pp, source, lines)
     if args.plot:
         from .. import figures  # plotly: only when a plot is asked for
 
@@ -120,15 +123,20 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fraction_by(args: argparse.Namespace, values, p, bins, cal_pp, source: str, lines: list[str]) -> dict:
-    """The fraction against ``--by``: its lines added to ``lines``, the table written to ``--out``; returns the
+def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, cal_pp, source: str,
+                 lines: list[str]) -> dict:
+    """The fraction against ``--by`` (in ``unit``, None when the table gives none): its lines added to ``lines``,
+    the table written to ``--out`` (any format of ``tables``, with the unit and how it was made); returns the
     result, the expectation (or None) and what ``--json`` prints."""
+
     result = merger_evolution.fraction_by(values, p, bins, args.threshold, args.boot, calibration=cal_pp)
     expected = merger_evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
                                                 result.edges[-1])
     table = merger_evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
     lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against {args.by}"
-              + (f"; left out: {result.left_out}" if result.left_out else ""),
+              + (f" ({unit})" if unit else "")
+              + (f"; left out: {result.left_out}" if result.left_out else "")
+              + (f"; {result.merged}" if result.merged else ""),
               *("    " + line for line in merger_evolution.shown_table(table, args.by).to_string(index=False)
                 .splitlines()),
               f"    ({result.rule}"
@@ -136,7 +144,12 @@ def _fraction_by(args: argparse.Namespace, values, p, bins, cal_pp, source: str,
                  if result.calibrated_threshold is not None else "")
               + (f"; expected: {expected.name}" if expected else "") + ")"]
     if args.out:
-        atomic_write_text(args.out, table.to_csv(index=False, lineterminator="\n"))
+        fractions = [c for c in table.columns if c.startswith(("fraction", "wilson", "boot", "calibrated", "expected"))]
+        edges = {f"{args.by}_{k}": unit for k in ("lo", "hi", "centre")} if unit else {}
+        units = {**{c: "" for c in fractions}, **edges}
+        tables.write_table(table, args.out, units, tables.provenance(
+            source=source, threshold=args.threshold, column=args.by, timescale=args.timescale,
+            expected=expected.name if expected else None, rule=result.rule))
         lines.append(f"  per-bin table written to {args.out}")
     records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN: JSON's null
                for row in table.to_dict("records")]
@@ -200,8 +213,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  "the merger fraction (Class8.6) with confidence intervals, calibration and the theory comparison "
                  "(Lotz et al. 2011)")
     sp.add_argument("predictions", nargs="?", default=None,
-                    help="Kaggle-format predictions CSV (GalaxyID, Class8.6, ... and any catalogue "
-                         "columns); or use --images")
+                    help="predictions table (the Kaggle CSV, or FITS, VOTable or Parquet: GalaxyID, "
+                         "Class8.6, ... and any catalogue columns); or use --images")
     sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
     sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
                                                   "checkpoint, else the newest finished run in runs/)")
@@ -230,7 +243,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="for --by: the merger rate R(z) = R0 (1+z)^m to expect (Lotz et al. 2011; docs/mergers.md; "
                          "seed: the constant --rate); default: seed for a column named like a redshift (z, "
                          "redshift, zspec, zphot ...), none for another")
-    sp.add_argument("--out", metavar="TABLE.csv", default=None, help="for --by: write the per-bin table")
+    sp.add_argument("--out", metavar="TABLE", default=None,
+                    help="for --by: write the per-bin table (.csv, .fits, .vot, .parquet or .ecsv; all but CSV keep "
+                         "the column's unit and how the table was made)")
 
     sp = command(sub, "morphology", cmd_morphology,
                  "Gini, M20 and asymmetry by statmorph for a cache's galaxies (each measured once and kept), with the "
