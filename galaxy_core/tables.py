@@ -66,6 +66,14 @@ class SkyTable:
     meta: dict = field(default_factory=dict)
 
 
+def csv_header(path: str | os.PathLike) -> list[str]:
+    """The column names of a CSV file (stripped of spaces), read from its first line alone."""
+    try:
+        return [str(c).strip() for c in pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns]
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"{path}: not a readable CSV table ({e})") from e
+
+
 def read_table(path: str | os.PathLike, text_columns: tuple[str, ...] = ()) -> SkyTable:
     """Read a CSV, FITS (the first table HDU), VOTable (the first table) or Parquet file by its extension.
 
@@ -83,7 +91,7 @@ def read_table(path: str | os.PathLike, text_columns: tuple[str, ...] = ()) -> S
     text = {c.lower() for c in text_columns}
     try:
         if fmt == "csv":
-            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+            header = csv_header(path)
             frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True,
                                 dtype={c: str for c in header if c.lower() in text},
                                 keep_default_na=True)
@@ -183,18 +191,26 @@ def answer_units(frame: pd.DataFrame) -> dict[str, str]:
 
 def _to_astropy(frame: pd.DataFrame, units: dict[str, str], meta: dict):
     from astropy import units as u
-    from astropy.table import Column, Table
+    from astropy.table import Column, MaskedColumn, Table
 
     table = Table(meta={_meta_key(k): _meta_value(v) for k, v in meta.items()})
     names = {c: f"Galaxy Zoo 2 vote fraction: {tree.question_of(c).text} {n.split('--')[-1]}"
              for c, n in tree.NAMES.items()}
     for name in frame.columns:
-        values = frame[name].to_numpy()
+        series, mask = frame[name], None
+        if not isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufb":
+            # pandas' nullable Int64/boolean/Float64 (a crossmatch's unmatched rows): a masked column of the same
+            # type; to_numpy() would give floats (an int64 id above 2**53 rounded) or, for booleans, text.
+            mask = series.isna().to_numpy()
+            values = series.to_numpy(dtype=series.dtype.numpy_dtype, na_value=False if series.dtype.kind == "b" else 0)
+        else:
+            values = series.to_numpy()
         if values.dtype == object:  # text (ids, names, paths): astropy needs a fixed-width str column
             values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
                                for v in values], dtype=str)
         unit = units.get(name)
-        col = Column(values, name=str(name), description=names.get(name))
+        col = (MaskedColumn(values, mask=mask, name=str(name), description=names.get(name)) if mask is not None
+               else Column(values, name=str(name), description=names.get(name)))
         if unit is not None:
             col.unit = u.Unit(unit, parse_strict="silent") if unit else u.dimensionless_unscaled
         table.add_column(col)
