@@ -11,8 +11,8 @@ Astronomers compare merger fractions with merger rates as a function of redshift
 * :data:`LOTZ_2011` and :func:`expected_fraction`: f(z) = R(z) x T_obs with R(z) = R0 (1 + z)^m, each choice of R0
   and m with where it comes from and what of it could not be verified;
 * the columns: :func:`column_values` (one column of a table as numbers, or a clear error), :func:`numeric_columns`,
-  :func:`catalogue_columns` and :func:`catalogue_values` (a cache's own catalogue columns, aligned with its rows),
-  :func:`parse_bins` and :func:`is_redshift`;
+  :func:`catalogue_columns`, :func:`catalogue_values` and :func:`catalogue_unit` (a cache's own catalogue columns,
+  aligned with its rows), :func:`column_label`, :func:`parse_bins` and :func:`is_redshift`;
 * :func:`bins_table` and :func:`shown_table`: the per-bin table as the command line writes it and as it and the
   Mergers page show it.
 
@@ -241,7 +241,7 @@ class RateEvolution:
 
 LOTZ_ABSTRACT = "Lotz et al. 2011, ApJ 742, 103, abstract (arXiv:1108.2508)"
 _MAJOR_R0 = ("R0: the seed paper's 'z=0 merger rate of about 0.05' quoted from Lotz et al. 2011 stands in; the "
-             "paper's own fitted R0 for this selection (its tables) could not be read here and is not verified")
+             "paper's own fitted R0 for this selection (in its body) could not be read here and is not verified")
 _PER_VOLUME = ("the abstract's exponent is for the rate per unit comoving volume; for a constant-mass or passively "
                "evolving selection the number density changes little at z < 1, so it is taken as the per-galaxy "
                "exponent (an approximation)")
@@ -420,6 +420,16 @@ def catalogue_values(cache, rows, column: str) -> np.ndarray:
     if len(frame) != len(cache):
         raise DataError(f"{cache.path}: the catalogue has {len(frame):,} rows for {len(cache):,} galaxies")
     return column_values(frame, column, "the catalogue")[np.asarray(rows, dtype=np.int64)]
+
+
+def catalogue_unit(cache, column: str) -> str | None:
+    """The unit of a cache's catalogue column (its ``units``, from a FITS, VOTable or Parquet catalogue), or None."""
+    return (getattr(cache, "units", None) or {}).get(column) or None
+
+
+def column_label(column: str, unit: str | None = None) -> str:
+    """A column's name with its unit for an axis or a heading: "z", "r_mag (mag)"."""
+    return f"{column} ({unit})" if unit else column
 
 
 def parse_bins(text: str) -> int | list[float]:

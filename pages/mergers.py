@@ -254,7 +254,8 @@ def by_column_section(calib: dict | None) -> None:
         return
     expected = merger_evolution.expectation_for(column, choice, rate, timescale, result.edges[0], result.edges[-1])
     table = merger_evolution.bins_table(result, column, expected and expected.choice, timescale)
-    st.plotly_chart(figures.fraction_by_figure(result, column, expected and expected.curve,
+    label = merger_evolution.column_label(column, merger_evolution.catalogue_unit(cache, column))
+    st.plotly_chart(figures.fraction_by_figure(result, label, expected and expected.curve,
                                                expected.name if expected else ""), key="mg_by_figure")
     st.dataframe(merger_evolution.shown_table(table, column), hide_index=True)
     st.caption(f"{result.rule[0].upper()}{result.rule[1:]}."

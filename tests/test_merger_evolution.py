@@ -183,11 +183,14 @@ def test_numeric_columns_and_column_values():
 
 
 def test_a_caches_catalogue_columns_aligned_with_its_rows():
-    cache = type("Cache", (), {"path": "c", "columns": catalogue(), "__len__": lambda self: 3})()
+    cache = type("Cache", (), {"path": "c", "columns": catalogue(), "__len__": lambda self: 3,
+                               "units": {"logM": "dex(solMass)"}})()
     assert me.catalogue_columns(cache) == ["redshift", "logM"]
+    assert me.catalogue_unit(cache, "logM") == "dex(solMass)" and me.catalogue_unit(cache, "redshift") is None
+    assert me.column_label("logM", "dex(solMass)") == "logM (dex(solMass))" and me.column_label("z") == "z"
     np.testing.assert_array_equal(me.catalogue_values(cache, [2, 0], "logM"), [9, 10])
     bare = type("Cache", (), {"path": "c", "__len__": lambda self: 3})()
-    assert me.catalogue_columns(bare) == []
+    assert me.catalogue_columns(bare) == [] and me.catalogue_unit(bare, "z") is None
     with pytest.raises(DataError, match="no catalogue columns"):
         me.catalogue_values(bare, [0], "z")
     short = type("Cache", (), {"path": "c", "columns": catalogue(), "__len__": lambda self: 4})()

@@ -115,7 +115,8 @@ def cmd_mergers(args: argparse.Namespace) -> int:
             figs += figures.merger_calibration_figures(*cal_pp)
         if by is not None:
             e = by["expected"]
-            figs.append(figures.fraction_by_figure(by["result"], args.by, e and e.curve, e.name if e else ""))
+            figs.append(figures.fraction_by_figure(by["result"], merger_evolution.column_label(args.by, unit),
+                                                   e and e.curve, e.name if e else ""))
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
     extra = {} if by is None else {"by": by["json"]}
@@ -133,8 +134,8 @@ def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, ca
     expected = merger_evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
                                                 result.edges[-1])
     table = merger_evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
-    lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against {args.by}"
-              + (f" ({unit})" if unit else "")
+    lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against "
+              f"{merger_evolution.column_label(args.by, unit)}"
               + (f"; left out: {result.left_out}" if result.left_out else "")
               + (f"; {result.merged}" if result.merged else ""),
               *("    " + line for line in merger_evolution.shown_table(table, args.by).to_string(index=False)
