@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from . import fitsimages, tree
-from .files import DataError, read_json
+from .files import DataError
 from .fitsimages import FitsSettings
 from .images import resolve_field, stat_reason
-from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
+from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR, folder_catalogue
 from .sky import ColumnNames, read_sky_catalogue
 from .tables import is_table
 
@@ -387,8 +387,8 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     y[len(train_images):] = np.nan
     fov, fits = resolve_field(root, paths, source_fov, frame_arcsec)
     cat = Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
-    sky_table = read_json(root / FOLDER_CONFIG).get("catalogue") if (root / FOLDER_CONFIG).is_file() else None
-    return _with_sky_table(cat, root / sky_table, names) if sky_table else cat
+    sky_table = folder_catalogue(root)
+    return _with_sky_table(cat, sky_table, names) if sky_table else cat
 
 
 def _read_table_catalog(path: Path, source_fov: float | None, frame_arcsec: float | None,

@@ -185,6 +185,20 @@ class GalaxyCache:
             return None
         return (columns[names.ra].to_numpy(dtype=np.float64), columns[names.dec].to_numpy(dtype=np.float64))
 
+    def with_catalogue(self, frame: "pd.DataFrame") -> "pd.DataFrame":
+        """``frame`` (a table with a ``GalaxyID`` column, such as ``similar``'s) with the catalogue's own columns of
+        those galaxies inserted after it; ``frame`` as it is when the data had no catalogue."""
+        columns = self.columns
+        if columns is None:
+            return frame
+        import pandas as pd
+
+        row = pd.Series(np.arange(len(self)), index=self.ids)
+        taken = columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()].reset_index(drop=True)
+        at = list(frame.columns).index("GalaxyID") + 1
+        return pd.concat([frame.iloc[:, :at].reset_index(drop=True), taken,
+                          frame.iloc[:, at:].reset_index(drop=True)], axis=1)
+
     def row_of(self, galaxy_id: str) -> int:
         hits = np.flatnonzero(self.ids == str(galaxy_id))
         if not len(hits):
