@@ -251,6 +251,19 @@ def test_cli_calibration_and_images_paths(tmp_path, capsys, monkeypatch):
     assert rc == 0 and "matching threshold" in out
     assert last["calibration"]["matching_threshold"] == pytest.approx(0.25, abs=0.01)
     assert last["matched_estimate"]["fraction"] == pytest.approx((p_true > 0.5).mean())
+    # A catalogue table as --images: its columns come with the answers, and --by bins them, calibrated per bin
+    # with the threshold's uncertainty (the labelled pairs).
+    (tmp_path / "sky.csv").write_text("id,file\n")
+    columns = pd.DataFrame({"z": np.linspace(0, 0.2, 400)})
+    monkeypatch.setattr(prediction, "predict_folder", lambda *a, **kw: prediction.FolderPrediction(
+        frame, [], 1.0, "as given", [], columns, {"z": ""}))
+    rc, out = run_cli(["--images", str(tmp_path / "sky.csv"), "--calibrate-run", "runs/fake", "--by", "z",
+                       "--bins", "2", "--json", "--boot", "50"], capsys)
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert rc == 0 and [b["n"] for b in by["bins"]] == [200, 200] and by["calibrated_threshold"] == pytest.approx(
+        last["calibration"]["matching_threshold"])
+    assert "interval bootstrap + Jeffreys, with the threshold's uncertainty" in out
+    assert by["bins"][0]["calibrated"] == pytest.approx((p_pred[:200] > by["calibrated_threshold"]).mean())
 
 
 def test_cli_calibration_needs_labelled_galaxies(tmp_path, capsys, monkeypatch):

@@ -49,9 +49,11 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         print("mergers: --out and --lotz go with --by COLUMN (the fraction against a catalogue column)",
               file=sys.stderr)
         return 2
-    if args.by is not None and args.images is not None:
-        print("mergers: --by reads a column of a predictions table that carries the catalogue's columns; images "
-              "carry none", file=sys.stderr)
+    if (args.by is not None and args.images is not None and not tables.is_table(args.images)
+            and settings.folder_catalogue(args.images) is None):
+        print(f"mergers: --by reads a catalogue column, and {args.images} has no catalogue: give a catalogue table "
+              "as --images (or name one as \"catalogue\" in the folder's galaxy_core.json), or a predictions table "
+              "that carries the catalogue's columns", file=sys.stderr)
         return 2
     bins = merger_evolution.parse_bins(args.bins)  # before the minutes predicting or calibrating may take
     refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
@@ -67,6 +69,9 @@ def cmd_mergers(args: argparse.Namespace) -> int:
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
         synthetic = settings.folder_is_synthetic(args.images)
+        if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
+            values = merger_evolution.column_values(result.table(), args.by, source)
+            unit = (result.units or {}).get(args.by) or None
     else:
         table = mergers.prediction_table(args.predictions)
         ids, p = table.frame["GalaxyID"].to_numpy(), table.frame[MERGER_COLUMN].to_numpy(dtype=float)
@@ -246,7 +251,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="write the histogram (and calibration, and --by) plots")
     sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     sp.add_argument("--by", metavar="COLUMN", default=None,
-                    help="the fraction in bins of this column of the predictions table (e.g. z, a stellar mass)")
+                    help="the fraction in bins of this column of the predictions table, or of the catalogue "
+                         "table given as --images (e.g. z, a stellar mass)")
     sp.add_argument("--bins", default="5", help="for --by: a number of equal-count bins (default 5) or "
                                                 "comma-separated edges, e.g. 0,0.05,0.1,0.2")
     sp.add_argument("--lotz", default=None, choices=list(merger_evolution.LOTZ_2011),
