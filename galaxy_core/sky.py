@@ -171,7 +171,7 @@ def _angles(values: pd.Series, unit: str | None, column: str, what: str, path: P
     from astropy import units as u
     from astropy.coordinates import Angle
 
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=np.float64)  # a copy: filled in below
     text = values.astype(object).to_numpy()
     blank = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip().lower() in
                       ("", "nan", "null", "--") for v in text])

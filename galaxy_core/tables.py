@@ -159,7 +159,9 @@ def find_column(columns, names: tuple[str, ...], given: str | None = None, what:
             return by_lower[given.lower()]
         import difflib
 
-        close = difflib.get_close_matches(given.lower(), list(by_lower), n=1)
+        # A close spelling, else a column that starts with the name (RA for RAJ2000 or RA_deg).
+        close = difflib.get_close_matches(given.lower(), list(by_lower), n=1) or \
+            [c for c in by_lower if c.startswith(given.lower())][:1]
         hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
         raise DataError(f"{source} has no {what} column {given!r} (columns: {', '.join(map(str, columns))}){hint}")
     return next((by_lower[n.lower()] for n in names if n.lower() in by_lower), None)
