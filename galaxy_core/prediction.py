@@ -9,6 +9,7 @@ same size, same Lanczos resampling), then cropped and resized on the device as i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -136,6 +137,8 @@ class FolderPrediction:
     """The unit of each catalogue column that has one."""
     sky: ColumnNames | None = None
     """The catalogue's id, image file, RA and Dec columns."""
+    ids: list[str] | None = None
+    """The id of each of ``paths`` where they are not the file names (a catalogue's)."""
 
     def table(self) -> pd.DataFrame:
         """``GalaxyID``, the catalogue's own columns (where there is a catalogue) and the 37 answers: the table an
@@ -145,6 +148,28 @@ class FolderPrediction:
         return pd.concat([self.frame[["GalaxyID"]], self.columns.reset_index(drop=True),
                           self.frame[list(tree.COLUMNS)]], axis=1)
 
+    def digest(self) -> str:
+        """A hash of the answers and the galaxies they are for: the same for the same prediction (a cache key)."""
+        h = hashlib.sha1(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
+        if self.columns is not None:
+            h.update(pd.util.hash_pandas_object(self.columns, index=False).to_numpy().tobytes())
+        return h.hexdigest()
+
+    def to_bytes(self, fmt: str, meta: dict | None = None) -> bytes:
+        """The file :meth:`write` writes for a table format (``tables.FORMATS``' values), for a download."""
+        if self.columns is None and fmt == "csv":
+            return self.csv().encode("utf-8")
+        return tables.table_bytes(self._rounded(), fmt, units=self.units, meta=meta, sky=self._sky())
+
+    def _rounded(self) -> pd.DataFrame:
+        frame = self.table()
+        answers = list(tree.COLUMNS)
+        frame[answers] = frame[answers].round(6)  # the Kaggle precision; more digits would only be noise
+        return frame
+
+    def _sky(self) -> tuple[str, str] | None:
+        return (self.sky.ra, self.sky.dec) if self.sky is not None and self.sky.ra else None
+
     def write(self, out: str | os.PathLike, meta: dict | None = None) -> Path:
         """Write the answers by ``out``'s extension (``tables``): a ``.csv`` without a catalogue is the Kaggle
         submission format (:meth:`csv`); otherwise the catalogue's columns come along with their units, and FITS,
@@ -152,16 +177,13 @@ class FolderPrediction:
         if self.columns is None and tables.table_format(out) == "csv":
             atomic_write_text(out, self.csv())
             return Path(out)
-        frame = self.table()
-        answers = list(tree.COLUMNS)
-        frame[answers] = frame[answers].round(6)  # the Kaggle precision; more digits would only be noise
-        return tables.write_table(frame, out, units=self.units, meta=meta,
-                                  sky=(self.sky.ra, self.sky.dec) if self.sky and self.sky.ra else None)
+        return tables.write_table(self._rounded(), out, units=self.units, meta=meta, sky=self._sky())
 
     def path_of(self, galaxy_id: str) -> Path:
         """The image file of one galaxy (for a FITS triple, its r file); KeyError for an id not listed."""
-        for p in self.paths:
-            if fitsimages.galaxy_id(p) == str(galaxy_id):
+        ids = self.ids if self.ids is not None else [fitsimages.galaxy_id(p) for p in self.paths]
+        for i, p in zip(ids, self.paths):
+            if i == str(galaxy_id):
                 return p
         raise KeyError(galaxy_id)
 
@@ -181,6 +203,8 @@ def folder_listing(folder: str | os.PathLike) -> tuple[tuple[str, int], ...]:
     """The images :func:`image_paths` lists, each as (path, modification time in ns): a key that changes when an
     image is added, removed or rewritten, whose paths can be handed to :func:`predict_folder` (``paths``) so that
     it does not list the folder again."""
+    if tables.is_table(folder):  # a catalogue: the table itself (its rows name the images)
+        return ((str(folder), Path(folder).stat().st_mtime_ns),)
     return tuple((str(p), p.stat().st_mtime_ns) for p in image_paths(folder))
 
 
@@ -229,7 +253,7 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
         fits, None if ids is None else distributed.shard(ids, world)))
     frame = pd.concat([f for f, _ in parts], ignore_index=True) if len(parts) > 1 else parts[0][0]
     origin = images.source_fov_origin(cat.root if cat is not None else folder, source_fov, paths)
-    result = FolderPrediction(frame, [s for _, part in parts for s in part], fov, origin, paths)
+    result = FolderPrediction(frame, [s for _, part in parts for s in part], fov, origin, paths, ids=ids)
     if cat is not None and cat.columns is not None:
         row = pd.Series(np.arange(len(cat.ids)), index=cat.ids)
         result.columns = cat.columns.iloc[row.loc[frame["GalaxyID"]].to_numpy()].reset_index(drop=True)
