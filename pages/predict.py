@@ -8,6 +8,7 @@ import streamlit as st
 from galaxy_core import access, catalog, explore, fitsimages, images, prediction, settings, tree
 from pages import _common as common
 from pages import _models as ml
+from pages._samp import samp_button
 
 common.require_app(__file__)
 
@@ -108,8 +109,11 @@ if frame.empty:
     st.stop()
 
 st.subheader(f"{len(frame):,} galaxies")
-st.download_button("Download the CSV (Kaggle format)", result.csv(), file_name="predictions.csv", mime="text/csv",
+d1, d2 = st.columns(2)
+d1.download_button("Download the CSV (Kaggle format)", result.csv(), file_name="predictions.csv", mime="text/csv",
                    key="pr_download")
+with d2:
+    samp_button(frame, "predictions", key="pr_samp")
 st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
              column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
 
