@@ -7,10 +7,12 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       tree            the decision tree: 11 questions, 37 answers, as data
       settings        a data folder's layout and galaxy_core.json; the Kaggle frame and the default field of view
       files           atomic writes, progress, the input errors, work cut into parts
+      tables          astronomers' tables in and out: CSV, FITS, VOTable, Parquet, with units and provenance
     images in
       fitsimages      FITS cutouts as the RGB picture a JPEG of them would be
       images          one image decoded, cropped and resized (or why not); many on a process pool; a folder's field
-      catalog         a data folder: its galaxies, their image files and labels
+      sky             a catalogue table: ids, image files, RA/Dec in degrees, other columns, labels
+      catalog         a data folder, plain folder or catalogue table: its galaxies, their image files and labels
       data            the memory-mapped uint8 cache, its labels, mask and seeded split
       explore         counts, sizes, memory, histograms, correlations, the most typical galaxies
       synthetic       made-up galaxies: kinds, parameters, labels that obey the tree
@@ -47,6 +49,8 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       similarity          nearest neighbours, the unusual galaxies, PCA and faiss
       labels              a yes/no question of one's own learnt from marked galaxies
       finetune            the backbone's last stage tuned to that question
+    catalogues
+      crossmatch      a second catalogue's columns by sky position (astropy's nearest match within a separation)
     out
       figures         every plotly figure the dashboard and the CLI draw
       access          what a dashboard user may read: data roots and upload checks

@@ -30,7 +30,9 @@ from . import fitsimages, tree
 from .files import DataError
 from .fitsimages import FitsSettings
 from .images import resolve_field, stat_reason
-from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
+from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR, folder_catalogue
+from .sky import ColumnNames, read_sky_catalogue
+from .tables import is_table
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """Raster images listed; FITS files (``fitsimages.FITS_EXTENSIONS``, ``.fits.gz`` among them) are listed too."""
@@ -73,6 +75,14 @@ class Catalog:
     label_files: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     fits: FitsSettings = field(default_factory=FitsSettings)  # for FITS cutouts: frame_arcsec and the composite
+    columns: pd.DataFrame | None = None
+    """The catalogue's own columns (RA and Dec in degrees), one row per galaxy in ``ids`` order; None without one."""
+    units: dict[str, str] = field(default_factory=dict)
+    """The unit of each of ``columns`` that has one (astropy's string)."""
+    sky: ColumnNames = field(default_factory=ColumnNames)
+    """The catalogue's id, image file, RA and Dec columns (None where it has none)."""
+    table: Path | None = None
+    """The catalogue table the galaxies were read from, when they were (``root`` is then its folder)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -306,9 +316,12 @@ def folder_signature(folder: str | os.PathLike) -> tuple:
 
 
 def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
-                 frame_arcsec: float | None = None) -> Catalog:
-    """Read a data folder in the Kaggle layout (see the module docstring). ``frame_arcsec`` is for FITS cutouts
-    (:func:`folder_fits_settings`).
+                 frame_arcsec: float | None = None, names: ColumnNames | None = None) -> Catalog:
+    """Read a data folder in the Kaggle layout (see the module docstring), a plain folder of cutouts (every galaxy
+    unlabelled, named by its file), or a catalogue table (``sky``: CSV, FITS, VOTable or Parquet naming each
+    galaxy's id and image file, with RA, Dec, labels and other columns; ``names`` says which columns are which).
+    A Kaggle-layout folder whose ``galaxy_core.json`` names a ``"catalogue"`` table takes that table's columns by
+    id (as the built-in demo does). ``frame_arcsec`` is for FITS cutouts (:func:`folder_fits_settings`).
 
     Images in ``images_training_rev1`` without a label row are kept as unlabelled; label rows without an image are
     skipped; broken symbolic links are skipped. All are listed in ``Catalog.problems``, with what :func:`read_labels`
@@ -318,11 +331,17 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     them (``summarize``'s ``unreadable``, ``data.prepare``'s ``skipped``).
     """
     root = Path(root)
+    if is_table(root):
+        return _read_table_catalog(root, source_fov, frame_arcsec, names)
     if not root.is_dir():
-        raise DataError(f"data folder {root} does not exist")
+        raise DataError(f"data folder {root} does not exist" if not root.suffix else
+                        f"{root} is neither a data folder nor a catalogue table that exists")
     problems: list[str] = []
     train_images = list_images(root / LABELLED_DIR, problems)
     test_images = list_images(root / UNLABELLED_DIR, problems)
+    if not train_images and not test_images and not (root / LABELLED_DIR).is_dir():
+        train_images = {}
+        test_images = list_images(root, problems)  # a plain folder of cutouts: every galaxy unlabelled
     both = set(train_images) & set(test_images)
     if both:
         raise DataError(f"{len(both)} ids are in both {LABELLED_DIR} and {UNLABELLED_DIR}, e.g. {sorted(both)[:3]}")
@@ -331,10 +350,11 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
             loose = list_images(root)
         except DataError:
             loose = {}
-        raise DataError(f"no images in {root / LABELLED_DIR} or {root / UNLABELLED_DIR} "
-                        f"(expected <GalaxyID>.jpg, .png or .fits files in the Kaggle layout)" +
-                        (f"; the {len(loose)} images in {root} itself belong in {UNLABELLED_DIR}/ (unlabelled) or "
-                         f"{LABELLED_DIR}/" if loose else "") +
+        raise DataError(f"no images in {root}, {root / LABELLED_DIR} or {root / UNLABELLED_DIR} "
+                        f"(expected <GalaxyID>.jpg, .png or .fits files, in the folder itself or in the Kaggle "
+                        f"layout; or give a catalogue table)" +
+                        (f"; the {len(loose)} images in {root} itself are not read beside a {LABELLED_DIR}/ "
+                         f"folder: move them into {UNLABELLED_DIR}/" if loose else "") +
                         (f"; {'; '.join(problems)}" if problems else ""))
     label_files = [p for p in [root / LABEL_CSV] if p.is_file()]
     label_files += sorted(p for p in root.glob("training_solutions_*.csv") if p.name != LABEL_CSV)
@@ -366,4 +386,51 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     y = labels.reindex(ids).to_numpy(dtype=np.float32, copy=True)
     y[len(train_images):] = np.nan
     fov, fits = resolve_field(root, paths, source_fov, frame_arcsec)
-    return Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
+    cat = Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
+    sky_table = folder_catalogue(root)
+    return _with_sky_table(cat, sky_table, names) if sky_table else cat
+
+
+def _read_table_catalog(path: Path, source_fov: float | None, frame_arcsec: float | None,
+                        names: ColumnNames | None) -> Catalog:
+    """A catalogue table (``sky.read_sky_catalogue``) as a Catalog: its rows with an image file, or, for a table
+    without a file column, the images named by its ids in its folder (directly or in the Kaggle layout)."""
+    sc = read_sky_catalogue(path, names)
+    problems = list(sc.problems)
+    paths = np.array(sc.paths, dtype=object)
+    if sc.names.file is None:
+        found = list_images(path.parent, problems)
+        for sub in (LABELLED_DIR, UNLABELLED_DIR):
+            found.update(list_images(path.parent / sub, problems))
+        paths = np.array([found.get(i, "") for i in sc.ids], dtype=object)
+        missing = np.flatnonzero(paths == "")
+        if len(missing):
+            problems.append(f"{len(missing)} rows of {path.name} have no image <id>.jpg, .png or .fits in "
+                            f"{path.parent} and were skipped (e.g. id {sc.ids[missing[0]]})")
+    keep = np.flatnonzero(paths != "")
+    if not len(keep):
+        raise DataError(f"{path}: none of its {len(sc.ids)} rows has an image file that exists"
+                        + (f"; {problems[-1]}" if problems else ""))
+    kept = [str(p) for p in paths[keep]]
+    fov, fits = resolve_field(path.parent, kept, source_fov, frame_arcsec)
+    columns = sc.columns.iloc[keep].reset_index(drop=True)
+    return Catalog(path.parent, sc.ids[keep], kept, sc.labels[keep], fov, [path], problems, fits, columns,
+                   sc.units, sc.names, path)
+
+
+def _with_sky_table(cat: Catalog, table: Path, names: ColumnNames | None) -> Catalog:
+    """``cat`` with the columns of the catalogue table its folder's galaxy_core.json names (``"catalogue"``),
+    joined by id; galaxies the table lacks get empty cells, rows for galaxies the folder lacks are noted."""
+    sc = read_sky_catalogue(table, names)
+    row = pd.Series(np.arange(len(sc.ids)), index=sc.ids)
+    where = row.reindex(cat.ids).to_numpy()
+    lacking = int(np.isnan(where).sum())
+    if lacking:
+        cat.problems.append(f"{lacking} galaxies have no row in {table.name} (e.g. {cat.ids[np.isnan(where)][:3]})")
+    extra = len(sc.ids) - (len(cat.ids) - lacking)
+    if extra:
+        cat.problems.append(f"{extra} rows of {table.name} name galaxies that are not in {cat.root}")
+    columns = sc.columns.reindex(pd.Index(np.nan_to_num(where, nan=-1).astype(np.int64)))
+    cat.columns, cat.units, cat.sky = columns.reset_index(drop=True), sc.units, sc.names
+    cat.problems.extend(sc.problems)
+    return cat

@@ -14,6 +14,7 @@ resample the cache on the device.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -31,12 +32,17 @@ from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lo
 from .fitsimages import FitsSettings, galaxy_files
 from .images import decode_images
 from .settings import DEFAULT_FOV, folder_is_synthetic
+from .sky import ColumnNames
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
+    import pandas as pd
+
     from .config import TrainConfig
 
 DEFAULT_SIZE = 80
 CACHE_VERSION = 1
+CATALOGUE_FILE = "catalogue.parquet"
+"""The catalogue's own columns in a cache folder, one row per cached galaxy (absent for data without a table)."""
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_UNLABELLED = 0, 1, 2
 SPLIT_NAMES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "unlabelled": SPLIT_UNLABELLED}
 SUBSET_NAMES = {"all": "all galaxies", "labelled": "labelled", "train": "training split", "val": "validation split",
@@ -151,6 +157,48 @@ class GalaxyCache:
         """One cached image as (S, S, 3) uint8, ready for display."""
         return np.asarray(self.images[i]).transpose(1, 2, 0)
 
+    @property
+    def columns(self) -> "pd.DataFrame | None":
+        """The catalogue's own columns (RA and Dec in degrees, redshift ...), one row per cached galaxy in row
+        order, or None when the data had no catalogue table. Read once, on first use."""
+        if "_columns" not in self.__dict__:
+            f = self.path / CATALOGUE_FILE
+            import pandas as pd
+
+            self.__dict__["_columns"] = pd.read_parquet(f) if f.is_file() else None
+        return self.__dict__["_columns"]
+
+    @property
+    def sky(self) -> ColumnNames:
+        """The catalogue's id, image file, RA and Dec columns (None where it has none, and for data without one)."""
+        return ColumnNames(**self.meta.get("catalogue", {}).get("names", {}))
+
+    @property
+    def units(self) -> dict[str, str]:
+        """The unit of each catalogue column that has one."""
+        return dict(self.meta.get("catalogue", {}).get("units", {}))
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every cached galaxy's RA and Dec in degrees (ICRS; NaN where unknown), or None without coordinates."""
+        names, columns = self.sky, self.columns
+        if columns is None or names.ra is None:
+            return None
+        return (columns[names.ra].to_numpy(dtype=np.float64), columns[names.dec].to_numpy(dtype=np.float64))
+
+    def with_catalogue(self, frame: "pd.DataFrame") -> "pd.DataFrame":
+        """``frame`` (a table with a ``GalaxyID`` column, such as ``similar``'s) with the catalogue's own columns of
+        those galaxies inserted after it; ``frame`` as it is when the data had no catalogue."""
+        columns = self.columns
+        if columns is None:
+            return frame
+        import pandas as pd
+
+        row = pd.Series(np.arange(len(self)), index=self.ids)
+        taken = columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()].reset_index(drop=True)
+        at = list(frame.columns).index("GalaxyID") + 1
+        return pd.concat([frame.iloc[:, :at].reset_index(drop=True), taken,
+                          frame.iloc[:, at:].reset_index(drop=True)], axis=1)
+
     def row_of(self, galaxy_id: str) -> int:
         hits = np.flatnonzero(self.ids == str(galaxy_id))
         if not len(hits):
@@ -160,9 +208,12 @@ class GalaxyCache:
 
 def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE) -> Path:
     """``<root>/.galaxy_cache/fov0.604-80px``, or under ``$XDG_CACHE_HOME/galaxy_core`` (default ``~/.cache``) when
-    the data folder is read-only (as ``../shared`` is)."""
+    the data folder is read-only (as ``../shared`` is). For a catalogue table, ``<its folder>/.galaxy_cache/<table
+    name>-fov0.604-80px``, so that two tables in one folder get two caches."""
     root = Path(root).resolve()
     name = f"fov{fov:.3f}-{size}px"
+    if root.is_file():
+        root, name = root.parent, f"{root.name}-{name}"
     # os.access alone says yes to root even for a folder without write bits (as ../shared is): check both.
     if os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
         return root / ".galaxy_cache" / name
@@ -177,6 +228,8 @@ def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: 
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
     if cat.fits != FitsSettings():  # only then, so that the fingerprints of existing caches stay as they were
         h.update(repr(cat.fits).encode())
+    if cat.columns is not None:  # likewise: the catalogue's column roles (its bytes are among the label files)
+        h.update(repr(cat.sky).encode())
     for i, p in zip(cat.ids, cat.paths):
         for f in galaxy_files(p):
             name = os.path.basename(f)
@@ -255,7 +308,8 @@ def _reserve(path: Path, nbytes: int) -> None:
 def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None, fov: float = DEFAULT_FOV,
             size: int = DEFAULT_SIZE, source_fov: float | None = None, val_fraction: float = 0.1, seed: int = 0,
             workers: int | None = None, progress: Progress | None = None, force: bool = False,
-            shard: tuple[int, int] | None = None, frame_arcsec: float | None = None) -> GalaxyCache:
+            shard: tuple[int, int] | None = None, frame_arcsec: float | None = None,
+            names: ColumnNames | None = None) -> GalaxyCache:
     """Decode every image of a data folder once into a memory-mapped uint8 cache, with ids, labels, mask and split.
 
     ``fov`` is the field to keep as a fraction of the 424 px Kaggle frame and ``size`` the output side in pixels.
@@ -276,14 +330,18 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
 
     FITS cutouts are decoded by ``fitsimages``; ``frame_arcsec`` is the GZ2 frame's width in arcsec for those
     without a ``PETROR90`` card (default: the folder's ``galaxy_core.json``, see ``images.folder_fits_settings``).
+
+    ``root`` may also be a plain folder of cutouts or a catalogue table (``catalog.read_catalog``; ``names`` says
+    which of its columns are the id, image file, RA and Dec). The catalogue's own columns are kept with the cache
+    (:attr:`GalaxyCache.columns`), for every table written from it.
     """
-    cat = read_catalog(root, source_fov, frame_arcsec)
+    cat = read_catalog(root, source_fov, frame_arcsec, names)
     if not 0 < fov <= cat.source_fov + 1e-9:
         raise DataError(f"fov {fov:.4f} of the 424 px frame is more than the {cat.source_fov:.4f} that the images "
                         f"in {cat.root} show")
     if size < 8:
         raise DataError(f"size must be at least 8 px, got {size}")
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.table or cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
     rows = np.arange(len(cat))
     if shard is not None:
@@ -338,13 +396,20 @@ def _build(cat: Catalog, cache_dir: Path, fp: str, fov: float, size: int, val_fr
             f.truncate(int(kept.sum()) * 3 * size * size)
         keep = rows[kept]
         _write_tables(tmp, cat, fp, fov, size, val_fraction, seed, cat.ids[keep], cat.labels[keep], skipped,
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0,
+                      columns=None if cat.columns is None else cat.columns.iloc[keep].reset_index(drop=True))
 
 
 def _write_tables(tmp: Path, cat: Catalog, fp: str, fov: float, size: int, val_fraction: float, seed: int,
-                  ids: np.ndarray, y: np.ndarray, skipped: list[dict], seconds: float, **extra) -> None:
+                  ids: np.ndarray, y: np.ndarray, skipped: list[dict], seconds: float, columns=None,
+                  **extra) -> None:
     """Everything of a cache but its images: ids, labels (NaN as 0), mask of known answers, the split of these
-    galaxies and ``meta.json``, written last."""
+    galaxies, the catalogue's ``columns`` of these galaxies (``catalogue.parquet``) and ``meta.json``, written
+    last."""
+    if columns is not None:
+        columns.to_parquet(tmp / CATALOGUE_FILE, index=False)
+        extra["catalogue"] = {"table": str(cat.table or cat.root), "names": dataclasses.asdict(cat.sky),
+                              "units": cat.units}
     kind = galaxy_kind(~np.isnan(y))
     split = make_split(ids, kind, val_fraction, seed)
     np.save(tmp / "ids.npy", ids)
@@ -352,7 +417,7 @@ def _write_tables(tmp: Path, cat: Catalog, fp: str, fov: float, size: int, val_f
     np.save(tmp / "labels.npy", np.nan_to_num(y, nan=0.0).astype(np.float32, copy=False))
     np.save(tmp / "split.npy", split)
     meta = {
-        "version": CACHE_VERSION, "source": str(cat.root), "source_fov": cat.source_fov, "fov": fov,
+        "version": CACHE_VERSION, "source": str(cat.table or cat.root), "source_fov": cat.source_fov, "fov": fov,
         "size": size, "n": len(ids), "n_full": int((kind == "full").sum()),
         "n_partial": int((kind == "partial").sum()), "n_unlabelled": int((kind == "unlabelled").sum()),
         "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
@@ -393,16 +458,24 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
                 with open(shard.path / "images.u8", "rb") as f:
                     shutil.copyfileobj(f, out, 2**24)
         y = np.concatenate([np.where(sh.mask, sh.labels, np.nan) for sh in shards])
+        columns = None
+        if cat.columns is not None:
+            import pandas as pd
+
+            columns = pd.concat([sh.columns for sh in shards], ignore_index=True)
         _write_tables(tmp, cat, fp, fov, size, val_fraction, seed, np.concatenate([sh.ids for sh in shards]),
                       y.astype(np.float32), [s for sh in shards for s in sh.meta["skipped"]],
-                      time.perf_counter() - t0 + sum(sh.meta["seconds"] for sh in shards), shards=k)
+                      time.perf_counter() - t0 + sum(sh.meta["seconds"] for sh in shards), columns=columns,
+                      shards=k)
     return open_cache(cache_dir)
 
 
 def resolve_cache(path: str | os.PathLike, source_fov: float | None = None, fov: float = DEFAULT_FOV,
-                  size: int = DEFAULT_SIZE, progress: Progress | None = None) -> GalaxyCache:
-    """Open ``path`` as a cache if it is one, else treat it as a data folder and prepare (or reuse) its cache."""
+                  size: int = DEFAULT_SIZE, progress: Progress | None = None,
+                  names: ColumnNames | None = None) -> GalaxyCache:
+    """Open ``path`` as a cache if it is one, else treat it as a data folder, plain folder of cutouts or catalogue
+    table and prepare (or reuse) its cache."""
     path = Path(path)
     if (path / "meta.json").is_file():
         return open_cache(path)
-    return prepare(path, fov=fov, size=size, source_fov=source_fov, progress=progress)
+    return prepare(path, fov=fov, size=size, source_fov=source_fov, progress=progress, names=names)

@@ -7,8 +7,9 @@ unreadable, a symbolic link loop, not a JPEG or PNG, truncated, a decompression 
 the reasons ``fitsimages`` lists. Callers (``explore.summarize``, ``data.prepare``, ``prediction``) skip such an
 image and report it; nothing else is lost.
 
-Decoding runs on a pool of *spawned* processes, which import the caller's main module again: a script that calls
-``data.prepare`` or ``explore.summarize`` needs the usual ``if __name__ == "__main__":`` guard.
+Decoding runs on a pool of *spawned* processes (:func:`imap`). Their workers never run the caller's script again, so
+a script that calls ``data.prepare`` or ``explore.summarize`` works with or without the usual
+``if __name__ == "__main__":`` guard.
 
 Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
 0.02 x petroR90 arcsec per pixel, so a galaxy's R90 radius is about 50 px of it). A folder of images that are
@@ -29,7 +30,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -224,17 +228,49 @@ def _decode_chunk(args: tuple) -> list[np.ndarray | str]:
     return out
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that does not import the caller's main module.
+
+    Spawn normally runs the parent's script again in each worker (as ``__mp_main__``), so that functions defined
+    there can be unpickled. Ours live in galaxy_core, so the worker needs none of the script; and a script without
+    the ``if __name__ == "__main__":`` guard would call ``prepare`` again in every worker, which then waits forever
+    on the cache lock its parent holds. multiprocessing decides what to import from ``__main__.__spec__`` and
+    ``__main__.__file__`` when a worker starts (``multiprocessing.spawn.get_preparation_data``), so both are hidden
+    for that moment."""
+
+    @staticmethod
+    def _Popen(process_obj):
+        main = sys.modules["__main__"]
+        with _MAIN_LOCK:
+            saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+            try:
+                return multiprocessing.context.SpawnProcess._Popen(process_obj)
+            finally:
+                main.__dict__.pop("__spec__", None)
+                main.__dict__.update(saved)
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    Process = _WorkerProcess
+
+
 def imap(fn, jobs: list, workers: int | None, min_jobs: int = 3):
     """Yield ``fn(job)`` for each job, in order, on a process pool when there are at least ``min_jobs`` jobs, else in
     this process: starting the pool's processes costs about half a second, more than a few cheap jobs take.
 
     The pool uses spawn, not fork: the caller may hold torch or Streamlit threads, and forking those can deadlock.
-    Leaving the loop early cancels the jobs not yet started."""
+    Its workers do not run the caller's script (:class:`_WorkerProcess`), so ``fn`` must live in an importable
+    module, as galaxy_core's do. Leaving the loop early cancels the jobs not yet started."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(jobs) < max(min_jobs, 3):
         yield from map(fn, jobs)
         return
-    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = cf.ProcessPoolExecutor(workers, mp_context=_WorkerContext())
     try:
         yield from pool.map(fn, jobs)
     finally:

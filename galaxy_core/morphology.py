@@ -263,7 +263,7 @@ def morphology_table(images, ids, rows=None, workers: int | None = None, progres
     ``rows``: which to measure (default all); ``settings``: passed to :func:`measure`. ``progress(done, total)`` is
     called after each ``chunk`` of galaxies. Returns :data:`COLUMNS`, one row per measured galaxy in the order of
     ``rows``; ``gm20_merger`` and ``asym_merger`` are False wherever the flag is over :data:`MAX_FLAG` (the
-    measurement is not used). The pool spawns processes: a script needs the ``if __name__ == "__main__":`` guard.
+    measurement is not used). The pool spawns processes (``images.imap``), which never run the calling script again.
     Speed at 80 px: 5.0 galaxies/s on one core of a 2-core AMD EPYC, 8.1 on both (docs/mergers.md, "Morphology check").
     """
     ids = np.asarray(ids)

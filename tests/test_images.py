@@ -363,3 +363,26 @@ def test_field_of_undeclared_images_of_another_size_is_asked_for(tmp_path):
     (tmp_path / "galaxy_core.json").write_text('{"source_fov": 0.5}')
     assert images.resolve_source_fov(tmp_path, samples) == 0.5
     assert images.source_fov_origin(tmp_path, None, samples) == "from galaxy_core.json"
+
+
+def test_a_script_without_the_main_guard_finishes(tmp_path):
+    """The README's Python API as a plain script, with no ``if __name__ == "__main__":``: spawned decoding workers
+    used to run the script again, call ``prepare`` again and wait forever on the cache lock the parent held."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "data" / "images_test_rev1"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(200):  # more than two 64-image chunks, so that decoding goes to the process pool
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    script = tmp_path / "x.py"
+    script.write_text("from galaxy_core import data\n"
+                      f"cache = data.prepare({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'cache')!r}, "
+                      "source_fov=1.0, size=8, workers=2)\n"
+                      "print('prepared', len(cache))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "prepared 200" in done.stdout

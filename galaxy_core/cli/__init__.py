@@ -5,9 +5,10 @@ scripts (``python -m galaxy_core evaluate runs/x --json | tail -1``).
 
 The commands are grouped by what they work on: ``data_commands`` (a data folder: summary, prepare, demo),
 ``train_commands`` (models: train, evaluate, benchmark, export, models, runs), ``predict_commands`` (answers for
-galaxies: predict, mergers, morphology) and ``discover_commands`` (embeddings: similar, anomalies, label), over
-``common`` (output, the data folder, the model, shared options). Each command imports the stages it needs inside
-itself, so that ``--help`` and ``summary`` do not wait for PyTorch.
+galaxies: predict, mergers, morphology), ``discover_commands`` (embeddings: similar, anomalies, label) and
+``sky_commands`` (catalogues of sky positions: crossmatch), over ``common`` (output, the data folder, the model,
+shared options). Each command imports the stages it needs inside itself, so that ``--help`` and ``summary`` do not
+wait for PyTorch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 from ..files import DataError, DiskFull
-from . import data_commands, discover_commands, predict_commands, train_commands
+from . import data_commands, discover_commands, predict_commands, sky_commands, train_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Galaxy Zoo morphology: prepare data, train, evaluate and predict the 37 "
                                             "Galaxy Zoo 2 answers.")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (data_commands, train_commands, predict_commands, discover_commands):
+    for group in (data_commands, train_commands, predict_commands, discover_commands, sky_commands):
         group.add_commands(sub)
     return p
 

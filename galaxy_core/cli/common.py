@@ -73,6 +73,39 @@ def load_model(args: argparse.Namespace, images_synthetic: bool):
     return model
 
 
+def catalogue_options(sp: argparse.ArgumentParser) -> None:
+    """The catalogue table's column names (``sky.ColumnNames``), for commands that take a data folder or table."""
+    g = sp.add_argument_group("catalogue table columns (default: the table folder's galaxy_core.json, else the "
+                              "usual names, case-insensitive)")
+    g.add_argument("--id-column", default=None, metavar="NAME", help="unique id (default: id, GalaxyID, objid or "
+                                                                      "id_str)")
+    g.add_argument("--file-column", default=None, metavar="NAME",
+                   help="image file, relative to the table's folder (default: file, file_loc or path; without one, "
+                        "<id>.jpg/.png/.fits beside the table)")
+    g.add_argument("--ra-column", default=None, metavar="NAME", help="right ascension, ICRS (default: ra); "
+                                                                      "degrees, radians by its unit, or sexagesimal")
+    g.add_argument("--dec-column", default=None, metavar="NAME", help="declination, ICRS (default: dec)")
+
+
+def column_names(args: argparse.Namespace):
+    """The ``sky.ColumnNames`` the catalogue options give (all None where a command has none)."""
+    from ..sky import ColumnNames
+
+    return ColumnNames(*(getattr(args, f"{k}_column", None) for k in ("id", "file", "ra", "dec")))
+
+
+def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = None, model=None,
+                source: str | None = None, sky: tuple[str, str] | None = None) -> str:
+    """Write a command's table to ``out`` by its extension (``tables.write_table``: CSV, FITS, VOTable, Parquet,
+    ECSV), atomically, with the provenance (this command line, the model and its weights' hash, the data); returns
+    the words saying where it went."""
+    from .. import modelchoice, tables
+
+    meta = tables.provenance(source=source, **(modelchoice.provenance(model) if model is not None else {}))
+    tables.write_table(frame, out, units=units, meta=meta, sky=sky)
+    return f" -> {out}"
+
+
 def source_fov(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--source-fov", type=float, default=None,
                     help="fraction of the 424 px Kaggle frame the images show (default: the folder's "

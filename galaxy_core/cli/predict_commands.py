@@ -9,17 +9,21 @@ import sys
 from .. import catalog, data, demo, merger_calibration, merger_fraction, mergers, settings
 from ..files import TextProgress, atomic_write_text
 from ..merger_fraction import MERGER_COLUMN
-from .common import (command, data_folder, emit, frame_arcsec, load_model, main_process, refuse_pickle,
-                     source_fov)
+from .common import (catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
+                     main_process, refuse_pickle, source_fov)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .. import prediction
 
+    from .. import modelchoice, tables
+
     model = load_model(args, settings.folder_is_synthetic(args.images))
-    result = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta, args.batch_size,
-                                       args.device, args.workers, TextProgress("predict") if main_process() else None,
-                                       args.frame_arcsec)
+    meta = tables.provenance(source=str(args.images), tta=args.tta, **modelchoice.provenance(model))
+    result = prediction.predict_folder(args.images, model, args.out, source_fov=args.source_fov, tta=args.tta,
+                                       batch_size=args.batch_size, device=args.device, workers=args.workers,
+                                       progress=TextProgress("predict") if main_process() else None,
+                                       frame_arcsec=args.frame_arcsec, names=column_names(args), meta=meta)
     frame, skipped = result.frame, result.skipped
     human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
     for s in skipped[:20]:
@@ -141,13 +145,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's commands to the command line's ``sub``-parsers."""
 
     sp = command(sub, "predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
-    sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts (or a data folder in the Kaggle "
-                                   "layout)")
+    sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts, a data folder in the Kaggle "
+                                   "layout, or a catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's "
+                                   "id and image file")
     sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint, else "
                                                   "the newest finished run in runs/)")
-    sp.add_argument("--out", default=None, help="CSV to write")
+    sp.add_argument("--out", default=None,
+                    help="table to write, in the format its extension names: .csv (the Kaggle format, plus the "
+                         "catalogue's columns when there is one), .fits, .vot, .parquet or .ecsv (with units and "
+                         "provenance)")
     source_fov(sp)
     frame_arcsec(sp)
+    catalogue_options(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
     sp.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
