@@ -1,12 +1,11 @@
 """Tables and sky positions sent to TOPCAT, Aladin and other desktop tools over SAMP, the IVOA's Simple Application
 Messaging Protocol (SAMP 1.3, IVOA Recommendation of 11 April 2012, Taylor et al., arXiv:1110.0528), with
-``pyvo.samp``'s safe XML-RPC parser (astropy 8 deprecated ``astropy.samp`` in favour of ``pyvo.samp``).
+``pyvo.samp``'s XML-RPC parser (astropy 8 deprecated ``astropy.samp`` in favour of ``pyvo.samp``).
 
 Every send is one short connection (register, send, unregister), each request limited in time: a hub that hangs
-cannot hang the dashboard or a command. The hub is found as the Standard Profile says (SAMP 1.3, "Lockfile and
-Hub Discovery"): the lockfile ``$SAMP_HUB`` names (``std-lockurl:file:///...``), else ``~/.samp``, where TOPCAT and
-Aladin each start a hub when none runs. A table travels as a ``file://`` URL that the tool may read after the call
-returns (long after, past a timeout), so the VOTables written here are kept for a day, in a folder of this user's.
+cannot hang the dashboard or a command. The hub is found as SAMP 1.3's Standard Profile says: the lockfile
+``$SAMP_HUB`` names (``std-lockurl:file:///...``), else ``~/.samp``, where TOPCAT and Aladin start one. A table goes
+as a ``file://`` URL that a tool may read long after the call, so the VOTables written here are kept for a day.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.request import urlopen
 
+from . import tables
 from .files import DataError
 
 TABLE_MTYPE = "table.load.votable"
@@ -29,7 +29,7 @@ TABLE_MTYPE = "table.load.votable"
 POSITION_MTYPE = "coord.pointAt.sky"
 """Point at ``ra``, ``dec`` in degrees. Both are in the IVOA's list of SAMP MTypes (wiki.ivoa.net, SampMTypes)."""
 NO_HUB = "no SAMP hub is running: start TOPCAT or Aladin (each runs a hub) and try again"
-KEEP_S, VOTABLE_SUFFIXES = 86400, (".vot", ".votable", ".xml")
+KEEP_S = 86400
 
 
 class SampError(DataError):
@@ -50,13 +50,13 @@ def hub_running(timeout: float = 1) -> bool:
 def send_table(table, name: str, recipient: str | None = None, timeout: float = 5) -> list[str]:
     """Send ``table`` as ``table.load.votable`` (with a ``table-id``, and ``name`` as its label) to every client that
     takes it (TOPCAT, Aladin), or to ``recipient`` alone (a client's name in any case, or its public id); return the
-    names of those that loaded it. ``table``: a VOTable path (``.vot``, ``.votable``, ``.xml``) sent as it is, or a
-    path to any table astropy reads (FITS, ECSV, CSV, Parquet), an ``astropy.table.Table`` (units and descriptions
-    travel) or a pandas DataFrame (no units, no index), written as a VOTable. ``timeout`` (seconds) bounds the waits
-    for the hub and for the replies (at least a second per client; a silent one may still load the table later), not
-    the writing. SampError when no hub runs, no client takes it or none loaded it; DataError for a missing file."""
-    if isinstance(table, (str, os.PathLike)) and not Path(table).is_file():
-        raise DataError(f"{table}: file not found")  # before asking the hub
+    names of those that loaded it. ``table``: a VOTable path sent as it is; another table file (``tables.FORMATS``),
+    a pandas DataFrame (``tables.write_table``: no index, the answers' units, ra/dec/GalaxyID's UCDs) or an astropy
+    Table (its own units, descriptions and UCDs), written as a VOTable. ``timeout`` (seconds) bounds the waits for the
+    hub and the replies (at least a second per client; a silent one may still load the table later), not the
+    writing. SampError when no hub runs, no client takes it or none loaded it; DataError for a missing file."""
+    if isinstance(table, (str, os.PathLike)) and not (tables.table_format(table) and Path(table).is_file()):
+        raise DataError(f"table {table} does not exist")  # before asking the hub
 
     def params():  # written only once a client takes it
         path = _votable(table, name)
@@ -66,10 +66,9 @@ def send_table(table, name: str, recipient: str | None = None, timeout: float = 
 
 
 def send_position(ra_deg: float, dec_deg: float, recipient: str | None = None, timeout: float = 5) -> list[str]:
-    """Point every client that takes ``coord.pointAt.sky`` (Aladin, TOPCAT), or ``recipient``, at a position: right
-    ascension and declination in degrees, ICRS (RA is wrapped into [0, 360)). Returns the names of the clients
-    that answered; raises DataError for a non-finite position or a declination outside [-90, 90], and SampError as
-    :func:`send_table` does."""
+    """Point every client that takes ``coord.pointAt.sky`` (Aladin, TOPCAT), or ``recipient``, at right ascension and
+    declination in degrees, ICRS (RA wrapped into [0, 360)); return the names of those that answered. DataError for a
+    non-finite position or a declination outside [-90, 90], SampError as :func:`send_table` raises it."""
     ra, dec = float(ra_deg), float(dec_deg)
     if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
         raise DataError(f"not a sky position: RA {ra_deg}, Dec {dec_deg} (degrees; Dec must be in [-90, 90])")
@@ -148,15 +147,14 @@ def _hub(timeout: float) -> Iterator[tuple]:
 
 
 def _send(mtype: str, params, recipient: str | None, timeout: float) -> list[str]:
-    """Send ``params()`` as ``mtype`` to each subscribed client (``recipient`` alone when given) in turn, with
-    callAndWait (its reply says the work was done) in what is left of ``timeout``: the names of those that replied OK
-    or with a warning; SampError, with each one's reason, when none did."""
+    """Send ``params()`` as ``mtype`` to each subscribed client (``recipient`` alone) in turn with callAndWait, whose
+    reply says the work was done: the names of those that replied OK or warning; SampError with reasons if none."""
     with _hub(timeout) as (hub, key):
         names = {i: hub.getMetadata(key, i).get("samp.name") or i for i in hub.getSubscribedClients(key, mtype)}
         names = {i: n for i, n in names.items() if recipient in (None, i) or recipient.lower() == n.lower()}
         if not names:
-            whom = "no client" if recipient is None else f"no client named {recipient}"
-            raise SampError(f"{whom} on the SAMP hub takes {mtype} messages: start TOPCAT or Aladin and try again")
+            whom = "" if recipient is None else f" named {recipient}"
+            raise SampError(f"no client{whom} on the SAMP hub takes {mtype} messages: start TOPCAT or Aladin")
         message, reached, failed = {"samp.mtype": mtype, "samp.params": params()}, [], []
         deadline = time.monotonic() + timeout  # from here: writing a big table is no wait for a tool
         for client, name in names.items():
@@ -176,14 +174,14 @@ def _send(mtype: str, params, recipient: str | None, timeout: float) -> list[str
 
 
 def _votable(table, name: str) -> Path:
-    """``table`` as a VOTable file: a VOTable path as it is, anything else written into this user's folder
-    (mode 700, so that no one else reads or replaces it) in the temporary folder, which loses files over a day old."""
+    """``table`` as a VOTable file: a VOTable path as it is, anything else written into this user's folder in the
+    temporary folder (mode 700: no one else reads or replaces it), where files a day old are removed."""
     from astropy.table import Table  # imported here: astropy.table takes a third of a second to import
 
-    if isinstance(table, (str, os.PathLike)) and Path(table).suffix.lower() in VOTABLE_SUFFIXES:
-        return Path(table).resolve()
-    if not isinstance(table, Table):
-        table = Table.read(table) if isinstance(table, (str, os.PathLike)) else Table.from_pandas(table)
+    if isinstance(table, (str, os.PathLike)):
+        if tables.table_format(table) == "votable":
+            return Path(table).resolve()
+        table = tables.read_table(table, text_columns=("GalaxyID",))
     uid = os.getuid() if hasattr(os, "getuid") else None  # None on Windows, whose temporary folder is per user
     folder = Path(tempfile.gettempdir()) / f"galaxy_core-samp-{uid}"
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -191,9 +189,11 @@ def _votable(table, name: str) -> Path:
         raise SampError(f"{folder} belongs to another user: remove it, or set TMPDIR to a folder of your own")
     for old in (f for f in folder.glob("*.vot") if time.time() - f.stat().st_mtime > KEEP_S):
         old.unlink(missing_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "table"
-    fd, path = tempfile.mkstemp(prefix=f"{stem}-", suffix=".vot", dir=folder)
+    fd, path = tempfile.mkstemp(prefix=re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] + "-", suffix=".vot", dir=folder)
     os.close(fd)
-    # BINARY, not astropy's default TABLEDATA: 61,578 x 38 predictions write 3x faster, in a third of the bytes.
-    table.write(path, format="votable", tabledata_format="binary", overwrite=True)
+    if isinstance(table, Table):  # BINARY: 3x faster to write than astropy's default TABLEDATA, a third the size
+        table.write(path, format="votable", tabledata_format="binary", overwrite=True)
+    else:  # a frame, or a table file read with its units and metadata
+        sky = table if isinstance(table, tables.SkyTable) else tables.SkyTable(table)
+        tables.write_table(sky.frame, path, units=sky.units, meta=sky.meta)
     return Path(path)

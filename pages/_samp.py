@@ -31,7 +31,8 @@ def samp_position_button(ra: float, dec: float, key: str) -> None:
 
 def _report(send, what: str) -> None:
     try:
-        reached = send()
+        with st.spinner(f"Sending {what} ..."):  # a big table takes seconds to write
+            reached = send()
     except samp.SampError as e:  # no hub or no tool: something for the user to start, not a fault
         st.info(str(e), icon=":material/info:")
     except (files.DataError, OSError) as e:

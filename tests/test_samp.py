@@ -123,17 +123,27 @@ def test_a_table_reaches_the_client_with_its_rows_columns_and_units(receivers):
     assert path.is_file() and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_a_dataframe_and_a_csv_arrive_as_tables(receivers, tmp_path):
+def test_a_dataframe_and_table_files_arrive_as_tables(receivers, tmp_path):
+    """A frame and a CSV go through tables.write_table (the answers' descriptions and dimensionless unit, the
+    position's UCDs); a FITS file keeps its units."""
     r = receivers("TOPCAT stand-in")
-    frame = pd.DataFrame({"GalaxyID": ["100008", "100023"], "Class1.1": [0.25, 0.5], "n": [3, 4]}, index=[7, 9])
+    frame = pd.DataFrame({"GalaxyID": ["100008", "100023"], "ra": [150.1, 150.2], "Class1.1": [0.25, 0.5]},
+                         index=[7, 9])
     frame.to_csv(tmp_path / "predictions.csv", index=False)
+    predictions().write(tmp_path / "predictions.fits")
     assert samp.send_table(frame, "from a frame", timeout=WAIT) == ["TOPCAT stand-in"]
     assert samp.send_table(tmp_path / "predictions.csv", "from a CSV", timeout=WAIT) == ["TOPCAT stand-in"]
-    assert r.errors == [] and [p["name"] for _, p, _ in r.received] == ["from a frame", "from a CSV"]
-    for got in r.tables:
-        assert got.colnames == ["GalaxyID", "Class1.1", "n"]  # the index left out
-        assert [str(g) for g in got["GalaxyID"]] == ["100008", "100023"]
+    assert samp.send_table(tmp_path / "predictions.fits", "from FITS", timeout=WAIT) == ["TOPCAT stand-in"]
+    assert r.errors == [] and [p["name"] for _, p, _ in r.received] == ["from a frame", "from a CSV", "from FITS"]
+    for got in r.tables[:2]:
+        assert got.colnames == ["GalaxyID", "ra", "Class1.1"]  # the index left out
+        assert list(got["GalaxyID"]) == ["100008", "100023"]  # ids stay text
         np.testing.assert_array_equal(got["Class1.1"], [0.25, 0.5])
+        assert got["ra"].meta["ucd"] == "pos.eq.ra;meta.main"
+        assert got["Class1.1"].unit == u.dimensionless_unscaled
+        assert got["Class1.1"].description.startswith("Galaxy Zoo 2 vote fraction: Is the galaxy simply smooth")
+    got = r.tables[2]
+    assert got.colnames == predictions().colnames and got["ra"].unit == u.deg and len(got) == 3
 
 
 def test_a_votable_file_is_sent_as_it_is(receivers, tmp_path):
@@ -142,6 +152,8 @@ def test_a_votable_file_is_sent_as_it_is(receivers, tmp_path):
     samp.send_table(str(tmp_path / "p.vot"), "p", timeout=WAIT)
     assert r.received[0][1]["url"] == (tmp_path / "p.vot").resolve().as_uri()
     assert not list((tmp_path / "tmp").rglob("*.vot"))  # nothing written
+    with pytest.raises(DataError, match="unknown table format"):
+        samp.send_table(tmp_path / "p.txt", "p")
 
 
 def test_a_position_in_degrees(receivers):
@@ -270,7 +282,7 @@ def test_the_dashboard_buttons_say_who_took_it_or_why_none_did(hub, receivers, t
     at.button(key="p").click().run()
     assert at.success[0].value == "Sent RA 150.10000°, Dec +2.20000° to TOPCAT stand-in."
     at.button(key="missing").click().run()
-    assert "nowhere.vot: file not found" in at.error[0].value
+    assert "nowhere.vot does not exist" in at.error[0].value
 
 
 def test_the_command_line_option_sends_and_never_fails_the_command(sandbox, capsys):
