@@ -54,7 +54,7 @@ def send_table(table, name: str, recipient: str | None = None, timeout: float = 
     a pandas DataFrame (``tables.write_table``: no index, the answers' units, ra/dec/GalaxyID's UCDs) or an astropy
     Table (its own units, descriptions and UCDs), written as a VOTable. ``timeout`` (seconds) bounds the waits for the
     hub and the replies (at least a second per client; a silent one may still load the table later), not the
-    writing. SampError when no hub runs, no client takes it or none loaded it; DataError for a missing file."""
+    writing. SampError when no hub runs, no client takes it or none loaded it; DataError for a bad table file."""
     if isinstance(table, (str, os.PathLike)) and not (tables.table_format(table) and Path(table).is_file()):
         raise DataError(f"table {table} does not exist")  # before asking the hub
 
