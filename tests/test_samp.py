@@ -26,6 +26,8 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 from pyvo.samp import SAMPHubServer, SAMPIntegratedClient, conf
+# At the top: importing it makes Streamlit's own temporary folder, which belongs outside the sandbox's.
+from streamlit.testing.v1 import AppTest
 
 from galaxy_core import samp
 from galaxy_core.files import DataError
@@ -268,8 +270,6 @@ def _page_with_the_buttons(path: str):
 
 
 def test_the_dashboard_buttons_say_who_took_it_or_why_none_did(hub, receivers, tmp_path):
-    from streamlit.testing.v1 import AppTest
-
     at = AppTest.from_function(_page_with_the_buttons, args=(str(tmp_path / "nowhere.vot"),), default_timeout=WAIT)
     at.run()
     assert not at.exception and [b.label for b in at.button] == ["Send to TOPCAT / Aladin"] * 2 + [
