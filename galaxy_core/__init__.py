@@ -43,6 +43,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
     what the answers are for
       merger_fraction     the merger fraction with its intervals, against Lotz et al. (2011)
       merger_calibration  the model's mergers against the volunteers'
+      merger_evolution    the fraction in bins of a catalogue column (redshift, mass); f(z) = R0 (1+z)^m x T
       mergers             every method on the same galaxies, as the CLI and the Mergers page show them
       morphology          statmorph's Gini, M20 and asymmetry
       embeddings          one vector per galaxy from a model's backbone

@@ -307,11 +307,16 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
 
 def folder_signature(folder: str | os.PathLike) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
-    sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
-    label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    sizes of its image folders, label files, settings, catalogue table and cache metadata (for a catalogue table, of
+    it and its folder's settings). Adding or removing an image or editing a label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
     folder = Path(folder)
-    names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
-    paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+    if folder.is_file():  # a catalogue table: it, and the settings beside it
+        paths = [folder, folder.parent / FOLDER_CONFIG]
+    else:  # the folder itself too: for a plain folder of cutouts, adding or removing one changes its time
+        names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
+        paths = [folder] + [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+        table = folder_catalogue(folder)
+        paths += [table] if table is not None else []
     return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
 

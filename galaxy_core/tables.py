@@ -286,5 +286,7 @@ def _votable_bytes(table, sky: tuple[str, str] | None) -> bytes:
         if fld.name.lower() in ucds:
             fld.ucd = ucds[fld.name.lower()]
     buf = io.BytesIO()
-    vot.to_xml(buf)
+    # BINARY2 (VOTable 1.3, which TOPCAT, Aladin and astropy read) rather than TABLEDATA: a tenth of the time to
+    # write, and the nulls of every column type survive.
+    vot.to_xml(buf, tabledata_format="binary2")
     return buf.getvalue()
