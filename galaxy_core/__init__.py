@@ -55,6 +55,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
     out
       figures         every plotly figure the dashboard and the CLI draw
       access          what a dashboard user may read: data roots and upload checks
+      samp            tables and sky positions sent to TOPCAT and Aladin over SAMP
       cli             ``python -m galaxy_core``, a package of commands grouped by job
 """
 

@@ -161,6 +161,10 @@ class FolderPrediction:
             return self.csv().encode("utf-8")
         return tables.table_bytes(self._rounded(), fmt, units=self.units, meta=meta, sky=self._sky())
 
+    def sky_table(self, meta: dict | None = None) -> tables.SkyTable:
+        """:meth:`table` with its units and ``meta``, as ``samp.send_table`` takes it."""
+        return tables.SkyTable(self._rounded(), dict(self.units or {}), dict(meta or {}))
+
     def _rounded(self) -> pd.DataFrame:
         frame = self.table()
         answers = list(tree.COLUMNS)

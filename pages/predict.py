@@ -8,6 +8,7 @@ import streamlit as st
 from galaxy_core import access, catalog, explore, fitsimages, images, modelchoice, prediction, settings, tables, tree
 from pages import _common as common
 from pages import _models as ml
+from pages._samp import samp_button
 
 common.require_app(__file__)
 
@@ -120,15 +121,18 @@ if frame.empty:
     st.stop()
 
 st.subheader(f"{len(frame):,} galaxies")
-c1, c2 = st.columns([1, 3])
+c1, c2, c3 = st.columns([1, 2, 2])
 fmt = c1.selectbox("Format", list(tables.DOWNLOADS), key="pr_format",
                    help="CSV is the Kaggle format (with your catalogue's columns when there is one); FITS, VOTable "
                         "and Parquet keep units and say which model made the table, for TOPCAT, Aladin or astropy.")
+chosen = tables.DOWNLOADS[fmt]
 with c2:
-    st.write("")  # aligns the button with the box beside it
-    chosen = tables.DOWNLOADS[fmt]
+    st.write("")  # aligns the buttons with the box beside them
     st.download_button(f"Download the {fmt} table", download(*key, result, result.digest(), chosen, tta),
                        file_name=f"predictions.{tables.EXTENSION[chosen]}", key="pr_download")
+with c3:
+    st.write("")
+    samp_button(result.sky_table(), "predictions", key="pr_samp")
 st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
              column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
 

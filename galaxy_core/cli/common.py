@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from .. import demo
-from ..files import TextProgress
+from ..files import DataError, TextProgress
 
 
 def main_process() -> bool:
@@ -117,6 +117,29 @@ def frame_arcsec(sp: argparse.ArgumentParser) -> None:
                     help="FITS cutouts: width of the 424 px GZ2 frame in arcsec (8.48 x petroR90), for files "
                          "without a PETROR90 card; with a WCS pixel scale each file is then cropped to the "
                          "model's field (default: the folder's galaxy_core.json)")
+
+
+def samp_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--samp", action="store_true",
+                    help="also send the table to TOPCAT/Aladin over SAMP (a hub must be running)")
+
+
+def send_samp(args: argparse.Namespace, path_or_frame, name: str) -> list[str]:
+    """With ``--samp`` (:func:`samp_option`), send the table a command has just written (its path, or the frame) to
+    TOPCAT and Aladin as ``name``; say on stderr which clients took it, or why none did, and return their names
+    (none without ``--samp``). A failed send does not fail the command, whose file is already written. Both lines go
+    to stderr so that with ``--json`` the JSON object stays the last line of stdout."""
+    if not getattr(args, "samp", False) or not main_process():
+        return []
+    from .. import samp
+
+    try:
+        reached = samp.send_table(path_or_frame, name)
+    except (DataError, OSError, ValueError) as e:  # SampError is a DataError
+        print(f"SAMP: {name} not sent: {e}", file=sys.stderr)
+        return []
+    print(f"SAMP: {name} sent to {', '.join(reached)}", file=sys.stderr)
+    return reached
 
 
 def command(sub: argparse._SubParsersAction, name: str, fn, help: str) -> argparse.ArgumentParser:
