@@ -313,3 +313,31 @@ def test_the_command_line_option_sends_and_never_fails_the_command(sandbox, caps
         hub.stop()
     assert capsys.readouterr().err.endswith("SAMP: predictions.csv sent to topcat\n")
     assert len(r.tables) == 1 and r.tables[0].colnames == ["GalaxyID", "Class1.1"]
+
+
+def test_predict_on_a_catalogue_sends_its_table_with_the_catalogues_columns(receivers, sandbox, capsys):
+    """``predict catalogue.csv --samp``: TOPCAT (a stand-in) receives the answers with the catalogue's RA/Dec in
+    degrees and its other columns; with ``--out x.fits`` the file written is what is sent."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from galaxy_core.cli import main
+
+    folder = sandbox / "cat"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / f"g{i}.png")
+    pd.DataFrame({"id": ["a", "b", "c"], "file": [f"g{i}.png" for i in range(3)], "ra": [10.0, 20.0, 30.0],
+                  "dec": [1.0, 2.0, 3.0], "z": [0.1, 0.2, 0.3]}).to_csv(folder / "cat.csv", index=False)
+    (folder / "galaxy_core.json").write_text(json.dumps({"source_fov": 1.0}))
+    r = receivers("topcat")
+    assert main(["predict", str(folder / "cat.csv"), "--samp"]) == 0
+    assert "SAMP: predictions sent to topcat" in capsys.readouterr().err
+    got = r.tables[-1]
+    assert list(got["GalaxyID"]) == ["a", "b", "c"] and list(got["z"]) == [0.1, 0.2, 0.3]
+    assert str(got["ra"].unit) == "deg" and "Class8.6" in got.colnames
+    assert main(["predict", str(folder / "cat.csv"), "--out", str(sandbox / "answers.fits"), "--samp"]) == 0
+    assert "SAMP: predictions sent to topcat" in capsys.readouterr().err and len(r.tables) == 2

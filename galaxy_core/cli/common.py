@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import demo
@@ -103,6 +104,7 @@ def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = 
 
     meta = tables.provenance(source=source, **(modelchoice.provenance(model) if model is not None else {}))
     tables.write_table(frame, out, units=units, meta=meta, sky=sky)
+    send_samp(args, out, Path(out).name)
     return f" -> {out}"
 
 

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import data
+from .. import data, tables
 from ..files import TextProgress
 from .common import (catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
-                     source_fov, write_table)
+                     samp_option, send_samp, source_fov, write_table)
 
 
 def _embedded(args: argparse.Namespace):
@@ -25,6 +25,7 @@ def _write_table(args: argparse.Namespace, frame, cache, model) -> str:
     """The first rows for the terminal, or the whole table, with the catalogue's own columns, written to ``--out``
     in the format its extension names (atomically, with units and provenance)."""
     if not args.out:
+        send_samp(args, tables.SkyTable(cache.with_catalogue(frame), cache.units), args.command)
         return "\n" + frame.head(20).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     sky = cache.sky
     return write_table(args, cache.with_catalogue(frame), args.out, cache.units, model, str(cache.meta["source"]),
@@ -116,6 +117,7 @@ def _model_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sp.add_argument("--out", default=None, help="write the table here, in the format its extension names (.csv, "
                                                 ".fits, .vot, .parquet, .ecsv), with the catalogue's columns")
+    samp_option(sp)
 
 
 def _search_options(sp: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from .. import (catalog, data, demo, merger_calibration, merger_evolution, merge
 from ..files import TextProgress, atomic_write_text
 from ..merger_fraction import MERGER_COLUMN
 from .common import (catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
-                     main_process, refuse_pickle, source_fov)
+                     main_process, refuse_pickle, samp_option, send_samp, source_fov)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -31,6 +31,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         human += f"\n  skipped {s['path']}: {s['reason']}"
     if not args.out:
         human += "\n" + frame.head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    send_samp(args, args.out or result.sky_table(meta), "predictions")
     emit(args, human, {"n": len(frame), "skipped": len(skipped), "out": args.out})
     return 0 if len(frame) else 1
 
@@ -161,6 +162,7 @@ def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, ca
             source=source, threshold=args.threshold, column=args.by, timescale=args.timescale,
             expected=expected.name if expected else None, rule=result.rule))
         lines.append(f"  per-bin table written to {args.out}")
+        send_samp(args, args.out, f"merger fraction by {args.by}")
     records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN: JSON's null
                for row in table.to_dict("records")]
     return {"result": result, "expected": expected,
@@ -220,6 +222,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     frame_arcsec(sp)
     catalogue_options(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
+    samp_option(sp)
     sp.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
@@ -250,6 +253,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--plot", metavar="OUT.html", default=None,
                     help="write the histogram (and calibration, and --by) plots")
     sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    samp_option(sp)
     sp.add_argument("--by", metavar="COLUMN", default=None,
                     help="the fraction in bins of this column of the predictions table, or of the catalogue "
                          "table given as --images (e.g. z, a stellar mass)")
