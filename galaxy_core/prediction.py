@@ -208,12 +208,11 @@ class FolderPrediction:
         return {**(meta or {}), **({"spread": self.spread} if self.spread else {})}
 
     def table(self) -> pd.DataFrame:
-        """``GalaxyID``, the catalogue's own columns (where there is a catalogue) and the 37 answers: the table an
-        astronomer keeps (:func:`write`)."""
+        """``GalaxyID``, the catalogue's own columns (where there is a catalogue) and the 37 answers (each followed
+        by its spread when there are spreads): the table an astronomer keeps (:func:`write`)."""
         if self.columns is None:
             return self.frame
-        return pd.concat([self.frame[["GalaxyID"]], self.columns.reset_index(drop=True),
-                          self.frame[self.answer_columns]], axis=1)
+        return tables.insert_columns(self.frame, self.columns)  # the answers' spreads come along, if any
 
     def digest(self) -> str:
         """A hash of the answers and the galaxies they are for: the same for the same prediction (a cache key)."""

@@ -133,7 +133,7 @@ with c2:
 with c3:
     st.write("")
     samp_button(result.sky_table(), "predictions", key="pr_samp")
-st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
+st.dataframe(result.table().rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
              column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
 
 st.subheader("As the decision tree")

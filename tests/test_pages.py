@@ -677,3 +677,11 @@ def test_every_page_takes_a_catalogue_table_as_its_data(env, tmp_path, monkeypat
         at.switch_page(f"pages/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
+    # The Predict page takes the table too, and its answers keep the catalogue's columns.
+    at.switch_page("pages/predict.py").run()
+    at.text_input(key="pr_folder").set_value(str(table)).run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[0].value
+    assert len(shown) == 56 and {"ra", "dec", "z"} <= set(shown.columns)
+    at.selectbox(key="pr_format").set_value("FITS").run()
+    assert not at.exception

@@ -226,3 +226,20 @@ def test_the_shipped_model_has_a_views_spread(tiny_data):
     plain, _ = prediction.predict_paths(model, paths, tta=8)
     assert with_spread[list(tree.COLUMNS)].equals(plain[list(tree.COLUMNS)])
     assert (with_spread[[c + "_std" for c in tree.COLUMNS]].to_numpy() > 0).any()
+
+
+def test_a_catalogues_columns_and_the_spreads_in_one_table(tiny_data, tmp_path):
+    """A catalogue table's own columns go after GalaxyID, then each answer with its spread; a FITS output keeps
+    them all, with the kind of spread in its header."""
+    images = sorted((tiny_data / "images_training_rev1").glob("*.jpg"))[:3]
+    cat = tmp_path / "cat.csv"
+    cat.write_text("id,file,z\n" + "".join(f"{p.stem},{p},{0.1 * k:.1f}\n" for k, p in enumerate(images)))
+    (tmp_path / "galaxy_core.json").write_text('{"source_fov": 1.0}')
+    result = prediction.predict_folder(cat, small_galaxynet(), tta=2, workers=1, uncertainty=True)
+    table = result.table()
+    assert table.columns[0] == "GalaxyID" and table.columns.get_loc("z") < table.columns.get_loc("Class1.1")
+    answers = [c for c in table.columns if c.startswith("Class")]
+    assert answers == uncertainty.columns(True) and len(table) == 3
+    out = result.write(tmp_path / "answers.fits", tables.provenance(source=str(cat)))
+    t = tables.read_table(out)
+    assert t.meta["SPREAD"] == "views:2" and list(t.frame.columns) == list(table.columns)
