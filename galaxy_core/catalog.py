@@ -307,11 +307,18 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
 
 def folder_signature(folder: str | os.PathLike) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
-    sizes of its image folders, label files, settings and cache metadata. Adding or removing an image or editing a
-    label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    sizes of its image folders, label files, settings, the catalogue table its settings name and cache metadata.
+    Adding or removing an image or editing a label file or the catalogue changes it; the real fingerprint, checked
+    by ``data.prepare``, catches the rest when it reruns."""
     folder = Path(folder)
     names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
     paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+    try:
+        table = read_json(folder / FOLDER_CONFIG).get("catalogue") if (folder / FOLDER_CONFIG).is_file() else None
+    except (OSError, ValueError, AttributeError):
+        table = None  # reading the folder reports a broken galaxy_core.json
+    if isinstance(table, str):
+        paths.append(folder / table)
     return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
 

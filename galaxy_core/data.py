@@ -214,8 +214,12 @@ def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: 
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
     if cat.fits != FitsSettings():  # only then, so that the fingerprints of existing caches stay as they were
         h.update(repr(cat.fits).encode())
-    if cat.columns is not None:  # likewise: the catalogue's column roles (its bytes are among the label files)
-        h.update(repr(cat.sky).encode())
+    if cat.columns is not None:  # likewise: the catalogue's column roles and values (a table that galaxy_core.json
+        h.update(repr(cat.sky).encode())  # names is no label file, so its bytes are not hashed below)
+        import pandas as pd
+
+        h.update(pd.util.hash_pandas_object(cat.columns, index=False).to_numpy().tobytes())
+        h.update(repr(list(cat.columns.columns)).encode())
     for i, p in zip(cat.ids, cat.paths):
         for f in galaxy_files(p):
             name = os.path.basename(f)
