@@ -43,6 +43,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
     what the answers are for
       merger_fraction     the merger fraction with its intervals, against Lotz et al. (2011)
       merger_calibration  the model's mergers against the volunteers'
+      merger_evolution    the fraction in bins of a catalogue column (redshift, mass); f(z) = R0 (1+z)^m x T
       mergers             every method on the same galaxies, as the CLI and the Mergers page show them
       morphology          statmorph's Gini, M20 and asymmetry
       embeddings          one vector per galaxy from a model's backbone
@@ -55,6 +56,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       figures         every plotly figure the dashboard and the CLI draw
       skyviews        where a galaxy is, for people: RA/Dec as text, sky-viewer links, the sky map, galleries
       access          what a dashboard user may read: data roots and upload checks
+      samp            tables and sky positions sent to TOPCAT and Aladin over SAMP
       cli             ``python -m galaxy_core``, a package of commands grouped by job
 """
 

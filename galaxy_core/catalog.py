@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from . import fitsimages, tree
-from .files import DataError, read_json
+from .files import DataError
 from .fitsimages import FitsSettings
 from .images import resolve_field, stat_reason
-from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR
+from .settings import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR, folder_catalogue
 from .sky import ColumnNames, read_sky_catalogue
 from .tables import is_table
 
@@ -307,18 +307,16 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
 
 def folder_signature(folder: str | os.PathLike) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
-    sizes of its image folders, label files, settings, the catalogue table its settings name and cache metadata.
-    Adding or removing an image or editing a label file or the catalogue changes it; the real fingerprint, checked
-    by ``data.prepare``, catches the rest when it reruns."""
+    sizes of its image folders, label files, settings, catalogue table and cache metadata (for a catalogue table, of
+    it and its folder's settings). Adding or removing an image or editing a label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
     folder = Path(folder)
-    names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
-    paths = [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
-    try:
-        table = read_json(folder / FOLDER_CONFIG).get("catalogue") if (folder / FOLDER_CONFIG).is_file() else None
-    except (OSError, ValueError, AttributeError):
-        table = None  # reading the folder reports a broken galaxy_core.json
-    if isinstance(table, str):
-        paths.append(folder / table)
+    if folder.is_file():  # a catalogue table: it, and the settings beside it
+        paths = [folder, folder.parent / FOLDER_CONFIG]
+    else:  # the folder itself too: for a plain folder of cutouts, adding or removing one changes its time
+        names = [LABELLED_DIR, UNLABELLED_DIR, FOLDER_CONFIG, "meta.json"]
+        paths = [folder] + [folder / n for n in names] + sorted(folder.glob("training_solutions*.csv"))
+        table = folder_catalogue(folder)
+        paths += [table] if table is not None else []
     return tuple((p.name, s.st_mtime_ns, s.st_size) for p in paths if p.exists() for s in [p.stat()])
 
 
@@ -394,8 +392,8 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     y[len(train_images):] = np.nan
     fov, fits = resolve_field(root, paths, source_fov, frame_arcsec)
     cat = Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
-    sky_table = read_json(root / FOLDER_CONFIG).get("catalogue") if (root / FOLDER_CONFIG).is_file() else None
-    return _with_sky_table(cat, root / sky_table, names) if sky_table else cat
+    sky_table = folder_catalogue(root)
+    return _with_sky_table(cat, sky_table, names) if sky_table else cat
 
 
 def _read_table_catalog(path: Path, source_fov: float | None, frame_arcsec: float | None,

@@ -113,7 +113,7 @@ def _label_mean(labels: np.ndarray) -> dict[str, float | None]:
 
 
 def summarize(root: str | os.PathLike, source_fov: float | None = None, workers: int | None = None,
-              frame_arcsec: float | None = None) -> dict:
+              frame_arcsec: float | None = None, names=None) -> dict:
     """Everything a user wants to know about a data folder before training on it.
 
     Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
@@ -121,9 +121,10 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     Images that :func:`galaxy_core.images.load_image` would refuse for what their header shows (not a JPEG or PNG,
     empty, unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
     left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding. FITS galaxies count
-    with the colour mode ``FITS-gri`` or ``FITS-1band`` and all their files on disk.
+    with the colour mode ``FITS-gri`` or ``FITS-1band`` and all their files on disk. ``root`` may be a plain folder
+    of cutouts or a catalogue table too (``catalog.read_catalog``, whose column ``names`` it takes).
     """
-    cat = catalog.read_catalog(root, source_fov, frame_arcsec)
+    cat = catalog.read_catalog(root, source_fov, frame_arcsec, names)
     # Headers read fast (~27,000 a second on one core of a 2-core EPYC): two processes only broke even at 22,740
     # files, and took 0.55 s instead of 0.02 for the 700 of the demo, so the pool waits for 100 chunks.
     headers = [h for res in images.imap(images.read_headers, images.chunks(cat.paths, 256), workers, min_jobs=100)
@@ -141,7 +142,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
         pixels += h[0] * h[1]
     full = cat.kind == "full"
     return {
-        "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
+        "root": str(cat.table or cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
         "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
         "colour_modes": modes,
         "disk_bytes": int(sum(os.stat(f).st_size for p in cat.paths for f in fitsimages.galaxy_files(p))),
@@ -388,9 +389,18 @@ def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
     """The image file a cached galaxy was decoded from (for a FITS g, r, i triple, its r file), if its data folder
     (``meta["source"]``) is still there."""
     root = Path(str(cache.meta.get("source", "")))
+    file_column, columns = cache.sky.file, cache.columns
+    if file_column is not None and columns is not None:  # a catalogue names each file, relative to the table
+        # The table is the source itself, or the one a Kaggle-layout folder's galaxy_core.json names (the demo's).
+        table = root if root.is_file() else settings.folder_catalogue(root) or root / "table"
+        p = table.parent / str(columns[file_column].iloc[cache.row_of(galaxy_id)])
+        if p.is_file() or root.is_file():
+            return p if p.is_file() else None
     names = [f"{galaxy_id}{ext}" for ext in catalog.IMAGE_EXTENSIONS]
     names += [f"{galaxy_id}{band}{ext}" for band in ("", "_r") for ext in fitsimages.FITS_EXTENSIONS]
-    for sub in (settings.LABELLED_DIR, settings.UNLABELLED_DIR):
+    if root.is_file():  # a catalogue without a file column: the images beside it
+        root = root.parent
+    for sub in ("", settings.LABELLED_DIR, settings.UNLABELLED_DIR):
         for name in names:
             p = root / sub / name
             if p.is_file():
@@ -405,5 +415,7 @@ def original_image(cache: data.GalaxyCache, path: str | Path) -> tuple[np.ndarra
     header's field gives, else the same. Raises ImageError for a file that cannot be read, or a cutout too small for
     the cache's field."""
     source_fov = float(cache.meta.get("source_fov") or 1.0)
-    fits = images.folder_fits_settings(Path(str(cache.meta.get("source", "")))) if fitsimages.is_fits(path) else None
+    source = Path(str(cache.meta.get("source", "")))
+    fits = images.folder_fits_settings(source.parent if source.is_file() else source) if fitsimages.is_fits(path) \
+        else None
     return images.full_image(path, cache.fov / source_fov, source_fov, fits)

@@ -1,8 +1,9 @@
 """Every figure the dashboard and the command line draw: plotly figures of the labels, of a model's predictions,
 of the merger fraction and of the morphology check, and the images of the Dataset page. Nothing here computes a
 statistic; each function lays out what :mod:`galaxy_core.explore`, :mod:`galaxy_core.merger_fraction`,
-:mod:`galaxy_core.merger_calibration` or :mod:`galaxy_core.morphology` compute. Nothing here imports Streamlit: the
-pages pass the figures to ``st.plotly_chart``, the command line writes them to HTML.
+:mod:`galaxy_core.merger_calibration`, :mod:`galaxy_core.merger_evolution` or :mod:`galaxy_core.morphology`
+compute. Nothing here imports Streamlit: the pages pass the figures to ``st.plotly_chart``, the command line writes
+them to HTML.
 """
 
 from __future__ import annotations
@@ -233,6 +234,51 @@ def histogram_figure(p, threshold: float = 0.5):
                       yaxis_title="galaxies", yaxis_type="log", bargap=0.05, showlegend=False)
     # Ticks at whole decades only: plotly's default log ticks (2, 5, 20, 50 ...) overlap over four decades.
     fig.update_yaxes(dtick=1, tickformat=",d")
+    return fig
+
+
+def fraction_by_figure(result, column: str, curve: pd.DataFrame | None = None, curve_name: str = "expected") \
+        -> go.Figure:
+    """The merger fraction against a catalogue column, from a :func:`galaxy_core.merger_evolution.fraction_by`
+    result: each bin's fraction at its centre, with its Wilson interval as the vertical error bar and the bin's
+    width as the horizontal one; the calibrated fraction beside it where there is one; ``curve`` (columns ``z``,
+    ``expected``: :func:`galaxy_core.merger_evolution.expected_curve`) as a line named ``curve_name``. Bins too
+    small to measure are hollow and grey, with the reason in their hover; an empty bin sits at 0."""
+    f = result.frame()
+    small = f["too_small"].to_numpy(dtype=bool)
+    fig = go.Figure()
+    pct = merger_fraction.percent_text
+    hover = [f"{column} {lo:g} - {hi:g}<br>{k:,} of {n:,} galaxies: {pct(x) if n else 'none'}"
+             + (f"<br>95 % Wilson {pct(a)} - {pct(b)}" if n else "") + (f"<br>too small: {why}" if why else "")
+             for lo, hi, n, k, x, a, b, why in zip(f["lo"], f["hi"], f["n"], f["n_mergers"], f["fraction"],
+                                                   f["wilson_lo"], f["wilson_hi"], f["reason"])]
+    groups = ((~small, f"Class8.6 > {result.threshold:g}", {"color": "#1f77b4", "size": 9, "symbol": "circle"}),
+              (small, "too small to measure", {"color": "#9a9a9a", "size": 9, "symbol": "circle-open"}))
+    for sel, name, marker in groups:
+        if not sel.any():
+            continue
+        g = f[sel]
+        y = g["fraction"].fillna(0.0)
+        fig.add_trace(go.Scatter(
+            x=g["centre"], y=y, mode="markers", name=name, marker=marker, hovertext=[hover[i] for i in
+                                                                                     np.flatnonzero(sel)],
+            hoverinfo="text", error_x={"type": "data", "array": (g["hi"] - g["lo"]) / 2, "color": marker["color"],
+                                       "thickness": 1, "width": 0},
+            error_y={"type": "data", "array": (g["wilson_hi"] - y).fillna(0.0),
+                     "arrayminus": (y - g["wilson_lo"]).fillna(0.0), "color": marker["color"]}))
+    if result.calibrated_threshold is not None:
+        g = f[~small & f["calibrated"].notna()]
+        fig.add_trace(go.Scatter(
+            x=g["centre"], y=g["calibrated"], mode="markers", name=f"calibrated, > {result.calibrated_threshold:.3f}",
+            marker={"color": "#d62728", "size": 8, "symbol": "diamond"},
+            error_y={"type": "data", "array": g["calibrated_hi"] - g["calibrated"],
+                     "arrayminus": g["calibrated"] - g["calibrated_lo"], "color": "#d62728"}))
+    if curve is not None:
+        fig.add_trace(go.Scatter(x=curve["z"], y=curve["expected"], mode="lines", name=curve_name,
+                                 line={"color": "black", "dash": "dash"}))
+    fig.update_layout(xaxis_title=column, yaxis_title="merger fraction", yaxis_tickformat=".1%",
+                      yaxis_rangemode="tozero", legend={"orientation": "h", "y": -0.2},
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
 
 

@@ -9,7 +9,8 @@ methods on the same galaxies (the model, the volunteers, and the non-parametric 
   the page and the command line; :func:`fractions_table`, :func:`overlap_shares` and :func:`cut_examples` shape them
   for display;
 * :func:`default_subset` and :func:`most_confident`: which galaxies the page opens on and which flagged ones it shows;
-* :func:`read_predictions` (a Kaggle-format predictions CSV) and :func:`report`.
+* :func:`prediction_table` and :func:`read_predictions` (a predictions table in any format of
+  :mod:`galaxy_core.tables`, with any catalogue columns it carries) and :func:`report`.
 
 Units: fractions and vote fractions are in [0, 1]; rates are per galaxy per Gyr; timescales are in Gyr. The figures
 are in :mod:`galaxy_core.figures`.
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import morphology, tree
+from . import morphology, tables, tree
 from .files import DataError
 from .merger_calibration import VOLUNTEER_MERGER, calibrated_fraction, precision_recall
 from .merger_fraction import (
@@ -208,22 +208,21 @@ def most_confident(p, threshold: float, limit: int = FLAGGED_SHOWN) -> np.ndarra
 # Reading predictions, and the report of the command line and the dashboard
 
 
-def read_predictions(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a Kaggle-format predictions CSV (``GalaxyID`` and at least ``Class8.6``, or its descriptive name
-    ``odd_feature--merger``) and return (ids as str, Class8.6 as float64).
+def prediction_table(path: str | os.PathLike) -> tables.SkyTable:
+    """A predictions table (:func:`galaxy_core.tables.read_table`: CSV, FITS, VOTable or Parquet by its extension)
+    with its columns' units: ``GalaxyID`` (as text, stripped), ``Class8.6`` (checked; its descriptive name
+    ``odd_feature--merger`` is taken too, and renamed) and every other column it holds, e.g. the catalogue's own
+    (``z``, masses, magnitudes), which :func:`~galaxy_core.merger_evolution.column_values` reads for the fraction
+    against a column.
 
-    Raises DataError, naming the file, for a missing column, an empty file, or a value that is blank, non-numeric
-    or outside [0, 1].
+    Raises DataError, naming the file, for an unreadable file or unknown extension, a missing column, no rows, or a
+    Class8.6 that is blank, non-numeric or outside [0, 1].
     """
-    path = Path(csv_path)
-    try:
-        df = pd.read_csv(path, dtype={"GalaxyID": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a readable CSV ({e})") from e
-    df.columns = [str(c).strip() for c in df.columns]
+    table = tables.read_table(path, text_columns=("GalaxyID",))
+    df = table.frame
     col = next((c for c in (MERGER_COLUMN, tree.NAMES[MERGER_COLUMN]) if c in df.columns), None)
     if "GalaxyID" not in df.columns or col is None:
-        raise DataError(f"{path}: a predictions CSV needs the columns GalaxyID and {MERGER_COLUMN} "
+        raise DataError(f"{path}: a predictions table needs the columns GalaxyID and {MERGER_COLUMN} "
                         f"(odd_feature--merger); found {list(df.columns)[:8]}")
     if df.empty:
         raise DataError(f"{path}: no rows")
@@ -233,7 +232,17 @@ def read_predictions(csv_path: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
         i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{path}: {int(bad.sum())} {col} value(s) blank, non-numeric or outside [0, 1], e.g. "
                         f"{df[col].iloc[i]!r} for GalaxyID {df['GalaxyID'].iloc[i]}")
-    return df["GalaxyID"].astype(str).str.strip().to_numpy(), np.clip(p, 0.0, 1.0)
+    df = df.rename(columns={col: MERGER_COLUMN}).assign(**{MERGER_COLUMN: np.clip(p, 0.0, 1.0)})
+    df["GalaxyID"] = df["GalaxyID"].astype(str).str.strip()
+    return tables.SkyTable(df, table.units, table.meta)
+
+
+def read_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a predictions table (:func:`prediction_table`: the Kaggle CSV, or FITS, VOTable or Parquet with
+    ``GalaxyID`` and at least ``Class8.6``) and return (ids as str, Class8.6 as float64); DataError as
+    :func:`prediction_table` says."""
+    df = prediction_table(path).frame
+    return df["GalaxyID"].to_numpy(), df[MERGER_COLUMN].to_numpy(dtype=np.float64)
 
 
 def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,

@@ -7,6 +7,7 @@ Weights are read from safetensors only (``models.load_model_folder``); a pickled
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -57,8 +58,28 @@ def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = 
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> models.GalaxyModel:
-    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint."""
-    return models.load_model_folder(model_folder(path), device)
+    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint. The folder
+    it came from is kept as ``model.folder``, for the provenance of what it writes (:func:`provenance`)."""
+    folder = model_folder(path)
+    model = models.load_model_folder(folder, device)
+    model.folder = folder
+    return model
+
+
+def provenance(model: models.GalaxyModel) -> dict:
+    """The model's part of a written table's provenance: its folder (relative to the project where it is inside
+    it) and the first 16 hex digits of its weights file's SHA-256, which names the exact weights whatever the
+    folder is called; the field of view it sees (fraction of the 424 px frame)."""
+    folder = getattr(model, "folder", None)
+    out = {"fov": round(float(model.config["fov"]), 6), "arch": str(model.config.get("name"))}
+    if folder is not None:
+        weights = Path(folder) / models.WEIGHTS_FILE
+        out["ckpthash"] = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        try:
+            out["model"] = str(Path(folder).resolve().relative_to(settings.PROJECT_ROOT))
+        except ValueError:
+            out["model"] = str(folder)
+    return out
 
 
 def input_geometry(model: models.GalaxyModel) -> tuple[float, int]:

@@ -9,6 +9,7 @@ same size, same Lanczos resampling), then cropped and resized on the device as i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ import pandas as pd
 import torch
 
 from . import (catalog, data, distributed, fitsimages, hardware, images, inference, modelchoice, models, settings,
-               tree)
+               tables, tree)
 from . import store as prediction_store
 from .files import Progress, atomic_write_text
+from .sky import ColumnNames
 
 
 def predict_cache(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray | None = None, tta: int = 1,
@@ -60,33 +62,35 @@ def predict_answer(model: models.GalaxyModel, cache: data.GalaxyCache, column: s
 
 def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], source_fov: float = 1.0, tta: int = 1,
                   batch_size: int = 256, workers: int | None = None, progress: Progress | None = None,
-                  fits: fitsimages.FitsSettings | None = None) -> tuple[pd.DataFrame, list[dict]]:
+                  fits: fitsimages.FitsSettings | None = None,
+                  ids: list[str] | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Predict the 37 answers for image files. ``source_fov`` is the fraction of the 424 px Kaggle frame the images
     show (1.0 for originals); FITS cutouts whose headers give their own field are cropped by it instead, with the
     ``frame_arcsec`` and composite of ``fits`` (``images.load_image``). Returns (a frame of GalaxyID + 37 columns,
-    the skipped files with their reasons); ids are the file names without extension (and, for the r file of a
-    FITS triple, without the band suffix)."""
+    the skipped files with their reasons); ids are ``ids`` (one per path, e.g. a catalogue's), else the file names
+    without extension (and, for the r file of a FITS triple, without the band suffix)."""
     fov, size = modelchoice.input_geometry(model)
     if fov > source_fov + 1e-6:
         raise catalog.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
                                 f"{source_fov:.3f}")
     crop = float(model.config["fov"]) / fov
     paths = [Path(p) for p in paths]
+    names = [fitsimages.galaxy_id(p) for p in paths] if ids is None else [str(i) for i in ids]
     device = hardware.device_of(model)
     net = inference.fold_batchnorm(model)  # once here, not once per batch in inference.infer
-    ids, preds, skipped, batch = [], [], [], []
+    found, preds, skipped, batch = [], [], [], []
 
     def flush() -> None:
         if batch:
             x = torch.from_numpy(np.stack([a for _, a in batch]))
             preds.append(inference.infer(net, x, crop, int(model.config["input_size"]), batch_size, tta, device))
-            ids.extend(fitsimages.galaxy_id(paths[i]) for i, _ in batch)
+            found.extend(names[i] for i, _ in batch)
             batch.clear()
 
     for i, res in images.decode_images(paths, fov / source_fov, size, workers, progress, source_fov=source_fov,
                                        fits=fits):
         if isinstance(res, str):
-            skipped.append({"GalaxyID": fitsimages.galaxy_id(paths[i]), "path": str(paths[i]), "reason": res})
+            skipped.append({"GalaxyID": names[i], "path": str(paths[i]), "reason": res})
             continue
         batch.append((i, res))
         if len(batch) == batch_size:
@@ -94,7 +98,7 @@ def predict_paths(model: models.GalaxyModel, paths: list[str | os.PathLike], sou
     flush()
     y = np.concatenate(preds) if preds else np.zeros((0, tree.N_ANSWERS), np.float32)
     frame = pd.DataFrame(y, columns=list(tree.COLUMNS))
-    frame.insert(0, "GalaxyID", ids)
+    frame.insert(0, "GalaxyID", found)
     return frame, skipped
 
 
@@ -127,11 +131,62 @@ class FolderPrediction:
     """Where that field came from, in words for a user (``images.source_fov_origin``)."""
     paths: list[Path]
     """The images listed in the folder, predicted or skipped."""
+    columns: pd.DataFrame | None = None
+    """The catalogue's own columns, one row per row of ``frame``; None without a catalogue."""
+    units: dict | None = None
+    """The unit of each catalogue column that has one."""
+    sky: ColumnNames | None = None
+    """The catalogue's id, image file, RA and Dec columns."""
+    ids: list[str] | None = None
+    """The id of each of ``paths`` where they are not the file names (a catalogue's)."""
+
+    def table(self) -> pd.DataFrame:
+        """``GalaxyID``, the catalogue's own columns (where there is a catalogue) and the 37 answers: the table an
+        astronomer keeps (:func:`write`)."""
+        if self.columns is None:
+            return self.frame
+        return tables.insert_columns(self.frame, self.columns)
+
+    def digest(self) -> str:
+        """A hash of the answers and the galaxies they are for: the same for the same prediction (a cache key)."""
+        h = hashlib.sha1(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
+        if self.columns is not None:
+            h.update(pd.util.hash_pandas_object(self.columns, index=False).to_numpy().tobytes())
+        return h.hexdigest()
+
+    def to_bytes(self, fmt: str, meta: dict | None = None) -> bytes:
+        """The file :meth:`write` writes for a table format (``tables.FORMATS``' values), for a download."""
+        if self.columns is None and fmt == "csv":
+            return self.csv().encode("utf-8")
+        return tables.table_bytes(self._rounded(), fmt, units=self.units, meta=meta, sky=self._sky())
+
+    def sky_table(self, meta: dict | None = None) -> tables.SkyTable:
+        """:meth:`table` with its units and ``meta``, as ``samp.send_table`` takes it."""
+        return tables.SkyTable(self._rounded(), dict(self.units or {}), dict(meta or {}))
+
+    def _rounded(self) -> pd.DataFrame:
+        frame = self.table()
+        answers = list(tree.COLUMNS)
+        frame[answers] = frame[answers].round(6)  # the Kaggle precision; more digits would only be noise
+        return frame
+
+    def _sky(self) -> tuple[str, str] | None:
+        return (self.sky.ra, self.sky.dec) if self.sky is not None and self.sky.ra else None
+
+    def write(self, out: str | os.PathLike, meta: dict | None = None) -> Path:
+        """Write the answers by ``out``'s extension (``tables``): a ``.csv`` without a catalogue is the Kaggle
+        submission format (:meth:`csv`); otherwise the catalogue's columns come along with their units, and FITS,
+        VOTable, Parquet and ECSV carry ``meta`` (the provenance) too. Atomic, as every output."""
+        if self.columns is None and tables.table_format(out) == "csv":
+            atomic_write_text(out, self.csv())
+            return Path(out)
+        return tables.write_table(self._rounded(), out, units=self.units, meta=meta, sky=self._sky())
 
     def path_of(self, galaxy_id: str) -> Path:
         """The image file of one galaxy (for a FITS triple, its r file); KeyError for an id not listed."""
-        for p in self.paths:
-            if fitsimages.galaxy_id(p) == str(galaxy_id):
+        ids = self.ids if self.ids is not None else [fitsimages.galaxy_id(p) for p in self.paths]
+        for i, p in zip(ids, self.paths):
+            if i == str(galaxy_id):
                 return p
         raise KeyError(galaxy_id)
 
@@ -151,6 +206,8 @@ def folder_listing(folder: str | os.PathLike) -> tuple[tuple[str, int], ...]:
     """The images :func:`image_paths` lists, each as (path, modification time in ns): a key that changes when an
     image is added, removed or rewritten, whose paths can be handed to :func:`predict_folder` (``paths``) so that
     it does not list the folder again."""
+    if tables.is_table(folder):  # a catalogue: the table itself (its rows name the images)
+        return ((str(folder), Path(folder).stat().st_mtime_ns),)
     return tuple((str(p), p.stat().st_mtime_ns) for p in image_paths(folder))
 
 
@@ -158,8 +215,14 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
                    out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
                    batch_size: int = 256, device: str = "auto", workers: int | None = None,
                    progress: Progress | None = None, frame_arcsec: float | None = None,
-                   paths: list[str | os.PathLike] | None = None) -> FolderPrediction:
-    """Predict every image of a folder and, with ``out``, write the Kaggle-format CSV.
+                   paths: list[str | os.PathLike] | None = None, names: ColumnNames | None = None,
+                   meta: dict | None = None) -> FolderPrediction:
+    """Predict every image of a folder, or of a catalogue table, and, with ``out``, write the answers.
+
+    ``folder`` may be a catalogue table (``sky``; ``names`` says which of its columns are the id, image file, RA and
+    Dec): the answers then carry its ids and its own columns (:meth:`FolderPrediction.table`), and ``out`` is
+    written in the format its extension names (:meth:`FolderPrediction.write`, with ``meta`` as its provenance).
+    Without a catalogue, a ``.csv`` ``out`` is the Kaggle submission format.
 
     The CSV is written to a temporary file beside ``out`` and renamed over it (``files.atomic_write_text``): a killed
     prediction leaves the previous file under that name, or none, never part of one, and a full disk raises
@@ -172,22 +235,34 @@ def predict_folder(folder: str | os.PathLike, model: str | os.PathLike | models.
     ``galaxy_core.json``). ``paths``: the folder's images as :func:`image_paths` lists them, when the caller has
     listed them already (listed here when None).
     """
-    paths = image_paths(folder) if paths is None else [Path(p) for p in paths]
+    # A catalogue names the galaxies and brings their columns; a plain or Kaggle-layout folder is listed as it is.
+    with_table = tables.is_table(folder) or settings.folder_catalogue(folder) is not None
+    cat = catalog.read_catalog(folder, source_fov, frame_arcsec, names) if with_table else None
+    if cat is not None:
+        paths, ids = [Path(p) for p in cat.paths], list(cat.ids)
+    else:
+        paths, ids = (image_paths(folder) if paths is None else [Path(p) for p in paths]), None
     if not isinstance(model, torch.nn.Module):
         model = modelchoice.load_model(model, distributed.device_for(hardware.pick_device(device)))
-    fov, fits = images.resolve_field(folder, paths, source_fov, frame_arcsec)
+    fov, fits = (cat.source_fov, cat.fits) if cat is not None else \
+        images.resolve_field(folder, paths, source_fov, frame_arcsec)
     world = distributed.start(hardware.device_of(model))
     if world.size > 1 and workers is None:  # the machine's cores, shared by its processes
         workers = max(1, (os.cpu_count() or 1) // world.local_size)
     # Each process predicts its contiguous part of the sorted files; the parts, gathered in rank order, are in id
     # order. When any process fails, every one raises and no CSV is written.
-    parts = distributed.all_ok(lambda: predict_paths(model, distributed.shard(paths, world), fov, tta, batch_size,
-                                                     workers, progress if world.main else None, fits))
+    parts = distributed.all_ok(lambda: predict_paths(
+        model, distributed.shard(paths, world), fov, tta, batch_size, workers, progress if world.main else None,
+        fits, None if ids is None else distributed.shard(ids, world)))
     frame = pd.concat([f for f, _ in parts], ignore_index=True) if len(parts) > 1 else parts[0][0]
-    result = FolderPrediction(frame, [s for _, part in parts for s in part], fov,
-                              images.source_fov_origin(folder, source_fov, paths), paths)
+    origin = images.source_fov_origin(cat.root if cat is not None else folder, source_fov, paths)
+    result = FolderPrediction(frame, [s for _, part in parts for s in part], fov, origin, paths, ids=ids)
+    if cat is not None and cat.columns is not None:
+        row = pd.Series(np.arange(len(cat.ids)), index=cat.ids)
+        result.columns = cat.columns.iloc[row.loc[frame["GalaxyID"]].to_numpy()].reset_index(drop=True)
+        result.units, result.sky = cat.units, cat.sky
     if out is not None and world.main:
-        atomic_write_text(out, result.csv())
+        result.write(out, meta)
     distributed.barrier()  # no process returns before the CSV is in place
     return result
 

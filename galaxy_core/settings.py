@@ -10,7 +10,9 @@ A data folder follows the Kaggle "Galaxy Zoo - The Galaxy Challenge" layout (``c
 
 ``galaxy_core.json`` holds what the images cannot say themselves: ``source_fov``, the fraction of the 424 px GZ2
 frame they show (``images.resolve_field``); ``frame_arcsec`` and ``fits_composite`` for FITS cutouts
-(``images.folder_fits_settings``); and ``"synthetic": true`` for made-up galaxies such as the built-in demo's.
+(``images.folder_fits_settings``); ``"synthetic": true`` for made-up galaxies such as the built-in demo's;
+``"catalogue"``, a table of the galaxies' positions and other columns (``sky``); and, beside a catalogue table,
+``id_column``, ``file_column``, ``ra_column`` and ``dec_column`` naming its columns.
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ def folder_source_fov(root: str | os.PathLike, source_fov: float | None = None) 
             return folder_source_fov(root, float(value))
     return None
 
+
+
+def folder_catalogue(root: str | os.PathLike) -> Path | None:
+    """The catalogue table a Kaggle-layout folder's ``galaxy_core.json`` names (``"catalogue": "sky.csv"``, relative
+    to the folder), whose columns its galaxies take by id; None when it names none."""
+    cfg = Path(root) / FOLDER_CONFIG
+    if not Path(root).is_dir() or not cfg.is_file():
+        return None
+    name = read_json(cfg).get("catalogue")
+    return Path(root) / name if name else None
 
 
 def folder_is_synthetic(folder: str | os.PathLike) -> bool:

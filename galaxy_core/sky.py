@@ -120,8 +120,7 @@ def read_sky_catalogue(path: str | os.PathLike, names: ColumnNames | None = None
         column = frame[id_col]
         if column.dtype.kind == "f" and np.all(np.isfinite(column)) and np.all(column == np.round(column)):
             column = column.astype(np.int64)  # integer ids that a table stored as floats: 100008, not "100008.0"
-        ids = column.astype(object).map(lambda v: "" if v is None or v != v else str(v).strip())
-        ids = ids.to_numpy(dtype=object).astype(str)
+        ids = column.astype(object).fillna("").astype(str).str.strip().to_numpy(dtype=object).astype(str)
     empty = np.flatnonzero(ids == "")
     if len(empty):
         raise DataError(f"{path}: empty id in column {id_col!r} on {_rows(empty)}")
@@ -154,25 +153,24 @@ def read_sky_catalogue(path: str | os.PathLike, names: ColumnNames | None = None
 
 
 def _image_paths(files: np.ndarray, folder: Path) -> tuple[list[str], np.ndarray]:
-    """Absolute image paths ('' where none exists) and the rows without one."""
+    """Image paths ('' where none exists; relative ones joined to ``folder``) and the rows without one. Plain
+    strings and ``os.path``: at a million rows, ``pathlib`` would take most of the read."""
+    base, isfile, join = str(folder), os.path.isfile, os.path.join
     out, missing = [], []
     for k, f in enumerate(files):
-        p = folder / str(f) if f is not None and f == f and str(f).strip() else None
-        if p is None or not p.is_file():
+        p = join(base, f.strip()) if isinstance(f, str) and f.strip() else ""
+        if not p or not isfile(p):
             missing.append(k)
-            out.append("")
-        else:
-            out.append(str(p))
+            p = ""
+        out.append(p)
     return out, np.array(missing, dtype=np.int64)
 
 
 def _angles(values: pd.Series, unit: str | None, column: str, what: str, path: Path, ids: np.ndarray) -> np.ndarray:
     """RA or Dec in degrees from numbers (degrees, or radians by the column's unit) or sexagesimal text."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=np.float64)  # a copy: filled in below
     text = values.astype(object).to_numpy()
-    blank = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip().lower() in
-                      ("", "nan", "null", "--") for v in text])
-    words = np.flatnonzero(np.isnan(numbers) & ~blank)
+    words = [k for k in np.flatnonzero(np.isnan(numbers)) if not _blank(text[k])]
     if len(words) or (unit is not None and unit.strip()):
         # Only then: astropy takes about a second to import, which plain degrees (the demo's) need not wait for.
         from astropy import units as u
@@ -202,6 +200,12 @@ def _angles(values: pd.Series, unit: str | None, column: str, what: str, path: P
     return numbers
 
 
+def _blank(v) -> bool:
+    """Whether a cell means "unknown": empty, None, NaN, or text such as "NaN", "null", "N/A" or "--"."""
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip().lower() in \
+        ("", "nan", "na", "n/a", "null", "--")
+
+
 def _labels(frame: pd.DataFrame, path: Path, ids: np.ndarray) -> np.ndarray:
     """The 37 answers of every row (NaN where the table has no such column or the cell is blank)."""
     y = np.full((len(frame), tree.N_ANSWERS), np.nan, np.float32)
@@ -211,11 +215,10 @@ def _labels(frame: pd.DataFrame, path: Path, ids: np.ndarray) -> np.ndarray:
         if answer is None:
             continue
         raw = frame[col]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        values = np.array(pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
         text = raw.astype(object).to_numpy()
-        bad = np.isnan(values) & ~np.array([v is None or (isinstance(v, float) and np.isnan(v)) or
-                                            str(v).strip().lower() in ("", "nan", "na", "n/a", "null")
-                                            for v in text])
+        bad = np.zeros(len(values), bool)
+        bad[[k for k in np.flatnonzero(np.isnan(values)) if not _blank(text[k])]] = True
         with np.errstate(invalid="ignore"):
             bad |= (values < -_LABEL_TOLERANCE) | (values > 1 + _LABEL_TOLERANCE)
         if bad.any():

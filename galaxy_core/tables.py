@@ -31,6 +31,10 @@ from .files import DataError, atomic_write_bytes
 FORMATS = {".csv": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits",
            ".vot": "votable", ".votable": "votable", ".xml": "votable", ".parquet": "parquet", ".pq": "parquet"}
 """File extensions (lower case) and the table format each means."""
+DOWNLOADS = {"CSV": "csv", "FITS": "fits", "VOTable": "votable", "Parquet": "parquet"}
+"""The formats a dashboard offers for download, by the name a user knows."""
+EXTENSION = {"csv": "csv", "ecsv": "ecsv", "fits": "fits", "votable": "vot", "parquet": "parquet"}
+"""The file extension each format is written with."""
 ANSWER_UNIT = ""
 """Vote fractions are dimensionless (a fraction of the volunteers who answered, cumulative through the tree)."""
 SKY_UCDS = {"ra": "pos.eq.ra;meta.main", "dec": "pos.eq.dec;meta.main", "GalaxyID": "meta.id;meta.main"}
@@ -159,10 +163,28 @@ def find_column(columns, names: tuple[str, ...], given: str | None = None, what:
             return by_lower[given.lower()]
         import difflib
 
-        close = difflib.get_close_matches(given.lower(), list(by_lower), n=1)
+        # A close spelling, else a column that starts with the name (RA for RAJ2000 or RA_deg).
+        close = difflib.get_close_matches(given.lower(), list(by_lower), n=1) or \
+            [c for c in by_lower if c.startswith(given.lower())][:1]
         hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
         raise DataError(f"{source} has no {what} column {given!r} (columns: {', '.join(map(str, columns))}){hint}")
     return next((by_lower[n.lower()] for n in names if n.lower() in by_lower), None)
+
+
+def insert_columns(frame: pd.DataFrame, columns: pd.DataFrame, after: str = "GalaxyID") -> pd.DataFrame:
+    """``frame`` with ``columns`` (row for row) inserted after its column ``after``. A column whose name ``frame``
+    has already is left out where it holds the same values as text (a catalogue's own ``GalaxyID``), and is
+    otherwise kept as ``<name>_cat``, so that no table has two columns of one name."""
+    columns = columns.reset_index(drop=True)
+    keep = {}
+    for c in columns.columns:
+        if c not in frame.columns:
+            keep[c] = c
+        elif not columns[c].astype(str).reset_index(drop=True).equals(frame[c].astype(str).reset_index(drop=True)):
+            keep[c] = f"{c}_cat"
+    at = list(frame.columns).index(after) + 1
+    return pd.concat([frame.iloc[:, :at].reset_index(drop=True), columns[list(keep)].rename(columns=keep),
+                      frame.iloc[:, at:].reset_index(drop=True)], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -238,13 +260,19 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, units: dict[str, s
     path written.
     """
     path = Path(path)
-    fmt = table_format(path)
+    atomic_write_bytes(path, table_bytes(frame, table_format(path), units, meta, float_format, sky,
+                                         gzip=path.name.lower().endswith(".gz")))
+    return path
+
+
+def table_bytes(frame: pd.DataFrame, fmt: str, units: dict[str, str] | None = None, meta: dict | None = None,
+                float_format: str | None = None, sky: tuple[str, str] | None = None, gzip: bool = False) -> bytes:
+    """The file :func:`write_table` writes, as bytes, for ``fmt`` (``"csv"``, ``"ecsv"``, ``"fits"``,
+    ``"votable"`` or ``"parquet"``): for a download button, or a message."""
     units = {**answer_units(frame), **(units or {})}
     meta = dict(meta or {})
     if fmt == "csv":
-        atomic_write_bytes(path, frame.to_csv(index=False, float_format=float_format,
-                                              lineterminator="\n").encode("utf-8"))
-        return path
+        return frame.to_csv(index=False, float_format=float_format, lineterminator="\n").encode("utf-8")
     table = _to_astropy(frame, units, meta)
     with warnings.catch_warnings():
         # Long metadata keys become HIERARCH cards, which astropy announces with a warning each.
@@ -255,16 +283,15 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, units: dict[str, s
             buf = io.BytesIO() if fmt == "fits" else io.StringIO()
             table.write(buf, format="fits" if fmt == "fits" else "ascii.ecsv")
             data = buf.getvalue() if fmt == "fits" else buf.getvalue().encode("utf-8")
-            if path.name.lower().endswith(".gz"):
-                import gzip
+            if gzip:
+                import gzip as gz
 
-                data = gzip.compress(data, mtime=0)
+                data = gz.compress(data, mtime=0)
         else:  # parquet: pyarrow writes to a path only
-            with tempfile.TemporaryDirectory(dir=path.parent if path.parent.is_dir() else None) as tmp:
+            with tempfile.TemporaryDirectory() as tmp:
                 table.write(Path(tmp) / "t.parquet", format="parquet")
                 data = (Path(tmp) / "t.parquet").read_bytes()
-    atomic_write_bytes(path, data)
-    return path
+    return data
 
 
 def _votable_bytes(table, sky: tuple[str, str] | None) -> bytes:
@@ -284,5 +311,7 @@ def _votable_bytes(table, sky: tuple[str, str] | None) -> bytes:
         if fld.name.lower() in ucds:
             fld.ucd = ucds[fld.name.lower()]
     buf = io.BytesIO()
-    vot.to_xml(buf)
+    # BINARY2 (VOTable 1.3, which TOPCAT, Aladin and astropy read) rather than TABLEDATA: a tenth of the time to
+    # write, and the nulls of every column type survive.
+    vot.to_xml(buf, tabledata_format="binary2")
     return buf.getvalue()

@@ -92,13 +92,13 @@ def progress_bar(text: str, what: str = "galaxies"):
 
 
 def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
-    """The folder named in the sidebar (a Kaggle-layout data folder or a prepared cache), prepared once per state of
-    the folder. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use.
+    """The data named in the sidebar (a Kaggle-layout data folder, a plain folder of cutouts, a catalogue table or
+    a prepared cache), prepared once per state of it. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use.
     Raises PermissionError for a folder outside ``access.data_roots``."""
     folder, is_demo = access.allowed_folder(text), False
     if demo.stands_for_demo(folder):
         folder, is_demo = demo.DEFAULT_ROOT, True
-    if not folder.is_dir() and not is_demo:
+    if not folder.exists() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
     store, lock = _prepared()
     key = (str(folder), source_fov, catalog.folder_signature(folder))
@@ -125,9 +125,12 @@ def sidebar() -> Dataset | None:
     with st.sidebar:
         st.subheader("Data")
         text = st.text_input(
-            "Data folder or prepared cache", value=os.environ.get(access.DATA_ENV, "data"), key="data_folder",
+            "Data folder, catalogue or prepared cache", value=os.environ.get(access.DATA_ENV, "data"),
+            key="data_folder",
             help="A folder in the Kaggle layout (images_training_rev1/, images_test_rev1/, "
-                 "training_solutions_rev1.csv) or a cache made by `python -m galaxy_core prepare`. Relative paths "
+                 "training_solutions_rev1.csv), a plain folder of cutouts (JPEG, PNG, FITS), a catalogue table "
+                 "(.csv, .fits, .vot, .parquet with an id and an image file column, optional ra/dec in degrees) or "
+                 "a cache made by `python -m galaxy_core prepare`. Relative paths "
                  "are from the project folder. `data` without images uses the built-in synthetic demo. Only "
                  f"folders inside {access.ROOTS_ENV} (default: the project folder and ../shared/data) can be used.")
         fov = st.number_input(

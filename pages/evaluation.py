@@ -5,6 +5,7 @@ import streamlit as st
 from galaxy_core import evaluation, export, figures, runs
 from pages import _common as common
 from pages import _models as ml
+from pages._samp import samp_button
 
 common.require_app(__file__)
 
@@ -75,9 +76,12 @@ c3.metric("model", str(run["model"]))
 if ev.scorable:  # per answer is fewer galaxies still: no scores where the overall one is not
     st.subheader("Per answer")
     st.plotly_chart(figures.per_answer_figure(pa))
+    samp_button(pa, f"{run['name']} RMSE per answer", key="ev_samp_answers")
     with st.expander("Per question"):
-        st.dataframe(ev.per_question(), hide_index=True,
+        per_question = ev.per_question()
+        st.dataframe(per_question, hide_index=True,
                      column_config={"rmse": st.column_config.NumberColumn(format="%.4f")})
+        samp_button(per_question, f"{run['name']} RMSE per question", key="ev_samp_questions")
 
 st.subheader("True vs predicted")
 answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="all 37 answers")

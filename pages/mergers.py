@@ -4,8 +4,8 @@ non-parametric morphology measured by statmorph."""
 
 import streamlit as st
 
-from galaxy_core import (catalog, data, estimate, figures, images, merger_calibration, merger_fraction, mergers,
-                         morphology)
+from galaxy_core import (catalog, data, estimate, figures, images, merger_calibration, merger_evolution,
+                         merger_fraction, mergers, morphology)
 from pages import _common as common
 from pages import _models as ml
 
@@ -225,7 +225,49 @@ def morphology_section(calib: dict | None) -> None:
                         t.loc[picked, ["gini", "m20", "asymmetry"]].itertuples(index=False)])
 
 
-morphology_section(calibration_section())
+def by_column_section(calib: dict | None) -> None:
+    """The merger fraction in bins of a catalogue column (redshift, stellar mass ...), where the data has one."""
+    names = merger_evolution.catalogue_columns(cache)
+    if not names:
+        return
+    st.subheader("Fraction against a catalogue column")
+    c1, c2, c3 = st.columns([2, 2, 3])
+    column = c1.selectbox("Catalogue column", names, key="mg_by_column",
+                          index=next((i for i, n in enumerate(names) if merger_evolution.is_redshift(n)), 0))
+    text = c2.text_input("Bins", "5", key="mg_by_bins",
+                         help="a number of equal-count bins, or increasing edges such as 0,0.05,0.1,0.2")
+    lotz = merger_evolution.LOTZ_2011
+    choice = None  # a rate against redshift says nothing of a mass or a magnitude
+    if merger_evolution.is_redshift(column):
+        choice = c3.selectbox("Merger rate R(z) = R0 (1 + z)^m", list(lotz), key="mg_by_lotz",
+                              format_func=lambda k: "constant: the rate R above"
+                              if k == merger_evolution.DEFAULT_CHOICE else f"{lotz[k].label} (m = {lotz[k].m:g})",
+                              help="Lotz et al. (2011), ApJ 742, 103: only the exponents m and the minor-to-major "
+                                   "ratio were verified (from its abstract); R0 is the seed paper's 0.05 per Gyr.")
+    t_cal = calib["calibration"]["matching_threshold"] if calib else None
+    try:
+        values = merger_evolution.catalogue_values(cache, res["rows"], column)
+        result = merger_evolution.fraction_by(values, p, merger_evolution.parse_bins(text), threshold,
+                                              calibration=t_cal)
+    except ValueError as e:  # bad bins, or a column that is not numbers (DataError)
+        st.error(str(e))
+        return
+    expected = merger_evolution.expectation_for(column, choice, rate, timescale, result.edges[0], result.edges[-1])
+    table = merger_evolution.bins_table(result, column, expected and expected.choice, timescale)
+    label = merger_evolution.column_label(column, merger_evolution.catalogue_unit(cache, column))
+    st.plotly_chart(figures.fraction_by_figure(result, label, expected and expected.curve,
+                                               expected.name if expected else ""), key="mg_by_figure")
+    st.dataframe(merger_evolution.shown_table(table, column), hide_index=True)
+    st.caption(f"{result.rule[0].upper()}{result.rule[1:]}."
+               + (f" Left out: {result.left_out}." if result.left_out else "")
+               + (f" {result.merged[0].upper()}{result.merged[1:]}." if result.merged else "")
+               + (f" Calibrated at {result.calibrated_threshold:.3f} ({result.calibrated_interval})."
+                  if t_cal is not None else ""))
+
+
+calibration = calibration_section()
+by_column_section(calibration)
+morphology_section(calibration)
 
 with st.expander("Literature values"):
     st.dataframe(merger_fraction.literature_table(), hide_index=True)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from galaxy_core import access, catalog, explore, fitsimages, images, prediction, settings, tree
+from galaxy_core import access, catalog, explore, fitsimages, images, modelchoice, prediction, settings, tables, tree
 from pages import _common as common
 from pages import _models as ml
+from pages._samp import samp_button
 
 common.require_app(__file__)
 
@@ -25,8 +26,10 @@ with c1:
                                key="pr_uploads", help="FITS: <id>.fits (one band, or a g, r, i cube) or the three "
                                                       "files <id>_g.fits, <id>_r.fits, <id>_i.fits",
                                max_upload_size=access.MAX_UPLOAD_MB)
-    folder = st.text_input("...or a folder of images on this machine", key="pr_folder",
-                           help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/")
+    folder = st.text_input("...or a folder of images or a catalogue table on this machine", key="pr_folder",
+                           help="Images directly in it, or in its images_training_rev1/ and images_test_rev1/; or "
+                                "a catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's id and image "
+                                "file, whose columns (RA, Dec, redshift ...) come along with the answers")
 source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, format="%.4f", key="pr_fov",
                              placeholder="automatic",
                              help="The fraction of the 424 px Kaggle frame your images show: 1.0 for 424 px "
@@ -89,6 +92,16 @@ def predict_folder(model_path: str, mtime_ns: int, folder: str, fov: float | Non
                                      paths=[p for p, _ in listing])
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def download(model_path: str, mtime_ns: int, _result: prediction.FolderPrediction, digest: str, fmt: str,
+             views: int) -> bytes:
+    """The predictions as a file of ``fmt``, with the model's provenance (cached per prediction, by its
+    ``digest``, and format)."""
+    meta = tables.provenance(command="dashboard: Predict page", tta=views,
+                             **modelchoice.provenance(ml.load_model(Path(model_path))))
+    return _result.to_bytes(fmt, meta)
+
+
 # Uploads are the user's own images, taken to be real galaxies.
 ml.warn_domain(model, not uploads and settings.folder_is_synthetic(folder))
 key = ml.model_key(model)
@@ -108,9 +121,19 @@ if frame.empty:
     st.stop()
 
 st.subheader(f"{len(frame):,} galaxies")
-st.download_button("Download the CSV (Kaggle format)", result.csv(), file_name="predictions.csv", mime="text/csv",
-                   key="pr_download")
-st.dataframe(frame.rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
+c1, c2, c3 = st.columns([1, 2, 2])
+fmt = c1.selectbox("Format", list(tables.DOWNLOADS), key="pr_format",
+                   help="CSV is the Kaggle format (with your catalogue's columns when there is one); FITS, VOTable "
+                        "and Parquet keep units and say which model made the table, for TOPCAT, Aladin or astropy.")
+chosen = tables.DOWNLOADS[fmt]
+with c2:
+    st.write("")  # aligns the buttons with the box beside them
+    st.download_button(f"Download the {fmt} table", download(*key, result, result.digest(), chosen, tta),
+                       file_name=f"predictions.{tables.EXTENSION[chosen]}", key="pr_download")
+with c3:
+    st.write("")
+    samp_button(result.sky_table(), "predictions", key="pr_samp")
+st.dataframe(result.table().rename(columns={c: explore.label(c) for c in tree.COLUMNS}), hide_index=True,
              column_config={explore.label(c): st.column_config.NumberColumn(format="%.3f") for c in tree.COLUMNS})
 
 st.subheader("As the decision tree")

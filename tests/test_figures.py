@@ -112,6 +112,24 @@ def test_merger_calibration_figures_share_the_bins_and_mark_the_threshold():
     assert not figures.merger_calibration_figures(p_pred, p_true)[0].layout.shapes
 
 
+def test_fraction_by_figure_marks_the_bins_too_small_and_draws_the_expectation():
+    from galaxy_core import merger_evolution
+
+    z = np.r_[np.full(200, 0.05), np.full(3, 0.15)]
+    p = np.r_[with_flagged(200, 10), 0.1, 0.1, 0.1]
+    result = merger_evolution.fraction_by(z, p, [0, 0.1, 0.2, 0.3], calibration=0.4, n_boot=50)
+    curve = merger_evolution.expected_curve(0, 0.3, "major-mass", 0.3)
+    fig = figures.fraction_by_figure(result, "z", curve, "Lotz")
+    measured, small, calibrated, line = fig.data
+    assert [t.name for t in fig.data] == ["Class8.6 > 0.5", "too small to measure", "calibrated, > 0.400", "Lotz"]
+    assert list(measured.x) == [0.05] and list(measured.y) == [0.05] and measured.marker.symbol == "circle"
+    assert measured.error_y.array[0] == pytest.approx(result.bins[0].wilson_hi - 0.05)
+    assert small.marker.symbol == "circle-open" and list(small.y) == [0.0, 0.0]  # 3 galaxies, and an empty bin at 0
+    assert "too small: fewer than 50 galaxies (3)" in small.hovertext[0] and "no galaxies" in small.hovertext[1]
+    assert list(line.y) == pytest.approx(curve["expected"].tolist()) and fig.layout.xaxis.title.text == "z"
+    assert len(figures.fraction_by_figure(merger_evolution.fraction_by(z[:200], p[:200], 1), "mass").data) == 1
+
+
 def test_gini_m20_figure():
     t = pd.DataFrame({"GalaxyID": ["a", "b", "c", "d"], "gini": [0.6, 0.5, 0.4, np.nan],
                       "m20": [-1.0, -2.0, -1.5, np.nan], "asymmetry": [0.5, 0.1, 0.2, np.nan], "flag": [0, 1, 0, 2]})

@@ -6,6 +6,7 @@ test_morphology.py, the figures' in test_figures.py."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -154,6 +155,78 @@ def test_cli_on_a_predictions_csv(tmp_path, capsys):
     assert html.is_file() and "plotly" in html.read_text()[:100_000].lower()
 
 
+def with_catalogue(path, z: np.ndarray, p: np.ndarray) -> None:
+    """A predictions CSV that carries a catalogue column ``z`` and a text column after GalaxyID."""
+    write_predictions(path, p)
+    frame = pd.read_csv(path, dtype={"GalaxyID": str})
+    frame.insert(1, "z", z)
+    frame.insert(2, "survey", "SDSS")
+    frame.to_csv(path, index=False)
+
+
+def test_cli_fraction_against_a_column(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    z = np.r_[rng.uniform(0, 0.1, 500), rng.uniform(0.1, 0.2, 500), np.full(10, 0.25), np.full(5, np.nan)]
+    p = np.r_[with_flagged(500, 10), with_flagged(500, 25, seed=1), np.full(15, 0.1)]
+    with_catalogue(tmp_path / "pred.csv", z, p)
+    out_csv, html = tmp_path / "bins.csv", tmp_path / "by.html"
+    rc, out = run_cli([str(tmp_path / "pred.csv"), "--by", "z", "--bins", "0,0.1,0.2,0.3", "--boot", "200",
+                       "--out", str(out_csv), "--plot", str(html), "--json"], capsys)
+    assert rc == 0, out
+    assert "against z; left out: 5 with no value" in out and "fewer than 50 galaxies (10)" in out
+    assert re.search(r"\n +0 - 0.1 +500 +10 +2.00% +1.09% - 3.64% ", out)
+    assert "expected: R x T = 0.05 (1 + z)^0 per Gyr x 0.3 Gyr)" in out
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert [b["n"] for b in by["bins"]] == [500, 500, 10] and by["n_missing"] == 5
+    assert by["bins"][1]["fraction"] == 0.05 and by["bins"][0]["expected"] == pytest.approx(0.015)
+    table = pd.read_csv(out_csv, keep_default_na=False)
+    assert list(table.columns[:4]) == ["z_lo", "z_hi", "z_centre", "n"] and table["flag"].tolist()[:2] == ["", ""]
+    assert "too small to measure" in html.read_text()
+    # Equal-count bins, and a chosen Lotz et al. (2011) rate.
+    rc, out = run_cli([str(tmp_path / "pred.csv"), "--by", "z", "--bins", "2", "--lotz", "major-density",
+                       "--boot", "50", "--json"], capsys)
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert rc == 0 and [b["n"] for b in by["bins"]] == [505, 505] and "constant number density" in out
+    assert by["bins"][0]["expected"] == pytest.approx(0.015 * (1 + by["bins"][0]["z_centre"]) ** 3)
+
+
+def test_cli_by_a_column_of_a_fits_or_parquet_table_keeps_its_unit(tmp_path, capsys):
+    """The catalogue's own table (FITS, Parquet: integer ids, a unit on the column) in, any table format out."""
+    from galaxy_core import tables
+
+    z = np.linspace(0.01, 0.2, 300)
+    with_catalogue(tmp_path / "pred.csv", z, with_flagged(300, 9))
+    frame = pd.read_csv(tmp_path / "pred.csv").assign(r_mag=np.linspace(9, 11.5, 300))  # GalaxyID as integers
+    tables.write_table(frame, tmp_path / "pred.fits", units={"r_mag": "mag"})
+    tables.write_table(frame, tmp_path / "pred.parquet")
+    ids, p = read_predictions(tmp_path / "pred.fits")
+    assert ids[0] == "100000" and p.sum() == pytest.approx(with_flagged(300, 9).sum())
+    rc, out = run_cli([str(tmp_path / "pred.fits"), "--by", "r_mag", "--bins", "9,10,11,12", "--boot", "20",
+                       "--out", str(tmp_path / "bins.vot")], capsys)
+    assert rc == 0 and "against r_mag (mag)" in out and "expected" not in out.split("against r_mag")[1]
+    written = tables.read_table(tmp_path / "bins.vot")
+    assert written.units["r_mag_centre"] == "mag" and written.meta["COLUMN"] == "r_mag"
+    assert written.frame["n"].tolist() == [120, 120, 60] and "too small" not in written.meta["RULE"][:5]
+    rc, out = run_cli([str(tmp_path / "pred.parquet"), "--by", "z", "--bins", "3", "--boot", "20"], capsys)
+    assert rc == 0 and "   100 " in out
+    assert cli.main(["mergers", str(tmp_path / "pred.txt")]) == 2
+    assert "unknown table format" in capsys.readouterr().err
+
+
+def test_cli_by_a_missing_or_non_numeric_column_says_so(tmp_path, capsys):
+    with_catalogue(tmp_path / "pred.csv", np.linspace(0, 0.3, 100), with_flagged(100, 3))
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "Z", "--boot", "10"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no column 'Z' (did you mean 'z'?); its columns are z, survey, GalaxyID and the answers" in err
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "survey", "--boot", "10"])
+    assert rc == 2 and "column 'survey' is not numeric: 100 value(s) such as 'SDSS'" in capsys.readouterr().err
+    rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--by", "z", "--bins", "0.2,0.1"])
+    assert rc == 2 and "increasing comma-separated edges" in capsys.readouterr().err
+    assert cli.main(["mergers", str(tmp_path / "pred.csv"), "--out", "x.csv"]) == 2
+    assert "go with --by COLUMN" in capsys.readouterr().err
+    assert cli.main(["mergers", "--images", str(tmp_path), "--by", "z"]) == 2
+
+
 def test_cli_needs_one_input(tmp_path, capsys):
     rc = run_cli([], capsys)[0]
     assert rc == 2
@@ -178,6 +251,19 @@ def test_cli_calibration_and_images_paths(tmp_path, capsys, monkeypatch):
     assert rc == 0 and "matching threshold" in out
     assert last["calibration"]["matching_threshold"] == pytest.approx(0.25, abs=0.01)
     assert last["matched_estimate"]["fraction"] == pytest.approx((p_true > 0.5).mean())
+    # A catalogue table as --images: its columns come with the answers, and --by bins them, calibrated per bin
+    # with the threshold's uncertainty (the labelled pairs).
+    (tmp_path / "sky.csv").write_text("id,file\n")
+    columns = pd.DataFrame({"z": np.linspace(0, 0.2, 400)})
+    monkeypatch.setattr(prediction, "predict_folder", lambda *a, **kw: prediction.FolderPrediction(
+        frame, [], 1.0, "as given", [], columns, {"z": ""}))
+    rc, out = run_cli(["--images", str(tmp_path / "sky.csv"), "--calibrate-run", "runs/fake", "--by", "z",
+                       "--bins", "2", "--json", "--boot", "50"], capsys)
+    by = json.loads(out.strip().splitlines()[-1])["by"]
+    assert rc == 0 and [b["n"] for b in by["bins"]] == [200, 200] and by["calibrated_threshold"] == pytest.approx(
+        last["calibration"]["matching_threshold"])
+    assert "interval bootstrap + Jeffreys, with the threshold's uncertainty" in out
+    assert by["bins"][0]["calibrated"] == pytest.approx((p_pred[:200] > by["calibrated_threshold"]).mean())
 
 
 def test_cli_calibration_needs_labelled_galaxies(tmp_path, capsys, monkeypatch):

@@ -191,6 +191,8 @@ def test_dataset_page_on_the_sky(env, tmp_path, monkeypatch):
     assert grids[0].count("legacysurvey.org/viewer?ra=") == grids[0].count("skyserver.sdss.org/dr18") == 24
     one = " ".join(m.value for m in at.markdown)
     assert "made-up RA" in one and "[Legacy Survey](https://www.legacysurvey.org/viewer?ra=" in one
+    images = " ".join(img.caption for i in at.get("image") for img in i.proto.imgs)
+    assert f"the original image ({demo.FIRST_ID}.jpg)" in images  # found through the catalogue's file column
     assert "made up" in " ".join(c.value for c in at.caption)
     at.session_state["ds_view"] = "On the sky"
     at.run()
@@ -691,3 +693,36 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
     at.number_input(key="dc_fov").set_value(1.0).run()
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
+
+
+def test_every_page_takes_a_catalogue_table_as_its_data(env, tmp_path, monkeypatch):
+    """The sidebar's data may be a catalogue table (here Parquet: the tiny set's ids, images and labels with made-up
+    positions and redshifts): the home page counts it and every page draws without an error."""
+    import numpy as np
+
+    from galaxy_core import catalog, tables, tree
+
+    cat = catalog.read_catalog(env["data"])
+    frame = {"objid": cat.ids, "file_loc": [os.path.relpath(p, tmp_path) for p in cat.paths],
+             "ra": np.linspace(150, 160, len(cat)), "dec": np.linspace(0, 5, len(cat)),
+             "z": np.linspace(0.02, 0.2, len(cat))}
+    frame.update({c: cat.labels[:, k] for k, c in enumerate(tree.COLUMNS)})
+    import pandas as pd  # the test lays out a table, as a user's script would
+
+    table = tables.write_table(pd.DataFrame(frame), tmp_path / "catalogue.parquet", units={"ra": "deg", "dec": "deg"})
+    (tmp_path / "galaxy_core.json").write_text(json.dumps({"source_fov": 1.0, "synthetic": True}))
+    monkeypatch.setenv("GALAXY_DATA", str(table))
+    at = app()
+    assert next(m.value for m in at.metric if m.label == "galaxies") == "56" and not at.sidebar.error
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+    # The Predict page takes the table too, and its answers keep the catalogue's columns.
+    at.switch_page("pages/predict.py").run()
+    at.text_input(key="pr_folder").set_value(str(table)).run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[0].value
+    assert len(shown) == 56 and {"ra", "dec", "z"} <= set(shown.columns)
+    at.selectbox(key="pr_format").set_value("FITS").run()
+    assert not at.exception

@@ -1,7 +1,8 @@
 """The Mergers page under Streamlit's AppTest: the calibration uses only galaxies the model never trained on and
 says how many it left out, says "too few to calibrate" below the minimum instead of showing numbers, can calibrate
-on another, labelled folder while the page looks at unlabelled galaxies, shows the prediction's progress, and its
-"Galaxies to measure" box follows the galaxies shown.
+on another, labelled folder while the page looks at unlabelled galaxies, shows the prediction's progress, its
+"Galaxies to measure" box follows the galaxies shown, and the fraction against a catalogue column appears where the
+data has one (a catalogue table named in its galaxy_core.json).
 
 The model is a randomly initialised seed CNN saved as shipped checkpoints whose ``galaxies.json`` lists which
 galaxies they "trained" on: what the page does with that list is what is tested, not the model. The data are 160
@@ -193,3 +194,49 @@ def test_galaxies_to_measure_follow_the_subset(mg):
     assert not at.exception and (box().value, box().max) == (N_UNLABELLED, N_UNLABELLED)
     at.radio(key="mg_subset").set_value("labelled").run()
     assert (box().value, box().max) == (N_LABELLED, N_LABELLED)
+
+
+def planted_columns(ids) -> pd.DataFrame:
+    """A catalogue for galaxies ``ids``: a redshift made from the id (none for ids ending in 7), a stellar mass and
+    a text column that is not binned."""
+    n = np.asarray(ids).astype(np.int64)
+    z = np.where(n % 10 == 7, np.nan, (n % 97) / 97 * 0.3)
+    return pd.DataFrame({"GalaxyID": np.asarray(ids, dtype=str), "z": z, "survey": "demo", "logM": 9.0 + n % 3})
+
+
+def test_fraction_against_a_catalogue_column(mg, tmp_path, monkeypatch):
+    """Shown only where the data has numeric catalogue columns (the catalogue table its galaxy_core.json names,
+    kept with the cache as ``GalaxyCache.columns``), with the values of the rows the page predicts."""
+    at = app("mergers")
+    assert not [s for s in at.selectbox if s.key == "mg_by_column"]  # no catalogue: no control
+    root = tmp_path / "with_catalogue"
+    shutil.copytree(mg["data"], root, ignore=shutil.ignore_patterns(CACHE))
+    ids = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})["GalaxyID"].tolist()
+    ids += sorted(p.stem for p in (root / settings.UNLABELLED_DIR).iterdir())
+    planted_columns(ids).to_csv(root / "catalogue.csv", index=False)
+    folder = files.read_json(root / settings.FOLDER_CONFIG)
+    files.atomic_write_json(root / settings.FOLDER_CONFIG, {**folder, "catalogue": "catalogue.csv"})
+    monkeypatch.setenv("GALAXY_DATA", str(root))
+    at = app("mergers")
+    box = at.selectbox(key="mg_by_column")
+    assert box.options == ["z", "logM"] and box.value == "z" and at.selectbox(key="mg_by_lotz").value == "seed"
+    assert len(charts(at)) == 4  # the histogram, the calibration, the reliability curve, the fraction against z
+    at.text_input(key="mg_by_bins").set_value("0,0.1,0.2,0.3").run()
+    assert not at.exception
+    [shown] = [d.value for d in at.dataframe if "galaxies" in d.value.columns]
+    cache = at.session_state["dataset"].cache
+    rows = cache.indices("labelled")
+    rows = rows[~np.isin(cache.ids[rows], list(evaluation.trained_ids(mg["checkpoints"] / "default")))]
+    z = planted_columns(cache.ids)["z"].to_numpy()[rows]
+    assert shown["z"].tolist() == ["0 - 0.1", "0.1 - 0.2", "0.2 - 0.3"]
+    assert shown["galaxies"].tolist() == [int(((z >= a) & (z < b)).sum()) for a, b in ((0, .1), (.1, .2), (.2, .3))]
+    assert shown["expected"].tolist() == ["1.50%"] * 3 and "calibrated" in shown  # the rate R above x T
+    assert f"Left out: {int(np.isnan(z).sum())} with no value." in captions(at)
+    at.selectbox(key="mg_by_lotz").set_value("major-density").run()  # R0 (1 + z)^3, at the bins' centres
+    [shown] = [d.value for d in at.dataframe if "galaxies" in d.value.columns]
+    assert shown["expected"].tolist() == [merger_fraction.percent_text(0.015 * (1 + c) ** 3) for c in (.05, .15, .25)]
+    at.selectbox(key="mg_by_column").set_value("logM").run()
+    assert not at.exception and not [s for s in at.selectbox if s.key == "mg_by_lotz"]
+    assert "expected" not in [d.value for d in at.dataframe if "galaxies" in d.value.columns][0]
+    at.text_input(key="mg_by_bins").set_value("3,1").run()
+    assert not at.exception and "give a number of equal-count bins" in at.error[0].value

@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .. import demo
-from ..files import TextProgress
+from ..files import DataError, TextProgress
 
 
 def main_process() -> bool:
@@ -73,6 +74,40 @@ def load_model(args: argparse.Namespace, images_synthetic: bool):
     return model
 
 
+def catalogue_options(sp: argparse.ArgumentParser) -> None:
+    """The catalogue table's column names (``sky.ColumnNames``), for commands that take a data folder or table."""
+    g = sp.add_argument_group("catalogue table columns (default: the table folder's galaxy_core.json, else the "
+                              "usual names, case-insensitive)")
+    g.add_argument("--id-column", default=None, metavar="NAME", help="unique id (default: id, GalaxyID, objid or "
+                                                                      "id_str)")
+    g.add_argument("--file-column", default=None, metavar="NAME",
+                   help="image file, relative to the table's folder (default: file, file_loc or path; without one, "
+                        "<id>.jpg/.png/.fits beside the table)")
+    g.add_argument("--ra-column", default=None, metavar="NAME", help="right ascension, ICRS (default: ra); "
+                                                                      "degrees, radians by its unit, or sexagesimal")
+    g.add_argument("--dec-column", default=None, metavar="NAME", help="declination, ICRS (default: dec)")
+
+
+def column_names(args: argparse.Namespace):
+    """The ``sky.ColumnNames`` the catalogue options give (all None where a command has none)."""
+    from ..sky import ColumnNames
+
+    return ColumnNames(*(getattr(args, f"{k}_column", None) for k in ("id", "file", "ra", "dec")))
+
+
+def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = None, model=None,
+                source: str | None = None, sky: tuple[str, str] | None = None) -> str:
+    """Write a command's table to ``out`` by its extension (``tables.write_table``: CSV, FITS, VOTable, Parquet,
+    ECSV), atomically, with the provenance (this command line, the model and its weights' hash, the data); returns
+    the words saying where it went."""
+    from .. import modelchoice, tables
+
+    meta = tables.provenance(source=source, **(modelchoice.provenance(model) if model is not None else {}))
+    tables.write_table(frame, out, units=units, meta=meta, sky=sky)
+    send_samp(args, out, Path(out).name)
+    return f" -> {out}"
+
+
 def source_fov(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--source-fov", type=float, default=None,
                     help="fraction of the 424 px Kaggle frame the images show (default: the folder's "
@@ -84,6 +119,29 @@ def frame_arcsec(sp: argparse.ArgumentParser) -> None:
                     help="FITS cutouts: width of the 424 px GZ2 frame in arcsec (8.48 x petroR90), for files "
                          "without a PETROR90 card; with a WCS pixel scale each file is then cropped to the "
                          "model's field (default: the folder's galaxy_core.json)")
+
+
+def samp_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--samp", action="store_true",
+                    help="also send the table to TOPCAT/Aladin over SAMP (a hub must be running)")
+
+
+def send_samp(args: argparse.Namespace, path_or_frame, name: str) -> list[str]:
+    """With ``--samp`` (:func:`samp_option`), send the table a command has just written (its path, or the frame) to
+    TOPCAT and Aladin as ``name``; say on stderr which clients took it, or why none did, and return their names
+    (none without ``--samp``). A failed send does not fail the command, whose file is already written. Both lines go
+    to stderr so that with ``--json`` the JSON object stays the last line of stdout."""
+    if not getattr(args, "samp", False) or not main_process():
+        return []
+    from .. import samp
+
+    try:
+        reached = samp.send_table(path_or_frame, name)
+    except (DataError, OSError, ValueError) as e:  # SampError is a DataError
+        print(f"SAMP: {name} not sent: {e}", file=sys.stderr)
+        return []
+    print(f"SAMP: {name} sent to {', '.join(reached)}", file=sys.stderr)
+    return reached
 
 
 def command(sub: argparse._SubParsersAction, name: str, fn, help: str) -> argparse.ArgumentParser:

@@ -6,11 +6,16 @@ import argparse
 
 from .. import data, demo, explore, settings
 from ..files import TextProgress, format_bytes
-from .common import command, data_folder, emit, frame_arcsec, source_fov
+from .common import catalogue_options, column_names, command, data_folder, emit, frame_arcsec, source_fov
+
+DATA_HELP = ("a data folder in the Kaggle layout, a plain folder of cutouts (JPEG, PNG, FITS; all unlabelled), or a "
+             "catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's id and image file, with optional "
+             "ra/dec (ICRS, degrees), labels and any other columns")
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    s = explore.summarize(data_folder(args.data), args.source_fov, args.workers, args.frame_arcsec)
+    s = explore.summarize(data_folder(args.data), args.source_fov, args.workers, args.frame_arcsec,
+                          column_names(args))
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",
@@ -38,7 +43,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     options = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
-                   seed=args.seed, frame_arcsec=args.frame_arcsec)
+                   seed=args.seed, frame_arcsec=args.frame_arcsec, names=column_names(args))
     if args.merge is not None:
         cache = data.merge_shards(data_folder(args.data), args.merge, args.out, **options)
     else:
@@ -71,14 +76,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = command(sub, "summary", cmd_summary,
                  "counts, image sizes, memory needed and the decision-tree check of a folder")
-    sp.add_argument("data", help="data folder in the Kaggle layout")
+    sp.add_argument("data", help=DATA_HELP)
     source_fov(sp)
     frame_arcsec(sp)
+    catalogue_options(sp)
     sp.add_argument("--workers", type=int, default=None, help="processes reading image headers (default: every core)")
 
     sp = command(sub, "prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
-    sp.add_argument("data", help="data folder in the Kaggle layout")
+    sp.add_argument("data", help=DATA_HELP)
     sp.add_argument("--out", default=None, help="cache folder (default: <data>/.galaxy_cache/..., or ~/.cache)")
+    catalogue_options(sp)
     parts = sp.add_mutually_exclusive_group()
     parts.add_argument("--shard", type=_shard, metavar="I/K",
                        help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "

@@ -6,26 +6,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import data
-from ..files import TextProgress, atomic_write_text
-from .common import command, data_folder, emit, load_model, main_process, source_fov
+from .. import data, tables
+from ..files import TextProgress
+from .common import (catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
+                     samp_option, send_samp, source_fov, write_table)
 
 
 def _embedded(args: argparse.Namespace):
     """The cache of ``args.data``, the model (``--model``, else the default) and every galaxy's embedding."""
     from .. import embeddings
 
-    cache = data.resolve_cache(data_folder(args.data), source_fov=args.source_fov)
+    cache = data.resolve_cache(data_folder(args.data), source_fov=args.source_fov, names=column_names(args))
     model = load_model(args, cache.synthetic)
     return cache, model, embeddings.embed_cache(model, cache, tta=args.tta, progress=TextProgress("embed"))
 
 
-def _write_table(args: argparse.Namespace, frame) -> str:
-    """The first rows for the terminal, or the whole table written to ``--out`` (atomically)."""
+def _write_table(args: argparse.Namespace, frame, cache, model) -> str:
+    """The first rows for the terminal, or the whole table, with the catalogue's own columns, written to ``--out``
+    in the format its extension names (atomically, with units and provenance)."""
     if not args.out:
+        send_samp(args, tables.SkyTable(cache.with_catalogue(frame), cache.units), args.command)
         return "\n" + frame.head(20).to_string(index=False, float_format=lambda v: f"{v:.4f}")
-    atomic_write_text(args.out, frame.to_csv(index=False, lineterminator="\n"))
-    return f" -> {args.out}"
+    sky = cache.sky
+    return write_table(args, cache.with_catalogue(frame), args.out, cache.units, model, str(cache.meta["source"]),
+                       (sky.ra, sky.dec) if sky.ra else None)
 
 
 def _how(args: argparse.Namespace, kept: float) -> str:
@@ -46,7 +50,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     index = similarity.Index(vectors, args.dims, args.approximate)
     frame = index.similar(vector, cache.ids, args.k).drop(columns="row")
     human = (f"the {len(frame)} galaxies of {cache.path} nearest to {name} (cosine distance"
-             f"{_how(args, index.kept)})" + _write_table(args, frame))
+             f"{_how(args, index.kept)})" + _write_table(args, frame, cache, model))
     emit(args, human, {"query": str(args.query), "n": len(frame), "out": args.out,
                        "neighbours": frame.head(args.k).to_dict("records")})
     return 0
@@ -55,12 +59,12 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_anomalies(args: argparse.Namespace) -> int:
     from .. import similarity
 
-    cache, _, vectors = _embedded(args)
+    cache, model, vectors = _embedded(args)
     index = similarity.Index(vectors, args.dims, args.approximate)
     score = index.anomaly_scores(args.neighbours)
     frame = similarity.most_unusual(score, cache.ids, args.n).drop(columns="row")
     human = (f"the {len(frame)} galaxies of {cache.path} least like any other (mean cosine distance to their "
-             f"{args.neighbours} nearest neighbours{_how(args, index.kept)})" + _write_table(args, frame))
+             f"{args.neighbours} nearest neighbours{_how(args, index.kept)})" + _write_table(args, frame, cache, model))
     emit(args, human, {"n": len(frame), "out": args.out, "anomalies": frame.head(20).to_dict("records")})
     return 0
 
@@ -90,11 +94,12 @@ def cmd_label(args: argparse.Namespace) -> int:
     ranked = labels.rank(head, cache.ids, vectors)
     folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
                          str(args.model), str(cache.path), tuned=tuned)
+    written = _write_table(args, ranked, cache, model) if args.out else ""
     fresh = labels.candidates(ranked, answers["GalaxyID"])
     ask = cache.ids[labels.ask_next(head.probability(vectors), labels.answered(len(cache), rows), args.ask)]
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
              f"{len(cache):,} galaxies' embeddings{' (last stage fine-tuned)' if tuned else ''}; ranking in "
-             f"{folder / labels.RANKED_FILE}\n"
+             f"{folder / labels.RANKED_FILE}{written}\n"
              f"  most likely yes, not yet labelled: {', '.join(fresh['GalaxyID'].head(10))}\n"
              f"  label these next (the head is least sure of them): {', '.join(ask)}")
     emit(args, human, {"folder": str(folder), "n_yes": head.n_yes, "n_no": head.n_no, "missing": len(missing),
@@ -103,13 +108,16 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def _model_options(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("data", help="a prepared cache or a data folder")
+    sp.add_argument("data", help="a prepared cache, a data folder (Kaggle layout or plain), or a catalogue table")
     source_fov(sp)
+    catalogue_options(sp)
     sp.add_argument("--model", default=None, help="run or checkpoint folder whose backbone embeds the galaxies "
                                                   "(default: the shipped checkpoint)")
     sp.add_argument("--tta", type=int, default=4, help="dihedral views each embedding averages (1-8, default 4)")
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    sp.add_argument("--out", default=None, help="write the table to this CSV")
+    sp.add_argument("--out", default=None, help="write the table here, in the format its extension names (.csv, "
+                                                ".fits, .vot, .parquet, .ecsv), with the catalogue's columns")
+    samp_option(sp)
 
 
 def _search_options(sp: argparse.ArgumentParser) -> None:

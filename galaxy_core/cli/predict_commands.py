@@ -6,26 +6,32 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import catalog, data, demo, merger_calibration, merger_fraction, mergers, settings
+from .. import (catalog, data, demo, merger_calibration, merger_evolution, merger_fraction, mergers, settings,
+                tables)
 from ..files import TextProgress, atomic_write_text
 from ..merger_fraction import MERGER_COLUMN
-from .common import (command, data_folder, emit, frame_arcsec, load_model, main_process, refuse_pickle,
-                     source_fov)
+from .common import (catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
+                     main_process, refuse_pickle, samp_option, send_samp, source_fov)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .. import prediction
 
+    from .. import modelchoice, tables
+
     model = load_model(args, settings.folder_is_synthetic(args.images))
-    result = prediction.predict_folder(args.images, model, args.out, args.source_fov, args.tta, args.batch_size,
-                                       args.device, args.workers, TextProgress("predict") if main_process() else None,
-                                       args.frame_arcsec)
+    meta = tables.provenance(source=str(args.images), tta=args.tta, **modelchoice.provenance(model))
+    result = prediction.predict_folder(args.images, model, args.out, source_fov=args.source_fov, tta=args.tta,
+                                       batch_size=args.batch_size, device=args.device, workers=args.workers,
+                                       progress=TextProgress("predict") if main_process() else None,
+                                       frame_arcsec=args.frame_arcsec, names=column_names(args), meta=meta)
     frame, skipped = result.frame, result.skipped
     human = f"predicted {len(frame):,} galaxies" + (f" -> {args.out}" if args.out else "")
     for s in skipped[:20]:
         human += f"\n  skipped {s['path']}: {s['reason']}"
     if not args.out:
         human += "\n" + frame.head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    send_samp(args, args.out or result.sky_table(meta), "predictions")
     emit(args, human, {"n": len(frame), "skipped": len(skipped), "out": args.out})
     return 0 if len(frame) else 1
 
@@ -40,7 +46,19 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     if (args.predictions is None) == (args.images is None) or (args.model is not None and args.images is None):
         print("mergers: give a predictions CSV, or --images FOLDER (with --model) to predict first", file=sys.stderr)
         return 2
+    if args.by is None and (args.out or args.lotz):
+        print("mergers: --out and --lotz go with --by COLUMN (the fraction against a catalogue column)",
+              file=sys.stderr)
+        return 2
+    if (args.by is not None and args.images is not None and not tables.is_table(args.images)
+            and settings.folder_catalogue(args.images) is None):
+        print(f"mergers: --by reads a catalogue column, and {args.images} has no catalogue: give a catalogue table "
+              "as --images (or name one as \"catalogue\" in the folder's galaxy_core.json), or a predictions table "
+              "that carries the catalogue's columns", file=sys.stderr)
+        return 2
+    bins = merger_evolution.parse_bins(args.bins)  # before the minutes predicting or calibrating may take
     refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
+    values = unit = None  # the --by column and its unit
     if args.images is not None:
         from .. import prediction
 
@@ -52,9 +70,16 @@ def cmd_mergers(args: argparse.Namespace) -> int:
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
         synthetic = settings.folder_is_synthetic(args.images)
+        if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
+            values = merger_evolution.column_values(result.table(), args.by, source)
+            unit = (result.units or {}).get(args.by) or None
     else:
-        ids, p = mergers.read_predictions(args.predictions)
+        table = mergers.prediction_table(args.predictions)
+        ids, p = table.frame["GalaxyID"].to_numpy(), table.frame[MERGER_COLUMN].to_numpy(dtype=float)
         source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
+        if args.by is not None:
+            values = merger_evolution.column_values(table.frame, args.by, source)
+            unit = table.units.get(args.by) or None  # the column's own unit, from a FITS, VOTable or Parquet table
 
     calibration, cal_pp, shortfall = None, None, None
     if args.calibrate_run:
@@ -91,16 +116,59 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                   f"{me['threshold_hi']:.3f}): fraction here {me['fraction']:.4f} (95 % CI {me['lo']:.4f}-"
                   f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
                   f"volunteers {c['mean_volunteer']:.4f}"]
+    by = None if args.by is None else _fraction_by(args, values, unit, p, bins, cal_pp, source, lines)
     if args.plot:
         from .. import figures  # plotly: only when a plot is asked for
 
         figs = [figures.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
             figs += figures.merger_calibration_figures(*cal_pp)
+        if by is not None:
+            e = by["expected"]
+            figs.append(figures.fraction_by_figure(by["result"], merger_evolution.column_label(args.by, unit),
+                                                   e and e.curve, e.name if e else ""))
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
-    emit(args, "\n".join(lines), {**r, "source": source})
+    extra = {} if by is None else {"by": by["json"]}
+    emit(args, "\n".join(lines), {**r, "source": source, **extra})
     return 0
+
+
+def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, cal_pp, source: str,
+                 lines: list[str]) -> dict:
+    """The fraction against ``--by`` (in ``unit``, None when the table gives none): its lines added to ``lines``,
+    the table written to ``--out`` (any format of ``tables``, with the unit and how it was made); returns the
+    result, the expectation (or None) and what ``--json`` prints."""
+
+    result = merger_evolution.fraction_by(values, p, bins, args.threshold, args.boot, calibration=cal_pp)
+    expected = merger_evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
+                                                result.edges[-1])
+    table = merger_evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
+    lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against "
+              f"{merger_evolution.column_label(args.by, unit)}"
+              + (f"; left out: {result.left_out}" if result.left_out else "")
+              + (f"; {result.merged}" if result.merged else ""),
+              *("    " + line for line in merger_evolution.shown_table(table, args.by).to_string(index=False)
+                .splitlines()),
+              f"    ({result.rule}"
+              + (f"; calibrated at {result.calibrated_threshold:.3f}, interval {result.calibrated_interval}"
+                 if result.calibrated_threshold is not None else "")
+              + (f"; expected: {expected.name}" if expected else "") + ")"]
+    if args.out:
+        fractions = [c for c in table.columns if c.startswith(("fraction", "wilson", "boot", "calibrated", "expected"))]
+        edges = {f"{args.by}_{k}": unit for k in ("lo", "hi", "centre")} if unit else {}
+        units = {**{c: "" for c in fractions}, **edges}
+        tables.write_table(table, args.out, units, tables.provenance(
+            source=source, threshold=args.threshold, column=args.by, timescale=args.timescale,
+            expected=expected.name if expected else None, rule=result.rule))
+        lines.append(f"  per-bin table written to {args.out}")
+        send_samp(args, args.out, f"merger fraction by {args.by}")
+    records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}  # NaN: JSON's null
+               for row in table.to_dict("records")]
+    return {"result": result, "expected": expected,
+            "json": {"column": args.by, "rule": result.rule, "n_missing": result.n_missing,
+                     "n_outside": result.n_outside, "calibrated_threshold": result.calibrated_threshold,
+                     "bins": records}}
 
 
 def cmd_morphology(args: argparse.Namespace) -> int:
@@ -141,14 +209,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's commands to the command line's ``sub``-parsers."""
 
     sp = command(sub, "predict", cmd_predict, "the 37 answers for a folder of images, as a Kaggle-format CSV")
-    sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts (or a data folder in the Kaggle "
-                                   "layout)")
+    sp.add_argument("images", help="folder of .jpg/.png images or FITS cutouts, a data folder in the Kaggle "
+                                   "layout, or a catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's "
+                                   "id and image file")
     sp.add_argument("--model", default=None, help="run or checkpoint folder (default: the shipped checkpoint, else "
                                                   "the newest finished run in runs/)")
-    sp.add_argument("--out", default=None, help="CSV to write")
+    sp.add_argument("--out", default=None,
+                    help="table to write, in the format its extension names: .csv (the Kaggle format, plus the "
+                         "catalogue's columns when there is one), .fits, .vot, .parquet or .ecsv (with units and "
+                         "provenance)")
     source_fov(sp)
     frame_arcsec(sp)
+    catalogue_options(sp)
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average (1-8)")
+    samp_option(sp)
     sp.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     sp.add_argument("--workers", type=int, default=None, help="decoding processes (default: every core)")
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
@@ -157,7 +231,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  "the merger fraction (Class8.6) with confidence intervals, calibration and the theory comparison "
                  "(Lotz et al. 2011)")
     sp.add_argument("predictions", nargs="?", default=None,
-                    help="Kaggle-format predictions CSV (GalaxyID, Class8.6, ...); or use --images")
+                    help="predictions table (the Kaggle CSV, or FITS, VOTable or Parquet: GalaxyID, "
+                         "Class8.6, ... and any catalogue columns); or use --images")
     sp.add_argument("--images", default=None, help="folder of images to predict first (instead of a CSV)")
     sp.add_argument("--model", default=None, help="run or checkpoint folder for --images (default: the shipped "
                                                   "checkpoint, else the newest finished run in runs/)")
@@ -175,8 +250,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--data", default=None, metavar="DATA",
                     help="labelled data folder or cache to calibrate on (needed for the shipped checkpoint; real "
                          "galaxies for real predictions)")
-    sp.add_argument("--plot", metavar="OUT.html", default=None, help="write the histogram (and calibration) plots")
+    sp.add_argument("--plot", metavar="OUT.html", default=None,
+                    help="write the histogram (and calibration, and --by) plots")
     sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    samp_option(sp)
+    sp.add_argument("--by", metavar="COLUMN", default=None,
+                    help="the fraction in bins of this column of the predictions table, or of the catalogue "
+                         "table given as --images (e.g. z, a stellar mass)")
+    sp.add_argument("--bins", default="5", help="for --by: a number of equal-count bins (default 5) or "
+                                                "comma-separated edges, e.g. 0,0.05,0.1,0.2")
+    sp.add_argument("--lotz", default=None, choices=list(merger_evolution.LOTZ_2011),
+                    help="for --by: the merger rate R(z) = R0 (1+z)^m to expect (Lotz et al. 2011; docs/mergers.md; "
+                         "seed: the constant --rate); default: seed for a column named like a redshift (z, "
+                         "redshift, zspec, zphot ...), none for another")
+    sp.add_argument("--out", metavar="TABLE", default=None,
+                    help="for --by: write the per-bin table (.csv, .fits, .vot, .parquet or .ecsv; all but CSV keep "
+                         "the column's unit and how the table was made)")
 
     sp = command(sub, "morphology", cmd_morphology,
                  "Gini, M20 and asymmetry by statmorph for a cache's galaxies (each measured once and kept), with the "

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..files import DataError
-from .common import command, emit
+from .common import command, emit, samp_option, send_samp
 
 
 def _in_degrees(units: dict | None, coords: tuple[str, str], which: str, path: str) -> None:
@@ -47,6 +47,7 @@ def cmd_crossmatch(args: argparse.Namespace) -> int:
                              xmnopos=report.no_position, xmmulti=report.matched_more_than_once)
     tables.write_table(joined, out, units=crossmatch.joined_units(left.units, right.units, report), meta=meta,
                        sky=left_coords)
+    send_samp(args, out, out.name)
     emit(args, f"{report.summary()}\n-> {out} ({len(joined):,} rows, {len(joined.columns)} columns)",
          {**report.as_dict(), "out": str(out)})
     return 0
@@ -63,6 +64,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--out", required=True, metavar="TABLE", help="the joined table to write (format by extension)")
     sp.add_argument("--columns", default=None, metavar="Z,ZERR",
                     help="RIGHT's columns to bring, comma-separated (default: all)")
+    samp_option(sp)
     sp.add_argument("--suffix", default="_2", help="added to a RIGHT column whose name LEFT has (default _2)")
     for side in ("left", "right"):
         sp.add_argument(f"--{side}-ra", default="ra", help=f"{side.upper()}'s RA column, degrees (default ra)")
