@@ -49,7 +49,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       morphology          statmorph's Gini, M20 and asymmetry
       embeddings          one vector per galaxy from a model's backbone
       similarity          nearest neighbours, the unusual galaxies, PCA and faiss
-      labels              a yes/no question of one's own learnt from marked galaxies
+      labels              a yes/no question of one's own learnt from marked galaxies; when p(yes) is a probability
       finetune            the backbone's last stage tuned to that question
     catalogues
       crossmatch      a second catalogue's columns by sky position (astropy's nearest match within a separation)

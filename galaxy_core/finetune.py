@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -43,7 +44,9 @@ def fine_tune(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarr
 
     Returns ``(tuned, tuned_head)``: a copy of ``model`` whose last stage learnt (its ``forward_features`` gives the
     new embeddings) and the head on those (mean 0, scale 1: it acts on the raw embeddings). ``epochs`` passes over
-    the 8 views of every galaxy, AdamW at ``lr`` (the head at 10 x ``lr``), the two answers weighted equally.
+    the 8 views of every galaxy, AdamW at ``lr`` (the head at 10 x ``lr``), the two answers weighted equally; the
+    tuned head keeps ``head``'s base rate (its p(yes) is not shown as a probability: its calibration was not
+    measured, :func:`labels.probability_shown`).
     ``progress(done, total)`` counts epochs. Raises ValueError for a backbone without a separate last stage or
     answers that are all one kind."""
     answers = np.asarray(answers, bool)
@@ -90,8 +93,9 @@ def fine_tune(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarr
     tuned.extra = {**getattr(model, "extra", {}),
                    "fine_tuned": {"epochs": epochs, "lr": lr, "galaxies": len(answers), "seed": seed}}
     weights = linear.weight.detach()[0].double().numpy()
-    return tuned, labels.Head(weights.tolist(), float(linear.bias.detach()), [0.0] * len(weights),
-                              [1.0] * len(weights), head.l2, head.n_yes, head.n_no)
+    # Balanced by pos_weight, as the frozen head is by its weights: the same base rate corrects it.
+    return tuned, replace(head, weights=weights.tolist(), bias=float(linear.bias.detach()),
+                          mean=[0.0] * len(weights), scale=[1.0] * len(weights), l2_from="fine-tuned")
 
 
 def tune_and_rank(model: models.GalaxyModel, cache: data.GalaxyCache, rows: np.ndarray, answers: np.ndarray,

@@ -137,7 +137,7 @@ if view == VIEWS[1]:
     rows, said = labels.marked(cache.row_of, answers)
     answered = labels.answered(len(cache), rows)
     if said.any() and not said.all():
-        head = labels.fit(vectors[rows], said)
+        head = ml.own_head(*ml.model_key(model), ds.fingerprint, tuple(answers.items()), vectors[rows])
         # A fine-tuned copy ranks only for the answers and the model and data it was tuned on.
         held = st.session_state.get("dc_tuned")
         if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
@@ -145,7 +145,7 @@ if view == VIEWS[1]:
     if head is None:  # nothing to rank by yet
         offer = labels.first_offer(ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10), answered)
     else:
-        offer = labels.ask_next(head.probability(ranked_by), answered, 12)
+        offer = labels.ask_next(head.even_odds(ranked_by), answered, 12)
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
     marked_gallery(offer, [str(cache.ids[r]) for r in offer], "ask")
     if head is not None:
@@ -175,9 +175,11 @@ if view == VIEWS[1]:
                    "again." if tuned is not None else "Ranked by a head on the frozen embeddings.")
         ranked = labels.rank(head, cache.ids, ranked_by)
         fresh = labels.candidates(ranked, answers, 24)
+        shown, why = labels.probability_shown(head)
         st.markdown(f"**Most likely yes to '{question}'**, not yet labelled")
-        marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]],
-                       [f"{g} · p {v:.3f}" for g, v in zip(fresh["GalaxyID"], fresh["p_yes"])], "top")
+        st.caption(f"{why[0]}." if shown else f"By rank, without probabilities: {why[0]} (see 'Is p(yes) a "
+                   "probability?' in docs/discovery.md).")
+        marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]], labels.captions(fresh, shown), "top")
         c1, c2 = st.columns(2)
         with c1:
             download(ranked, "ranked.csv", "dc_ranked_csv")

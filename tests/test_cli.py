@@ -232,6 +232,9 @@ def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_pat
     out = capsys.readouterr()
     r = json.loads(out.out.strip().splitlines()[-1])
     assert (r["n_yes"], r["n_no"], r["missing"]) == (3, 9, 1) and "not in" in out.err
+    # The penalty chosen by the marks themselves; p(yes) not given as a probability for 3 chosen yes.
+    assert r["l2_from"] == "cross-validated" and r["base_rate"] is None
+    assert r["probability_shown"] is False and r["why"].startswith("the marks were chosen")
     assert len(r["ask_next"]) == 5 and not set(r["ask_next"]) & set(tiny_cache.ids[rows])
     ranked = pd.read_csv(tmp_path / "disc" / "edge" / "ranked.csv", dtype={"GalaxyID": str})
     assert len(ranked) == len(tiny_cache) and ranked["p_yes"].is_monotonic_decreasing
@@ -239,7 +242,12 @@ def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_pat
     # Fine-tuning the last stage too keeps the tuned copy with the labels; the model itself is unchanged.
     before = (model / "model.safetensors").read_bytes()
     assert cli.main(["label", str(tmp_path / "cache"), str(tmp_path / "l.csv"), "--name", "edge2", "--root",
-                     str(tmp_path / "disc"), "--model", str(model), "--tta", "1", "--fine-tune", "--epochs", "2"]) == 0
-    assert "last stage fine-tuned" in capsys.readouterr().out
+                     str(tmp_path / "disc"), "--model", str(model), "--tta", "1", "--fine-tune", "--epochs", "2",
+                     "--l2", "3", "--base-rate", "0.25", "--random-marks"]) == 0
+    out = capsys.readouterr().out
+    assert "L2 3 (given), last stage fine-tuned" in out
+    assert "by rank, without p(yes): 3 yes and 9 no are too few" in out  # the printed text follows the rule
+    head = json.loads((tmp_path / "disc" / "edge2" / "head.json").read_text())["head"]
+    assert (head["l2"], head["base_rate"], head["l2_from"]) == (3.0, 0.25, "fine-tuned")
     assert (tmp_path / "disc" / "edge2" / "model" / "model.safetensors").is_file()
     assert (model / "model.safetensors").read_bytes() == before

@@ -107,3 +107,103 @@ def test_marked_galaxies_become_rows_a_mask_and_the_saved_table():
     ranked = pd.DataFrame({"rank": [1, 2, 3], "GalaxyID": ["g1", "g2", "g3"], "p_yes": [0.9, 0.5, 0.1]})
     assert labels.candidates(ranked, answers)["GalaxyID"].tolist() == ["g2"]
     assert labels.candidates(ranked, [], 2)["GalaxyID"].tolist() == ["g1", "g2"]
+
+
+def test_the_head_is_the_optimum_of_its_penalised_objective():
+    """Newton's method in the marks' span finds the minimum scikit-learn's LogisticRegression(C=1/l2,
+    class_weight="balanced") finds for the same objective, to rounding."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = toy(60, 12, seed=3)
+    head = labels.fit(x, y, l2=2.0)
+    xs = (x - x.mean(0)) / x.std(0)
+    ref = LogisticRegression(C=0.5, class_weight="balanced", tol=1e-12, max_iter=10_000).fit(xs, y)
+    np.testing.assert_allclose(head.weights, ref.coef_[0], atol=1e-6)
+    assert head.bias == pytest.approx(ref.intercept_[0], abs=1e-6)
+    assert (head.l2, head.l2_from, head.base_rate) == (2.0, "given", None)
+
+
+def test_the_prior_correction_moves_even_odds_to_the_base_rate():
+    """King & Zeng (2001): the intercept shifted by log(tau / (1 - tau)); a galaxy at even odds gets p = tau, one at
+    odds 99:1 for yes gets p = 1/2 at tau = 0.01."""
+    head = labels.Head([1.0], 0.0, [0.0], [1.0], 1.0, 1, 1)
+    x = np.array([[0.0], [np.log(99.0)]])
+    np.testing.assert_allclose(head.probability(x), [0.5, 0.99])  # no base rate: even odds
+    rare = head.at(0.01)
+    np.testing.assert_allclose(rare.probability(x), [0.01, 0.5])
+    np.testing.assert_allclose(rare.even_odds(x), [0.5, 0.99])  # what uncertainty sampling reads is unchanged
+    np.testing.assert_allclose(rare.logit(x), head.logit(x))  # and so is the ranking
+    with pytest.raises(ValueError, match="above 0 and below 1"):
+        head.at(1.0)
+    with pytest.raises(ValueError, match="must be positive"):
+        labels.fit(*toy(20), l2=0.0)
+
+
+def test_cross_validation_frees_a_separable_answer_and_flattens_noise():
+    """On a separable answer the marks choose a weak penalty and rank perfectly; on answers drawn independently of
+    the embeddings they choose one so strong that p(yes) is the base rate for every galaxy."""
+    x, y = toy(400, 4, seed=1)
+    few = np.r_[np.flatnonzero(y)[:12], np.flatnonzero(~y)[:18]]
+    head = labels.fit(x[few], y[few])
+    assert head.l2_from == "cross-validated" and head.l2 <= 1.0
+    assert labels.roc_auc(head.logit(x), y) == 1.0
+    rng = np.random.default_rng(7)
+    noise = rng.normal(size=(2000, 32))
+    y_noise = rng.random(100) < 0.4
+    head = labels.fit(noise[:100], y_noise, base_rate=0.02)
+    assert head.l2 >= 1e3
+    p = head.probability(noise[100:])
+    assert np.abs(p - 0.02).max() < 0.005
+    # One 'yes' cannot be cross-validated: the default penalty, said so.
+    assert labels.fit(x[few[11:]], y[few[11:]]).l2_from == "default"
+
+
+def test_marks_drawn_at_random_within_each_answer_give_the_population_s_probabilities():
+    """A population whose p(yes | x) is known (logistic in x[0], 2 % yes); 60 yes and 240 no drawn at random within
+    each answer, as a catalogue of known examples would give: with the base rate, the head's p(yes) matches the
+    true p(yes | x) where it is shown (the top 100), and its mean over the population is the base rate."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40_000, 4))
+    true_p = labels.sigmoid(3.0 * x[:, 0] - 7.0)
+    y = rng.random(len(x)) < true_p
+    tau = y.mean()
+    marks = np.r_[rng.choice(np.flatnonzero(y), 60, replace=False), rng.choice(np.flatnonzero(~y), 240, replace=False)]
+    head = labels.fit(x[marks], y[marks], base_rate=tau, random_marks=True)
+    p = head.probability(x)
+    top = np.argsort(-p)[:100]
+    assert abs(p[top].mean() - true_p[top].mean()) < 0.05
+    assert abs(p.mean() - tau) < 0.2 * tau
+    even = head.at(None).probability(x)  # without the correction p(yes) is that of a 50/50 sky
+    assert even.mean() > 5 * tau
+
+
+def test_probability_is_shown_only_where_it_was_measured_calibrated():
+    """Both branches of the rule, and the captions that follow it."""
+    x, y = toy(400, 8)
+    few = np.r_[np.flatnonzero(y)[:4], np.flatnonzero(~y)[:6]]  # the issue's 4 yes and 6 no
+    head = labels.fit(x[few], y[few])
+    shown, why = labels.probability_shown(head)
+    assert not shown and why[0].startswith("the marks were chosen")
+    assert any("no base rate" in w for w in why) and any("4 yes and 6 no are too few" in w for w in why)
+    ranked = labels.rank(head, np.array([f"g{i}" for i in range(len(x))]), x)
+    assert labels.captions(ranked.head(2), shown) == [f"rank {r} · {g}" for r, g in zip([1, 2], ranked.GalaxyID)]
+
+    many = np.r_[np.flatnonzero(y)[:40], np.flatnonzero(~y)[:60]]
+    head = labels.fit(x[many], y[many], base_rate=0.1, random_marks=True)
+    shown, why = labels.probability_shown(head)
+    assert shown and why == [f"p(yes) at a base rate of 10.00%, from 40 yes and 60 no drawn at random (L2 {head.l2:g}, "
+                             "cross-validated)"]
+    ranked = labels.rank(head, np.array([f"g{i}" for i in range(len(x))]), x)
+    assert labels.captions(ranked.head(1), shown) == [f"{ranked.GalaxyID[0]} · p {ranked.p_yes[0]:.3f}"]
+    # A rarer answer needs more no's (5 / base rate): the no's that look like yes are as rare as the yes.
+    assert labels.no_needed(0.1) == 60 and labels.no_needed(0.01) == 500 and labels.no_needed(None) == 60
+    shown, why = labels.probability_shown(head.at(0.01))
+    assert not shown and why == ["40 yes and 60 no are too few (calibrated from 40 yes and 500 no at a base rate of "
+                                 "1.00%)"]
+    assert not labels.probability_shown(labels.Head(**{**head.__dict__, "l2_from": "fine-tuned"}))[0]
+
+
+def test_a_head_saved_before_base_rates_loads_at_even_odds():
+    head = labels.Head(**{"weights": [1.0], "bias": 0.0, "mean": [0.0], "scale": [1.0], "l2": 1.0, "n_yes": 3,
+                          "n_no": 7})
+    assert (head.base_rate, head.l2_from, head.random_marks, head.offset) == (None, "given", False, 0.0)

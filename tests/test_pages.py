@@ -667,6 +667,11 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception
     assert "1 yes and 1 no so far." in " ".join(c.value for c in at.caption)
     assert any("Most likely yes" in m.value for m in at.markdown)
+    # Marks chosen from the galleries: the top galaxies by rank, with the reason, never 'p 1.000'.
+    ranks = top_captions(at)
+    assert ranks and all(c.startswith("rank ") for c in ranks), ranks
+    assert ("By rank, without probabilities: the marks were chosen, not drawn at random among the yes and among the "
+            "no") in " ".join(c.value for c in at.caption)
     assert len(at.get("download_button")) == 1  # the ranking
     now = {b.key for b in at.button if b.key.startswith("dc_ask_yes_")}
     assert len(now) == 12 and now.isdisjoint(offered[:2])  # asks about others
@@ -693,6 +698,30 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
     at.number_input(key="dc_fov").set_value(1.0).run()
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
+
+
+def top_captions(at: AppTest) -> list[str]:
+    """The captions of the Discover page's "Most likely yes" gallery, whose Yes buttons are keyed dc_top_yes_*."""
+    top = {b.key[len("dc_top_yes_"):] for b in at.button if b.key.startswith("dc_top_yes_")}
+    captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
+    return [c for c in captions if " · " in c and c.split(" · ")[c.startswith("rank ")] in top]
+
+
+def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):
+    """Where :func:`labels.probability_shown` says p(yes) is calibrated, the top gallery reads 'GalaxyID · p 0.xyz'
+    and the caption says at what base rate; the page itself never decides."""
+    from galaxy_core import labels
+
+    reason = "p(yes) at a base rate of 1.00%, from 40 yes and 500 no drawn at random (L2 1, given)"
+    monkeypatch.setattr(labels, "probability_shown", lambda head: (True, [reason]))
+    at = app("discover")
+    at.segmented_control(key="dc_view").set_value("Your own question").run()
+    offered = [b.key for b in at.button if b.key.startswith("dc_ask_yes_")]
+    at.button(key=offered[0]).click().run()
+    at.button(key=offered[1].replace("_yes_", "_no_")).click().run()
+    assert not at.exception and f"{reason}." in [c.value for c in at.caption]
+    captions = top_captions(at)
+    assert len(captions) == 24 and all(" · p " in c and not c.startswith("rank ") for c in captions)
 
 
 def test_every_page_takes_a_catalogue_table_as_its_data(env, tmp_path, monkeypatch):

@@ -82,7 +82,9 @@ def cmd_label(args: argparse.Namespace) -> int:
     if missing and main_process():
         print(f"note: {len(missing)} labelled galaxies are not in {cache.path}, e.g. {missing[:5]}", file=sys.stderr)
     rows = np.array([row[g] for g in answers["GalaxyID"]], np.int64)
-    head = labels.fit(vectors[rows], answers["label"].to_numpy(), l2=args.l2)
+    head = labels.fit(vectors[rows], answers["label"].to_numpy(), l2=args.l2, base_rate=args.base_rate,
+                      random_marks=args.random_marks)
+    penalty = f"L2 {head.l2:g} ({head.l2_from})"  # before a fine-tuned head replaces it
     tuned = None
     if args.fine_tune:
         from .. import finetune
@@ -96,13 +98,20 @@ def cmd_label(args: argparse.Namespace) -> int:
                          str(args.model), str(cache.path), tuned=tuned)
     written = _write_table(args, ranked, cache, model) if args.out else ""
     fresh = labels.candidates(ranked, answers["GalaxyID"])
-    ask = cache.ids[labels.ask_next(head.probability(vectors), labels.answered(len(cache), rows), args.ask)]
+    ask = cache.ids[labels.ask_next(head.even_odds(vectors), labels.answered(len(cache), rows), args.ask)]
+    shown, why = labels.probability_shown(head)
+    # The table keeps p_yes for whoever reads it with the head's settings; the text shows it only where it means
+    # what it says.
+    top = (", ".join(f"{g} (p {v:.3f})" for g, v in zip(fresh["GalaxyID"].head(10), fresh["p_yes"])) if shown
+           else ", ".join(fresh["GalaxyID"].head(10)) + f"\n    (by rank, without p(yes): {'; '.join(why)})")
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
-             f"{len(cache):,} galaxies' embeddings{' (last stage fine-tuned)' if tuned else ''}; ranking in "
-             f"{folder / labels.RANKED_FILE}{written}\n"
-             f"  most likely yes, not yet labelled: {', '.join(fresh['GalaxyID'].head(10))}\n"
+             f"{len(cache):,} galaxies' embeddings, {penalty}{', last stage fine-tuned' if tuned else ''}; "
+             f"ranking in {folder / labels.RANKED_FILE}{written}\n"
+             f"  most likely yes, not yet labelled: {top}\n"
              f"  label these next (the head is least sure of them): {', '.join(ask)}")
     emit(args, human, {"folder": str(folder), "n_yes": head.n_yes, "n_no": head.n_no, "missing": len(missing),
+                       "l2": head.l2, "l2_from": head.l2_from, "base_rate": head.base_rate,
+                       "probability_shown": shown, "why": "; ".join(why),
                        "top": fresh.head(args.ask).to_dict("records"), "ask_next": list(ask)})
     return 0
 
@@ -157,7 +166,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--name", required=True, help="the folder to keep the labels, head and ranking in, under --root")
     sp.add_argument("--question", default=None, help="the question in words (default: the name)")
     sp.add_argument("--root", default="discoveries", help="parent folder (default discoveries/)")
-    sp.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the logistic regression (default 1)")
+    sp.add_argument("--l2", type=float, default=None,
+                    help="L2 penalty of the logistic regression (default: chosen by 5-fold cross-validation on the "
+                         "labelled galaxies)")
+    sp.add_argument("--base-rate", type=float, default=None,
+                    help="the share of 'yes' among all galaxies of the data, if known (e.g. 0.01): p_yes is moved to "
+                         "it from the even odds the head learns at (King & Zeng 2001)")
+    sp.add_argument("--random-marks", action="store_true",
+                    help="the labelled galaxies were drawn at random among the yes and among the no (not chosen "
+                         "from rankings): with --base-rate and enough of them, p(yes) is printed as a probability")
     sp.add_argument("--ask", type=int, default=12, help="how many galaxies to suggest labelling next (default 12)")
     sp.add_argument("--fine-tune", action="store_true",
                     help="also fine-tune the backbone's last stage on the labelled galaxies (galaxynet models; "
