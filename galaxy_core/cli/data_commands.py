@@ -23,8 +23,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
              f"{format_bytes(s['disk_bytes'])} on disk",
              f"  in memory: {s['memory']['uint8_mib']:,.0f} MiB as uint8, {s['memory']['float32_mib']:,.0f} MiB as "
              f"float32",
-             f"  decision tree: {'consistent' if tc['consistent'] else 'VIOLATED'} (worst |sum - parent| "
-             f"{max(tc['max_abs_violation'].values(), default=0):.2g})"]
+             f"  decision tree: {explore.tree_check_text(tc)}"]
+    lines += [f"  labels: {a}" for a in s["absent"]]
     lines += [f"  unreadable: {u['GalaxyID']}: {u['reason']}" for u in s["unreadable"][:10]]
     lines += [f"  note: {p}" for p in s["problems"]]
     emit(args, "\n".join(lines), s)
