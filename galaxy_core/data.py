@@ -187,17 +187,16 @@ class GalaxyCache:
 
     def with_catalogue(self, frame: "pd.DataFrame") -> "pd.DataFrame":
         """``frame`` (a table with a ``GalaxyID`` column, such as ``similar``'s) with the catalogue's own columns of
-        those galaxies inserted after it; ``frame`` as it is when the data had no catalogue."""
+        those galaxies inserted after it (``tables.insert_columns``); ``frame`` as it is without a catalogue."""
         columns = self.columns
         if columns is None:
             return frame
         import pandas as pd
 
+        from . import tables
+
         row = pd.Series(np.arange(len(self)), index=self.ids)
-        taken = columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()].reset_index(drop=True)
-        at = list(frame.columns).index("GalaxyID") + 1
-        return pd.concat([frame.iloc[:, :at].reset_index(drop=True), taken,
-                          frame.iloc[:, at:].reset_index(drop=True)], axis=1)
+        return tables.insert_columns(frame, columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()])
 
     def row_of(self, galaxy_id: str) -> int:
         hits = np.flatnonzero(self.ids == str(galaxy_id))

@@ -175,7 +175,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
         pixels += h[0] * h[1]
     full = cat.kind == "full"
     return {
-        "root": str(cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
+        "root": str(cat.table or cat.root), "n_images": len(cat), **{f"n_{k}": v for k, v in cat.counts().items()},
         "source_fov": cat.source_fov, "image_sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
         "colour_modes": modes,
         "disk_bytes": int(sum(os.stat(f).st_size for p in cat.paths for f in fitsimages.galaxy_files(p))),

@@ -145,8 +145,7 @@ class FolderPrediction:
         astronomer keeps (:func:`write`)."""
         if self.columns is None:
             return self.frame
-        return pd.concat([self.frame[["GalaxyID"]], self.columns.reset_index(drop=True),
-                          self.frame[list(tree.COLUMNS)]], axis=1)
+        return tables.insert_columns(self.frame, self.columns)
 
     def digest(self) -> str:
         """A hash of the answers and the galaxies they are for: the same for the same prediction (a cache key)."""

@@ -171,6 +171,22 @@ def find_column(columns, names: tuple[str, ...], given: str | None = None, what:
     return next((by_lower[n.lower()] for n in names if n.lower() in by_lower), None)
 
 
+def insert_columns(frame: pd.DataFrame, columns: pd.DataFrame, after: str = "GalaxyID") -> pd.DataFrame:
+    """``frame`` with ``columns`` (row for row) inserted after its column ``after``. A column whose name ``frame``
+    has already is left out where it holds the same values as text (a catalogue's own ``GalaxyID``), and is
+    otherwise kept as ``<name>_cat``, so that no table has two columns of one name."""
+    columns = columns.reset_index(drop=True)
+    keep = {}
+    for c in columns.columns:
+        if c not in frame.columns:
+            keep[c] = c
+        elif not columns[c].astype(str).reset_index(drop=True).equals(frame[c].astype(str).reset_index(drop=True)):
+            keep[c] = f"{c}_cat"
+    at = list(frame.columns).index(after) + 1
+    return pd.concat([frame.iloc[:, :at].reset_index(drop=True), columns[list(keep)].rename(columns=keep),
+                      frame.iloc[:, at:].reset_index(drop=True)], axis=1)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Writing
 

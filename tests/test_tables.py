@@ -94,3 +94,11 @@ def test_find_column_matches_case_insensitively_in_the_order_given():
     assert tables.find_column(cols, (), given="id_str") == "Id_Str"
     with pytest.raises(DataError, match="did you mean 'RA'"):
         tables.find_column(cols, (), given="raa", what="RA")
+
+
+def test_inserted_columns_never_repeat_a_name():
+    frame = pd.DataFrame({"rank": [1, 2], "GalaxyID": ["a", "b"], "distance": [0.0, 0.5]})
+    columns = pd.DataFrame({"GalaxyID": ["a", "b"], "z": [0.1, 0.2], "distance": [10.0, 20.0]})
+    out = tables.insert_columns(frame, columns)
+    assert list(out.columns) == ["rank", "GalaxyID", "z", "distance_cat", "distance"]
+    assert out["distance_cat"].tolist() == [10.0, 20.0] and out["z"].tolist() == [0.1, 0.2]
