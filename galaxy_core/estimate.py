@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -131,8 +130,9 @@ def duration_caption(est: dict, epochs: int, teachers: bool = False, processes: 
 def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
     """What the Training page says of the recipe ``model`` starts from on ``device`` when it has a CPU recipe
     (``config.CPU_RECIPES``; None otherwise): which recipe, its model arguments, and, when the shipped checkpoint
-    ``shipped`` (``{"name", "train_config", "summary"}``) was trained with it (the same model and every setting
-    the recipe sets) and recorded its wall time, how long that took and where."""
+    ``shipped`` (``{"name", "train_config", "summary", "data"}``, as ``export.shipped_checkpoints`` lists it) was
+    trained with it (the same model and every setting the recipe sets) and recorded its wall time, how long that
+    took, where, and on what data (``data``: the pack and its split, as a user knows them)."""
     if model not in config.CPU_RECIPES:
         return None
     recipe = dataclasses.asdict(config.config_for(model, device=device))
@@ -143,6 +143,6 @@ def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
         if not config.recipe_differences(trained, model, device):
             note = (f" It is the recipe of the shipped checkpoint `{shipped['name']}`, trained in "
                     f"{duration_text(shipped['summary']['wall_seconds'])} "
-                    f"({shipped['summary'].get('device', 'cpu')}) on `{Path(trained.get('data', '?')).name}`.")
+                    f"({shipped['summary'].get('device', 'cpu')}) on {shipped.get('data') or 'unrecorded data'}.")
     kind = "CPU" if hardware.pick_device(device).type == "cpu" else "GPU"
     return f"{model}: the {kind} recipe ({args}).{note}"

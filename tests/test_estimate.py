@@ -72,11 +72,11 @@ def test_duration_text():
 
 def test_the_recipe_caption_names_the_shipped_checkpoint_trained_with_it():
     recipe = dataclasses.asdict(config.config_for("galaxynet", device="cpu"))
-    shipped = {"name": "default", "train_config": {**recipe, "data": "/x/images_72"},
-               "summary": {"wall_seconds": 4680, "device": "cpu"}}
+    shipped = {"name": "default", "train_config": {**recipe, "data": None},
+               "summary": {"wall_seconds": 4680, "device": "cpu"}, "data": "gz2-kaggle-96, its seeded 90/10 split"}
     text = estimate.recipe_caption("galaxynet", "cpu", shipped)
     assert text == ("galaxynet: the CPU recipe (width 32, input_size 72). It is the recipe of the shipped checkpoint "
-                    "`default`, trained in about 78 min (cpu) on `images_72`.")
+                    "`default`, trained in about 78 min (cpu) on gz2-kaggle-96, its seeded 90/10 split.")
     other = {**shipped, "train_config": {**shipped["train_config"], "lr": 1e-2}}
     assert estimate.recipe_caption("galaxynet", "cpu", other) == "galaxynet: the CPU recipe (width 32, input_size 72)."
     assert estimate.recipe_caption("seed-cnn", "cpu", shipped) is None
