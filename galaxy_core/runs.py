@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import distributed, models, settings
+from . import catalog, data, distributed, models, settings
 from .config import TrainConfig
 from .files import atomic_write_json, atomic_write_text, read_json
 from .hardware import pick_device
@@ -112,6 +112,27 @@ def measured_speed(cfg: TrainConfig, folders) -> tuple[float, Path] | None:
         same = all(train.get(k, defaults.get(k)) == v for k, v in want.items())
         if speed and same and machine == here:
             return float(speed), folder
+    return None
+
+
+def why_not_trainable(cache: data.GalaxyCache, cfg: TrainConfig) -> str | None:
+    """Why a run of ``cfg`` cannot train on ``cache`` (no labelled galaxies to train on, or none to validate on,
+    with ``data.split_rows``' split), as a sentence for the user; None when it can. Cheap (the split and mask
+    only), so the dashboard asks before offering to start, and :func:`launch` before it makes a run folder."""
+    train_rows, val_rows = data.split_rows(cache, cfg)
+    name = Path(str(cache.meta.get("source") or cache.path)).name
+    counts = {k: int((cache.kind == k).sum()) for k in ("full", "partial")}
+    if not len(train_rows):
+        if not counts["full"] + counts["partial"]:
+            return (f"no labelled galaxies to train on: all {len(cache):,} galaxies of {name} are unlabelled (a run "
+                    f"learns the volunteers' answers of a label file such as training_solutions_rev1.csv); choose "
+                    f"labelled data to train on")
+        return (f"no labelled galaxies to train on in {name} with these settings ({counts['full']:,} fully and "
+                f"{counts['partial']:,} partially labelled, less the validation split and the galaxy limit)")
+    if not len(val_rows):
+        fraction = cache.meta["val_fraction"] if cfg.val_fraction is None else cfg.val_fraction
+        return (f"no validation galaxies in {name} (validation fraction {fraction} of {counts['full']:,} fully "
+                f"labelled galaxies): a run needs some to choose its best epoch")
     return None
 
 
@@ -275,8 +296,9 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     ``processes`` > 1 it runs under ``torchrun --standalone`` on this machine (``galaxy_core.distributed``), each
     process with an equal share of the CPU threads, or with one GPU each.
 
-    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError for settings
-    :func:`check_launch` refuses, RuntimeError when a run on the same data is already running under ``cfg.out`` (one
+    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError, making no run
+    folder, for settings :func:`check_launch` refuses and for data a run cannot train on (a prepared cache, checked
+    by :func:`why_not_trainable`; a data folder by its labels, as preparing it is the child's work), RuntimeError when a run on the same data is already running under ``cfg.out`` (one
     training at a time per data folder) or the child cannot be started, FileExistsError when the run folder exists.
 
     The check for a live run and the start of the new one happen under an exclusive lock on
@@ -287,6 +309,7 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     check_launch(cfg)
     if processes < 1:
         raise ValueError(f"processes must be 1 or more, got {processes}")
+    _check_data(cfg)
     # The child runs in the project folder: make every path absolute so that it means the same there.
     cfg = TrainConfig.from_dict({**asdict(cfg), "out": str(Path(cfg.out).resolve()),
                                  "data": str(Path(cfg.data).resolve()) if Path(cfg.data).exists() else cfg.data})
@@ -294,6 +317,21 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     with open(Path(cfg.out) / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
         return _launch_locked(cfg, processes)
+
+
+def _check_data(cfg: TrainConfig) -> None:
+    """ValueError when ``cfg.data`` holds nothing to train on: a run that cannot start gets no run folder."""
+    path = Path(cfg.data)
+    if (path / "meta.json").is_file():
+        refusal = why_not_trainable(data.open_cache(path), cfg)
+    elif path.exists():
+        counts = catalog.read_catalog(path, cfg.source_fov).counts()
+        refusal = None if counts["full"] + counts["partial"] else (
+            f"no labelled galaxies to train on: all {counts['unlabelled']:,} galaxies of {path.name} are unlabelled")
+    else:
+        refusal = f"no data folder or cache {cfg.data}"
+    if refusal:
+        raise ValueError(refusal)
 
 
 def _launch_locked(cfg: TrainConfig, processes: int) -> Path:

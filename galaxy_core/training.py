@@ -332,11 +332,9 @@ class _Run:
         self.crop, self.size = mcfg["fov"] / cache.fov, int(mcfg["input_size"])
         check_sizes(cfg, self.size)
         self.train_rows, self.val_rows = data.split_rows(cache, cfg)
-        if len(self.train_rows) == 0:
-            raise ValueError(f"no labelled training galaxies in {cache.path}")
-        if len(self.val_rows) == 0:
-            raise ValueError(f"no validation galaxies in {cache.path} (val_fraction={cfg.val_fraction}); "
-                             f"a run needs some to choose its best epoch")
+        refusal = runs.why_not_trainable(cache, cfg)
+        if refusal:
+            raise ValueError(refusal)
         self.config = {"train": asdict(cfg), "model": mcfg, "device": str(device),
                        "machine": runs.machine_description(device),
                        "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,

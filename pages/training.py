@@ -69,14 +69,18 @@ cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int
                         max_train=int(max_train) or None, ema=float(ema),
                         teacher=[str(root / t) for t in chosen_teachers] or None,
                         unlabelled=unlabelled)
-if not closed_form:
+# Data a run cannot learn from (unlabelled, no validation galaxies) is said before Start, which stays off.
+refusal = runs.why_not_trainable(ds.cache, cfg)
+if refusal:
+    st.warning(f"Training cannot start: {refusal}.")
+elif not closed_form:
     try:
         probe = ml.duration_probe(cfg, ds.fingerprint)
     except (RuntimeError, ValueError) as e:
         st.warning(f"Cannot time these settings: {e}")
     else:
         st.caption(estimate.duration_caption(probe, int(epochs), bool(chosen_teachers), processes))
-if st.button("Start training", type="primary", key="tr_start"):
+if st.button("Start training", type="primary", key="tr_start", disabled=refusal is not None, help=refusal):
     try:
         st.session_state["tr_run"] = str(runs.launch(cfg, int(processes)))
     except (RuntimeError, FileExistsError, ValueError) as e:

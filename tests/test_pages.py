@@ -332,6 +332,25 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert table.loc["live", "status"] == "failed" and "broken image" in table.loc["live", "error"]
 
 
+def test_training_page_on_unlabelled_data_says_why_and_offers_no_start(env, tmp_path, monkeypatch):
+    """Unlabelled data: the reason instead of an estimate of "0 galaxies at nan images/s", and Start off (once it
+    started a run that failed at once and left its folder behind)."""
+    import shutil
+
+    folder = tmp_path / "unlabelled"
+    shutil.copytree(env["data"], folder, ignore=shutil.ignore_patterns(settings.LABELLED_DIR, "*.csv", ".*"))
+    monkeypatch.setenv("GALAXY_DATA", str(folder))
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "runs"))
+    at = app("training")
+    [warning] = at.warning
+    assert warning.value.startswith("Training cannot start: no labelled galaxies to train on: all 8 galaxies of "
+                                    "unlabelled are unlabelled")
+    assert "Estimated duration" not in " ".join(c.value for c in at.caption)
+    start = at.button(key="tr_start")  # a disabled button cannot be clicked (AppTest refuses as a browser does)
+    assert start.disabled and "no labelled galaxies" in start.proto.help
+    assert "tr_run" not in at.session_state and not (tmp_path / "runs").exists()
+
+
 @pytest.fixture(scope="module")
 def trained(env):
     """One epoch of the seed CNN launched from the Training page, waited for until it finishes."""

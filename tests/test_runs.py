@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import train_config as _cfg
-from galaxy_core import config, runs, training
+from galaxy_core import config, runs, settings, training
 from galaxy_core.files import atomic_write_json as write_json
 
 
@@ -81,7 +81,7 @@ def test_a_launch_that_never_recorded_its_child_reads_as_died_after_the_grace(tm
     assert runs.read_status(run)["state"] == "died" and runs.active_run(tmp_path) is None
 
 
-def test_launch_keeps_a_status_the_child_already_wrote(tmp_path, monkeypatch):
+def test_launch_keeps_a_status_the_child_already_wrote(tiny_cache, tmp_path, monkeypatch):
     import subprocess
 
     from galaxy_core.files import atomic_write_json
@@ -93,7 +93,7 @@ def test_launch_keeps_a_status_the_child_already_wrote(tmp_path, monkeypatch):
         return type("Proc", (), {"pid": os.getpid(), "wait": lambda self: 0})()
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    run = runs.launch(config.config_for("mean", data=str(tmp_path / "d"), out=str(tmp_path / "runs"), name="quick"))
+    run = runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"), name="quick"))
     assert runs.read_status(run)["state"] == "running" and runs.read_status(run)["epoch"] == 1
 
 
@@ -117,13 +117,13 @@ def _fake_popen(calls: list):
     return popen
 
 
-def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tmp_path, monkeypatch):
+def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tiny_cache, tmp_path, monkeypatch):
     import subprocess
     import sys
 
     calls = []
     monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
-    run = runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+    run = runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                         device="cpu"))
     [(args, kwargs)] = calls
     assert args == [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")]
@@ -149,6 +149,36 @@ def test_launch_refuses_anything_but_registered_models_and_valid_numbers(bad, tm
     with pytest.raises(ValueError, match=key if key != "model_args" else "width|JSON"):
         runs.launch(cfg)
     assert calls == [] and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("data", ["unlabelled cache", "unlabelled folder", "no validation", "missing"])
+def test_a_run_that_cannot_train_is_refused_before_it_has_a_folder(data, tiny_data, tmp_path, monkeypatch):
+    """Unlabelled data (a cache or a folder), a split without validation galaxies, or no data at all: launch
+    refuses with the reason, starts no process and makes no run folder (once it left a failed one behind)."""
+    import shutil
+    import subprocess
+
+    from galaxy_core import data as gdata
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    folder = tmp_path / "plain"
+    shutil.copytree(tiny_data / settings.UNLABELLED_DIR, folder)  # a plain folder of cutouts: all unlabelled
+    shutil.copy(tiny_data / settings.FOLDER_CONFIG, folder)
+    path, extra, words = {
+        "unlabelled cache": (gdata.prepare(folder, tmp_path / "cache", size=16, workers=1).path, {},
+                             "all 8 galaxies of plain are unlabelled"),
+        "unlabelled folder": (folder, {}, "all 8 galaxies of plain are unlabelled"),
+        "no validation": (gdata.prepare(tiny_data, tmp_path / "c0", size=16, workers=1).path,
+                          {"val_fraction": 0.001}, "no validation galaxies"),
+        "missing": (tmp_path / "nowhere", {}, "no data folder or cache"),
+    }[data]
+    cfg = config.config_for("mean", data=str(path), out=str(tmp_path / "runs"), name="r", device="cpu", **extra)
+    with pytest.raises(ValueError, match=words):
+        runs.launch(cfg)
+    assert calls == [] and not (tmp_path / "runs" / "r").exists() and runs.list_runs(tmp_path / "runs") == []
+    if data.endswith("cache") or data == "no validation":
+        assert words in runs.why_not_trainable(gdata.open_cache(path), cfg)
 
 
 def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache, tmp_path):
@@ -186,7 +216,7 @@ def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache,
             time.sleep(0.3)
 
 
-def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
+def test_launch_waits_for_the_lock_another_process_holds(tiny_cache, tmp_path, monkeypatch):
     """The lock is the operating system's (flock on runs/.launch.lock), so it also holds between processes: two
     dashboards served from one project, or a dashboard and a script."""
     import subprocess
@@ -202,7 +232,7 @@ def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
         calls = []
         monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
         t = time.perf_counter()
-        runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+        runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                       device="cpu"))
         assert time.perf_counter() - t > 1.0 and len(calls) == 1
     finally:
