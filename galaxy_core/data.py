@@ -31,7 +31,7 @@ from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lo
                     recover)
 from .fitsimages import FitsSettings, galaxy_files
 from .images import decode_images
-from .settings import DEFAULT_FOV, folder_is_synthetic
+from .settings import DEFAULT_FOV, cache_root, folder_is_synthetic
 from .sky import ColumnNames
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
@@ -206,18 +206,15 @@ class GalaxyCache:
 
 
 def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE) -> Path:
-    """``<root>/.galaxy_cache/fov0.604-80px``, or under ``$XDG_CACHE_HOME/galaxy_core`` (default ``~/.cache``) when
-    the data folder is read-only (as ``../shared`` is). For a catalogue table, ``<its folder>/.galaxy_cache/<table
-    name>-fov0.604-80px``, so that two tables in one folder get two caches."""
+    """Where a data folder's cache goes unless one is named: ``<cache root>/<folder name>-<8 hex digits of its
+    resolved path>/fov0.604-80px`` (``settings.cache_root``: ``$GALAXY_CACHE_DIR``, else ``~/.cache/galaxy_core``),
+    so nothing is written into the data folder and two folders of one name get two caches. For a catalogue table,
+    ``<...its folder...>/<table name>-fov0.604-80px``, so that two tables in one folder get two caches."""
     root = Path(root).resolve()
     name = f"fov{fov:.3f}-{size}px"
     if root.is_file():
         root, name = root.parent, f"{root.name}-{name}"
-    # os.access alone says yes to root even for a folder without write bits (as ../shared is): check both.
-    if os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
-        return root / ".galaxy_cache" / name
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "galaxy_core"
-    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
+    return cache_root() / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
 
 
 def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:

@@ -6,7 +6,8 @@ import argparse
 
 from .. import data, demo, explore, settings
 from ..files import TextProgress, format_bytes
-from .common import catalogue_options, column_names, command, data_folder, emit, frame_arcsec, source_fov
+from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec,
+                     source_fov)
 
 DATA_HELP = ("a data folder in the Kaggle layout, a plain folder of cutouts (JPEG, PNG, FITS; all unlabelled), or a "
              "catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's id and image file, with optional "
@@ -84,7 +85,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = command(sub, "prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
     sp.add_argument("data", help=DATA_HELP)
-    sp.add_argument("--out", default=None, help="cache folder (default: <data>/.galaxy_cache/..., or ~/.cache)")
+    sp.add_argument("--out", default=None, help="this cache folder (default: one in --cache-dir)")
+    cache_dir(sp)
     catalogue_options(sp)
     parts = sp.add_mutually_exclusive_group()
     parts.add_argument("--shard", type=_shard, metavar="I/K",

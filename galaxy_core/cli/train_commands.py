@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import command, data_folder, emit, refuse_pickle, source_fov
+from .common import cache_dir, command, data_folder, emit, refuse_pickle, source_fov
 
 
 def _parse_value(text: str) -> Any:
@@ -173,6 +173,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = command(sub, "train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
     sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
+    cache_dir(sp)
     # Not argparse choices: listing the registry imports PyTorch, which --help should not wait for.
     sp.add_argument("--model", default="galaxynet", help="a registered model (default galaxynet; the `models` "
                                                          "command lists them)")
@@ -223,6 +224,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="labelled data folder or cache (default: the cache the model was trained on, if it is on "
                          "this machine; the shipped checkpoint's is not)")
     source_fov(sp)
+    cache_dir(sp)
     sp.add_argument("--split", default="val", choices=["val", "train", "labelled"],
                     help="val (default): the galaxies it never learnt from (a run's own validation split); train: "
                          "those it learnt from; labelled: all labelled galaxies but those it learnt from")
@@ -237,6 +239,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  "train mean, seed-cnn, resnet18 and galaxynet on one split and print one table")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
+    cache_dir(sp)
     sp.add_argument("--models", default=None,
                     help="comma-separated model names (default mean,seed-cnn,resnet18,galaxynet)")
     sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
