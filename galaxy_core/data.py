@@ -432,7 +432,8 @@ def shard_dir(cache_dir: str | os.PathLike, i: int, k: int) -> Path:
 
 def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike | None = None,
                  fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE, source_fov: float | None = None,
-                 val_fraction: float = 0.1, seed: int = 0, frame_arcsec: float | None = None) -> GalaxyCache:
+                 val_fraction: float = 0.1, seed: int = 0, frame_arcsec: float | None = None,
+                 names: ColumnNames | None = None) -> GalaxyCache:
     """Join the ``k`` shards that ``prepare(..., shard=(i, k))`` made of a folder into its cache: the same images,
     arrays and split (over all the galaxies) as one ``prepare`` with the same settings makes, byte for byte, and one
     fingerprint. Refuses, naming them, shards that are missing or were made from another state of the folder or
@@ -440,8 +441,8 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
     if k < 1:
         raise DataError(f"merge needs 1 or more shards, got {k}")
     t0 = time.perf_counter()
-    cat = read_catalog(root, source_fov, frame_arcsec)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
+    cat = read_catalog(root, source_fov, frame_arcsec, names)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.table or cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
     shards = [_fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}") for i in range(k)]
     bad = [str(shard_dir(cache_dir, i, k)) for i, shard in enumerate(shards) if shard is None]
