@@ -217,6 +217,18 @@ def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: i
     return cache_root() / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
 
 
+def folder_caches(root: str | os.PathLike) -> list[GalaxyCache]:
+    """The complete caches prepared from the data folder ``root`` in the cache root, at any field and size (the
+    folders beside :func:`default_cache_dir`'s), for rebuilding them when the folder is remade."""
+    found = []
+    for meta in sorted(default_cache_dir(root).parent.glob("*/meta.json")):
+        try:
+            found.append(open_cache(meta.parent))
+        except (FileNotFoundError, ValueError, OSError):  # unfinished or from another version: nothing to keep
+            pass
+    return found
+
+
 def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:
     """A hash of everything a cache is made from: image names, sizes and modification times (all three files of a
     FITS g, r, i triple), the label files' bytes and the preparation settings (with the folder's FITS settings when

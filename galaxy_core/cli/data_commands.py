@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import data, demo, explore, settings
 from ..files import TextProgress, format_bytes
@@ -65,10 +66,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # A remade demo makes its caches stale, and runs trained on it evaluate on them: rebuild them at once, with
+    # their own settings, rather than leave the next command to find a cache that no longer matches its folder.
+    old = data.folder_caches(args.out) if args.overwrite and Path(args.out).is_dir() else []
     out = demo.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
                                  seed=args.seed, overwrite=args.overwrite, progress=TextProgress("demo"))
-    emit(args, f"synthetic demo dataset in {out}", {"out": str(out), "n_labelled": args.n,
-                                                     "n_unlabelled": args.n_unlabelled})
+    rebuilt = [data.prepare(out, c.path, fov=c.fov, size=c.size, val_fraction=c.meta["val_fraction"],
+                            seed=c.meta["seed"], progress=TextProgress("cache")) for c in old]
+    human = f"synthetic demo dataset in {out}"
+    human += "".join(f"\n  its cache {c.path} was rebuilt from the new images ({len(c):,} galaxies at {c.size} px), "
+                     f"for the runs trained on it" for c in rebuilt)
+    emit(args, human, {"out": str(out), "n_labelled": args.n, "n_unlabelled": args.n_unlabelled,
+                       "rebuilt": [str(c.path) for c in rebuilt]})
     return 0
 
 
