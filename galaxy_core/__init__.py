@@ -54,6 +54,7 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       crossmatch      a second catalogue's columns by sky position (astropy's nearest match within a separation)
     out
       figures         every plotly figure the dashboard and the CLI draw
+      skyviews        where a galaxy is, for people: RA/Dec as text, sky-viewer links, the sky map, galleries
       access          what a dashboard user may read: data roots and upload checks
       samp            tables and sky positions sent to TOPCAT and Aladin over SAMP
       cli             ``python -m galaxy_core``, a package of commands grouped by job

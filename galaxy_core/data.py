@@ -33,6 +33,7 @@ from .fitsimages import FitsSettings, galaxy_files
 from .images import decode_images
 from .settings import DEFAULT_FOV, cache_root, folder_is_synthetic
 from .sky import ColumnNames
+from .tables import insert_columns
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     import pandas as pd
@@ -193,10 +194,8 @@ class GalaxyCache:
             return frame
         import pandas as pd
 
-        from . import tables
-
         row = pd.Series(np.arange(len(self)), index=self.ids)
-        return tables.insert_columns(frame, columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()])
+        return insert_columns(frame, columns.iloc[row.loc[frame["GalaxyID"].astype(str)].to_numpy()])
 
     def row_of(self, galaxy_id: str) -> int:
         hits = np.flatnonzero(self.ids == str(galaxy_id))
@@ -236,8 +235,12 @@ def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: 
     h = hashlib.sha1(f"v{CACHE_VERSION}|{fov:.6f}|{size}|{cat.source_fov:.6f}|{val_fraction}|{seed}".encode())
     if cat.fits != FitsSettings():  # only then, so that the fingerprints of existing caches stay as they were
         h.update(repr(cat.fits).encode())
-    if cat.columns is not None:  # likewise: the catalogue's column roles (its bytes are among the label files)
-        h.update(repr(cat.sky).encode())
+    if cat.columns is not None:  # likewise: the catalogue's column roles and values (a table that galaxy_core.json
+        h.update(repr(cat.sky).encode())  # names is no label file, so its bytes are not hashed below)
+        import pandas as pd
+
+        h.update(pd.util.hash_pandas_object(cat.columns, index=False).to_numpy().tobytes())
+        h.update(repr(list(cat.columns.columns)).encode())
     for i, p in zip(cat.ids, cat.paths):
         for f in galaxy_files(p):
             name = os.path.basename(f)
@@ -453,7 +456,7 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
     if k < 1:
         raise DataError(f"merge needs 1 or more shards, got {k}")
     t0 = time.perf_counter()
-    cat = read_catalog(root, source_fov, frame_arcsec, names)
+    cat = read_catalog(root, source_fov, frame_arcsec, names)  # names: a catalogue table's columns
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.table or cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
     shards = [_fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}") for i in range(k)]

@@ -424,8 +424,11 @@ def original_path(cache: data.GalaxyCache, galaxy_id: str) -> Path | None:
     root = Path(str(cache.meta.get("source", "")))
     file_column, columns = cache.sky.file, cache.columns
     if file_column is not None and columns is not None:  # a catalogue names each file, relative to the table
-        p = root.parent / str(columns[file_column].iloc[cache.row_of(galaxy_id)])
-        return p if p.is_file() else None
+        # The table is the source itself, or the one a Kaggle-layout folder's galaxy_core.json names (the demo's).
+        table = root if root.is_file() else settings.folder_catalogue(root) or root / "table"
+        p = table.parent / str(columns[file_column].iloc[cache.row_of(galaxy_id)])
+        if p.is_file() or root.is_file():
+            return p if p.is_file() else None
     names = [f"{galaxy_id}{ext}" for ext in catalog.IMAGE_EXTENSIONS]
     names += [f"{galaxy_id}{band}{ext}" for band in ("", "_r") for ext in fitsimages.FITS_EXTENSIONS]
     if root.is_file():  # a catalogue without a file column: the images beside it

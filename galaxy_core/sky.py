@@ -168,12 +168,13 @@ def _image_paths(files: np.ndarray, folder: Path) -> tuple[list[str], np.ndarray
 
 def _angles(values: pd.Series, unit: str | None, column: str, what: str, path: Path, ids: np.ndarray) -> np.ndarray:
     """RA or Dec in degrees from numbers (degrees, or radians by the column's unit) or sexagesimal text."""
-    from astropy import units as u
-    from astropy.coordinates import Angle
-
     numbers = np.array(pd.to_numeric(values, errors="coerce"), dtype=np.float64)  # a copy: filled in below
     text = values.astype(object).to_numpy()
     words = [k for k in np.flatnonzero(np.isnan(numbers)) if not _blank(text[k])]
+    if len(words) or (unit is not None and unit.strip()):
+        # Only then: astropy takes about a second to import, which plain degrees (the demo's) need not wait for.
+        from astropy import units as u
+        from astropy.coordinates import Angle
     if len(words):  # sexagesimal text, e.g. "12:30:49.4" or "12h30m49.4s"
         default = u.hourangle if what == "ra" else u.deg
         for k in words:

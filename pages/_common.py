@@ -26,7 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, tree
+from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, skyviews, tree
 
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = settings.PROJECT_ROOT / "data"
@@ -269,12 +269,25 @@ def answer_select(label: str, key: str, default: str = "Class1.1", none: str | N
 
 def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110) -> None:
     """Cached images of some rows as a flowing gallery (straight from the cache's memory map), sent inside the page
-    (``figures.image_data_url``: never a broken thumbnail after fast slider moves)."""
+    (``figures.image_data_url``: never a broken thumbnail after fast slider moves). Where the data have positions,
+    each thumbnail also carries its RA/Dec and links to the Legacy Survey and SDSS viewers (one HTML grid,
+    ``skyviews.cache_gallery_html``; the demo's positions marked made up)."""
     rows = [int(r) for r in rows]
     if not rows:
         st.caption("No galaxies to show.")
         return
-    st.image([figures.image_data_url(cache.image(r)) for r in rows], caption=captions, width=width)
+    grid = skyviews.cache_gallery_html(cache, rows, captions, width)
+    if grid is None:
+        st.image([figures.image_data_url(cache.image(r)) for r in rows], caption=captions, width=width)
+    else:
+        st.html(grid)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def sky_map(_cache: data.GalaxyCache, fingerprint: str, rows, colour):
+    """``skyviews.sky_map`` of ``rows`` coloured by ``colour``, and how many it shows; a resource shared by every
+    session (the figure is only read), keyed by the cache's fingerprint, the rows and the colour."""
+    return skyviews.sky_map(_cache, rows, colour)
 
 
 def tree_chart(values, other=None, names=("volunteers", "model"), known=None, key: str | None = None,

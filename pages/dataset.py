@@ -1,8 +1,9 @@
-"""Dataset browser: what the data holds, its thumbnails sorted and filtered by any answer, one galaxy in detail."""
+"""Dataset browser: what the data holds, its thumbnails sorted and filtered by any answer (and, where the catalogue
+has positions, the same galaxies on the sky), one galaxy in detail."""
 
 import streamlit as st
 
-from galaxy_core import data, explore, figures
+from galaxy_core import data, explore, figures, skyviews
 from galaxy_core.files import DataError
 from pages import _common as common
 
@@ -62,17 +63,60 @@ with c3:
 per_page = c4.selectbox("Per page", [24, 48, 96], index=1, key="ds_per_page")
 rows = explore.select(cache.labels, cache.mask, cache.indices(subset), sort_by,
                       filter_by=filter_by, min_value=lo, max_value=hi)
-n_pages = explore.paginate(rows, 1, per_page)[1]
-# The page number starts again at 1 whenever the selection's size changes.
-page = st.number_input(f"Page (of {n_pages:,}; {len(rows):,} galaxies)", 1, n_pages, 1,
-                       key=f"ds_page_{len(rows)}_{per_page}")
-shown, _ = explore.paginate(rows, page, per_page)
-common.gallery(cache, shown, explore.captions(cache.ids, cache.labels, shown, sort_by or filter_by))
+
+
+def thumbnails():
+    """One page of the selection's thumbnails; returns its rows."""
+    n_pages = explore.paginate(rows, 1, per_page)[1]
+    # The page number starts again at 1 whenever the selection's size changes.
+    page = st.number_input(f"Page (of {n_pages:,}; {len(rows):,} galaxies)", 1, n_pages, 1,
+                           key=f"ds_page_{len(rows)}_{per_page}")
+    shown, _ = explore.paginate(rows, page, per_page)
+    common.gallery(cache, shown, explore.captions(cache.ids, cache.labels, shown, sort_by or filter_by))
+    return shown
+
+
+def on_the_sky():
+    """The selection on the sky, coloured by an answer or a catalogue column; returns the rows picked on it."""
+    choices = skyviews.colour_choices(cache)
+    colour = st.columns([2, 3])[0].selectbox(
+        "Colour by", choices, index=skyviews.default_colour(choices, sort_by or filter_by),
+        format_func=lambda c: skyviews.colour_label(c, cache.units), key="ds_sky_colour")
+    fig, n_shown = common.sky_map(cache, ds.fingerprint, rows, colour)
+    left_off = f" ({len(rows) - n_shown:,} without a position are left off)" if n_shown < len(rows) else ""
+    st.caption(f"{n_shown:,} galaxies of this selection{left_off}, RA increasing to the left as on the sky. Click "
+               "one, or draw a box or lasso round some, to see them below with links to the sky viewers."
+               + (f" **{skyviews.MADE_UP}**" if cache.synthetic else ""))
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"), key="ds_sky_map")
+    picked = skyviews.selected_rows(event.selection.points if event else [])
+    if picked:
+        st.markdown(f"**Chosen on the map**: {len(picked):,} galaxies" + (", the first 48 shown" if len(picked) > 48
+                                                                          else ""))
+        common.gallery(cache, picked[:48], explore.captions(cache.ids, cache.labels, picked[:48], sort_by or
+                                                            filter_by))
+        st.dataframe(skyviews.catalogue_table(cache, picked), hide_index=True, column_config={
+            **{name: st.column_config.LinkColumn(name, display_text="open") for name in ("Legacy Survey", "SDSS")},
+            **{name: st.column_config.NumberColumn(format="%.4f") for name in (cache.sky.ra, cache.sky.dec)}})
+        if cache.synthetic:
+            st.caption(f"The demo's made-up catalogue: {skyviews.MADE_UP}")
+    return picked
+
+
+# Lazy tabs where the data have positions: only the open one is drawn.
+VIEWS = {"Thumbnails": thumbnails, "On the sky": on_the_sky}
+shown = []
+if cache.positions() is None:
+    shown = thumbnails()
+else:
+    for tab, draw in zip(st.tabs(list(VIEWS), key="ds_view", on_change="rerun"), VIEWS.values()):
+        if tab.open:
+            with tab:
+                shown = draw()
 
 # ------------------------------------------------------------------------------------------------- one galaxy
 st.subheader("One galaxy")
 c1, c2 = st.columns(2)
-pick = c1.selectbox("From this page", [str(cache.ids[r]) for r in shown], key="ds_pick")
+pick = c1.selectbox("From those shown above", [str(cache.ids[r]) for r in shown], key="ds_pick")
 typed = c2.text_input("Or any GalaxyID", key="ds_typed").strip()
 row = None
 try:
@@ -94,6 +138,13 @@ if row is not None:
         st.image(figures.enlarge(cache.image(row), 320), width="stretch",
                  caption=f"{gid} as cached and seen by the models: {cache.size} px, field {cache.fov:.3f} of the "
                          f"424 px frame")
+        where = skyviews.position_markdown(cache, row)
+        if where is not None:
+            st.markdown(where)
+        if cache.columns is not None:
+            st.dataframe(skyviews.catalogue_record(cache, row), hide_index=True)
+            if cache.synthetic:
+                st.caption(skyviews.MADE_UP)
     with tree_col:
         if cache.mask[row].any():
             common.tree_chart(cache.labels[row], known=cache.mask[row], key="ds_tree")

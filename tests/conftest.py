@@ -42,10 +42,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def make_tiny(root: Path, n_labelled: int = 48, n_unlabelled: int = 8, size: int = 128, seed: int = 1) -> Path:
+def make_tiny(root: Path, n_labelled: int = 48, n_unlabelled: int = 8, size: int = 128, seed: int = 1,
+              catalogue: bool = False) -> Path:
     """A small synthetic dataset in the Kaggle layout (whole frames drawn at ``size`` px, declared so by the demo's
-    galaxy_core.json)."""
-    return demo.make_demo_dataset(root, n_labelled=n_labelled, n_unlabelled=n_unlabelled, size=size, seed=seed)
+    galaxy_core.json); with ``catalogue``, the demo's made-up catalogue of positions and redshifts too (most tests
+    are about images and labels, and keep to data without one)."""
+    return demo.make_demo_dataset(root, n_labelled=n_labelled, n_unlabelled=n_unlabelled, size=size, seed=seed,
+                                  catalogue=catalogue)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Tests of the synthetic demo data set (galaxy_core.demo): layout, labels on the tree, determinism, atomic writes.
+"""Tests of the synthetic demo data set (galaxy_core.demo): layout, labels on the tree, the made-up catalogue,
+determinism, atomic writes.
 The synthetic galaxies themselves are tested in test_synthetic.py and test_render.py.
 
 The data sets here are tiny (40 + 8 images of 96 px) so the file runs in seconds; the full-size default build is
@@ -42,11 +43,14 @@ def table(small) -> pd.DataFrame:
 
 def test_layout_and_counts(small):
     assert sorted(p.name for p in small.iterdir()) == sorted(
-        [settings.LABELLED_DIR, settings.UNLABELLED_DIR, settings.LABEL_CSV, "README.md", "galaxy_core.json"])
+        [settings.LABELLED_DIR, settings.UNLABELLED_DIR, settings.LABEL_CSV, "README.md", "galaxy_core.json",
+         demo.CATALOGUE])
     assert len(list((small / settings.LABELLED_DIR).glob("*.jpg"))) == SMALL["n_labelled"]
     assert len(list((small / settings.UNLABELLED_DIR).glob("*.jpg"))) == SMALL["n_unlabelled"]
     readme = (small / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme and "galaxy_core.demo" in readme and "seed=3" in readme
+    assert "MADE-UP" in readme and "catalogue.csv" in readme and "planted trend" in readme
+    assert (small / "galaxy_core.json").read_text() == demo.SETTINGS
     assert not _siblings_tmp(small)
     assert demo.is_complete_demo(small, SMALL["n_labelled"], SMALL["n_unlabelled"])
 
@@ -88,6 +92,66 @@ def test_labels_obey_the_tree(table):
         np.testing.assert_allclose(table[cols].sum(axis=1), 1.0, atol=1e-9)
 
 
+# ------------------------------------------------------------------------------------------------- the catalogue
+
+def test_the_catalogue_is_made_up_and_says_so(small):
+    sky = pd.read_csv(small / demo.CATALOGUE)
+    assert list(sky.columns) == demo.CATALOGUE_HEADER.split(",")
+    n = SMALL["n_labelled"] + SMALL["n_unlabelled"]
+    assert sky["GalaxyID"].tolist() == list(range(demo.FIRST_ID, demo.FIRST_ID + n))
+    assert all((small / f).is_file() for f in sky["file"])
+    assert sky["made_up"].dtype == bool and sky["made_up"].all()
+    # Within the cap (great-circle distance from its centre) and the redshift range.
+    ra0, dec0 = np.radians(demo.SKY_CENTRE_DEG)
+    ra, dec = np.radians(sky["ra"]), np.radians(sky["dec"])
+    cos_d = np.sin(dec) * np.sin(dec0) + np.cos(dec) * np.cos(dec0) * np.cos(ra - ra0)
+    assert np.degrees(np.arccos(np.clip(cos_d, -1, 1))).max() <= demo.SKY_RADIUS_DEG + 1e-6
+    assert sky["z"].between(*demo.Z_RANGE).all()
+
+
+def test_a_prepared_demo_keeps_ra_dec_and_z(small, tmp_path):
+    from galaxy_core import data
+
+    cache = data.prepare(small, tmp_path / "cache", size=32, workers=1)
+    assert {"ra", "dec", "z", "made_up"} <= set(cache.columns.columns) and cache.synthetic
+    ra, dec = cache.positions()
+    assert np.isfinite(ra).all() and np.isfinite(dec).all() and len(ra) == len(cache)
+    sky = pd.read_csv(small / demo.CATALOGUE).set_index("GalaxyID")
+    np.testing.assert_allclose(cache.columns["z"], sky.loc[cache.ids.astype(int), "z"])
+    assert cache.meta["problems"] == []
+
+
+def test_made_up_sky_plants_a_rising_merger_fraction():
+    """Known answer: the mergers' n(z) is the others' times exp(z / 0.1), and the stratified draw follows it
+    closely, so the merger fraction in a redshift bin is what the two densities give there."""
+    n, n_merger = 20000, 1000
+    kinds = np.array(["merger"] * n_merger + ["disk"] * (n - n_merger))
+    ra, dec, z = demo.made_up_sky(kinds, seed=5)
+    grid = np.linspace(*demo.Z_RANGE, 4001)
+    base = grid ** 2 * np.exp(-(grid / demo.Z_SCALE) ** 1.5)
+    tilted = base * np.exp(grid / demo.Z_MERGER_TILT)
+    for lo, hi in ((0.02, 0.06), (0.09, 0.11), (0.15, 0.25)):
+        inside = (grid >= lo) & (grid <= hi)
+        m = n_merger * tilted[inside].sum() / tilted.sum()
+        o = (n - n_merger) * base[inside].sum() / base.sum()
+        got = np.mean(kinds[(z >= lo) & (z <= hi)] == "merger")
+        assert got == pytest.approx(m / (m + o), rel=0.05)
+    low, high = (np.mean(kinds[(z >= a) & (z < b)] == "merger") for a, b in ((0.03, 0.07), (0.17, 0.23)))
+    assert 2.5 < high / low < 5  # "about threefold from z = 0.05 to z = 0.2", as the README says
+    # The same kinds and seed give the same sky; another seed another.
+    again = demo.made_up_sky(kinds, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip((ra, dec, z), again))
+    assert not np.array_equal(ra, demo.made_up_sky(kinds, seed=6)[0])
+
+
+def test_without_the_catalogue(tmp_path):
+    out = demo.make_demo_dataset(tmp_path / "plain", n_labelled=3, n_unlabelled=1, size=32, catalogue=False)
+    assert not (out / demo.CATALOGUE).exists()
+    assert "catalogue" not in (out / "galaxy_core.json").read_text()
+    assert "MADE-UP" not in (out / "README.md").read_text()
+    assert demo.is_complete_demo(out, 3, 1, catalogue=False) and not demo.is_complete_demo(out, 3, 1)
+
+
 # ------------------------------------------------------------------------------------------------- pixels
 
 def test_images_decode(small):
@@ -119,6 +183,7 @@ def test_other_seed_differs(small, tmp_path):
 def test_labels_do_not_depend_on_image_size_or_threads(small, tmp_path):
     other = demo.make_demo_dataset(tmp_path / "s64", seed=3, n_labelled=40, n_unlabelled=8, size=64, workers=1)
     assert (other / settings.LABEL_CSV).read_bytes() == (small / settings.LABEL_CSV).read_bytes()
+    assert (other / demo.CATALOGUE).read_bytes() == (small / demo.CATALOGUE).read_bytes()
 
 
 # ------------------------------------------------------------------------------------------------- atomic writes
@@ -195,6 +260,16 @@ def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaul
     assert not demo.is_complete_demo(root, 10, 3)
     demo.ensure_demo_dataset(root)
     assert demo.is_complete_demo(root, 10, 3)
+    # A demo made before it had a catalogue (or with a cut one) is incomplete, and made again whole.
+    lines = (root / demo.CATALOGUE).read_text().splitlines()
+    (root / demo.CATALOGUE).write_text("\n".join(lines[:-1]) + "\n")
+    assert not demo.is_complete_demo(root, 10, 3)
+    (root / demo.CATALOGUE).unlink()
+    (root / "galaxy_core.json").write_text('{"source_fov": 1.0, "synthetic": true}\n')
+    assert not demo.is_complete_demo(root, 10, 3)
+    demo.ensure_demo_dataset(root)
+    assert demo.is_complete_demo(root, 10, 3) and (root / "galaxy_core.json").read_text() == demo.SETTINGS
+    assert (root / demo.CATALOGUE).read_text().splitlines() == lines
 
     other = tmp_path / "mine"
     other.mkdir()

@@ -157,6 +157,8 @@ def test_dataset_page(env):
     assert "Every question's answers sum" in at.success[0].value  # the tree check passes on demo labels
     assert len(at.get("image")) >= 4  # thumbnails, original, cached, prototypes
     assert len(charts(at)) == 1  # the decision tree of one galaxy
+    # No catalogue, no positions: no sky tab, and plain thumbnails without links.
+    assert not at.tabs and not [h for h in at.get("html") if "gc-sky-gallery" in h.proto.body]
     at.selectbox(key="ds_sort").set_value("Class1.1")
     at.selectbox(key="ds_filter").set_value("Class8.6").run()
     assert not at.exception
@@ -167,6 +169,45 @@ def test_dataset_page(env):
     assert not at.exception and "unlabelled" in at.info[0].value  # no tree for an unlabelled galaxy
     at.text_input(key="ds_typed").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
+
+
+def _sky_points(at) -> list[str]:
+    """The GalaxyIDs on the Dataset page's sky map (its first chart in the tab)."""
+    spec = json.loads(charts(at)[0].proto.spec)
+    return [i for trace in spec["data"] for i in trace["text"]]
+
+
+def test_dataset_page_on_the_sky(env, tmp_path, monkeypatch):
+    """Data whose catalogue has positions (the demo's made-up one): every thumbnail carries its RA/Dec and links to
+    the two sky viewers, marked made up; a second tab shows the same selection on the sky, coloured by the
+    catalogue's redshift at first, and its filters apply there too."""
+    root = make_tiny(tmp_path / "sky", n_labelled=20, n_unlabelled=4, size=64, catalogue=True)
+    monkeypatch.setenv("GALAXY_DATA", str(root))
+    at = app("dataset")
+    assert [t.label for t in at.tabs] == ["Thumbnails", "On the sky"]
+    grids = [h.proto.body for h in at.get("html") if "gc-sky-gallery" in h.proto.body]
+    assert len(grids) == 2  # the thumbnails and the prototypes
+    assert grids[0].count("<figure") == 24 and "Made-up positions" in grids[0]
+    assert grids[0].count("legacysurvey.org/viewer?ra=") == grids[0].count("skyserver.sdss.org/dr18") == 24
+    one = " ".join(m.value for m in at.markdown)
+    assert "made-up RA" in one and "[Legacy Survey](https://www.legacysurvey.org/viewer?ra=" in one
+    images = " ".join(img.caption for i in at.get("image") for img in i.proto.imgs)
+    assert f"the original image ({demo.FIRST_ID}.jpg)" in images  # found through the catalogue's file column
+    assert "made up" in " ".join(c.value for c in at.caption)
+    at.session_state["ds_view"] = "On the sky"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="ds_sky_colour").value == ("catalogue", "z")
+    assert len(_sky_points(at)) == 24 and len(charts(at)) == 1  # the map; one galaxy waits for a pick on it
+    spec = json.loads(charts(at)[0].proto.spec)
+    assert spec["layout"]["xaxis"]["autorange"] == "reversed" and "made up" in spec["layout"]["xaxis"]["title"]["text"]
+    captions = " ".join(c.value for c in at.caption)
+    assert "24 galaxies of this selection" in captions and "made up" in captions
+    # The gallery's filters choose the map's galaxies too; the map is then coloured by the filter's answer.
+    at.selectbox(key="ds_subset").set_value("labelled").run()
+    assert not at.exception and len(_sky_points(at)) == 20
+    at.selectbox(key="ds_sky_colour").set_value(("volunteers", "Class1.1")).run()
+    assert not at.exception and "Class1.1" in json.dumps(json.loads(charts(at)[0].proto.spec)["data"])
 
 
 def test_dataset_page_shows_a_fits_original_as_its_composite(env, tmp_path, monkeypatch):
