@@ -58,8 +58,8 @@ def saved_upload(upload) -> Path:
     that take a path (a FITS file's name says its layout). Raises DataError for a file ``access.check_uploads``
     refuses."""
     files_ok, refused = access.check_uploads([(upload.name, upload.getvalue())])
-    if refused:
-        raise catalog.DataError(refused[0])
+    if refused:  # as an unusable image: its name once, then why (access.upload_message)
+        raise files.ImageError(upload.name, refused[0].removeprefix(f"{upload.name}: "))
     folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
     name, content = files_ok[0]
     (folder / name).write_bytes(content)

@@ -506,8 +506,13 @@ def test_predict_page(trained, env):
     assert "Upload some images" in at.info[0].value
     images = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
-    # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word.
-    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word, and the
+    # page says so in its own words: the box beside the uploader, the uploads by name, no temporary folder.
+    error = at.error[0].value
+    assert not at.exception and "not a 424 x 424 px Kaggle original" in error
+    assert "**Source field of view** beside the uploader" in error and "--source-fov" not in error
+    assert "galaxy_upload_" not in error and "/" not in error.replace("a 424 x 424", "")
+    assert sum(error.count(p.name) for p in images) == 1
     at.number_input(key="pr_fov").set_value(1.0).run()
     assert not at.exception and not at.error
     assert "Field of view: 1.0000 of the 424 px frame (as given)" in " ".join(c.value for c in at.caption)
@@ -709,7 +714,9 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and "not in the cache" in at.error[0].value
     image = env["data"] / settings.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
     at.get("file_uploader")[0].set_value([(image.name, image.read_bytes(), "image/jpeg")]).run()
-    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    error = at.error[0].value
+    assert not at.exception and "not a 424 x 424 px Kaggle original" in error and "**Its field of view**" in error
+    assert "galaxy_query_" not in error and error.count(image.name) == 1
     at.number_input(key="dc_fov").set_value(1.0).run()
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
 
