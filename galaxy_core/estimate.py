@@ -17,6 +17,7 @@ import torch
 
 from . import config, data, hardware, models, runs, training, tree, views
 from .config import TrainConfig
+from .files import format_duration
 
 
 def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | None = None) -> dict:
@@ -101,12 +102,8 @@ def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathL
 
 
 def duration_text(seconds: float) -> str:
-    """``2460`` -> ``'about 41 min'``; seconds under two minutes, hours and minutes over two hours."""
-    if seconds < 120:
-        return f"about {max(seconds, 1):.0f} s"
-    if seconds < 7200:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+    """``2460`` -> ``'about 41 min'`` (``files.format_duration``, which the run progress also uses)."""
+    return format_duration(seconds)
 
 
 def duration_caption(est: dict, epochs: int, teachers: bool = False, processes: int = 1) -> str:

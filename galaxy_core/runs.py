@@ -34,7 +34,7 @@ import torch
 
 from . import catalog, data, distributed, models, settings
 from .config import TrainConfig
-from .files import atomic_write_json, atomic_write_text, read_json
+from .files import atomic_write_json, atomic_write_text, format_duration, read_json
 from .hardware import pick_device
 
 
@@ -298,8 +298,9 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
 
     Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError, making no run
     folder, for settings :func:`check_launch` refuses and for data a run cannot train on (a prepared cache, checked
-    by :func:`why_not_trainable`; a data folder by its labels, as preparing it is the child's work), RuntimeError when a run on the same data is already running under ``cfg.out`` (one
-    training at a time per data folder) or the child cannot be started, FileExistsError when the run folder exists.
+    by :func:`why_not_trainable`; a data folder by its labels, as preparing it is the child's work), RuntimeError
+    when a run on the same data is already running under ``cfg.out`` (one training at a time per data folder) or
+    the child cannot be started, FileExistsError when the run folder exists.
 
     The check for a live run and the start of the new one happen under an exclusive lock on
     ``<cfg.out>/.launch.lock`` (``fcntl.flock``), so two dashboard sessions, or two processes, that launch on the
@@ -419,11 +420,23 @@ def finished_runs(root: str | os.PathLike = "runs") -> list[dict]:
 
 def progress(status: dict) -> tuple[float, str]:
     """How far a running run is, from its ``status.json`` (:func:`read_status`): the fraction done (0 to 1, epochs
-    and steps within the epoch) and ``'epoch E of N, step S of M'``."""
-    epoch, epochs = status.get("epoch", 0), status.get("epochs") or 1
-    step, steps = status.get("step", 0), status.get("steps") or 1
-    return (min((epoch + step / steps) / epochs, 1.0),
-            f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}")
+    and steps within the epoch) and ``'epoch E of N, step S of M, about T left'``. The time left is the pace of
+    this process so far (from ``started``, and the epoch it resumed at) carried to the end, once a step is done.
+    Before a run knows its epochs (just launched) or its steps (reading the data), the words say so instead of
+    counting steps of nothing."""
+    epochs, steps = status.get("epochs"), status.get("steps")
+    epoch, step = status.get("epoch", 0), status.get("step", 0)
+    if not epochs:
+        return 0.0, "starting: reading the data and building the model"
+    if not steps:
+        return min(epoch / epochs, 1.0), f"epoch {min(epoch + 1, epochs)} of {epochs}: reading the data"
+    done = min((epoch + step / steps) / epochs, 1.0)
+    text = f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}"
+    here = done - status.get("resumed_at", 0) / epochs
+    elapsed = status.get("updated", 0) - status.get("started", 0)
+    if here > 0 and elapsed > 0 and status.get("started"):
+        text += f", {format_duration(elapsed * (1 - done) / here)} left"
+    return done, text
 
 
 def runs_table(found: list[dict]) -> pd.DataFrame:

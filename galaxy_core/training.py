@@ -232,7 +232,7 @@ def _fit(r: _Run, resume: bool) -> Path:
         if plateau is not None and state.get("plateau"):
             plateau.load_state_dict(state["plateau"])
         r.rows = [row for row in runs.read_metrics(r.run) if row["epoch"] <= start]
-    r.status.update(steps=steps_per_epoch, epoch=start)
+    r.status.update(steps=steps_per_epoch, epoch=start, resumed_at=start)  # resumed_at: the pace is this process's
 
     for epoch in range(start, cfg.epochs):
         size = size_at(cfg, epoch, r.size)

@@ -269,3 +269,25 @@ def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeyp
     assert data.prepare(folder).path == cache and (cache / "meta.json").stat().st_mtime_ns == rebuilt  # fresh
     assert cli.main(["evaluate", str(tmp_path / "runs" / "m")]) == 0
     assert "RMSE" in capsys.readouterr().out
+
+
+def test_prepare_says_when_it_rebuilt_nothing_and_runs_has_a_header(tiny_data, tmp_path, capsys):
+    """A second prepare of an unchanged folder builds nothing and says so (once it reported the old build time as
+    its own); ``runs`` names its columns."""
+    from galaxy_core.files import atomic_write_json
+
+    args = ["prepare", str(tiny_data), "--out", str(tmp_path / "cache"), "--size", "16", "--workers", "1", "--json"]
+    assert cli.main(args) == 0
+    first = capsys.readouterr().out
+    assert "built in" in first and json.loads(first.splitlines()[-1])["built"] is True
+    assert cli.main(args) == 0
+    again = capsys.readouterr().out
+    assert "already up to date, nothing rebuilt" in again and "--force rebuilds it" in again
+    assert json.loads(again.splitlines()[-1])["built"] is False
+
+    atomic_write_json(tmp_path / "runs" / "ok" / "status.json", {"state": "finished"})
+    atomic_write_json(tmp_path / "runs" / "bad" / "status.json", {"state": "failed", "error": "ValueError: no"})
+    assert cli.main(["runs", "--root", str(tmp_path / "runs")]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["run", "model", "status", "val", "RMSE", "error"] and len(rows) == 2
+    assert any(r.startswith("bad") and r.endswith("ValueError: no") for r in rows)

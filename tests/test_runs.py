@@ -281,7 +281,14 @@ def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
     """What the Training page shows of the runs: a live run's progress, one table row per run, and the validation
     curves of the chosen runs that have finished an epoch."""
     assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4}) == (0.225, "epoch 3 of 10, step 1 of 4")
-    assert runs.progress({}) == (0.0, "epoch 1 of 1, step 0 of 1")
+    # Just launched, or reading its data: said so, not "epoch 1 of 1, step 0 of 1".
+    assert runs.progress({"state": "starting"}) == (0.0, "starting: reading the data and building the model")
+    assert runs.progress({"epoch": 0, "epochs": 30, "step": 0, "steps": 0}) == (0.0, "epoch 1 of 30: reading the data")
+    # Time left at this process's pace: 90 s for 22.5 % of the run; resumed at epoch 2, 90 s for 2.5 %.
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": 100, "updated": 190}) == \
+        (0.225, "epoch 3 of 10, step 1 of 4, about 5 min left")
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": 100, "updated": 190,
+                          "resumed_at": 2})[1].endswith("about 47 min left")
     assert runs.progress({"epoch": 10, "epochs": 10, "step": 4, "steps": 4})[0] == 1.0
     for name, metrics in (("a", "epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n1,0.2,0.19,0.001,1.0,100\n"),
                           ("b", None)):

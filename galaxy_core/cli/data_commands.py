@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from .. import data, demo, explore, settings
@@ -46,22 +47,27 @@ def _shard(text: str) -> tuple[int, int]:
 def cmd_prepare(args: argparse.Namespace) -> int:
     options = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
                    seed=args.seed, frame_arcsec=args.frame_arcsec, names=column_names(args))
+    started = time.time()
     if args.merge is not None:
         cache = data.merge_shards(data_folder(args.data), args.merge, args.out, **options)
     else:
         cache = data.prepare(data_folder(args.data), args.out, workers=args.workers, progress=TextProgress("prepare"),
                              force=args.force, shard=args.shard, **options)
     m = cache.meta
+    # A cache that was up to date is returned as it was: its build time is not this command's.
+    built = (cache.path / "meta.json").stat().st_mtime >= started
     human = (f"cache {cache.path}: {m['n']:,} galaxies at {m['size']} px, field {m['fov']:.3f} of the 424 px frame "
-             f"({m['n_train']:,} train, {m['n_val']:,} validation, {m['n_unlabelled']:,} unlabelled) in "
-             f"{m['seconds']:.1f} s")
+             f"({m['n_train']:,} train, {m['n_val']:,} validation, {m['n_unlabelled']:,} unlabelled) " +
+             (f"built in {m['seconds']:.1f} s" if built else
+              f"already up to date, nothing rebuilt (built {m.get('created', '')[:10]} in {m['seconds']:.1f} s; "
+              f"--force rebuilds it)"))
     for s in m["skipped"][:20]:
         human += f"\n  skipped {s['GalaxyID']} ({s['path']}): {s['reason']}"
     for note in m["problems"][:10]:  # e.g. a FITS galaxy missing a band file, or images without a label row
         human += f"\n  note: {note}"
     emit(args, human, {"cache": str(cache.path), **{k: m[k] for k in ("n", "n_train", "n_val", "n_unlabelled",
                                                                       "size", "fov", "seconds")},
-                       "skipped": len(m["skipped"])})
+                       "skipped": len(m["skipped"]), "built": built})
     return 0
 
 

@@ -158,12 +158,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     found = runs.list_runs(args.root)
 
-    def line(r: dict) -> str:
-        rmse = r["summary"].get("val_rmse")
-        text = f"{r['name']:32s} {r['model'] or '-':10s} {r['status']:9s} {'-' if rmse is None else f'{rmse:.4f}'}"
-        return text + (f"  {r['error']}" if r["error"] else "")
+    def line(name, model, status, rmse, error) -> str:
+        return f"{name:32s} {model:10s} {status:9s} {rmse:>8s}" + (f"  {error}" if error else "")
 
-    human = "\n".join(line(r) for r in found) or f"no runs in {args.root}"
+    rows = [line(r["name"], r["model"] or "-", r["status"],
+                 "-" if r["summary"].get("val_rmse") is None else f"{r['summary']['val_rmse']:.4f}", r["error"])
+            for r in found]
+    header = line("run", "model", "status", "val RMSE", "error" if any(r["error"] for r in found) else None)
+    human = "\n".join([header, *rows]) if rows else f"no runs in {args.root}"
     emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in found]})
     return 0
 
