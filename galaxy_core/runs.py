@@ -186,14 +186,19 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     return st
 
 
-def active_run(root: str | os.PathLike = "runs", data_path: str | os.PathLike | None = None) -> Path | None:
-    """The run under ``root`` that is still running (on ``data_path`` when given), else None."""
+def same_data(run: dict, *paths: str | os.PathLike | None) -> bool:
+    """Whether a :func:`list_runs` entry trains on the data at any of ``paths`` (a data folder, a catalogue table or
+    a cache; None is passed over): its data as given, its cache or the cache's source folder, resolved, is one of
+    them. A run started as ``train data/`` and one launched on data/'s cache are on the same data."""
+    wanted = {Path(p).resolve() for p in paths if p}
+    return any(Path(p).resolve() in wanted for p in (run.get("data"), run.get("cache"), run.get("source")) if p)
+
+
+def active_run(root: str | os.PathLike = "runs", *paths: str | os.PathLike | None) -> Path | None:
+    """The run under ``root`` that is still running (on the data at one of ``paths`` when given, see
+    :func:`same_data`: wherever it was started, the command line or a dashboard), else None."""
     for r in list_runs(root):
-        if r["status"] not in ("running", "starting"):
-            continue
-        if data_path is None:
-            return r["path"]
-        if r["data"] and Path(r["data"]).resolve() == Path(data_path).resolve():
+        if r["status"] in ("running", "starting") and (not paths or same_data(r, *paths)):
             return r["path"]
     return None
 
@@ -336,7 +341,9 @@ def _check_data(cfg: TrainConfig) -> None:
 
 
 def _launch_locked(cfg: TrainConfig, processes: int) -> Path:
-    busy = active_run(cfg.out, cfg.data)
+    # Wherever it was started: a run given the cache's folder (train data/ in a terminal) is on the same data.
+    meta = Path(cfg.data) / "meta.json"
+    busy = active_run(cfg.out, cfg.data, read_json(meta).get("source") if meta.is_file() else None)
     if busy is not None:
         raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
     run = run_dir_for(cfg)
@@ -379,27 +386,32 @@ def stop(run_dir: str | os.PathLike) -> None:
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "status", "error",
-    "summary", "mtime", "updated"} (``error`` is the message of a failed run, else None; ``updated`` is when its
-    status last changed).
+    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "cache", "source",
+    "status", "error", "summary", "progress", "mtime", "updated"} (``data`` as the run was given it, ``cache`` and
+    ``source`` the cache it trains on and that cache's data folder, None until it has opened it; ``error`` is the
+    message of a failed run, else None; ``progress`` its ``status.json`` (:func:`progress`) and best validation
+    RMSE so far, ``val_rmse``, None before its first epoch; ``updated`` is when its status last changed).
 
-    A run launched in the background is listed from the moment it is launched (before its config.json exists)."""
+    A run is listed from the moment its folder has a status, wherever it was started: launched in the background
+    (before its config.json exists), or by ``python -m galaxy_core train`` in a terminal."""
     out = []
     for status_path in Path(root).glob("*/status.json"):
         run = status_path.parent
         try:
-            if (run / "config.json").is_file():
-                cfg = read_json(run / "config.json").get("train", {})
-            else:
-                cfg = read_json(run / "launch.json") if (run / "launch.json").is_file() else {}
+            config = read_json(run / "config.json") if (run / "config.json").is_file() else {}
+            cfg = config.get("train") or (read_json(run / "launch.json") if (run / "launch.json").is_file() else {})
             summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
             status = read_status(run)
             updated = float(status.get("updated") or status_path.stat().st_mtime)
+            rows = read_metrics(run) if not summary else []
         except (OSError, ValueError):  # a folder being written or damaged: not a run to list
             continue
+        cache = config.get("cache") or {}
+        best = min((r["val_rmse"] for r in rows), default=None)
         out.append({"path": run, "name": run.name, "model": cfg.get("model"), "data": cfg.get("data"),
+                    "cache": cache.get("path"), "source": cache.get("source"),
                     "status": status.get("state", "unknown"), "error": status.get("error"), "summary": summary,
-                    "mtime": run.stat().st_mtime, "updated": updated})
+                    "progress": {**status, "val_rmse": best}, "mtime": run.stat().st_mtime, "updated": updated})
     return sorted(out, key=lambda r: -r["mtime"])
 
 
@@ -439,12 +451,21 @@ def progress(status: dict) -> tuple[float, str]:
     return done, text
 
 
+def data_name(run: dict) -> str:
+    """A :func:`list_runs` entry's data as a user knows it: the name of its data folder or table (through its
+    cache's source when it has opened one), ``'?'`` when not recorded."""
+    where = run.get("source") or run.get("data")
+    return Path(where).name if where else "?"
+
+
 def runs_table(found: list[dict]) -> pd.DataFrame:
-    """One row per run of :func:`list_runs`: its name, model, state, best validation RMSE, epochs, training seconds,
-    data and error (None where a run has not recorded it)."""
+    """One row per run of :func:`list_runs`: its name, model, state, best validation RMSE and epochs (so far, for a
+    run still training), training seconds, data (:func:`data_name`) and error (None where a run has not recorded
+    it)."""
     return pd.DataFrame([{"run": r["name"], "model": r["model"], "status": r["status"],
-                          "val RMSE": r["summary"].get("val_rmse"), "epochs": r["summary"].get("epochs"),
-                          "train s": r["summary"].get("train_seconds"), "data": r["data"], "error": r["error"]}
+                          "val RMSE": r["summary"].get("val_rmse", r["progress"].get("val_rmse")),
+                          "epochs": r["summary"].get("epochs", r["progress"].get("epoch")),
+                          "train s": r["summary"].get("train_seconds"), "data": data_name(r), "error": r["error"]}
                          for r in found])
 
 

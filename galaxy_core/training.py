@@ -144,7 +144,8 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
           run_dir: str | os.PathLike | None = None) -> Path:
     """Train ``cfg.model`` on ``cfg.data`` and return the run folder.
 
-    ``callback(event)`` is called with ``{"type": "epoch", **metrics_row}`` after every epoch and with
+    ``callback(event)`` is called with ``{"type": "start", "run", "epochs"}`` as soon as the run folder exists
+    (before the data is read), ``{"type": "epoch", **metrics_row}`` after every epoch and with
     ``{"type": "step", "epoch", "step", "steps", "loss"}`` about every 2 s; ``{"type": "end", **summary}`` last.
     With ``resume`` (and ``run_dir``), a run continues from its ``last/`` checkpoint with its saved config.
     """
@@ -172,6 +173,8 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
     status = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "epoch": 0,
               "epochs": cfg.epochs, "step": 0, "steps": 0, "started": time.time(), "updated": time.time()}
     atomic_write_json(run / "status.json", status)
+    if callback is not None:  # at once: a user may follow the run folder (or the dashboard) while data is read
+        callback({"type": "start", "run": str(run), "epochs": cfg.epochs, "resumed": resume})
     distributed.broadcast(run)
     try:
         return _train(cfg, run, callback, resume, status)

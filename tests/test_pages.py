@@ -392,6 +392,36 @@ def test_training_page_on_unlabelled_data_says_why_and_offers_no_start(env, tmp_
     assert "tr_run" not in at.session_state and not (tmp_path / "runs").exists()
 
 
+def test_training_page_follows_a_run_started_in_a_terminal(env, tmp_path, monkeypatch):
+    """A run started as `python -m galaxy_core train <data folder>` (this process stands in for it) on the page's
+    data: followed live, its epochs and best RMSE so far in the table, said before a second start; a run on other
+    data is left out of the overlay, whose baseline is this data's."""
+    import os
+
+    from galaxy_core.files import atomic_write_json
+
+    runs_root = tmp_path / "runs"
+    cli_run, other = runs_root / "from-terminal", runs_root / "elsewhere"
+    for run, data_path in ((cli_run, env["data"]), (other, tmp_path / "other-data")):
+        atomic_write_json(run / "config.json", {"train": {"model": "seed-cnn", "data": str(data_path)}})
+        (run / "metrics.csv").write_text("epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n"
+                                         "1,0.20,0.19,0.001,1.0,100\n2,0.18,0.17,0.001,1.0,100\n")
+    atomic_write_json(cli_run / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename,
+                                                "epoch": 2, "epochs": 10, "step": 1, "steps": 4})
+    atomic_write_json(other / "status.json", {"state": "stopped"})
+    monkeypatch.setenv("GALAXY_RUNS", str(runs_root))
+    at = app("training")
+    assert "Run from-terminal: running" in [h.value for h in at.subheader]
+    assert at.button(key="tr_start").disabled
+    assert any("`from-terminal` is training on this data (epoch 3 of 10, step 1 of 4" in w.value for w in at.warning)
+    table = at.dataframe[0].value.set_index("run")
+    assert (table.loc["from-terminal", "epochs"], table.loc["from-terminal", "val RMSE"]) == (2, 0.17)
+    assert table.loc["elsewhere", "data"] == "other-data" and table.loc["from-terminal", "data"] == env["data"].name
+    overlay = next(m for m in at.multiselect if m.label.startswith("Validation curves to overlay"))
+    assert overlay.options == ["from-terminal"] and overlay.value == ["from-terminal"]
+    assert "1 run on other data left out of the overlay" in " ".join(c.value for c in at.caption)
+
+
 @pytest.fixture(scope="module")
 def trained(env):
     """One epoch of the seed CNN launched from the Training page, waited for until it finishes."""
@@ -402,9 +432,10 @@ def trained(env):
     assert not at.exception and not at.error
     run = Path(at.session_state["tr_run"])
     assert run.parent == env["runs"]
-    # A second launch on the same data while the first runs is refused with a clear message.
-    at.button(key="tr_start").click().run()
-    assert "already running" in at.error[0].value
+    # While it runs, the page says so before a second start on the same data, which stays off.
+    at.run()
+    assert at.button(key="tr_start").disabled and any(f"`{run.name}` is training on this data" in w.value
+                                                      for w in at.warning)
     deadline = time.time() + 150
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.5)

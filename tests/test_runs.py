@@ -38,17 +38,18 @@ def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
     assert [r["name"] for r in runs.list_runs(tmp_path)] == ["bg"]
 
 
-def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tmp_path):
-    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained."""
-    cfg = config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path), name="bad",
-                            device="cpu")
+def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tiny_cache, tmp_path):
+    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained (data a
+    run cannot train on is refused before, see below: here a teacher that is not there fails the child)."""
+    cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="bad", device="cpu",
+                            teacher=[str(tmp_path / "no_teacher")])
     run = runs.launch(cfg)
     deadline = time.time() + 120
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.3)
     [listed] = runs.list_runs(tmp_path)
     assert listed["status"] == "failed" and listed["model"] == "seed-cnn"
-    assert "no_data" in listed["error"], listed
+    assert "no_teacher" in listed["error"], listed
 
 
 def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
@@ -327,3 +328,24 @@ def test_the_devices_and_processes_a_run_can_be_launched_with(monkeypatch):
     monkeypatch.setattr(runs, "pick_device", lambda name="auto": runs.torch.device("cuda" if name != "cpu" else "cpu"))
     assert runs.device_choices() == ["auto", "cpu", "cuda"]
     assert (runs.gpus_for("cuda"), runs.max_processes("cuda"), runs.max_processes("cpu")) == (4, 4, os.cpu_count())
+
+
+def test_a_run_given_a_data_folder_and_one_on_its_cache_are_on_the_same_data(tiny_cache, tmp_path, monkeypatch):
+    """`python -m galaxy_core train data/` in a terminal, then Start on the dashboard (which passes data/'s cache):
+    the second is refused as a second run on the same data, before it has a folder (it once started)."""
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    source = tiny_cache.meta["source"]
+    write_json(tmp_path / "cli" / "config.json", {"train": {"model": "mean", "data": source}})
+    write_json(tmp_path / "cli" / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
+    [entry] = runs.list_runs(tmp_path)
+    assert runs.same_data(entry, tiny_cache.path, source) and not runs.same_data(entry, tmp_path / "elsewhere")
+    assert runs.active_run(tmp_path, tiny_cache.path, source) == tmp_path / "cli"
+    assert runs.active_run(tmp_path, tmp_path / "elsewhere") is None
+    with pytest.raises(RuntimeError, match="already running"):
+        runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="second",
+                                      device="cpu"))
+    assert calls == [] and not (tmp_path / "second").exists()
+    assert runs.data_name(entry) == Path(source).name

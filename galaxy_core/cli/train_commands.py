@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,22 @@ def _parse_value(text: str) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .. import config, runs, training
+    from ..files import format_duration
+
+    pace = {}  # the wall clock at the start and the epochs done since, for the time left
 
     def report(e: dict) -> None:
-        if e["type"] == "epoch":
-            print(f"epoch {e['epoch']:3d}  train {e['train_rmse']:.4f}  val {e['val_rmse']:.4f}  lr {e['lr']:.2e}  "
-                  f"{e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s", flush=True)
+        if e["type"] == "start":
+            pace.update(t0=time.monotonic(), epochs=e["epochs"], first=None)
+            print(f"run {e['run']}: {'resumed, ' if e['resumed'] else ''}{e['epochs']} epochs; follow it on the "
+                  f"dashboard's Training page, or stop it with `touch {e['run']}/STOP`", flush=True)
+        elif e["type"] == "epoch":
+            pace["first"] = pace.get("first") or e["epoch"]
+            done_here, left = e["epoch"] - pace["first"] + 1, pace.get("epochs", e["epoch"]) - e["epoch"]
+            eta = (time.monotonic() - pace.get("t0", time.monotonic())) / done_here * left
+            print(f"epoch {e['epoch']:3d} of {pace.get('epochs', '?')}  train {e['train_rmse']:.4f}  val "
+                  f"{e['val_rmse']:.4f}  lr {e['lr']:.2e}  {e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s"
+                  + (f"  {format_duration(eta)} left" if left else ""), flush=True)
 
     refuse_pickle(*(args.teacher or []))
     if args.resume:
