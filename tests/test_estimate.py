@@ -14,7 +14,9 @@ from galaxy_core import config, data, estimate, runs
 
 def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, epochs=3, tta=8)
-    est = estimate.estimate_duration(cfg, steps=2)
+    calls = []  # the page's progress bar: the model built, then each of the warm-up and 2 timed steps
+    est = estimate.estimate_duration(cfg, steps=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     n_train, n_val = (len(r) for r in data.split_rows(tiny_cache, cfg))
     assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
     assert est["images_per_s"] > 0

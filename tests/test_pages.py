@@ -335,10 +335,10 @@ def test_training_page_estimates_from_a_speed_measured_here(env, tmp_path, monke
         "train_config": train, "machine": runs.machine_description("cpu"),
         "train_summary": {"images_per_s": 123.0, "wall_seconds": 60.0}}}))
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", ckpt.parent)
-    st.cache_data.clear()  # an earlier test's probe of the same settings is cached
+    st.cache_resource.clear()  # an earlier test's probe of the same settings is kept (pages/_models.result_store)
     captions = " ".join(c.value for c in app("training").caption)
     assert "at 123 images/s, the speed at which the shipped checkpoint `default` trained" in captions
-    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
