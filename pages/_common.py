@@ -135,9 +135,10 @@ def sidebar() -> Dataset | None:
                  f"folders inside {access.ROOTS_ENV} (default: the project folder and ../shared/data) can be used.")
         fov = st.number_input(
             "Source field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01, format="%.4f",
-            key="source_fov", placeholder="from galaxy_core.json, else 1.0",
+            key="source_fov", placeholder="automatic",
             help="The fraction of the 424 px Kaggle frame the images show: 1.0 for the originals, 0.6038 for "
-                 "pre-cropped packs such as gz2-kaggle-96 (their central 256 px).")
+                 "pre-cropped packs such as gz2-kaggle-96 (their central 256 px). Left empty (automatic): the "
+                 "folder's galaxy_core.json, else 1.0 for 424 px originals; other images are asked about.")
     # Opened outside the sidebar, so that a first start's demo build and cache preparation show their progress in
     # the main area, where a user looks.
     try:

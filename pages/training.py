@@ -76,8 +76,8 @@ cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int
 refusal = runs.why_not_trainable(ds.cache, cfg)
 busy = runs.active_run(root, *here)
 if refusal is None and busy is not None:
-    refusal = (f"`{busy.name}` is training on this data ({runs.progress(runs.read_status(busy))[1]}), followed "
-               f"below; one run at a time on one data set: stop it or wait for it to end")
+    refusal = (f"`{busy.name}` is training on this data (followed below, wherever it was started); one run at a "
+               f"time on one data set: stop it or wait for it to end")
 if refusal:
     st.warning(f"Training cannot start: {refusal}.")
 elif not closed_form:
@@ -131,6 +131,11 @@ def runs_view() -> None:
     st.dataframe(runs.runs_table(found), hide_index=True,
                  column_config={"val RMSE": st.column_config.NumberColumn(format="%.4f"),
                                 "train s": st.column_config.NumberColumn(format="%.0f")})
+    failed = [r for r in found if r["error"]]
+    if failed:  # a table cell cuts a long error short: here it is whole
+        with st.expander(f"Why {len(failed)} run{'s' if len(failed) > 1 else ''} failed"):
+            for r in failed:
+                st.markdown(f"**{r['name']}** ({r['status']}): {r['error']}")
     # Only runs on this data: their curves and this data's mean baseline are measured on the same galaxies.
     ours = [r for r in found if runs.same_data(r, *here)]
     others = len(found) - len(ours)

@@ -371,6 +371,8 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert "Run live: failed" not in [h.value for h in at.subheader]  # no longer followed once it ended
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["live", "status"] == "failed" and "broken image" in table.loc["live", "error"]
+    [why] = [e for e in at.expander if e.label.startswith("Why")]  # the whole error, which a table cell cuts short
+    assert why.label == "Why 1 run failed" and "DataError: broken image 7.jpg" in why.markdown[0].value
 
 
 def test_training_page_on_unlabelled_data_says_why_and_offers_no_start(env, tmp_path, monkeypatch):
@@ -413,7 +415,7 @@ def test_training_page_follows_a_run_started_in_a_terminal(env, tmp_path, monkey
     at = app("training")
     assert "Run from-terminal: running" in [h.value for h in at.subheader]
     assert at.button(key="tr_start").disabled
-    assert any("`from-terminal` is training on this data (epoch 3 of 10, step 1 of 4" in w.value for w in at.warning)
+    assert any("`from-terminal` is training on this data (followed below" in w.value for w in at.warning)
     table = at.dataframe[0].value.set_index("run")
     assert (table.loc["from-terminal", "epochs"], table.loc["from-terminal", "val RMSE"]) == (2, 0.17)
     assert table.loc["elsewhere", "data"] == "other-data" and table.loc["from-terminal", "data"] == env["data"].name
