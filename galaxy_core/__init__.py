@@ -34,10 +34,11 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
       runs            run folders: metrics.csv and status; launching, stopping and listing runs
       benchmark       every model trained on one split, one table
     answers
-      inference       BatchNorm folded; batched, multi-view inference and embedding
-      modelchoice     which model (the shipped checkpoint, else the newest run) and loading it
+      inference       BatchNorm folded; batched, multi-view inference and embedding (or each view's answers)
+      modelchoice     which model (the shipped checkpoint, else the newest run; an ensemble's members); loading it
+      uncertainty     a spread beside each answer (the views', an ensemble's) and whether it means anything
       store           a cache's stored predictions
-      prediction      the 37 answers for a cache, image files or a folder; the Kaggle CSV
+      prediction      the 37 answers (with spreads on request) for a cache, image files or a folder; the Kaggle CSV
       evaluation      RMSE per answer and question, true vs predicted, top-k galleries
       export          a run as a checkpoint folder; replacing the shipped default
     what the answers are for

@@ -45,9 +45,15 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: int = 256, tta: int = 1,
           device: torch.device | str | None = None, progress: Callable[[int, int], None] | None = None,
-          indices: Iterable[int] | None = None, amp: bool = True, features: bool = False) -> np.ndarray:
+          indices: Iterable[int] | None = None, amp: bool = True, features: bool = False,
+          views: bool = False) -> np.ndarray:
     """Run ``model`` over ``images`` and return (N, 37) float32 predictions in [0, 1], or with ``features`` its
     (N, D) embeddings (``forward_features``: the backbone before the head), averaged over the views as well.
+
+    With ``views``, each view's output is returned instead of their mean: (N, tta, 37) (or (N, tta, D)), view ``k``
+    being :func:`views.dihedral` ``k``, as the network gave it (not clamped to [0, 1]), so that
+    ``uncertainty.from_views`` can form exactly the mean this function returns without ``views`` and the views'
+    spread about it.
 
     ``images``: a uint8 array or tensor (N, 3, H, W), on the CPU (a memory map is fine: it is read batch by batch)
     or already on ``device``. ``crop``: the fraction of each image the model sees, resampled to ``size`` px
@@ -61,7 +67,8 @@ def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: in
         raise ValueError(f"tta must be between 1 and 8 views, got {tta}")
     device = torch.device(device) if device is not None else hardware.device_of(model)
     rows = np.arange(len(images)) if indices is None else np.fromiter(indices, dtype=np.int64)
-    out = np.empty((len(rows), model.embed_dim if features else 37), dtype=np.float32)
+    width = model.embed_dim if features else 37
+    out = np.empty((len(rows), tta, width) if views else (len(rows), width), dtype=np.float32)
     bf16, channels_last = hardware.fast_math(device, amp)
     net = fold_batchnorm(model)
     if channels_last:
@@ -77,8 +84,12 @@ def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: in
             xb = fit_view(xb.to(device, non_blocking=True), crop, size)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            pred = sum(forward(dihedral(xb, k)).float() for k in range(tta)) / tta
-            out[s:s + len(ix)] = (pred if features else pred.clamp_(0, 1)).cpu().numpy()
+            if views:  # a branch of its own, so that the mean's path stays as it was, view by view
+                each = [forward(dihedral(xb, k)).float() for k in range(tta)]
+                out[s:s + len(ix)] = torch.stack(each, 1).cpu().numpy()
+            else:
+                pred = sum(forward(dihedral(xb, k)).float() for k in range(tta)) / tta
+                out[s:s + len(ix)] = (pred if features else pred.clamp_(0, 1)).cpu().numpy()
             if progress:
                 progress(min(s + batch_size, len(rows)), len(rows))
     return out

@@ -1,6 +1,7 @@
 """Choosing and loading the model: the checkpoint shipped in ``checkpoints/``, else the newest finished run, the
-command line and the dashboard choosing alike; where a run's or checkpoint's weights are; the images a model expects;
-and a warning when a model trained on the synthetic demo meets real galaxies, or the reverse.
+command line and the dashboard choosing alike; where a run's or checkpoint's weights are, and an ensemble folder's
+members; the images a model expects; and a warning when a model trained on the synthetic demo meets real galaxies, or
+the reverse.
 
 Weights are read from safetensors only (``models.load_model_folder``); a pickled checkpoint is refused unopened.
 """
@@ -57,6 +58,32 @@ def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = 
     raise FileNotFoundError(f"{path} holds no model: expected {models.WEIGHTS_FILE} in it or in its best/ folder")
 
 
+def member_folders(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> list[Path]:
+    """The model folders ``path`` stands for: one (:func:`model_folder`) for a run or checkpoint folder or None;
+    for an ensemble folder, which holds no model itself but two or more member folders each with
+    ``model.safetensors`` and ``config.json`` (exported checkpoints, not run folders: a folder of runs is not taken
+    for an ensemble), every member in name order. Raises as :func:`model_folder` does for a folder that is
+    neither."""
+    path = None if path is None else Path(path)
+    if path is None or not path.is_dir() or (path / models.WEIGHTS_FILE).is_file() or \
+            (path / "best" / models.WEIGHTS_FILE).is_file():
+        return [model_folder(path, runs_root)]
+    members = sorted(p for p in path.iterdir()
+                     if (p / models.WEIGHTS_FILE).is_file() and (p / models.CONFIG_FILE).is_file())
+    if len(members) < 2:
+        return [model_folder(path, runs_root)]  # neither a model nor an ensemble: model_folder says why
+    for p in members:
+        models.refuse_pickle(p)
+    return members
+
+
+def load_models(paths: list[str | os.PathLike | None], device: str | torch.device = "cpu") -> list[models.GalaxyModel]:
+    """Every model ``paths`` name, an ensemble folder standing for its members (:func:`member_folders`), each
+    loaded by :func:`load_model`; ``[None]`` is the default model alone. The same folder named twice is loaded
+    twice (two identical members: a spread of 0)."""
+    return [load_model(folder, device) for path in (paths or [None]) for folder in member_folders(path)]
+
+
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> models.GalaxyModel:
     """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint. The folder
     it came from is kept as ``model.folder``, for the provenance of what it writes (:func:`provenance`)."""
@@ -80,6 +107,15 @@ def provenance(model: models.GalaxyModel) -> dict:
         except ValueError:
             out["model"] = str(folder)
     return out
+
+
+def ensemble_provenance(members: list[models.GalaxyModel]) -> dict:
+    """:func:`provenance` of one model, or of an ensemble: each key's values over the members joined by ``;`` where
+    they differ (the folders and weight hashes of every member, one field of view where all share it)."""
+    each = [provenance(m) for m in members]
+    keys = list(dict.fromkeys(k for p in each for k in p))
+    joined = {k: [p.get(k) for p in each] for k in keys}
+    return {k: v[0] if len(set(map(str, v))) == 1 else ";".join(map(str, v)) for k, v in joined.items()}
 
 
 def input_geometry(model: models.GalaxyModel) -> tuple[float, int]:

@@ -153,17 +153,23 @@ def read_sky_catalogue(path: str | os.PathLike, names: ColumnNames | None = None
 
 
 def _image_paths(files: np.ndarray, folder: Path) -> tuple[list[str], np.ndarray]:
-    """Image paths ('' where none exists; relative ones joined to ``folder``) and the rows without one. Plain
-    strings and ``os.path``: at a million rows, ``pathlib`` would take most of the read."""
-    base, isfile, join = str(folder), os.path.isfile, os.path.join
-    out, missing = [], []
-    for k, f in enumerate(files):
-        p = join(base, f.strip()) if isinstance(f, str) and f.strip() else ""
-        if not p or not isfile(p):
-            missing.append(k)
-            p = ""
-        out.append(p)
-    return out, np.array(missing, dtype=np.int64)
+    """Image paths ('' where none exists; relative ones joined to ``folder``) and the rows without one. Each folder
+    the table names is listed once, and the paths are matched against the listings as whole strings, with no
+    per-row Python: at 100,000 rows one ``stat`` per file took most of the read. A name that is there but is no
+    readable image (a folder, a broken link) is left to decoding, which reports it with its reason."""
+    names = pd.Series(files, dtype=object).map(lambda f: f.strip() if isinstance(f, str) else "").astype(str)
+    relative = (names != "") & ~names.map(os.path.isabs) if os.sep != "/" else \
+        (names != "") & ~names.str.startswith("/")
+    full = names.where(~relative, str(folder) + os.sep + names)
+    where = full.str.rpartition(os.sep)[0]
+    present = set()
+    for d in where[full != ""].unique():
+        try:
+            present.update(f"{d}{os.sep}{n}" for n in os.listdir(d or os.sep))
+        except OSError:  # no such folder, or not one: every file named in it is missing
+            pass
+    found = full.isin(present).to_numpy()
+    return full.where(found, "").tolist(), np.flatnonzero(~found)
 
 
 def _angles(values: pd.Series, unit: str | None, column: str, what: str, path: Path, ids: np.ndarray) -> np.ndarray:

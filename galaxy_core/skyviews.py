@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from . import explore, figures, tree
+from . import explore, figures, tables, tree
 
 if TYPE_CHECKING:  # annotations only
     from .data import GalaxyCache
@@ -54,6 +54,13 @@ def _checked(ra, dec) -> tuple[float, float]:
     if not (0.0 <= ra <= 360.0 and -90.0 <= dec <= 90.0):
         raise ValueError(f"RA {ra:g}, Dec {dec:g} is not a position in degrees (RA 0 to 360, Dec -90 to 90)")
     return ra % 360.0, dec
+
+
+def position_of(cache: GalaxyCache, row: int) -> tuple[float, float]:
+    """One galaxy's RA and Dec in degrees (NaN, NaN where unknown or the data have no positions)."""
+    positions = cache.positions()
+    return (float("nan"), float("nan")) if positions is None else \
+        (float(positions[0][int(row)]), float(positions[1][int(row)]))
 
 
 def legacy_survey_url(ra, dec, layer: str = "ls-dr10", zoom: int = 16) -> str:
@@ -218,6 +225,16 @@ def catalogue_table(cache: GalaxyCache, rows) -> pd.DataFrame:
         frame[name] = ["" if positions is None or not has_position(positions[0][r], positions[1][r]) else
                        url(positions[0][r], positions[1][r]) for r in rows]
     return frame
+
+
+def galaxies_table(cache: GalaxyCache, rows) -> tables.SkyTable:
+    """Some galaxies of a cache as a table to send or keep: ``GalaxyID``, the catalogue's own columns (with their
+    units) where there is a catalogue, and the volunteers' 37 answers (NaN where unknown), row for row."""
+    rows = np.asarray(rows, dtype=np.int64)
+    frame = pd.DataFrame({"GalaxyID": cache.ids[rows].astype(str)})
+    answers = pd.DataFrame(np.where(cache.mask[rows], cache.labels[rows], np.nan), columns=list(tree.COLUMNS))
+    frame = cache.with_catalogue(pd.concat([frame, answers], axis=1))
+    return tables.SkyTable(frame, cache.units, {"source": str(cache.meta.get("source", ""))})
 
 
 def catalogue_record(cache: GalaxyCache, row: int) -> pd.DataFrame:

@@ -27,16 +27,19 @@ STORE_KEEP = 64
 """How many stored prediction sets a cache folder keeps (the oldest go first)."""
 
 
-def store_key(model: GalaxyModel, cache: GalaxyCache, rows: np.ndarray, tta: int) -> str:
+def store_key(model: GalaxyModel, cache: GalaxyCache, rows: np.ndarray, tta: int, each_view: bool = False) -> str:
     """A digest of everything a prediction depends on: the weights and config, the cache's fingerprint, the rows,
-    the views and the device type and precision (bf16 and float32 results differ in the last digits)."""
+    the views and the device type and precision (bf16 and float32 results differ in the last digits). With
+    ``each_view``, the key of the views' individual predictions ((N, tta, 37), ``inference.infer(...,
+    views=True)``), which never meets the key of their mean; without it, the key is what it always was, so the
+    means stored before views were kept are still found."""
     h = hashlib.sha1()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     device = hardware.device_of(model)
-    h.update(json.dumps([model.config, cache.fingerprint, tta, device.type, hardware.fast_math(device)],
-                        sort_keys=True, default=str).encode())
+    what = [model.config, cache.fingerprint, tta, device.type, hardware.fast_math(device)]
+    h.update(json.dumps(what + (["each view"] if each_view else []), sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(rows, np.int64).tobytes())
     return h.hexdigest()
 

@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, skyviews, tree
+from pages._samp import samp_button, samp_position_button
 
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = settings.PROJECT_ROOT / "data"
@@ -268,11 +269,13 @@ def answer_select(label: str, key: str, default: str = "Class1.1", none: str | N
                         format_func=lambda c: none if c is None else explore.label(c), **kwargs)
 
 
-def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110) -> None:
+def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110,
+            samp: str | None = None) -> None:
     """Cached images of some rows as a flowing gallery (straight from the cache's memory map), sent inside the page
     (``figures.image_data_url``: never a broken thumbnail after fast slider moves). Where the data have positions,
     each thumbnail also carries its RA/Dec and links to the Legacy Survey and SDSS viewers (one HTML grid,
-    ``skyviews.cache_gallery_html``; the demo's positions marked made up)."""
+    ``skyviews.cache_gallery_html``; the demo's positions marked made up). ``samp``: the name under which a button
+    sends these galaxies' table (``skyviews.galaxies_table``) to TOPCAT or Aladin; unique on its page."""
     rows = [int(r) for r in rows]
     if not rows:
         st.caption("No galaxies to show.")
@@ -282,6 +285,15 @@ def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, wi
         st.image([figures.image_data_url(cache.image(r)) for r in rows], caption=captions, width=width)
     else:
         st.html(grid)
+    if samp is not None:
+        samp_rows(cache, rows, samp)
+
+
+def samp_rows(cache: data.GalaxyCache, rows, name: str) -> None:
+    """A "Send to TOPCAT / Aladin" button for some galaxies of ``cache``: their ids, catalogue columns and the
+    volunteers' answers, as ``name``; nothing for no galaxies."""
+    if len(rows):
+        samp_button(skyviews.galaxies_table(cache, rows), name, key=f"samp_{name}")
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

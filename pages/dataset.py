@@ -72,7 +72,8 @@ def thumbnails():
     page = st.number_input(f"Page (of {n_pages:,}; {len(rows):,} galaxies)", 1, n_pages, 1,
                            key=f"ds_page_{len(rows)}_{per_page}")
     shown, _ = explore.paginate(rows, page, per_page)
-    common.gallery(cache, shown, explore.captions(cache.ids, cache.labels, shown, sort_by or filter_by))
+    common.gallery(cache, shown, explore.captions(cache.ids, cache.labels, shown, sort_by or filter_by),
+                   samp="dataset gallery")
     return shown
 
 
@@ -99,6 +100,7 @@ def on_the_sky():
             **{name: st.column_config.NumberColumn(format="%.4f") for name in (cache.sky.ra, cache.sky.dec)}})
         if cache.synthetic:
             st.caption(f"The demo's made-up catalogue: {skyviews.MADE_UP}")
+        common.samp_rows(cache, picked, "chosen on the sky map")
     return picked
 
 
@@ -141,6 +143,9 @@ if row is not None:
         where = skyviews.position_markdown(cache, row)
         if where is not None:
             st.markdown(where)
+            ra, dec = skyviews.position_of(cache, row)
+            if skyviews.has_position(ra, dec):
+                common.samp_position_button(ra, dec, key="ds_samp_position")
         if cache.columns is not None:
             st.dataframe(skyviews.catalogue_record(cache, row), hide_index=True)
             if cache.synthetic:

@@ -53,6 +53,7 @@ def marked_gallery(rows, captions: list[str], where: str) -> None:
     click takes it back) and Like (its neighbours). Buttons rather than toggles: a new galaxy in a place where
     another was marked never shows that one's state."""
     per_row = 4  # room under each thumbnail for three readable buttons on a laptop screen
+    common.samp_rows(cache, rows, f"discover {where}")
     cols = st.columns(per_row)
     for i, r in enumerate(rows):
         gid = str(cache.ids[r])

@@ -97,12 +97,13 @@ for col, (kind, title) in zip((c1, c2), (("actual", "highest volunteer fraction"
         st.markdown(f"**{title}**")
         t = top[kind]
         common.gallery(cache, t["row"], [f"{g} · true {a:.2f} · pred {p:.2f}"
-                                         for g, a, p in zip(t["GalaxyID"], t["true"], t["predicted"])], width=120)
+                                         for g, a, p in zip(t["GalaxyID"], t["true"], t["predicted"])], width=120,
+                       samp=f"top 5 {kind} {column}")
 
 st.subheader("Worst predictions")
 worst = ev.worst(10)
 common.gallery(cache, worst["row"], [f"{g} · RMSE {r:.3f}" for g, r in zip(worst["GalaxyID"], worst["rmse"])],
-               width=120)
+               width=120, samp="worst predictions")
 pick = st.selectbox("Compare volunteers and model for", list(worst["GalaxyID"]), key="ev_worst_pick")
 k = ev.index_of(pick)
 common.tree_chart(ev.y_true[k], ev.y_pred[k], known=ev.mask[k], key="ev_tree")

@@ -85,7 +85,8 @@ flagged = mergers.most_confident(p, threshold)
 if len(flagged):
     st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold.")
 common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
-                                             for r, v in zip(res["rows"][flagged], p[flagged])])
+                                             for r, v in zip(res["rows"][flagged], p[flagged])],
+               samp="most confident mergers")
 
 
 def calibration_data() -> tuple[data.GalaxyCache, str] | None:
@@ -258,6 +259,7 @@ def by_column_section(calib: dict | None) -> None:
     st.plotly_chart(figures.fraction_by_figure(result, label, expected and expected.curve,
                                                expected.name if expected else ""), key="mg_by_figure")
     st.dataframe(merger_evolution.shown_table(table, column), hide_index=True)
+    common.samp_button(table, f"merger fraction by {column}", key="mg_by_samp")
     st.caption(f"{result.rule[0].upper()}{result.rule[1:]}."
                + (f" Left out: {result.left_out}." if result.left_out else "")
                + (f" {result.merged[0].upper()}{result.merged[1:]}." if result.merged else "")

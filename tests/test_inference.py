@@ -101,6 +101,25 @@ def test_infer_tta_averages_the_views(tta):
     np.testing.assert_allclose(avg, expected_channel_means(x), rtol=0, atol=1e-6)
 
 
+def test_infer_views_returns_each_view_as_the_network_gave_it():
+    """``views=True``: (N, tta, 37), view k of :func:`views.dihedral`, not clamped (the mean is clamped after
+    averaging, as without ``views``); embeddings likewise (N, tta, D), averaging to the plain embedding."""
+    x = random_uint8(b=5, s=16, seed=7).numpy()
+    each = inference.infer(QuadrantMean(), x, crop=1.0, size=16, tta=4, views=True)
+    assert each.shape == (5, 4, 37) and each.dtype == np.float32
+    for k in range(4):  # quarter turn k brings another quadrant to the top left
+        turned = torch.rot90(torch.from_numpy(x), k, dims=(-2, -1)).numpy()
+        np.testing.assert_allclose(each[:, k], np.tile(turned[:, :, :8, :8].mean(axis=(2, 3)) / 255, 13)[:, :37],
+                                   atol=1e-6)
+    raw = inference.infer(Fixed(), x, crop=1.0, size=16, tta=2, views=True)
+    np.testing.assert_allclose(raw[:, 1], np.tile(np.linspace(-1.0, 2.0, 37), (5, 1)), atol=1e-6)
+    model = models.build_model("galaxynet", width=8, input_size=16).eval()
+    emb = inference.infer(model, x, 1.0, 16, tta=8, features=True, views=True, amp=False)
+    assert emb.shape == (5, 8, model.embed_dim)
+    np.testing.assert_allclose(emb.mean(1), inference.infer(model, x, 1.0, 16, tta=8, features=True, amp=False),
+                               atol=1e-5)
+
+
 @pytest.mark.parametrize("tta", [0, 9, -1])
 def test_infer_rejects_bad_tta(tta):
     with pytest.raises(ValueError, match="tta"):

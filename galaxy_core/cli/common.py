@@ -74,6 +74,22 @@ def load_model(args: argparse.Namespace, images_synthetic: bool):
     return model
 
 
+def load_models(args: argparse.Namespace, images_synthetic: bool) -> list:
+    """Every model of a repeatable ``--model`` (an ensemble folder standing for its members,
+    ``modelchoice.member_folders``), else the default alone, on ``--device``, as :func:`load_model` loads one;
+    ``args.model`` becomes the list of folders named."""
+    from .. import distributed, hardware, modelchoice
+
+    named = args.model or [None]
+    args.model = [model_for(argparse.Namespace(model=m)) for m in named]
+    device = distributed.device_for(hardware.pick_device(args.device))
+    members = modelchoice.load_models(args.model, device)
+    warnings = {w for w in (modelchoice.domain_warning(m, images_synthetic) for m in members) if w}
+    for warning in sorted(warnings) if main_process() else []:
+        print(f"warning: {warning}", file=sys.stderr)
+    return members
+
+
 def catalogue_options(sp: argparse.ArgumentParser) -> None:
     """The catalogue table's column names (``sky.ColumnNames``), for commands that take a data folder or table."""
     g = sp.add_argument_group("catalogue table columns (default: the table folder's galaxy_core.json, else the "
