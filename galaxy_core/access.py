@@ -15,7 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import catalog, fitsimages, settings
+from . import catalog, fitsimages, images, settings
+from .files import ImageError
 
 DATA_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_DATA_ROOTS"
 SHARED_DATA = settings.PROJECT_ROOT.parent / "shared" / "data"
@@ -127,3 +128,32 @@ def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes
             seen.add(stem)
             accepted.append((base, content))
     return accepted, refused
+
+
+def upload_message(error: Exception, folder: str | os.PathLike | None = None, box: str = "Source field of view",
+                   sidebar_fov: float | None = None) -> str:
+    """What a dashboard user reads when uploaded images cannot be used: ``error`` (raised predicting or embedding
+    the files written to the temporary ``folder``) in words for the page, naming each file by its uploaded name and
+    never the temporary folder (a path the user never saw).
+
+    For images whose field of view is unknown (:class:`images.FieldUnknown`) it points at the page's field box
+    ``box`` beside the uploader, not at the command line's ``--source-fov`` or a ``galaxy_core.json`` in a folder
+    the user cannot reach; ``sidebar_fov``, the sidebar's field when one is set, is said not to be taken: it is the
+    data folder's, and uploads may be other images (a 424 px original cropped as a 96 px pack would get wrong
+    answers without a word). An unusable image (``ImageError``) reads ``Cannot use <name>: <why>``."""
+    if isinstance(error, images.FieldUnknown):
+        w, h = error.size
+        text = (f"{Path(error.sample).name} is {w} x {h} px, not a 424 x 424 px Kaggle original, so which part of "
+                f"the 424 px frame it shows is unknown, and a guess could spoil every answer. Enter it in "
+                f"**{box}** beside the uploader: {images.PACK_FOV:.4f} for the central 256 px (as in the "
+                f"gz2-kaggle-96 packs), 1.0 for whole frames at a lower resolution.")
+        if sidebar_fov is not None:
+            text += (f" The sidebar's field of view ({sidebar_fov:.4f}) is the data folder's and is not taken for "
+                     f"uploads, which may be other images.")
+        return text
+    if isinstance(error, ImageError):
+        return f"Cannot use {Path(error.path).name}: {error.reason}"
+    text = str(error)
+    if folder is not None:
+        text = text.replace(str(folder) + os.sep, "").replace(str(folder), "the uploads")
+    return text

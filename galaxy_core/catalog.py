@@ -83,6 +83,9 @@ class Catalog:
     """The catalogue's id, image file, RA and Dec columns (None where it has none)."""
     table: Path | None = None
     """The catalogue table the galaxies were read from, when they were (``root`` is then its folder)."""
+    absent: dict[str, list[str]] = field(default_factory=dict)
+    """Per label file (by name) that lacks some of the 37 answer columns, those columns: its galaxies' answers there
+    are unknown. Only files of some answers are here (the full label file must have them all)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -173,9 +176,13 @@ def _lines(where: list[tuple[int, str]]) -> str:
     return text + (f" and {len(where) - 5} more" if len(where) > 5 else "")
 
 
-def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
     """:func:`read_labels`'s work: the frame, each of its rows' line number in the file (1-based, the header is
-    line 1), and the notes on what was repaired or dropped."""
+    line 1), the notes on what was repaired or dropped, and the answer columns the file does not have.
+
+    The Kaggle file (``settings.LABEL_CSV``) is the full label file: an answer column missing from it is refused,
+    naming the column, because every galaxy in it would otherwise turn partially labelled without a word (out of
+    the validation split, out of the decision-tree check). Other label files may hold any of the answers."""
     notes: list[str] = []
     try:
         # utf-8-sig drops a byte-order mark; newline="" lets csv read CRLF and quoted fields itself.
@@ -207,6 +214,13 @@ def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     twice = sorted({c for c in cols if cols.count(c) > 1})
     if twice:
         raise DataError(f"{path}: column(s) {twice} appear more than once in the header")
+    absent = [c for c in tree.COLUMNS if c not in cols]
+    if absent and path.name == LABEL_CSV:
+        raise DataError(f"{path}: no column {', '.join(absent[:8])}" + (f" and {len(absent) - 8} more" if
+                        len(absent) > 8 else "") + f": {LABEL_CSV} is the full label "
+                        f"file and needs all 37 answers, {tree.COLUMNS[0]} ... {tree.COLUMNS[-1]}. Labels for "
+                        f"only some of the answers go in a file of their own beside it, training_solutions_<name>"
+                        f".csv, where the answers it lacks are unknown")
     renamed = [f"{n!r} as {c!r}" for n, c in zip(names, cols) if n != c]
     if renamed:
         notes.append(f"{path.name}: column(s) read ignoring case: {', '.join(renamed[:5])}")
@@ -251,7 +265,7 @@ def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     full = pd.DataFrame(np.nan, index=pd.Index(ids[keep], name="GalaxyID"), columns=list(tree.COLUMNS))
     if len(frame.columns):
         full[list(frame.columns)] = np.clip(numeric[keep], 0.0, 1.0)
-    return full, lines[keep], notes
+    return full, lines[keep], notes, absent
 
 
 def _collapse_repeats(ids: np.ndarray, values: np.ndarray, where: list[str], source: str,
@@ -289,14 +303,15 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
     "null" is unknown. An id repeated with identical answers is kept once.
 
     Raises DataError, naming the file and the offending lines (1-based, the header is line 1), ids or columns, for a
-    missing GalaxyID column, an unknown or repeated column (with a "did you mean"), a row with too few or too many
+    missing GalaxyID column, an unknown or repeated column (with a "did you mean"), an answer column missing from the
+    full label file ``training_solutions_rev1.csv`` (other files may hold some answers), a row with too few or too many
     cells, an empty id, a non-numeric or out-of-range value ([0, 1] within 1e-4; values within it are clipped) or
     an id repeated with different answers.
 
     Notes on what was repaired (case-insensitive column names, decimal ids, identical repeats) are appended to
     ``problems`` when given, else issued as :class:`DataWarning`.
     """
-    frame, _, notes = _read_label_file(Path(path))
+    frame, _, notes, _ = _read_label_file(Path(path))
     if problems is None:
         for note in notes:
             warnings.warn(note, DataWarning, stacklevel=2)
@@ -363,9 +378,11 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
                         (f"; {'; '.join(problems)}" if problems else ""))
     label_files = [p for p in [root / LABEL_CSV] if p.is_file()]
     label_files += sorted(p for p in root.glob("training_solutions_*.csv") if p.name != LABEL_CSV)
-    frames, where = [], []
+    frames, where, absent = [], [], {}
     for p in label_files:
-        frame, lines, notes = _read_label_file(p)
+        frame, lines, notes, lacks = _read_label_file(p)
+        if lacks:
+            absent[p.name] = lacks
         frames.append(frame)
         where += [f"{p.name} line {n}" for n in lines]
         problems += notes
@@ -391,7 +408,7 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     y = labels.reindex(ids).to_numpy(dtype=np.float32, copy=True)
     y[len(train_images):] = np.nan
     fov, fits = resolve_field(root, paths, source_fov, frame_arcsec)
-    cat = Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits)
+    cat = Catalog(root, np.array(ids, dtype=str), paths, y, fov, label_files, problems, fits, absent=absent)
     sky_table = folder_catalogue(root)
     return _with_sky_table(cat, sky_table, names) if sky_table else cat
 

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from numbers import Number
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from astropy import units as u
-from astropy.coordinates import SkyCoord
 
 from . import tables
 from .files import DataError
+
+if TYPE_CHECKING:  # astropy is imported where a match is made: it takes most of a second, and the dashboard
+    from astropy import units as u  # and the command line import this module before they need it
 
 SEP_COLUMN = "sep_arcsec"
 """The separation column added to the joined table: the great-circle angle to the match, in arcsec (NaN where none)."""
@@ -81,6 +83,8 @@ def parse_max_sep(max_sep: str | u.Quantity) -> u.Quantity:
     "2 arcmin", "0.001 deg"). A bare number is refused, since 1 could mean 1 arcsec or 1 degree (3600 times more);
     so is a negative, NaN, dimensionless or non-angle value. Zero is allowed (exact coincidences only) and so is
     infinity (every positioned left row takes its nearest right row, however far)."""
+    from astropy import units as u
+
     if isinstance(max_sep, (Number, np.number, np.ndarray)) and not isinstance(max_sep, u.Quantity):
         raise DataError(f"max_sep={max_sep!r} has no unit: say which, e.g. '{max_sep}arcsec' or '{max_sep}arcmin' "
                         f"(1 arcmin = 60 arcsec, 1 deg = 3600 arcsec)")
@@ -188,6 +192,9 @@ def crossmatch(left: pd.DataFrame, right: pd.DataFrame, max_sep: str | u.Quantit
     Returns ``(joined, MatchReport)``. Raises DataError for a missing column (with the nearest names), positions
     that are not numbers or a Dec beyond +-90 deg, and a ``max_sep`` without an angle unit or below zero.
     """
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
     sep_limit = parse_max_sep(max_sep)
     lra, ldec, lhas = positions(left, left_coords, "left")
     rra, rdec, rhas = positions(right, right_coords, "right")

@@ -31,7 +31,7 @@ from .files import (DiskFull, Progress, atomic_write_json, building_dir, file_lo
                     recover)
 from .fitsimages import FitsSettings, galaxy_files
 from .images import decode_images
-from .settings import DEFAULT_FOV, folder_is_synthetic
+from .settings import DEFAULT_FOV, cache_root, folder_is_synthetic
 from .sky import ColumnNames
 from .tables import insert_columns
 
@@ -205,18 +205,27 @@ class GalaxyCache:
 
 
 def default_cache_dir(root: str | os.PathLike, fov: float = DEFAULT_FOV, size: int = DEFAULT_SIZE) -> Path:
-    """``<root>/.galaxy_cache/fov0.604-80px``, or under ``$XDG_CACHE_HOME/galaxy_core`` (default ``~/.cache``) when
-    the data folder is read-only (as ``../shared`` is). For a catalogue table, ``<its folder>/.galaxy_cache/<table
-    name>-fov0.604-80px``, so that two tables in one folder get two caches."""
+    """Where a data folder's cache goes unless one is named: ``<cache root>/<folder name>-<8 hex digits of its
+    resolved path>/fov0.604-80px`` (``settings.cache_root``: ``$GALAXY_CACHE_DIR``, else ``~/.cache/galaxy_core``),
+    so nothing is written into the data folder and two folders of one name get two caches. For a catalogue table,
+    ``<...its folder...>/<table name>-fov0.604-80px``, so that two tables in one folder get two caches."""
     root = Path(root).resolve()
     name = f"fov{fov:.3f}-{size}px"
     if root.is_file():
         root, name = root.parent, f"{root.name}-{name}"
-    # os.access alone says yes to root even for a folder without write bits (as ../shared is): check both.
-    if os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
-        return root / ".galaxy_cache" / name
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "galaxy_core"
-    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
+    return cache_root() / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}" / name
+
+
+def folder_caches(root: str | os.PathLike) -> list[GalaxyCache]:
+    """The complete caches prepared from the data folder ``root`` in the cache root, at any field and size (the
+    folders beside :func:`default_cache_dir`'s), for rebuilding them when the folder is remade."""
+    found = []
+    for meta in sorted(default_cache_dir(root).parent.glob("*/meta.json")):
+        try:
+            found.append(open_cache(meta.parent))
+        except (FileNotFoundError, ValueError, OSError):  # unfinished or from another version: nothing to keep
+            pass
+    return found
 
 
 def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:
@@ -448,7 +457,7 @@ def merge_shards(root: str | os.PathLike, k: int, cache_dir: str | os.PathLike |
         raise DataError(f"merge needs 1 or more shards, got {k}")
     t0 = time.perf_counter()
     cat = read_catalog(root, source_fov, frame_arcsec, names)  # names: a catalogue table's columns
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.root, fov, size)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(cat.table or cat.root, fov, size)
     fp = fingerprint(cat, fov, size, val_fraction, seed)
     shards = [_fresh_cache(shard_dir(cache_dir, i, k), f"{fp}/shard-{i}-of-{k}") for i in range(k)]
     bad = [str(shard_dir(cache_dir, i, k)) for i, shard in enumerate(shards) if shard is None]

@@ -11,16 +11,17 @@ import dataclasses
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import config, data, hardware, models, runs, training, tree, views
 from .config import TrainConfig
+from .files import Progress, format_duration
 
 
-def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | None = None) -> dict:
+def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | None = None,
+                      progress: Progress | None = None) -> dict:
     """How long ``cfg`` will train on this machine, from a short probe: one warm-up step and ``steps`` timed
     optimisation steps of the real model, optimiser, batch, augmentation and precision on the cache's first images,
     scaled to the run's epochs, plus the validation passes (forward only, taken as a third of a training step per
@@ -28,7 +29,8 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | No
     the probe. Galaxies that teachers would label (``cfg.unlabelled``) are not counted. Writes nothing. Returns
     ``seconds`` (= ``epochs`` x ``epoch_seconds`` + ``final_seconds``, the last multi-view validation),
     ``images_per_s``, ``n_train``, ``n_val`` and ``device``; the seconds are 0 for the closed-form ``mean`` model.
-    Timing a shared CPU (another training running) over-estimates."""
+    Timing a shared CPU (another training running) over-estimates. ``progress(done, steps + 2)`` follows the probe:
+    the model built, then each step (the first, untimed, takes longest: it allocates and picks kernels)."""
     device = hardware.pick_device(cfg.device)
     cache = data.resolve_cache(cfg.data, source_fov=cfg.source_fov)
     train_rows, val_rows = data.split_rows(cache, cfg)
@@ -40,7 +42,9 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | No
     crop, size = model.config["fov"] / cache.fov, int(model.config["input_size"])
     training.check_sizes(cfg, size)
     if images_per_s is None:
-        images_per_s = _probe(cfg, model, cache, train_rows, device, crop, size, steps)
+        if progress is not None:
+            progress(1, steps + 2)
+        images_per_s = _probe(cfg, model, cache, train_rows, device, crop, size, steps, progress)
     ips = images_per_s
     epoch = len(train_rows) / ips + len(val_rows) / (3 * ips)
     final = (cfg.tta - 1) * len(val_rows) / (3 * ips)
@@ -51,8 +55,9 @@ def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | No
 
 
 def _probe(cfg: TrainConfig, model: models.GalaxyModel, cache: data.GalaxyCache, train_rows: np.ndarray,
-           device: torch.device, crop: float, size: int, steps: int) -> float:
-    """Training images/s of ``steps`` timed optimisation steps after one untimed warm-up step."""
+           device: torch.device, crop: float, size: int, steps: int, progress: Progress | None = None) -> float:
+    """Training images/s of ``steps`` timed optimisation steps after one untimed warm-up step (``progress`` after
+    each, as :func:`estimate_duration` counts them)."""
     bs = min(cfg.batch_size, len(train_rows))
     x8 = torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(train_rows[:bs])])).to(device)
     y, m = torch.zeros(bs, tree.N_ANSWERS, device=device), torch.ones(bs, tree.N_ANSWERS, device=device)
@@ -71,6 +76,8 @@ def _probe(cfg: TrainConfig, model: models.GalaxyModel, cache: data.GalaxyCache,
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         training.step(model, opt, x, y, m, autocast)
+        if progress is not None:
+            progress(i + 2, steps + 2)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * bs / (time.perf_counter() - t0)
@@ -82,13 +89,14 @@ def probe_key(cfg: TrainConfig) -> str:
     return json.dumps({**dataclasses.asdict(cfg), "epochs": 1, "name": None}, sort_keys=True)
 
 
-def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathLike) -> dict:
+def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathLike,
+                  progress: Progress | None = None) -> dict:
     """:func:`estimate_duration` for ``cfg``, at the speed a finished run or a shipped checkpoint measured for the
     same settings on a machine like this one, CPU features included (``runs.measured_speed``), else timed by a
     probe. ``known``: those models, each a dict with ``path``, ``name`` and ``kind`` (``"checkpoint"`` or
     ``"run"``). Adds ``measured_by`` (which model's speed, or None when probed), ``busy`` (whether a run under
     ``runs_root`` was training during the probe, which then over-estimates) and ``machine`` (this one,
-    described)."""
+    described). ``progress`` follows a probe (:func:`estimate_duration`); a measured speed needs none."""
     by_path = {m["path"]: m for m in known}
     measured = runs.measured_speed(cfg, list(by_path))
     here = runs.describe_machine(runs.machine_description(hardware.pick_device(cfg.device)))
@@ -98,16 +106,12 @@ def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathL
         by = f"the shipped checkpoint `{m['name']}`" if m["kind"] == "checkpoint" else f"run `{m['name']}`"
         return {**est, "busy": False, "measured_by": by, "machine": here}
     busy = runs.active_run(runs_root) is not None
-    return {**estimate_duration(cfg), "busy": busy, "measured_by": None, "machine": here}
+    return {**estimate_duration(cfg, progress=progress), "busy": busy, "measured_by": None, "machine": here}
 
 
 def duration_text(seconds: float) -> str:
-    """``2460`` -> ``'about 41 min'``; seconds under two minutes, hours and minutes over two hours."""
-    if seconds < 120:
-        return f"about {max(seconds, 1):.0f} s"
-    if seconds < 7200:
-        return f"about {seconds / 60:.0f} min"
-    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+    """``2460`` -> ``'about 41 min'`` (``files.format_duration``, which the run progress also uses)."""
+    return format_duration(seconds)
 
 
 def duration_caption(est: dict, epochs: int, teachers: bool = False, processes: int = 1) -> str:
@@ -131,8 +135,9 @@ def duration_caption(est: dict, epochs: int, teachers: bool = False, processes: 
 def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
     """What the Training page says of the recipe ``model`` starts from on ``device`` when it has a CPU recipe
     (``config.CPU_RECIPES``; None otherwise): which recipe, its model arguments, and, when the shipped checkpoint
-    ``shipped`` (``{"name", "train_config", "summary"}``) was trained with it (the same model and every setting
-    the recipe sets) and recorded its wall time, how long that took and where."""
+    ``shipped`` (``{"name", "train_config", "summary", "data"}``, as ``export.shipped_checkpoints`` lists it) was
+    trained with it (the same model and every setting the recipe sets) and recorded its wall time, how long that
+    took, where, and on what data (``data``: the pack and its split, as a user knows them)."""
     if model not in config.CPU_RECIPES:
         return None
     recipe = dataclasses.asdict(config.config_for(model, device=device))
@@ -143,6 +148,6 @@ def recipe_caption(model: str, device: str, shipped: dict | None) -> str | None:
         if not config.recipe_differences(trained, model, device):
             note = (f" It is the recipe of the shipped checkpoint `{shipped['name']}`, trained in "
                     f"{duration_text(shipped['summary']['wall_seconds'])} "
-                    f"({shipped['summary'].get('device', 'cpu')}) on `{Path(trained.get('data', '?')).name}`.")
+                    f"({shipped['summary'].get('device', 'cpu')}) on {shipped.get('data') or 'unrecorded data'}.")
     kind = "CPU" if hardware.pick_device(device).type == "cpu" else "GPU"
     return f"{model}: the {kind} recipe ({args}).{note}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, hardware, metrics, modelchoice, prediction, tree
+from . import data, hardware, metrics, modelchoice, prediction, settings, tree
 from .config import TrainConfig
 from .files import atomic_write_text, read_json
 
@@ -102,6 +102,10 @@ GALAXIES_FILE = "galaxies.json"
 """In an exported checkpoint: the ids of the galaxies its run trained on and validated on, so that it can be
 evaluated on the galaxies it never learnt from in any data set (the shipped model's pack is a subset of Kaggle's
 61,578 training galaxies, so a user's full Kaggle folder holds its training galaxies too)."""
+LOCAL_FILE = "local.json"
+"""In a checkpoint folder, where on the machine that exported it its run and training cache are (absolute paths):
+``export`` writes it, git ignores it (``checkpoints/*/local.json``), so that ``config.json`` names no folder of the
+machine a shipped model was trained on while evaluation there still finds its cache."""
 
 
 def _run_config(run: Path) -> TrainConfig:
@@ -186,12 +190,18 @@ def model_cache(folder: Path) -> data.GalaxyCache:
     """The cache a run or checkpoint was trained on, when it is still on this machine; ValueError, naming only the
     model's folder, when it is not."""
     config = read_json(folder / "config.json")
-    recorded = (config["cache"] if is_run(folder) else config.get("extra", {}).get("train_cache") or {}).get("path")
-    if not recorded or not (Path(recorded) / "meta.json").is_file():
-        # Only the folder's name: the recorded path is the training machine's, which means nothing here.
-        raise ValueError(f"say which labelled galaxies to evaluate {folder.name} on (--data FOLDER on the command "
-                         f"line): the cache it was trained on is not on this machine")
-    return data.open_cache(recorded)
+    if is_run(folder):
+        places = [config["cache"].get("path")]
+    else:  # a checkpoint: where it was exported, else its portable record (relative to the project folder)
+        local = read_json(folder / LOCAL_FILE) if (folder / LOCAL_FILE).is_file() else {}
+        recorded = (config.get("extra", {}).get("train_cache") or {}).get("path")
+        places = [local.get("cache"), recorded and str(settings.PROJECT_ROOT / recorded)]  # absolute stays itself
+    for place in places:
+        if place and (Path(place) / "meta.json").is_file():
+            return data.open_cache(place)
+    # Only the folder's name: a recorded path is the training machine's, which means nothing here.
+    raise ValueError(f"say which labelled galaxies to evaluate {folder.name} on (--data FOLDER on the command "
+                     f"line): the cache it was trained on is not on this machine")
 
 
 def split_of(folder: str | os.PathLike | None, cache: data.GalaxyCache, split: str = "val",

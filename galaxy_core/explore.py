@@ -93,15 +93,47 @@ _TREE_NOISE = 1e-5  # Kaggle's 6-decimal labels, summed over up to 7 answers and
 def tree_check(ids: np.ndarray, labels: np.ndarray, worst: int = 10) -> dict:
     """Decision-tree consistency of cumulative labels: per question the largest |sum(answers) - parent answer|,
     and the ``worst`` violations (galaxy, question, value) beyond rounding (1e-5). Unknown answers (NaN) are left
-    out. ``consistent`` is True when no violation exceeds 1e-3."""
+    out: a question is checked on a galaxy only where all its answers and its parent answer are known.
+
+    ``checked`` counts the (galaxy, question) pairs checked and ``galaxies`` the galaxies with at least one.
+    ``consistent`` is True when no violation exceeds 1e-3, and None when nothing was checked (no galaxies, or none
+    with a question's answers all known): a check of nothing says nothing, and must not read as a pass."""
     mask = ~np.isnan(labels)
     v = tree.tree_violations(np.nan_to_num(labels), mask)
+    known = np.zeros(v.shape, bool)
+    for k, (s, p) in enumerate(zip(tree.QUESTION_SLICES, tree.PARENT_INDEX)):
+        known[:, k] = mask[:, s].all(axis=1) & (True if p is None else mask[:, p])
     per_q = np.abs(v).max(axis=0) if len(v) else np.zeros(len(tree.QUESTIONS))
     flat = np.argsort(-np.abs(v), axis=None)[:worst]
     rows = [{"GalaxyID": str(ids[r]), "question": tree.QUESTIONS[q].key, "violation": float(v[r, q])}
             for r, q in zip(*np.unravel_index(flat, v.shape)) if abs(v[r, q]) > _TREE_NOISE]
+    checked = int(known.sum())
     return {"max_abs_violation": {q.key: float(x) for q, x in zip(tree.QUESTIONS, per_q)},
-            "worst": rows, "consistent": bool(per_q.max(initial=0) < 1e-3)}
+            "worst": rows, "checked": checked, "galaxies": int(known.any(axis=1).sum()),
+            "consistent": bool(per_q.max(initial=0) < 1e-3) if checked else None}
+
+
+def tree_check_text(check: dict) -> str:
+    """One line on a :func:`tree_check`: consistent or violated with the worst |sum - parent| and over how many
+    galaxies, or that nothing was checked."""
+    if check["consistent"] is None:
+        return "not checked: no galaxy has all the answers of a question known (no fully labelled galaxies)"
+    worst = max(check["max_abs_violation"].values(), default=0.0)
+    return (f"{'consistent' if check['consistent'] else 'VIOLATED'} (worst |sum - parent| {worst:.2g} over "
+            f"{check['galaxies']:,} galaxies)")
+
+
+def absent_text(absent: dict[str, list[str]]) -> list[str]:
+    """Per label file of some answers (``Catalog.absent``), a sentence on what it lacks: whole questions by key
+    (``Class3``), a lone column of a question it otherwise has by name (``Class1.1``). Empty for none."""
+    out = []
+    for name, columns in absent.items():
+        whole = [q.key for q in tree.QUESTIONS if all(c in columns for c in q.columns)]
+        odd = [c for c in columns if tree.question_of(c).key not in whole]
+        what = ", ".join(([f"questions {', '.join(whole)}"] if whole else []) +
+                         ([f"answers {', '.join(odd)}"] if odd else []))
+        out.append(f"{name} has no column for {what}: those answers are unknown for its galaxies")
+    return out
 
 
 def _label_mean(labels: np.ndarray) -> dict[str, float | None]:
@@ -117,7 +149,8 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
     """Everything a user wants to know about a data folder before training on it.
 
     Counts (full, partial, unlabelled), image dimensions (every header is read), bytes on disk, the memory needed to
-    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, and the problems found.
+    hold the images as uint8 and float32 at their own size, the decision-tree consistency check, the problems found,
+    and under ``absent`` what each label file of only some answers lacks (:func:`absent_text`).
     Images that :func:`galaxy_core.images.load_image` would refuse for what their header shows (not a JPEG or PNG,
     empty, unreadable, too many pixels, under 8 px) are listed under ``unreadable`` with GalaxyID, path and reason, and
     left out of the sizes and memory; a damaged body (a truncated JPEG) shows only when decoding. FITS galaxies count
@@ -147,7 +180,7 @@ def summarize(root: str | os.PathLike, source_fov: float | None = None, workers:
         "colour_modes": modes,
         "disk_bytes": int(sum(os.stat(f).st_size for p in cat.paths for f in fitsimages.galaxy_files(p))),
         "memory": memory_needed(pixels),
-        "label_files": [p.name for p in cat.label_files],
+        "label_files": [p.name for p in cat.label_files], "absent": absent_text(cat.absent),
         "tree_check": tree_check(cat.ids[full], cat.labels[full]),
         "label_mean": _label_mean(cat.labels),
         "unreadable": unreadable, "problems": cat.problems,

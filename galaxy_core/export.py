@@ -4,6 +4,9 @@ one that ships with the project (``checkpoints/default``, :func:`replace_default
 A checkpoint is ``model.safetensors`` (float16 weights by default) and ``config.json``, which records where the
 model came from: the run and its summary, its training settings and cache, the machine and the date; and
 ``galaxies.json``, the ids it trained and validated on, so that evaluation can keep to the galaxies it never saw.
+A checkpoint is made to be shipped, so its files name no folder of the machine it was made on (:func:`portable`):
+where the run and its cache are on that machine goes into ``local.json`` (``evaluation.LOCAL_FILE``), which git
+ignores.
 """
 
 from __future__ import annotations
@@ -15,19 +18,51 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, evaluation, hardware, metrics, modelchoice, models, prediction, runs
+from . import data, evaluation, hardware, metrics, modelchoice, models, prediction, runs, settings
 from .config import TrainConfig
-from .evaluation import GALAXIES_FILE, MIN_SCORED_GALAXIES
+from .evaluation import GALAXIES_FILE, LOCAL_FILE, MIN_SCORED_GALAXIES
 from .files import atomic_write_json, building_dir, read_json
 
 CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""
 
 
+def portable(value, root: str | os.PathLike | None = None):
+    """``value`` (a checkpoint's record: dicts, lists, strings, numbers) with every absolute path made fit to ship:
+    relative to the project folder ``root`` (default ``settings.PROJECT_ROOT``) when inside it (``runs``,
+    ``data/demo``), None when outside it (a cache or data folder of the machine it was trained on means nothing on
+    another). Relative paths are kept: commands run from the project folder, so they are relative to it already."""
+    root = Path(settings.PROJECT_ROOT if root is None else root).resolve()
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(os.path.normpath(value))
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else None
+    return value
+
+
+def trained_on(extra: dict) -> str:
+    """The data a checkpoint (its config's ``extra``) learnt from, as a user knows it: the data folder's or
+    table's name and its split, ``'gz2-kaggle-96, its seeded 90/10 split'`` (with the seed when it is not the
+    default 0); ``'unrecorded data'`` without a record of its source."""
+    cache, train = extra.get("train_cache") or {}, extra.get("train_config") or {}
+    source = cache.get("source_name") or cache.get("source")
+    name = Path(source).name if source else "unrecorded data"
+    fraction = train.get("val_fraction") if train.get("val_fraction") is not None else cache.get("val_fraction")
+    seed = train.get("split_seed") if train.get("split_seed") is not None else cache.get("seed")
+    if fraction is None:
+        return name
+    val = round(100 * fraction)
+    return f"{name}, its seeded {100 - val}/{val} split" + (f" (seed {seed})" if seed else "")
+
+
 def shipped_checkpoints() -> list[dict]:
     """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries
     (``kind`` "checkpoint", ``path``, ``name``, ``model``, ``summary``, ``train_config``) plus ``galaxies``: whether
-    the checkpoint lists the galaxies it learnt from (``evaluation.checkpoint_galaxies``)."""
+    the checkpoint lists the galaxies it learnt from (``evaluation.checkpoint_galaxies``), and ``data``: what it
+    learnt from, in words (:func:`trained_on`)."""
     default = modelchoice.default_checkpoint()
     found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{models.WEIGHTS_FILE}")),
                    key=lambda p: (p != default, p.name))
@@ -37,7 +72,7 @@ def shipped_checkpoints() -> list[dict]:
         extra = config.get("extra") or {}
         out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
                     "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
-                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None})
+                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None, "data": trained_on(extra)})
     return out
 
 
@@ -53,6 +88,9 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
     working checkpoint. Returns the validation RMSE of the run's model and of the checkpoint (with ``tta`` views),
     their largest difference on any answer, and the size of the weights in bytes. Raises ValueError, writing
     nothing, when the weights would exceed ``CHECKPOINT_MAX_BYTES``.
+
+    ``config.json`` records the run's settings and cache with :func:`portable` paths (the training cache with its
+    data's name, its split's fraction and seed); ``local.json`` the run's and the cache's absolute paths here.
     """
     run = Path(run)
     out = modelchoice.CHECKPOINTS / run.name if out is None else Path(out)
@@ -71,12 +109,16 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
     extra = {**model.extra, "data": {**model.extra.get("data", {}), "synthetic": cache.synthetic},
              "exported_from": run.name, "exported": time.strftime("%Y-%m-%d"),
              "weights": "float16" if half else "float32", "train_summary": summary,
-             "train_config": config["train"], "train_cache": config["cache"],
+             "train_config": config["train"],
+             # The data's name stays when its path, outside the project folder, does not (portable).
+             "train_cache": {**config["cache"], "source_name": Path(config["cache"]["source"]).name,
+                             "val_fraction": cache.meta["val_fraction"], "seed": cache.meta["seed"]},
              "precision": config.get("precision"),
              # Runs made before configs recorded their machine were exported where they trained.
              "machine": config.get("machine") or runs.machine_description(config.get("device", "cpu"))}
     with building_dir(out) as tmp:
-        models.save_model(model, tmp, extra, half=half)
+        models.save_model(model, tmp, portable(extra), half=half)
+        atomic_write_json(tmp / LOCAL_FILE, {"run": str(run.resolve()), "cache": str(cache.path.resolve())})
         atomic_write_json(tmp / GALAXIES_FILE, {"train": cache.ids[train_rows].tolist(),
                                                 "val": cache.ids[val_rows].tolist()})
         size = (tmp / models.WEIGHTS_FILE).stat().st_size

@@ -275,6 +275,16 @@ def format_bytes(n: float) -> str:
     return f"{n:,.1f} TiB"
 
 
+def format_duration(seconds: float) -> str:
+    """``2460`` -> ``'about 41 min'``: seconds under two minutes, hours and minutes over two hours (for estimates and
+    time left, which are never exact)."""
+    if seconds < 120:
+        return f"about {max(seconds, 1):.0f} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+
+
 Progress = Callable[[int, int], None]
 """A progress callback: ``progress(done, total)``."""
 

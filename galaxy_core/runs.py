@@ -32,9 +32,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import distributed, models, settings
+from . import catalog, data, distributed, models, settings
 from .config import TrainConfig
-from .files import atomic_write_json, atomic_write_text, read_json
+from .files import atomic_write_json, atomic_write_text, format_duration, read_json
 from .hardware import pick_device
 
 
@@ -115,6 +115,27 @@ def measured_speed(cfg: TrainConfig, folders) -> tuple[float, Path] | None:
     return None
 
 
+def why_not_trainable(cache: data.GalaxyCache, cfg: TrainConfig) -> str | None:
+    """Why a run of ``cfg`` cannot train on ``cache`` (no labelled galaxies to train on, or none to validate on,
+    with ``data.split_rows``' split), as a sentence for the user; None when it can. Cheap (the split and mask
+    only), so the dashboard asks before offering to start, and :func:`launch` before it makes a run folder."""
+    train_rows, val_rows = data.split_rows(cache, cfg)
+    name = Path(str(cache.meta.get("source") or cache.path)).name
+    counts = {k: int((cache.kind == k).sum()) for k in ("full", "partial")}
+    if not len(train_rows):
+        if not counts["full"] + counts["partial"]:
+            return (f"no labelled galaxies to train on: all {len(cache):,} galaxies of {name} are unlabelled (a run "
+                    f"learns the volunteers' answers of a label file such as training_solutions_rev1.csv); choose "
+                    f"labelled data to train on")
+        return (f"no labelled galaxies to train on in {name} with these settings ({counts['full']:,} fully and "
+                f"{counts['partial']:,} partially labelled, less the validation split and the galaxy limit)")
+    if not len(val_rows):
+        fraction = cache.meta["val_fraction"] if cfg.val_fraction is None else cfg.val_fraction
+        return (f"no validation galaxies in {name} (validation fraction {fraction} of {counts['full']:,} fully "
+                f"labelled galaxies): a run needs some to choose its best epoch")
+    return None
+
+
 def run_dir_for(cfg: TrainConfig) -> Path:
     """``<cfg.out>/<cfg.name>``; without a name, ``<model>-<date>-<time>``."""
     name = cfg.name or f"{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -165,14 +186,19 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     return st
 
 
-def active_run(root: str | os.PathLike = "runs", data_path: str | os.PathLike | None = None) -> Path | None:
-    """The run under ``root`` that is still running (on ``data_path`` when given), else None."""
+def same_data(run: dict, *paths: str | os.PathLike | None) -> bool:
+    """Whether a :func:`list_runs` entry trains on the data at any of ``paths`` (a data folder, a catalogue table or
+    a cache; None is passed over): its data as given, its cache or the cache's source folder, resolved, is one of
+    them. A run started as ``train data/`` and one launched on data/'s cache are on the same data."""
+    wanted = {Path(p).resolve() for p in paths if p}
+    return any(Path(p).resolve() in wanted for p in (run.get("data"), run.get("cache"), run.get("source")) if p)
+
+
+def active_run(root: str | os.PathLike = "runs", *paths: str | os.PathLike | None) -> Path | None:
+    """The run under ``root`` that is still running (on the data at one of ``paths`` when given, see
+    :func:`same_data`: wherever it was started, the command line or a dashboard), else None."""
     for r in list_runs(root):
-        if r["status"] not in ("running", "starting"):
-            continue
-        if data_path is None:
-            return r["path"]
-        if r["data"] and Path(r["data"]).resolve() == Path(data_path).resolve():
+        if r["status"] in ("running", "starting") and (not paths or same_data(r, *paths)):
             return r["path"]
     return None
 
@@ -275,9 +301,11 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     ``processes`` > 1 it runs under ``torchrun --standalone`` on this machine (``galaxy_core.distributed``), each
     process with an equal share of the CPU threads, or with one GPU each.
 
-    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError for settings
-    :func:`check_launch` refuses, RuntimeError when a run on the same data is already running under ``cfg.out`` (one
-    training at a time per data folder) or the child cannot be started, FileExistsError when the run folder exists.
+    Returns the run folder at once; ``read_status`` and ``read_metrics`` follow it. Raises ValueError, making no run
+    folder, for settings :func:`check_launch` refuses and for data a run cannot train on (a prepared cache, checked
+    by :func:`why_not_trainable`; a data folder by its labels, as preparing it is the child's work), RuntimeError
+    when a run on the same data is already running under ``cfg.out`` (one training at a time per data folder) or
+    the child cannot be started, FileExistsError when the run folder exists.
 
     The check for a live run and the start of the new one happen under an exclusive lock on
     ``<cfg.out>/.launch.lock`` (``fcntl.flock``), so two dashboard sessions, or two processes, that launch on the
@@ -287,6 +315,7 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
     check_launch(cfg)
     if processes < 1:
         raise ValueError(f"processes must be 1 or more, got {processes}")
+    _check_data(cfg)
     # The child runs in the project folder: make every path absolute so that it means the same there.
     cfg = TrainConfig.from_dict({**asdict(cfg), "out": str(Path(cfg.out).resolve()),
                                  "data": str(Path(cfg.data).resolve()) if Path(cfg.data).exists() else cfg.data})
@@ -296,8 +325,25 @@ def launch(cfg: TrainConfig, processes: int = 1) -> Path:
         return _launch_locked(cfg, processes)
 
 
+def _check_data(cfg: TrainConfig) -> None:
+    """ValueError when ``cfg.data`` holds nothing to train on: a run that cannot start gets no run folder."""
+    path = Path(cfg.data)
+    if (path / "meta.json").is_file():
+        refusal = why_not_trainable(data.open_cache(path), cfg)
+    elif path.exists():
+        counts = catalog.read_catalog(path, cfg.source_fov).counts()
+        refusal = None if counts["full"] + counts["partial"] else (
+            f"no labelled galaxies to train on: all {counts['unlabelled']:,} galaxies of {path.name} are unlabelled")
+    else:
+        refusal = f"no data folder or cache {cfg.data}"
+    if refusal:
+        raise ValueError(refusal)
+
+
 def _launch_locked(cfg: TrainConfig, processes: int) -> Path:
-    busy = active_run(cfg.out, cfg.data)
+    # Wherever it was started: a run given the cache's folder (train data/ in a terminal) is on the same data.
+    meta = Path(cfg.data) / "meta.json"
+    busy = active_run(cfg.out, cfg.data, read_json(meta).get("source") if meta.is_file() else None)
     if busy is not None:
         raise RuntimeError(f"a training on {cfg.data} is already running ({busy}); stop it or wait for it to finish")
     run = run_dir_for(cfg)
@@ -340,27 +386,32 @@ def stop(run_dir: str | os.PathLike) -> None:
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict]:
-    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "status", "error",
-    "summary", "mtime", "updated"} (``error`` is the message of a failed run, else None; ``updated`` is when its
-    status last changed).
+    """Run folders under ``root``, newest first, each as {"path", "name", "model", "data", "cache", "source",
+    "status", "error", "summary", "progress", "mtime", "updated"} (``data`` as the run was given it, ``cache`` and
+    ``source`` the cache it trains on and that cache's data folder, None until it has opened it; ``error`` is the
+    message of a failed run, else None; ``progress`` its ``status.json`` (:func:`progress`) and best validation
+    RMSE so far, ``val_rmse``, None before its first epoch; ``updated`` is when its status last changed).
 
-    A run launched in the background is listed from the moment it is launched (before its config.json exists)."""
+    A run is listed from the moment its folder has a status, wherever it was started: launched in the background
+    (before its config.json exists), or by ``python -m galaxy_core train`` in a terminal."""
     out = []
     for status_path in Path(root).glob("*/status.json"):
         run = status_path.parent
         try:
-            if (run / "config.json").is_file():
-                cfg = read_json(run / "config.json").get("train", {})
-            else:
-                cfg = read_json(run / "launch.json") if (run / "launch.json").is_file() else {}
+            config = read_json(run / "config.json") if (run / "config.json").is_file() else {}
+            cfg = config.get("train") or (read_json(run / "launch.json") if (run / "launch.json").is_file() else {})
             summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
             status = read_status(run)
             updated = float(status.get("updated") or status_path.stat().st_mtime)
+            rows = read_metrics(run) if not summary else []
         except (OSError, ValueError):  # a folder being written or damaged: not a run to list
             continue
+        cache = config.get("cache") or {}
+        best = min((r["val_rmse"] for r in rows), default=None)
         out.append({"path": run, "name": run.name, "model": cfg.get("model"), "data": cfg.get("data"),
+                    "cache": cache.get("path"), "source": cache.get("source"),
                     "status": status.get("state", "unknown"), "error": status.get("error"), "summary": summary,
-                    "mtime": run.stat().st_mtime, "updated": updated})
+                    "progress": {**status, "val_rmse": best}, "mtime": run.stat().st_mtime, "updated": updated})
     return sorted(out, key=lambda r: -r["mtime"])
 
 
@@ -381,19 +432,40 @@ def finished_runs(root: str | os.PathLike = "runs") -> list[dict]:
 
 def progress(status: dict) -> tuple[float, str]:
     """How far a running run is, from its ``status.json`` (:func:`read_status`): the fraction done (0 to 1, epochs
-    and steps within the epoch) and ``'epoch E of N, step S of M'``."""
-    epoch, epochs = status.get("epoch", 0), status.get("epochs") or 1
-    step, steps = status.get("step", 0), status.get("steps") or 1
-    return (min((epoch + step / steps) / epochs, 1.0),
-            f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}")
+    and steps within the epoch) and ``'epoch E of N, step S of M, about T left'``. The time left is the pace of
+    this process so far (from ``started``, and the epoch it resumed at) carried to the end, once a step is done.
+    Before a run knows its epochs (just launched) or its steps (reading the data), the words say so instead of
+    counting steps of nothing."""
+    epochs, steps = status.get("epochs"), status.get("steps")
+    epoch, step = status.get("epoch", 0), status.get("step", 0)
+    if not epochs:
+        return 0.0, "starting: reading the data and building the model"
+    if not steps:
+        return min(epoch / epochs, 1.0), f"epoch {min(epoch + 1, epochs)} of {epochs}: reading the data"
+    done = min((epoch + step / steps) / epochs, 1.0)
+    text = f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}"
+    here = done - status.get("resumed_at", 0) / epochs
+    elapsed = status.get("updated", 0) - status.get("started", 0)
+    if here > 0 and elapsed > 0 and status.get("started"):
+        text += f", {format_duration(elapsed * (1 - done) / here)} left"
+    return done, text
+
+
+def data_name(run: dict) -> str:
+    """A :func:`list_runs` entry's data as a user knows it: the name of its data folder or table (through its
+    cache's source when it has opened one), ``'?'`` when not recorded."""
+    where = run.get("source") or run.get("data")
+    return Path(where).name if where else "?"
 
 
 def runs_table(found: list[dict]) -> pd.DataFrame:
-    """One row per run of :func:`list_runs`: its name, model, state, best validation RMSE, epochs, training seconds,
-    data and error (None where a run has not recorded it)."""
+    """One row per run of :func:`list_runs`: its name, model, state, best validation RMSE and epochs (so far, for a
+    run still training), training seconds, data (:func:`data_name`) and error (None where a run has not recorded
+    it)."""
     return pd.DataFrame([{"run": r["name"], "model": r["model"], "status": r["status"],
-                          "val RMSE": r["summary"].get("val_rmse"), "epochs": r["summary"].get("epochs"),
-                          "train s": r["summary"].get("train_seconds"), "data": r["data"], "error": r["error"]}
+                          "val RMSE": r["summary"].get("val_rmse", r["progress"].get("val_rmse")),
+                          "epochs": r["summary"].get("epochs", r["progress"].get("epoch")),
+                          "train s": r["summary"].get("train_seconds"), "data": data_name(r), "error": r["error"]}
                          for r in found])
 
 

@@ -33,6 +33,18 @@ KAGGLE_FRAME = 424
 DEFAULT_FOV = 256 / KAGGLE_FRAME
 """The field a cache and a model see unless told otherwise, as a fraction of the frame (0.604): the central 256 px,
 about 2.5 R90 across, the whole galaxy with sky around it, and all that the 96 px packs hold."""
+CACHE_ENV = "GALAXY_CACHE_DIR"
+"""The environment variable naming the folder caches go in (the command line's ``--cache-dir`` sets it)."""
+
+
+def cache_root() -> Path:
+    """The folder that holds every data folder's cache unless one is named (``data.default_cache_dir``):
+    ``$GALAXY_CACHE_DIR``, else ``$XDG_CACHE_HOME/galaxy_core``, else ``~/.cache/galaxy_core``. Never inside a data
+    folder, so that a shared, read-only or version-controlled one stays untouched; the dashboard and the command line
+    read the same variables, so they find the same caches."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "galaxy_core"
 
 
 def settings_file(root: str | os.PathLike) -> Path:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .files import Progress
+
 APPROXIMATE_LISTS = 4.0
 """The inverted-file index's cells: this many times the square root of the number of vectors (faiss's advice is
 4-16 x sqrt(N))."""
@@ -118,15 +120,19 @@ class Index:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         return np.stack([f[0] for f in found]), np.stack([f[1] for f in found])
 
-    def neighbours(self, k: int = 10, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(self, k: int = 10, block: int = 2048,
+                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every row's ``k`` nearest other rows and their cosine distances, (N, k) each, nearest first. Exact
-        search holds ``block`` rows of the N^2 distances at a time (2048 x 22,740 float32 is 186 MB)."""
+        search holds ``block`` rows of the N^2 distances at a time (2048 x 22,740 float32 is 186 MB), and calls
+        ``progress(rows done, N)`` after each block (seconds for tens of thousands of galaxies on a laptop)."""
         n = len(self.unit)
         k = max(min(int(k), n - 1), 0)
         if k == 0:
             return np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
         if self.faiss is not None:
             idx, dist = self._search(self.unit, k + 1)
+            if progress is not None:
+                progress(n, n)
             own = idx == np.arange(n)[:, None]
             own[~own.any(axis=1), -1] = True  # itself not found (a duplicate took its place): drop the farthest
             return idx[~own].reshape(n, k), dist[~own].reshape(n, k)
@@ -139,15 +145,17 @@ class Index:
             order = np.argsort(pd, axis=1, kind="stable")
             idx[s:s + len(d)] = np.take_along_axis(part, order, axis=1)
             dist[s:s + len(d)] = np.clip(np.take_along_axis(pd, order, axis=1), 0.0, 2.0)
+            if progress is not None:
+                progress(s + len(d), n)
         return idx, dist
 
 
-    def anomaly_scores(self, k: int = 10) -> np.ndarray:
+    def anomaly_scores(self, k: int = 10, progress: Progress | None = None) -> np.ndarray:
         """How unlike every other galaxy each one is: the mean cosine distance to its ``k`` nearest neighbours (a
         k-nearest-neighbour outlier score, Ramaswamy, Rastogi & Shim 2000, averaged over k as Angiulli & Pizzuti
         2002). Higher is odder; a galaxy in a crowd of its kind scores near 0. A neighbour the approximate index
-        misses counts at the farthest distance it found."""
-        dist = self.neighbours(k)[1]
+        misses counts at the farthest distance it found. ``progress`` as for :meth:`neighbours`."""
+        dist = self.neighbours(k, progress=progress)[1]
         if np.isinf(dist).any():
             farthest = np.where(np.isinf(dist), -np.inf, dist).max(axis=1, initial=0.0)
             dist = np.where(np.isinf(dist), farthest[:, None], dist)

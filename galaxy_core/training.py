@@ -144,7 +144,8 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
           run_dir: str | os.PathLike | None = None) -> Path:
     """Train ``cfg.model`` on ``cfg.data`` and return the run folder.
 
-    ``callback(event)`` is called with ``{"type": "epoch", **metrics_row}`` after every epoch and with
+    ``callback(event)`` is called with ``{"type": "start", "run", "epochs"}`` as soon as the run folder exists
+    (before the data is read), ``{"type": "epoch", **metrics_row}`` after every epoch and with
     ``{"type": "step", "epoch", "step", "steps", "loss"}`` about every 2 s; ``{"type": "end", **summary}`` last.
     With ``resume`` (and ``run_dir``), a run continues from its ``last/`` checkpoint with its saved config.
     """
@@ -172,6 +173,8 @@ def train(cfg: TrainConfig, callback: Callable[[dict], None] | None = None, resu
     status = {"state": "running", "pid": os.getpid(), "host": os.uname().nodename, "epoch": 0,
               "epochs": cfg.epochs, "step": 0, "steps": 0, "started": time.time(), "updated": time.time()}
     atomic_write_json(run / "status.json", status)
+    if callback is not None:  # at once: a user may follow the run folder (or the dashboard) while data is read
+        callback({"type": "start", "run": str(run), "epochs": cfg.epochs, "resumed": resume})
     distributed.broadcast(run)
     try:
         return _train(cfg, run, callback, resume, status)
@@ -232,7 +235,7 @@ def _fit(r: _Run, resume: bool) -> Path:
         if plateau is not None and state.get("plateau"):
             plateau.load_state_dict(state["plateau"])
         r.rows = [row for row in runs.read_metrics(r.run) if row["epoch"] <= start]
-    r.status.update(steps=steps_per_epoch, epoch=start)
+    r.status.update(steps=steps_per_epoch, epoch=start, resumed_at=start)  # resumed_at: the pace is this process's
 
     for epoch in range(start, cfg.epochs):
         size = size_at(cfg, epoch, r.size)
@@ -332,11 +335,9 @@ class _Run:
         self.crop, self.size = mcfg["fov"] / cache.fov, int(mcfg["input_size"])
         check_sizes(cfg, self.size)
         self.train_rows, self.val_rows = data.split_rows(cache, cfg)
-        if len(self.train_rows) == 0:
-            raise ValueError(f"no labelled training galaxies in {cache.path}")
-        if len(self.val_rows) == 0:
-            raise ValueError(f"no validation galaxies in {cache.path} (val_fraction={cfg.val_fraction}); "
-                             f"a run needs some to choose its best epoch")
+        refusal = runs.why_not_trainable(cache, cfg)
+        if refusal:
+            raise ValueError(refusal)
         self.config = {"train": asdict(cfg), "model": mcfg, "device": str(device),
                        "machine": runs.machine_description(device),
                        "cache": {"path": str(cache.path), "fov": cache.fov, "size": cache.size,

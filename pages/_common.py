@@ -59,8 +59,8 @@ def saved_upload(upload) -> Path:
     that take a path (a FITS file's name says its layout). Raises DataError for a file ``access.check_uploads``
     refuses."""
     files_ok, refused = access.check_uploads([(upload.name, upload.getvalue())])
-    if refused:
-        raise catalog.DataError(refused[0])
+    if refused:  # as an unusable image: its name once, then why (access.upload_message)
+        raise files.ImageError(upload.name, refused[0].removeprefix(f"{upload.name}: "))
     folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
     name, content = files_ok[0]
     (folder / name).write_bytes(content)
@@ -136,9 +136,10 @@ def sidebar() -> Dataset | None:
                  f"folders inside {access.ROOTS_ENV} (default: the project folder and ../shared/data) can be used.")
         fov = st.number_input(
             "Source field of view (optional)", min_value=0.05, max_value=1.0, value=None, step=0.01, format="%.4f",
-            key="source_fov", placeholder="from galaxy_core.json, else 1.0",
+            key="source_fov", placeholder="automatic",
             help="The fraction of the 424 px Kaggle frame the images show: 1.0 for the originals, 0.6038 for "
-                 "pre-cropped packs such as gz2-kaggle-96 (their central 256 px).")
+                 "pre-cropped packs such as gz2-kaggle-96 (their central 256 px). Left empty (automatic): the "
+                 "folder's galaxy_core.json, else 1.0 for 424 px originals; other images are asked about.")
     # Opened outside the sidebar, so that a first start's demo build and cache preparation show their progress in
     # the main area, where a user looks.
     try:

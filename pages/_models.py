@@ -35,17 +35,25 @@ def is_closed_form(model: str) -> bool:
     return bool(getattr(models.build_model(model), "closed_form", False))
 
 
-@st.cache_data(show_spinner="Timing a few training steps on this machine ...", max_entries=32)
-def _duration_probe(key: str, fingerprint: str) -> dict:
-    cfg = config.TrainConfig.from_dict(json.loads(key))
-    return estimate.estimate_here(cfg, export.shipped_checkpoints() + runs.finished_runs(common.runs_root()),
-                                  common.runs_root())
-
-
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
     """``estimate.estimate_here`` for ``cfg`` with one epoch (``estimate.probe_key``), over the shipped checkpoints
-    and the finished runs: timed once per setting that changes the speed, not per number of epochs."""
-    return _duration_probe(estimate.probe_key(cfg), fingerprint)
+    and the finished runs: timed once per setting that changes the speed, not per number of epochs, with a
+    progress bar while a few steps are timed (several seconds on a first visit: building the model and its first
+    step take most of it). In the plain store, so that the bar is not replayed on later visits."""
+    key = estimate.probe_key(cfg)
+    slot = st.empty()  # one slot on every run, bar or not: the elements below keep their places
+
+    def compute() -> dict:
+        with slot.container():
+            bar, update = common.progress_bar("Timing a few training steps on this machine:", "steps")
+        try:
+            return estimate.estimate_here(config.TrainConfig.from_dict(json.loads(key)),
+                                          export.shipped_checkpoints() + runs.finished_runs(common.runs_root()),
+                                          common.runs_root(), progress=update)
+        finally:
+            slot.empty()
+
+    return stored(("probe", key, fingerprint), compute)
 
 
 # -------------------------------------------------------------------------------------------------------- models
@@ -125,14 +133,14 @@ def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, finge
     return evaluation.evaluate(run, _cache, split=split, limit=limit, include_trained=include_trained)
 
 
-STORE_KEEP = 16
-"""How many slow results (merger predictions and bootstraps, embeddings) :func:`result_store` keeps (oldest go
-first)."""
+STORE_KEEP = 32
+"""How many slow results (merger predictions and bootstraps, embeddings, anomaly scores, training-speed probes)
+:func:`result_store` keeps (oldest go first)."""
 
 
 @st.cache_resource
 def result_store() -> tuple[dict, threading.Lock]:
-    """Process-wide store of the Mergers and Discover pages' slow results, keyed by the model, its weights'
+    """Process-wide store of the Mergers, Discover and Training pages' slow results, keyed by the model, its weights'
     modification time, the cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data``
     so that predicting can draw a progress bar: a cached function would replay that bar on every later call."""
     return {}, threading.Lock()
@@ -237,10 +245,22 @@ def search_index(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: s
     return similarity.Index(_vectors, dims, approximate)
 
 
-@st.cache_data(show_spinner="Ranking the galaxies by how unusual they are ...", max_entries=4)
-def anomaly_scores(model: str, mtime_ns: int, _vectors: np.ndarray, fingerprint: str, k: int,
+def anomaly_scores(model: str, mtime_ns: int, vectors: np.ndarray, fingerprint: str, k: int,
                    dims: int | None = None, approximate: bool = False) -> np.ndarray:
-    return search_index(model, mtime_ns, _vectors, fingerprint, dims, approximate).anomaly_scores(k)
+    """``similarity.Index.anomaly_scores`` of the embeddings, once per model, data and setting, with a progress
+    bar over the galaxies (about 10 s for 22,740 on two CPU cores)."""
+    slot = st.empty()
+
+    def compute() -> np.ndarray:
+        with slot.container():
+            bar, update = common.progress_bar("Ranking the galaxies by how unusual they are:")
+        try:
+            index = search_index(model, mtime_ns, vectors, fingerprint, dims, approximate)
+            return index.anomaly_scores(k, progress=update)
+        finally:
+            slot.empty()
+
+    return stored(("anomaly", model, mtime_ns, fingerprint, k, dims, approximate), compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

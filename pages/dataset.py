@@ -32,12 +32,14 @@ with left:
     st.table(explore.memory_table(s, folder), hide_index=True)
     for p in explore.problems(s, folder):
         st.warning(p)
+    for a in (folder or {}).get("absent", []):
+        st.info(a)
 with right:
     st.subheader("Decision-tree consistency")
     tc = s["tree_check"]
     table, worst = explore.tree_check_table(tc)
-    if not s["n_full"]:
-        st.info("No fully labelled galaxies: there are no labels to check against the tree.")
+    if tc["consistent"] is None:
+        st.info("No fully labelled galaxies: nothing was checked against the tree.")
     else:
         (st.success if tc["consistent"] else st.error)(
             f"Every question's answers sum to their parent answer within {worst:.2g} over the {s['n_full']:,} fully "

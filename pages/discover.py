@@ -3,7 +3,7 @@ galaxies least like any other, all on one model's embeddings (the backbone befor
 
 import streamlit as st
 
-from galaxy_core import embeddings, finetune, labels, similarity
+from galaxy_core import access, embeddings, finetune, labels, similarity
 from galaxy_core.files import DataError
 from pages import _common as common
 from pages import _models as ml
@@ -94,17 +94,20 @@ if view == VIEWS[0]:
                               type=["jpg", "jpeg", "png", "fits", "fit", "fts", "gz"])
     k = c3.number_input("Neighbours", 1, 200, 24, key="dc_k")
     fov = c4.number_input("Its field of view", 0.05, 1.0, None, 0.01, format="%.4f", key="dc_fov",
-                          placeholder="424 px original",
+                          placeholder="1.0",
                           help="For an uploaded image that is not a 424 px original: the part of the 424 px frame it "
-                               "shows (0.6038 for the central 256 px, as in the 96 px packs).")
+                               "shows (0.6038 for the central 256 px, as in the 96 px packs). Empty: a 424 px "
+                               "original, or its folder's galaxy_core.json. The sidebar's field of view is the data "
+                               "folder's: it is not taken here, as the image may be another.")
     query, name = None, None
     if upload is not None:
         try:
             saved = common.saved_upload(upload)
             query = embeddings.embed_file(ml.load_model(model), saved, cache, source_fov=fov)
             name = upload.name
-        except DataError as e:
-            st.error(f"Cannot use {upload.name}: {e}")
+        except DataError as e:  # the upload by its name, the field box beside it: never the temporary folder
+            st.error(access.upload_message(e, box="Its field of view",
+                                           sidebar_fov=st.session_state.get("source_fov")))
     elif typed.strip():
         try:
             query, name = vectors[cache.row_of(typed.strip())], f"GalaxyID {typed.strip()}"

@@ -35,7 +35,8 @@ source_fov = c2.number_input("Source field of view", 0.05, 1.0, None, 0.01, form
                              help="The fraction of the 424 px Kaggle frame your images show: 1.0 for 424 px "
                                   "Galaxy Zoo cutouts, 0.6038 for the 96 px packs. Left empty, it is read from "
                                   "the folder's galaxy_core.json, else the images must be 424 px originals, "
-                                  "exactly as `python -m galaxy_core predict` decides.")
+                                  "exactly as `python -m galaxy_core predict` decides. The sidebar's field of view "
+                                  "is the data folder's: it is not taken here, as these may be other images.")
 tta = c3.slider("Test-time views", 1, 8, 1, key="pr_tta",
                 help="Average the predictions over this many rotations and mirror images (1 = none).")
 folder = folder.strip()
@@ -62,11 +63,17 @@ if uploads and not files:
 def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, bytes], ...], fov: float | None,
                     views: int):
     """Write the uploads to a temporary folder and predict them (cached by their bytes) with
-    ``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself."""
+    ``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself. Its
+    errors name the uploads, never the temporary folder (an unknown field of view is worded by the page)."""
     with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
         for name, content in files:
             (Path(tmp) / Path(name).name).write_bytes(content)
-        return prediction.predict_folder(tmp, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
+        try:
+            return prediction.predict_folder(tmp, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
+        except images.FieldUnknown:
+            raise
+        except (catalog.DataError, FileNotFoundError, ValueError) as e:
+            raise catalog.DataError(access.upload_message(e, tmp)) from None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -110,6 +117,13 @@ try:
         result = predict_uploads(*key, tuple(files), source_fov, tta)
     else:
         result = predict_folder(*key, folder, source_fov, tta, prediction.folder_listing(folder))
+except images.FieldUnknown as e:
+    if uploads:  # pointed at the box beside the uploader; the sidebar's field is the data folder's
+        st.error(access.upload_message(e, box="Source field of view",
+                                       sidebar_fov=st.session_state.get("source_fov")))
+    else:
+        st.error(str(e))
+    st.stop()
 except (catalog.DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
     st.stop()

@@ -10,6 +10,8 @@ common.require_app(__file__)
 
 ds = common.dataset()
 root = common.runs_root()
+# This data as a run may name it: its cache, its folder, the cache's source (a run started as `train data/`).
+here = (ds.cache.path, ds.folder, ds.cache.meta.get("source"))
 st.title("Training")
 
 # ----------------------------------------------------------------------------------------------------- settings
@@ -69,14 +71,23 @@ cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int
                         max_train=int(max_train) or None, ema=float(ema),
                         teacher=[str(root / t) for t in chosen_teachers] or None,
                         unlabelled=unlabelled)
-if not closed_form:
+# Data a run cannot learn from (unlabelled, no validation galaxies), or a run already training on it (from this page,
+# another session or a terminal), is said before Start, which stays off.
+refusal = runs.why_not_trainable(ds.cache, cfg)
+busy = runs.active_run(root, *here)
+if refusal is None and busy is not None:
+    refusal = (f"`{busy.name}` is training on this data (followed below, wherever it was started); one run at a "
+               f"time on one data set: stop it or wait for it to end")
+if refusal:
+    st.warning(f"Training cannot start: {refusal}.")
+elif not closed_form:
     try:
         probe = ml.duration_probe(cfg, ds.fingerprint)
     except (RuntimeError, ValueError) as e:
         st.warning(f"Cannot time these settings: {e}")
     else:
         st.caption(estimate.duration_caption(probe, int(epochs), bool(chosen_teachers), processes))
-if st.button("Start training", type="primary", key="tr_start"):
+if st.button("Start training", type="primary", key="tr_start", disabled=refusal is not None, help=refusal):
     try:
         st.session_state["tr_run"] = str(runs.launch(cfg, int(processes)))
     except (RuntimeError, FileExistsError, ValueError) as e:
@@ -110,7 +121,7 @@ def runs_view() -> None:
     """The watched run and every run, from one reading of the run folders, so that all of it shows one state."""
     found = runs.list_runs(root)
     by_path = {str(r["path"]): r for r in found}
-    watched = runs.active_run(root, str(ds.cache.path)) or st.session_state.get("tr_run")
+    watched = runs.active_run(root, *here) or st.session_state.get("tr_run")
     if watched is not None and str(watched) in by_path:
         live_run(by_path[str(watched)])
     st.subheader("Runs")
@@ -120,10 +131,21 @@ def runs_view() -> None:
     st.dataframe(runs.runs_table(found), hide_index=True,
                  column_config={"val RMSE": st.column_config.NumberColumn(format="%.4f"),
                                 "train s": st.column_config.NumberColumn(format="%.0f")})
+    failed = [r for r in found if r["error"]]
+    if failed:  # a table cell cuts a long error short: here it is whole
+        with st.expander(f"Why {len(failed)} run{'s' if len(failed) > 1 else ''} failed"):
+            for r in failed:
+                st.markdown(f"**{r['name']}** ({r['status']}): {r['error']}")
+    # Only runs on this data: their curves and this data's mean baseline are measured on the same galaxies.
+    ours = [r for r in found if runs.same_data(r, *here)]
+    others = len(found) - len(ours)
     # No key: when a new run appears the choice starts again from the newest five.
-    chosen = st.multiselect("Validation curves to overlay", [r["name"] for r in found],
-                            default=[r["name"] for r in found[:5]])
-    series = runs.validation_curves(found, chosen)
+    chosen = st.multiselect("Validation curves to overlay (runs on this data)", [r["name"] for r in ours],
+                            default=[r["name"] for r in ours[:5]])
+    if others:
+        st.caption(f"{others} run{'s' if others > 1 else ''} on other data left out of the overlay (their validation "
+                   f"galaxies are not this data's); choose that data in the sidebar to compare them.")
+    series = runs.validation_curves(ours, chosen)
     if series:
         st.plotly_chart(figures.curves_figure(series, baseline, 360), key="tr_overlay_curve")
     else:

@@ -25,6 +25,15 @@ PACK_FOV = 256 / 424  # the 96 px packs are the central 256 px of the 424 px ori
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def caches_in_a_temporary_folder(tmp_path_factory):
+    """Caches prepared without a folder named go under ``$GALAXY_CACHE_DIR`` (``settings.cache_root``): here a
+    temporary folder, never the user's ``~/.cache``; the command lines and dashboards the tests start inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(settings.CACHE_ENV, str(tmp_path_factory.mktemp("caches")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``, or skip: a user's fresh clone has no shared folder."""

@@ -91,3 +91,27 @@ def _gif() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, format="GIF")
     return buf.getvalue()
+
+
+def test_upload_errors_name_the_uploads_and_the_box_never_the_temporary_folder(tmp_path):
+    """Written for a page user: the uploaded name once, the field box beside the uploader (not --source-fov or a
+    galaxy_core.json in a folder they never saw), why the sidebar's field is not taken; no temporary path."""
+    from galaxy_core import images
+    from galaxy_core.files import DataError, ImageError
+
+    tmp = tmp_path / "galaxy_upload_x1"
+    tmp.mkdir()
+    Image.new("RGB", (96, 96)).save(tmp / "100008.jpg")
+    with pytest.raises(images.FieldUnknown) as e:
+        images.resolve_field(tmp, [tmp / "100008.jpg"])
+    assert str(tmp) in str(e.value) and "--source-fov" in str(e.value)  # the command line's words, for a folder
+    text = access.upload_message(e.value, tmp, box="Source field of view", sidebar_fov=0.6038)
+    assert text.startswith("100008.jpg is 96 x 96 px, not a 424 x 424 px Kaggle original")
+    assert "Enter it in **Source field of view** beside the uploader: 0.6038 for the central 256 px" in text
+    assert "The sidebar's field of view (0.6038) is the data folder's and is not taken for uploads" in text
+    assert "galaxy_upload_" not in text and "--source-fov" not in text and "galaxy_core.json" not in text
+    assert "sidebar" not in access.upload_message(e.value, tmp)  # no sidebar field set: nothing to explain
+    bad = access.upload_message(ImageError(tmp / "notanimage.jpg", "not a JPEG, PNG or FITS file"), tmp)
+    assert bad == "Cannot use notanimage.jpg: not a JPEG, PNG or FITS file"  # the name once
+    other = access.upload_message(DataError(f"no images in {tmp} (expected <GalaxyID>.jpg)"), tmp)
+    assert other == "no images in the uploads (expected <GalaxyID>.jpg)"

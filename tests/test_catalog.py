@@ -132,6 +132,49 @@ def test_read_catalog_full_partial_unlabelled_and_problems(tiny_data, tmp_path):
     assert not any(str(FIRST_ID + 50) in p for p in cat.problems)
 
 
+def test_full_label_file_missing_an_answer_column_is_refused_naming_it(tiny_data, tmp_path, capsys):
+    """training_solutions_rev1.csv without Class1.1 once read as "0 fully labelled" with nothing said: now every
+    reader of the folder (catalogue, summary, prepare, the CLI) refuses it and names the column."""
+    from galaxy_core import cli
+
+    root = copy_tiny(tiny_data, tmp_path / "d")
+    frame = pd.read_csv(root / settings.LABEL_CSV, dtype=str).drop(columns=["Class1.1"])
+    frame.to_csv(root / settings.LABEL_CSV, index=False)
+    for read in (catalog.read_catalog, lambda r: explore.summarize(r, workers=1),
+                 lambda r: data.prepare(r, tmp_path / "cache", size=16, workers=1)):
+        with pytest.raises(catalog.DataError, match=r"training_solutions_rev1.csv: no column Class1.1: ") as e:
+            read(root)
+        assert "all 37 answers" in str(e.value) and "training_solutions_<name>.csv" in str(e.value)
+    assert not (tmp_path / "cache").exists()
+    assert cli.main(["summary", str(root)]) != 0
+    assert "no column Class1.1" in capsys.readouterr().err
+    # A misspelled column still gets its "did you mean" first.
+    (root / settings.LABEL_CSV).write_text((root / settings.LABEL_CSV).read_text().replace("Class1.2", "Clas1.2", 1))
+    with pytest.raises(catalog.DataError, match=r"did you mean 'Class1.2' for 'Clas1.2'"):
+        catalog.read_catalog(root)
+
+
+def test_a_label_file_of_some_answers_says_which_it_lacks(tiny_data, tmp_path, capsys):
+    """A file of some answers is meant to be partial: read, with the questions and lone answers it lacks named."""
+    from galaxy_core import cli
+
+    root = copy_tiny(tiny_data, tmp_path / "d")
+    shutil.copy(root / settings.LABELLED_DIR / f"{FIRST_ID}.jpg", root / settings.LABELLED_DIR / "300001.jpg")
+    (root / "training_solutions_partial.csv").write_text(
+        "GalaxyID,Class1.1,Class1.2,Class1.3,Class6.1,Class6.2,Class7.1\n300001,0.5,0.5,0.0,0.1,0.9,0.5\n")
+    cat = catalog.read_catalog(root)
+    assert cat.counts()["partial"] == 1 and cat.problems == []
+    kept = {"Class1.1", "Class1.2", "Class1.3", "Class6.1", "Class6.2", "Class7.1"}
+    assert cat.absent == {"training_solutions_partial.csv": [c for c in tree.COLUMNS if c not in kept]}
+    assert explore.absent_text(cat.absent) == [
+        "training_solutions_partial.csv has no column for questions Class2, Class3, Class4, Class5, Class8, Class9, "
+        "Class10, Class11, answers Class7.2, Class7.3: those answers are unknown for its galaxies"]
+    assert cli.main(["summary", str(root), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "labels: training_solutions_partial.csv has no column for questions Class2," in out
+    assert catalog.read_catalog(tiny_data).absent == {}  # the full file has them all: nothing to say
+
+
 def test_read_catalog_same_galaxy_in_two_label_files(tiny_data, tmp_path):
     root = copy_tiny(tiny_data, tmp_path / "d")
     (root / "training_solutions_more.csv").write_text(f"GalaxyID,Class1.1\n{FIRST_ID + 3},0.5\n")
@@ -188,9 +231,14 @@ def test_read_catalog_reports_what_it_does_with_labels_of_test_images(tmp_path):
 # Faults in label files: each is refused with the file, lines and ids, or repaired with a note in problems
 
 
+SOME = "training_solutions_some.csv"
+"""A label file of some answers (the full one, ``settings.LABEL_CSV``, must hold all 37)."""
+
+
 def write_catalog(root: Path, rows: dict[str, str], header: str = "GalaxyID,Class1.1,Class1.2,Class1.3",
-                  name: str = settings.LABEL_CSV) -> Path:
-    """A folder with a 424 px image per id in ``rows`` and one label file (``rows``: id -> the rest of its line)."""
+                  name: str = SOME) -> Path:
+    """A folder with a 424 px image per id in ``rows`` and one label file of Q1's answers (``rows``: id -> the rest
+    of its line)."""
     (root / settings.LABELLED_DIR).mkdir(parents=True, exist_ok=True)
     for gid in rows:
         Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid.strip()}.jpg")
@@ -243,11 +291,11 @@ def test_read_labels_identical_repeats_collapse_with_a_note(tmp_path):
 
 def test_read_catalog_rows_without_images_and_images_without_rows_are_named(tmp_path):
     root = write_catalog(tmp_path / "d", {"1": "0.2,0.3,0.5", "2": "0.1,0.1,0.8"})
-    (root / settings.LABEL_CSV).write_text("GalaxyID,Class1.1\n1,0.2\n9,0.3\n")
+    (root / SOME).write_text("GalaxyID,Class1.1\n1,0.2\n9,0.3\n")
     cat = catalog.read_catalog(root)
     assert cat.ids.tolist() == ["1", "2"] and cat.counts() == {"full": 0, "partial": 1, "unlabelled": 1}
     orphan, unlabelled = cat.problems
-    assert "'9' (training_solutions_rev1.csv line 3)" in orphan and "skipped" in orphan
+    assert f"'9' ({SOME} line 3)" in orphan and "skipped" in orphan
     assert "['2']" in unlabelled and "unlabelled" in unlabelled
 
 
@@ -257,7 +305,7 @@ def test_read_catalog_same_galaxy_in_two_files_identical_is_kept_once(tmp_path):
     cat = catalog.read_catalog(root)
     np.testing.assert_allclose(cat.labels[1, :3], [0.1, 0.1, 0.8])
     assert len(cat.problems) == 1
-    assert ("GalaxyID 2 on training_solutions_rev1.csv line 3, training_solutions_more.csv line 2"
+    assert (f"GalaxyID 2 on training_solutions_more.csv line 2, {SOME} line 3"
             in cat.problems[0]) and "identical" in cat.problems[0]
 
 
@@ -267,7 +315,7 @@ def test_read_catalog_same_galaxy_in_two_files_disagreeing_is_refused(tmp_path):
     with pytest.raises(catalog.DataError) as e:
         catalog.read_catalog(root)
     assert "different answers" in str(e.value)
-    assert "GalaxyID 1 on training_solutions_rev1.csv line 2, training_solutions_more.csv line 2" in str(e.value)
+    assert f"GalaxyID 1 on training_solutions_more.csv line 2, {SOME} line 2" in str(e.value)
 
 
 def test_read_catalog_shuffled_rows_and_columns_keep_every_label_with_its_image(tiny_data, tmp_path):

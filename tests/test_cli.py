@@ -251,3 +251,51 @@ def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_pat
     assert (head["l2"], head["base_rate"], head["l2_from"]) == (3.0, 0.25, "fine-tuned")
     assert (tmp_path / "disc" / "edge2" / "model" / "model.safetensors").is_file()
     assert (model / "model.safetensors").read_bytes() == before
+
+
+def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeypatch):
+    """A run trained on the demo, then ``demo --overwrite`` (other galaxies): the demo's cache is rebuilt at once
+    from the new images, with its settings, so the run still evaluates and nothing has to be rebuilt later (once
+    the overwrite deleted the cache and the run failed with "the cache it was trained on is not on this
+    machine")."""
+    from galaxy_core import data, evaluation
+
+    monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)  # the small demo's few validation galaxies
+    folder, small = tmp_path / "demo", ["--n", "24", "--n-unlabelled", "4", "--size", "96"]
+    assert cli.main(["demo", "--out", str(folder), *small]) == 0
+    assert cli.main(["train", str(folder), "--model", "mean", "--out", str(tmp_path / "runs"), "--name", "m",
+                     "--device", "cpu"]) == 0
+    cache = data.default_cache_dir(folder)
+    trained = (cache / "meta.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert cli.main(["demo", "--out", str(folder), "--overwrite", "--seed", "1", *small, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert f"its cache {cache} was rebuilt from the new images (28 galaxies at 80 px)" in out
+    assert json.loads(out.splitlines()[-1])["rebuilt"] == [str(cache)]
+    rebuilt = (cache / "meta.json").stat().st_mtime_ns
+    assert rebuilt != trained
+    assert data.prepare(folder).path == cache and (cache / "meta.json").stat().st_mtime_ns == rebuilt  # fresh
+    assert cli.main(["evaluate", str(tmp_path / "runs" / "m")]) == 0
+    assert "RMSE" in capsys.readouterr().out
+
+
+def test_prepare_says_when_it_rebuilt_nothing_and_runs_has_a_header(tiny_data, tmp_path, capsys):
+    """A second prepare of an unchanged folder builds nothing and says so (once it reported the old build time as
+    its own); ``runs`` names its columns."""
+    from galaxy_core.files import atomic_write_json
+
+    args = ["prepare", str(tiny_data), "--out", str(tmp_path / "cache"), "--size", "16", "--workers", "1", "--json"]
+    assert cli.main(args) == 0
+    first = capsys.readouterr().out
+    assert "built in" in first and json.loads(first.splitlines()[-1])["built"] is True
+    assert cli.main(args) == 0
+    again = capsys.readouterr().out
+    assert "already up to date, nothing rebuilt" in again and "--force rebuilds it" in again
+    assert json.loads(again.splitlines()[-1])["built"] is False
+
+    atomic_write_json(tmp_path / "runs" / "ok" / "status.json", {"state": "finished"})
+    atomic_write_json(tmp_path / "runs" / "bad" / "status.json", {"state": "failed", "error": "ValueError: no"})
+    assert cli.main(["runs", "--root", str(tmp_path / "runs")]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["run", "model", "status", "val", "RMSE", "error"] and len(rows) == 2
+    assert any(r.startswith("bad") and r.endswith("ValueError: no") for r in rows)

@@ -107,7 +107,7 @@ def test_the_readme_command_line_runs_as_shown_on_a_fresh_clone(sandbox, capsys)
     run = sorted(p.name for p in (sandbox / "runs").iterdir())[0]
     assert (sandbox / "checkpoints" / run / "model.safetensors").is_file()  # export
     assert (sandbox / "checkpoints" / "default" / "model.safetensors").read_bytes() == shipped  # never replaced
-    assert (sandbox / "answers.csv").is_file()  # predict
+    assert (sandbox / "outputs" / "answers.csv").is_file()  # predict, where the README writes its examples' tables
     assert "galaxynet" in outputs[names.index("runs")][0]
     assert (sandbox / "data" / "demo" / "training_solutions_rev1.csv").is_file()
 
@@ -127,7 +127,7 @@ def test_the_readme_python_api_runs_as_shown(sandbox):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
     assert namespace["ev"].rmse() > 0 and len(namespace["frame"]) == 6
-    assert (sandbox / "answers.csv").is_file()
+    assert (sandbox / "outputs" / "answers.csv").is_file()
 
 
 @pytest.mark.slow

@@ -520,16 +520,52 @@ def test_prepare_refuses_to_replace_a_folder_that_is_not_a_cache(tiny_data, tmp_
     assert (precious / "thesis.tex").read_text() == "do not lose me"
 
 
-def test_default_cache_dir_avoids_folders_without_write_bits(tmp_path, monkeypatch):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    assert data.default_cache_dir(ro).parent == ro.resolve() / ".galaxy_cache"
+def test_default_cache_dir_is_in_the_user_cache_folder(tmp_path, monkeypatch):
+    """$GALAXY_CACHE_DIR, else $XDG_CACHE_HOME/galaxy_core, else ~/.cache/galaxy_core; one folder per data folder,
+    keyed by its resolved path, so that two folders of one name get two caches."""
+    a, b = tmp_path / "a" / "pack", tmp_path / "b" / "pack"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    monkeypatch.setenv(settings.CACHE_ENV, str(tmp_path / "mine"))
+    assert data.default_cache_dir(a).parent.parent == tmp_path / "mine"
+    assert data.default_cache_dir(a).parent.name.startswith("pack-") and data.default_cache_dir(a).name == \
+        "fov0.604-80px"
+    assert data.default_cache_dir(a) != data.default_cache_dir(b)
+    assert data.default_cache_dir(a) == data.default_cache_dir(tmp_path / "b" / ".." / "a" / "pack")
+    monkeypatch.delenv(settings.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    ro.chmod(0o555)  # as ../shared is; root could still write there, which is why the mode bits are checked
-    try:
-        assert data.default_cache_dir(ro).is_relative_to(tmp_path / "xdg" / "galaxy_core")
-    finally:
-        ro.chmod(0o755)
+    assert data.default_cache_dir(a).is_relative_to(tmp_path / "xdg" / "galaxy_core")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_cache_dir(a).is_relative_to(tmp_path / "home" / ".cache" / "galaxy_core")
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``folder`` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")} | \
+        {".": (0, folder.stat().st_mtime_ns)}
+
+
+def test_preparing_leaves_the_data_folder_untouched(tiny_data, tmp_path, monkeypatch, capsys):
+    """A shared, read-only or version-controlled data folder stays as it was: prepare (the function and the
+    command, with and without --cache-dir) writes only in the cache folder, and the dashboard's way in
+    (resolve_cache) finds the cache the command line made."""
+    from galaxy_core import cli
+
+    root = copy_tiny(tiny_data, tmp_path / "data")
+    before = _snapshot(root)
+    monkeypatch.setenv(settings.CACHE_ENV, str(tmp_path / "caches"))
+    cache = data.prepare(root, size=16, workers=1)
+    assert cache.path == data.default_cache_dir(root, size=16) and cache.path.is_relative_to(tmp_path / "caches")
+    assert cli.main(["prepare", str(root), "--size", "16", "--workers", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["cache"] == str(cache.path)
+    assert data.resolve_cache(root, size=16).path == cache.path
+    assert cli.main(["prepare", str(root), "--size", "16", "--workers", "1", "--cache-dir", str(tmp_path / "other"),
+                     "--json"]) == 0
+    elsewhere = Path(json.loads(capsys.readouterr().out.splitlines()[-1])["cache"])
+    assert elsewhere.is_relative_to(tmp_path / "other") and (elsewhere / "meta.json").is_file()
+    assert os.environ[settings.CACHE_ENV] == str(tmp_path / "caches")  # --cache-dir held for its command only
+    assert _snapshot(root) == before
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from galaxy_core import config, data, estimate, runs
 
 def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, epochs=3, tta=8)
-    est = estimate.estimate_duration(cfg, steps=2)
+    calls = []  # the page's progress bar: the model built, then each of the warm-up and 2 timed steps
+    est = estimate.estimate_duration(cfg, steps=2, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     n_train, n_val = (len(r) for r in data.split_rows(tiny_cache, cfg))
     assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
     assert est["images_per_s"] > 0
@@ -72,11 +74,11 @@ def test_duration_text():
 
 def test_the_recipe_caption_names_the_shipped_checkpoint_trained_with_it():
     recipe = dataclasses.asdict(config.config_for("galaxynet", device="cpu"))
-    shipped = {"name": "default", "train_config": {**recipe, "data": "/x/images_72"},
-               "summary": {"wall_seconds": 4680, "device": "cpu"}}
+    shipped = {"name": "default", "train_config": {**recipe, "data": None},
+               "summary": {"wall_seconds": 4680, "device": "cpu"}, "data": "gz2-kaggle-96, its seeded 90/10 split"}
     text = estimate.recipe_caption("galaxynet", "cpu", shipped)
     assert text == ("galaxynet: the CPU recipe (width 32, input_size 72). It is the recipe of the shipped checkpoint "
-                    "`default`, trained in about 78 min (cpu) on `images_72`.")
+                    "`default`, trained in about 78 min (cpu) on gz2-kaggle-96, its seeded 90/10 split.")
     other = {**shipped, "train_config": {**shipped["train_config"], "lr": 1e-2}}
     assert estimate.recipe_caption("galaxynet", "cpu", other) == "galaxynet: the CPU recipe (width 32, input_size 72)."
     assert estimate.recipe_caption("seed-cnn", "cpu", shipped) is None

@@ -362,6 +362,27 @@ def test_problems_of_the_folder_then_the_skipped_images():
     assert folder["problems"] == ["a problem"]  # the summary's own list is left alone
 
 
+def test_a_tree_check_of_nothing_says_so(tmp_path, capsys):
+    """No galaxy with a question's answers all known: the check is None, not a pass, and the CLI says so."""
+    from galaxy_core import cli
+
+    none = explore.tree_check(np.array([], str), np.zeros((0, 37), np.float32))
+    assert (none["consistent"], none["checked"], none["galaxies"]) == (None, 0, 0)
+    y = np.full((2, 37), np.nan, np.float32)
+    y[:, 1:3] = 0.5  # Class1.1 unknown: Q1 cannot be checked, nor any question below it
+    assert explore.tree_check(np.array(["a", "b"]), y)["consistent"] is None
+    assert explore.tree_check_text(none).startswith("not checked")
+    y[:, 0] = 0.0
+    some = explore.tree_check(np.array(["a", "b"]), y)
+    assert (some["consistent"], some["checked"], some["galaxies"]) == (True, 2, 2)
+    assert explore.tree_check_text(some) == "consistent (worst |sum - parent| 0 over 2 galaxies)"
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    Image.new("RGB", (424, 424)).save(folder / "1.jpg")
+    assert cli.main(["summary", str(folder), "--workers", "1"]) == 0
+    assert "decision tree: not checked" in capsys.readouterr().out
+
+
 def test_tree_check_table():
     y = np.zeros((2, tree.N_ANSWERS), np.float32)
     y[:, 0] = y[:, tree.column_index("Class6.2")] = y[:, tree.column_index("Class7.1")] = 1.0

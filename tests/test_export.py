@@ -6,10 +6,57 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from galaxy_core import config, data, evaluation, export, files, training
+
+
+ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]+")
+"""An absolute path of two parts or more (``/work/caches/x``), not a URL's (``http://a/b``) or a relative one's
+(``../shared/data``, ``checkpoints/default``) tail."""
+
+
+def absolute_paths(text: str) -> list[str]:
+    return ABSOLUTE.findall(text)
+
+
+def test_absolute_paths_finds_what_it_should():
+    """The finder the shipped-files test relies on: it must catch a build machine's path, and only that."""
+    assert absolute_paths('{"data": "/work/caches/gz96-80", "x": "C:/no"}') == ["/work/caches/gz96-80"]
+    assert absolute_paths("see `checkpoints/default/` and ../shared/data/gz2-kaggle-96 and http://www.w3.org/2000/svg"
+                          " or ~/.cache/galaxy_core") == []
+
+
+def test_no_shipped_checkpoint_file_names_an_absolute_path():
+    """Every file git tracks under checkpoints/ (the safetensors file by its JSON header): no path of the machine a
+    model was made on."""
+    project = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "checkpoints"], cwd=project, capture_output=True, text=True)
+    names = listed.stdout.split() if listed.returncode == 0 else \
+        [str(p.relative_to(project)) for p in (project / "checkpoints").rglob("*") if p.is_file()]
+    assert "checkpoints/default/config.json" in names
+    found = {}
+    for name in names:
+        raw = (project / name).read_bytes()
+        if name.endswith(".safetensors"):
+            raw = raw[8:8 + struct.unpack("<Q", raw[:8])[0]]
+        found[name] = absolute_paths(raw.decode("utf-8"))
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_portable_paths():
+    record = {"out": "/proj/runs", "data": "/elsewhere/cache", "teacher": ["/proj/runs/a", "runs/b"], "seed": 0,
+              "unlabelled": "", "source": "../shared/data/gz2-kaggle-96"}
+    assert export.portable(record, "/proj") == {"out": "runs", "data": None, "teacher": ["runs/a", "runs/b"],
+                                                "seed": 0, "unlabelled": "", "source": "../shared/data/gz2-kaggle-96"}
+    assert export.trained_on({"train_cache": {"source": "x/gz2-kaggle-96", "val_fraction": 0.1, "seed": 3}}) == \
+        "gz2-kaggle-96, its seeded 90/10 split (seed 3)"
+    assert export.trained_on({}) == "unrecorded data"
 
 
 def small_run(tiny_cache, tmp_path):
@@ -32,7 +79,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     run = training.train(cfg)
     out = tmp_path / "checkpoints" / "default"
     r = export.export_checkpoint(run, out, tta=2, device="cpu")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "galaxies.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "galaxies.json", "local.json", "model.safetensors"]
     assert not list(out.parent.glob("*.tmp-*"))
     assert r["weights"] == "float16" and r["bytes"] == (out / "model.safetensors").stat().st_size and r["n"] == 12
     assert r["val_rmse_run"] == pytest.approx(evaluation.evaluate(run, tta=2).rmse(), rel=1e-6)
@@ -45,6 +92,14 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert model.extra["train_config"]["model_args"] == {"width": 8, "input_size": 32}
     assert model.extra["train_cache"]["fingerprint"] == tiny_cache.fingerprint
     assert model.extra["machine"]["cores"] >= 1 and model.extra["precision"]["channels_last"] is True
+    # Made to be shipped: no folder of this machine in config.json (the run and its cache are outside the project
+    # folder here); where they are goes into local.json, which git ignores, and evaluation here still finds them.
+    assert absolute_paths((out / "config.json").read_text()) == []
+    assert model.extra["train_config"]["out"] is None and model.extra["train_cache"]["path"] is None
+    assert (model.extra["train_cache"]["val_fraction"], model.extra["train_cache"]["seed"]) == (0.25, 0)
+    local = files.read_json(out / evaluation.LOCAL_FILE)
+    assert local == {"run": str(run.resolve()), "cache": str(tiny_cache.path.resolve())}
+    assert export.trained_on(model.extra) == "data, its seeded 75/25 split"
 
     # The checkpoint knows its galaxies, so it is scored on the ones it never learnt from, in any cache.
     train_rows, val_rows = data.split_rows(tiny_cache, cfg)
@@ -154,4 +209,5 @@ def test_shipped_checkpoints_lists_the_default_first_with_what_each_knows(tmp_pa
     found = export.shipped_checkpoints()
     assert [c["name"] for c in found] == ["default", "alpha", "zeta"]
     assert found[0] == {"kind": "checkpoint", "path": tmp_path / "default", "name": "default", "model": "galaxynet",
-                        "summary": {"val_rmse": 0.1}, "train_config": {}, "galaxies": False}
+                        "summary": {"val_rmse": 0.1}, "train_config": {}, "galaxies": False,
+                        "data": "unrecorded data"}

@@ -335,10 +335,10 @@ def test_training_page_estimates_from_a_speed_measured_here(env, tmp_path, monke
         "train_config": train, "machine": runs.machine_description("cpu"),
         "train_summary": {"images_per_s": 123.0, "wall_seconds": 60.0}}}))
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", ckpt.parent)
-    st.cache_data.clear()  # an earlier test's probe of the same settings is cached
+    st.cache_resource.clear()  # an earlier test's probe of the same settings is kept (pages/_models.result_store)
     captions = " ".join(c.value for c in app("training").caption)
     assert "at 123 images/s, the speed at which the shipped checkpoint `default` trained" in captions
-    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
@@ -371,6 +371,57 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert "Run live: failed" not in [h.value for h in at.subheader]  # no longer followed once it ended
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["live", "status"] == "failed" and "broken image" in table.loc["live", "error"]
+    [why] = [e for e in at.expander if e.label.startswith("Why")]  # the whole error, which a table cell cuts short
+    assert why.label == "Why 1 run failed" and "DataError: broken image 7.jpg" in why.markdown[0].value
+
+
+def test_training_page_on_unlabelled_data_says_why_and_offers_no_start(env, tmp_path, monkeypatch):
+    """Unlabelled data: the reason instead of an estimate of "0 galaxies at nan images/s", and Start off (once it
+    started a run that failed at once and left its folder behind)."""
+    import shutil
+
+    folder = tmp_path / "unlabelled"
+    shutil.copytree(env["data"], folder, ignore=shutil.ignore_patterns(settings.LABELLED_DIR, "*.csv", ".*"))
+    monkeypatch.setenv("GALAXY_DATA", str(folder))
+    monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "runs"))
+    at = app("training")
+    [warning] = at.warning
+    assert warning.value.startswith("Training cannot start: no labelled galaxies to train on: all 8 galaxies of "
+                                    "unlabelled are unlabelled")
+    assert "Estimated duration" not in " ".join(c.value for c in at.caption)
+    start = at.button(key="tr_start")  # a disabled button cannot be clicked (AppTest refuses as a browser does)
+    assert start.disabled and "no labelled galaxies" in start.proto.help
+    assert "tr_run" not in at.session_state and not (tmp_path / "runs").exists()
+
+
+def test_training_page_follows_a_run_started_in_a_terminal(env, tmp_path, monkeypatch):
+    """A run started as `python -m galaxy_core train <data folder>` (this process stands in for it) on the page's
+    data: followed live, its epochs and best RMSE so far in the table, said before a second start; a run on other
+    data is left out of the overlay, whose baseline is this data's."""
+    import os
+
+    from galaxy_core.files import atomic_write_json
+
+    runs_root = tmp_path / "runs"
+    cli_run, other = runs_root / "from-terminal", runs_root / "elsewhere"
+    for run, data_path in ((cli_run, env["data"]), (other, tmp_path / "other-data")):
+        atomic_write_json(run / "config.json", {"train": {"model": "seed-cnn", "data": str(data_path)}})
+        (run / "metrics.csv").write_text("epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n"
+                                         "1,0.20,0.19,0.001,1.0,100\n2,0.18,0.17,0.001,1.0,100\n")
+    atomic_write_json(cli_run / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename,
+                                                "epoch": 2, "epochs": 10, "step": 1, "steps": 4})
+    atomic_write_json(other / "status.json", {"state": "stopped"})
+    monkeypatch.setenv("GALAXY_RUNS", str(runs_root))
+    at = app("training")
+    assert "Run from-terminal: running" in [h.value for h in at.subheader]
+    assert at.button(key="tr_start").disabled
+    assert any("`from-terminal` is training on this data (followed below" in w.value for w in at.warning)
+    table = at.dataframe[0].value.set_index("run")
+    assert (table.loc["from-terminal", "epochs"], table.loc["from-terminal", "val RMSE"]) == (2, 0.17)
+    assert table.loc["elsewhere", "data"] == "other-data" and table.loc["from-terminal", "data"] == env["data"].name
+    overlay = next(m for m in at.multiselect if m.label.startswith("Validation curves to overlay"))
+    assert overlay.options == ["from-terminal"] and overlay.value == ["from-terminal"]
+    assert "1 run on other data left out of the overlay" in " ".join(c.value for c in at.caption)
 
 
 @pytest.fixture(scope="module")
@@ -383,9 +434,10 @@ def trained(env):
     assert not at.exception and not at.error
     run = Path(at.session_state["tr_run"])
     assert run.parent == env["runs"]
-    # A second launch on the same data while the first runs is refused with a clear message.
-    at.button(key="tr_start").click().run()
-    assert "already running" in at.error[0].value
+    # While it runs, the page says so before a second start on the same data, which stays off.
+    at.run()
+    assert at.button(key="tr_start").disabled and any(f"`{run.name}` is training on this data" in w.value
+                                                      for w in at.warning)
     deadline = time.time() + 150
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.5)
@@ -487,8 +539,13 @@ def test_predict_page(trained, env):
     assert "Upload some images" in at.info[0].value
     images = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
-    # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word.
-    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word, and the
+    # page says so in its own words: the box beside the uploader, the uploads by name, no temporary folder.
+    error = at.error[0].value
+    assert not at.exception and "not a 424 x 424 px Kaggle original" in error
+    assert "**Source field of view** beside the uploader" in error and "--source-fov" not in error
+    assert "galaxy_upload_" not in error and "/" not in error.replace("a 424 x 424", "")
+    assert sum(error.count(p.name) for p in images) == 1
     at.number_input(key="pr_fov").set_value(1.0).run()
     assert not at.exception and not at.error
     assert "Field of view: 1.0000 of the 424 px frame (as given)" in " ".join(c.value for c in at.caption)
@@ -695,7 +752,9 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and "not in the cache" in at.error[0].value
     image = env["data"] / settings.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
     at.get("file_uploader")[0].set_value([(image.name, image.read_bytes(), "image/jpeg")]).run()
-    assert not at.exception and "not a 424x424 Kaggle original" in at.error[0].value
+    error = at.error[0].value
+    assert not at.exception and "not a 424 x 424 px Kaggle original" in error and "**Its field of view**" in error
+    assert "galaxy_query_" not in error and error.count(image.name) == 1
     at.number_input(key="dc_fov").set_value(1.0).run()
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import train_config as _cfg
-from galaxy_core import config, runs, training
+from galaxy_core import config, runs, settings, training
 from galaxy_core.files import atomic_write_json as write_json
 
 
@@ -38,17 +38,18 @@ def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
     assert [r["name"] for r in runs.list_runs(tmp_path)] == ["bg"]
 
 
-def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tmp_path):
-    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained."""
-    cfg = config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path), name="bad",
-                            device="cpu")
+def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tiny_cache, tmp_path):
+    """The dashboard's runs live in folders that launch makes first; a failure there is kept and explained (data a
+    run cannot train on is refused before, see below: here a teacher that is not there fails the child)."""
+    cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="bad", device="cpu",
+                            teacher=[str(tmp_path / "no_teacher")])
     run = runs.launch(cfg)
     deadline = time.time() + 120
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.3)
     [listed] = runs.list_runs(tmp_path)
     assert listed["status"] == "failed" and listed["model"] == "seed-cnn"
-    assert "no_data" in listed["error"], listed
+    assert "no_teacher" in listed["error"], listed
 
 
 def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
@@ -81,7 +82,7 @@ def test_a_launch_that_never_recorded_its_child_reads_as_died_after_the_grace(tm
     assert runs.read_status(run)["state"] == "died" and runs.active_run(tmp_path) is None
 
 
-def test_launch_keeps_a_status_the_child_already_wrote(tmp_path, monkeypatch):
+def test_launch_keeps_a_status_the_child_already_wrote(tiny_cache, tmp_path, monkeypatch):
     import subprocess
 
     from galaxy_core.files import atomic_write_json
@@ -93,7 +94,7 @@ def test_launch_keeps_a_status_the_child_already_wrote(tmp_path, monkeypatch):
         return type("Proc", (), {"pid": os.getpid(), "wait": lambda self: 0})()
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    run = runs.launch(config.config_for("mean", data=str(tmp_path / "d"), out=str(tmp_path / "runs"), name="quick"))
+    run = runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"), name="quick"))
     assert runs.read_status(run)["state"] == "running" and runs.read_status(run)["epoch"] == 1
 
 
@@ -117,13 +118,13 @@ def _fake_popen(calls: list):
     return popen
 
 
-def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tmp_path, monkeypatch):
+def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tiny_cache, tmp_path, monkeypatch):
     import subprocess
     import sys
 
     calls = []
     monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
-    run = runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+    run = runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                         device="cpu"))
     [(args, kwargs)] = calls
     assert args == [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")]
@@ -149,6 +150,36 @@ def test_launch_refuses_anything_but_registered_models_and_valid_numbers(bad, tm
     with pytest.raises(ValueError, match=key if key != "model_args" else "width|JSON"):
         runs.launch(cfg)
     assert calls == [] and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("data", ["unlabelled cache", "unlabelled folder", "no validation", "missing"])
+def test_a_run_that_cannot_train_is_refused_before_it_has_a_folder(data, tiny_data, tmp_path, monkeypatch):
+    """Unlabelled data (a cache or a folder), a split without validation galaxies, or no data at all: launch
+    refuses with the reason, starts no process and makes no run folder (once it left a failed one behind)."""
+    import shutil
+    import subprocess
+
+    from galaxy_core import data as gdata
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    folder = tmp_path / "plain"
+    shutil.copytree(tiny_data / settings.UNLABELLED_DIR, folder)  # a plain folder of cutouts: all unlabelled
+    shutil.copy(tiny_data / settings.FOLDER_CONFIG, folder)
+    path, extra, words = {
+        "unlabelled cache": (gdata.prepare(folder, tmp_path / "cache", size=16, workers=1).path, {},
+                             "all 8 galaxies of plain are unlabelled"),
+        "unlabelled folder": (folder, {}, "all 8 galaxies of plain are unlabelled"),
+        "no validation": (gdata.prepare(tiny_data, tmp_path / "c0", size=16, workers=1).path,
+                          {"val_fraction": 0.001}, "no validation galaxies"),
+        "missing": (tmp_path / "nowhere", {}, "no data folder or cache"),
+    }[data]
+    cfg = config.config_for("mean", data=str(path), out=str(tmp_path / "runs"), name="r", device="cpu", **extra)
+    with pytest.raises(ValueError, match=words):
+        runs.launch(cfg)
+    assert calls == [] and not (tmp_path / "runs" / "r").exists() and runs.list_runs(tmp_path / "runs") == []
+    if data.endswith("cache") or data == "no validation":
+        assert words in runs.why_not_trainable(gdata.open_cache(path), cfg)
 
 
 def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache, tmp_path):
@@ -186,7 +217,7 @@ def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache,
             time.sleep(0.3)
 
 
-def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
+def test_launch_waits_for_the_lock_another_process_holds(tiny_cache, tmp_path, monkeypatch):
     """The lock is the operating system's (flock on runs/.launch.lock), so it also holds between processes: two
     dashboards served from one project, or a dashboard and a script."""
     import subprocess
@@ -202,7 +233,7 @@ def test_launch_waits_for_the_lock_another_process_holds(tmp_path, monkeypatch):
         calls = []
         monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
         t = time.perf_counter()
-        runs.launch(config.config_for("seed-cnn", data=str(tmp_path / "data"), out=str(tmp_path), name="r",
+        runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                       device="cpu"))
         assert time.perf_counter() - t > 1.0 and len(calls) == 1
     finally:
@@ -251,7 +282,14 @@ def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
     """What the Training page shows of the runs: a live run's progress, one table row per run, and the validation
     curves of the chosen runs that have finished an epoch."""
     assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4}) == (0.225, "epoch 3 of 10, step 1 of 4")
-    assert runs.progress({}) == (0.0, "epoch 1 of 1, step 0 of 1")
+    # Just launched, or reading its data: said so, not "epoch 1 of 1, step 0 of 1".
+    assert runs.progress({"state": "starting"}) == (0.0, "starting: reading the data and building the model")
+    assert runs.progress({"epoch": 0, "epochs": 30, "step": 0, "steps": 0}) == (0.0, "epoch 1 of 30: reading the data")
+    # Time left at this process's pace: 90 s for 22.5 % of the run; resumed at epoch 2, 90 s for 2.5 %.
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": 100, "updated": 190}) == \
+        (0.225, "epoch 3 of 10, step 1 of 4, about 5 min left")
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": 100, "updated": 190,
+                          "resumed_at": 2})[1].endswith("about 47 min left")
     assert runs.progress({"epoch": 10, "epochs": 10, "step": 4, "steps": 4})[0] == 1.0
     for name, metrics in (("a", "epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n1,0.2,0.19,0.001,1.0,100\n"),
                           ("b", None)):
@@ -290,3 +328,24 @@ def test_the_devices_and_processes_a_run_can_be_launched_with(monkeypatch):
     monkeypatch.setattr(runs, "pick_device", lambda name="auto": runs.torch.device("cuda" if name != "cpu" else "cpu"))
     assert runs.device_choices() == ["auto", "cpu", "cuda"]
     assert (runs.gpus_for("cuda"), runs.max_processes("cuda"), runs.max_processes("cpu")) == (4, 4, os.cpu_count())
+
+
+def test_a_run_given_a_data_folder_and_one_on_its_cache_are_on_the_same_data(tiny_cache, tmp_path, monkeypatch):
+    """`python -m galaxy_core train data/` in a terminal, then Start on the dashboard (which passes data/'s cache):
+    the second is refused as a second run on the same data, before it has a folder (it once started)."""
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
+    source = tiny_cache.meta["source"]
+    write_json(tmp_path / "cli" / "config.json", {"train": {"model": "mean", "data": source}})
+    write_json(tmp_path / "cli" / "status.json", {"state": "running", "pid": os.getpid(), "host": os.uname().nodename})
+    [entry] = runs.list_runs(tmp_path)
+    assert runs.same_data(entry, tiny_cache.path, source) and not runs.same_data(entry, tmp_path / "elsewhere")
+    assert runs.active_run(tmp_path, tiny_cache.path, source) == tmp_path / "cli"
+    assert runs.active_run(tmp_path, tmp_path / "elsewhere") is None
+    with pytest.raises(RuntimeError, match="already running"):
+        runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="second",
+                                      device="cpu"))
+    assert calls == [] and not (tmp_path / "second").exists()
+    assert runs.data_name(entry) == Path(source).name

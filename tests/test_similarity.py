@@ -40,6 +40,11 @@ def test_an_injected_outlier_ranks_first():
     odd = np.zeros((1, x.shape[1]), np.float32)
     odd[0, 10] = 5  # a direction no cluster has
     scores = similarity.anomaly_scores(np.vstack([x, odd]), k=5)
+    calls = []  # the Discover page's progress bar: rows done after each block of the exact search
+    again = similarity.Index(np.vstack([x, odd])).neighbours(5, block=64, progress=lambda d, t: calls.append((d, t)))
+    n = len(x) + 1
+    assert calls == [(min(s + 64, n), n) for s in range(0, n, 64)] and len(calls) > 1
+    assert np.allclose(again[1].mean(axis=1), scores)
     assert np.argmax(scores) == len(x) and scores[-1] > 0.8 and np.median(scores) < 0.05
 
 

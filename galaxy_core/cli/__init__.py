@@ -14,9 +14,12 @@ wait for PyTorch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from ..files import DataError, DiskFull
+from ..settings import CACHE_ENV
 from . import data_commands, discover_commands, predict_commands, sky_commands, train_commands
 
 
@@ -34,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "out", None) is None and args.command == "train":
         args.out = "runs"
+    before = os.environ.get(CACHE_ENV)
+    if getattr(args, "cache_dir", None):  # through the environment, so that a child process (torchrun) sees it too
+        os.environ[CACHE_ENV] = str(Path(args.cache_dir).expanduser().resolve())
     try:
         return args.fn(args)
     except (DataError, DiskFull, FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
@@ -41,5 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
+        if before is None:  # main() called in-process (tests, scripts) leaves the environment as it found it
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = before
         if "galaxy_core.distributed" in sys.modules:  # under torchrun: leave the process group cleanly
             sys.modules["galaxy_core.distributed"].stop()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import demo
+from .. import demo, settings
 from ..files import DataError, TextProgress
 
 
@@ -122,6 +122,15 @@ def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = 
     tables.write_table(frame, out, units=units, meta=meta, sky=sky)
     send_samp(args, out, Path(out).name)
     return f" -> {out}"
+
+
+def cache_dir(sp: argparse.ArgumentParser) -> None:
+    """``--cache-dir``, for the commands that prepare (or find) a data folder's cache: ``cli.main`` sets
+    ``settings.CACHE_ENV`` from it for the command, so every stage, and a training it starts, looks there."""
+    sp.add_argument("--cache-dir", default=None, metavar="DIR",
+                    help=f"the folder caches are kept in, one folder per data folder (default: ${settings.CACHE_ENV}"
+                         ", else $XDG_CACHE_HOME/galaxy_core or ~/.cache/galaxy_core); the dashboard finds them with "
+                         "the same setting. Nothing is written into the data folder")
 
 
 def source_fov(sp: argparse.ArgumentParser) -> None:

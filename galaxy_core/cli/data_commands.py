@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from .. import data, demo, explore, settings
 from ..files import TextProgress, format_bytes
-from .common import catalogue_options, column_names, command, data_folder, emit, frame_arcsec, source_fov
+from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec,
+                     source_fov)
 
 DATA_HELP = ("a data folder in the Kaggle layout, a plain folder of cutouts (JPEG, PNG, FITS; all unlabelled), or a "
              "catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's id and image file, with optional "
@@ -23,8 +26,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
              f"{format_bytes(s['disk_bytes'])} on disk",
              f"  in memory: {s['memory']['uint8_mib']:,.0f} MiB as uint8, {s['memory']['float32_mib']:,.0f} MiB as "
              f"float32",
-             f"  decision tree: {'consistent' if tc['consistent'] else 'VIOLATED'} (worst |sum - parent| "
-             f"{max(tc['max_abs_violation'].values(), default=0):.2g})"]
+             f"  decision tree: {explore.tree_check_text(tc)}"]
+    lines += [f"  labels: {a}" for a in s["absent"]]
     lines += [f"  unreadable: {u['GalaxyID']}: {u['reason']}" for u in s["unreadable"][:10]]
     lines += [f"  note: {p}" for p in s["problems"]]
     emit(args, "\n".join(lines), s)
@@ -44,30 +47,43 @@ def _shard(text: str) -> tuple[int, int]:
 def cmd_prepare(args: argparse.Namespace) -> int:
     options = dict(fov=args.fov, size=args.size, source_fov=args.source_fov, val_fraction=args.val_fraction,
                    seed=args.seed, frame_arcsec=args.frame_arcsec, names=column_names(args))
+    started = time.time()
     if args.merge is not None:
         cache = data.merge_shards(data_folder(args.data), args.merge, args.out, **options)
     else:
         cache = data.prepare(data_folder(args.data), args.out, workers=args.workers, progress=TextProgress("prepare"),
                              force=args.force, shard=args.shard, **options)
     m = cache.meta
+    # A cache that was up to date is returned as it was: its build time is not this command's.
+    built = (cache.path / "meta.json").stat().st_mtime >= started
     human = (f"cache {cache.path}: {m['n']:,} galaxies at {m['size']} px, field {m['fov']:.3f} of the 424 px frame "
-             f"({m['n_train']:,} train, {m['n_val']:,} validation, {m['n_unlabelled']:,} unlabelled) in "
-             f"{m['seconds']:.1f} s")
+             f"({m['n_train']:,} train, {m['n_val']:,} validation, {m['n_unlabelled']:,} unlabelled) " +
+             (f"built in {m['seconds']:.1f} s" if built else
+              f"already up to date, nothing rebuilt (built {m.get('created', '')[:10]} in {m['seconds']:.1f} s; "
+              f"--force rebuilds it)"))
     for s in m["skipped"][:20]:
         human += f"\n  skipped {s['GalaxyID']} ({s['path']}): {s['reason']}"
     for note in m["problems"][:10]:  # e.g. a FITS galaxy missing a band file, or images without a label row
         human += f"\n  note: {note}"
     emit(args, human, {"cache": str(cache.path), **{k: m[k] for k in ("n", "n_train", "n_val", "n_unlabelled",
                                                                       "size", "fov", "seconds")},
-                       "skipped": len(m["skipped"])})
+                       "skipped": len(m["skipped"]), "built": built})
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # A remade demo makes its caches stale, and runs trained on it evaluate on them: rebuild them at once, with
+    # their own settings, rather than leave the next command to find a cache that no longer matches its folder.
+    old = data.folder_caches(args.out) if args.overwrite and Path(args.out).is_dir() else []
     out = demo.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
                                  seed=args.seed, overwrite=args.overwrite, progress=TextProgress("demo"))
-    emit(args, f"synthetic demo dataset in {out}", {"out": str(out), "n_labelled": args.n,
-                                                     "n_unlabelled": args.n_unlabelled})
+    rebuilt = [data.prepare(out, c.path, fov=c.fov, size=c.size, val_fraction=c.meta["val_fraction"],
+                            seed=c.meta["seed"], progress=TextProgress("cache")) for c in old]
+    human = f"synthetic demo dataset in {out}"
+    human += "".join(f"\n  its cache {c.path} was rebuilt from the new images ({len(c):,} galaxies at {c.size} px), "
+                     f"for the runs trained on it" for c in rebuilt)
+    emit(args, human, {"out": str(out), "n_labelled": args.n, "n_unlabelled": args.n_unlabelled,
+                       "rebuilt": [str(c.path) for c in rebuilt]})
     return 0
 
 
@@ -84,7 +100,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = command(sub, "prepare", cmd_prepare, "decode every image once into a memory-mapped uint8 cache")
     sp.add_argument("data", help=DATA_HELP)
-    sp.add_argument("--out", default=None, help="cache folder (default: <data>/.galaxy_cache/..., or ~/.cache)")
+    sp.add_argument("--out", default=None, help="this cache folder (default: one in --cache-dir)")
+    cache_dir(sp)
     catalogue_options(sp)
     parts = sp.add_mutually_exclusive_group()
     parts.add_argument("--shard", type=_shard, metavar="I/K",

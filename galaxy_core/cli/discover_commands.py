@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import data, tables
 from ..files import TextProgress
-from .common import (catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
+from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
                      samp_option, send_samp, source_fov, write_table)
 
 
@@ -119,6 +119,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 def _model_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("data", help="a prepared cache, a data folder (Kaggle layout or plain), or a catalogue table")
     source_fov(sp)
+    cache_dir(sp)
     catalogue_options(sp)
     sp.add_argument("--model", default=None, help="run or checkpoint folder whose backbone embeds the galaxies "
                                                   "(default: the shipped checkpoint)")

@@ -10,7 +10,7 @@ from .. import (catalog, data, demo, merger_calibration, merger_evolution, merge
                 tables)
 from ..files import TextProgress, atomic_write_text
 from ..merger_fraction import MERGER_COLUMN
-from .common import (catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
+from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
                      load_models, main_process, refuse_pickle, samp_option, send_samp, source_fov)
 
 
@@ -266,6 +266,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--data", default=None, metavar="DATA",
                     help="labelled data folder or cache to calibrate on (needed for the shipped checkpoint; real "
                          "galaxies for real predictions)")
+    cache_dir(sp)
     sp.add_argument("--plot", metavar="OUT.html", default=None,
                     help="write the histogram (and calibration, and --by) plots")
     sp.add_argument("--boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -288,6 +289,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  "merger fractions they give")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
+    cache_dir(sp)
     sp.add_argument("--subset", default="all", choices=["all", "labelled", "train", "val", "unlabelled"],
                     help="which galaxies of the cache (default all)")
     sp.add_argument("--sample", type=int, default=None, help="measure a seeded random sample of this many")

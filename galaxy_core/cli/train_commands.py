@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from .common import command, data_folder, emit, refuse_pickle, source_fov
+from .common import cache_dir, command, data_folder, emit, refuse_pickle, source_fov
 
 
 def _parse_value(text: str) -> Any:
@@ -20,11 +21,22 @@ def _parse_value(text: str) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .. import config, runs, training
+    from ..files import format_duration
+
+    pace = {}  # the wall clock at the start and the epochs done since, for the time left
 
     def report(e: dict) -> None:
-        if e["type"] == "epoch":
-            print(f"epoch {e['epoch']:3d}  train {e['train_rmse']:.4f}  val {e['val_rmse']:.4f}  lr {e['lr']:.2e}  "
-                  f"{e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s", flush=True)
+        if e["type"] == "start":
+            pace.update(t0=time.monotonic(), epochs=e["epochs"], first=None)
+            print(f"run {e['run']}: {'resumed, ' if e['resumed'] else ''}{e['epochs']} epochs; follow it on the "
+                  f"dashboard's Training page, or stop it with `touch {e['run']}/STOP`", flush=True)
+        elif e["type"] == "epoch":
+            pace["first"] = pace.get("first") or e["epoch"]
+            done_here, left = e["epoch"] - pace["first"] + 1, pace.get("epochs", e["epoch"]) - e["epoch"]
+            eta = (time.monotonic() - pace.get("t0", time.monotonic())) / done_here * left
+            print(f"epoch {e['epoch']:3d} of {pace.get('epochs', '?')}  train {e['train_rmse']:.4f}  val "
+                  f"{e['val_rmse']:.4f}  lr {e['lr']:.2e}  {e['seconds']:.1f}s  {e['images_per_s']:,.0f} img/s"
+                  + (f"  {format_duration(eta)} left" if left else ""), flush=True)
 
     refuse_pickle(*(args.teacher or []))
     if args.resume:
@@ -158,12 +170,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     found = runs.list_runs(args.root)
 
-    def line(r: dict) -> str:
-        rmse = r["summary"].get("val_rmse")
-        text = f"{r['name']:32s} {r['model'] or '-':10s} {r['status']:9s} {'-' if rmse is None else f'{rmse:.4f}'}"
-        return text + (f"  {r['error']}" if r["error"] else "")
+    def line(name, model, status, rmse, error) -> str:
+        return f"{name:32s} {model:10s} {status:9s} {rmse:>8s}" + (f"  {error}" if error else "")
 
-    human = "\n".join(line(r) for r in found) or f"no runs in {args.root}"
+    rows = [line(r["name"], r["model"] or "-", r["status"],
+                 "-" if r["summary"].get("val_rmse") is None else f"{r['summary']['val_rmse']:.4f}", r["error"])
+            for r in found]
+    header = line("run", "model", "status", "val RMSE", "error" if any(r["error"] for r in found) else None)
+    human = "\n".join([header, *rows]) if rows else f"no runs in {args.root}"
     emit(args, human, {"runs": [{**r, "path": str(r["path"])} for r in found]})
     return 0
 
@@ -173,6 +187,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = command(sub, "train", cmd_train, "train a model; writes a run folder with metrics.csv and checkpoints")
     sp.add_argument("data", nargs="?", help="a prepared cache or a data folder")
+    cache_dir(sp)
     # Not argparse choices: listing the registry imports PyTorch, which --help should not wait for.
     sp.add_argument("--model", default="galaxynet", help="a registered model (default galaxynet; the `models` "
                                                          "command lists them)")
@@ -223,6 +238,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     help="labelled data folder or cache (default: the cache the model was trained on, if it is on "
                          "this machine; the shipped checkpoint's is not)")
     source_fov(sp)
+    cache_dir(sp)
     sp.add_argument("--split", default="val", choices=["val", "train", "labelled"],
                     help="val (default): the galaxies it never learnt from (a run's own validation split); train: "
                          "those it learnt from; labelled: all labelled galaxies but those it learnt from")
@@ -237,6 +253,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                  "train mean, seed-cnn, resnet18 and galaxynet on one split and print one table")
     sp.add_argument("data", help="a prepared cache or a data folder")
     source_fov(sp)
+    cache_dir(sp)
     sp.add_argument("--models", default=None,
                     help="comma-separated model names (default mean,seed-cnn,resnet18,galaxynet)")
     sp.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every recipe's epochs (quick looks)")
