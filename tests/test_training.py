@@ -83,7 +83,8 @@ def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows))
     # The tiny data is the demo's kind, so the model records that it learnt from synthetic galaxies.
     assert best.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
-    assert [e["type"] for e in events if e["type"] != "step"] == ["epoch", "epoch", "end"]
+    assert [e["type"] for e in events if e["type"] != "step"] == ["start", "epoch", "epoch", "end"]
+    assert events[0]["run"] == str(run) and events[0]["epochs"] == 2  # the run folder, said before any epoch
     assert not list(tmp_path.glob("**/*.tmp-*"))
     with pytest.raises(FileExistsError):
         training.train(_cfg(tiny_cache, tmp_path))
