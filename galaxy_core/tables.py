@@ -130,13 +130,17 @@ def _from_astropy(table, text: set[str]) -> SkyTable:
             continue
         if col.unit is not None:
             units[name] = col.unit.to_string()
-        values = np.asarray(col.filled() if hasattr(col, "filled") and getattr(col, "mask", None) is not None
-                            and np.any(col.mask) and col.dtype.kind in "SU" else col)
-        if col.dtype.kind == "S":
-            values = np.char.decode(values, "utf-8", "replace")
-        if hasattr(col, "mask") and np.any(col.mask) and col.dtype.kind in "fiu":
+        masked = getattr(col, "mask", None) is not None and bool(np.any(col.mask))
+        if masked and col.dtype.kind in "fiu":  # a null number is NaN, as pandas has it
             values = np.where(np.asarray(col.mask), np.nan, np.asarray(col.filled(0), dtype=np.float64))
-        if values.dtype.byteorder not in "=|":  # FITS is big-endian; pandas and torch want native order
+        elif masked and col.dtype.kind == "b":  # a null flag stays unknown: pandas' nullable boolean
+            values = pd.array(np.asarray(col.filled(False)), dtype="boolean")
+            values[np.asarray(col.mask)] = pd.NA
+        else:  # a null text cell is empty
+            values = np.asarray(col.filled("" if col.dtype.kind in "SU" else None) if masked else col)
+        if values.dtype.kind == "S":
+            values = np.char.decode(values, "utf-8", "replace")
+        if isinstance(values, np.ndarray) and values.dtype.byteorder not in "=|":  # FITS is big-endian
             values = values.astype(values.dtype.newbyteorder("="))
         if name.lower() in text:
             values = np.asarray(values).astype(str)
@@ -240,7 +244,7 @@ def _to_astropy(frame: pd.DataFrame, units: dict[str, str], meta: dict):
 
 
 def _meta_key(k: str) -> str:
-    return str(k).upper()[:8] if len(str(k)) <= 8 else str(k)
+    return str(k).upper() if len(str(k)) <= 8 else str(k)  # longer keys: FITS HIERARCH cards, as given
 
 
 def _meta_value(v):

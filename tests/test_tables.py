@@ -102,3 +102,13 @@ def test_inserted_columns_never_repeat_a_name():
     out = tables.insert_columns(frame, columns)
     assert list(out.columns) == ["rank", "GalaxyID", "z", "distance_cat", "distance"]
     assert out["distance_cat"].tolist() == [10.0, 20.0] and out["z"].tolist() == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("ext", ["vot", "parquet", "ecsv"])
+def test_null_cells_read_back_as_unknown(tmp_path, ext):
+    frame = pd.DataFrame({"GalaxyID": ["a", "b"], "n": pd.array([1, None], dtype="Int64"),
+                          "flag": pd.array([True, None], dtype="boolean"), "z": [0.1, np.nan]})
+    back = tables.read_table(tables.write_table(frame, tmp_path / f"t.{ext}")).frame
+    assert back["n"].iloc[0] == 1 and pd.isna(back["n"].iloc[1])
+    assert bool(back["flag"].iloc[0]) and pd.isna(back["flag"].iloc[1])
+    assert back["z"].iloc[0] == 0.1 and np.isnan(back["z"].iloc[1])
