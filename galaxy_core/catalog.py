@@ -323,7 +323,8 @@ def read_labels(path: str | os.PathLike, problems: list[str] | None = None) -> p
 def folder_signature(folder: str | os.PathLike) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
     sizes of its image folders, label files, settings, catalogue table and cache metadata (for a catalogue table, of
-    it and its folder's settings). Adding or removing an image or editing a label file changes it; the real fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    it and its folder's settings). Adding or removing an image or editing a label file changes it; the real
+    fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
     folder = Path(folder)
     if folder.is_file():  # a catalogue table: it, and the settings beside it
         paths = [folder, folder.parent / FOLDER_CONFIG]

@@ -129,7 +129,8 @@ def read_sky_catalogue(path: str | os.PathLike, names: ColumnNames | None = None
         raise DataError(f"{path}: {len(set(ids[seen]))} id(s) repeated in column {id_col or file_col!r}: "
                         f"{_rows(np.flatnonzero(seen), ids)}")
     if ra_col is not None:
-        ra, dec = (_angles(frame[c], units.get(c), c, what, path, ids) for c, what in ((ra_col, "ra"), (dec_col, "dec")))
+        ra, dec = (_angles(frame[c], units.get(c), c, what, path, ids)
+                   for c, what in ((ra_col, "ra"), (dec_col, "dec")))
         frame[ra_col], frame[dec_col] = ra, dec
         units[ra_col] = units[dec_col] = "deg"
         nowhere = np.flatnonzero(np.isnan(ra) | np.isnan(dec))

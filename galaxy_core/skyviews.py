@@ -305,8 +305,8 @@ def gallery_html(images: list[str], captions: list[str] | None, ra, dec, made_up
         cells.append(f'<figure style="width:{int(width)}px"><img src="{html.escape(src)}" width="{int(width)}" '
                      f'height="{int(width)}" alt="{html.escape(str(text))}"><figcaption>{"<br>".join(lines)}'
                      f'</figcaption></figure>')
-    note = (f'<p class="gc-sky-note"><i>Made-up positions</i> (synthetic demo): Legacy and SDSS open the real sky '
-            f'there, with no demo galaxy in it.</p>' if made_up and len(images) > 1 else "")
+    note = ('<p class="gc-sky-note"><i>Made-up positions</i> (synthetic demo): Legacy and SDSS open the real sky '
+            'there, with no demo galaxy in it.</p>' if made_up and len(images) > 1 else "")
     return _GALLERY_STYLE + note + f'<div class="gc-sky-gallery">{"".join(cells)}</div>'
 
 

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, skyviews, tree
-from pages._samp import samp_button, samp_position_button
+from pages._samp import samp_button
 
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = settings.PROJECT_ROOT / "data"
@@ -94,8 +94,8 @@ def progress_bar(text: str, what: str = "galaxies"):
 
 def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     """The data named in the sidebar (a Kaggle-layout data folder, a plain folder of cutouts, a catalogue table or
-    a prepared cache), prepared once per state of it. The default ``data/`` without images falls back to the built-in synthetic demo, made on first use.
-    Raises PermissionError for a folder outside ``access.data_roots``."""
+    a prepared cache), prepared once per state of it. The default ``data/`` without images falls back to the
+    built-in synthetic demo, made on first use. Raises PermissionError for a folder outside ``access.data_roots``."""
     folder, is_demo = access.allowed_folder(text), False
     if demo.stands_for_demo(folder):
         folder, is_demo = demo.DEFAULT_ROOT, True

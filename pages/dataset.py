@@ -6,6 +6,7 @@ import streamlit as st
 from galaxy_core import data, explore, figures, skyviews
 from galaxy_core.files import DataError
 from pages import _common as common
+from pages._samp import samp_position_button
 
 common.require_app(__file__)
 
@@ -145,7 +146,7 @@ if row is not None:
             st.markdown(where)
             ra, dec = skyviews.position_of(cache, row)
             if skyviews.has_position(ra, dec):
-                common.samp_position_button(ra, dec, key="ds_samp_position")
+                samp_position_button(ra, dec, key="ds_samp_position")
         if cache.columns is not None:
             st.dataframe(skyviews.catalogue_record(cache, row), hide_index=True)
             if cache.synthetic:

@@ -9,7 +9,6 @@ teardown, and no thread may outlive a test.
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
 import tempfile
