@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import catalog, data, modelchoice, prediction, runs, tree
+from . import catalog, data, evaluation, modelchoice, prediction, runs, tree
 from .config import TrainConfig
 from .files import atomic_write_bytes, read_json
 
@@ -31,28 +31,41 @@ def possible_teachers(root: str | Path) -> list[str]:
 
 
 def check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ()) -> None:
-    """Raise ValueError unless ``folder`` is a run that learnt no label of the galaxies in ``val_ids`` (itself, or
-    through a teacher of its own): otherwise its predictions would carry validation labels into training."""
+    """Raise ValueError unless ``folder`` learnt no label of the galaxies in ``val_ids``, itself or through a
+    teacher of its own: otherwise its predictions would carry validation labels into training.
+
+    ``folder`` is a run (its training rows of the cache it trained on, which must be on this machine) or an
+    exported checkpoint that records the galaxies it learnt from (``galaxies.json``, as ``export`` writes it; the
+    teachers it was distilled from, if any, are those of its recorded training settings). A run's ``best/`` stands
+    for its run."""
+    folder = evaluation.model_dir(folder)
     config_path = folder / "config.json"
     conf = read_json(config_path) if config_path.is_file() else {}
-    if "train" not in conf:
-        raise ValueError(f"teacher {folder} is not a run folder (no config.json with its training settings): a "
-                         f"teacher must be a run, so that the galaxies it learnt from can be checked")
     if folder.resolve() in seen:
         raise ValueError(f"teacher {folder} is its own teacher")
-    tcfg = TrainConfig.from_dict(conf["train"])
-    try:
-        tcache = data.resolve_cache(conf["cache"]["path"], source_fov=tcfg.source_fov)
-    except (FileNotFoundError, catalog.DataError) as e:
-        raise ValueError(f"cannot check which galaxies teacher {folder} learnt from: its cache "
-                         f"{conf['cache']['path']} cannot be opened ({e})") from e
-    learnt = set(tcache.ids[data.split_rows(tcache, tcfg)[0]].tolist())
+    if "train" in conf:
+        tcfg = TrainConfig.from_dict(conf["train"])
+        try:
+            tcache = data.resolve_cache(conf["cache"]["path"], source_fov=tcfg.source_fov)
+        except (FileNotFoundError, catalog.DataError) as e:
+            raise ValueError(f"cannot check which galaxies teacher {folder} learnt from: its cache "
+                             f"{conf['cache']['path']} cannot be opened ({e})") from e
+        learnt = set(tcache.ids[data.split_rows(tcache, tcfg)[0]].tolist())
+        teachers = tcfg.teacher
+    else:
+        recorded = evaluation.checkpoint_galaxies(folder)
+        if recorded is None:
+            raise ValueError(f"teacher {folder} is neither a run folder (config.json with its training settings) nor "
+                             f"a checkpoint that records the galaxies it learnt from ({evaluation.GALAXIES_FILE}): "
+                             f"which galaxies it learnt from must be known, so that none of them is validated on")
+        learnt = recorded["train"]
+        teachers = (conf.get("extra", {}).get("train_config") or {}).get("teacher") or []
     leaked = sorted(val_ids & learnt)
     if leaked:
         raise ValueError(f"teacher {folder} trained on {len(leaked)} of this run's validation galaxies (e.g. "
                          f"{leaked[:3]}), so its targets would leak their labels; train the teacher on the same "
                          f"split (the same cache, val_fraction and split_seed)")
-    for t in tcfg.teacher:
+    for t in teachers:
         check_teacher(Path(t), val_ids, seen + (folder.resolve(),))
 
 

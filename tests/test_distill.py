@@ -1,21 +1,22 @@
 """Tests for galaxy_core.distill: a teacher's predictions fill a student's unknown answers and label unlabelled
-galaxies, at the teacher weight; a teacher that saw the student's validation labels, or is not a run, is refused."""
+galaxies, at the teacher weight; a teacher that saw the student's validation labels, or whose training galaxies are unknown, is refused; an
+exported checkpoint teaches when it records them."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import train_config as _cfg
-from galaxy_core import data, distill, models, runs, settings, training, tree
+from galaxy_core import data, distill, export, models, runs, settings, training, tree
 
 
 @pytest.fixture(scope="module")
 def partial_cache(tiny_data, tmp_path_factory):
     """``tiny_data`` with four galaxies' Class6-11 answers blanked (partially labelled, as in the 96 px pack)."""
-    import shutil
-
     import pandas as pd
 
     from galaxy_core import data
@@ -60,13 +61,29 @@ def test_teacher_fills_unknown_answers_and_labels_unlabelled_galaxies(partial_ca
     assert sorted(distill.possible_teachers(tmp_path)) == ["student", "teacher"]
 
 
+def test_an_exported_checkpoint_teaches_when_its_galaxies_are_recorded(tiny_cache, tmp_path):
+    small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
+    same, other = tmp_path / "ckpt-same", tmp_path / "ckpt-other"
+    export.export_checkpoint(training.train(_cfg(tiny_cache, tmp_path, name="same", **small)), same, tta=1)
+    export.export_checkpoint(training.train(_cfg(tiny_cache, tmp_path, name="other", split_seed=7, **small)), other,
+                             tta=1)
+    val_ids = set(tiny_cache.ids[data.split_rows(tiny_cache, _cfg(tiny_cache, tmp_path))[1]].tolist())
+    distill.check_teacher(same, val_ids)  # trained on the same split: no validation galaxy learnt
+    with pytest.raises(ValueError, match="validation galaxies"):
+        distill.check_teacher(other, val_ids)
+
+
 def test_a_teacher_that_saw_validation_labels_is_refused(tiny_cache, tmp_path):
     small = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 1}
     # A teacher trained on another split learnt labels of this run's validation galaxies.
     teacher = training.train(_cfg(tiny_cache, tmp_path, name="other-split", split_seed=7, **small))
     with pytest.raises(ValueError, match="validation galaxies"):
         training.train(_cfg(tiny_cache, tmp_path, name="student", teacher=[str(teacher)], **small))
-    with pytest.raises(ValueError, match="not a run folder"):
+    with pytest.raises(ValueError, match="validation galaxies"):  # its best/ stands for the run
         training.train(_cfg(tiny_cache, tmp_path, name="student2", teacher=[str(teacher / "best")], **small))
+    bare = tmp_path / "bare"
+    shutil.copytree(teacher / "best", bare)
+    with pytest.raises(ValueError, match="neither a run folder"):
+        training.train(_cfg(tiny_cache, tmp_path, name="student4", teacher=[str(bare)], **small))
     with pytest.raises(ValueError, match="need a teacher"):
         training.train(_cfg(tiny_cache, tmp_path, name="student3", unlabelled=str(tiny_cache.path), **small))

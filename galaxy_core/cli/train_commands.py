@@ -221,8 +221,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--memory-gb", type=float, help="most GiB of training images held on the device; more are read "
                                                     "from the cache batch by batch (default: half the free GPU "
                                                     "memory, 4 GiB on a CPU)")
-    sp.add_argument("--teacher", action="append", metavar="RUN",
-                    help="run folder whose predictions fill the answers no volunteer gave (repeat for an ensemble)")
+    sp.add_argument("--teacher", action="append", metavar="MODEL",
+                    help="run folder, or exported checkpoint with its galaxies.json, whose predictions fill the "
+                         "answers no volunteer gave (repeat for an ensemble)")
     sp.add_argument("--unlabelled", metavar="DATA", help="cache or folder of unlabelled galaxies for the teacher "
                                                          "to label (same field and size as the data's cache)")
     sp.add_argument("--teacher-weight", type=float, help="weight of a teacher's target in the loss (default 1)")
