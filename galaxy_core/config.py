@@ -32,7 +32,8 @@ class TrainConfig:
     ``teacher``: run folders (or exported checkpoints that record their training galaxies) whose models, averaged
     over ``teacher_tta`` views and over the models, give soft targets for every answer no volunteer gave: the
     unknown answers of partially labelled training galaxies and all 37 of unlabelled ones (the cache's own and those
-    in ``unlabelled``, a cache or data folder prepared at the same field and size). A teacher target weighs ``teacher_weight`` times a volunteer answer in the loss.
+    in ``unlabelled``, a cache or data folder prepared at the same field and size). A teacher target weighs
+    ``teacher_weight`` times a volunteer answer in the loss.
     ``sizes``: progressive resizing. The epochs are split into ``len(sizes)`` equal consecutive stages, trained at
     these input sizes (px) in turn; the last must be the model's ``input_size``, and only epochs at that size can
     become the best checkpoint (a network tested at another size than it last trained at is far worse: 0.084 ->
