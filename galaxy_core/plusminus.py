@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import merger_fraction
+from . import merger_fraction, tree
 
 SURE = 1e-9
 """A probability within this of 0 or 1 counts as certain in :func:`probabilistic_count`'s draws: with 2,000 draws a
@@ -125,6 +125,28 @@ def plus_minus(value: float, spread: float) -> str:
 def plus_minus_texts(values, spreads, scale: Scale) -> list[str]:
     """:func:`plus_minus` of each galaxy: one answer's values and raw spreads, the spreads scaled by ``scale``."""
     return [plus_minus(float(v), float(s)) for v, s in zip(values, scale.apply(spreads))]
+
+
+def answer_texts(spread, scale: Scale, column: str, values=None) -> list[str]:
+    """:func:`plus_minus_texts` of one answer (a Kaggle column) for every galaxy of an ``uncertainty.Spread``;
+    ``values`` (one per galaxy) in place of the spread's own, where a page shows another prediction of the same
+    galaxies (its one-view answer, say) and the spread beside it."""
+    j = tree.column_index(column)
+    return plus_minus_texts(spread.value[:, j] if values is None else values, spread.spread[:, j], scale)
+
+
+def ranking_text(rho: dict) -> str:
+    """Spearman's ρ of the error with the spread and with sqrt(v (1 - v)) of the value alone, and the spread's
+    partial ρ with the value held fixed (``doubt.Calibration.ranking``), in one sentence that says which ranks the
+    errors better: a spread worth showing beats the value alone."""
+    said = (f"Spearman's ρ of the error with the spread {rho['spread']:.2f}, with sqrt(v (1 - v)) of the value "
+            f"alone {rho['value']:.2f}, and of the spread with the value held fixed {rho['partial']:.2f}")
+    if not all(math.isfinite(rho[k]) for k in ("spread", "value")):
+        return f"{said}: too few known answers to say."
+    if rho["spread"] > rho["value"]:
+        return f"{said}: the spread ranks the errors better than the value alone."
+    return (f"{said}: the value alone ranks the errors as well or better, so the spread says little more than "
+            "how near 0.5 an answer is.")
 
 
 def spread_words(members: int, views: int) -> str:

@@ -371,6 +371,13 @@ def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, t
     shown = doubt.spread_of(members, cache, unseen.rows[:3], tta=2, store=False)
     assert np.array_equal(shown.value, cal.spread.value[:3])
     assert len(doubt.spread_of(members, cache, [], tta=2)) == 0
+    # Kept galaxy by galaxy: a second gallery predicts only what the first did not show, in its own order.
+    kept = doubt.GalaxySpreads()
+    first = unseen.rows[:3]
+    kept.add(first, shown)
+    assert kept.missing(unseen.rows[1:5]).tolist() == unseen.rows[3:5].tolist()
+    again = kept.of(first[::-1])
+    assert np.array_equal(again.value, shown.value[::-1]) and (again.kind, again.members) == ("ensemble", 2)
 
 
 def test_the_calibration_of_one_model_scales_its_views(cache, tmp_path, monkeypatch):
