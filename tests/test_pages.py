@@ -472,6 +472,42 @@ def test_evaluation_page_shows_the_runs_rmse(trained, monkeypatch):
     assert len(json.loads(charts(at)[1].proto.spec)["data"]) == 2 * 37  # 37 panels: points and the y = x line
 
 
+def image_captions(at: AppTest) -> list[str]:
+    return [img.caption for i in at.get("image") for img in i.proto.imgs]
+
+
+def test_evaluation_page_plots_error_against_spread_and_shows_each_galaxys(trained, monkeypatch):
+    """With a floor low enough for the tiny set's held-out galaxies: the plot of error against spread with the
+    calibrated and the scaled lines, the rank correlations beside it, and each top-5 galaxy's prediction ± its
+    scaled spread under a caption that says what ± is."""
+    from galaxy_core import doubt, evaluation, modelchoice, uncertainty
+
+    monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 2)
+    at = app("evaluation")
+    spec = next(json.loads(c.proto.spec) for c in charts(at) if "calibrated: error = spread" in c.proto.spec)
+    names = [t["name"] for t in spec["data"]]
+    assert names[:2] == ["the model's galaxies", "calibrated: error = spread"] and names[2].startswith("error = ")
+    text = " ".join(c.value for c in at.caption)
+    assert "Spearman's ρ of the error with the spread" in text and "sqrt(v (1 - v)) of the value alone" in text
+    cache = at.session_state["dataset"].cache
+    cal = doubt.calibrate([modelchoice.load_model(trained["run"])], cache)
+    assert f"c = {cal.scale.factor:.3g} fitted on {cal.scale.n_fit} held-out galaxies" in text
+    shown = [c for c in image_captions(at) if " · true " in c]
+    assert len(shown) == 2 * min(5, len(cal.rows)) and all(re.search(r"pred \d\.\d\d ± \d", c) for c in shown)
+    # All 37 answers pooled, and an answer of its own: the plot follows the true-vs-predicted choice.
+    at.selectbox(key="ev_answer").select_index(0).run()
+    assert not at.exception and "All 37 answers of the" in " ".join(c.value for c in at.caption)
+    # Below the floor the raw spread is shown and called uncalibrated, with no plot.
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 10_000)
+    at = app("evaluation")
+    assert not [c for c in charts(at) if "calibrated: error = spread" in c.proto.spec]
+    assert any("No plot of error against spread" in i.value for i in at.info)
+    assert "± is the raw spread of the 8 views (the galaxy turned and mirrored), uncalibrated" in " ".join(
+        c.value for c in at.caption)
+    assert all(" ± " in c for c in image_captions(at) if " · true " in c)
+
+
 @pytest.fixture
 def calibrate_small(monkeypatch):
     """The tiny set's handful of unseen galaxies and volunteer mergers, enough to draw the calibration."""
