@@ -795,11 +795,30 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
 
 
+def test_discover_page_shows_the_chosen_answer_with_its_spread(env):
+    """Under each neighbour: its GalaxyID, its distance and the model's chosen answer ± its spread, with what ± is
+    said once above; no answer chosen, no ±."""
+    from galaxy_core import demo
+
+    at = app("discover")
+    at.text_input(key="dc_query").set_value(str(demo.FIRST_ID + 7)).run()
+    assert at.selectbox(key="dc_answer").value == "Class6.1"
+    near = [c for c in image_captions(at) if c.startswith(str(demo.FIRST_ID)[:4])]
+    assert len(near) == 24 and all(re.fullmatch(r"\d+ · \d\.\d{3} · \d\.\d\d ± \d\.\d+", c) for c in near), near
+    assert "the model's Class6.1 ± its spread. ± is the raw spread of the 8 views" in " ".join(
+        c.value for c in at.caption)
+    at.selectbox(key="dc_answer").select_index(0).run()
+    assert not at.exception and not [c for c in image_captions(at) if " ± " in c]
+
+
 def top_captions(at: AppTest) -> list[str]:
-    """The captions of the Discover page's "Most likely yes" gallery, whose Yes buttons are keyed dc_top_yes_*."""
+    """The captions of the Discover page's "Most likely yes" gallery, whose Yes buttons are keyed dc_top_yes_*: a
+    rank or a p(yes) beside the GalaxyID (the other galleries' may name the same galaxies, with a score or only the
+    chosen answer ± its spread after the id)."""
     top = {b.key[len("dc_top_yes_"):] for b in at.button if b.key.startswith("dc_top_yes_")}
     captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
-    return [c for c in captions if " · " in c and c.split(" · ")[c.startswith("rank ")] in top]
+    return [c for c in captions if (c.startswith("rank ") or " · p " in c) and c.split(" · ")[c.startswith("rank ")]
+            in top]
 
 
 def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):
