@@ -171,6 +171,31 @@ def test_dataset_page(env):
     assert not at.exception and "not in the cache" in at.error[0].value
 
 
+def test_dataset_page_lists_the_galaxies_the_model_is_least_sure_of_on_request(env):
+    """Off at first (the page draws without a model); switched on, the shipped model's 8-view spread of the chosen
+    answer ranks the selection, largest first, each galaxy with its value ± spread and the caption saying what ±
+    is (the tiny set has too few labelled galaxies for a scale: raw and said so)."""
+    from galaxy_core import doubt, modelchoice, plusminus, tree
+
+    at = app("dataset")
+    assert at.toggle(key="ds_sure").value is False and "ds_sure_model" not in [s.key for s in at.selectbox]
+    at.toggle(key="ds_sure").set_value(True).run()
+    at.selectbox(key="ds_sure_answer").set_value("Class8.6")
+    at.number_input(key="ds_sure_n").set_value(5).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="ds_sure_model").value == "checkpoint default (shipped)"
+    text = " ".join(c.value for c in at.caption)
+    assert "The 5 of the 56 galaxies of the thumbnails' selection with the largest spread of Class8.6" in text
+    assert "± is the raw spread of the 8 views (the galaxy turned and mirrored), uncalibrated" in text
+    cache = at.session_state["dataset"].cache
+    spread = doubt.spread_of([modelchoice.load_model(None)], cache, cache.indices("all"), store=False)
+    j = tree.column_index("Class8.6")
+    order = plusminus.least_sure(spread.spread[:, j], 5)
+    expected = [f"{cache.ids[r]} · {plusminus.plus_minus(spread.value[r, j], spread.spread[r, j])}" for r in order]
+    shown = [c for c in image_captions(at) if " ± " in c]
+    assert shown == expected and spread.spread[order[0], j] >= spread.spread[order[-1], j]
+
+
 def _sky_points(at) -> list[str]:
     """The GalaxyIDs on the Dataset page's sky map (its first chart in the tab)."""
     spec = json.loads(charts(at)[0].proto.spec)
