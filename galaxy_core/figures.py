@@ -475,9 +475,11 @@ def error_by_spread_figure(bins: pd.DataFrame, factor: float | None = None) -> g
         fig.add_trace(go.Scatter(x=ends, y=factor * ends, mode="lines", name=f"error = {factor:.3g} × spread",
                                  hoverinfo="skip", line={"dash": "dot", "color": "firebrick", "width": 1.5}))
     log = bool(len(x)) and (x > 0).all() and (y > 0).all()
-    fig.update_layout(height=380, xaxis_title="RMS spread (vote fraction)", yaxis_title="RMS error (vote fraction)",
-                      xaxis_type="log" if log else "linear", yaxis_type="log" if log else "linear",
+    fig.update_layout(height=380, xaxis_title="RMS raw spread (vote fraction)", yaxis_title="RMS error (vote fraction)",
                       margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": 1.12})
+    if log:  # ticks at whole decades only: plotly's default 2 and 5 between them crowd the short axes
+        fig.update_xaxes(type="log", dtick=1)
+        fig.update_yaxes(type="log", dtick=1)
     return fig
 
 

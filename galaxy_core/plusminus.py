@@ -115,9 +115,18 @@ def least_sure(spread, k: int) -> np.ndarray:
     return np.argsort(-np.asarray(spread, np.float64), kind="stable")[: max(int(k), 0)]
 
 
+WIDEST = 0.5
+"""The largest standard deviation a vote fraction can have (half its values at 0, half at 1): :func:`plus_minus`
+writes a wider scaled spread as "± >0.5", since the normal it stands for would say nothing about where in [0, 1] the
+answer lies."""
+
+
 def plus_minus(value: float, spread: float) -> str:
     """One value with its (scaled) spread for a one-line caption: ``0.83 ± 0.05``; a spread below 0.01 keeps two
-    significant digits (``0.83 ± 0.0031``), which two decimals would show as a misleading ``± 0.00``."""
+    significant digits (``0.83 ± 0.0031``), which two decimals would show as a misleading ``± 0.00``; one above
+    :data:`WIDEST` reads ``0.83 ± >0.5``."""
+    if spread > WIDEST:
+        return f"{value:.2f} ± >{WIDEST:g}"
     return f"{value:.2f} ± {spread:.2f}" if spread >= 0.01 else \
         f"{value:.2f} ± {merger_fraction.number_text(spread, 2)}"
 

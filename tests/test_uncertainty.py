@@ -317,6 +317,7 @@ def test_the_least_sure_come_in_order_of_spread():
 def test_plus_minus_keeps_small_spreads_visible_and_says_what_it_means():
     assert plusminus.plus_minus(0.8349, 0.051) == "0.83 ± 0.05"
     assert plusminus.plus_minus(0.8349, 0.00312) == "0.83 ± 0.0031"
+    assert plusminus.plus_minus(0.5, 0.5) == "0.50 ± 0.50" and plusminus.plus_minus(0.5, 1.7) == "0.50 ± >0.5"
     scale = plusminus.Scale(10.5, 372, 373, {1: 0.662, 2: 0.895})
     assert plusminus.plus_minus_texts([0.5, 0.25], [0.01, 0.0008], scale) == ["0.50 ± 0.10", "0.25 ± 0.0084"]
     text = plusminus.plus_minus_meaning(scale, 1, 8)
