@@ -202,7 +202,7 @@ def least_sure() -> None:
                f"each the model's value ± its spread. {calibration.meaning()}")
     texts = plusminus.answer_texts(spread.subset(order), calibration.scale, column)
     common.gallery(cache, sample[order], [f"{cache.ids[r]} · {t}" for r, t in zip(sample[order], texts)],
-                   samp="least sure")
+                   width=150, samp="least sure")  # wide enough for "id · 0.53 ± 0.05" on one line
 
 
 st.subheader("Galaxies the model is least sure of")

@@ -68,7 +68,7 @@ def marked_gallery(rows, captions: list[str], where: str) -> None:
     for i, r in enumerate(rows):
         gid = str(cache.ids[r])
         with cols[i % per_row]:
-            common.gallery(cache, [r], [captions[i]], width=150)
+            common.gallery(cache, [r], [captions[i]], width=170)  # room for "id · score · 0.16 ± 0.32" on one line
             yes, no, like = st.columns(3, gap="small")
             for col, text, answer in ((yes, "Yes", True), (no, "No", False)):
                 col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=_mark, args=(gid, answer),

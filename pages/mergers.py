@@ -70,7 +70,7 @@ m1.metric(f"Merger fraction (p > {threshold:.2f})", pct(th["fraction"]),
           help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
                f"bootstrap gives {pct(th['boot_lo'])} - {pct(th['boot_hi'])}")
 m1.caption(f"95 % Wilson interval {pct(th['lo'])} - {pct(th['hi'])} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
-probable = f"Probabilistic fraction (> {threshold:.2f})"
+probable = f"Fraction by P(> {threshold:.2f})"
 if spread is None:
     m2.metric(probable, "not yet")
     if m2.button(f"Predict {doubt.VIEWS} views of the {len(rows):,} galaxies", key="mg_spread_go",
@@ -118,7 +118,7 @@ if len(flagged):
 else:
     shown = []
 common.gallery(cache, rows[flagged], [f"{cache.ids[r]} · p {t}" for r, t in zip(rows[flagged], shown)],
-               samp="most confident mergers")
+               width=150, samp="most confident mergers")  # wide enough for "id · p 0.66 ± 0.05" on one line
 
 
 def calibration_data() -> tuple[data.GalaxyCache, str] | None:
