@@ -36,10 +36,12 @@ dashboard's pages read widgets, call these functions and draw. Roughly in the or
     answers
       inference       BatchNorm folded; batched, multi-view inference and embedding (or each view's answers)
       modelchoice     which model (the shipped checkpoint, else the newest run; an ensemble's members); loading it
-      uncertainty     a spread beside each answer (the views', an ensemble's) and whether it means anything
+      plusminus       what a page shows with a spread: value ± c x spread, P(above a threshold), the count, least sure
+      uncertainty     a spread beside each answer (the views', an ensemble's), whether it means anything, its scale
       store           a cache's stored predictions
       prediction      the 37 answers (with spreads on request) for a cache, image files or a folder; the Kaggle CSV
       evaluation      RMSE per answer and question, true vs predicted, top-k galleries
+      doubt           a model's spread for galaxies of a cache, scaled on the galaxies it never learnt from
       export          a run as a checkpoint folder; replacing the shipped default
     what the answers are for
       merger_fraction     the merger fraction with its intervals, against Lotz et al. (2011)

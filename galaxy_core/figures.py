@@ -459,6 +459,30 @@ def per_answer_figure(per_answer: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def error_by_spread_figure(bins: pd.DataFrame, factor: float | None = None) -> go.Figure:
+    """RMS error against RMS spread in equal-count bins (``uncertainty.error_by_spread``'s table: ``n``,
+    ``spread``, ``rms_error``, vote fractions), with the line a calibrated spread would follow (error = spread,
+    dashed) and, with ``factor`` c, the one the scaled spread follows on average (error = c × spread, dotted).
+    Log axes where every bin is above 0 (the views' spreads span two decades), else linear."""
+    x, y = bins["spread"].to_numpy(np.float64), bins["rms_error"].to_numpy(np.float64)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines+markers", name="the model's galaxies",
+                               text=[f"{n:,} answers" for n in bins["n"]],
+                               hovertemplate="RMS spread %{x:.4f}<br>RMS error %{y:.4f}<br>%{text}<extra></extra>"))
+    ends = np.array([x.min(), x.max()]) if len(x) else np.array([0.0, 1.0])
+    fig.add_trace(go.Scatter(x=ends, y=ends, mode="lines", name="calibrated: error = spread", hoverinfo="skip",
+                             line={"dash": "dash", "color": "black", "width": 1}))
+    if factor is not None:
+        fig.add_trace(go.Scatter(x=ends, y=factor * ends, mode="lines", name=f"error = {factor:.3g} × spread",
+                                 hoverinfo="skip", line={"dash": "dot", "color": "firebrick", "width": 1.5}))
+    log = bool(len(x)) and (x > 0).all() and (y > 0).all()
+    fig.update_layout(height=380, xaxis_title="RMS raw spread (vote fraction)", yaxis_title="RMS error (vote fraction)",
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": 1.12})
+    if log:  # ticks at whole decades only: plotly's default 2 and 5 between them crowd the short axes
+        fig.update_xaxes(type="log", dtick=1)
+        fig.update_yaxes(type="log", dtick=1)
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------- merger calibration
 
 def merger_calibration_figures(p_pred, p_true, threshold: float | None = None) -> list[go.Figure]:

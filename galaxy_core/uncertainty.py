@@ -16,7 +16,8 @@ members the spread is half their difference. Whether either is calibrated is a m
 :func:`spearman` (does a larger spread go with a larger error?), :func:`coverage` (how often the volunteers' value
 lies within k spreads, against 68.27 % and 95.45 % for a Gaussian) and :func:`fit_scale` (the one factor that
 would make the 1-spread coverage right), put together by :func:`calibration_report`; ``docs/uncertainty.md`` has
-the shipped model's numbers.
+the shipped model's numbers. :func:`held_out_scale` fits and checks the factor the dashboard shows a spread with
+(``plusminus`` writes it).
 """
 
 from __future__ import annotations
@@ -24,17 +25,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
 
 from . import modelchoice, tree
+from .plusminus import Scale
 from .files import DataError
 
 STD_SUFFIX = "_std"
 """A spread's column is its answer's name with this suffix: ``Class8.6_std`` beside ``Class8.6``."""
 GAUSSIAN_COVERAGE = {1: 0.682689, 2: 0.954500}
 """P(|x - mu| <= k sigma) for a Gaussian, k = 1 and 2: what a calibrated spread's coverage would be."""
+MIN_SCALE_GALAXIES = 50
+"""Fewest labelled galaxies :func:`held_out_scale` fits and checks a factor on (half each): the floor of an RMSE
+(``evaluation.MIN_SCORED_GALAXIES``), since the factor is a quantile of the same errors. Below it the pages show the
+raw spread and say that it is uncalibrated."""
 
 
 @dataclass(frozen=True)
@@ -283,3 +291,28 @@ def error_by_spread(value: np.ndarray, spread: np.ndarray, truth: np.ndarray, ma
     return pd.DataFrame({"n": [len(p) for p in parts],
                          "spread": [float(np.sqrt(np.mean(s[p] ** 2))) for p in parts],
                          "rms_error": [float(np.sqrt(np.mean(err[p] ** 2))) for p in parts]})
+
+
+def held_out_scale(value: np.ndarray, spread: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None,
+                   seed: int = 0, what: str = "galaxies with volunteers' answers") -> Scale:
+    """The factor c that makes ``spread`` cover 68.27 % of the volunteers' ``truth`` at ±1 c spread, fitted
+    (:func:`fit_scale`) on a seeded half of the galaxies (:func:`halves`) and checked on the other: the numbers of
+    :func:`calibration_report`, whose ``scale`` it is. Give it labelled galaxies the model never learnt from, all
+    (N, 37) in vote fractions (``mask``: where the truth is known); ``what`` names them in ``Scale.why``.
+
+    No factor (``Scale.factor`` None, with ``why``) for fewer than :data:`MIN_SCALE_GALAXIES` galaxies (read when
+    called, so that a test can lower it), or when the fit is not a finite positive number: more than 31.73 % of the
+    known answers have an error but a zero spread (c = inf), or more than 68.27 % are exact (c = 0)."""
+    n, least = len(value), MIN_SCALE_GALAXIES
+    if n < least:
+        return Scale(None, why=f"{'no' if n == 0 else f'only {n:,}'} {what} to fit a scale on (at least {least:,} "
+                               "needed)")
+    with np.errstate(invalid="ignore"):  # c = inf times a zero spread: NaN, which covers nothing, as it should
+        report = calibration_report(value, spread, truth, mask, seed)
+    c = report["scale"]
+    if not (math.isfinite(c) and c > 0):
+        why = ("the spread is 0 where the volunteers disagree with the value" if c > 0 else
+               "the values mostly equal the volunteers' exactly")
+        return Scale(None, report=report, why=f"no factor fits: {why}")
+    fit, check = halves(n, seed)
+    return Scale(c, len(fit), len(check), dict(report["held_out_scaled"]), report)

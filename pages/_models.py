@@ -8,6 +8,7 @@ waiting (app.py imports this module in the background once the first page is dra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (config, data, embeddings, estimate, evaluation, export, hardware, labels, merger_fraction,
-                         metrics, modelchoice, models, morphology, prediction, runs, settings, similarity)
+from galaxy_core import (config, data, doubt, embeddings, estimate, evaluation, export, hardware, labels,
+                         merger_fraction, metrics, modelchoice, models, morphology, plusminus, prediction, runs,
+                         settings, similarity, uncertainty)
 from galaxy_core.merger_calibration import calibrated_fraction, calibration_on
 from pages import _common as common
 
@@ -207,6 +209,85 @@ def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
 
         out["matched"] = stored(("matched", model, mtime_ns, fingerprint, subset, on.fingerprint), matched)
     return out
+
+
+# ------------------------------------------------------------------------------------------------------- spreads
+
+def members(path: Path) -> list[models.GalaxyModel]:
+    """The model at ``path`` as a one-member list, or an ensemble folder's members
+    (``modelchoice.member_folders``), each loaded once per weights (:func:`load_model`)."""
+    folders = modelchoice.member_folders(path)
+    return [load_model(path)] if len(folders) == 1 else [load_model(f) for f in folders]
+
+
+def members_key(path: Path) -> tuple:
+    """:func:`model_key` of the model at ``path``, or of each member of an ensemble folder."""
+    folders = modelchoice.member_folders(path)
+    return (model_key(path),) if len(folders) == 1 else tuple(model_key(f) for f in folders)
+
+
+def _with_bar(text: str, compute):
+    """``compute(progress)`` with a progress bar in a slot drawn on every run, bar or not, so that the elements
+    below keep their places from run to run."""
+    slot = st.empty()
+
+    def run():
+        with slot.container():
+            bar, update = common.progress_bar(text)
+        try:
+            return compute(update)
+        finally:
+            slot.empty()
+
+    return run
+
+
+def spread_calibration(path: Path, cache: data.GalaxyCache, fingerprint: str) -> doubt.Calibration:
+    """``doubt.calibrate``: the model's (or ensemble's) spread on the labelled galaxies of the cache that it never
+    learnt from, and the scale the pages show it with. Once per model, data and ``uncertainty.MIN_SCALE_GALAXIES``,
+    with a progress bar the first time (8 views of 1,000 galaxies: about a minute on two busy CPU cores); the
+    predictions are kept with the cache, so a restart reads them back."""
+    run = _with_bar(f"Predicting {doubt.VIEWS} views of the labelled galaxies the model never learnt from, to scale "
+                    "its spread (once per model and data):", lambda update: doubt.calibrate(members(path), cache,
+                                                                                             progress=update))
+    return stored(("spread calibration", members_key(path), fingerprint, uncertainty.MIN_SCALE_GALAXIES), run)
+
+
+def _spread_key(path: Path, fingerprint: str, rows) -> tuple:
+    rows = np.asarray(rows, np.int64)
+    return "spread", members_key(path), fingerprint, hashlib.sha1(rows.tobytes()).hexdigest()
+
+
+def spread_of(path: Path, cache: data.GalaxyCache, fingerprint: str, rows, keep: bool = False):
+    """``doubt.spread_of``: the value and spread of ``rows`` of the cache (an ``uncertainty.Spread``), with a
+    progress bar while predicting. ``keep``: a large set of galaxies a later visit asks for again, stored with the
+    cache and kept here whole; else a gallery's handful, whose galaxies are kept one by one
+    (``doubt.GalaxySpreads``), so that the next gallery predicts only the galaxies it adds."""
+    text = f"Predicting {doubt.VIEWS} views of these galaxies for their spread:"
+    if keep:
+        return stored(_spread_key(path, fingerprint, rows), _with_bar(text, lambda update: doubt.spread_of(
+            members(path), cache, rows, progress=update)))
+    known = stored(("galaxy spreads", members_key(path), fingerprint), doubt.GalaxySpreads)
+    missing = known.missing(rows)
+    if len(missing):
+        known.add(missing, _with_bar(text, lambda update: doubt.spread_of(members(path), cache, missing,
+                                                                          progress=update, store=False))())
+    return known.of(rows)
+
+
+def has_spread(path: Path, fingerprint: str, rows) -> bool:
+    """Whether :func:`spread_of` of these rows with ``keep`` is ready, without computing it."""
+    store, lock = result_store()
+    with lock:
+        return _spread_key(path, fingerprint, rows) in store
+
+
+def count_above(path: Path, fingerprint: str, spread, scale: plusminus.Scale, column: str, threshold: float,
+                rows_key: str) -> dict:
+    """``doubt.count_above`` (the probabilistic count and its two intervals: ~0.5 s of draws for 20,000 galaxies),
+    once per model, data, galaxies (``rows_key``), answer, threshold and scale."""
+    return stored(("count above", members_key(path), fingerprint, rows_key, column, threshold, scale.factor),
+                  lambda: doubt.count_above(spread, scale, column, threshold))
 
 
 def morphology_mtime(cache: data.GalaxyCache) -> int:

@@ -1,9 +1,10 @@
 """Dataset browser: what the data holds, its thumbnails sorted and filtered by any answer (and, where the catalogue
-has positions, the same galaxies on the sky), one galaxy in detail."""
+has positions, the same galaxies on the sky), one galaxy in detail, and, on request, the galaxies a model is least
+sure of."""
 
 import streamlit as st
 
-from galaxy_core import data, explore, figures, skyviews
+from galaxy_core import data, explore, figures, plusminus, skyviews, tree
 from galaxy_core.files import DataError
 from pages import _common as common
 from pages._samp import samp_position_button
@@ -162,3 +163,50 @@ st.subheader("The prototypical galaxy of every answer")
 st.caption("For each answer, the galaxy with the highest vote fraction for it.")
 proto_rows, proto_captions = explore.prototype_captions(common.prototypes(cache, ds.fingerprint))
 common.gallery(cache, proto_rows, proto_captions, width=130)
+
+
+# ------------------------------------------------------------------------------------------------- least sure
+LEAST_SURE_SAMPLE = 2000
+"""Most galaxies of the selection whose spread is predicted for the least-sure list (a fixed random subset of more):
+8 views of 2,000 galaxies take one to two minutes on two busy CPU cores, once per model and data."""
+
+
+def least_sure() -> None:
+    """The galaxies of the thumbnails' selection (their subset and filter) with the largest spread of one answer, by
+    the default model (or another), with their values ± spreads. Only when asked: it needs PyTorch and the model,
+    which the page's first draw does without."""
+    from pages import _models as ml  # PyTorch comes with it: imported here, once the section is opened
+
+    c1, c2, c3 = st.columns([3, 2, 1])
+    with c1:
+        model = ml.choose_model("ds_sure_model")
+    with c2:
+        column = common.answer_select("Answer", "ds_sure_answer", default=sort_by or filter_by or "Class1.1")
+    k = c3.number_input("How many", 1, 96, 12, key="ds_sure_n")
+    if model is None:
+        return
+    sample = data.subsample(rows, LEAST_SURE_SAMPLE)
+    if not len(sample):
+        st.caption("No galaxies in this selection.")
+        return
+    try:
+        calibration = ml.spread_calibration(model, cache, ds.fingerprint)
+        spread = ml.spread_of(model, cache, ds.fingerprint, sample, keep=True)
+    except ValueError as e:
+        st.error(f"Cannot run this model on this data: {e}")
+        return
+    order = plusminus.least_sure(spread.spread[:, tree.column_index(column)], int(k))
+    among = f"the {len(rows):,} galaxies of the thumbnails' selection" if len(sample) == len(rows) else \
+        f"a fixed random {len(sample):,} of the {len(rows):,} galaxies of the thumbnails' selection"
+    st.caption(f"The {len(order)} of {among} with the largest spread of {explore.label(column)}, largest first, "
+               f"each the model's value ± its spread. {calibration.meaning()}")
+    texts = plusminus.answer_texts(spread.subset(order), calibration.scale, column)
+    common.gallery(cache, sample[order], [f"{cache.ids[r]} · {t}" for r, t in zip(sample[order], texts)],
+                   width=150, samp="least sure")  # wide enough for "id · 0.53 ± 0.05" on one line
+
+
+st.subheader("Galaxies the model is least sure of")
+if st.toggle("Rank the thumbnails' galaxies by the model's spread", key="ds_sure",
+             help=f"Loads the model (PyTorch: a few seconds the first time) and predicts 8 views of each galaxy of the "
+                  f"selection under Thumbnails (at most {LEAST_SURE_SAMPLE:,}), once per model and data."):
+    least_sure()

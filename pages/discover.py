@@ -1,9 +1,10 @@
 """Discover: galaxies like a given one, a yes/no question of your own learnt from a few galaxies you mark, and the
-galaxies least like any other, all on one model's embeddings (the backbone before the decision-tree head)."""
+galaxies least like any other, all on one model's embeddings (the backbone before the decision-tree head); under each
+galaxy, one of the model's answers with its spread."""
 
 import streamlit as st
 
-from galaxy_core import access, embeddings, finetune, labels, similarity
+from galaxy_core import access, embeddings, finetune, labels, plusminus, similarity
 from galaxy_core.files import DataError
 from pages import _common as common
 from pages import _models as ml
@@ -48,17 +49,26 @@ def _like(gid: str) -> None:
     st.session_state["dc_view"] = VIEWS[0]
 
 
+def with_answer(rows, captions: list[str]) -> list[str]:
+    """``captions`` with the chosen answer of the model, ± its spread, after each (as they are without one)."""
+    if shown_answer is None or not len(rows):
+        return captions
+    spread = ml.spread_of(model, cache, ds.fingerprint, rows)
+    return [f"{c} · {t}" for c, t in zip(captions, plusminus.answer_texts(spread, calibration.scale, shown_answer))]
+
+
 def marked_gallery(rows, captions: list[str], where: str) -> None:
     """Thumbnails with Yes / No under each (the answer to your own question; the chosen one is highlighted, a second
-    click takes it back) and Like (its neighbours). Buttons rather than toggles: a new galaxy in a place where
-    another was marked never shows that one's state."""
+    click takes it back) and Like (its neighbours), each caption followed by the chosen answer ± its spread. Buttons
+    rather than toggles: a new galaxy in a place where another was marked never shows that one's state."""
+    captions = with_answer(rows, captions)
     per_row = 4  # room under each thumbnail for three readable buttons on a laptop screen
     common.samp_rows(cache, rows, f"discover {where}")
     cols = st.columns(per_row)
     for i, r in enumerate(rows):
         gid = str(cache.ids[r])
         with cols[i % per_row]:
-            common.gallery(cache, [r], [captions[i]], width=150)
+            common.gallery(cache, [r], [captions[i]], width=170)  # room for "id · score · 0.16 ± 0.32" on one line
             yes, no, like = st.columns(3, gap="small")
             for col, text, answer in ((yes, "Yes", True), (no, "No", False)):
                 col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=_mark, args=(gid, answer),
@@ -86,6 +96,13 @@ approximate = c4.toggle("Approximate", key="dc_approx", disabled=not similarity.
                              "missed). Needs `pip install faiss-cpu`." if similarity.faiss_available() else
                         "Needs `pip install faiss-cpu`: an approximate index for millions of galaxies.")
 index = ml.search_index(*ml.model_key(model), vectors, ds.fingerprint, dims, approximate)
+a1, a2 = st.columns([2, 5], vertical_alignment="center")
+with a1:
+    shown_answer = common.answer_select("The model's answer under each galaxy", "dc_answer", default="Class6.1",
+                                        none="none")
+calibration = ml.spread_calibration(model, cache, ds.fingerprint) if shown_answer else None
+if calibration is not None:
+    a2.caption(f"Under each galaxy, after its score: the model's {shown_answer} ± its spread. {calibration.meaning()}")
 
 if view == VIEWS[0]:
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])

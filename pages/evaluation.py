@@ -1,8 +1,9 @@
-"""Evaluation: a run's RMSE overall and per answer, true vs predicted, the best and the worst galaxies."""
+"""Evaluation: a run's RMSE overall and per answer, true vs predicted, its error against its spread, the best and
+the worst galaxies (the best with their spread)."""
 
 import streamlit as st
 
-from galaxy_core import evaluation, export, figures, runs
+from galaxy_core import evaluation, export, figures, plusminus, runs
 from pages import _common as common
 from pages import _models as ml
 from pages._samp import samp_button
@@ -87,17 +88,36 @@ st.subheader("True vs predicted")
 answer = common.answer_select("Answer", "ev_answer", default="Class1.1", none="all 37 answers")
 st.plotly_chart(figures.true_vs_predicted_figure(ev.y_true, ev.y_pred, ev.mask, answer))
 
+# The spread is measured, and its scale fitted, on the labelled galaxies the model never learnt from, whichever
+# split the scores above are on: how sure a model is says something only where it could be wrong.
+st.subheader("Error against spread")
+calibration = ml.spread_calibration(run["path"], cache, ds.fingerprint)
+if calibration.scale.report is None:
+    st.info(f"No plot of error against spread: {calibration.scale.why}.")
+else:
+    st.plotly_chart(figures.error_by_spread_figure(calibration.error_bins(answer), calibration.scale.factor),
+                    key="ev_spread")
+    st.caption(f"{'All 37 answers' if answer is None else answer} of the {len(calibration.rows):,} labelled galaxies "
+               f"the model never learnt from, in ten equal-count bins of the raw spread of "
+               f"{plusminus.spread_words(calibration.spread.members, calibration.spread.views)}. "
+               + plusminus.ranking_text(calibration.ranking(answer)))
+
 st.subheader("Top 5: the volunteers' vs the model's")
 column = common.answer_select("Answer", "ev_top_answer", default="Class8.6")
 top = ev.top_k(column, 5)
+spread = ml.spread_of(run["path"], cache, ds.fingerprint, [*top["actual"]["row"], *top["predicted"]["row"]])
+n = len(top["actual"])  # as many as top["predicted"]: the first n spreads are theirs, the next n the others'
+st.caption(calibration.meaning())
 c1, c2 = st.columns(2)
-for col, (kind, title) in zip((c1, c2), (("actual", "highest volunteer fraction"),
-                                       ("predicted", "highest predicted fraction"))):
+for k, (col, (kind, title)) in enumerate(zip((c1, c2), (("actual", "highest volunteer fraction"),
+                                                        ("predicted", "highest predicted fraction")))):
     with col:
         st.markdown(f"**{title}**")
         t = top[kind]
-        common.gallery(cache, t["row"], [f"{g} · true {a:.2f} · pred {p:.2f}"
-                                         for g, a, p in zip(t["GalaxyID"], t["true"], t["predicted"])], width=120,
+        shown = plusminus.answer_texts(spread.subset(slice(k * n, (k + 1) * n)), calibration.scale, column,
+                                       t["predicted"])
+        common.gallery(cache, t["row"], [f"{g} · true {a:.2f} · pred {p}"
+                                         for g, a, p in zip(t["GalaxyID"], t["true"], shown)], width=120,
                        samp=f"top 5 {kind} {column}")
 
 st.subheader("Worst predictions")

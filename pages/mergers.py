@@ -1,11 +1,11 @@
 """Mergers: the fraction of galaxies a model calls mergers (predicted Class8.6 above a threshold), with its
-uncertainty, against the expectation from a merger rate, calibrated against the volunteers, and checked against
-non-parametric morphology measured by statmorph."""
+uncertainty, beside the count each galaxy's spread gives, against the expectation from a merger rate, calibrated
+against the volunteers, and checked against non-parametric morphology measured by statmorph."""
 
 import streamlit as st
 
-from galaxy_core import (catalog, data, estimate, figures, images, merger_calibration, merger_evolution,
-                         merger_fraction, mergers, morphology)
+from galaxy_core import (catalog, data, doubt, estimate, figures, images, merger_calibration, merger_evolution,
+                         merger_fraction, mergers, morphology, plusminus)
 from pages import _common as common
 from pages import _models as ml
 
@@ -58,18 +58,45 @@ if unseen is not None:
 report = mergers.report(p, threshold, rate, timescale, mean=res["mean"])
 th, mean, theory = report["threshold_estimate"], report["mean_estimate"], report["theory"]
 expected = theory["expected"]
-m1, m2, m3, m4 = st.columns(4)
+calibration = ml.spread_calibration(model, cache, ds.fingerprint)
+rows = res["rows"]
+# Each galaxy's spread costs VIEWS predictions: up to the calibration's own number of galaxies it is predicted
+# unasked (for the validation galaxies they are the calibration's, already predicted); beyond, on request.
+spread = None
+if len(rows) <= doubt.SCALE_SAMPLE or ml.has_spread(model, ds.fingerprint, rows):
+    spread = ml.spread_of(model, cache, ds.fingerprint, rows, keep=True)
+m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric(f"Merger fraction (p > {threshold:.2f})", pct(th["fraction"]),
           help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
                f"bootstrap gives {pct(th['boot_lo'])} - {pct(th['boot_hi'])}")
 m1.caption(f"95 % Wilson interval {pct(th['lo'])} - {pct(th['hi'])} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
-m2.metric("Mean predicted Class8.6", pct(mean["fraction"]))
-m2.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no threshold, less biased for a rare "
+probable = f"Fraction by P(> {threshold:.2f})"
+if spread is None:
+    m2.metric(probable, "not yet")
+    if m2.button(f"Predict {doubt.VIEWS} views of the {len(rows):,} galaxies", key="mg_spread_go",
+                 help=f"{doubt.VIEWS} times the merger prediction above; kept with the cache afterwards"):
+        ml.spread_of(model, cache, ds.fingerprint, rows, keep=True)
+        st.rerun()
+else:
+    count = ml.count_above(model, ds.fingerprint, spread, calibration.scale, merger_fraction.MERGER_COLUMN,
+                           threshold, subset)
+    m2.metric(probable, pct(count["fraction"]),
+              help="Not all or nothing: each galaxy counts by its probability of lying above the threshold, from its "
+                   f"{doubt.VIEWS}-view Class8.6 and its spread as ± below, as a normal clipped to [0, 1]. The count "
+                   "interval is among these galaxies (Poisson-binomial); the fraction's is a bootstrap over "
+                   "galaxies, for the population they come from.")
+    m2.caption(f"{count['expected_count']:,.1f} of {count['n']:,} galaxies expected above (95 %: "
+               f"{count['count_lo']:,} - {count['count_hi']:,} of these); 95 % bootstrap interval {pct(count['lo'])} - "
+               f"{pct(count['hi'])}"
+               + ("; raw spread, uncalibrated" if calibration.scale.factor is None else
+                  f"; ± = {calibration.scale.factor:.3g} × spread"))
+m3.metric("Mean predicted Class8.6", pct(mean["fraction"]))
+m3.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no threshold, less biased for a rare "
            "class")
-m3.metric("Expected from R x T", pct(expected))
-m3.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
-m4.metric("Observed / expected", merger_fraction.ratio_text(theory["ratio"]))
-m4.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
+m4.metric("Expected from R x T", pct(expected))
+m4.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
+m5.metric("Observed / expected", merger_fraction.ratio_text(theory["ratio"]))
+m5.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
 st.markdown(
     "**From a rate to a fraction.** A merger rate R counts mergers per galaxy per Gyr; a fraction counts galaxies "
     "*seen* merging, which is the rate times how long a merger stays visible: ")
@@ -83,10 +110,15 @@ st.plotly_chart(figures.histogram_figure(p, threshold))
 st.subheader("Flagged galaxies")
 flagged = mergers.most_confident(p, threshold)
 if len(flagged):
-    st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold.")
-common.gallery(cache, res["rows"][flagged], [f"{cache.ids[r]} · p {v:.2f}"
-                                             for r, v in zip(res["rows"][flagged], p[flagged])],
-               samp="most confident mergers")
+    st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold, each "
+               f"with p ± its spread. {calibration.meaning()}")
+    flagged_spread = spread.subset(flagged) if spread is not None else \
+        ml.spread_of(model, cache, ds.fingerprint, rows[flagged])
+    shown = plusminus.answer_texts(flagged_spread, calibration.scale, merger_fraction.MERGER_COLUMN, p[flagged])
+else:
+    shown = []
+common.gallery(cache, rows[flagged], [f"{cache.ids[r]} · p {t}" for r, t in zip(rows[flagged], shown)],
+               width=150, samp="most confident mergers")  # wide enough for "id · p 0.66 ± 0.05" on one line
 
 
 def calibration_data() -> tuple[data.GalaxyCache, str] | None:

@@ -171,6 +171,31 @@ def test_dataset_page(env):
     assert not at.exception and "not in the cache" in at.error[0].value
 
 
+def test_dataset_page_lists_the_galaxies_the_model_is_least_sure_of_on_request(env):
+    """Off at first (the page draws without a model); switched on, the shipped model's 8-view spread of the chosen
+    answer ranks the selection, largest first, each galaxy with its value ± spread and the caption saying what ±
+    is (the tiny set has too few labelled galaxies for a scale: raw and said so)."""
+    from galaxy_core import doubt, modelchoice, plusminus, tree
+
+    at = app("dataset")
+    assert at.toggle(key="ds_sure").value is False and "ds_sure_model" not in [s.key for s in at.selectbox]
+    at.toggle(key="ds_sure").set_value(True).run()
+    at.selectbox(key="ds_sure_answer").set_value("Class8.6")
+    at.number_input(key="ds_sure_n").set_value(5).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="ds_sure_model").value == "checkpoint default (shipped)"
+    text = " ".join(c.value for c in at.caption)
+    assert "The 5 of the 56 galaxies of the thumbnails' selection with the largest spread of Class8.6" in text
+    assert "± is the raw spread of the 8 views (the galaxy turned and mirrored), uncalibrated" in text
+    cache = at.session_state["dataset"].cache
+    spread = doubt.spread_of([modelchoice.load_model(None)], cache, cache.indices("all"), store=False)
+    j = tree.column_index("Class8.6")
+    order = plusminus.least_sure(spread.spread[:, j], 5)
+    expected = [f"{cache.ids[r]} · {plusminus.plus_minus(spread.value[r, j], spread.spread[r, j])}" for r in order]
+    shown = [c for c in image_captions(at) if " ± " in c]
+    assert shown == expected and spread.spread[order[0], j] >= spread.spread[order[-1], j]
+
+
 def _sky_points(at) -> list[str]:
     """The GalaxyIDs on the Dataset page's sky map (its first chart in the tab)."""
     spec = json.loads(charts(at)[0].proto.spec)
@@ -472,6 +497,42 @@ def test_evaluation_page_shows_the_runs_rmse(trained, monkeypatch):
     assert len(json.loads(charts(at)[1].proto.spec)["data"]) == 2 * 37  # 37 panels: points and the y = x line
 
 
+def image_captions(at: AppTest) -> list[str]:
+    return [img.caption for i in at.get("image") for img in i.proto.imgs]
+
+
+def test_evaluation_page_plots_error_against_spread_and_shows_each_galaxys(trained, monkeypatch):
+    """With a floor low enough for the tiny set's held-out galaxies: the plot of error against spread with the
+    calibrated and the scaled lines, the rank correlations beside it, and each top-5 galaxy's prediction ± its
+    scaled spread under a caption that says what ± is."""
+    from galaxy_core import doubt, evaluation, modelchoice, uncertainty
+
+    monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 2)
+    at = app("evaluation")
+    spec = next(json.loads(c.proto.spec) for c in charts(at) if "calibrated: error = spread" in c.proto.spec)
+    names = [t["name"] for t in spec["data"]]
+    assert names[:2] == ["the model's galaxies", "calibrated: error = spread"] and names[2].startswith("error = ")
+    text = " ".join(c.value for c in at.caption)
+    assert "Spearman's ρ of the error with the spread" in text and "sqrt(v (1 - v)) of the value alone" in text
+    cache = at.session_state["dataset"].cache
+    cal = doubt.calibrate([modelchoice.load_model(trained["run"])], cache)
+    assert f"c = {cal.scale.factor:.3g} fitted on {cal.scale.n_fit} held-out galaxies" in text
+    shown = [c for c in image_captions(at) if " · true " in c]
+    assert len(shown) == 2 * min(5, len(cal.rows)) and all(re.search(r"pred \d\.\d\d ± >?\d", c) for c in shown)
+    # All 37 answers pooled, and an answer of its own: the plot follows the true-vs-predicted choice.
+    at.selectbox(key="ev_answer").select_index(0).run()
+    assert not at.exception and "All 37 answers of the" in " ".join(c.value for c in at.caption)
+    # Below the floor the raw spread is shown and called uncalibrated, with no plot.
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 10_000)
+    at = app("evaluation")
+    assert not [c for c in charts(at) if "calibrated: error = spread" in c.proto.spec]
+    assert any("No plot of error against spread" in i.value for i in at.info)
+    assert "± is the raw spread of the 8 views (the galaxy turned and mirrored), uncalibrated" in " ".join(
+        c.value for c in at.caption)
+    assert all(" ± " in c for c in image_captions(at) if " · true " in c)
+
+
 @pytest.fixture
 def calibrate_small(monkeypatch):
     """The tiny set's handful of unseen galaxies and volunteer mergers, enough to draw the calibration."""
@@ -759,11 +820,30 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     assert not at.exception and f"nearest to {image.name}" in " ".join(c.value for c in at.caption)
 
 
+def test_discover_page_shows_the_chosen_answer_with_its_spread(env):
+    """Under each neighbour: its GalaxyID, its distance and the model's chosen answer ± its spread, with what ± is
+    said once above; no answer chosen, no ±."""
+    from galaxy_core import demo
+
+    at = app("discover")
+    at.text_input(key="dc_query").set_value(str(demo.FIRST_ID + 7)).run()
+    assert at.selectbox(key="dc_answer").value == "Class6.1"
+    near = [c for c in image_captions(at) if c.startswith(str(demo.FIRST_ID)[:4])]
+    assert len(near) == 24 and all(re.fullmatch(r"\d+ · \d\.\d{3} · \d\.\d\d ± >?\d\.\d+", c) for c in near), near
+    assert "the model's Class6.1 ± its spread. ± is the raw spread of the 8 views" in " ".join(
+        c.value for c in at.caption)
+    at.selectbox(key="dc_answer").select_index(0).run()
+    assert not at.exception and not [c for c in image_captions(at) if " ± " in c]
+
+
 def top_captions(at: AppTest) -> list[str]:
-    """The captions of the Discover page's "Most likely yes" gallery, whose Yes buttons are keyed dc_top_yes_*."""
+    """The captions of the Discover page's "Most likely yes" gallery, whose Yes buttons are keyed dc_top_yes_*: a
+    rank or a p(yes) beside the GalaxyID (the other galleries' may name the same galaxies, with a score or only the
+    chosen answer ± its spread after the id)."""
     top = {b.key[len("dc_top_yes_"):] for b in at.button if b.key.startswith("dc_top_yes_")}
     captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
-    return [c for c in captions if " · " in c and c.split(" · ")[c.startswith("rank ")] in top]
+    return [c for c in captions if (c.startswith("rank ") or " · p " in c) and c.split(" · ")[c.startswith("rank ")]
+            in top]
 
 
 def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):

@@ -11,6 +11,7 @@ labelled and 8 unlabelled synthetic galaxies (seed 8: 8 volunteer mergers, Class
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -177,6 +178,40 @@ def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
     assert texts[0].startswith(f"{unseen // 2} of {unseen} galaxies, about ") and texts[0].endswith(" s left")
     assert f"{unseen} of {unseen} galaxies" in texts
     assert len(charts(at)) == 3
+
+
+def test_the_probabilistic_count_stands_beside_the_thresholded_one(mg, monkeypatch):
+    """Each galaxy counts by its probability of lying above the threshold, from its 8-view value and its spread
+    scaled on the 120 unseen galaxies: the expected fraction shown is doubt.count_above's; a threshold of 0.99
+    leaves almost nothing expected; the flagged galaxies show p ± their spread. A subset larger than the
+    calibration's waits for a click."""
+    from galaxy_core import doubt, plusminus
+
+    at = app("mergers")
+    label = "Fraction by P(> 0.50)"
+    cache = at.session_state["dataset"].cache
+    model = modelchoice.load_model(mg["checkpoints"] / "default")
+    cal = doubt.calibrate([model], cache)
+    assert cal.scale.factor is not None and len(cal.rows) == N_LABELLED - N_TRAINED
+    count = doubt.count_above(cal.spread, cal.scale, "Class8.6", 0.5)
+    assert metric(at, label) == merger_fraction.percent_text(count["fraction"])
+    assert f"{count['expected_count']:,.1f} of {N_LABELLED - N_TRAINED} galaxies expected above (95 %: " \
+           f"{count['count_lo']} - {count['count_hi']} of these)" in captions(at)
+    assert f"± = {cal.scale.factor:.3g} × spread" in captions(at)
+    at.slider(key="mg_threshold").set_value(0.0).run()
+    flagged = [c for c in (img.caption for i in at.get("image") for img in i.proto.imgs) if " · p " in c]
+    assert flagged and all(re.search(r" · p \d\.\d\d ± >?\d", c) for c in flagged)
+    assert f"c = {cal.scale.factor:.3g} fitted on {cal.scale.n_fit} held-out galaxies" in captions(at)
+    at.slider(key="mg_threshold").set_value(0.99).run()
+    j = tree.column_index("Class8.6")
+    high = plusminus.probabilistic_count(plusminus.probability_above(
+        cal.spread.value[:, j], cal.scale.apply(cal.spread.spread[:, j]), 0.99))
+    assert metric(at, "Fraction by P(> 0.99)") == merger_fraction.percent_text(high["fraction"])
+    monkeypatch.setattr(doubt, "SCALE_SAMPLE", 100)  # fewer than the 160 labelled: predicted on request
+    at.radio(key="mg_subset").set_value("labelled").run()
+    assert not at.exception and metric(at, "Fraction by P(> 0.99)") == "not yet"
+    at.button(key="mg_spread_go").click().run()
+    assert not at.exception and metric(at, "Fraction by P(> 0.99)").endswith("%")
 
 
 def test_galaxies_to_measure_follow_the_subset(mg):

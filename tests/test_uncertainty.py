@@ -2,12 +2,16 @@
 one quadrant sees an image bright in one quadrant differently in each dihedral view (spread sqrt(3)/4) and a uniform
 image alike in all (spread 0); ``predict --uncertainty`` adds exactly 37 ``_std`` columns and changes nothing else;
 members that expect different images are refused; the scale factor fitted on Gaussian errors of a known size is that
-size; the prediction store keeps the views apart from their mean."""
+size; the prediction store keeps the views apart from their mean. What the pages show: a zero spread puts a galaxy
+above a threshold with probability 0 or 1 and a value on the threshold at 0.5; identical galaxies add up to n times
+their probability; the least sure galaxies come in order of spread; the scale is fitted only on galaxies no member
+of an ensemble learnt from."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -15,8 +19,9 @@ import pytest
 import torch
 
 from conftest import small_galaxynet
-from galaxy_core import cli, inference, modelchoice, models, prediction, store, tables, tree, uncertainty
-from galaxy_core.files import DataError
+from galaxy_core import (cli, doubt, evaluation, inference, modelchoice, models, plusminus, prediction, store, tables,
+                         tree, uncertainty)
+from galaxy_core.files import DataError, atomic_write_json
 
 
 class QuadrantMean(torch.nn.Module):
@@ -243,3 +248,148 @@ def test_a_catalogues_columns_and_the_spreads_in_one_table(tiny_data, tmp_path):
     out = result.write(tmp_path / "answers.fits", tables.provenance(source=str(cat)))
     t = tables.read_table(out)
     assert t.meta["SPREAD"] == "views:2" and list(t.frame.columns) == list(table.columns)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What the pages show
+
+
+def test_a_zero_spread_gives_0_or_1_and_a_value_on_the_threshold_one_half():
+    value = np.array([0.2, 0.5, 0.8, 0.5, 0.0, 1.0])
+    zero = plusminus.probability_above(value, 0.0, 0.5)
+    assert zero.tolist() == [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]  # strictly above, as the all-or-nothing count counts
+    # On the threshold: one half whatever the spread, and wherever the threshold lies (clipped, not truncated).
+    for t in (0.01, 0.5, 0.97):
+        assert plusminus.probability_above(t, [0.001, 0.1, 3.0], t).tolist() == [0.5, 0.5, 0.5]
+    # One spread below the threshold: Phi(-1); nothing above 1, everything above a negative threshold.
+    assert plusminus.probability_above(0.4, 0.1, 0.5)[()] == pytest.approx(0.158655, abs=1e-6)
+    assert plusminus.probability_above(value, 0.1, 1.0).tolist() == [0.0] * 6
+    assert plusminus.probability_above(value, 0.1, -0.1).tolist() == [1.0] * 6
+    with pytest.raises(ValueError, match="not negative"):
+        plusminus.probability_above(0.5, -0.1, 0.5)
+
+
+def test_a_larger_spread_moves_the_probability_towards_one_half():
+    spreads = np.array([0.0, 0.05, 0.1, 0.3, 1.0, 10.0])
+    above = plusminus.probability_above(0.7, spreads, 0.5)
+    below = plusminus.probability_above(0.3, spreads, 0.5)
+    assert above[0] == 1 and below[0] == 0
+    assert (np.diff(above) < 0).all() and (np.diff(below) > 0).all()  # strictly towards 1/2, from either side
+    assert above[-1] == pytest.approx(0.5, abs=0.01) and np.allclose(above + below, 1)  # symmetric about t
+
+
+def test_the_expected_count_of_identical_galaxies_and_its_intervals():
+    """n galaxies each above with probability P: the expected count is n P; the bootstrap of the mean has nothing
+    to resample (one value), and the count among them is Binomial(n, P), whose 95 % range holds n P."""
+    n, value, spread, t = 400, 0.55, 0.1, 0.5
+    p = plusminus.probability_above(np.full(n, value), spread, t)
+    big_p = 1 - 0.5 * math.erfc(0.5 / math.sqrt(2))  # Phi(0.5): half a spread above the threshold
+    c = plusminus.probabilistic_count(p)
+    assert c["expected_count"] == pytest.approx(n * big_p) and c["fraction"] == pytest.approx(big_p)
+    assert c["lo"] == pytest.approx(big_p) and c["hi"] == pytest.approx(big_p)
+    assert c["count_sd"] == pytest.approx(math.sqrt(n * big_p * (1 - big_p)))
+    sd = c["count_sd"]
+    assert c["count_lo"] < c["expected_count"] < c["count_hi"]
+    assert c["count_lo"] == pytest.approx(n * big_p - 1.96 * sd, abs=3)
+    assert c["count_hi"] == pytest.approx(n * big_p + 1.96 * sd, abs=3)
+    # Certain galaxies are counted, not drawn: all 0 or 1 gives a count without any spread.
+    certain = plusminus.probabilistic_count(np.r_[np.ones(7), np.zeros(93)])
+    assert (certain["expected_count"], certain["count_lo"], certain["count_hi"]) == (7, 7, 7)
+    with pytest.raises(ValueError, match="empty"):
+        plusminus.probabilistic_count([])
+
+
+def test_the_intervals_of_a_varied_sample_hold_their_estimates():
+    rng = np.random.default_rng(3)
+    p = plusminus.probability_above(rng.beta(0.5, 8, 3000), rng.uniform(0.0, 0.2, 3000), 0.3)
+    c = plusminus.probabilistic_count(p, seed=1)
+    assert c["lo"] < c["fraction"] < c["hi"] and c["count_lo"] < c["expected_count"] < c["count_hi"]
+    assert c["n"] == 3000 and c["method"] == "probabilistic"
+
+
+def test_the_least_sure_come_in_order_of_spread():
+    spread = np.array([0.01, 0.3, 0.05, 0.3, 0.2, 0.0])
+    assert plusminus.least_sure(spread, 3).tolist() == [1, 3, 4]  # ties in their order
+    assert plusminus.least_sure(spread, 10).tolist() == [1, 3, 4, 2, 0, 5]
+    assert plusminus.least_sure(spread, 0).tolist() == []
+
+
+def test_plus_minus_keeps_small_spreads_visible_and_says_what_it_means():
+    assert plusminus.plus_minus(0.8349, 0.051) == "0.83 ± 0.05"
+    assert plusminus.plus_minus(0.8349, 0.00312) == "0.83 ± 0.0031"
+    assert plusminus.plus_minus(0.5, 0.5) == "0.50 ± 0.50" and plusminus.plus_minus(0.5, 1.7) == "0.50 ± >0.5"
+    scale = plusminus.Scale(10.5, 372, 373, {1: 0.662, 2: 0.895})
+    assert plusminus.plus_minus_texts([0.5, 0.25], [0.01, 0.0008], scale) == ["0.50 ± 0.10", "0.25 ± 0.0084"]
+    text = plusminus.plus_minus_meaning(scale, 1, 8)
+    assert "c × the spread of the 8 views" in text and "c = 10.5 fitted on 372 held-out galaxies" in text
+    assert "66 % lie within ±1 and 90 % within ±2" in text
+    raw = plusminus.Scale(None, why="no labelled galaxies here to fit a scale on")
+    assert raw.apply([0.01]).tolist() == [0.01]
+    text = plusminus.plus_minus_meaning(raw, 3, 8)
+    assert text.startswith("± is the raw spread of the 3 members' answers (each averaged over 8 views), "
+                           "uncalibrated: no labelled galaxies here")
+
+
+def test_the_held_out_scale_recovers_three_and_needs_enough_galaxies(monkeypatch):
+    """Errors built as 3 x spread x N(0, 1): the factor fitted on one half is about 3, and on the other half the
+    scaled spread covers about 68 % and 95 %."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    value, spread = rng.uniform(0.2, 0.8, (n, 37)), rng.uniform(0.005, 0.05, (n, 37))
+    truth = value + 3 * spread * rng.standard_normal((n, 37))
+    s = uncertainty.held_out_scale(value, spread, truth)
+    assert s.factor == pytest.approx(3, rel=0.03) and (s.n_fit, s.n_check) == (1000, 1000)
+    assert s.coverage[1] == pytest.approx(0.6827, abs=0.015) and s.coverage[2] == pytest.approx(0.9545, abs=0.01)
+    assert s.report["scale"] == s.factor
+    few = uncertainty.held_out_scale(value[:49], spread[:49], truth[:49])
+    assert few.factor is None and few.report is None and "only 49 galaxies" in few.why and "50 needed" in few.why
+    # Volunteers who disagree where the views all agree: no finite factor, and the report is kept.
+    flat = uncertainty.held_out_scale(value[:60], np.zeros((60, 37)), truth[:60])
+    assert flat.factor is None and flat.report is not None and "spread is 0" in flat.why
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 10)  # read when called
+    assert uncertainty.held_out_scale(value[:49], spread[:49], truth[:49]).factor is not None
+
+
+def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, tmp_path):
+    """Two checkpoints that each list other training galaxies: the calibration galaxies are the labelled ones
+    neither learnt from, and the spread is the two members'."""
+    labelled = [str(i) for i in cache.ids[cache.indices("labelled")]]
+    members = []
+    for k, trained in enumerate((labelled[:10], labelled[5:20])):
+        torch.manual_seed(k)
+        folder = models.save_model(models.build_model("galaxynet", width=8, input_size=32).eval(), tmp_path / f"m{k}")
+        atomic_write_json(folder / evaluation.GALAXIES_FILE, {"train": trained, "val": []})
+        members.append(modelchoice.load_model(folder))
+    unseen = doubt.unseen_by_all(members, cache)
+    assert sorted(cache.ids[unseen.rows]) == sorted(labelled[20:]) and unseen.known
+    assert unseen.n_trained == 20
+    cal = doubt.calibrate(members, cache, tta=2)
+    assert np.array_equal(cal.rows, unseen.rows) and cal.spread.kind == "ensemble" and cal.spread.members == 2
+    assert cal.scale.factor is None and f"only {len(unseen.rows)} labelled galaxies here" in cal.meaning()
+    # A model built in memory names no folder: every labelled galaxy, and not known to be unseen.
+    alone = doubt.unseen_by_all([small_galaxynet()], cache)
+    assert len(alone.rows) == len(labelled) and not alone.known
+    shown = doubt.spread_of(members, cache, unseen.rows[:3], tta=2, store=False)
+    assert np.array_equal(shown.value, cal.spread.value[:3])
+    assert len(doubt.spread_of(members, cache, [], tta=2)) == 0
+    # Kept galaxy by galaxy: a second gallery predicts only what the first did not show, in its own order.
+    kept = doubt.GalaxySpreads()
+    first = unseen.rows[:3]
+    kept.add(first, shown)
+    assert kept.missing(unseen.rows[1:5]).tolist() == unseen.rows[3:5].tolist()
+    again = kept.of(first[::-1])
+    assert np.array_equal(again.value, shown.value[::-1]) and (again.kind, again.members) == ("ensemble", 2)
+
+
+def test_the_calibration_of_one_model_scales_its_views(cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 4)
+    model = modelchoice.load_model(models.save_model(small_galaxynet(), tmp_path / "one"))
+    cal = doubt.calibrate([model], cache, tta=4)
+    assert cal.spread.kind == "views" and cal.spread.views == 4 and len(cal.rows) == len(cache.indices("labelled"))
+    assert cal.scale.factor > 0 and cal.scale.n_fit + cal.scale.n_check == len(cal.rows)
+    assert "c × the spread of the 4 views" in cal.meaning() and "does not list the galaxies" in cal.meaning()
+    bins = cal.error_bins("Class1.1", bins=4)
+    assert len(bins) == 4 and bins["n"].sum() == cal.mask[:, 0].sum()
+    assert set(cal.ranking()) == {"spread", "value", "partial"} and np.isfinite(cal.ranking()["value"])
+    count = doubt.count_above(cal.spread, cal.scale, "Class1.1", 0.5)
+    assert 0 <= count["expected_count"] <= len(cal.rows)
