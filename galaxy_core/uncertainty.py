@@ -22,18 +22,17 @@ the shipped model's numbers. :func:`held_out_scale` fits and checks the factor t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import math
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import modelchoice, tree
-from .plusminus import Scale
 from .files import DataError
+from .plusminus import Scale
 
 STD_SUFFIX = "_std"
 """A spread's column is its answer's name with this suffix: ``Class8.6_std`` beside ``Class8.6``."""
