@@ -433,8 +433,8 @@ def finished_runs(root: str | os.PathLike = "runs") -> list[dict]:
 def progress(status: dict) -> tuple[float, str]:
     """How far a running run is, from its ``status.json`` (:func:`read_status`): the fraction done (0 to 1, epochs
     and steps within the epoch) and ``'epoch E of N, step S of M, about T left'``. The time left is the pace of
-    this process so far (from ``started``, and the epoch it resumed at) carried to the end, once a step is done.
-    Before a run knows its epochs (just launched) or its steps (reading the data), the words say so instead of
+    this process so far (from ``stepping``, the time of its first step, else ``started``, and from the epoch it
+    resumed at) carried to the end, once a step is done. Before a run knows its epochs (just launched) or its steps (reading the data), the words say so instead of
     counting steps of nothing."""
     epochs, steps = status.get("epochs"), status.get("steps")
     epoch, step = status.get("epoch", 0), status.get("step", 0)
@@ -445,8 +445,9 @@ def progress(status: dict) -> tuple[float, str]:
     done = min((epoch + step / steps) / epochs, 1.0)
     text = f"epoch {min(epoch + 1, epochs)} of {epochs}, step {step:,} of {steps:,}"
     here = done - status.get("resumed_at", 0) / epochs
-    elapsed = status.get("updated", 0) - status.get("started", 0)
-    if here > 0 and elapsed > 0 and status.get("started"):
+    since = status.get("stepping") or status.get("started")
+    elapsed = status.get("updated", 0) - (since or 0)
+    if here > 0 and elapsed > 0 and since:
         text += f", {format_duration(elapsed * (1 - done) / here)} left"
     return done, text
 

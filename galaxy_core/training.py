@@ -235,7 +235,9 @@ def _fit(r: _Run, resume: bool) -> Path:
         if plateau is not None and state.get("plateau"):
             plateau.load_state_dict(state["plateau"])
         r.rows = [row for row in runs.read_metrics(r.run) if row["epoch"] <= start]
-    r.status.update(steps=steps_per_epoch, epoch=start, resumed_at=start)  # resumed_at: the pace is this process's
+    # The pace (runs.progress) is this process's from its first step: not from its start, since reading the data
+    # and a teacher's targets can take minutes that no later epoch repeats.
+    r.status.update(steps=steps_per_epoch, epoch=start, resumed_at=start, stepping=time.time())
 
     for epoch in range(start, cfg.epochs):
         size = size_at(cfg, epoch, r.size)

@@ -290,6 +290,9 @@ def test_progress_table_and_curves_of_the_listed_runs(tmp_path):
         (0.225, "epoch 3 of 10, step 1 of 4, about 5 min left")
     assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": 100, "updated": 190,
                           "resumed_at": 2})[1].endswith("about 47 min left")
+    # Ten minutes of a teacher's targets before the first step are not the pace: 90 s of stepping for 22.5 %.
+    assert runs.progress({"epoch": 2, "epochs": 10, "step": 1, "steps": 4, "started": -500, "stepping": 100,
+                          "updated": 190})[1].endswith("about 5 min left")
     assert runs.progress({"epoch": 10, "epochs": 10, "step": 4, "steps": 4})[0] == 1.0
     for name, metrics in (("a", "epoch,train_rmse,val_rmse,lr,seconds,images_per_s\n1,0.2,0.19,0.001,1.0,100\n"),
                           ("b", None)):

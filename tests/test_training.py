@@ -75,7 +75,9 @@ def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]
     assert list(rows[0]) == list(runs.METRIC_COLUMNS)
     assert all(math.isfinite(r["train_rmse"]) and 0 < r["val_rmse"] < 1 and r["images_per_s"] > 0 for r in rows)
-    assert runs.read_status(run)["state"] == "finished"
+    status = runs.read_status(run)
+    assert status["state"] == "finished"
+    assert status["started"] <= status["stepping"] <= status["updated"]  # the pace counts from the first step
     for f in ["config.json", "metrics.csv", "summary.json", "best/model.safetensors", "best/config.json",
               "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"]:
         assert (run / f).is_file(), f

@@ -31,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"run {e['run']}: {'resumed, ' if e['resumed'] else ''}{e['epochs']} epochs; follow it on the "
                   f"dashboard's Training page, or stop it with `touch {e['run']}/STOP`", flush=True)
         elif e["type"] == "epoch":
-            pace["first"] = pace.get("first") or e["epoch"]
+            if not pace.get("first"):  # the pace from the first epoch's own start: not the data's or a teacher's time
+                pace.update(first=e["epoch"], t0=time.monotonic() - e["seconds"])
             done_here, left = e["epoch"] - pace["first"] + 1, pace.get("epochs", e["epoch"]) - e["epoch"]
             eta = (time.monotonic() - pace.get("t0", time.monotonic())) / done_here * left
             print(f"epoch {e['epoch']:3d} of {pace.get('epochs', '?')}  train {e['train_rmse']:.4f}  val "
