@@ -434,8 +434,8 @@ def progress(status: dict) -> tuple[float, str]:
     """How far a running run is, from its ``status.json`` (:func:`read_status`): the fraction done (0 to 1, epochs
     and steps within the epoch) and ``'epoch E of N, step S of M, about T left'``. The time left is the pace of
     this process so far (from ``stepping``, the time of its first step, else ``started``, and from the epoch it
-    resumed at) carried to the end, once a step is done. Before a run knows its epochs (just launched) or its steps (reading the data), the words say so instead of
-    counting steps of nothing."""
+    resumed at) carried to the end, once a step is done. Before a run knows its epochs (just launched) or its steps
+    (reading the data), the words say so instead of counting steps of nothing."""
     epochs, steps = status.get("epochs"), status.get("steps")
     epoch, step = status.get("epoch", 0), status.get("step", 0)
     if not epochs:

@@ -1,6 +1,6 @@
 """Tests for galaxy_core.distill: a teacher's predictions fill a student's unknown answers and label unlabelled
-galaxies, at the teacher weight; a teacher that saw the student's validation labels, or whose training galaxies are unknown, is refused; an
-exported checkpoint teaches when it records them."""
+galaxies, at the teacher weight; a teacher that saw the student's validation labels, or whose training galaxies are
+unknown, is refused; an exported checkpoint teaches when it records them."""
 
 from __future__ import annotations
 
