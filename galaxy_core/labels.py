@@ -148,13 +148,21 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float | None = None, base_rate: float 
                 bool(random_marks))
 
 
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Each marked galaxy's weight N / (2 N_answer) for answers ``y`` (N,) bool, so that the yes and the no weigh
+    alike however few of one there are (scikit-learn's ``class_weight="balanced"``): the fit's and its
+    cross-validation's."""
+    y = np.asarray(y, bool)
+    return np.where(y, len(y) / (2.0 * y.sum()), len(y) / (2.0 * (~y).sum()))
+
+
 def _newton(xs: np.ndarray, y: np.ndarray, l2: float, iterations: int = 100) -> tuple[np.ndarray, float]:
-    """The weights and intercept minimising sum_i s_i logloss_i + l2 / 2 |w|^2, with s_i = N / (2 N_answer) so
-    that the two answers weigh alike: the objective of scikit-learn's ``LogisticRegression(C=1 / l2,
+    """The weights and intercept minimising sum_i s_i logloss_i + l2 / 2 |w|^2, with s_i the
+    :func:`balanced_weights`: the objective of scikit-learn's ``LogisticRegression(C=1 / l2,
     class_weight="balanced")``. Exact to rounding: Newton's method with a backtracking line search, in the span of
     the marked galaxies (the optimal w lies there; there are far fewer of them than dimensions)."""
     n = len(y)
-    s = np.where(y, n / (2.0 * y.sum()), n / (2.0 * (~y).sum()))
+    s = balanced_weights(y)
     t = y.astype(np.float64)
     u, sv, vt = np.linalg.svd(xs, full_matrices=False)
     a = np.c_[u * sv, np.ones(n)]  # xs @ w == (u * sv) @ c for w = vt.T @ c
@@ -199,7 +207,7 @@ def cross_validated_l2(xs: np.ndarray, y: np.ndarray, folds: int = FOLDS) -> tup
     for answer in (True, False):
         rows = np.flatnonzero(y == answer)
         fold[rng.permutation(rows)] = np.arange(len(rows)) % k
-    s = np.where(y, len(y) / (2.0 * y.sum()), len(y) / (2.0 * (~y).sum()))
+    s = balanced_weights(y)
     losses = []
     for l2 in L2_GRID:
         z = np.empty(len(y))

@@ -37,25 +37,36 @@ def is_closed_form(model: str) -> bool:
     return bool(getattr(models.build_model(model), "closed_form", False))
 
 
+def _with_bar(text: str, compute, what: str = "galaxies"):
+    """``compute(progress)`` with a progress bar counting ``what`` in a slot drawn on every run, bar or not, so that
+    the elements below keep their places from run to run."""
+    slot = st.empty()
+
+    def run():
+        with slot.container():
+            bar, update = common.progress_bar(text, what)
+        try:
+            return compute(update)
+        finally:
+            slot.empty()
+
+    return run
+
+
 def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
     """``estimate.estimate_here`` for ``cfg`` with one epoch (``estimate.probe_key``), over the shipped checkpoints
     and the finished runs: timed once per setting that changes the speed, not per number of epochs, with a
     progress bar while a few steps are timed (several seconds on a first visit: building the model and its first
     step take most of it). In the plain store, so that the bar is not replayed on later visits."""
     key = estimate.probe_key(cfg)
-    slot = st.empty()  # one slot on every run, bar or not: the elements below keep their places
 
-    def compute() -> dict:
-        with slot.container():
-            bar, update = common.progress_bar("Timing a few training steps on this machine:", "steps")
-        try:
-            return estimate.estimate_here(config.TrainConfig.from_dict(json.loads(key)),
-                                          export.shipped_checkpoints() + runs.finished_runs(common.runs_root()),
-                                          common.runs_root(), progress=update)
-        finally:
-            slot.empty()
+    def probe(update) -> dict:
+        return estimate.estimate_here(config.TrainConfig.from_dict(json.loads(key)),
+                                      export.shipped_checkpoints() + runs.finished_runs(common.runs_root()),
+                                      common.runs_root(), progress=update)
 
-    return stored(("probe", key, fingerprint), compute)
+    return stored(("probe", key, fingerprint), _with_bar("Timing a few training steps on this machine:", probe,
+                                                         "steps"))
 
 
 # -------------------------------------------------------------------------------------------------------- models
@@ -226,22 +237,6 @@ def members_key(path: Path) -> tuple:
     return (model_key(path),) if len(folders) == 1 else tuple(model_key(f) for f in folders)
 
 
-def _with_bar(text: str, compute):
-    """``compute(progress)`` with a progress bar in a slot drawn on every run, bar or not, so that the elements
-    below keep their places from run to run."""
-    slot = st.empty()
-
-    def run():
-        with slot.container():
-            bar, update = common.progress_bar(text)
-        try:
-            return compute(update)
-        finally:
-            slot.empty()
-
-    return run
-
-
 def spread_calibration(path: Path, cache: data.GalaxyCache, fingerprint: str) -> doubt.Calibration:
     """``doubt.calibrate``: the model's (or ensemble's) spread on the labelled galaxies of the cache that it never
     learnt from, and the scale the pages show it with. Once per model, data and ``uncertainty.MIN_SCALE_GALAXIES``,
@@ -306,17 +301,8 @@ def embedded(model: Path, cache: data.GalaxyCache, fingerprint: str) -> np.ndarr
     """Every galaxy's embedding by ``model`` (``embeddings.embed_cache``, 4 views, kept with the cache), with a
     progress bar the first time (22,740 galaxies take about a minute on two CPU cores)."""
     key = model_key(model)
-    # One slot on every run, bar or not: the elements below keep their places from run to run.
-    slot = st.empty()
-
-    def compute() -> np.ndarray:
-        with slot.container():
-            bar, update = common.progress_bar("Embedding the galaxies (once per model and data):")
-        try:
-            return embeddings.embed_cache(_load_model(*key), cache, tta=4, progress=update)
-        finally:
-            slot.empty()
-
+    compute = _with_bar("Embedding the galaxies (once per model and data):",
+                        lambda update: embeddings.embed_cache(_load_model(*key), cache, tta=4, progress=update))
     return stored(("embeddings", *key, fingerprint), compute)
 
 
@@ -330,17 +316,8 @@ def anomaly_scores(model: str, mtime_ns: int, vectors: np.ndarray, fingerprint: 
                    dims: int | None = None, approximate: bool = False) -> np.ndarray:
     """``similarity.Index.anomaly_scores`` of the embeddings, once per model, data and setting, with a progress
     bar over the galaxies (about 10 s for 22,740 on two CPU cores)."""
-    slot = st.empty()
-
-    def compute() -> np.ndarray:
-        with slot.container():
-            bar, update = common.progress_bar("Ranking the galaxies by how unusual they are:")
-        try:
-            index = search_index(model, mtime_ns, vectors, fingerprint, dims, approximate)
-            return index.anomaly_scores(k, progress=update)
-        finally:
-            slot.empty()
-
+    compute = _with_bar("Ranking the galaxies by how unusual they are:", lambda update: search_index(
+        model, mtime_ns, vectors, fingerprint, dims, approximate).anomaly_scores(k, progress=update))
     return stored(("anomaly", model, mtime_ns, fingerprint, k, dims, approximate), compute)
 
 
