@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_pages import synthetic_cache  # noqa: E402
 from browser import PAGES, WATCH_SCRIPT, chromium, rendered, screenshot, streamlit_server  # noqa: E402
 
-from galaxy_core import demo  # noqa: E402
+from galaxy_core.demo import demo_set
 
 GOAL_FIRST, GOAL_WARM = 2.0, 1.0
 MENU = {"": "Home", "dataset": "Dataset browser", "distributions": "Distributions", "training": "Training",
@@ -122,7 +122,7 @@ def main() -> int:
     try:
         # The newcomer's path: the project's data/ without images, so the app draws the demo into data/demo at
         # the cold start (unless an earlier start already did, which the table then says).
-        drawn = demo.is_complete_demo(demo.DEFAULT_ROOT)
+        drawn = demo_set.is_complete_demo(demo_set.DEFAULT_ROOT)
         rows = bench("demo" + (" (drawn before)" if drawn else ""), ROOT / "data", work, shots, args.pause)
         if args.n:
             cache_dir = work / f"cache-{args.n}"

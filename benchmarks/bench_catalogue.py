@@ -25,7 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import sky, tables, tree  # noqa: E402
+from galaxy_core.data import catalogue_table
+from galaxy_core import tables, tree
 
 PACK = ROOT.parent / "shared" / "data" / "gz2-kaggle-96" / "images_training_rev1"
 FORMATS = {"CSV": "csv", "FITS": "fits", "VOTable": "vot", "Parquet": "parquet"}
@@ -68,7 +69,7 @@ def main() -> None:
         for name, ext in FORMATS.items():
             path = Path(tmp) / f"catalogue.{ext}"
             tables.write_table(frame, path, units=units)
-            read = best(lambda: sky.read_sky_catalogue(path), args.repeat)
+            read = best(lambda: catalogue_table.read_sky_catalogue(path), args.repeat)
             out = Path(tmp) / f"answers.{ext}"
             write = best(lambda: tables.write_table(predictions, out, units=units, meta=meta), args.repeat)
             rows.append((name, path.stat().st_size / 2**20, read, write, out.stat().st_size / 2**20))

@@ -12,7 +12,7 @@ positions are drawn independently and have no counterpart. Prints the seconds ta
 * build: the two ``SkyCoord`` objects, then astropy's KD-tree over the right catalogue (built by the first match and
   kept on the catalogue; timed with a one-position match);
 * match: ``match_to_catalog_sky`` for every left position on that tree;
-* ``galaxy_core.crossmatch``: the package's whole left join (validation, both steps above, the columns brought);
+* ``galaxy_core.data.crossmatch``: the package's whole left join (validation, both steps above, the columns brought);
 
 each once, after a 10-row warm-up that takes the imports out of the timings; and the matches found against those
 planted: true positives (the planted counterpart found), false matches (a left row matched to another right row: a
@@ -36,7 +36,7 @@ from astropy.coordinates import SkyCoord
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import crossmatch  # noqa: E402
+from galaxy_core.data import crossmatch
 
 
 def on_sphere(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +103,7 @@ def main() -> None:
     missed = int(((truth >= 0) & (found != truth)).sum())
     rows = [("build: SkyCoord x 2", t_coords), (f"build: KD-tree ({a.n_right:,})", t_tree),
             (f"match: {a.n_left:,} queries", t_match), ("build + match", t_coords + t_tree + t_match),
-            ("galaxy_core.crossmatch (all)", t_package)]
+            ("galaxy_core.data.crossmatch (all)", t_package)]
     print("\n| step | seconds |\n| --- | ---: |")
     for name, s in rows:
         print(f"| {name} | {s:.2f} |")

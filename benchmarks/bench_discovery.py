@@ -18,8 +18,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, embeddings, evaluation, images, modelchoice, prediction, runs, settings,  # noqa: E402
-                         similarity, tree)
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core.discover import embeddings, similarity
+from galaxy_core.predict import evaluation, modelchoice, prediction
+from galaxy_core.data import images, layout
+from galaxy_core.models import runs
+from galaxy_core import tree
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"merger (Class8.6 > 0.5)": ("Class8.6", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8),
@@ -48,8 +52,8 @@ def main() -> None:
     print(f"{name} ({model.embed_dim}-d embeddings, {args.tta} views) on "
           f"{runs.describe_machine(runs.machine_description('cpu'))}, {time.strftime('%Y-%m-%d')}\n")
 
-    labelled = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
-    unlabelled = data.resolve_cache(SHARED / "gz2-kaggle-96-unlabelled", source_fov=images.PACK_FOV)
+    labelled = resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
+    unlabelled = resolve_cache(SHARED / "gz2-kaggle-96-unlabelled", source_fov=images.PACK_FOV)
     for cache in (labelled, unlabelled):  # the speed of a first embedding: nothing stored yet
         for old in (cache.path / embeddings.STORE_DIR).glob("*"):  # every model's: this is a bench
             for f in old.glob("*.npy"):
@@ -62,7 +66,7 @@ def main() -> None:
     t = time.perf_counter()
     embeddings.embed_cache(model, unlabelled, tta=args.tta)
     speed.append(["the same, read back", f"{len(unlabelled):,}", f"{time.perf_counter() - t:.2f}", "-"])
-    originals = sorted((SHARED / "gz2-kaggle-424-sample" / settings.LABELLED_DIR).glob("*.jpg"))[:100]
+    originals = sorted((SHARED / "gz2-kaggle-424-sample" / layout.LABELLED_DIR).glob("*.jpg"))[:100]
     t = time.perf_counter()
     for path in originals:
         embeddings.embed_file(model, path, labelled, source_fov=1.0, tta=args.tta)

@@ -28,7 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import distributed, prediction, runs  # noqa: E402
+from galaxy_core import distributed
+from galaxy_core.predict import prediction
+from galaxy_core.models import runs
 
 
 def run(args: list[str], procs: int) -> float:

@@ -1,5 +1,5 @@
 """The merger fraction against redshift on a synthetic catalogue with planted fractions: does
-:func:`galaxy_core.merger_evolution.fraction_by` recover each bin's fraction inside its intervals, and how long
+:func:`galaxy_core.mergers.evolution.fraction_by` recover each bin's fraction inside its intervals, and how long
 does it take? Prints one table. Not collected by pytest::
 
     python benchmarks/bench_fraction_by.py [--n 100000] [--seed 0] [--boot 2000]
@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import merger_evolution  # noqa: E402
-from galaxy_core.merger_fraction import percent_text  # noqa: E402
+from galaxy_core.mergers import evolution
+from galaxy_core.mergers.fraction import percent_text
 
 EDGES = np.linspace(0, 0.4, 9)
 PLANTED = np.array([0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.10])
@@ -56,10 +56,10 @@ def main() -> None:
     args = a.parse_args()
     z, p = catalogue(args.n, args.seed)
     t0 = time.perf_counter()
-    result = merger_evolution.fraction_by(z, p, EDGES, n_boot=args.boot)
+    result = evolution.fraction_by(z, p, EDGES, n_boot=args.boot)
     seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    quantile = merger_evolution.fraction_by(z, p, 8, n_boot=args.boot)
+    quantile = evolution.fraction_by(z, p, 8, n_boot=args.boot)
     seconds_q = time.perf_counter() - t0
     # A calibration on 745 labelled galaxies (the size of the pack's validation split), the threshold's uncertainty
     # bootstrapped in every bin: the slow path.
@@ -67,7 +67,7 @@ def main() -> None:
     p_true = np.clip(rng.beta(0.3, 8, 745), 0, 1)
     p_pred = np.clip(0.8 * p_true + rng.normal(0, 0.02, 745), 0, 1)
     t0 = time.perf_counter()
-    merger_evolution.fraction_by(z, p, EDGES, n_boot=args.boot, calibration=(p_pred, p_true))
+    evolution.fraction_by(z, p, EDGES, n_boot=args.boot, calibration=(p_pred, p_true))
     seconds_c = time.perf_counter() - t0
     print(f"{args.n:,} galaxies, {len(PLANTED)} redshift bins, {args.boot} bootstrap resamples a bin, seed "
           f"{args.seed}; {cpu()}; {time.strftime('%Y-%m-%d')}\n")

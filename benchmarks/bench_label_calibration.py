@@ -1,4 +1,4 @@
-"""Is p(yes) a probability? The calibration of a question of one's own (:mod:`galaxy_core.labels`) against the
+"""Is p(yes) a probability? The calibration of a question of one's own (:mod:`galaxy_core.discover.own_questions`) against the
 volunteers' answers, before and after the head chose its own L2 penalty and moved p(yes) to the base rate. Prints
 two tables (docs/discovery.md, "Is p(yes) a probability?").
 
@@ -37,7 +37,13 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, embeddings, images, labels, merger_calibration, modelchoice, runs, tree  # noqa: E402
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core.discover import embeddings, own_questions
+from galaxy_core.data import images
+from galaxy_core.mergers import calibration
+from galaxy_core.predict import modelchoice
+from galaxy_core.models import runs
+from galaxy_core import tree
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.5)": ("Class2.1", 0.5),
@@ -47,7 +53,7 @@ MORE_NO = (300, 1000)
 BINS = (0.0, 0.01, 0.05, 0.2, 0.5, 0.8, 1.0)
 
 
-def old_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> labels.Head:
+def old_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> own_questions.Head:
     """The head as shipped before (galaxy_core/labels.py at 889aa1a): L-BFGS in torch, 200 iterations, L2 1."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     n_yes, n_no = int((y > 0.5).sum()), int((y <= 0.5).sum())
@@ -67,10 +73,10 @@ def old_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> labels.Head:
         return loss
 
     opt.step(closure)
-    return labels.Head(w.detach().tolist(), float(b.detach()), mean.tolist(), scale.tolist(), l2, n_yes, n_no)
+    return own_questions.Head(w.detach().tolist(), float(b.detach()), mean.tolist(), scale.tolist(), l2, n_yes, n_no)
 
 
-def sklearn_fit(x: np.ndarray, y: np.ndarray, base_rate: float) -> labels.Head:
+def sklearn_fit(x: np.ndarray, y: np.ndarray, base_rate: float) -> own_questions.Head:
     """scikit-learn's LogisticRegressionCV on the same standardised embeddings, grid and number of folds (its log
     loss scorer weighs the marks as they are, not the two answers equally), as a :class:`labels.Head`."""
     from sklearn.exceptions import ConvergenceWarning
@@ -79,13 +85,13 @@ def sklearn_fit(x: np.ndarray, y: np.ndarray, base_rate: float) -> labels.Head:
 
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-8] = 1.0
-    k = min(labels.FOLDS, int(y.sum()), int((~y).sum()))
+    k = min(own_questions.FOLDS, int(y.sum()), int((~y).sum()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # at the weakest penalties on separable marks
-        lr = LogisticRegressionCV(Cs=[1.0 / v for v in labels.L2_GRID], cv=StratifiedKFold(k, shuffle=True,
+        lr = LogisticRegressionCV(Cs=[1.0 / v for v in own_questions.L2_GRID], cv=StratifiedKFold(k, shuffle=True,
                                   random_state=0), scoring="neg_log_loss", class_weight="balanced", max_iter=1000,
                                   l1_ratios=(0.0,), use_legacy_attributes=False).fit((x - mean) / scale, y)
-    return labels.Head(lr.coef_[0].tolist(), float(lr.intercept_[0]), mean.tolist(), scale.tolist(),
+    return own_questions.Head(lr.coef_[0].tolist(), float(lr.intercept_[0]), mean.tolist(), scale.tolist(),
                        float(1.0 / np.ravel(lr.C_)[0]), int(y.sum()), int((~y).sum()), base_rate, "cross-validated")
 
 
@@ -104,12 +110,12 @@ def em_base_rate(p_even: np.ndarray, iterations: int = 200) -> float:
 
 def ece(p: np.ndarray, y: np.ndarray) -> float:
     """Expected calibration error over 10 equal bins of p: the galaxies' share-weighted |mean p - share yes|."""
-    r = merger_calibration.reliability_curve(p, y.astype(np.float64), 10)
+    r = calibration.reliability_curve(p, y.astype(np.float64), 10)
     r = r[r["n"] > 0]
     return float((r["n"] * (r["mean_predicted"] - r["mean_volunteer"]).abs()).sum() / r["n"].sum())
 
 
-def score(head: labels.Head, x: np.ndarray, y: np.ndarray) -> dict:
+def score(head: own_questions.Head, x: np.ndarray, y: np.ndarray) -> dict:
     p, z = head.probability(x), head.logit(x)
     top = np.argsort(-z, kind="stable")[:TOP]
     return {"ece": ece(p, y), "brier": float(np.mean((p - y) ** 2)), "precision": float(y[top].mean()),
@@ -119,7 +125,7 @@ def score(head: labels.Head, x: np.ndarray, y: np.ndarray) -> dict:
 def upper_error(res: list[dict]) -> str:
     """The largest |mean p - share yes| over the reliability bins above p = 0.2 (0.2-0.5, 0.5-0.8, 0.8-1) holding
     20 galaxies or more, all draws pooled: how far off the probabilities Discover would show are."""
-    r = merger_calibration.reliability_curve(np.concatenate([d["p"] for d in res]),
+    r = calibration.reliability_curve(np.concatenate([d["p"] for d in res]),
                                              np.concatenate([d["y"] for d in res]), [0.2, 0.5, 0.8, 1.0])
     r = r[r["n"] >= 20]
     return f"{(r['mean_predicted'] - r['mean_volunteer']).abs().max():.2f}" if len(r) else "-"
@@ -143,7 +149,7 @@ def chosen(x_all: np.ndarray, y_all: np.ndarray, tau: float, n: int, seed: int) 
     highest not yet marked, answered and learnt from, until ``n`` are marked."""
     pick = list(draw(y_all, 4, 6, seed))
     while len(pick) < n:
-        z = labels.fit(x_all[pick], y_all[pick], base_rate=tau).logit(x_all)
+        z = own_questions.fit(x_all[pick], y_all[pick], base_rate=tau).logit(x_all)
         z[pick] = -np.inf
         pick += np.argsort(-z, kind="stable")[:min(12, n - len(pick))].tolist()
     return np.array(pick)
@@ -163,7 +169,7 @@ def main() -> None:
     p.add_argument("--data", default=str(SHARED / "gz2-kaggle-96"), help="the pack, or a prepared cache of it")
     args = p.parse_args()
     model = modelchoice.load_model(None)
-    cache = data.resolve_cache(args.data, source_fov=images.PACK_FOV)
+    cache = resolve_cache(args.data, source_fov=images.PACK_FOV)
     x_all = embeddings.embed_cache(model, cache, tta=4).astype(np.float64)
     print(f"the shipped checkpoint on {runs.describe_machine(runs.machine_description('cpu'))}, "
           f"{time.strftime('%Y-%m-%d')}; {cache.path}: {len(cache):,} galaxies; {args.seeds} draws each, mean "
@@ -181,8 +187,8 @@ def main() -> None:
                 pick = draw(y_all, k, n - k, seed)
                 rest = np.setdiff1d(np.arange(len(cache)), pick)
                 x, y, x_rest, y_rest = x_all[pick], y_all[pick], x_all[rest], y_all[rest].astype(np.float64)
-                fits = {"before": lambda: old_fit(x, y), "prior only": lambda: labels.fit(x, y, 1.0, tau),
-                        "after": lambda: labels.fit(x, y, base_rate=tau, random_marks=True)}
+                fits = {"before": lambda: old_fit(x, y), "prior only": lambda: own_questions.fit(x, y, 1.0, tau),
+                        "after": lambda: own_questions.fit(x, y, base_rate=tau, random_marks=True)}
                 heads = {}
                 for h, fit in fits.items():
                     t = time.perf_counter()
@@ -198,7 +204,7 @@ def main() -> None:
                 extra["l2"].append(after.l2)
                 extra["l2_sk"].append(heads["sklearn"].l2)
                 extra["em"].append(em_base_rate(after.even_odds(x_all)))
-                extra["shown"].append(labels.probability_shown(after)[0])
+                extra["shown"].append(own_questions.probability_shown(after)[0])
                 extra["brier0"].append(float(np.mean((tau - y_rest) ** 2)))
                 extra["agree"].append(float(np.abs(got["after"][-1]["p"] - got["sklearn"][-1]["p"]).max()))
                 if n == SIZES[-1]:
@@ -222,10 +228,10 @@ def main() -> None:
                 pick = make(seed)
                 rest = np.setdiff1d(np.arange(len(cache)), pick)
                 t = time.perf_counter()
-                head = labels.fit(x_all[pick], y_all[pick], base_rate=tau, random_marks="chosen" not in marks)
+                head = own_questions.fit(x_all[pick], y_all[pick], base_rate=tau, random_marks="chosen" not in marks)
                 res.append({"s": time.perf_counter() - t, **score(head, x_all[rest], y_all[rest].astype(float))})
                 l2.append(head.l2)
-                shown.append(labels.probability_shown(head)[0])
+                shown.append(own_questions.probability_shown(head)[0])
                 counts.append((head.n_yes, head.n_no))
             note = (f"p shown {sum(shown)}/{args.seeds}" + (f"; {fmt([c[0] for c in counts], 0, True)} yes"
                                                             if "chosen" in marks else ""))
@@ -245,7 +251,7 @@ def main() -> None:
         for h in ("before", "after"):
             p = np.concatenate([b[2] for b in bins if b[:2] == (name, h)])
             y = np.concatenate([b[3] for b in bins if b[:2] == (name, h)])
-            r = merger_calibration.reliability_curve(p, y, list(BINS))
+            r = calibration.reliability_curve(p, y, list(BINS))
             out.append([name, h] + [f"{a:.3f} / {b:.3f} ({int(c)})" if c else "- (0)"
                                     for a, b, c in zip(r["mean_predicted"], r["mean_volunteer"], r["n"])])
     table(header, out)

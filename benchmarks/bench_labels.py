@@ -1,6 +1,6 @@
 """Few-label learning: a head on the shipped model's frozen embeddings for a question of one's own, trained on 10,
 30, 100 and 300 labelled galaxies, against the same head on raw pixels, the head with the backbone's last stage
-fine-tuned too (:mod:`galaxy_core.finetune`), and the shipped model's own answer. Prints one table.
+fine-tuned too (:mod:`galaxy_core.discover.finetune`), and the shipped model's own answer. Prints one table.
 
 The "new" questions are Galaxy Zoo answers thresholded (ring: Class8.1 > 0.5; edge-on: Class2.1 > 0.8), learnt
 from galaxies of the training split of ``../shared/data/gz2-kaggle-96`` (half yes, half no, as a user who marks what
@@ -22,8 +22,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, embeddings, evaluation, finetune, images, inference, labels, modelchoice,  # noqa: E402
-                         prediction, runs, tree)
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core.discover import embeddings, finetune, own_questions
+from galaxy_core.predict import evaluation, modelchoice, prediction
+from galaxy_core.data import images
+from galaxy_core.models import inference, runs
+from galaxy_core import tree
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8)}
@@ -39,7 +43,7 @@ def main() -> None:
     p.add_argument("--tune-seeds", type=int, default=3, help="draws for the fine-tuned rows (the slow ones)")
     args = p.parse_args()
     model = modelchoice.load_model(None)
-    cache = data.resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
+    cache = resolve_cache(SHARED / "gz2-kaggle-96", source_fov=images.PACK_FOV)
     vectors = embeddings.embed_cache(model, cache, tta=4)
     # Raw pixels, averaged down to 16 x 16 x 3 = 768 numbers a galaxy, the same size class as the embedding.
     raw = torch.from_numpy(np.array(cache.images)).float() / 255
@@ -58,7 +62,7 @@ def main() -> None:
         y_train, y_val = cache.labels[ok_train, j] > cut, cache.labels[ok_val, j] > cut
         base = f"{y_val.sum()} yes of {len(ok_val)}"
         rows.append([name, "the shipped model's own answer", "-",
-                     f"{labels.roc_auc(own[np.searchsorted(val, ok_val), j], y_val):.3f}",
+                     f"{own_questions.roc_auc(own[np.searchsorted(val, ok_val), j], y_val):.3f}",
                      f"{precision_top(own[np.searchsorted(val, ok_val), j], y_val):.2f}", "-", base])
         for n in (10, 30, 100, 300):
             for what, x in (("head on embeddings", vectors), ("head on raw pixels", pixels),
@@ -73,7 +77,7 @@ def main() -> None:
                     k = min(n // 2, len(yes))
                     pick = np.r_[rng.choice(yes, k, replace=False), rng.choice(no, n - k, replace=False)]
                     t = time.perf_counter()
-                    head = labels.fit(x[pick], np.isin(pick, yes))
+                    head = own_questions.fit(x[pick], np.isin(pick, yes))
                     x_val = x[ok_val]
                     if tune:
                         tuned, head = finetune.fine_tune(model, cache, pick, np.isin(pick, yes), head, seed=seed)
@@ -81,7 +85,7 @@ def main() -> None:
                                                 int(model.config["input_size"]), tta=4, indices=ok_val, features=True)
                     secs.append(time.perf_counter() - t)
                     s = head.logit(x_val)
-                    aucs.append(labels.roc_auc(s, y_val))
+                    aucs.append(own_questions.roc_auc(s, y_val))
                     precs.append(precision_top(s, y_val))
                 rows.append([name, what, n, f"{np.mean(aucs):.3f} ({min(aucs):.3f}-{max(aucs):.3f})",
                              f"{np.mean(precs):.2f}", f"{np.mean(secs):.2f}", base])

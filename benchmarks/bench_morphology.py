@@ -6,7 +6,7 @@ Not collected by pytest (no ``test_`` prefix). Run from the project folder with 
     python benchmarks/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038] [--q-n 200] [--old f018821]
 
 ``DATA`` is a data folder or a prepared cache (``../shared/data/gz2-kaggle-96-unlabelled`` with ``--source-fov
-0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.morphology`` (linear flux
+0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.mergers.morphology`` (linear flux
 with Q = 4.623, photutils segmentation, statmorph). Prints:
 
 * speed, galaxies/s, with 1 process and with one per core, on the same galaxies;
@@ -36,7 +36,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import data, morphology  # noqa: E402
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core.mergers import morphology
 
 AGREEMENT = ("gini", "m20", "asymmetry")
 
@@ -77,7 +78,7 @@ def main() -> None:
     p.add_argument("--q-n", type=int, default=200)
     p.add_argument("--old", default=None, metavar="REV")
     args = p.parse_args()
-    cache = data.resolve_cache(args.data, source_fov=args.source_fov)
+    cache = resolve_cache(args.data, source_fov=args.source_fov)
     n = min(args.n, len(cache))
     images, ids = np.asarray(cache.images[:n]), cache.ids[:n]
     cores = os.cpu_count() or 1

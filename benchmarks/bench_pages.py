@@ -4,7 +4,7 @@ Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
     python benchmarks/bench_pages.py [--n 61578] [--work /tmp/galaxy_bench] [--keep]
 
-It writes a synthetic cache directly in the ``galaxy_core.data`` cache format (meta.json, images.u8 memory map, ids,
+It writes a synthetic cache directly in the ``galaxy_core.data.cache`` cache format (meta.json, images.u8 memory map, ids,
 labels, mask and split .npy) by tiling the images and labels of a small synthetic demo set, fits the ``mean`` model
 on it (so that the Evaluation, Mergers and Predict pages have a run), points the app at the cache through
 ``GALAXY_DATA`` and ``GALAXY_RUNS``, and renders every page twice with Streamlit's AppTest: the first render fills
@@ -28,21 +28,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import config, data, demo, runs, training  # noqa: E402
+from galaxy_core.models import config, runs
+from galaxy_core.data.cache import (CACHE_VERSION, DEFAULT_SIZE, GalaxyCache, SPLIT_TRAIN, SPLIT_VAL, make_split,
+    open_cache, prepare)
+from galaxy_core.demo import demo_set
+from galaxy_core.training import loop
 
 PAGES = ["pages/dataset.py", "pages/distributions.py", "pages/training.py", "pages/evaluation.py",
          "pages/mergers.py", "pages/predict.py"]
 
 
-def synthetic_cache(out: Path, n: int, size: int = data.DEFAULT_SIZE, n_base: int = 400) -> data.GalaxyCache:
+def synthetic_cache(out: Path, n: int, size: int = DEFAULT_SIZE, n_base: int = 400) -> GalaxyCache:
     """A cache of ``n`` fully labelled galaxies made by tiling ``n_base`` synthetic demo galaxies."""
     base_dir = out.parent / "base"
     if not (base_dir / "meta.json").is_file():
         src = out.parent / "demo"
         if not src.exists():
-            demo.make_demo_dataset(src, n_labelled=n_base, n_unlabelled=0, size=128, seed=7)
-        data.prepare(src, base_dir, size=size)
-    base = data.open_cache(base_dir)
+            demo_set.make_demo_dataset(src, n_labelled=n_base, n_unlabelled=0, size=128, seed=7)
+        prepare(src, base_dir, size=size)
+    base = open_cache(base_dir)
     k = len(base)
     idx = np.arange(n) % k
     out.mkdir(parents=True, exist_ok=True)
@@ -53,20 +57,20 @@ def synthetic_cache(out: Path, n: int, size: int = data.DEFAULT_SIZE, n_base: in
     del images
     ids = np.array([str(100000 + i) for i in range(n)])
     kind = np.full(n, "full")
-    split = data.make_split(ids, kind, 0.1, 0)
+    split = make_split(ids, kind, 0.1, 0)
     np.save(out / "ids.npy", ids)
     np.save(out / "labels.npy", base.labels[idx].astype(np.float32))
     np.save(out / "mask.npy", np.ones((n, 37), bool))
     np.save(out / "split.npy", split)
     fingerprint = hashlib.sha1(f"synthetic|{n}|{size}|{k}".encode()).hexdigest()
-    meta = {"version": data.CACHE_VERSION, "source": "synthetic (benchmarks/bench_pages.py)", "source_fov": 1.0,
+    meta = {"version": CACHE_VERSION, "source": "synthetic (benchmarks/bench_pages.py)", "source_fov": 1.0,
             "fov": base.fov, "size": size, "n": n, "n_full": n, "n_partial": 0, "n_unlabelled": 0,
-            "n_train": int((split == data.SPLIT_TRAIN).sum()), "n_val": int((split == data.SPLIT_VAL).sum()),
+            "n_train": int((split == SPLIT_TRAIN).sum()), "n_val": int((split == SPLIT_VAL).sum()),
             "val_fraction": 0.1, "seed": 0, "fingerprint": fingerprint, "synthetic": True, "skipped": [],
             "problems": [],
             "seconds": 0.0, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    return data.open_cache(out)
+    return open_cache(out)
 
 
 def render(at, page: str) -> float:
@@ -121,13 +125,13 @@ def main() -> int:
     try:
         t = time.perf_counter()
         cache_dir = work / f"cache-{args.n}"
-        cache = data.open_cache(cache_dir) if (cache_dir / "meta.json").is_file() else \
+        cache = open_cache(cache_dir) if (cache_dir / "meta.json").is_file() else \
             synthetic_cache(cache_dir, args.n)
         print(f"cache {cache.path}: {len(cache):,} galaxies at {cache.size} px "
               f"({cache.images.nbytes / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f} s")
         runs_root = work / "runs"
         if not runs.list_runs(runs_root):
-            training.train(config.config_for("mean", data=str(cache.path), out=str(runs_root), name="mean"))
+            loop.train(config.config_for("mean", data=str(cache.path), out=str(runs_root), name="mean"))
         os.environ["GALAXY_DATA"] = str(cache.path)
         os.environ["GALAXY_RUNS"] = str(runs_root)
 

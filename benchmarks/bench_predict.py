@@ -29,17 +29,20 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import hardware, images, modelchoice, models, prediction  # noqa: E402
+from galaxy_core import hardware
+from galaxy_core.data import images
+from galaxy_core.predict import modelchoice, prediction
+from galaxy_core.models import registry
 
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def _model(path: str | None, device: torch.device) -> tuple[models.GalaxyModel, str]:
+def _model(path: str | None, device: torch.device) -> tuple[registry.GalaxyModel, str]:
     if path is not None:
         return modelchoice.load_model(path, device), path
     if modelchoice.default_checkpoint() is not None:
         return modelchoice.load_model(None, device), str(modelchoice.default_checkpoint())
-    return models.build_model("galaxynet").to(device).eval(), "untrained galaxynet (speed only)"
+    return registry.build_model("galaxynet").to(device).eval(), "untrained galaxynet (speed only)"
 
 
 def _time(fn) -> float:

@@ -31,7 +31,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import settings, tree  # noqa: E402
+from galaxy_core.data import layout
+from galaxy_core import tree
 
 SIDE = 32
 
@@ -51,12 +52,12 @@ def _write_images(job: tuple[str, int, int]) -> None:
 
 def make_folder(root: Path, n: int, workers: int) -> None:
     """``n`` synthetic galaxies: the first tenth labelled (uniform vote fractions, good enough for a cache)."""
-    if (root / settings.LABEL_CSV).is_file() and len(list((root / settings.UNLABELLED_DIR).iterdir())) == n - n // 10:
+    if (root / layout.LABEL_CSV).is_file() and len(list((root / layout.UNLABELLED_DIR).iterdir())) == n - n // 10:
         return
     shutil.rmtree(root, ignore_errors=True)
     n_lab = n // 10
     jobs = []
-    for sub, start, stop in ((settings.LABELLED_DIR, 0, n_lab), (settings.UNLABELLED_DIR, n_lab, n)):
+    for sub, start, stop in ((layout.LABELLED_DIR, 0, n_lab), (layout.UNLABELLED_DIR, n_lab, n)):
         (root / sub).mkdir(parents=True)
         jobs += [(str(root / sub), s, min(s + 2000, stop)) for s in range(start, stop, 2000)]
     with ProcessPoolExecutor(workers) as pool:
@@ -64,8 +65,8 @@ def make_folder(root: Path, n: int, workers: int) -> None:
     labels = np.random.default_rng(0).uniform(0, 1, (n_lab, tree.N_ANSWERS))
     lines = ["GalaxyID," + ",".join(tree.COLUMNS)] + \
         [f"{100000 + i}," + ",".join(f"{v:.4f}" for v in row) for i, row in enumerate(labels)]
-    (root / settings.LABEL_CSV).write_text("\n".join(lines) + "\n")
-    (root / settings.FOLDER_CONFIG).write_text('{"source_fov": 1.0}\n')
+    (root / layout.LABEL_CSV).write_text("\n".join(lines) + "\n")
+    (root / layout.FOLDER_CONFIG).write_text('{"source_fov": 1.0}\n')
 
 
 def measure(root: Path, cache: Path, workers: int) -> dict:

@@ -44,7 +44,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import config, data, hardware, models, runs, training  # noqa: E402
+from galaxy_core.models import config, registry, runs
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core import hardware
+from galaxy_core.training import loop
 
 SPIN_C = r"""
 long spin(long n) {
@@ -93,7 +96,7 @@ def training_flops_per_image(model_name: str, model_args: dict) -> float:
     """Forward FLOPs of one image times 3 (the backward pass costs about twice the forward)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = models.build_model(model_name, **model_args).eval()
+    model = registry.build_model(model_name, **model_args).eval()
     s = int(model.config["input_size"])
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.rand(2, 3, s, s))
@@ -103,7 +106,7 @@ def training_flops_per_image(model_name: str, model_args: dict) -> float:
 def model_step_images_per_s(model_name: str, model_args: dict, batch: int, bf16: bool, channels_last: bool,
                             steps: int = 8) -> float:
     """Forward + backward + AdamW step of the bare network on random input: the median of ``steps`` after 2."""
-    model = models.build_model(model_name, **model_args).train()
+    model = registry.build_model(model_name, **model_args).train()
     s = int(model.config["input_size"])
     x, y = torch.rand(batch, 3, s, s), torch.rand(batch, 37)
     if channels_last:
@@ -142,7 +145,7 @@ def main() -> None:
     args = p.parse_args()
 
     user_args = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.model_arg)}
-    cache = data.resolve_cache(args.cache, source_fov=args.source_fov)
+    cache = resolve_cache(args.cache, source_fov=args.source_fov)
     device = hardware.pick_device(args.device)
     base_cfg = config.config_for(args.model, data=str(cache.path), device=args.device, model_args=user_args)
     model_args = base_cfg.model_args
@@ -176,7 +179,7 @@ def main() -> None:
                                 compile_mode=s["compile"] if s["compile"] != "none" else "default",
                                 memory_gb=0 if s["staging"] == "stream" else None)
         try:
-            run = training.train(cfg)
+            run = loop.train(cfg)
         finally:
             hardware.fast_math = real_fast_math
         metrics = runs.read_metrics(run)

@@ -34,8 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import (data, evaluation, hardware, inference, metrics, modelchoice, prediction, runs,  # noqa: E402
-                         tree, uncertainty)
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core.predict import evaluation, metrics, modelchoice, prediction, uncertainty
+from galaxy_core import hardware, tree
+from galaxy_core.models import inference, runs
 
 
 def finished(path: str) -> str | None:
@@ -126,7 +128,7 @@ def main() -> None:
     p.add_argument("--svg", default=None)
     args = p.parse_args()
     torch_threads = os.cpu_count()
-    cache = data.resolve_cache(args.data, source_fov=args.source_fov)
+    cache = resolve_cache(args.data, source_fov=args.source_fov)
     wanted = args.model or ["checkpoints/default"]
     pending = {m: why for m in wanted if (why := finished(m))}
     given = [m for m in wanted if m not in pending]

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from .files import part
+from galaxy_core.progress import part
 
 TIMEOUT = datetime.timedelta(minutes=30)
 """How long a rank waits at a collective call for the others (a validation pass on a slow rank included)."""

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import tree
-from .files import DataError, atomic_write_bytes
+from galaxy_core import tree
+from galaxy_core.errors import DataError
+from galaxy_core.atomic import atomic_write_bytes
 
 FORMATS = {".csv": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits",
            ".vot": "votable", ".votable": "votable", ".xml": "votable", ".parquet": "parquet", ".pq": "parquet"}

@@ -1,5 +1,5 @@
 """What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders of the data and a few
-drawing helpers, Streamlit glue only (what a user may read, uploads included, is decided by ``galaxy_core.access``).
+drawing helpers, Streamlit glue only (what a user may read, uploads included, is decided by ``galaxy_core.show.access``).
 What needs a trained model (and so PyTorch) is in :mod:`pages._models`; nothing here imports PyTorch, so that a
 start draws the home page, the Dataset browser and Distributions without it.
 
@@ -26,11 +26,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core import access, catalog, data, demo, explore, figures, files, images, settings, skyviews, tree
+from galaxy_core.show import access, figures, skyviews
+from galaxy_core.data import catalog, explore, images, layout
+from galaxy_core.data.cache import GalaxyCache, resolve_cache
+from galaxy_core.demo import demo_set
+from galaxy_core import errors, progress, tree
 from pages._samp import samp_button
 
 RUNS_ENV = "GALAXY_RUNS"
-DEFAULT_DATA = settings.PROJECT_ROOT / "data"
+DEFAULT_DATA = layout.PROJECT_ROOT / "data"
 ANSWERS = list(tree.COLUMNS)
 
 
@@ -39,7 +43,7 @@ class Dataset:
     """The data the dashboard works on: the folder chosen in the sidebar and its prepared cache."""
 
     folder: Path
-    cache: data.GalaxyCache
+    cache: GalaxyCache
     demo: bool
 
     @property
@@ -60,7 +64,7 @@ def saved_upload(upload) -> Path:
     refuses."""
     files_ok, refused = access.check_uploads([(upload.name, upload.getvalue())])
     if refused:  # as an unusable image: its name once, then why (access.upload_message)
-        raise files.ImageError(upload.name, refused[0].removeprefix(f"{upload.name}: "))
+        raise errors.ImageError(upload.name, refused[0].removeprefix(f"{upload.name}: "))
     folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
     name, content = files_ok[0]
     (folder / name).write_bytes(content)
@@ -69,7 +73,7 @@ def saved_upload(upload) -> Path:
 
 def runs_root() -> Path:
     """Where training runs go: ``$GALAXY_RUNS``, else ``runs/`` at the project root."""
-    return Path(os.environ.get(RUNS_ENV) or settings.PROJECT_ROOT / "runs").resolve()
+    return Path(os.environ.get(RUNS_ENV) or layout.PROJECT_ROOT / "runs").resolve()
 
 
 @st.cache_resource
@@ -87,7 +91,7 @@ def progress_bar(text: str, what: str = "galaxies"):
 
     def update(done: int, total: int) -> None:
         bar.progress(min(done / max(total, 1), 1.0),
-                     text=f"{text} {files.progress_text(done, total, time.perf_counter() - start, what)}")
+                     text=f"{text} {progress.progress_text(done, total, time.perf_counter() - start, what)}")
 
     return bar, update
 
@@ -97,22 +101,22 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
     a prepared cache), prepared once per state of it. The default ``data/`` without images falls back to the
     built-in synthetic demo, made on first use. Raises PermissionError for a folder outside ``access.data_roots``."""
     folder, is_demo = access.allowed_folder(text), False
-    if demo.stands_for_demo(folder):
-        folder, is_demo = demo.DEFAULT_ROOT, True
+    if demo_set.stands_for_demo(folder):
+        folder, is_demo = demo_set.DEFAULT_ROOT, True
     if not folder.exists() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
     store, lock = _prepared()
     key = (str(folder), source_fov, catalog.folder_signature(folder))
     with lock:
         if key not in store:
-            if is_demo and not demo.is_complete_demo(folder):
+            if is_demo and not demo_set.is_complete_demo(folder):
                 bar, update = progress_bar("Making the synthetic demo data set (first run only):")
-                demo.ensure_demo_dataset(folder, progress=update)
+                demo_set.ensure_demo_dataset(folder, progress=update)
                 bar.empty()
                 key = (str(folder), source_fov, catalog.folder_signature(folder))
             bar, update = progress_bar("Preparing the image cache:")
             try:
-                cache = data.resolve_cache(folder, source_fov=source_fov, progress=update)
+                cache = resolve_cache(folder, source_fov=source_fov, progress=update)
             finally:
                 bar.empty()
             for old in [k for k in store if k[0] == key[0]]:
@@ -214,7 +218,7 @@ def dataset() -> Dataset:
 # ------------------------------------------------------------------------------------------------ cached summaries
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cache_summary(_cache: data.GalaxyCache, fingerprint: str) -> dict:
+def cache_summary(_cache: GalaxyCache, fingerprint: str) -> dict:
     return explore.cache_summary(_cache)
 
 
@@ -224,7 +228,7 @@ def folder_summary(root: str, source_fov: float | None, fingerprint: str) -> dic
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def label_statistics(_cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
+def label_statistics(_cache: GalaxyCache, fingerprint: str, subset: str) -> dict:
     """Per-answer statistics, histograms and the correlation matrix of a subset of the cache."""
     rows = _cache.indices(subset)
     y, m = _cache.labels[rows], _cache.mask[rows]
@@ -233,7 +237,7 @@ def label_statistics(_cache: data.GalaxyCache, fingerprint: str, subset: str) ->
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log: bool, question: str | None = None):
+def histogram_grid(_cache: GalaxyCache, fingerprint: str, subset: str, log: bool, question: str | None = None):
     """The histogram panels of one question's answers, or of all 37 (``question`` None; slow to build and to draw:
     plotly lays out 37 subplots). A resource, not data: the figure is only read (by st.plotly_chart), so every
     session can share one object instead of unpickling a copy."""
@@ -243,19 +247,19 @@ def histogram_grid(_cache: data.GalaxyCache, fingerprint: str, subset: str, log:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def histogram_overview(_cache: data.GalaxyCache, fingerprint: str, subset: str):
+def histogram_overview(_cache: GalaxyCache, fingerprint: str, subset: str):
     """All 37 histograms as one heatmap (``figures.histogram_overview_figure``), shared like :func:`histogram_grid`."""
     s = label_statistics(_cache, fingerprint, subset)
     return figures.histogram_overview_figure(s["hist"], s["stats"])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def split_comparison(_cache: data.GalaxyCache, fingerprint: str):
+def split_comparison(_cache: GalaxyCache, fingerprint: str):
     return explore.split_comparison(_cache.labels, _cache.mask, _cache.split)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def prototypes(_cache: data.GalaxyCache, fingerprint: str):
+def prototypes(_cache: GalaxyCache, fingerprint: str):
     return explore.prototypes(_cache.ids, _cache.labels, _cache.mask)
 
 
@@ -269,7 +273,7 @@ def answer_select(label: str, key: str, default: str = "Class1.1", none: str | N
                         format_func=lambda c: none if c is None else explore.label(c), **kwargs)
 
 
-def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, width: int = 110,
+def gallery(cache: GalaxyCache, rows, captions: list[str] | None = None, width: int = 110,
             samp: str | None = None) -> None:
     """Cached images of some rows as a flowing gallery (straight from the cache's memory map), sent inside the page
     (``figures.image_data_url``: never a broken thumbnail after fast slider moves). Where the data have positions,
@@ -289,7 +293,7 @@ def gallery(cache: data.GalaxyCache, rows, captions: list[str] | None = None, wi
         samp_rows(cache, rows, samp)
 
 
-def samp_rows(cache: data.GalaxyCache, rows, name: str) -> None:
+def samp_rows(cache: GalaxyCache, rows, name: str) -> None:
     """A "Send to TOPCAT / Aladin" button for some galaxies of ``cache``: their ids, catalogue columns and the
     volunteers' answers, as ``name``; nothing for no galaxies."""
     if len(rows):
@@ -297,7 +301,7 @@ def samp_rows(cache: data.GalaxyCache, rows, name: str) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def sky_map(_cache: data.GalaxyCache, fingerprint: str, rows, colour):
+def sky_map(_cache: GalaxyCache, fingerprint: str, rows, colour):
     """``skyviews.sky_map`` of ``rows`` coloured by ``colour``, and how many it shows; a resource shared by every
     session (the figure is only read), keyed by the cache's fingerprint, the rows and the colour."""
     return skyviews.sky_map(_cache, rows, colour)

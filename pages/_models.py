@@ -16,25 +16,30 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core import (config, data, doubt, embeddings, estimate, evaluation, export, hardware, labels,
-                         merger_fraction, metrics, modelchoice, models, morphology, plusminus, prediction, runs,
-                         settings, similarity, uncertainty)
-from galaxy_core.merger_calibration import calibrated_fraction, calibration_on
+from galaxy_core.models import config, registry, runs
+from galaxy_core.data.cache import GalaxyCache, split_rows
+from galaxy_core.predict import doubt, evaluation, metrics, modelchoice, plusminus, prediction, uncertainty
+from galaxy_core.discover import embeddings, own_questions, similarity
+from galaxy_core.training import estimate, export
+from galaxy_core import hardware
+from galaxy_core.mergers import fraction, morphology
+from galaxy_core.data import layout
+from galaxy_core.mergers.calibration import calibrated_fraction, calibration_on
 from pages import _common as common
 
 
 # ------------------------------------------------------------------------------------------------------ training
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def mean_baseline(_cache: data.GalaxyCache, fingerprint: str) -> float:
-    train, val = data.split_rows(_cache, config.TrainConfig(data=str(_cache.path)))
+def mean_baseline(_cache: GalaxyCache, fingerprint: str) -> float:
+    train, val = split_rows(_cache, config.TrainConfig(data=str(_cache.path)))
     return metrics.mean_baseline(_cache.labels, _cache.mask, train, val)
 
 
 @st.cache_data(show_spinner=False)
 def is_closed_form(model: str) -> bool:
     """Whether a registered model is fitted in closed form (``mean``), so it has no training settings."""
-    return bool(getattr(models.build_model(model), "closed_form", False))
+    return bool(getattr(registry.build_model(model), "closed_form", False))
 
 
 def _with_bar(text: str, compute, what: str = "galaxies"):
@@ -72,7 +77,7 @@ def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
 # -------------------------------------------------------------------------------------------------------- models
 
 def model_file(path: Path) -> Path:
-    return modelchoice.model_folder(path) / models.WEIGHTS_FILE
+    return modelchoice.model_folder(path) / registry.WEIGHTS_FILE
 
 
 def model_key(path: Path) -> tuple[str, int]:
@@ -114,18 +119,18 @@ def train_command(epochs: int = 5) -> str:
     ds = st.session_state.get("dataset")
     folder = ds.folder if ds is not None else common.DEFAULT_DATA
     try:
-        shown = folder.resolve().relative_to(settings.PROJECT_ROOT)
+        shown = folder.resolve().relative_to(layout.PROJECT_ROOT)
     except ValueError:
         shown = folder
     return f"python -m galaxy_core train {shown} --epochs {epochs}"
 
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=4)
-def _load_model(path: str, mtime_ns: int) -> models.GalaxyModel:
+def _load_model(path: str, mtime_ns: int) -> registry.GalaxyModel:
     return modelchoice.load_model(path, device=hardware.pick_device("auto"))
 
 
-def load_model(path: Path) -> models.GalaxyModel:
+def load_model(path: Path) -> registry.GalaxyModel:
     return _load_model(*model_key(path))
 
 
@@ -138,7 +143,7 @@ def warn_domain(path: Path, images_synthetic: bool) -> None:
 
 
 @st.cache_data(show_spinner="Evaluating the model (once per model and data) ...", max_entries=8)
-def run_evaluation(run: str, best_mtime_ns: int, _cache: data.GalaxyCache, fingerprint: str,
+def run_evaluation(run: str, best_mtime_ns: int, _cache: GalaxyCache, fingerprint: str,
                    split: str = "val", limit: int | None = None,
                    include_trained: bool = False) -> evaluation.Evaluation:
     """``evaluation.evaluate`` of a run or checkpoint on the dashboard's cache, keyed by the model, its weights'
@@ -173,7 +178,7 @@ def stored(key: tuple, compute):
     return value
 
 
-def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str) -> dict:
+def merger_predictions(model: str, mtime_ns: int, cache: GalaxyCache, fingerprint: str, subset: str) -> dict:
     """A model's Class8.6 for one of ``mergers.SUBSETS`` of the cache: ``rows``, ``p``, the threshold-free
     ``mean`` estimate (``merger_fraction.mean_probability``; None without galaxies) and ``unseen``
     (``evaluation.unseen_labelled``, for ``val``; else None). Predicted once per model, data and subset, with a
@@ -185,19 +190,19 @@ def merger_predictions(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
         if len(rows):
             bar, update = common.progress_bar("Predicting merger probabilities:")
             try:
-                out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, merger_fraction.MERGER_COLUMN,
+                out["p"] = prediction.predict_answer(_load_model(model, mtime_ns), cache, fraction.MERGER_COLUMN,
                                                      rows, progress=update)
             finally:
                 bar.empty()
             with st.spinner("Bootstrapping the mean ..."):  # 0.3 s for 22,740 galaxies: no bar needed
-                out["mean"] = merger_fraction.mean_probability(out["p"])
+                out["mean"] = fraction.mean_probability(out["p"])
         return out
 
     return stored(("predictions", model, mtime_ns, fingerprint, subset), compute)
 
 
-def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, fingerprint: str, subset: str,
-                       on: data.GalaxyCache | None = None) -> dict:
+def merger_calibration(model: str, mtime_ns: int, cache: GalaxyCache, fingerprint: str, subset: str,
+                       on: GalaxyCache | None = None) -> dict:
     """The calibration of a model's Class8.6 against the volunteers, on the labelled galaxies of ``on`` (default:
     the page's own cache) that the model never learnt from (``evaluation.unseen_labelled``), applied to the page's
     ``subset``.
@@ -224,7 +229,7 @@ def merger_calibration(model: str, mtime_ns: int, cache: data.GalaxyCache, finge
 
 # ------------------------------------------------------------------------------------------------------- spreads
 
-def members(path: Path) -> list[models.GalaxyModel]:
+def members(path: Path) -> list[registry.GalaxyModel]:
     """The model at ``path`` as a one-member list, or an ensemble folder's members
     (``modelchoice.member_folders``), each loaded once per weights (:func:`load_model`)."""
     folders = modelchoice.member_folders(path)
@@ -237,7 +242,7 @@ def members_key(path: Path) -> tuple:
     return (model_key(path),) if len(folders) == 1 else tuple(model_key(f) for f in folders)
 
 
-def spread_calibration(path: Path, cache: data.GalaxyCache, fingerprint: str) -> doubt.Calibration:
+def spread_calibration(path: Path, cache: GalaxyCache, fingerprint: str) -> doubt.Calibration:
     """``doubt.calibrate``: the model's (or ensemble's) spread on the labelled galaxies of the cache that it never
     learnt from, and the scale the pages show it with. Once per model, data and ``uncertainty.MIN_SCALE_GALAXIES``,
     with a progress bar the first time (8 views of 1,000 galaxies: about a minute on two busy CPU cores); the
@@ -253,7 +258,7 @@ def _spread_key(path: Path, fingerprint: str, rows) -> tuple:
     return "spread", members_key(path), fingerprint, hashlib.sha1(rows.tobytes()).hexdigest()
 
 
-def spread_of(path: Path, cache: data.GalaxyCache, fingerprint: str, rows, keep: bool = False):
+def spread_of(path: Path, cache: GalaxyCache, fingerprint: str, rows, keep: bool = False):
     """``doubt.spread_of``: the value and spread of ``rows`` of the cache (an ``uncertainty.Spread``), with a
     progress bar while predicting. ``keep``: a large set of galaxies a later visit asks for again, stored with the
     cache and kept here whole; else a gallery's handful, whose galaxies are kept one by one
@@ -285,19 +290,19 @@ def count_above(path: Path, fingerprint: str, spread, scale: plusminus.Scale, co
                   lambda: doubt.count_above(spread, scale, column, threshold))
 
 
-def morphology_mtime(cache: data.GalaxyCache) -> int:
+def morphology_mtime(cache: GalaxyCache) -> int:
     """When the cache's stored morphology last changed (0 when none): the key that makes the table below fresh."""
     path = morphology.store_path(cache)
     return path.stat().st_mtime_ns if path.exists() else 0
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def morphology_stored(_cache: data.GalaxyCache, fingerprint: str, mtime_ns: int):
+def morphology_stored(_cache: GalaxyCache, fingerprint: str, mtime_ns: int):
     """``morphology.stored`` of the cache, read again when the file changes (``mtime_ns``)."""
     return morphology.stored(_cache)
 
 
-def embedded(model: Path, cache: data.GalaxyCache, fingerprint: str) -> np.ndarray:
+def embedded(model: Path, cache: GalaxyCache, fingerprint: str) -> np.ndarray:
     """Every galaxy's embedding by ``model`` (``embeddings.embed_cache``, 4 views, kept with the cache), with a
     progress bar the first time (22,740 galaxies take about a minute on two CPU cores)."""
     key = model_key(model)
@@ -323,8 +328,8 @@ def anomaly_scores(model: str, mtime_ns: int, vectors: np.ndarray, fingerprint: 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def own_head(model: str, mtime_ns: int, fingerprint: str, answers: tuple[tuple[str, bool], ...],
-             _marked: np.ndarray) -> labels.Head:
+             _marked: np.ndarray) -> own_questions.Head:
     """``labels.fit`` on ``_marked``, the embeddings of the galaxies answered in ``answers`` ((GalaxyID, yes), in
     the same order), once per model, data and answers: its penalty is cross-validated (0.2-0.3 s at 100 marks on
     two busy CPU cores), and every click on the page reruns it."""
-    return labels.fit(_marked, np.array([a for _, a in answers], bool))
+    return own_questions.fit(_marked, np.array([a for _, a in answers], bool))

@@ -1,4 +1,4 @@
-"""The dashboard's SAMP buttons: a table or a sky position sent to TOPCAT and Aladin through ``galaxy_core.samp``.
+"""The dashboard's SAMP buttons: a table or a sky position sent to TOPCAT and Aladin through ``galaxy_core.show.samp``.
 Streamlit glue only, like :mod:`pages._common`; not a page.
 
 SAMP reaches the tools on the machine that runs the dashboard (the hub its user's TOPCAT or Aladin started), so the
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from galaxy_core import files, samp
+from galaxy_core import errors
+from galaxy_core.show import samp
 
 HELP = ("Sends over SAMP to TOPCAT, Aladin or any other tool that takes it, running on the machine that runs this "
         "dashboard: start one of them first (each starts a SAMP hub).")
@@ -35,7 +36,7 @@ def _report(send, what: str) -> None:
             reached = send()
     except samp.SampError as e:  # no hub or no tool: something for the user to start, not a fault
         st.info(str(e), icon=":material/info:")
-    except (files.DataError, OSError) as e:
+    except (errors.DataError, OSError) as e:
         st.error(f"{what} was not sent: {e}")
     else:
         st.success(f"Sent {what} to {', '.join(reached)}.", icon=":material/check_circle:")

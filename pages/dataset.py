@@ -4,8 +4,12 @@ sure of."""
 
 import streamlit as st
 
-from galaxy_core import data, explore, figures, plusminus, skyviews, tree
-from galaxy_core.files import DataError
+from galaxy_core.data.cache import SUBSET_NAMES, subsample
+from galaxy_core.data import explore
+from galaxy_core.show import figures, skyviews
+from galaxy_core.predict import plusminus
+from galaxy_core import tree
+from galaxy_core.errors import DataError
 from pages import _common as common
 from pages._samp import samp_position_button
 
@@ -55,7 +59,7 @@ with right:
 # -------------------------------------------------------------------------------------------------- thumbnails
 st.subheader("Thumbnails")
 c1, c2, c3, c4 = st.columns([1, 2, 2, 1])
-subset = c1.selectbox("Galaxies", list(data.SUBSET_NAMES), format_func=data.SUBSET_NAMES.get, key="ds_subset")
+subset = c1.selectbox("Galaxies", list(SUBSET_NAMES), format_func=SUBSET_NAMES.get, key="ds_subset")
 with c2:
     sort_by = common.answer_select("Sort by answer (highest first)", "ds_sort", default=None, none="GalaxyID")
 with c3:
@@ -185,7 +189,7 @@ def least_sure() -> None:
     k = c3.number_input("How many", 1, 96, 12, key="ds_sure_n")
     if model is None:
         return
-    sample = data.subsample(rows, LEAST_SURE_SAMPLE)
+    sample = subsample(rows, LEAST_SURE_SAMPLE)
     if not len(sample):
         st.caption("No galaxies in this selection.")
         return

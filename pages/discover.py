@@ -4,8 +4,10 @@ galaxy, one of the model's answers with its spread."""
 
 import streamlit as st
 
-from galaxy_core import access, embeddings, finetune, labels, plusminus, similarity
-from galaxy_core.files import DataError
+from galaxy_core.show import access
+from galaxy_core.discover import embeddings, finetune, own_questions, similarity
+from galaxy_core.predict import plusminus
+from galaxy_core.errors import DataError
 from pages import _common as common
 from pages import _models as ml
 
@@ -154,8 +156,8 @@ if view == VIEWS[1]:
                "each); then every galaxy is ranked by it and the ones it is least sure of are offered next. The "
                "answers stay in this browser session until you save them.")
     head, tuned, ranked_by = None, None, vectors
-    rows, said = labels.marked(cache.row_of, answers)
-    answered = labels.answered(len(cache), rows)
+    rows, said = own_questions.marked(cache.row_of, answers)
+    answered = own_questions.answered(len(cache), rows)
     if said.any() and not said.all():
         head = ml.own_head(*ml.model_key(model), ds.fingerprint, tuple(answers.items()), vectors[rows])
         # A fine-tuned copy ranks only for the answers and the model and data it was tuned on.
@@ -163,9 +165,9 @@ if view == VIEWS[1]:
         if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
             tuned, head, ranked_by = held["model"], held["head"], held["vectors"]
     if head is None:  # nothing to rank by yet
-        offer = labels.first_offer(ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10), answered)
+        offer = own_questions.first_offer(ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10), answered)
     else:
-        offer = labels.ask_next(head.even_odds(ranked_by), answered, 12)
+        offer = own_questions.ask_next(head.even_odds(ranked_by), answered, 12)
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
     marked_gallery(offer, [str(cache.ids[r]) for r in offer], "ask")
     if head is not None:
@@ -193,23 +195,23 @@ if view == VIEWS[1]:
                 st.rerun()
         c2.caption("Ranked by the fine-tuned last stage: a new answer returns to the frozen one until you fine-tune "
                    "again." if tuned is not None else "Ranked by a head on the frozen embeddings.")
-        ranked = labels.rank(head, cache.ids, ranked_by)
-        fresh = labels.candidates(ranked, answers, 24)
-        shown, why = labels.probability_shown(head)
+        ranked = own_questions.rank(head, cache.ids, ranked_by)
+        fresh = own_questions.candidates(ranked, answers, 24)
+        shown, why = own_questions.probability_shown(head)
         st.markdown(f"**Most likely yes to '{question}'**, not yet labelled")
         st.caption(f"{why[0]}." if shown else f"By rank, without probabilities: {why[0]} (see 'Is p(yes) a "
                    "probability?' in docs/discovery.md).")
-        marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]], labels.captions(fresh, shown), "top")
+        marked_gallery([cache.row_of(g) for g in fresh["GalaxyID"]], own_questions.captions(fresh, shown), "top")
         c1, c2 = st.columns(2)
         with c1:
             download(ranked, "ranked.csv", "dc_ranked_csv")
         name = c2.text_input("Save as (a folder in discoveries/)", key="dc_save_name", placeholder="rings")
         if name.strip() and c2.button("Save labels, head and ranking", key="dc_save"):
             try:
-                folder = labels.save(common.discoveries_root() / name.strip(), question,
-                                     labels.answers_frame(answers),
+                folder = own_questions.save(common.discoveries_root() / name.strip(), question,
+                                     own_questions.answers_frame(answers),
                                      head, ranked, str(model), str(cache.path), tuned=tuned)
                 st.success(f"Saved in `{folder}`; the command line does the same: `python -m galaxy_core label "
-                           f"{cache.path} {folder / labels.LABELS_FILE} --name {folder.name}`.")
+                           f"{cache.path} {folder / own_questions.LABELS_FILE} --name {folder.name}`.")
             except (OSError, ValueError) as e:
                 st.error(f"Not saved: {e}")

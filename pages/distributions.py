@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-from galaxy_core import data, explore, figures, tree
+from galaxy_core.data.cache import SUBSET_NAMES
+from galaxy_core.data import explore
+from galaxy_core.show import figures
+from galaxy_core import tree
 from pages import _common as common
 
 common.require_app(__file__)
@@ -11,7 +14,7 @@ ds = common.dataset()
 cache = ds.cache
 st.title("Distributions of the 37 answers")
 
-subset = st.radio("Galaxies", ["labelled", "train", "val"], format_func=data.SUBSET_NAMES.get, horizontal=True,
+subset = st.radio("Galaxies", ["labelled", "train", "val"], format_func=SUBSET_NAMES.get, horizontal=True,
                   key="dist_subset")
 stats = common.label_statistics(cache, ds.fingerprint, subset)
 if stats["n"] == 0 or not stats["stats"]["n"].any():

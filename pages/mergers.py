@@ -4,8 +4,13 @@ against the volunteers, and checked against non-parametric morphology measured b
 
 import streamlit as st
 
-from galaxy_core import (catalog, data, doubt, estimate, figures, images, merger_calibration, merger_evolution,
-                         merger_fraction, mergers, morphology, plusminus)
+from galaxy_core.data import catalog, images
+from galaxy_core.data.cache import GalaxyCache, subsample
+from galaxy_core.predict import doubt, plusminus
+from galaxy_core.training import estimate
+from galaxy_core.show import figures
+from galaxy_core.mergers.calibration import precision_recall
+from galaxy_core.mergers import evolution, fraction, compare, morphology
 from pages import _common as common
 from pages import _models as ml
 
@@ -14,29 +19,29 @@ common.require_app(__file__)
 ds = common.dataset()
 cache = ds.cache
 st.title("Mergers")
-st.caption(f"A galaxy counts as a merger when the model's {merger_fraction.MERGER_COLUMN} (odd_feature--merger, the "
+st.caption(f"A galaxy counts as a merger when the model's {fraction.MERGER_COLUMN} (odd_feature--merger, the "
            "cumulative vote fraction P(odd) x P(merger | odd)) is above the threshold.")
 
 model = ml.choose_model("mg_model")
 if model is None:
     st.stop()
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-subsets = list(mergers.SUBSETS)
-subset = c1.radio("Galaxies", subsets, format_func=mergers.SUBSETS.get, horizontal=True, key="mg_subset",
-                  index=subsets.index(mergers.default_subset(cache, subsets)),
+subsets = list(compare.SUBSETS)
+subset = c1.radio("Galaxies", subsets, format_func=compare.SUBSETS.get, horizontal=True, key="mg_subset",
+                  index=subsets.index(compare.default_subset(cache, subsets)),
                   help="validation: the labelled galaxies the model never trained on, as the Evaluation page "
                        "scores a shipped checkpoint (for a run on this data: its validation split)")
 threshold = c2.slider("Merger threshold on predicted Class8.6", 0.0, 0.99, 0.5, 0.01, key="mg_threshold")
-rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, merger_fraction.DEFAULT_RATE_PER_GYR, 0.01,
+rate = c3.number_input("Merger rate R (per galaxy per Gyr)", 0.0, 10.0, fraction.DEFAULT_RATE_PER_GYR, 0.01,
                        format="%.3f", key="mg_rate", help="0.05 at z~0, as the seed paper quoted Lotz et al. (2011)")
-timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, merger_fraction.MORPHOLOGY_TIMESCALE_GYR,
+timescale = c4.number_input("Observability timescale T (Gyr)", 0.0, 10.0, fraction.MORPHOLOGY_TIMESCALE_GYR,
                             0.05, format="%.2f", key="mg_timescale",
                             help="how long a merger stays visible: ~0.2-0.4 Gyr for disturbed morphology, ~1 Gyr "
                                  "for close pairs (Lotz et al. 2008, 2010, 2011)")
 
 ml.warn_domain(model, cache.synthetic)
 key = ml.model_key(model)
-pct = merger_fraction.percent_text  # two significant digits for small fractions: 0.015 %, not 0.00 %
+pct = fraction.percent_text  # two significant digits for small fractions: 0.015 %, not 0.00 %
 try:
     res = ml.merger_predictions(*key, cache, ds.fingerprint, subset)
 except ValueError as e:
@@ -55,7 +60,7 @@ if unseen is not None:
                + (f"the {unseen.n_trained:,} it trained on are left out." if unseen.known else
                   "this model does not list the galaxies it trained on, so none could be left out."))
 
-report = mergers.report(p, threshold, rate, timescale, mean=res["mean"])
+report = compare.report(p, threshold, rate, timescale, mean=res["mean"])
 th, mean, theory = report["threshold_estimate"], report["mean_estimate"], report["theory"]
 expected = theory["expected"]
 calibration = ml.spread_calibration(model, cache, ds.fingerprint)
@@ -78,7 +83,7 @@ if spread is None:
         ml.spread_of(model, cache, ds.fingerprint, rows, keep=True)
         st.rerun()
 else:
-    count = ml.count_above(model, ds.fingerprint, spread, calibration.scale, merger_fraction.MERGER_COLUMN,
+    count = ml.count_above(model, ds.fingerprint, spread, calibration.scale, fraction.MERGER_COLUMN,
                            threshold, subset)
     m2.metric(probable, pct(count["fraction"]),
               help="Not all or nothing: each galaxy counts by its probability of lying above the threshold, from its "
@@ -95,7 +100,7 @@ m3.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no t
            "class")
 m4.metric("Expected from R x T", pct(expected))
 m4.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
-m5.metric("Observed / expected", merger_fraction.ratio_text(theory["ratio"]))
+m5.metric("Observed / expected", fraction.ratio_text(theory["ratio"]))
 m5.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
 st.markdown(
     "**From a rate to a fraction.** A merger rate R counts mergers per galaxy per Gyr; a fraction counts galaxies "
@@ -108,20 +113,20 @@ st.subheader("Merger probabilities")
 st.plotly_chart(figures.histogram_figure(p, threshold))
 
 st.subheader("Flagged galaxies")
-flagged = mergers.most_confident(p, threshold)
+flagged = compare.most_confident(p, threshold)
 if len(flagged):
     st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold, each "
                f"with p ± its spread. {calibration.meaning()}")
     flagged_spread = spread.subset(flagged) if spread is not None else \
         ml.spread_of(model, cache, ds.fingerprint, rows[flagged])
-    shown = plusminus.answer_texts(flagged_spread, calibration.scale, merger_fraction.MERGER_COLUMN, p[flagged])
+    shown = plusminus.answer_texts(flagged_spread, calibration.scale, fraction.MERGER_COLUMN, p[flagged])
 else:
     shown = []
 common.gallery(cache, rows[flagged], [f"{cache.ids[r]} · p {t}" for r, t in zip(rows[flagged], shown)],
                width=150, samp="most confident mergers")  # wide enough for "id · p 0.66 ± 0.05" on one line
 
 
-def calibration_data() -> tuple[data.GalaxyCache, str] | None:
+def calibration_data() -> tuple[GalaxyCache, str] | None:
     """The data to calibrate on and how to name it: this data, or the labelled folder typed in (None, with the
     reason shown, when that cannot be opened). Unlabelled data needs another folder: the same model is run there
     and the matching threshold found there is applied to the galaxies here."""
@@ -183,7 +188,7 @@ def calibration_section() -> dict | None:
         return None
     p_pred, p_true = calib["pairs"].pair
     cal, matched = calib["calibration"], calib["matched"]
-    pr = merger_calibration.precision_recall(p_pred, p_true, threshold)
+    pr = precision_recall(p_pred, p_true, threshold)
     st.caption(f"Model and volunteers compared on {galaxies}. Volunteers' merger: their Class8.6 > 0.5 "
                f"({calib['n_mergers']:,} galaxies)."
                + (" The matching threshold found there is applied to the galaxies here." if on is not cache else ""))
@@ -195,7 +200,7 @@ def calibration_section() -> dict | None:
     k3.caption(f"95 % interval {pct(matched['lo'])} - {pct(matched['hi'])} ({matched['interval']}), including the "
                f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
     k4.metric(f"Precision / recall at {threshold:.2f}",
-              " / ".join(merger_fraction.number_text(x, 2) for x in (pr["precision"], pr["recall"])))
+              " / ".join(fraction.number_text(x, 2) for x in (pr["precision"], pr["recall"])))
     fractions, reliability = figures.merger_calibration_figures(p_pred, p_true, threshold)
     c1, c2 = st.columns(2)
     c1.plotly_chart(fractions, key="mg_calibration")
@@ -214,7 +219,7 @@ def morphology_section(calib: dict | None) -> None:
     # Keyed by the subset and its size: one key would keep the value (and maximum) of the galaxies shown before.
     n = st.number_input(f"Galaxies to measure (a random sample of the {len(rows):,})", 1, len(rows),
                         min(1000, len(rows)), 100, key=f"mg_morph_n_{subset}_{len(rows)}")
-    sample = data.subsample(rows, int(n), seed=0)
+    sample = subsample(rows, int(n), seed=0)
     table = ml.morphology_stored(cache, ds.fingerprint, ml.morphology_mtime(cache))
     todo = len(morphology.unmeasured(table, sample))
     if todo:
@@ -233,10 +238,10 @@ def morphology_section(calib: dict | None) -> None:
         st.warning(f"The cache folder {cache.path} cannot be written to, so these measurements are not kept.")
     else:
         t = morphology.rows_of(table, sample)
-    methods = mergers.other_methods(cache, sample, threshold, p, rows,
+    methods = compare.other_methods(cache, sample, threshold, p, rows,
                                     calib["calibration"]["matching_threshold"] if calib else None)
     try:
-        check = mergers.morphology_check(t, methods.flags, methods.known)
+        check = compare.morphology_check(t, methods.flags, methods.known)
     except ValueError as e:
         st.warning(str(e))
         return
@@ -244,14 +249,14 @@ def morphology_section(calib: dict | None) -> None:
     d1, d2 = st.columns([1, 3])
     d1.metric("Galaxies compared", f"{len(used):,}", help=f"of {len(t):,} measured")
     d2.caption("Dropped: " + ("; ".join(f"{k} {v:,}" for k, v in check["dropped"].items()) or "none") + ".")
-    st.dataframe(mergers.fractions_table(check["fractions"]), hide_index=True,
+    st.dataframe(compare.fractions_table(check["fractions"]), hide_index=True,
                  column_config={"fraction": st.column_config.NumberColumn(format="percent")})
     st.caption("Overlap: the share of each row's mergers that the column's method also flags (count in brackets).")
-    st.dataframe(mergers.overlap_shares(check["overlap"]))
+    st.dataframe(compare.overlap_shares(check["overlap"]))
     st.plotly_chart(figures.gini_m20_figure(t.iloc[used], methods.flags[methods.marked][used], methods.marked),
                     key="mg_gini_m20")
     st.markdown("**What the cuts select** (random examples)")
-    for name, (picked, n_flagged) in mergers.cut_examples(t).items():
+    for name, (picked, n_flagged) in compare.cut_examples(t).items():
         st.caption(f"{name}: {n_flagged:,} galaxies")
         common.gallery(cache, t["row"].to_numpy()[picked],
                        [f"G {g:.2f} · M20 {m:.2f} · A {a:.2f}" for g, m, a in
@@ -260,37 +265,37 @@ def morphology_section(calib: dict | None) -> None:
 
 def by_column_section(calib: dict | None) -> None:
     """The merger fraction in bins of a catalogue column (redshift, stellar mass ...), where the data has one."""
-    names = merger_evolution.catalogue_columns(cache)
+    names = evolution.catalogue_columns(cache)
     if not names:
         return
     st.subheader("Fraction against a catalogue column")
     c1, c2, c3 = st.columns([2, 2, 3])
     column = c1.selectbox("Catalogue column", names, key="mg_by_column",
-                          index=next((i for i, n in enumerate(names) if merger_evolution.is_redshift(n)), 0))
+                          index=next((i for i, n in enumerate(names) if evolution.is_redshift(n)), 0))
     text = c2.text_input("Bins", "5", key="mg_by_bins",
                          help="a number of equal-count bins, or increasing edges such as 0,0.05,0.1,0.2")
-    lotz = merger_evolution.LOTZ_2011
+    lotz = evolution.LOTZ_2011
     choice = None  # a rate against redshift says nothing of a mass or a magnitude
-    if merger_evolution.is_redshift(column):
+    if evolution.is_redshift(column):
         choice = c3.selectbox("Merger rate R(z) = R0 (1 + z)^m", list(lotz), key="mg_by_lotz",
                               format_func=lambda k: "constant: the rate R above"
-                              if k == merger_evolution.DEFAULT_CHOICE else f"{lotz[k].label} (m = {lotz[k].m:g})",
+                              if k == evolution.DEFAULT_CHOICE else f"{lotz[k].label} (m = {lotz[k].m:g})",
                               help="Lotz et al. (2011), ApJ 742, 103: only the exponents m and the minor-to-major "
                                    "ratio were verified (from its abstract); R0 is the seed paper's 0.05 per Gyr.")
     t_cal = calib["calibration"]["matching_threshold"] if calib else None
     try:
-        values = merger_evolution.catalogue_values(cache, res["rows"], column)
-        result = merger_evolution.fraction_by(values, p, merger_evolution.parse_bins(text), threshold,
+        values = evolution.catalogue_values(cache, res["rows"], column)
+        result = evolution.fraction_by(values, p, evolution.parse_bins(text), threshold,
                                               calibration=t_cal)
     except ValueError as e:  # bad bins, or a column that is not numbers (DataError)
         st.error(str(e))
         return
-    expected = merger_evolution.expectation_for(column, choice, rate, timescale, result.edges[0], result.edges[-1])
-    table = merger_evolution.bins_table(result, column, expected and expected.choice, timescale)
-    label = merger_evolution.column_label(column, merger_evolution.catalogue_unit(cache, column))
+    expected = evolution.expectation_for(column, choice, rate, timescale, result.edges[0], result.edges[-1])
+    table = evolution.bins_table(result, column, expected and expected.choice, timescale)
+    label = evolution.column_label(column, evolution.catalogue_unit(cache, column))
     st.plotly_chart(figures.fraction_by_figure(result, label, expected and expected.curve,
                                                expected.name if expected else ""), key="mg_by_figure")
-    st.dataframe(merger_evolution.shown_table(table, column), hide_index=True)
+    st.dataframe(evolution.shown_table(table, column), hide_index=True)
     common.samp_button(table, f"merger fraction by {column}", key="mg_by_samp")
     st.caption(f"{result.rule[0].upper()}{result.rule[1:]}."
                + (f" Left out: {result.left_out}." if result.left_out else "")
@@ -304,4 +309,4 @@ by_column_section(calibration)
 morphology_section(calibration)
 
 with st.expander("Literature values"):
-    st.dataframe(merger_fraction.literature_table(), hide_index=True)
+    st.dataframe(fraction.literature_table(), hide_index=True)

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from galaxy_core import access, catalog, explore, fitsimages, images, modelchoice, prediction, settings, tables, tree
+from galaxy_core.show import access
+from galaxy_core.data import catalog, explore, fitsimages, images, layout
+from galaxy_core.predict import modelchoice, prediction
+from galaxy_core import tables, tree
 from pages import _common as common
 from pages import _models as ml
 from pages._samp import samp_button
@@ -110,7 +113,7 @@ def download(model_path: str, mtime_ns: int, _result: prediction.FolderPredictio
 
 
 # Uploads are the user's own images, taken to be real galaxies.
-ml.warn_domain(model, not uploads and settings.folder_is_synthetic(folder))
+ml.warn_domain(model, not uploads and layout.folder_is_synthetic(folder))
 key = ml.model_key(model)
 try:
     if uploads:

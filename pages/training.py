@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-from galaxy_core import access, config, distill, estimate, export, figures, hardware, models, runs, training
+from galaxy_core.show import access, figures
+from galaxy_core.models import config, registry, runs
+from galaxy_core.training import distill, estimate, export, loop
+from galaxy_core import hardware
 from pages import _common as common
 from pages import _models as ml
 
@@ -17,7 +20,7 @@ st.title("Training")
 # ----------------------------------------------------------------------------------------------------- settings
 st.subheader("New run")
 c1, c2, c3, _ = st.columns(4)
-names = models.list_models()
+names = registry.list_models()
 device = c2.selectbox("Device", runs.device_choices(), key="tr_device", help="auto takes the GPU when there is one")
 gpus = runs.gpus_for(device)
 processes = c3.number_input(
@@ -43,7 +46,7 @@ else:
     epochs = c1.number_input("Epochs", 1, 1000, recipe.epochs, key=f"tr_epochs_{name}_{kind}")
     batch = c2.number_input("Batch size", 2, 4096, recipe.batch_size, key=f"tr_batch_{name}_{kind}")
     lr = c3.number_input("Learning rate", 1e-6, 1.0, recipe.lr, 1e-4, format="%.1e", key=f"tr_lr_{name}_{kind}")
-    schedulers = list(training.SCHEDULES)
+    schedulers = list(loop.SCHEDULES)
     scheduler = c4.selectbox("Scheduler", schedulers, schedulers.index(recipe.scheduler),
                              key=f"tr_sched_{name}_{kind}")
     max_train = c1.number_input("Training galaxies (0 = all)", 0, 10_000_000, 0, key="tr_max_train")

@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from galaxy_core import config, data, demo, models, settings, training, tree
+from galaxy_core.models import config, registry
+from galaxy_core.data.cache import GalaxyCache, open_cache, prepare
+from galaxy_core.demo import demo_set
+from galaxy_core.data import layout
+from galaxy_core.training import loop
+from galaxy_core import tree
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -30,7 +35,7 @@ def caches_in_a_temporary_folder(tmp_path_factory):
     """Caches prepared without a folder named go under ``$GALAXY_CACHE_DIR`` (``settings.cache_root``): here a
     temporary folder, never the user's ``~/.cache``; the command lines and dashboards the tests start inherit it."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(settings.CACHE_ENV, str(tmp_path_factory.mktemp("caches")))
+        mp.setenv(layout.CACHE_ENV, str(tmp_path_factory.mktemp("caches")))
         yield
 
 
@@ -47,7 +52,7 @@ def make_tiny(root: Path, n_labelled: int = 48, n_unlabelled: int = 8, size: int
     """A small synthetic dataset in the Kaggle layout (whole frames drawn at ``size`` px, declared so by the demo's
     galaxy_core.json); with ``catalogue``, the demo's made-up catalogue of positions and redshifts too (most tests
     are about images and labels, and keep to data without one)."""
-    return demo.make_demo_dataset(root, n_labelled=n_labelled, n_unlabelled=n_unlabelled, size=size, seed=seed,
+    return demo_set.make_demo_dataset(root, n_labelled=n_labelled, n_unlabelled=n_unlabelled, size=size, seed=seed,
                                   catalogue=catalogue)
 
 
@@ -58,9 +63,9 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_cache(tiny_data, tmp_path_factory) -> data.GalaxyCache:
+def tiny_cache(tiny_data, tmp_path_factory) -> GalaxyCache:
     """``tiny_data`` prepared at the default field and 69 px (the seed CNN's input), 25 % validation."""
-    return data.prepare(tiny_data, tmp_path_factory.mktemp("cache") / "c69", size=69, val_fraction=0.25, workers=1)
+    return prepare(tiny_data, tmp_path_factory.mktemp("cache") / "c69", size=69, val_fraction=0.25, workers=1)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -68,7 +73,7 @@ def tiny_cache(tiny_data, tmp_path_factory) -> data.GalaxyCache:
 
 HEADER = ",".join(["GalaxyID", *tree.COLUMNS])
 N_LABELLED, N_UNLABELLED = 48, 8  # tiny_data
-FIRST_ID = demo.FIRST_ID
+FIRST_ID = demo_set.FIRST_ID
 
 
 def copy_tiny(tiny_data: Path, dst: Path) -> Path:
@@ -77,16 +82,16 @@ def copy_tiny(tiny_data: Path, dst: Path) -> Path:
 
 
 @pytest.fixture
-def cache(tiny_cache, tmp_path) -> data.GalaxyCache:
+def cache(tiny_cache, tmp_path) -> GalaxyCache:
     """A writable copy of the tiny cache (for tests that store embeddings or predictions in it)."""
     shutil.copytree(tiny_cache.path, tmp_path / "cache")
-    return data.open_cache(tmp_path / "cache")
+    return open_cache(tmp_path / "cache")
 
 
-def small_galaxynet() -> models.GalaxyModel:
+def small_galaxynet() -> registry.GalaxyModel:
     """A seeded galaxynet small enough for CPU tests: width 8 (64-d embeddings), 32 px input."""
     torch.manual_seed(0)
-    return models.build_model("galaxynet", width=8, input_size=32).eval()
+    return registry.build_model("galaxynet", width=8, input_size=32).eval()
 
 
 def csv_rows(path: Path) -> dict[str, list[str]]:
@@ -111,16 +116,16 @@ def damaged(tiny_data, tmp_path_factory):
     """A copy of tiny_data with blank cells in three label rows, one corrupt and one truncated JPEG, prepared at
     32 px (10 % validation). Shared by the whole session, so read-only: copy it before changing it."""
     root = copy_tiny(tiny_data, tmp_path_factory.mktemp("damaged") / "data")
-    rows = csv_rows(root / settings.LABEL_CSV)
+    rows = csv_rows(root / layout.LABEL_CSV)
     for gid, cols in PARTIAL.items():
         for c in cols:
             rows[gid][tree.column_index(c)] = ""
-    write_csv_rows(root / settings.LABEL_CSV, rows)
-    imgs = root / settings.LABELLED_DIR
+    write_csv_rows(root / layout.LABEL_CSV, rows)
+    imgs = root / layout.LABELLED_DIR
     (imgs / f"{CORRUPT}.jpg").write_bytes(bytes(range(256)) * 8)
     good = (imgs / f"{TRUNCATED}.jpg").read_bytes()
     (imgs / f"{TRUNCATED}.jpg").write_bytes(good[:len(good) // 2])
-    cache = data.prepare(root, root.parent / "cache", size=32, val_fraction=0.1, workers=1)
+    cache = prepare(root, root.parent / "cache", size=32, val_fraction=0.1, workers=1)
     return root, cache
 
 
@@ -134,7 +139,7 @@ def seed_run(tiny_cache, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
     cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(out), name="cnn", epochs=1,
                             batch_size=16, val_fraction=0.25, tta=1, device="cpu")
-    return training.train(cfg)
+    return loop.train(cfg)
 
 
 def train_config(cache, tmp_path, **kw) -> config.TrainConfig:

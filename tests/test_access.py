@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from galaxy_core import access, settings
+from galaxy_core.show import access
+from galaxy_core.data import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +57,7 @@ def _png_header(width: int, height: int) -> bytes:
 
 
 def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(tiny_data, monkeypatch):
-    good = sorted((tiny_data / settings.UNLABELLED_DIR).glob("*.jpg"))[:2]
+    good = sorted((tiny_data / layout.UNLABELLED_DIR).glob("*.jpg"))[:2]
     files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
              ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
              ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
@@ -96,8 +97,8 @@ def _gif() -> bytes:
 def test_upload_errors_name_the_uploads_and_the_box_never_the_temporary_folder(tmp_path):
     """Written for a page user: the uploaded name once, the field box beside the uploader (not --source-fov or a
     galaxy_core.json in a folder they never saw), why the sidebar's field is not taken; no temporary path."""
-    from galaxy_core import images
-    from galaxy_core.files import DataError, ImageError
+    from galaxy_core.data import images
+    from galaxy_core.errors import DataError, ImageError
 
     tmp = tmp_path / "galaxy_upload_x1"
     tmp.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.benchmark: the side-by-side table of every model's recipe on one split, through the
+"""Tests for galaxy_core.training.benchmark: the side-by-side table of every model's recipe on one split, through the
 command line that prints it (a Markdown table and one JSON object), and its distilled row."""
 
 from __future__ import annotations

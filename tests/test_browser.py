@@ -15,7 +15,10 @@ import pytest
 from browser import CHROMIUM, PAGES, chromium, screenshot, streamlit_server, wait_until_idle
 from conftest import make_tiny
 
-from galaxy_core import config, data, settings, training
+from galaxy_core.models import config
+from galaxy_core.data.cache import prepare
+from galaxy_core.data import layout
+from galaxy_core.training import loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,9 +31,9 @@ def server(tmp_path_factory):
     """``streamlit run app.py`` on a tiny data set with one finished run: {"url", "data"}; killed at the end."""
     base = tmp_path_factory.mktemp("browser")
     root = make_tiny(base / "data")
-    cache = data.prepare(root, workers=1)  # the default location the app uses, so its first render is quick
+    cache = prepare(root, workers=1)  # the default location the app uses, so its first render is quick
     runs = base / "runs"
-    training.train(config.config_for("mean", data=str(cache.path), out=str(runs), name="mean-baseline"))
+    loop.train(config.config_for("mean", data=str(cache.path), out=str(runs), name="mean-baseline"))
     with streamlit_server(root, runs, base / "streamlit.log") as url:
         yield {"url": url, "data": root, "log": base / "streamlit.log"}
 
@@ -62,7 +65,7 @@ def _upload(page, server) -> None:
     fov.fill("1")
     fov.press("Enter")
     wait_until_idle(page)
-    files = sorted((server["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    files = sorted((server["data"] / layout.UNLABELLED_DIR).glob("*.jpg"))[:3]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
     page.get_by_role("heading", name="3 galaxies").wait_for(timeout=60_000)
 

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.catalog: label files and their errors, the catalogue of a folder (full, partial and
+"""Tests for galaxy_core.data.catalog: label files and their errors, the catalogue of a folder (full, partial and
 unlabelled galaxies, the source field of view), on tiny synthetic folders built here; the fault table (one test per
 kind of bad label file, and each kind of bad image in a folder: refused or repaired, reported, the rest kept);
 property-based tests of the CSV reader (hypothesis). The folder summary is tested in test_explore.py."""
@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core import catalog, data, explore, images, settings, tree
+from galaxy_core.data import catalog, explore, images, layout
+from galaxy_core.data.cache import prepare
+from galaxy_core import tree
 from test_images import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
 
 
@@ -92,17 +94,17 @@ def test_read_catalog_of_tiny_data(tiny_data):
     assert len(cat) == N_LABELLED + N_UNLABELLED
     assert cat.counts() == {"full": N_LABELLED, "partial": 0, "unlabelled": N_UNLABELLED}
     assert cat.ids.tolist() == [str(FIRST_ID + i) for i in range(56)]
-    assert [Path(p).parent.name for p in cat.paths] == [settings.LABELLED_DIR] * 48 + [settings.UNLABELLED_DIR] * 8
+    assert [Path(p).parent.name for p in cat.paths] == [layout.LABELLED_DIR] * 48 + [layout.UNLABELLED_DIR] * 8
     assert cat.labels.shape == (56, 37) and cat.labels.dtype == np.float32
     assert cat.mask[:48].all() and not cat.mask[48:].any()
     assert cat.source_fov == 1.0  # declared in galaxy_core.json by make_tiny
     assert cat.problems == []
-    assert [p.name for p in cat.label_files] == [settings.LABEL_CSV]
+    assert [p.name for p in cat.label_files] == [layout.LABEL_CSV]
 
 
 def test_read_catalog_full_partial_unlabelled_and_problems(tiny_data, tmp_path):
     root = copy_tiny(tiny_data, tmp_path / "d")
-    imgs = root / settings.LABELLED_DIR
+    imgs = root / layout.LABELLED_DIR
     src = imgs / f"{FIRST_ID}.jpg"
     for gid in ("200001", "200002", "200003", "200010", "200011"):
         shutil.copy(src, imgs / f"{gid}.jpg")
@@ -114,7 +116,7 @@ def test_read_catalog_full_partial_unlabelled_and_problems(tiny_data, tmp_path):
     cat = catalog.read_catalog(root)
     assert cat.counts() == {"full": 48, "partial": 3, "unlabelled": 8 + 2}
     assert len(cat) == 48 + 5 + 8
-    assert [p.name for p in cat.label_files] == [settings.LABEL_CSV, "training_solutions_partial.csv"]
+    assert [p.name for p in cat.label_files] == [layout.LABEL_CSV, "training_solutions_partial.csv"]
     assert "299999" not in cat.ids  # label row without an image: skipped
     kind = dict(zip(cat.ids, cat.kind))
     assert [kind[i] for i in ("200001", "200002", "200003", "200010", "200011")] == \
@@ -138,10 +140,10 @@ def test_full_label_file_missing_an_answer_column_is_refused_naming_it(tiny_data
     from galaxy_core import cli
 
     root = copy_tiny(tiny_data, tmp_path / "d")
-    frame = pd.read_csv(root / settings.LABEL_CSV, dtype=str).drop(columns=["Class1.1"])
-    frame.to_csv(root / settings.LABEL_CSV, index=False)
+    frame = pd.read_csv(root / layout.LABEL_CSV, dtype=str).drop(columns=["Class1.1"])
+    frame.to_csv(root / layout.LABEL_CSV, index=False)
     for read in (catalog.read_catalog, lambda r: explore.summarize(r, workers=1),
-                 lambda r: data.prepare(r, tmp_path / "cache", size=16, workers=1)):
+                 lambda r: prepare(r, tmp_path / "cache", size=16, workers=1)):
         with pytest.raises(catalog.DataError, match=r"training_solutions_rev1.csv: no column Class1.1: ") as e:
             read(root)
         assert "all 37 answers" in str(e.value) and "training_solutions_<name>.csv" in str(e.value)
@@ -149,7 +151,7 @@ def test_full_label_file_missing_an_answer_column_is_refused_naming_it(tiny_data
     assert cli.main(["summary", str(root)]) != 0
     assert "no column Class1.1" in capsys.readouterr().err
     # A misspelled column still gets its "did you mean" first.
-    (root / settings.LABEL_CSV).write_text((root / settings.LABEL_CSV).read_text().replace("Class1.2", "Clas1.2", 1))
+    (root / layout.LABEL_CSV).write_text((root / layout.LABEL_CSV).read_text().replace("Class1.2", "Clas1.2", 1))
     with pytest.raises(catalog.DataError, match=r"did you mean 'Class1.2' for 'Clas1.2'"):
         catalog.read_catalog(root)
 
@@ -159,7 +161,7 @@ def test_a_label_file_of_some_answers_says_which_it_lacks(tiny_data, tmp_path, c
     from galaxy_core import cli
 
     root = copy_tiny(tiny_data, tmp_path / "d")
-    shutil.copy(root / settings.LABELLED_DIR / f"{FIRST_ID}.jpg", root / settings.LABELLED_DIR / "300001.jpg")
+    shutil.copy(root / layout.LABELLED_DIR / f"{FIRST_ID}.jpg", root / layout.LABELLED_DIR / "300001.jpg")
     (root / "training_solutions_partial.csv").write_text(
         "GalaxyID,Class1.1,Class1.2,Class1.3,Class6.1,Class6.2,Class7.1\n300001,0.5,0.5,0.0,0.1,0.9,0.5\n")
     cat = catalog.read_catalog(root)
@@ -184,14 +186,14 @@ def test_read_catalog_same_galaxy_in_two_label_files(tiny_data, tmp_path):
 
 def test_read_catalog_needs_source_fov_for_small_images(tmp_path):
     root = tmp_path / "pack96"
-    (root / settings.LABELLED_DIR).mkdir(parents=True)
+    (root / layout.LABELLED_DIR).mkdir(parents=True)
     for gid in (1, 2):
-        Image.fromarray(centre_square(96, 40)).save(root / settings.LABELLED_DIR / f"{gid}.jpg")
+        Image.fromarray(centre_square(96, 40)).save(root / layout.LABELLED_DIR / f"{gid}.jpg")
     with pytest.raises(catalog.DataError, match="source_fov") as e:
         catalog.read_catalog(root)
     assert "96x96" in str(e.value)
     assert catalog.read_catalog(root, source_fov=PACK_FOV).source_fov == pytest.approx(PACK_FOV)
-    (root / settings.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 0.5}))
+    (root / layout.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 0.5}))
     assert catalog.read_catalog(root).source_fov == 0.5  # galaxy_core.json is read
     assert catalog.read_catalog(root, source_fov=0.25).source_fov == 0.25  # the argument wins
     with pytest.raises(catalog.DataError, match="source_fov"):
@@ -200,8 +202,8 @@ def test_read_catalog_needs_source_fov_for_small_images(tmp_path):
 
 def test_read_catalog_original_frames_need_no_declaration(tmp_path):
     root = tmp_path / "orig"
-    (root / settings.UNLABELLED_DIR).mkdir(parents=True)
-    Image.new("RGB", (424, 424)).save(root / settings.UNLABELLED_DIR / "5.jpg")
+    (root / layout.UNLABELLED_DIR).mkdir(parents=True)
+    Image.new("RGB", (424, 424)).save(root / layout.UNLABELLED_DIR / "5.jpg")
     cat = catalog.read_catalog(root)
     assert cat.source_fov == 1.0 and cat.counts() == {"full": 0, "partial": 0, "unlabelled": 1}
     assert cat.problems == [] and cat.label_files == []
@@ -210,18 +212,18 @@ def test_read_catalog_original_frames_need_no_declaration(tmp_path):
 def test_read_catalog_errors(tmp_path):
     with pytest.raises(catalog.DataError, match="does not exist"):
         catalog.read_catalog(tmp_path / "nowhere")
-    (tmp_path / "empty" / settings.LABELLED_DIR).mkdir(parents=True)
+    (tmp_path / "empty" / layout.LABELLED_DIR).mkdir(parents=True)
     with pytest.raises(catalog.DataError, match="no images"):
         catalog.read_catalog(tmp_path / "empty")
 
 
 def test_read_catalog_reports_what_it_does_with_labels_of_test_images(tmp_path):
     root = tmp_path / "d"
-    (root / settings.LABELLED_DIR).mkdir(parents=True)
-    (root / settings.UNLABELLED_DIR).mkdir()
-    Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / "1.jpg")
-    Image.new("RGB", (424, 424)).save(root / settings.UNLABELLED_DIR / "2.jpg")
-    write_csv_rows(root / settings.LABEL_CSV, {"1": ["0"] * 37, "2": ["0"] * 37})
+    (root / layout.LABELLED_DIR).mkdir(parents=True)
+    (root / layout.UNLABELLED_DIR).mkdir()
+    Image.new("RGB", (424, 424)).save(root / layout.LABELLED_DIR / "1.jpg")
+    Image.new("RGB", (424, 424)).save(root / layout.UNLABELLED_DIR / "2.jpg")
+    write_csv_rows(root / layout.LABEL_CSV, {"1": ["0"] * 37, "2": ["0"] * 37})
     cat = catalog.read_catalog(root)
     assert any("skipped" in p and "'2'" in p for p in cat.problems)
     assert cat.kind[cat.ids.tolist().index("2")] == "unlabelled"  # test images stay unlabelled, as reported
@@ -239,9 +241,9 @@ def write_catalog(root: Path, rows: dict[str, str], header: str = "GalaxyID,Clas
                   name: str = SOME) -> Path:
     """A folder with a 424 px image per id in ``rows`` and one label file of Q1's answers (``rows``: id -> the rest
     of its line)."""
-    (root / settings.LABELLED_DIR).mkdir(parents=True, exist_ok=True)
+    (root / layout.LABELLED_DIR).mkdir(parents=True, exist_ok=True)
     for gid in rows:
-        Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid.strip()}.jpg")
+        Image.new("RGB", (424, 424)).save(root / layout.LABELLED_DIR / f"{gid.strip()}.jpg")
     (root / name).write_text("\n".join([header, *(f"{i},{v}" for i, v in rows.items())]) + "\n")
     return root
 
@@ -321,19 +323,19 @@ def test_read_catalog_same_galaxy_in_two_files_disagreeing_is_refused(tmp_path):
 def test_read_catalog_shuffled_rows_and_columns_keep_every_label_with_its_image(tiny_data, tmp_path):
     want = catalog.read_catalog(tiny_data)
     root = copy_tiny(tiny_data, tmp_path / "d")
-    lines = (root / settings.LABEL_CSV).read_text().splitlines()
+    lines = (root / layout.LABEL_CSV).read_text().splitlines()
     table = np.array([line.split(",") for line in lines], dtype=object)
     rng = np.random.default_rng(3)
     body = table[1:][rng.permutation(len(table) - 1)]
     cols = rng.permutation(table.shape[1])
     shuffled = np.vstack([table[:1], body])[:, cols]
     assert shuffled[0].tolist() != table[0].tolist() and shuffled[1:, :].tolist() != table[1:, cols].tolist()
-    (root / settings.LABEL_CSV).write_text("\n".join(",".join(r) for r in shuffled) + "\n")
+    (root / layout.LABEL_CSV).write_text("\n".join(",".join(r) for r in shuffled) + "\n")
     got = catalog.read_catalog(root)
     assert got.ids.tolist() == want.ids.tolist() and got.problems == []
     np.testing.assert_array_equal(got.labels, want.labels)
     # And against the file itself, by id: every value is where it was written.
-    for gid, values in csv_rows(tiny_data / settings.LABEL_CSV).items():
+    for gid, values in csv_rows(tiny_data / layout.LABEL_CSV).items():
         row = got.labels[got.ids.tolist().index(gid)]
         np.testing.assert_array_equal(row, np.array(values, dtype=np.float32))
 
@@ -346,12 +348,12 @@ def test_read_catalog_shuffled_rows_and_columns_keep_every_label_with_its_image(
 @pytest.mark.parametrize("fault", list(IMAGE_FAULTS))
 def test_bad_image_in_a_folder_is_reported_and_the_rest_kept(tmp_path, monkeypatch, fault):
     root = write_catalog(tmp_path / "d", {"200": "0.2,0.3,0.5", "201": "0.1,0.1,0.8"})
-    bad = root / settings.LABELLED_DIR / "100.jpg"  # sorted first, so read before the good ones
+    bad = root / layout.LABELLED_DIR / "100.jpg"  # sorted first, so read before the good ones
     write_fault(fault, bad, monkeypatch)
     cat = catalog.read_catalog(root)
     assert cat.source_fov == 1.0  # the good 424 px images decided it
     summary = explore.summarize(root, workers=1)
-    cache = data.prepare(root, tmp_path / "cache", size=16, workers=1)
+    cache = prepare(root, tmp_path / "cache", size=16, workers=1)
     assert cache.ids.tolist() == ["200", "201"]  # nothing lost but the bad image
     np.testing.assert_allclose(cache.labels[:, :3], [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]], atol=1e-7)
     reasons = {s["GalaxyID"]: s["reason"] for s in cache.meta["skipped"]}
@@ -497,14 +499,14 @@ def test_a_folders_signature_changes_when_an_image_or_a_label_file_does(tiny_dat
     root = copy_tiny(tiny_data, tmp_path / "data")
     first = catalog.folder_signature(root)
     assert first == catalog.folder_signature(root)
-    assert {name for name, *_ in first} >= {settings.LABELLED_DIR, settings.LABEL_CSV}
-    new = root / settings.UNLABELLED_DIR / "99999999.jpg"
-    new.write_bytes((root / settings.UNLABELLED_DIR / next(iter(os.listdir(root / settings.UNLABELLED_DIR)))
+    assert {name for name, *_ in first} >= {layout.LABELLED_DIR, layout.LABEL_CSV}
+    new = root / layout.UNLABELLED_DIR / "99999999.jpg"
+    new.write_bytes((root / layout.UNLABELLED_DIR / next(iter(os.listdir(root / layout.UNLABELLED_DIR)))
                      ).read_bytes())
-    os.utime(root / settings.UNLABELLED_DIR, ns=(0, 1))  # a second's resolution must not hide the change
+    os.utime(root / layout.UNLABELLED_DIR, ns=(0, 1))  # a second's resolution must not hide the change
     second = catalog.folder_signature(root)
     assert second != first
-    with open(root / settings.LABEL_CSV, "a") as f:
+    with open(root / layout.LABEL_CSV, "a") as f:
         f.write("\n")
     assert catalog.folder_signature(root) != second
     assert catalog.folder_signature(tmp_path / "missing") == ()

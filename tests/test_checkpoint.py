@@ -1,17 +1,18 @@
-"""Tests for galaxy_core.checkpoint: ``last/`` restores the weights, the optimiser's moments and the weight average
+"""Tests for galaxy_core.training.checkpoint: ``last/`` restores the weights, the optimiser's moments and the weight average
 it saved, and ``best/`` is a model folder with its extra fields."""
 
 from __future__ import annotations
 
 import torch
 
-from galaxy_core import checkpoint, models
-from galaxy_core.ema import WeightAverage
+from galaxy_core.training import checkpoint
+from galaxy_core.models import registry
+from galaxy_core.training.ema import WeightAverage
 
 
 def _trained_a_step(seed: int):
     torch.manual_seed(seed)
-    model = models.build_model("galaxynet", width=8, input_size=32)
+    model = registry.build_model("galaxynet", width=8, input_size=32)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model(torch.rand(4, 3, 32, 32)).sum().backward()
     opt.step()
@@ -36,5 +37,5 @@ def test_last_restores_what_it_saved(tmp_path):
 def test_best_is_a_model_folder_with_its_extra_fields(tmp_path):
     model, _ = _trained_a_step(0)
     checkpoint.save_best(tmp_path, model, {"val_rmse": 0.1, "epoch": 2})
-    best = models.load_model_folder(tmp_path / "best")
+    best = registry.load_model_folder(tmp_path / "best")
     assert best.extra["epoch"] == 2 and not list(tmp_path.glob("*.tmp*"))

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import cli, settings, similarity, tree
+from galaxy_core.data import layout
+from galaxy_core.discover import similarity
+from galaxy_core import tree, cli
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
             "demo", "models", "runs", "similar", "anomalies"]
@@ -81,7 +83,7 @@ def test_summary_prepare_train_evaluate_predict(tiny_data, tmp_path, capsys):
     out = capsys.readouterr().out
     e = json.loads(out.strip().splitlines()[-1])  # 12 galaxies: said to be too few, no number
     assert e["n"] == 12 and e["rmse"] is None and "too few galaxies to score" in out
-    from galaxy_core import evaluation
+    from galaxy_core.predict import evaluation
 
     old_minimum, evaluation.MIN_SCORED_GALAXIES = evaluation.MIN_SCORED_GALAXIES, 10
     try:
@@ -106,7 +108,7 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
                                                                                        tmp_path, capsys, monkeypatch):
     """No checkpoint shipped: ``predict`` takes the newest finished run, as the dashboard does, and says so; a model
     trained on the synthetic demo is used on real images only with a warning."""
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "no_checkpoints")
@@ -120,9 +122,9 @@ def test_predict_without_a_model_takes_the_dashboards_default_and_warns_across_d
     assert "model: the newest finished run r" in err and "warning" not in err
     real = tmp_path / "real"
     real.mkdir()
-    for image in sorted((tiny_data / settings.LABELLED_DIR).iterdir())[:3]:
+    for image in sorted((tiny_data / layout.LABELLED_DIR).iterdir())[:3]:
         (real / image.name).write_bytes(image.read_bytes())
-    (real / settings.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
+    (real / layout.FOLDER_CONFIG).write_text('{"source_fov": 1.0}')
     assert cli.main(["predict", str(real), "--model", "runs/r"]) == 0
     assert "warning: this model was trained on the synthetic demo" in capsys.readouterr().err
 
@@ -154,10 +156,10 @@ def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp
 
     import torch
 
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
     with open(tmp_path / "model.pt", "wb") as f:
-        torch.save(models.build_model("seed-cnn").state_dict(), f)
+        torch.save(registry.build_model("seed-cnn").state_dict(), f)
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "model.ckpt").write_bytes((tmp_path / "model.pt").read_bytes())
     (tmp_path / "images").mkdir()
@@ -184,17 +186,17 @@ def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp
 def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tiny_cache, tmp_path, capsys):
     import torch
 
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
     torch.manual_seed(0)
-    model = models.save_model(models.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
+    model = registry.save_model(registry.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
     shutil.copytree(tiny_cache.path, tmp_path / "cache")
     gid = str(tiny_cache.ids[5])
     assert cli.main(["similar", str(tmp_path / "cache"), gid, "-k", "5", "--model", str(model), "--tta", "1",
                      "--json"]) == 0
     found = _json_tail(capsys)["neighbours"]
     assert found[0]["GalaxyID"] == gid and found[0]["distance"] == pytest.approx(0, abs=1e-5) and len(found) == 5
-    image = tiny_data / settings.LABELLED_DIR / f"{gid}.jpg"  # decoded as the cache's galaxies were
+    image = tiny_data / layout.LABELLED_DIR / f"{gid}.jpg"  # decoded as the cache's galaxies were
     out = tmp_path / "similar.csv"
     assert cli.main(["similar", str(tmp_path / "cache"), str(image), "-k", "5", "--model", str(model), "--tta",
                      "1", "--query-source-fov", "1.0", "--out", str(out)]) == 0
@@ -218,10 +220,10 @@ def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tin
 def test_label_learns_a_question_and_says_what_to_label_next(tiny_cache, tmp_path, capsys):
     import torch
 
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
     torch.manual_seed(0)
-    model = models.save_model(models.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
+    model = registry.save_model(registry.build_model("galaxynet", width=8, input_size=32), tmp_path / "m")
     shutil.copytree(tiny_cache.path, tmp_path / "cache")
     edge_on = tiny_cache.labels[:, tree.column_index("Class2.1")] > 0.5  # a question with an answer in the labels
     rows = np.r_[np.flatnonzero(edge_on)[:3], np.flatnonzero(~edge_on)[:9]]
@@ -258,14 +260,15 @@ def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeyp
     from the new images, with its settings, so the run still evaluates and nothing has to be rebuilt later (once
     the overwrite deleted the cache and the run failed with "the cache it was trained on is not on this
     machine")."""
-    from galaxy_core import data, evaluation
+    from galaxy_core.data.cache import default_cache_dir, prepare
+    from galaxy_core.predict import evaluation
 
     monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)  # the small demo's few validation galaxies
     folder, small = tmp_path / "demo", ["--n", "24", "--n-unlabelled", "4", "--size", "96"]
     assert cli.main(["demo", "--out", str(folder), *small]) == 0
     assert cli.main(["train", str(folder), "--model", "mean", "--out", str(tmp_path / "runs"), "--name", "m",
                      "--device", "cpu"]) == 0
-    cache = data.default_cache_dir(folder)
+    cache = default_cache_dir(folder)
     trained = (cache / "meta.json").stat().st_mtime_ns
     capsys.readouterr()
     assert cli.main(["demo", "--out", str(folder), "--overwrite", "--seed", "1", *small, "--json"]) == 0
@@ -274,7 +277,7 @@ def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeyp
     assert json.loads(out.splitlines()[-1])["rebuilt"] == [str(cache)]
     rebuilt = (cache / "meta.json").stat().st_mtime_ns
     assert rebuilt != trained
-    assert data.prepare(folder).path == cache and (cache / "meta.json").stat().st_mtime_ns == rebuilt  # fresh
+    assert prepare(folder).path == cache and (cache / "meta.json").stat().st_mtime_ns == rebuilt  # fresh
     assert cli.main(["evaluate", str(tmp_path / "runs" / "m")]) == 0
     assert "RMSE" in capsys.readouterr().out
 
@@ -282,7 +285,7 @@ def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeyp
 def test_prepare_says_when_it_rebuilt_nothing_and_runs_has_a_header(tiny_data, tmp_path, capsys):
     """A second prepare of an unchanged folder builds nothing and says so (once it reported the old build time as
     its own); ``runs`` names its columns."""
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     args = ["prepare", str(tiny_data), "--out", str(tmp_path / "cache"), "--size", "16", "--workers", "1", "--json"]
     assert cli.main(args) == 0

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core import cli, demo, modelchoice
+from galaxy_core.demo import demo_set
+from galaxy_core.predict import modelchoice
+from galaxy_core import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = "python -m galaxy_core "
@@ -59,14 +61,14 @@ def printed_commands() -> list[tuple[str, str]]:
 def sandbox(tmp_path, monkeypatch) -> Path:
     (tmp_path / "data").mkdir()
     shutil.copy(ROOT / "data" / "README.md", tmp_path / "data" / "README.md")
-    monkeypatch.setattr(demo, "DATA_ROOT", tmp_path / "data")
-    monkeypatch.setattr(demo, "DEFAULT_ROOT", tmp_path / "data" / "demo")
-    monkeypatch.setitem(demo._DEFAULTS, "n_labelled", 24)
-    monkeypatch.setitem(demo._DEFAULTS, "n_unlabelled", 6)
-    monkeypatch.setitem(demo._DEFAULTS, "size", 96)
+    monkeypatch.setattr(demo_set, "DATA_ROOT", tmp_path / "data")
+    monkeypatch.setattr(demo_set, "DEFAULT_ROOT", tmp_path / "data" / "demo")
+    monkeypatch.setitem(demo_set._DEFAULTS, "n_labelled", 24)
+    monkeypatch.setitem(demo_set._DEFAULTS, "n_unlabelled", 6)
+    monkeypatch.setitem(demo_set._DEFAULTS, "size", 96)
     shutil.copytree(ROOT / "checkpoints" / "default", tmp_path / "checkpoints" / "default")
     (tmp_path / "labels.csv").write_text("GalaxyID,label\n" + "".join(  # a user's marks on four demo galaxies
-        f"{demo.FIRST_ID + i},{answer}\n" for i, answer in enumerate(["yes", "no", "yes", "no"])))
+        f"{demo_set.FIRST_ID + i},{answer}\n" for i, answer in enumerate(["yes", "no", "yes", "no"])))
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -142,15 +144,15 @@ def test_the_readme_checkpoint_conversion_runs_as_shown(sandbox, capsys):
     # The Reliability section's way from a pickled state dict one trusts to a checkpoint this project loads.
     import torch
 
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
-    torch.save(models.build_model("galaxynet").state_dict(), sandbox / "weights.pt")
+    torch.save(registry.build_model("galaxynet").state_dict(), sandbox / "weights.pt")
     code = block("## Reliability", "python", "docs/reliability.md")
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example
-    loaded = models.load_model_folder(sandbox / "my_model")
+    loaded = registry.load_model_folder(sandbox / "my_model")
     assert loaded.config["name"] == "galaxynet"
     shown = re.search(r"# then: python -m galaxy_core (.+)", code).group(1)
-    images = demo.ensure_demo_dataset() / "images_test_rev1"  # any images: the demo's, as on a fresh clone
+    images = demo_set.ensure_demo_dataset() / "images_test_rev1"  # any images: the demo's, as on a fresh clone
     argv = shlex.split(shown.replace("IMAGES", str(images))) + ["--out", "converted.csv"]
     assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
     assert (sandbox / "converted.csv").is_file()

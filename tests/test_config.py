@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.config: the recipes (the CPU recipe on a CPU, the GPU one elsewhere), overrides over a recipe,
+"""Tests for galaxy_core.models.config: the recipes (the CPU recipe on a CPU, the GPU one elsewhere), overrides over a recipe,
 and TrainConfig's refusal of unknown settings."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galaxy_core import config
+from galaxy_core.models import config
 
 
 def test_config_for_takes_the_cpu_recipe_on_a_cpu(monkeypatch):

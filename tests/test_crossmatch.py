@@ -14,9 +14,9 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from galaxy_core import cli, tables
-from galaxy_core.crossmatch import MatchReport, crossmatch, joined_units, parse_max_sep
-from galaxy_core.files import DataError
+from galaxy_core import tables, cli
+from galaxy_core.data.crossmatch import MatchReport, crossmatch, joined_units, parse_max_sep
+from galaxy_core.errors import DataError
 
 SEPS = [0.0, 0.2, 0.49, 0.99, 1.01, 2.0, 30.0]  # arcsec; max_sep 1 arcsec matches the first four
 

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from conftest import copy_tiny
 
-from galaxy_core import config, data as gdata, distributed, runs
+from galaxy_core.models import config, runs
+from galaxy_core.data import cache as gdata
+from galaxy_core import distributed
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["--model", "galaxynet", "--model-arg", "width=8", "--model-arg", "input_size=32", "--batch-size", "16",

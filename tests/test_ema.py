@@ -1,11 +1,11 @@
-"""Tests for galaxy_core.ema, the moving average of a model's weights."""
+"""Tests for galaxy_core.training.ema, the moving average of a model's weights."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from galaxy_core import ema
+from galaxy_core.training import ema
 
 
 def test_weight_average_follows_the_documented_decay():

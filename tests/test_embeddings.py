@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.embeddings: one vector per galaxy from a model's backbone, kept with the cache in parts
+"""Tests for galaxy_core.discover.embeddings: one vector per galaxy from a model's backbone, kept with the cache in parts
 and resumed."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import small_galaxynet
 
-from galaxy_core import embeddings, inference, models, views
+from galaxy_core.discover import embeddings
+from galaxy_core.models import inference, registry, views
 
 
 def test_embeddings_are_the_backbones_features(cache):
@@ -52,4 +53,4 @@ def test_stored_in_parts_and_an_interrupted_run_resumes(cache, monkeypatch):
 
 def test_the_mean_baseline_has_nothing_to_embed_with(cache):
     with pytest.raises(ValueError, match="no image features"):
-        embeddings.embed_cache(models.build_model("mean"), cache)
+        embeddings.embed_cache(registry.build_model("mean"), cache)

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.estimate: the duration of a training from a probe of its step or a speed measured before,
+"""Tests for galaxy_core.training.estimate: the duration of a training from a probe of its step or a speed measured before,
 and the sentences the Training page says it in."""
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import json
 import pytest
 
 from conftest import train_config as _cfg
-from galaxy_core import config, data, estimate, runs
+from galaxy_core.models import config, runs
+from galaxy_core.data import cache
+from galaxy_core.training import estimate
 
 
 def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
@@ -17,7 +19,7 @@ def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):
     calls = []  # the page's progress bar: the model built, then each of the warm-up and 2 timed steps
     est = estimate.estimate_duration(cfg, steps=2, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    n_train, n_val = (len(r) for r in data.split_rows(tiny_cache, cfg))
+    n_train, n_val = (len(r) for r in cache.split_rows(tiny_cache, cfg))
     assert (est["n_train"], est["n_val"], est["device"]) == (n_train, n_val, "cpu")
     assert est["images_per_s"] > 0
     # Seconds per image from the probe, times the images an epoch and the final 8-view validation see.

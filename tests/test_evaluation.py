@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import config, data, evaluation, runs, training, tree
+from galaxy_core.models import config, runs
+from galaxy_core.data import cache
+from galaxy_core.predict import evaluation
+from galaxy_core.training import loop
+from galaxy_core import tree
 
 
 def _ev(y_true, y_pred, mask=None) -> evaluation.Evaluation:
@@ -101,9 +105,9 @@ def test_model_choices_list_the_runs_on_this_data_first_then_the_checkpoints():
 def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
     cfg = dict(data=str(tiny_cache.path), out=str(tmp_path), epochs=1, batch_size=16, val_fraction=0.25, tta=1,
                device="cpu")
-    cnn_run = training.train(config.config_for("seed-cnn", name="cnn", **cfg))
+    cnn_run = loop.train(config.config_for("seed-cnn", name="cnn", **cfg))
     ev = evaluation.evaluate(cnn_run)
-    _, val_rows = data.split_rows(tiny_cache, config.TrainConfig(val_fraction=0.25))
+    _, val_rows = cache.split_rows(tiny_cache, config.TrainConfig(val_fraction=0.25))
     assert len(ev) == len(val_rows) == 12
     assert ev.rmse() == pytest.approx(runs.read_metrics(cnn_run)[0]["val_rmse"], rel=1e-5)
     assert set(ev.ids) == set(tiny_cache.ids[val_rows])
@@ -124,10 +128,10 @@ def test_evaluate_a_run_on_its_validation_split(tiny_cache, tmp_path):
 
 
 def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, tmp_path):
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
-    model = models.build_model("galaxynet", width=4, input_size=32)
-    models.save_model(model, tmp_path / "ck", extra={"train_cache": {"path": str(tmp_path / "gone")}})
+    model = registry.build_model("galaxynet", width=4, input_size=32)
+    registry.save_model(model, tmp_path / "ck", extra={"train_cache": {"path": str(tmp_path / "gone")}})
     with pytest.raises(ValueError, match="say which labelled galaxies") as e:
         evaluation.evaluate(tmp_path / "ck", device="cpu")
     assert str(tmp_path / "gone") not in str(e.value)  # the machine it was trained on: a path meaningless here
@@ -139,9 +143,9 @@ def test_evaluating_a_checkpoint_needs_data_when_its_cache_is_gone(tiny_cache, t
 def test_unseen_labelled_leaves_out_what_a_checkpoint_trained_on(tiny_cache, tmp_path):
     """The galaxies a checkpoint's galaxies.json lists as training ones are left out and counted; a checkpoint
     that lists none leaves out nothing and says that it could not."""
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
-    folder = models.save_model(models.build_model("seed-cnn"), tmp_path / "ckpt")
+    folder = registry.save_model(registry.build_model("seed-cnn"), tmp_path / "ckpt")
     labelled = tiny_cache.indices("labelled")
     everything = evaluation.unseen_labelled(folder, tiny_cache)
     assert not everything.known and everything.n_trained == 0 and everything.rows.tolist() == labelled.tolist()

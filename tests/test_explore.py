@@ -1,4 +1,4 @@
-"""Tests of galaxy_core.explore on small arrays with answers known in advance, on the tiny synthetic cache and data
+"""Tests of galaxy_core.data.explore on small arrays with answers known in advance, on the tiny synthetic cache and data
 folder (the folder summary, its tree check and memory), and a few checks of the summary on the real packs in ../shared
 (marker ``shared``). The figures drawn from these statistics are tested in test_figures.py."""
 
@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core import data, explore, settings, tree
+from galaxy_core.data.cache import SPLIT_TRAIN, SPLIT_VAL, prepare
+from galaxy_core.data import explore, layout
+from galaxy_core import tree
 
 J11 = tree.column_index("Class1.1")
 
@@ -24,7 +26,7 @@ def arrays(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
     for s in tree.QUESTION_SLICES:
         cond[:, s] = rng.dirichlet(np.ones(s.stop - s.start), size=n)
     labels = tree.cumulative(cond).astype(np.float32)
-    split = np.where(np.arange(n) % 2 == 0, data.SPLIT_TRAIN, data.SPLIT_VAL).astype(np.int8)
+    split = np.where(np.arange(n) % 2 == 0, SPLIT_TRAIN, SPLIT_VAL).astype(np.int8)
     return labels, np.ones_like(labels, bool), split
 
 
@@ -191,7 +193,7 @@ def test_cache_summary(tiny_cache):
 def test_original_path_and_names(tiny_cache, tiny_data):
     gid = str(tiny_cache.ids[0])
     path = explore.original_path(tiny_cache, gid)
-    assert path == tiny_data / settings.LABELLED_DIR / f"{gid}.jpg"
+    assert path == tiny_data / layout.LABELLED_DIR / f"{gid}.jpg"
     assert explore.original_path(tiny_cache, "no-such-galaxy") is None
     picture, crop = explore.original_image(tiny_cache, path)
     assert picture.shape == (128, 128, 3) and picture.dtype == np.uint8
@@ -206,13 +208,13 @@ def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path
     cache's 0.6038 is the central 0.505)."""
     from test_fitsimages import galaxy, header, write, write_triple
 
-    from galaxy_core import fitsimages
+    from galaxy_core.data import fitsimages
 
-    folder = tmp_path / "data" / settings.UNLABELLED_DIR
+    folder = tmp_path / "data" / layout.UNLABELLED_DIR
     folder.mkdir(parents=True)
     write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
     write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
-    cache = data.prepare(tmp_path / "data", tmp_path / "cache", size=32, workers=1)
+    cache = prepare(tmp_path / "data", tmp_path / "cache", size=32, workers=1)
     for gid, name in (("101", "101.fits"), ("102", "102_r.fits")):
         path = explore.original_path(cache, gid)
         assert path is not None and path.name == name
@@ -243,9 +245,9 @@ def test_summarize_tiny_data(tiny_data):
     pixels = n * 128 * 128
     assert s["memory"]["uint8_bytes"] == pixels * 3
     assert s["memory"]["float32_bytes"] == pixels * 12
-    files = list((tiny_data / settings.LABELLED_DIR).iterdir()) + list((tiny_data / settings.UNLABELLED_DIR).iterdir())
+    files = list((tiny_data / layout.LABELLED_DIR).iterdir()) + list((tiny_data / layout.UNLABELLED_DIR).iterdir())
     assert s["disk_bytes"] == sum(p.stat().st_size for p in files)
-    assert s["label_files"] == [settings.LABEL_CSV]
+    assert s["label_files"] == [layout.LABEL_CSV]
     assert s["tree_check"]["consistent"]
     assert max(s["tree_check"]["max_abs_violation"].values()) < 1e-5  # 6-decimal labels held as float32
     assert all(abs(w["violation"]) < 1e-5 for w in s["tree_check"]["worst"])
@@ -257,12 +259,12 @@ def test_summarize_tiny_data(tiny_data):
 
 def test_summarize_reports_unreadable_images_and_tree_violations(damaged, tmp_path):
     root = copy_tiny(damaged[0], tmp_path / "d")
-    rows = csv_rows(root / settings.LABEL_CSV)
+    rows = csv_rows(root / layout.LABEL_CSV)
     bad, j = str(FIRST_ID + 10), tree.column_index("Class3.1")
     old = float(rows[bad][j])
     new = old - 0.05 if old >= 0.05 else old + 0.05
     rows[bad][j] = f"{new:.6f}"
-    write_csv_rows(root / settings.LABEL_CSV, rows)
+    write_csv_rows(root / layout.LABEL_CSV, rows)
     s = explore.summarize(root, workers=1)
     # The corrupt file has no readable header; the truncated one still has (prepare skips both, see above).
     assert [u["GalaxyID"] for u in s["unreadable"]] == [CORRUPT]
@@ -294,9 +296,9 @@ def test_tree_check_known_answer():
 
 def test_summarize_partial_labels_only(tmp_path):
     root = tmp_path / "p"
-    (root / settings.LABELLED_DIR).mkdir(parents=True)
+    (root / layout.LABELLED_DIR).mkdir(parents=True)
     for gid in (1, 2):
-        Image.new("RGB", (424, 424)).save(root / settings.LABELLED_DIR / f"{gid}.jpg")
+        Image.new("RGB", (424, 424)).save(root / layout.LABELLED_DIR / f"{gid}.jpg")
     (root / "training_solutions_partial.csv").write_text("GalaxyID,Class1.1,Class1.2,Class1.3\n1,0.5,0.5,0\n2,1,0,0\n")
     s = explore.summarize(root, workers=1)
     assert s["n_partial"] == 2
@@ -319,7 +321,7 @@ def test_summarize_shared_96_pack(shared_data):
     s = explore.summarize(shared_data / "gz2-kaggle-96", source_fov=PACK_FOV, workers=2)
     assert (s["n_images"], s["n_full"], s["n_partial"], s["n_unlabelled"]) == (11449, 7452, 3997, 0)
     assert s["image_sizes"] == {"96x96": 11449}
-    assert s["label_files"] == [settings.LABEL_CSV, "training_solutions_partial.csv"]
+    assert s["label_files"] == [layout.LABEL_CSV, "training_solutions_partial.csv"]
     assert s["tree_check"]["consistent"] and s["unreadable"] == [] and s["problems"] == []
 
 

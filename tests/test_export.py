@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.export: a run exported as a checked half-precision checkpoint that records where it came
+"""Tests for galaxy_core.training.export: a run exported as a checked half-precision checkpoint that records where it came
 from and knows its galaxies, scored on the ones it never learnt from; one too big is refused and the old one kept,
 and so is the old one when the disk fills up."""
 
@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core import config, data, evaluation, export, files, training
+from galaxy_core.models import config
+from galaxy_core.data import cache
+from galaxy_core.predict import evaluation
+from galaxy_core.training import export, loop
+from galaxy_core import atomic, errors
 
 
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]+")
@@ -61,7 +65,7 @@ def test_portable_paths():
 
 def small_run(tiny_cache, tmp_path):
     """A one-epoch galaxynet of width 8 on the tiny cache, named g."""
-    return training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
+    return loop.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g",
                                             epochs=1, batch_size=16, tta=1, device="cpu",
                                             model_args={"width": 8, "input_size": 32}))
 
@@ -71,12 +75,12 @@ def contents(folder) -> dict[str, bytes]:
 
 
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     cfg = config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g", epochs=1,
                             batch_size=16, val_fraction=0.25, tta=1, device="cpu",
                             model_args={"width": 8, "input_size": 32})
-    run = training.train(cfg)
+    run = loop.train(cfg)
     out = tmp_path / "checkpoints" / "default"
     r = export.export_checkpoint(run, out, tta=2, device="cpu")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "galaxies.json", "local.json", "model.safetensors"]
@@ -97,12 +101,12 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert absolute_paths((out / "config.json").read_text()) == []
     assert model.extra["train_config"]["out"] is None and model.extra["train_cache"]["path"] is None
     assert (model.extra["train_cache"]["val_fraction"], model.extra["train_cache"]["seed"]) == (0.25, 0)
-    local = files.read_json(out / evaluation.LOCAL_FILE)
+    local = atomic.read_json(out / evaluation.LOCAL_FILE)
     assert local == {"run": str(run.resolve()), "cache": str(tiny_cache.path.resolve())}
     assert export.trained_on(model.extra) == "data, its seeded 75/25 split"
 
     # The checkpoint knows its galaxies, so it is scored on the ones it never learnt from, in any cache.
-    train_rows, val_rows = data.split_rows(tiny_cache, cfg)
+    train_rows, val_rows = cache.split_rows(tiny_cache, cfg)
     galaxies = evaluation.checkpoint_galaxies(out)
     assert galaxies == {"train": set(tiny_cache.ids[train_rows]), "val": set(tiny_cache.ids[val_rows])}
     ev = evaluation.evaluate(out, tiny_cache, tta=2, device="cpu")
@@ -128,7 +132,7 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
 
 
 def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     run = small_run(tiny_cache, tmp_path)
     out = tmp_path / "checkpoints" / "default"
@@ -138,8 +142,8 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", no_space)
-    with pytest.raises(files.DiskFull, match=f"no space left on device writing default in {out.parent}"):
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    with pytest.raises(errors.DiskFull, match=f"no space left on device writing default in {out.parent}"):
         export.export_checkpoint(run, out, tta=1, device="cpu")
     monkeypatch.undo()
     assert contents(out) == before and os.listdir(out.parent) == ["default"]
@@ -147,7 +151,7 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
 
 
 def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unasked(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     run = small_run(tiny_cache, tmp_path)
@@ -173,14 +177,14 @@ def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unaske
 
 def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypatch):
     """Both models scored on the galaxies neither learnt from; the worse one does not replace the better."""
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(modelchoice, "trained_on_synthetic", lambda model: False)  # take the tiny set as real
     monkeypatch.setattr(export, "MIN_SCORED_GALAXIES", 5)
-    good = training.train(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="mean",
+    good = loop.train(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="mean",
                                             val_fraction=0.25, device="cpu"))
-    bad = training.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="bad",
+    bad = loop.train(config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="bad",
                                            epochs=1, batch_size=16, tta=1, device="cpu", val_fraction=0.25, lr=0.5,
                                            model_args={"width": 8, "input_size": 32}))
     default = tmp_path / "checkpoints" / "default"
@@ -197,12 +201,12 @@ def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypat
 
 
 def test_shipped_checkpoints_lists_the_default_first_with_what_each_knows(tmp_path, monkeypatch):
-    from galaxy_core import modelchoice
+    from galaxy_core.predict import modelchoice
 
     for name, model in (("alpha", "seed-cnn"), ("default", "galaxynet"), ("zeta", "resnet18")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.safetensors").write_bytes(b"")  # listed by name only: never loaded here
-        files.atomic_write_json(tmp_path / name / "config.json",
+        atomic.atomic_write_json(tmp_path / name / "config.json",
                                 {"name": model, "extra": {"train_summary": {"val_rmse": 0.1}}})
     (tmp_path / "empty").mkdir()  # no weights: not a checkpoint
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path)

@@ -1,4 +1,4 @@
-"""Tests of galaxy_core.figures: the plotly figures of the labels, of predictions and of the merger fraction, and the
+"""Tests of galaxy_core.show.figures: the plotly figures of the labels, of predictions and of the merger fraction, and the
 images of the Dataset page, built from small arrays and the tiny synthetic cache."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import plotly.graph_objects as go
 import pytest
 from test_explore import arrays
 
-from galaxy_core import explore, figures, tree
-from galaxy_core.figures import calibration_figure, histogram_figure
-from galaxy_core.merger_calibration import RELIABILITY_EDGES, calibration_table, reliability_curve
+from galaxy_core.data import explore
+from galaxy_core.show import figures
+from galaxy_core import tree
+from galaxy_core.show.figures import calibration_figure, histogram_figure
+from galaxy_core.mergers.calibration import RELIABILITY_EDGES, calibration_table, reliability_curve
 
 
 def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:
@@ -113,12 +115,12 @@ def test_merger_calibration_figures_share_the_bins_and_mark_the_threshold():
 
 
 def test_fraction_by_figure_marks_the_bins_too_small_and_draws_the_expectation():
-    from galaxy_core import merger_evolution
+    from galaxy_core.mergers import evolution
 
     z = np.r_[np.full(200, 0.05), np.full(3, 0.15)]
     p = np.r_[with_flagged(200, 10), 0.1, 0.1, 0.1]
-    result = merger_evolution.fraction_by(z, p, [0, 0.1, 0.2, 0.3], calibration=0.4, n_boot=50)
-    curve = merger_evolution.expected_curve(0, 0.3, "major-mass", 0.3)
+    result = evolution.fraction_by(z, p, [0, 0.1, 0.2, 0.3], calibration=0.4, n_boot=50)
+    curve = evolution.expected_curve(0, 0.3, "major-mass", 0.3)
     fig = figures.fraction_by_figure(result, "z", curve, "Lotz")
     measured, small, calibrated, line = fig.data
     assert [t.name for t in fig.data] == ["Class8.6 > 0.5", "too small to measure", "calibrated, > 0.400", "Lotz"]
@@ -127,7 +129,7 @@ def test_fraction_by_figure_marks_the_bins_too_small_and_draws_the_expectation()
     assert small.marker.symbol == "circle-open" and list(small.y) == [0.0, 0.0]  # 3 galaxies, and an empty bin at 0
     assert "too small: fewer than 50 galaxies (3)" in small.hovertext[0] and "no galaxies" in small.hovertext[1]
     assert list(line.y) == pytest.approx(curve["expected"].tolist()) and fig.layout.xaxis.title.text == "z"
-    assert len(figures.fraction_by_figure(merger_evolution.fraction_by(z[:200], p[:200], 1), "mass").data) == 1
+    assert len(figures.fraction_by_figure(evolution.fraction_by(z[:200], p[:200], 1), "mass").data) == 1
 
 
 def test_gini_m20_figure():

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from galaxy_core import files
+from galaxy_core import atomic, errors, progress
 
 
 def test_atomic_write_bytes_creates_parent_folders(tmp_path):
     target = tmp_path / "a" / "b" / "c.bin"
-    files.atomic_write_bytes(target, b"\x00\x01hello")
+    atomic.atomic_write_bytes(target, b"\x00\x01hello")
     assert target.read_bytes() == b"\x00\x01hello"
     assert os.listdir(target.parent) == ["c.bin"]
     assert target.stat().st_mode & 0o777 == 0o644  # readable by others, unlike mkstemp's 0600
@@ -31,8 +31,8 @@ def test_atomic_write_bytes_creates_parent_folders(tmp_path):
 
 def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path):
     target = tmp_path / "out.txt"
-    files.atomic_write_text(target, "old")
-    files.atomic_write_text(target, "new é")
+    atomic.atomic_write_text(target, "old")
+    atomic.atomic_write_text(target, "new é")
     assert target.read_text(encoding="utf-8") == "new é"
     assert sorted(os.listdir(tmp_path)) == ["out.txt"]
 
@@ -40,24 +40,24 @@ def test_atomic_write_replaces_content_and_leaves_no_temp_files(tmp_path):
 def test_atomic_write_json(tmp_path):
     target = tmp_path / "sub" / "x.json"
     obj = {"a": np.float32(0.5), "b": np.int64(3), "p": Path("/x/y"), "l": [1, 2]}
-    files.atomic_write_json(target, obj)
-    assert files.read_json(target) == {"a": 0.5, "b": 3, "p": "/x/y", "l": [1, 2]}
+    atomic.atomic_write_json(target, obj)
+    assert atomic.read_json(target) == {"a": 0.5, "b": 3, "p": "/x/y", "l": [1, 2]}
     assert target.read_text().endswith("\n")
     with pytest.raises(TypeError, match="cannot write object"):
-        files.atomic_write_json(tmp_path / "bad.json", {"o": object()})
+        atomic.atomic_write_json(tmp_path / "bad.json", {"o": object()})
     assert sorted(os.listdir(tmp_path)) == ["sub"]  # the failed write left nothing behind
 
 
 def test_failed_replace_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "keep.json"
-    files.atomic_write_json(target, {"version": 1})
+    atomic.atomic_write_json(target, {"version": 1})
 
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(files.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        files.atomic_write_json(target, {"version": 2})
+        atomic.atomic_write_json(target, {"version": 2})
     monkeypatch.undo()
     assert json.loads(target.read_text()) == {"version": 1}
     assert sorted(os.listdir(tmp_path)) == ["keep.json"]
@@ -65,9 +65,9 @@ def test_failed_replace_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "keep.bin"
-    files.atomic_write_bytes(target, b"good")
+    atomic.atomic_write_bytes(target, b"good")
     with pytest.raises(TypeError):
-        files.atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
+        atomic.atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"good"
     assert sorted(os.listdir(tmp_path)) == ["keep.bin"]
 
@@ -76,7 +76,7 @@ def test_replace_dir_into_new_place(tmp_path):
     src = tmp_path / "build"
     src.mkdir()
     (src / "f").write_text("new")
-    files.replace_dir(src, tmp_path / "dst")
+    atomic.replace_dir(src, tmp_path / "dst")
     assert (tmp_path / "dst" / "f").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["dst"]
 
@@ -89,7 +89,7 @@ def test_replace_dir_replaces_old_folder(tmp_path):
     src = tmp_path / "build"
     src.mkdir()
     (src / "f").write_text("new")
-    files.replace_dir(src, dst)
+    atomic.replace_dir(src, dst)
     assert sorted(os.listdir(dst)) == ["f"]
     assert (dst / "f").read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["dst"]  # no build folder, no .old-<pid> left
@@ -97,7 +97,7 @@ def test_replace_dir_replaces_old_folder(tmp_path):
 
 def test_text_progress_quiet_when_not_a_terminal():
     out = io.StringIO()  # isatty() is False
-    p = files.TextProgress("decode", stream=out)
+    p = progress.TextProgress("decode", stream=out)
     assert not p.enabled
     p(1, 10)
     p(10, 10)
@@ -106,9 +106,9 @@ def test_text_progress_quiet_when_not_a_terminal():
 
 def test_text_progress_always(monkeypatch):
     clock = iter([100.0, 100.5, 100.55, 101.0])  # t0, then three calls
-    monkeypatch.setattr(files.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(atomic.time, "perf_counter", lambda: next(clock))
     out = io.StringIO()
-    p = files.TextProgress("decode", always=True, stream=out)
+    p = progress.TextProgress("decode", always=True, stream=out)
     p(5, 10)   # first call: drawn
     p(6, 10)   # 0.05 s later, not finished: skipped
     first = out.getvalue()
@@ -121,7 +121,7 @@ def test_text_progress_always(monkeypatch):
 
 
 def test_format_bytes_uses_binary_units():
-    from galaxy_core.files import format_bytes
+    from galaxy_core.progress import format_bytes
 
     assert format_bytes(512) == "512.0 B"
     assert format_bytes(1536) == "1.5 KiB"
@@ -149,10 +149,10 @@ def test_building_dir_removes_what_a_killed_writer_left_and_nothing_else(tmp_pat
     live.mkdir()
     legacy = tmp_path / "last.tmp-k3j4h5g6"  # written before names carried a process id: cannot be told dead
     legacy.mkdir()
-    with files.building_dir(dst) as tmp:
+    with atomic.building_dir(dst) as tmp:
         (tmp / "f").write_text("new")
         assert tmp.name.startswith(f"last.tmp-{os.getpid()}-")
-    files.atomic_write_text(tmp_path / "state.json", "{}")
+    atomic.atomic_write_text(tmp_path / "state.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["last", live.name, legacy.name, "state.json"])
     assert (dst / "f").read_text() == "new"
 
@@ -163,39 +163,39 @@ def test_recover_puts_back_a_folder_left_aside_by_a_killed_swap(tmp_path):
     aside = tmp_path / f"best.old-{dead}"
     aside.mkdir()
     (aside / "model.safetensors").write_bytes(b"previous")
-    files.recover(dst)
+    atomic.recover(dst)
     assert (dst / "model.safetensors").read_bytes() == b"previous" and not aside.exists()
     aside.mkdir()  # killed after the swap, while removing the old folder: dst is the new one, the rest goes
     (aside / "x").write_text("stale")
-    files.recover(dst)
+    atomic.recover(dst)
     assert sorted(os.listdir(tmp_path)) == ["best"] and (dst / "model.safetensors").read_bytes() == b"previous"
-    files.recover(tmp_path / "missing" / "x")  # nothing to do, no error
+    atomic.recover(tmp_path / "missing" / "x")  # nothing to do, no error
 
 
 def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "answers.csv"
-    files.atomic_write_text(target, "old")
+    atomic.atomic_write_text(target, "old")
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", full)
-    with pytest.raises(files.DiskFull, match="no space left") as e:
-        files.atomic_write_text(target, "new")
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(errors.DiskFull, match="no space left") as e:
+        atomic.atomic_write_text(target, "new")
     assert e.value.errno == errno.ENOSPC and str(tmp_path) in str(e.value) and "answers.csv" in str(e.value)
     assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["answers.csv"]
 
 
 def test_a_full_disk_while_building_a_folder_keeps_the_old_folder(tmp_path, monkeypatch):
     dst = tmp_path / "ckpt"
-    with files.building_dir(dst) as tmp:
-        files.atomic_write_text(tmp / "model", "old")
+    with atomic.building_dir(dst) as tmp:
+        atomic.atomic_write_text(tmp / "model", "old")
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(files.DiskFull, match=f"no space left on device writing ckpt in {tmp_path}"):
-        with files.building_dir(dst) as tmp:
+    with pytest.raises(errors.DiskFull, match=f"no space left on device writing ckpt in {tmp_path}"):
+        with atomic.building_dir(dst) as tmp:
             (tmp / "model").write_text("new, partly wri")
             full()
     assert (dst / "model").read_text() == "old" and sorted(os.listdir(tmp_path)) == ["ckpt"]
@@ -206,7 +206,7 @@ def test_file_lock_makes_threads_take_turns(tmp_path):
     held, order = threading.Event(), []
 
     def holder():
-        with files.file_lock(lock) as waited:
+        with atomic.file_lock(lock) as waited:
             order.append(("holder", waited))
             held.set()
             time.sleep(0.3)
@@ -215,28 +215,28 @@ def test_file_lock_makes_threads_take_turns(tmp_path):
     t = threading.Thread(target=holder)
     t.start()
     held.wait(5)
-    with files.file_lock(lock) as waited:
+    with atomic.file_lock(lock) as waited:
         order.append(("second", waited))
     t.join()
     assert order == [("holder", False), ("holder done", None), ("second", True)]
-    with files.file_lock(lock) as waited:  # free again; the lock file stays (removing it would be a race)
+    with atomic.file_lock(lock) as waited:  # free again; the lock file stays (removing it would be a race)
         assert not waited and lock.is_file()
 
 
 def test_progress_text_counts_and_says_the_time_left():
-    assert files.progress_text(12000, 22740, 22.4) == "12,000 of 22,740 galaxies, about 20 s left"
-    assert files.progress_text(100, 22740, 60.0) == "100 of 22,740 galaxies, about 226 min left"
+    assert progress.progress_text(12000, 22740, 22.4) == "12,000 of 22,740 galaxies, about 20 s left"
+    assert progress.progress_text(100, 22740, 60.0) == "100 of 22,740 galaxies, about 226 min left"
     # Nothing to estimate from before the first galaxy, nothing left after the last.
-    assert files.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
-    assert files.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"
+    assert progress.progress_text(0, 500, 3.0) == "0 of 500 galaxies"
+    assert progress.progress_text(500, 500, 3.0, what="pairs") == "500 of 500 pairs"
 
 
 def test_atomic_write_npy_round_trips_and_replaces_whole(tmp_path):
     import numpy as np
 
     path = tmp_path / "a.npy"
-    files.atomic_write_npy(path, np.arange(6, dtype=np.float32).reshape(2, 3))
-    files.atomic_write_npy(path, np.ones((4, 2), np.float32))
+    atomic.atomic_write_npy(path, np.arange(6, dtype=np.float32).reshape(2, 3))
+    atomic.atomic_write_npy(path, np.ones((4, 2), np.float32))
     back = np.load(path)
     assert back.shape == (4, 2) and back.dtype == np.float32 and (back == 1).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy"]
@@ -244,7 +244,7 @@ def test_atomic_write_npy_round_trips_and_replaces_whole(tmp_path):
 
 @pytest.mark.parametrize("n,k", [(10, 3), (2, 4), (0, 2), (7, 1), (61578, 8)])
 def test_parts_cover_the_range_in_order_and_differ_by_at_most_one(n, k):
-    parts = [files.part(n, i, k) for i in range(k)]
+    parts = [progress.part(n, i, k) for i in range(k)]
     assert [x for p in parts for x in range(n)[p]] == list(range(n))
     lengths = [len(range(n)[p]) for p in parts]
     assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)

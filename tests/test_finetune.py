@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.finetune: the last stage of a backbone and a head learn a yes/no question; nothing else
+"""Tests for galaxy_core.discover.finetune: the last stage of a backbone and a head learn a yes/no question; nothing else
 of the model changes."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import pytest
 import torch
 from conftest import small_galaxynet
 
-from galaxy_core import embeddings, finetune, labels, models
+from galaxy_core.discover import embeddings, finetune, own_questions
+from galaxy_core.models import registry
 
 
-def no_head(dim: int) -> labels.Head:
+def no_head(dim: int) -> own_questions.Head:
     """A head that knows nothing (all weights 0): whatever ranks the galaxies afterwards was learnt."""
-    return labels.Head([0.0] * dim, 0.0, [0.0] * dim, [1.0] * dim, 1.0, 1, 1)
+    return own_questions.Head([0.0] * dim, 0.0, [0.0] * dim, [1.0] * dim, 1.0, 1, 1)
 
 
 def test_the_last_stage_learns_a_question_from_nothing(cache):
@@ -32,7 +33,7 @@ def test_the_last_stage_learns_a_question_from_nothing(cache):
                                      progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (15, 15)
     score = head.logit(embeddings.embed_cache(tuned, cache, tta=8))[rows]
-    assert labels.roc_auc(score, yes) == 1.0
+    assert own_questions.roc_auc(score, yes) == 1.0
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the model itself is untouched
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("features.stages.3.") for k in changed)
@@ -44,19 +45,19 @@ def test_a_fine_tuned_discovery_folder_reloads_the_same_ranking(cache, tmp_path)
     rows = np.arange(20)
     yes = np.arange(20) % 2 == 0
     tuned, head = finetune.fine_tune(model, cache, rows, yes, no_head(model.embed_dim), epochs=2)
-    ranked = labels.rank(head, cache.ids, embeddings.embed_cache(tuned, cache, tta=1))
+    ranked = own_questions.rank(head, cache.ids, embeddings.embed_cache(tuned, cache, tta=1))
     marks = pd.DataFrame({"GalaxyID": cache.ids[rows].astype(str), "label": yes})
-    folder = labels.save(tmp_path / "q", "odd rows?", marks, head, ranked, "small", str(cache.path), tuned=tuned)
-    settings, head2, _ = labels.load(folder)
+    folder = own_questions.save(tmp_path / "q", "odd rows?", marks, head, ranked, "small", str(cache.path), tuned=tuned)
+    settings, head2, _ = own_questions.load(folder)
     assert settings["fine_tuned"]
-    again = models.load_model_folder(folder / labels.TUNED_DIR)
-    ranked2 = labels.rank(head2, cache.ids, embeddings.embed_cache(again, cache, tta=1))
+    again = registry.load_model_folder(folder / own_questions.TUNED_DIR)
+    ranked2 = own_questions.rank(head2, cache.ids, embeddings.embed_cache(again, cache, tta=1))
     assert ranked2["GalaxyID"].tolist() == ranked["GalaxyID"].tolist()
 
 
 def test_only_a_backbone_with_stages_and_both_answers(cache):
     torch.manual_seed(0)
-    cnn = models.build_model("seed-cnn", input_size=32).eval()
+    cnn = registry.build_model("seed-cnn", input_size=32).eval()
     with pytest.raises(ValueError, match="only galaxynet"):
         finetune.fine_tune(cnn, cache, np.arange(4), np.array([1, 0, 1, 0], bool), no_head(cnn.embed_dim))
     model = small_galaxynet()

@@ -1,4 +1,4 @@
-"""FITS cutouts (``galaxy_core.fitsimages``): the layouts read to one array, g, r, i band files make one galaxy, bad
+"""FITS cutouts (``galaxy_core.data.fitsimages``): the layouts read to one array, g, r, i band files make one galaxy, bad
 files are refused with their path and reason like a corrupt JPEG, the field of view follows the header, the commands
 run on a folder of FITS files, and a FITS cutout predicts as the JPEG made from it does. Every file is synthetic,
 written here into tmp_path."""
@@ -18,10 +18,12 @@ from astropy.wcs import WCS
 from conftest import ROOT
 from PIL import Image
 
-from galaxy_core import catalog, cli, fitsimages, images, modelchoice, prediction, settings, tree
-from galaxy_core.files import DataError
-from galaxy_core.fitsimages import FitsSettings
-from galaxy_core.images import ImageError
+from galaxy_core.data import catalog, fitsimages, images, layout
+from galaxy_core.predict import modelchoice, prediction
+from galaxy_core import tree, cli
+from galaxy_core.errors import DataError
+from galaxy_core.data.fitsimages import FitsSettings
+from galaxy_core.errors import ImageError
 
 N = 128
 SCALE = 0.396  # arcsec per pixel, SDSS's
@@ -299,13 +301,13 @@ def test_the_folder_settings_and_its_field_of_view(tmp_path):
         images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"])
     assert "source_fov" in str(e.value) and "PETROR90" in str(e.value)
     assert images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"], frame_arcsec=60.0) == 1.0
-    (tmp_path / settings.FOLDER_CONFIG).write_text(json.dumps({"frame_arcsec": 60.0, "fits_composite": {
+    (tmp_path / layout.FOLDER_CONFIG).write_text(json.dumps({"frame_arcsec": 60.0, "fits_composite": {
         "stretch": 0.5, "scales": [2, 1.5, 1]}}))
     assert images.resolve_source_fov(tmp_path, [tmp_path / "1.fits"]) == 1.0
     s = images.folder_fits_settings(tmp_path)
     assert s == FitsSettings(60.0, fitsimages.Composite(stretch=0.5, scales=(2.0, 1.5, 1.0)))
     assert images.folder_fits_settings(tmp_path, frame_arcsec=30.0).frame_arcsec == 30.0
-    (tmp_path / settings.FOLDER_CONFIG).write_text(json.dumps({"fits_composite": {"softening": 8}}))
+    (tmp_path / layout.FOLDER_CONFIG).write_text(json.dumps({"fits_composite": {"softening": 8}}))
     with pytest.raises(DataError, match=r"galaxy_core.json: unknown fits_composite key\(s\) \['softening'\]"):
         images.folder_fits_settings(tmp_path)
     with pytest.raises(DataError, match="frame_arcsec must be a positive width"):
@@ -342,7 +344,7 @@ def test_a_fits_cutout_predicts_as_its_jpeg_twin(tmp_path):
         rgb, fld = fitsimages.read_rgb(path)
         rgb.save(tmp_path / "jpeg" / f"{k}.jpg", quality=95)
     assert fld.source_fov == pytest.approx(0.8)
-    (tmp_path / "jpeg" / settings.FOLDER_CONFIG).write_text(json.dumps({"source_fov": fld.source_fov}))
+    (tmp_path / "jpeg" / layout.FOLDER_CONFIG).write_text(json.dumps({"source_fov": fld.source_fov}))
     model = modelchoice.load_model(None)
     fits_result = prediction.predict_folder(tmp_path / "fits", model, workers=1)
     jpeg_result = prediction.predict_folder(tmp_path / "jpeg", model, workers=1)
@@ -383,7 +385,7 @@ def test_predict_prepare_and_summary_on_a_folder_of_fits(tmp_path, capsys):
     root.mkdir()
     for gid in ("5", "6"):
         (flat / f"{gid}.fits").unlink()
-    flat.rename(root / settings.UNLABELLED_DIR)
+    flat.rename(root / layout.UNLABELLED_DIR)
     assert cli.main(["summary", str(root), "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert s["n_unlabelled"] == 4 and s["colour_modes"] == {"FITS-gri": 4}

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.images, decoding one image: the crop and resize geometry, colour modes, and the fault table
+"""Tests for galaxy_core.data.images, decoding one image: the crop and resize geometry, colour modes, and the fault table
 for bad image files (each refused with its path and a reason, as ImageError, a DataError); property-based tests of
 the loader (hypothesis) on drawn images, damaged ones and random bytes; the field of view of a folder's images. What a
 folder does with a bad image is in test_catalog.py, test_data.py and test_prediction.py; FITS cutouts' own fields in
@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from galaxy_core import catalog, images
-from galaxy_core.settings import DEFAULT_FOV
+from galaxy_core.data import catalog, images
+from galaxy_core.data.layout import DEFAULT_FOV
 
 PROPERTY = settings(max_examples=250, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -377,10 +377,10 @@ def test_a_script_without_the_main_guard_finishes(tmp_path):
     for i in range(200):  # more than two 64-image chunks, so that decoding goes to the process pool
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     script = tmp_path / "x.py"
-    script.write_text("from galaxy_core import data\n"
-                      f"cache = data.prepare({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'cache')!r}, "
+    script.write_text("from galaxy_core.data import cache\n"
+                      f"prepared = cache.prepare({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'cache')!r}, "
                       "source_fov=1.0, size=8, workers=2)\n"
-                      "print('prepared', len(cache))\n")
+                      "print('prepared', len(prepared))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)

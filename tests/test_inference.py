@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.inference: batched inference with stand-in models whose outputs are known in closed form
+"""Tests for galaxy_core.models.inference: batched inference with stand-in models whose outputs are known in closed form
 (batching, row selection, multi-view averaging, memory maps, bf16 against float32), and BatchNorm folding that keeps
 every registered model's outputs."""
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_core import hardware, inference, models
+from galaxy_core import hardware
+from galaxy_core.models import inference, registry
 
 
 def random_uint8(b: int = 3, s: int = 20, seed: int = 0) -> torch.Tensor:
@@ -113,7 +114,7 @@ def test_infer_views_returns_each_view_as_the_network_gave_it():
                                    atol=1e-6)
     raw = inference.infer(Fixed(), x, crop=1.0, size=16, tta=2, views=True)
     np.testing.assert_allclose(raw[:, 1], np.tile(np.linspace(-1.0, 2.0, 37), (5, 1)), atol=1e-6)
-    model = models.build_model("galaxynet", width=8, input_size=16).eval()
+    model = registry.build_model("galaxynet", width=8, input_size=16).eval()
     emb = inference.infer(model, x, 1.0, 16, tta=8, features=True, views=True, amp=False)
     assert emb.shape == (5, 8, model.embed_dim)
     np.testing.assert_allclose(emb.mean(1), inference.infer(model, x, 1.0, 16, tta=8, features=True, amp=False),
@@ -153,7 +154,7 @@ def test_infer_restores_training_mode_and_needs_no_grad():
 def test_infer_in_bf16_stays_close_to_float32(monkeypatch):
     """The bf16 path (on a CPU with native bf16, or forced) changes predictions by about 1e-3, not more."""
     torch.manual_seed(0)
-    model = models.build_model("galaxynet", width=8, input_size=32).eval()
+    model = registry.build_model("galaxynet", width=8, input_size=32).eval()
     images = torch.randint(0, 256, (16, 3, 40, 40), dtype=torch.uint8)
     monkeypatch.setenv("GALAXY_CORE_CPU_BF16", "1")
     hardware.cpu_has_native_bf16.cache_clear()
@@ -165,12 +166,12 @@ def test_infer_in_bf16_stays_close_to_float32(monkeypatch):
     assert np.abs(fast - exact).max() < 2e-2 and np.abs(fast - exact).mean() < 3e-3
 
 
-@pytest.mark.parametrize("name", models.list_models())
+@pytest.mark.parametrize("name", registry.list_models())
 def test_folding_batchnorm_keeps_every_models_outputs(name):
     """Every registered model gives the same answers with BatchNorm folded into its convolutions (float32), after
     its BatchNorm statistics have moved away from their initial values; the model itself is left unchanged."""
     torch.manual_seed(0)
-    model = models.build_model(name, input_size=32)
+    model = registry.build_model(name, input_size=32)
     model.train()
     with torch.no_grad():
         for _ in range(3):  # running statistics away from (0, 1), so that folding has something to fold

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.merger_calibration: the matching threshold, precision and recall, the reliability curve,
+"""Tests for galaxy_core.mergers.calibration: the matching threshold, precision and recall, the reliability curve,
 which galaxies calibrate (and when there are too few), and the calibrated fraction's interval."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from galaxy_core import evaluation, merger_calibration, merger_fraction, mergers, tree
-from galaxy_core.merger_calibration import (
-    calibrate, calibration_pairs, calibration_table, matching_threshold, precision_recall, reliability_curve,
-)
-from galaxy_core.merger_fraction import MERGER_COLUMN
+from galaxy_core.predict import evaluation
+from galaxy_core.mergers import calibration, fraction, compare
+from galaxy_core import tree
+from galaxy_core.mergers.calibration import (calibrate, calibration_pairs, calibration_table, matching_threshold,
+    precision_recall, reliability_curve)
+from galaxy_core.mergers.fraction import MERGER_COLUMN
 
 
 def shrunk(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +89,8 @@ def test_calibrate_summary():
 def test_calibration_pairs_known_answers(monkeypatch):
     """Which galaxies take part, and the fallback, on a handful of galaxies: the minimum lowered to 2 galaxies and 1
     volunteer merger here (the real one is tested below)."""
-    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_GALAXIES", 2)
-    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_MERGERS", 1)
+    monkeypatch.setattr(calibration, "MIN_CALIBRATION_GALAXIES", 2)
+    monkeypatch.setattr(calibration, "MIN_CALIBRATION_MERGERS", 1)
     j = tree.column_index(MERGER_COLUMN)
     # Five galaxies with all 37 answers; the volunteers' Class8.6 is unknown for galaxy 1 and NaN for galaxy 4.
     y_pred, labels = np.zeros((5, tree.N_ANSWERS)), np.zeros((5, tree.N_ANSWERS))
@@ -130,8 +131,8 @@ def test_calibration_needs_enough_galaxies_and_volunteer_mergers():
     """At least MIN_CALIBRATION_GALAXIES galaxies with a known volunteer Class8.6 (the Evaluation page's minimum),
     MIN_CALIBRATION_MERGERS of them volunteer mergers (Class8.6 > 0.5, strictly); below either, None and the words
     the pages and the command line show."""
-    assert (merger_calibration.MIN_CALIBRATION_GALAXIES, merger_calibration.MIN_CALIBRATION_MERGERS) == (50, 5)
-    assert merger_calibration.MIN_CALIBRATION_GALAXIES == evaluation.MIN_SCORED_GALAXIES
+    assert (calibration.MIN_CALIBRATION_GALAXIES, calibration.MIN_CALIBRATION_MERGERS) == (50, 5)
+    assert calibration.MIN_CALIBRATION_GALAXIES == evaluation.MIN_SCORED_GALAXIES
 
     def galaxies(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p_true = np.r_[np.full(k, 0.8), np.full(n - k, 0.1)]
@@ -144,19 +145,19 @@ def test_calibration_needs_enough_galaxies_and_volunteer_mergers():
     assert calibration_pairs(p_pred, p_true, known) is None
     known[:] = True
     p_true[0], known[-11:] = 0.8, False  # 49 known galaxies
-    assert merger_calibration.calibration_counts(p_true, known) == (49, 5)
+    assert calibration.calibration_counts(p_true, known) == (49, 5)
     assert calibration_pairs(p_pred, p_true, known) is None
     p_true[-1] = np.nan  # unknown in another way: NaN does not count as known
-    assert merger_calibration.calibration_counts(p_true, np.ones(60, bool)) == (59, 5)
+    assert calibration.calibration_counts(p_true, np.ones(60, bool)) == (59, 5)
     # The fallback is held to the same rule.
     assert calibration_pairs(*galaxies(30, 0), fallback=galaxies(745, 9)).fallback
     assert calibration_pairs(*galaxies(30, 0), fallback=galaxies(745, 3)) is None
     # What the pages say: nothing when enough, else the counts and the need.
-    assert merger_calibration.calibration_shortfall(50, 5) is None
-    assert merger_calibration.calibration_shortfall(30, 0) == (
+    assert calibration.calibration_shortfall(50, 5) is None
+    assert calibration.calibration_shortfall(30, 0) == (
         "too few to calibrate: 30 galaxies, 0 volunteer mergers (need at least 50 galaxies and 5 volunteer mergers, "
         "Class8.6 > 0.5)")
-    assert "1,000 galaxies, 1 volunteer merger (" in merger_calibration.calibration_shortfall(1000, 1)
+    assert "1,000 galaxies, 1 volunteer merger (" in calibration.calibration_shortfall(1000, 1)
 
 
 def test_calibrated_fraction_carries_the_threshold_uncertainty():
@@ -164,19 +165,19 @@ def test_calibrated_fraction_carries_the_threshold_uncertainty():
     p = rng.beta(0.3, 6, 20_000)
     # A model that halves the volunteers' votes: calibrated, it must recover the volunteers' fraction.
     p_true = rng.beta(0.3, 6, 5_000)
-    big = merger_calibration.calibrated_fraction(p / 2, p_true / 2, p_true, n_boot=300, seed=1)
+    big = calibration.calibrated_fraction(p / 2, p_true / 2, p_true, n_boot=300, seed=1)
     assert big["threshold"] == pytest.approx(0.25, abs=0.01)
     assert big["lo"] <= (p > 0.5).mean() <= big["hi"]
     assert big["method"] == "calibrated" and big["threshold_lo"] <= big["threshold"] <= big["threshold_hi"]
     # With few labelled galaxies the threshold is uncertain, and the interval must be wider than the one at a fixed
     # threshold, which only counts the galaxies.
-    small = merger_calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
-    fixed = merger_fraction.fraction_above(p / 2, small["threshold"], n_boot=300, seed=1)
+    small = calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
+    fixed = fraction.fraction_above(p / 2, small["threshold"], n_boot=300, seed=1)
     assert small["hi"] - small["lo"] > 2 * (fixed["hi"] - fixed["lo"])
     assert small["fraction"] == fixed["fraction"]
-    again = merger_calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
+    again = calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
     assert again == small
-    r = mergers.report(p / 2, labelled=(p_true / 2, p_true), calibration=calibrate(p_true / 2, p_true), n_boot=100)
+    r = compare.report(p / 2, labelled=(p_true / 2, p_true), calibration=calibrate(p_true / 2, p_true), n_boot=100)
     assert r["matched_estimate"]["method"] == "calibrated"
 
 
@@ -184,8 +185,8 @@ def test_calibration_on_reports_what_the_cli_and_the_page_show():
     rng = np.random.default_rng(0)
     truth = rng.uniform(0, 1, 200) ** 4  # a few volunteer mergers (> 0.5) among many plain galaxies
     mask = np.ones(200, bool)
-    found = merger_calibration.calibration_on(truth * 0.8, truth, mask)
+    found = calibration.calibration_on(truth * 0.8, truth, mask)
     assert found["too_few"] is None and found["n"] == 200 and found["n_mergers"] == int((truth > 0.5).sum())
-    assert found["calibration"] == merger_calibration.calibrate(*found["pairs"].pair)
-    few = merger_calibration.calibration_on(truth[:20] * 0.8, truth[:20], mask[:20])
+    assert found["calibration"] == calibration.calibrate(*found["pairs"].pair)
+    few = calibration.calibration_on(truth[:20] * 0.8, truth[:20], mask[:20])
     assert few["pairs"] is None and few["calibration"] is None and few["too_few"].startswith("too few to calibrate")

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.merger_evolution: planted merger fractions per redshift bin recovered inside their
+"""Tests for galaxy_core.mergers.evolution: planted merger fractions per redshift bin recovered inside their
 intervals, the bins' edge cases (empty, NaN values, all mergers, one galaxy, ties), the rule for bins too small to
 measure, the Lotz et al. (2011) expectation, and reading a catalogue column."""
 
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from test_merger_calibration import shrunk
 
-from galaxy_core import merger_evolution as me
-from galaxy_core.files import DataError
-from galaxy_core.merger_calibration import calibrated_fraction, matching_threshold
-from galaxy_core.merger_fraction import fraction_above, wilson_interval
+from galaxy_core.mergers import evolution as me
+from galaxy_core.errors import DataError
+from galaxy_core.mergers.calibration import calibrated_fraction, matching_threshold
+from galaxy_core.mergers.fraction import fraction_above, wilson_interval
 
 PLANTED = {(0.0, 0.1): 0.02, (0.1, 0.2): 0.05, (0.2, 0.4): 0.10}
 

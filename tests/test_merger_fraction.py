@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.merger_fraction: known answers for the fraction estimates and their intervals, the
+"""Tests for galaxy_core.mergers.fraction: known answers for the fraction estimates and their intervals, the
 rate-to-fraction conversion with its literature values, and the numbers written for display."""
 
 from __future__ import annotations
@@ -8,12 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from galaxy_core import merger_fraction
-from galaxy_core.merger_calibration import calibrated_fraction
-from galaxy_core.merger_fraction import (
-    LITERATURE, compare_with_theory, expected_fraction, fraction_above, mean_probability, number_text, ratio_text,
-    wilson_interval,
-)
+from galaxy_core.mergers import fraction
+from galaxy_core.mergers.calibration import calibrated_fraction
+from galaxy_core.mergers.fraction import (LITERATURE, compare_with_theory, expected_fraction, fraction_above,
+    mean_probability, number_text, ratio_text, wilson_interval)
 
 Z95 = 1.959963984540054  # the 97.5 % point of the standard normal
 
@@ -132,7 +130,7 @@ def test_compare_with_theory_inside_and_outside():
 def test_small_fractions_keep_two_significant_digits():
     """A fraction of 0.0044 % beside 'observed / expected 0.0029' must not read '0.00 %': small values get the
     decimals their two significant digits need, ordinary ones keep the usual two (or four)."""
-    pct = merger_fraction.percent_text
+    pct = fraction.percent_text
     assert [pct(x) for x in (0.033, 0.0029, 0.00015, 4.35e-5, 0.0, 1.0)] == \
         ["3.30%", "0.29%", "0.015%", "0.0043%", "0.00%", "100.00%"]
     assert pct(float("nan")) == "n/a"
@@ -151,5 +149,5 @@ def test_literature_table():
         assert ref in refs
     seed = next(v for v in LITERATURE if "seed paper" in v.name)
     assert seed.value == 0.05 and "per Gyr" in seed.units and "mass ratio" in seed.note
-    table = merger_fraction.literature_table()
+    table = fraction.literature_table()
     assert len(table) == len(LITERATURE) and set(table.columns) == {"name", "value", "units", "reference", "note"}

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.mergers: several methods on the same galaxies and the morphology check, the choices the
+"""Tests for galaxy_core.mergers.compare: several methods on the same galaxies and the morphology check, the choices the
 Mergers page and the command line share, the report, reading predictions, and the ``mergers`` command. The
 estimates' tests are in test_merger_fraction.py and test_merger_calibration.py, the morphology's in
 test_morphology.py, the figures' in test_figures.py."""
@@ -15,10 +15,13 @@ import pytest
 from test_merger_calibration import shrunk
 from test_merger_fraction import with_flagged
 
-from galaxy_core import catalog, cli, evaluation, merger_fraction, mergers, prediction, tree
-from galaxy_core.merger_calibration import calibrate, precision_recall
-from galaxy_core.merger_fraction import MERGER_COLUMN
-from galaxy_core.mergers import read_predictions, report
+from galaxy_core.data import catalog
+from galaxy_core.predict import evaluation, prediction
+from galaxy_core.mergers import fraction, compare
+from galaxy_core import tree, cli
+from galaxy_core.mergers.calibration import calibrate, precision_recall
+from galaxy_core.mergers.fraction import MERGER_COLUMN
+from galaxy_core.mergers.compare import read_predictions, report
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -29,19 +32,19 @@ def test_compare_methods_counts_fractions_and_overlap():
     a = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0], bool)
     b = np.array([1, 0, 1, 1, 0, 0, 0, 0, 0, 0], bool)
     none = np.zeros(10, bool)
-    fr, ov = mergers.compare_methods({"A": a, "B": b, "none": none})
+    fr, ov = compare.compare_methods({"A": a, "B": b, "none": none})
     assert fr["method"].tolist() == ["A", "B", "none"]
     assert fr["n_flagged"].tolist() == [2, 3, 0] and fr["fraction"].tolist() == [0.2, 0.3, 0.0]
-    assert (fr.loc[0, "lo"], fr.loc[0, "hi"]) == pytest.approx(merger_fraction.wilson_interval(2, 10))
+    assert (fr.loc[0, "lo"], fr.loc[0, "hi"]) == pytest.approx(fraction.wilson_interval(2, 10))
     assert fr.loc[2, "lo"] == 0.0 and fr.loc[2, "hi"] > 0  # Wilson keeps an upper limit at k = 0
     assert ov.loc["A", "A"] == 2 and ov.loc["B", "B"] == 3 and ov.loc["A", "B"] == ov.loc["B", "A"] == 1
     assert ov.loc["none"].sum() == 0
     with pytest.raises(ValueError, match="same galaxies"):
-        mergers.compare_methods({"A": a, "short": a[:5]})
+        compare.compare_methods({"A": a, "short": a[:5]})
     with pytest.raises(ValueError, match="no methods"):
-        mergers.compare_methods({})
+        compare.compare_methods({})
     with pytest.raises(ValueError, match="no galaxies"):
-        mergers.compare_methods({"A": a[:0]})
+        compare.compare_methods({"A": a[:0]})
 
 
 def test_morphology_check_drops_unusable_rows_and_counts_why():
@@ -51,7 +54,7 @@ def test_morphology_check_drops_unusable_rows_and_counts_why():
                       "asym_merger": [True, True, False, False, False, False]})
     model = np.array([1, 0, 1, 1, 0, 0], bool)
     known = np.array([1, 1, 1, 1, 0, 1], bool)  # no volunteer verdict for "e"
-    r = mergers.morphology_check(t, {"model": model}, known)
+    r = compare.morphology_check(t, {"model": model}, known)
     assert r["used"].tolist() == [0, 1]
     assert r["dropped"] == {"statmorph flag 2 (bad)": 1, "statmorph flag 4 (catastrophic)": 1,
                             "no source at the centre": 1, "no verdict from every method": 1}
@@ -61,7 +64,7 @@ def test_morphology_check_drops_unusable_rows_and_counts_why():
     assert fr.loc["model", "fraction"] == 0.5 and (fr["n"] == 2).all()
     assert r["overlap"].loc["model", "A > 0.35 (Conselice 2003)"] == 1
     with pytest.raises(ValueError, match="usable"):
-        mergers.morphology_check(t.iloc[[2, 3]])
+        compare.morphology_check(t.iloc[[2, 3]])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -102,9 +105,9 @@ def test_report_with_labelled_galaxies_and_precomputed_bootstraps():
 def test_predict_answer_reports_progress(tiny_cache):
     """prediction.predict_answer passes its progress callback on: (done, total) after each batch, ending at the
     number of galaxies; a result read back from the cache's store reports nothing."""
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
-    model = models.build_model("seed-cnn").eval()
+    model = registry.build_model("seed-cnn").eval()
     rows = tiny_cache.indices("labelled")[:20]
     calls = []
     p = prediction.predict_answer(model, tiny_cache, MERGER_COLUMN, rows, progress=lambda d, t: calls.append((d, t)))
@@ -281,13 +284,13 @@ def test_cli_calibration_needs_labelled_galaxies(tmp_path, capsys, monkeypatch):
 def test_cli_refuses_to_calibrate_real_predictions_on_the_demo(tmp_path, capsys, monkeypatch):
     """Predictions of real galaxies (Kaggle's 6-digit ids) with a threshold matched on demo galaxies: refused with
     the reason, instead of a fraction that means nothing (a user got 17 % this way)."""
-    from galaxy_core import demo
+    from galaxy_core.demo import demo_set
 
     write_predictions(tmp_path / "pred.csv", with_flagged(100, 3))  # ids 100000 ... : real
     p_pred, p_true = shrunk(400)
     y_pred, y_true = np.zeros((400, 37)), np.zeros((400, 37))
     y_pred[:, tree.column_index(MERGER_COLUMN)], y_true[:, tree.column_index(MERGER_COLUMN)] = p_pred, p_true
-    ids = np.arange(demo.FIRST_ID, demo.FIRST_ID + 400).astype(str)
+    ids = np.arange(demo_set.FIRST_ID, demo_set.FIRST_ID + 400).astype(str)
     ev = evaluation.Evaluation("demo-run", ids, np.arange(400), y_true, y_pred, np.ones((400, 37), bool))
     monkeypatch.setattr(evaluation, "evaluate", lambda run, *a, **kw: ev)
     rc = cli.main(["mergers", str(tmp_path / "pred.csv"), "--calibrate-run", "runs/fake", "--boot", "10"])
@@ -313,7 +316,7 @@ def test_other_methods_name_the_model_and_the_volunteers_alike():
     cache = fake_cache([0.9, 0.1, 0.6, 0.0, 0.7], [1, 1, 1, 0, 1])
     rows = np.array([0, 2, 3])
     # p for the cache rows 0..4 (a superset of rows), looked up by row
-    m = mergers.other_methods(cache, rows, 0.5, p=np.array([0.8, 0.9, 0.3, 0.6, 0.1]), p_rows=np.arange(5),
+    m = compare.other_methods(cache, rows, 0.5, p=np.array([0.8, 0.9, 0.3, 0.6, 0.1]), p_rows=np.arange(5),
                               calibrated=0.25)
     assert list(m.flags) == ["model (Class8.6 > 0.5)", "model, calibrated (Class8.6 > 0.250)",
                              "volunteers (Class8.6 > 0.5)"]
@@ -321,39 +324,39 @@ def test_other_methods_name_the_model_and_the_volunteers_alike():
     assert m.flags["model, calibrated (Class8.6 > 0.250)"].tolist() == [True, True, True]
     assert m.flags["volunteers (Class8.6 > 0.5)"].tolist() == [True, True, False]
     assert m.known.tolist() == [True, True, False] and m.marked == "model, calibrated (Class8.6 > 0.250)"
-    plain = mergers.other_methods(cache, rows, 0.5, p=np.array([0.8, 0.3, 0.6]))  # p aligned with rows
+    plain = compare.other_methods(cache, rows, 0.5, p=np.array([0.8, 0.3, 0.6]))  # p aligned with rows
     assert plain.marked == "model (Class8.6 > 0.5)" and plain.flags[plain.marked].tolist() == [True, False, True]
     # No model, no volunteer verdict: nothing beside the cuts.
-    assert mergers.other_methods(cache, [3]) == mergers.OtherMethods({}, None, None)
+    assert compare.other_methods(cache, [3]) == compare.OtherMethods({}, None, None)
 
 
 def test_fractions_and_overlap_as_shown():
-    fr, ov = mergers.compare_methods({"A": np.array([1, 1, 0, 0], bool), "none": np.zeros(4, bool)})
-    shown = mergers.fractions_table(fr)
+    fr, ov = compare.compare_methods({"A": np.array([1, 1, 0, 0], bool), "none": np.zeros(4, bool)})
+    shown = compare.fractions_table(fr)
     assert list(shown.columns) == ["method", "n_flagged", "fraction", "95 % interval"]
-    lo, hi = merger_fraction.wilson_interval(2, 4)
-    assert shown["95 % interval"][0] == f"{merger_fraction.percent_text(lo)} - {merger_fraction.percent_text(hi)}"
-    shares = mergers.overlap_shares(ov)
+    lo, hi = fraction.wilson_interval(2, 4)
+    assert shown["95 % interval"][0] == f"{fraction.percent_text(lo)} - {fraction.percent_text(hi)}"
+    shares = compare.overlap_shares(ov)
     assert shares.loc["A", "A"] == "100% (2)" and shares.loc["A", "none"] == "0% (0)"
     assert shares.loc["none", "A"] == "- (0)"  # no share of nothing
 
 
 def test_cut_examples_are_seeded_and_capped():
     t = pd.DataFrame({"gm20_merger": np.arange(30) % 2 == 0, "asym_merger": np.zeros(30, bool)})
-    ex = mergers.cut_examples(t, k=5)
+    ex = compare.cut_examples(t, k=5)
     picked, n = ex["Gini-M20 (Lotz et al. 2008)"]
     assert n == 15 and len(picked) == 5 and (np.diff(picked) > 0).all() and (picked % 2 == 0).all()
     assert ex["A > 0.35 (Conselice 2003)"][1] == 0 and len(ex["A > 0.35 (Conselice 2003)"][0]) == 0
-    assert mergers.cut_examples(t, k=5)["Gini-M20 (Lotz et al. 2008)"][0].tolist() == picked.tolist()
+    assert compare.cut_examples(t, k=5)["Gini-M20 (Lotz et al. 2008)"][0].tolist() == picked.tolist()
 
 
 def test_default_subset_and_most_confident():
     labelled = fake_cache(np.zeros(4), np.ones(4), split=[0, 1, 1, 2])
     only_unlabelled = fake_cache(np.zeros(3), np.zeros(3), split=[2, 2, 2])
     subsets = ["val", "labelled", "unlabelled"]
-    assert mergers.default_subset(labelled, subsets) == "val"
-    assert mergers.default_subset(only_unlabelled, subsets) == "unlabelled"
-    assert mergers.default_subset(fake_cache([], [], split=[]), subsets) == "val"
+    assert compare.default_subset(labelled, subsets) == "val"
+    assert compare.default_subset(only_unlabelled, subsets) == "unlabelled"
+    assert compare.default_subset(fake_cache([], [], split=[]), subsets) == "val"
     p = np.array([0.6, 0.9, 0.2, 0.6, 0.5, 0.95])
-    assert mergers.most_confident(p, 0.5).tolist() == [5, 1, 0, 3]  # strict >, ties in order
-    assert mergers.most_confident(p, 0.5, limit=2).tolist() == [5, 1]
+    assert compare.most_confident(p, 0.5).tolist() == [5, 1, 0, 3]  # strict >, ties in order
+    assert compare.most_confident(p, 0.5, limit=2).tolist() == [5, 1]

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.metrics: the masked training loss and the RMSE over known answers, with known answers (a
+"""Tests for galaxy_core.predict.metrics: the masked training loss and the RMSE over known answers, with known answers (a
 perfect prediction, the labels' mean, masked-out answers, per answer and per question computed by hand)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_core import metrics, tree
+from galaxy_core.predict import metrics
+from galaxy_core import tree
 
 
 def test_masked_mse_ignores_unknown_answers():

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core import modelchoice, models, settings
-from galaxy_core.files import atomic_write_json
+from galaxy_core.predict import modelchoice
+from galaxy_core.models import registry
+from galaxy_core.data import layout
+from galaxy_core.atomic import atomic_write_json
 
 
 def test_model_folder_resolves_runs_checkpoints_and_the_default(seed_run, tmp_path, monkeypatch):
@@ -43,10 +45,10 @@ def test_without_a_checkpoint_the_newest_finished_run_is_the_default(seed_run, t
 def test_a_model_trained_on_the_demo_is_flagged_on_real_images(seed_run, tiny_data, tmp_path):
     model = modelchoice.load_model(seed_run)
     assert modelchoice.trained_on_synthetic(model) is True  # the tiny data is the demo's kind
-    assert settings.folder_is_synthetic(tiny_data) and settings.folder_is_synthetic(tiny_data / settings.LABELLED_DIR)
+    assert layout.folder_is_synthetic(tiny_data) and layout.folder_is_synthetic(tiny_data / layout.LABELLED_DIR)
     assert modelchoice.domain_warning(model, images_synthetic=True) is None
     assert "synthetic demo" in modelchoice.domain_warning(model, images_synthetic=False)
-    real = models.build_model("seed-cnn")
+    real = registry.build_model("seed-cnn")
     real.extra = {"data": {"fov": 1.0, "size": 69, "synthetic": False}}
     assert modelchoice.domain_warning(real, images_synthetic=False) is None
     assert "made-up galaxies" in modelchoice.domain_warning(real, images_synthetic=True)
@@ -54,4 +56,4 @@ def test_a_model_trained_on_the_demo_is_flagged_on_real_images(seed_run, tiny_da
     assert modelchoice.trained_on_synthetic(real) is None and modelchoice.domain_warning(real, True) is None
     # Real images: a folder whose galaxy_core.json does not say synthetic, or has none.
     (tmp_path / "galaxy_core.json").write_text('{"source_fov": 1.0}')
-    assert not settings.folder_is_synthetic(tmp_path) and not settings.folder_is_synthetic(tmp_path / "missing")
+    assert not layout.folder_is_synthetic(tmp_path) and not layout.folder_is_synthetic(tmp_path / "missing")

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.models: every registered model's shapes and gradients, the tree output layer, the mean
+"""Tests for galaxy_core.models.registry: every registered model's shapes and gradients, the tree output layer, the mean
 baseline's closed form, and the safetensors save/load round trip. Tiny inputs keep it fast on a 2-core CPU."""
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from conftest import ROOT
-from galaxy_core import models, tree
-from galaxy_core.models import (
-    FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, Head, MeanModel, build_model, count_parameters, list_models,
-    load_model_folder, save_model,
-)
+from galaxy_core.models import registry
+from galaxy_core import tree
+from galaxy_core.models.registry import (FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, Head, MeanModel,
+    build_model, count_parameters, list_models, load_model_folder, save_model)
 
 # Small enough for CPU CI; the default width is checked separately in test_galaxynet_default.
 SMALL = {"galaxynet": {"width": 8}}
@@ -127,7 +126,7 @@ def test_basic_block_computes_what_torchvisions_does(stride):
 
 def test_dashboard_and_command_line_imports_skip_torchvision():
     """Importing the package's model code must not import torchvision (about 1.5 s); only ``resnet18`` needs it."""
-    code = "import sys, galaxy_core.prediction, galaxy_core.training; print('torchvision' in sys.modules)"
+    code = "import sys, galaxy_core.predict.prediction, galaxy_core.training.loop; print('torchvision' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -145,9 +144,9 @@ def test_mean_model_rejects_nonlinear_output():
 def test_the_registry_records_each_call_as_the_config(monkeypatch):
     """A registered constructor only builds the network; the registry records its name and every argument (defaults
     applied, in signature order, tuples as lists), so the config rebuilds the model and survives JSON unchanged."""
-    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))  # the test's model stays out of the real registry
+    monkeypatch.setattr(registry, "MODELS", dict(registry.MODELS))  # the test's model stays out of the real registry
 
-    @models.register_model(name="test-tiny")
+    @registry.register_model(name="test-tiny")
     def tiny(*, input_size: int = 8, fov: float = 0.5, output: str = "linear", sizes: tuple = (1, 2)) -> GalaxyModel:
         return GalaxyModel(nn.Flatten(), Head(3 * input_size ** 2, output), 3 * input_size ** 2)
 
@@ -159,7 +158,7 @@ def test_the_registry_records_each_call_as_the_config(monkeypatch):
     with pytest.raises(TypeError, match="test-tiny.*width"):
         build_model("test-tiny", width=3)
     with pytest.raises(ValueError, match="already registered"):
-        models.register_model(tiny, name="test-tiny")
+        registry.register_model(tiny, name="test-tiny")
 
 
 def test_the_shipped_checkpoint_loads_and_saves_its_config_unchanged(tmp_path):
@@ -338,7 +337,7 @@ def test_pickled_checkpoints_are_refused_without_being_opened(tmp_path, no_unpic
     refused with the reason and the way out, and nothing is unpickled."""
     import shutil
 
-    from galaxy_core.models import PICKLE_SUFFIXES
+    from galaxy_core.models.registry import PICKLE_SUFFIXES
 
     state = small_model("seed-cnn").state_dict()
     pt = tmp_path / "model.pt"
@@ -369,7 +368,7 @@ def test_pickled_checkpoints_are_refused_without_being_opened(tmp_path, no_unpic
 
 def test_the_conversion_the_refusal_shows_works(tmp_path, monkeypatch):
     """The three lines the message offers turn a trusted state dict into a folder that loads."""
-    from galaxy_core.models import refuse_pickle
+    from galaxy_core.models.registry import refuse_pickle
 
     model = build_model("galaxynet").eval()
     torch.save(model.state_dict(), tmp_path / "model.pt")

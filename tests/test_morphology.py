@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.morphology: the inversion of the asinh composite, the sky, the segmentation, statmorph's
+"""Tests for galaxy_core.mergers.morphology: the inversion of the asinh composite, the sky, the segmentation, statmorph's
 measurements of synthetic galaxies with known answers, the merger criteria and the stored table; one check on real
 galaxies from ../shared."""
 
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from astropy.visualization import make_lupton_rgb
 
-from galaxy_core import images, morphology, settings
-from galaxy_core.merger_fraction import MERGER_COLUMN
-from galaxy_core.morphology import asymmetry_merger, gini_m20_merger, linear_flux, measure, morphology_table
+from galaxy_core.data import images, layout
+from galaxy_core.mergers import morphology
+from galaxy_core.mergers.fraction import MERGER_COLUMN
+from galaxy_core.mergers.morphology import asymmetry_merger, gini_m20_merger, linear_flux, measure, morphology_table
 
 S = 64
 STRETCH = 0.5
@@ -140,10 +141,10 @@ def test_morphology_table_on_a_pool_matches_one_process(tmp_path):
 def test_cache_table_measures_each_galaxy_once(tiny_cache, tmp_path, monkeypatch):
     import shutil
 
-    from galaxy_core import data
+    from galaxy_core.data.cache import open_cache
 
     shutil.copytree(tiny_cache.path, tmp_path / "cache")
-    cache = data.open_cache(tmp_path / "cache")
+    cache = open_cache(tmp_path / "cache")
     measured = []
     real = morphology.morphology_table
 
@@ -183,10 +184,10 @@ def test_volunteer_mergers_are_more_asymmetric(shared_data):
     """30 galaxies that volunteers call mergers (Class8.6 > 0.5) against 30 they do not (Class8.6 < 0.05), the
     first of each in the label file of the 96 px pack, measured by statmorph: mergers are more asymmetric."""
     root = shared_data / "gz2-kaggle-96"
-    labels = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})
+    labels = pd.read_csv(root / layout.LABEL_CSV, dtype={"GalaxyID": str})
     p = labels[MERGER_COLUMN]
     pick = pd.concat([labels[p > 0.5].head(30), labels[p < 0.05].head(30)])
-    imgs = np.stack([images.load_image(root / settings.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
+    imgs = np.stack([images.load_image(root / layout.LABELLED_DIR / f"{i}.jpg", crop=1.0, size=80)
                      for i in pick["GalaxyID"]])
     t = morphology_table(imgs, pick["GalaxyID"].to_numpy(), workers=2)
     is_merger = pick[MERGER_COLUMN].to_numpy() > 0.5

@@ -1,14 +1,20 @@
-"""The package's shape: one module per job, no module over 500 lines, imports only downhill, no Streamlit in
-``galaxy_core``.
+"""The package's shape: subpackages by stage of the data's trip, at most ``MAX_PER_FOLDER`` modules a folder, no
+module over ``MAX_LINES`` lines, imports only downhill (no cycle between modules, none between subpackages), an
+import chain of at most ``MAX_CHAIN`` modules, no Streamlit in ``galaxy_core``, and one map of it all
+(docs/architecture.md), generated from the code and checked here.
 
 The import graph is read from the source with ``ast`` (imports at any depth, inside functions too), so a cycle hidden
 by a function-level import fails here as surely as one at the top; and every module is imported alone in a fresh
-interpreter, as a user's ``from galaxy_core import X`` would, where a cycle would meet a half-initialised module.
+interpreter, as a user's ``from galaxy_core.data import cache`` would, where a cycle would meet a half-initialised
+module.
+
+Run ``python tests/test_package.py`` to rewrite the map in docs/architecture.md after moving or adding a module.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,80 +23,152 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "galaxy_core"
-FILES = {p.stem: [p] for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
-FILES |= {d.name: sorted(d.glob("*.py")) for d in PACKAGE.iterdir() if (d / "__init__.py").is_file()}
-"""Each of the package's modules with its source files: a subpackage (the command line) counts as one module."""
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def _name(path: Path) -> str:
+    """``galaxy_core/data/cache.py`` -> ``data.cache``; a subpackage's ``__init__.py`` -> the subpackage's name."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+FILES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.parent != PACKAGE or p.stem not in ("__init__",
+                                                                                                     "__main__")}
 MODULES = sorted(FILES)
-LAZY = {"cli"}
-"""Modules allowed to import package modules inside functions: the command line imports each stage inside the
-command that needs it, so that ``--help`` and ``summary`` do not wait for PyTorch."""
+"""Every module of the package by its dotted name under ``galaxy_core`` (``tree``, ``data.cache``, ``cli.common``);
+a subpackage's ``__init__`` by the subpackage's name."""
+STAGES = ["data", "demo", "models", "predict", "training", "mergers", "discover", "show", "cli"]
+"""The subpackages, in the order of the data's trip: each may import the ones before it (and the shared modules at
+the top), never one after it."""
+LAZY = "cli"
+"""The command line imports each stage inside the command that needs it, so that ``--help`` and ``summary`` do not
+wait for PyTorch: the only place where package imports may sit inside functions."""
 MAX_LINES = 500
+MAX_PER_FOLDER = 8
+MAX_CHAIN = 8
 
 
-def _target(path: Path, node: ast.ImportFrom | ast.Import) -> list[str]:
-    """The dotted names an import statement in ``path`` reaches (``from . import x`` in ``galaxy_core/cli/a.py`` is
-    ``galaxy_core.cli.x``), as Python resolves relative imports."""
+def stage(module: str) -> str:
+    """The subpackage a module belongs to; a shared module at the top is its own stage (``tree``, ``errors``)."""
+    return module.split(".")[0]
+
+
+def _targets(path: Path, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """The package modules an import statement in ``path`` reaches, as Python resolves it: ``from galaxy_core.data
+    import cache`` reaches ``data.cache``, ``from galaxy_core.data.cache import GalaxyCache`` reaches ``data.cache``,
+    and ``from . import common`` in ``galaxy_core/cli/a.py`` reaches ``cli.common``."""
     if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    if node.level == 0:
-        base = node.module or ""
+        full = [a.name for a in node.names]
     else:
-        package = ["galaxy_core"] + list(path.relative_to(PACKAGE).parts[:-1])
-        base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
-    return [base] if node.module else [f"{base}.{a.name}" for a in node.names]
+        if node.level == 0:
+            base = node.module or ""
+        else:
+            package = ["galaxy_core"] + list(path.relative_to(PACKAGE).parts[:-1])
+            base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+        full = [f"{base}.{a.name}" if f"{base}.{a.name}".removeprefix("galaxy_core.") in FILES else base
+                for a in node.names]
+    found = []
+    for name in full:
+        if not name.startswith("galaxy_core."):
+            continue
+        parts = name.removeprefix("galaxy_core.").split(".")
+        while parts and ".".join(parts) not in FILES:  # galaxy_core.data.cache.GalaxyCache -> data.cache
+            parts.pop()
+        if parts:
+            found.append(".".join(parts))
+    return found
 
 
 def _imports(module: str) -> dict[str, bool]:
     """The package modules ``module`` imports, each mapped to whether the import is at module level (an import under
-    ``if TYPE_CHECKING:`` is for annotations only and does not count; a subpackage importing its own files does
-    not count either)."""
+    ``if TYPE_CHECKING:`` is for annotations only and does not count)."""
     found: dict[str, bool] = {}
+    path = FILES[module]
 
-    def visit(path: Path, node: ast.AST, top: bool) -> None:
+    def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
-                for name in _target(path, child):
-                    parts = name.split(".")
-                    if parts[0] == "galaxy_core" and len(parts) > 1 and parts[1] in MODULES and parts[1] != module:
-                        found[parts[1]] = found.get(parts[1], False) or top
+                for name in _targets(path, child):
+                    if name != module:
+                        found[name] = found.get(name, False) or top
             inner = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            visit(path, child, inner)
+            visit(child, inner)
 
-    for path in FILES[module]:
-        visit(path, ast.parse(path.read_text()), True)
+    visit(ast.parse(path.read_text()), True)
     return found
 
 
 GRAPH = {m: _imports(m) for m in MODULES}
 
 
-def test_no_import_cycle():
-    """Depth-first search over every import, wherever it is placed; a cycle fails with its path."""
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` as a path that ends where it starts, or None."""
     state: dict[str, int] = {}
 
-    def walk(m: str, path: list[str]) -> None:
+    def walk(m: str, path: list[str]) -> list[str] | None:
         state[m] = 1
-        for n in GRAPH[m]:
+        for n in sorted(graph[m]):
             if state.get(n) == 1:
-                pytest.fail("import cycle: " + " -> ".join(path[path.index(n):] + [n]))
-            if n not in state:
-                walk(n, path + [n])
+                return path[path.index(n):] + [n]
+            if n not in state and (found := walk(n, path + [n])):
+                return found
         state[m] = 2
+        return None
 
-    for m in MODULES:
-        if m not in state:
-            walk(m, [m])
+    for m in sorted(graph):
+        if m not in state and (found := walk(m, [m])):
+            return found
+    return None
+
+
+def longest_chain(graph: dict[str, set[str]] | None = None) -> list[str]:
+    """The longest path of imports, ``a -> b -> ...``, each importing the next (the graph has no cycle)."""
+    graph = graph or {m: set(GRAPH[m]) for m in MODULES}
+    memo: dict[str, list[str]] = {}
+
+    def chain(m: str) -> list[str]:
+        if m not in memo:
+            memo[m] = [m] + max((chain(n) for n in sorted(graph[m])), key=len, default=[])
+        return memo[m]
+
+    return max((chain(m) for m in MODULES), key=len)
+
+
+def test_no_import_cycle_between_modules():
+    cycle = _cycle({m: set(GRAPH[m]) for m in MODULES})
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_subpackages():
+    """A subpackage may import another only if that one never imports it back, through any of their modules."""
+    stages = {stage(m) for m in MODULES}
+    graph = {s: {stage(n) for m in MODULES if stage(m) == s for n in GRAPH[m]} - {s} for s in stages}
+    cycle = _cycle(graph)
+    assert cycle is None, "subpackage cycle: " + " -> ".join(cycle or [])
+
+
+def test_subpackages_import_only_those_before_them_on_the_trip():
+    upward = [f"{m} imports {n}" for m in MODULES for n in GRAPH[m]
+              if stage(m) in STAGES and stage(n) in STAGES and STAGES.index(stage(n)) > STAGES.index(stage(m))]
+    shared_up = [f"{m} imports {n}" for m in MODULES for n in GRAPH[m] if "." not in m and stage(n) in STAGES
+                 and m not in STAGES]
+    assert upward + shared_up == []
+
+
+def test_the_longest_import_chain_is_short():
+    chain = longest_chain()
+    assert len(chain) <= MAX_CHAIN, " -> ".join(chain)
 
 
 def test_imports_inside_functions_only_in_the_command_line():
-    hidden = {m: sorted(n for n, top in GRAPH[m].items() if not top) for m in MODULES if m not in LAZY}
+    hidden = {m: sorted(n for n, top in GRAPH[m].items() if not top) for m in MODULES if stage(m) != LAZY}
     assert {m: ns for m, ns in hidden.items() if ns} == {}
 
 
 def test_no_streamlit_in_the_package():
-    for m, path in ((m, path) for m in MODULES for path in FILES[m]):
+    for m, path in FILES.items():
         tree = ast.parse(path.read_text())
         names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
@@ -101,6 +179,14 @@ def test_no_module_over_max_lines():
     """One job per module keeps each short enough to read whole: no source file of the package over ``MAX_LINES``."""
     lengths = {str(p.relative_to(PACKAGE)): p.read_text().count("\n") for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in lengths.items() if n > MAX_LINES} == {}
+
+
+def test_no_folder_over_max_modules():
+    """A folder a newcomer can take in at a glance: at most ``MAX_PER_FOLDER`` modules beside its ``__init__``."""
+    counts = {str(d.relative_to(PACKAGE.parent)): len([p for p in d.glob("*.py") if p.stem not in ("__init__",
+                                                                                                  "__main__")])
+              for d in [PACKAGE, *(p.parent for p in PACKAGE.glob("*/__init__.py"))]}
+    assert {d: n for d, n in counts.items() if n > MAX_PER_FOLDER} == {}
 
 
 def test_every_module_imports_alone():
@@ -121,22 +207,71 @@ def test_help_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, check=True)
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The map
 
-def test_the_package_docstring_names_every_module():
-    """``galaxy_core/__init__.py`` is the map a newcomer reads first: every module is on it, and nothing else."""
-    import re
+def _summary(path: Path) -> str:
+    """A module's job: the first sentence of its docstring, on one line."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=[a-z)`])\. ", first, maxsplit=1)[0].rstrip(".")
 
+
+def import_order() -> list[str]:
+    """Every module except the subpackages' ``__init__``, the shared ones first and then stage by stage, each after
+    everything it imports (a topological order, alphabetical where the imports leave a choice)."""
+    rank = {s: i for i, s in enumerate(STAGES)}
+    modules = [m for m in MODULES if m not in STAGES]
+    placed: list[str] = []
+    while len(placed) < len(modules):
+        ready = [m for m in modules if m not in placed and all(n in placed or n in STAGES for n in GRAPH[m])]
+        placed.append(min(ready, key=lambda m: (rank.get(stage(m), -1), m)))
+    return placed
+
+
+def package_map() -> str:
+    """The map docs/architecture.md shows between its markers: one table row per module, in import order."""
+    rows = ["| stage | module | job |", "| --- | --- | --- |"]
+    last = None
+    for m in import_order():
+        s = stage(m) if stage(m) in STAGES else "shared"
+        label = "" if s == last else (f"[`{s}/`](../galaxy_core/{s}/__init__.py)" if s != "shared" else "shared")
+        rows.append(f"| {label} | `{m}` | {_summary(FILES[m])} |")
+        last = s
+    return "\n".join(rows)
+
+
+BEGIN, END = "<!-- map: generated by python tests/test_package.py -->", "<!-- end of the map -->"
+
+
+def _between(text: str) -> str:
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+
+
+def test_the_architecture_map_is_the_code():
+    """docs/architecture.md's map is what ``package_map`` makes of the code now: every module once, in import order,
+    with its docstring's first sentence. A moved, added or re-described module fails here until the map is rewritten
+    (``python tests/test_package.py``)."""
+    assert _between(ARCHITECTURE.read_text()) == package_map()
+
+
+def test_every_subpackage_says_what_it_does_and_names_its_modules():
+    for s in STAGES:
+        init = PACKAGE / s / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        own = sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__")
+        assert doc and [m for m in own if f"``{m}``" not in doc] == [], s
+
+
+def test_the_package_docstring_points_at_the_map_and_names_every_stage():
     doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text())) or ""
-    named = set(re.findall(r"^ {6}(\w+) ", doc, re.M))
-    assert named == set(MODULES)
+    shared = [m for m in MODULES if "." not in m and m not in STAGES]
+    assert "docs/architecture.md" in doc
+    assert [s for s in STAGES + shared if f"``{s}``" not in doc] == []
 
 
-def test_the_architecture_table_lists_every_module_in_import_order():
-    """docs/architecture.md's module table names every module once, each after every module it imports."""
-    import re
-
-    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
-    order = re.findall(r"^\| [a-z]* \| `(\w+)` \|", text, re.M)
-    assert sorted(order) == MODULES
-    late = [f"{m} imports {n}" for i, m in enumerate(order) for n in GRAPH[m] if order.index(n) > i]
-    assert late == []
+if __name__ == "__main__":
+    text = ARCHITECTURE.read_text()
+    ARCHITECTURE.write_text(text.replace(_between(text), package_map()))
+    print(f"rewrote the map in {ARCHITECTURE}: {len(import_order())} modules; longest import chain "
+          f"{len(longest_chain())}: {' -> '.join(longest_chain())}")

@@ -26,8 +26,14 @@ from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
 from test_access import _png_header
 
-from galaxy_core import cli, config, data, demo, export, images, metrics, modelchoice, runs, settings
-from galaxy_core.files import read_json
+from galaxy_core.models import config, runs
+from galaxy_core.data.cache import resolve_cache, split_rows
+from galaxy_core.demo import demo_set
+from galaxy_core.training import export
+from galaxy_core.data import images, layout
+from galaxy_core.predict import metrics, modelchoice
+from galaxy_core import cli
+from galaxy_core.atomic import read_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict", "discover"]
@@ -85,7 +91,7 @@ def test_a_start_imports_no_pytorch():
     code = f"import importlib, sys\nfor m in {sorted(imported)!r}: importlib.import_module(m)\n" \
            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "pages._common" in imported and "galaxy_core.figures" in imported
+    assert "pages._common" in imported and "galaxy_core.show.figures" in imported
     assert out.stdout.strip() == "[]"
 
 
@@ -123,9 +129,9 @@ def test_bad_data_folder_is_reported(env):
 def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
     """``data/`` without images means the built-in demo; here the demo is the tiny set, declared complete, so that
     nothing is generated."""
-    monkeypatch.setattr(demo, "DATA_ROOT", tmp_path / "data")
-    monkeypatch.setattr(demo, "DEFAULT_ROOT", env["data"])
-    monkeypatch.setattr(demo, "is_complete_demo", lambda root, *a: True)
+    monkeypatch.setattr(demo_set, "DATA_ROOT", tmp_path / "data")
+    monkeypatch.setattr(demo_set, "DEFAULT_ROOT", env["data"])
+    monkeypatch.setattr(demo_set, "is_complete_demo", lambda root, *a: True)
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "data"))
     at = app()
@@ -136,9 +142,9 @@ def test_default_data_folder_falls_back_to_the_demo(env, tmp_path, monkeypatch):
 def test_a_folder_of_small_images_asks_for_its_field_in_the_main_area(env, tmp_path, monkeypatch):
     """96 px images with no galaxy_core.json: the main area says what to type, and one click sets it."""
     folder = tmp_path / "pack"
-    (folder / settings.UNLABELLED_DIR).mkdir(parents=True)
-    for image in sorted((env["data"] / settings.UNLABELLED_DIR).iterdir())[:4]:
-        Image.open(image).resize((96, 96)).save(folder / settings.UNLABELLED_DIR / image.name)
+    (folder / layout.UNLABELLED_DIR).mkdir(parents=True)
+    for image in sorted((env["data"] / layout.UNLABELLED_DIR).iterdir())[:4]:
+        Image.open(image).resize((96, 96)).save(folder / layout.UNLABELLED_DIR / image.name)
     monkeypatch.setenv("GALAXY_DATA", str(folder))
     at = app()
     [asked] = at.warning
@@ -165,7 +171,7 @@ def test_dataset_page(env):
     at.selectbox(key="ds_sort").select_index(0)  # back to GalaxyID order, no filter
     at.selectbox(key="ds_filter").select_index(0)
     at.selectbox(key="ds_subset").set_value("unlabelled").run()
-    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == str(demo.FIRST_ID + 48)
+    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == str(demo_set.FIRST_ID + 48)
     assert not at.exception and "unlabelled" in at.info[0].value  # no tree for an unlabelled galaxy
     at.text_input(key="ds_typed").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
@@ -175,7 +181,8 @@ def test_dataset_page_lists_the_galaxies_the_model_is_least_sure_of_on_request(e
     """Off at first (the page draws without a model); switched on, the shipped model's 8-view spread of the chosen
     answer ranks the selection, largest first, each galaxy with its value ± spread and the caption saying what ±
     is (the tiny set has too few labelled galaxies for a scale: raw and said so)."""
-    from galaxy_core import doubt, modelchoice, plusminus, tree
+    from galaxy_core.predict import doubt, modelchoice, plusminus
+    from galaxy_core import tree
 
     at = app("dataset")
     assert at.toggle(key="ds_sure").value is False and "ds_sure_model" not in [s.key for s in at.selectbox]
@@ -217,7 +224,7 @@ def test_dataset_page_on_the_sky(env, tmp_path, monkeypatch):
     one = " ".join(m.value for m in at.markdown)
     assert "made-up RA" in one and "[Legacy Survey](https://www.legacysurvey.org/viewer?ra=" in one
     images = " ".join(img.caption for i in at.get("image") for img in i.proto.imgs)
-    assert f"the original image ({demo.FIRST_ID}.jpg)" in images  # found through the catalogue's file column
+    assert f"the original image ({demo_set.FIRST_ID}.jpg)" in images  # found through the catalogue's file column
     assert "made up" in " ".join(c.value for c in at.caption)
     at.session_state["ds_view"] = "On the sky"
     at.run()
@@ -239,7 +246,7 @@ def test_dataset_page_shows_a_fits_original_as_its_composite(env, tmp_path, monk
     """A folder of FITS cutouts: the Dataset page shows each original as the composite it was cached from."""
     from test_fitsimages import galaxy, header, write, write_triple
 
-    folder = tmp_path / "fits" / settings.UNLABELLED_DIR
+    folder = tmp_path / "fits" / layout.UNLABELLED_DIR
     folder.mkdir(parents=True)
     write(folder / "101.fits", galaxy(seed=1), header(r90=5.0))
     write_triple(folder, "102", galaxy(seed=2), header(r90=5.0))
@@ -296,7 +303,7 @@ def test_pages_without_a_model(env, tmp_path, monkeypatch):
 
 def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypatch):
     """No run of one's own: Evaluation, Mergers and Predict use the checkpoint in checkpoints/default."""
-    from galaxy_core import evaluation
+    from galaxy_core.predict import evaluation
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     export.export_checkpoint(trained["run"], tmp_path / "checkpoints" / "default", tta=1, device="cpu")
@@ -317,7 +324,7 @@ def test_pages_with_only_the_shipped_checkpoint(trained, env, tmp_path, monkeypa
     monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)
     at = app("evaluation")
     rmse = next(m.value for m in at.metric if m.label == "RMSE over all 37 answers")
-    cache = data.resolve_cache(read_json(trained["run"] / "config.json")["cache"]["path"])
+    cache = resolve_cache(read_json(trained["run"] / "config.json")["cache"]["path"])
     expected = evaluation.evaluate(tmp_path / "checkpoints" / "default", cache, device="cpu")
     assert float(rmse) == pytest.approx(expected.rmse(), abs=1e-4)
     assert next(m.value for m in at.metric if m.label == "galaxies") == f"{len(expected):,}"
@@ -371,7 +378,7 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     overlay, and both charts carry the mean baseline as their reference line."""
     import os
 
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     run = tmp_path / "runs" / "live"
     run.mkdir(parents=True)
@@ -387,7 +394,7 @@ def test_training_page_shows_one_live_state(env, tmp_path, monkeypatch):
     assert at.dataframe[0].value.set_index("run").loc["live", "status"] == "running"
     live, overlay = (json.loads(c.proto.spec) for c in charts(at))
     assert [t["name"] for t in overlay["data"]] == ["live"]
-    baseline = metrics.mean_baseline(cache.labels, cache.mask, *data.split_rows(cache, config.TrainConfig()))
+    baseline = metrics.mean_baseline(cache.labels, cache.mask, *split_rows(cache, config.TrainConfig()))
     for fig in (live, overlay):
         [line] = fig["layout"]["shapes"]
         assert line["y0"] == pytest.approx(baseline) and "mean baseline" in fig["layout"]["annotations"][0]["text"]
@@ -406,7 +413,7 @@ def test_training_page_on_unlabelled_data_says_why_and_offers_no_start(env, tmp_
     import shutil
 
     folder = tmp_path / "unlabelled"
-    shutil.copytree(env["data"], folder, ignore=shutil.ignore_patterns(settings.LABELLED_DIR, "*.csv", ".*"))
+    shutil.copytree(env["data"], folder, ignore=shutil.ignore_patterns(layout.LABELLED_DIR, "*.csv", ".*"))
     monkeypatch.setenv("GALAXY_DATA", str(folder))
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "runs"))
     at = app("training")
@@ -425,7 +432,7 @@ def test_training_page_follows_a_run_started_in_a_terminal(env, tmp_path, monkey
     data is left out of the overlay, whose baseline is this data's."""
     import os
 
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     runs_root = tmp_path / "runs"
     cli_run, other = runs_root / "from-terminal", runs_root / "elsewhere"
@@ -480,7 +487,7 @@ def test_training_page_follows_the_run(trained):
 
 
 def test_evaluation_page_shows_the_runs_rmse(trained, monkeypatch):
-    from galaxy_core import evaluation
+    from galaxy_core.predict import evaluation
 
     monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)  # the tiny set's few validation galaxies
     at = app("evaluation")
@@ -505,7 +512,7 @@ def test_evaluation_page_plots_error_against_spread_and_shows_each_galaxys(train
     """With a floor low enough for the tiny set's held-out galaxies: the plot of error against spread with the
     calibrated and the scaled lines, the rank correlations beside it, and each top-5 galaxy's prediction ± its
     scaled spread under a caption that says what ± is."""
-    from galaxy_core import doubt, evaluation, modelchoice, uncertainty
+    from galaxy_core.predict import doubt, evaluation, modelchoice, uncertainty
 
     monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)
     monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 2)
@@ -536,10 +543,10 @@ def test_evaluation_page_plots_error_against_spread_and_shows_each_galaxys(train
 @pytest.fixture
 def calibrate_small(monkeypatch):
     """The tiny set's handful of unseen galaxies and volunteer mergers, enough to draw the calibration."""
-    from galaxy_core import merger_calibration
+    from galaxy_core.mergers import calibration
 
-    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_GALAXIES", 2)
-    monkeypatch.setattr(merger_calibration, "MIN_CALIBRATION_MERGERS", 0)
+    monkeypatch.setattr(calibration, "MIN_CALIBRATION_GALAXIES", 2)
+    monkeypatch.setattr(calibration, "MIN_CALIBRATION_MERGERS", 0)
 
 
 def test_mergers_threshold_changes_the_fraction(trained, calibrate_small):
@@ -566,8 +573,8 @@ def test_mergers_page_opens_on_the_galaxies_a_folder_has(trained, env, tmp_path,
     """A folder of unlabelled galaxies only: the page starts on them, not on an empty validation split."""
     import shutil
 
-    shutil.copytree(env["data"] / settings.UNLABELLED_DIR, tmp_path / "only" / settings.UNLABELLED_DIR)
-    shutil.copy(env["data"] / settings.FOLDER_CONFIG, tmp_path / "only" / settings.FOLDER_CONFIG)
+    shutil.copytree(env["data"] / layout.UNLABELLED_DIR, tmp_path / "only" / layout.UNLABELLED_DIR)
+    shutil.copy(env["data"] / layout.FOLDER_CONFIG, tmp_path / "only" / layout.FOLDER_CONFIG)
     monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "only"))
     at = app("mergers")
     assert at.radio(key="mg_subset").value == "unlabelled"
@@ -598,7 +605,7 @@ def test_mergers_morphology_check_measures_on_demand(trained, calibrate_small):
 def test_predict_page(trained, env):
     at = app("predict")
     assert "Upload some images" in at.info[0].value
-    images = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    images = sorted((env["data"] / layout.UNLABELLED_DIR).glob("*.jpg"))[:3]
     at.get("file_uploader")[0].set_value([(p.name, p.read_bytes(), "image/jpeg") for p in images]).run()
     # Uploads carry no galaxy_core.json: 128 px images are not taken for 424 px originals without a word, and the
     # page says so in its own words: the box beside the uploader, the uploads by name, no temporary folder.
@@ -650,7 +657,8 @@ def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tm
     import pandas as pd
     from PIL import Image
 
-    from galaxy_core import cli, render, synthetic
+    from galaxy_core.demo import render, synthetic
+    from galaxy_core import cli
 
     folder = tmp_path / "cutouts"
     folder.mkdir()
@@ -659,7 +667,7 @@ def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tm
         img = render.render_galaxy(synthetic.sample_params(rng), 424, rng)
         Image.fromarray(img).crop((84, 84, 340, 340)).resize((96, 96), Image.Resampling.LANCZOS).save(
             folder / f"{900 + i}.jpg", quality=95)
-    (folder / settings.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
+    (folder / layout.FOLDER_CONFIG).write_text('{"source_fov": 0.6038}')
     out = tmp_path / "cli.csv"
     assert cli.main(["predict", str(folder), "--model", str(trained["run"]), "--out", str(out)]) == 0
     at = app("predict")
@@ -702,7 +710,7 @@ def test_training_page_distils_from_a_finished_run(trained, env):
 def test_a_folder_outside_the_data_roots_is_refused_unread(env, tmp_path, monkeypatch):
     """``/etc``, a symbolic link out of the roots or ``..`` typed into the sidebar: an error naming the roots and
     how to change them, and nothing there is prepared, listed or read."""
-    from galaxy_core import data as data_module
+    from galaxy_core.data import cache as data_module
 
     at = app()
     (tmp_path / "link").symlink_to("/etc")
@@ -733,13 +741,13 @@ def test_a_folder_outside_the_data_roots_is_refused_unread(env, tmp_path, monkey
 def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp_path, monkeypatch):
     """A decompression bomb, a non-image and a truncated JPEG among good uploads: each named with its reason, the
     good ones predicted. A folder outside the data roots is refused before it is read."""
-    from galaxy_core import models
+    from galaxy_core.models import registry
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
-    models.save_model(models.build_model("seed-cnn"), tmp_path / "checkpoints" / "default")
+    registry.save_model(registry.build_model("seed-cnn"), tmp_path / "checkpoints" / "default")
     monkeypatch.setenv("GALAXY_RUNS", str(tmp_path / "no_runs"))
     at = app("predict")
-    good = sorted((env["data"] / settings.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    good = sorted((env["data"] / layout.UNLABELLED_DIR).glob("*.jpg"))[:3]
     truncated = good[2].read_bytes()
     uploads = [(p.name, p.read_bytes(), "image/jpeg") for p in good[:2]]
     uploads += [("bomb.png", _png_header(30_000, 30_000), "image/png"), ("fake.jpg", b"<html>", "image/jpeg"),
@@ -761,11 +769,11 @@ def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp
 def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(env):
     """With the shipped checkpoint: a galaxy is its own nearest neighbour; a yes and a no train a head that ranks
     the galaxies and offers the next to label; the unusual galaxies are shown; each result downloads."""
-    from galaxy_core import demo
+    from galaxy_core.demo import demo_set
 
     at = app("discover")
     assert at.title[0].value == "Discover"
-    gid = str(demo.FIRST_ID + 7)
+    gid = str(demo_set.FIRST_ID + 7)
     at.text_input(key="dc_query").set_value(gid).run()
     assert not at.exception and f"nearest to GalaxyID {gid}" in " ".join(c.value for c in at.caption)
     assert len(at.get("download_button")) == 1  # the neighbours
@@ -811,7 +819,7 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
     at.segmented_control(key="dc_view").set_value("Galaxies like this one").run()
     at.text_input(key="dc_query").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value
-    image = env["data"] / settings.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
+    image = env["data"] / layout.LABELLED_DIR / f"{gid}.jpg"  # an upload: 128 px, so its field must be said
     at.get("file_uploader")[0].set_value([(image.name, image.read_bytes(), "image/jpeg")]).run()
     error = at.error[0].value
     assert not at.exception and "not a 424 x 424 px Kaggle original" in error and "**Its field of view**" in error
@@ -823,12 +831,12 @@ def test_discover_page_finds_neighbours_learns_a_question_and_ranks_the_unusual(
 def test_discover_page_shows_the_chosen_answer_with_its_spread(env):
     """Under each neighbour: its GalaxyID, its distance and the model's chosen answer ± its spread, with what ± is
     said once above; no answer chosen, no ±."""
-    from galaxy_core import demo
+    from galaxy_core.demo import demo_set
 
     at = app("discover")
-    at.text_input(key="dc_query").set_value(str(demo.FIRST_ID + 7)).run()
+    at.text_input(key="dc_query").set_value(str(demo_set.FIRST_ID + 7)).run()
     assert at.selectbox(key="dc_answer").value == "Class6.1"
-    near = [c for c in image_captions(at) if c.startswith(str(demo.FIRST_ID)[:4])]
+    near = [c for c in image_captions(at) if c.startswith(str(demo_set.FIRST_ID)[:4])]
     assert len(near) == 24 and all(re.fullmatch(r"\d+ · \d\.\d{3} · \d\.\d\d ± >?\d\.\d+", c) for c in near), near
     assert "the model's Class6.1 ± its spread. ± is the raw spread of the 8 views" in " ".join(
         c.value for c in at.caption)
@@ -849,10 +857,10 @@ def top_captions(at: AppTest) -> list[str]:
 def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):
     """Where :func:`labels.probability_shown` says p(yes) is calibrated, the top gallery reads 'GalaxyID · p 0.xyz'
     and the caption says at what base rate; the page itself never decides."""
-    from galaxy_core import labels
+    from galaxy_core.discover import own_questions
 
     reason = "p(yes) at a base rate of 1.00%, from 40 yes and 500 no drawn at random (L2 1, given)"
-    monkeypatch.setattr(labels, "probability_shown", lambda head: (True, [reason]))
+    monkeypatch.setattr(own_questions, "probability_shown", lambda head: (True, [reason]))
     at = app("discover")
     at.segmented_control(key="dc_view").set_value("Your own question").run()
     offered = [b.key for b in at.button if b.key.startswith("dc_ask_yes_")]
@@ -868,7 +876,8 @@ def test_every_page_takes_a_catalogue_table_as_its_data(env, tmp_path, monkeypat
     positions and redshifts): the home page counts it and every page draws without an error."""
     import numpy as np
 
-    from galaxy_core import catalog, tables, tree
+    from galaxy_core.data import catalog
+    from galaxy_core import tables, tree
 
     cat = catalog.read_catalog(env["data"])
     frame = {"objid": cat.ids, "file_loc": [os.path.relpath(p, tmp_path) for p in cat.paths],

@@ -23,9 +23,12 @@ import torch
 from conftest import make_tiny
 from test_pages import app, charts
 
-from galaxy_core import (data, evaluation, files, merger_calibration, merger_fraction, modelchoice,
-                         models, prediction, settings, tree)
-from galaxy_core.files import atomic_write_json
+from galaxy_core.data import cache, layout
+from galaxy_core.predict import evaluation, modelchoice, prediction
+from galaxy_core import atomic, progress, tree
+from galaxy_core.mergers import calibration, fraction
+from galaxy_core.models import registry
+from galaxy_core.atomic import atomic_write_json
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
 CACHE = ".galaxy_cache"  # where the app prepares a writable folder's cache: left out of copies, which prepare their own
@@ -33,7 +36,7 @@ CACHE = ".galaxy_cache"  # where the app prepares a writable folder's cache: lef
 
 def checkpoint(folder: Path, train: list[str], labelled: list[str]) -> Path:
     """A random seed CNN saved as a checkpoint that says it trained on ``train`` (validated on the other labelled)."""
-    models.save_model(models.build_model("seed-cnn"), folder)
+    registry.save_model(registry.build_model("seed-cnn"), folder)
     atomic_write_json(folder / evaluation.GALAXIES_FILE,
                       {"train": train, "val": [i for i in labelled if i not in set(train)]})
     return folder
@@ -46,9 +49,9 @@ def mg(tmp_path_factory):
     environment that points the app at them."""
     base = tmp_path_factory.mktemp("mergers_page")
     root = make_tiny(base / "data", n_labelled=N_LABELLED, n_unlabelled=N_UNLABELLED, size=64, seed=8)
-    table = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})
+    table = pd.read_csv(root / layout.LABEL_CSV, dtype={"GalaxyID": str})
     ids, merger = table["GalaxyID"].tolist(), (table["Class8.6"] > 0.5).to_numpy()
-    assert merger.sum() >= merger_calibration.MIN_CALIBRATION_MERGERS
+    assert merger.sum() >= calibration.MIN_CALIBRATION_MERGERS
     plain = [i for i, m in zip(ids, merger) if not m]
     torch.manual_seed(0)  # the same random weights on every run of the tests
     ckpts = base / "checkpoints"
@@ -87,9 +90,9 @@ def test_the_calibration_leaves_out_the_galaxies_the_model_trained_on(mg):
     rows = rows[~np.isin(cache.ids[rows], list(evaluation.trained_ids(mg["checkpoints"] / "default")))]
     assert len(rows) == unseen
     p = prediction.predict_answer(modelchoice.load_model(mg["checkpoints"] / "default"), cache, "Class8.6", rows)
-    cal = merger_calibration.calibrate(p, cache.labels[rows, tree.column_index("Class8.6")])
+    cal = calibration.calibrate(p, cache.labels[rows, tree.column_index("Class8.6")])
     assert metric(at, "Matching threshold") == f"{cal['matching_threshold']:.3f}"
-    assert metric(at, "Volunteers' fraction (> 0.5)") == merger_fraction.percent_text(cal["volunteer_fraction"])
+    assert metric(at, "Volunteers' fraction (> 0.5)") == fraction.percent_text(cal["volunteer_fraction"])
 
 
 def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
@@ -98,8 +101,8 @@ def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
     assert not at.exception
     info = " ".join(i.value for i in at.info)
     assert "Too few to calibrate: 40 galaxies, " in info and "volunteer merger" in info
-    assert (f"(need at least {merger_calibration.MIN_CALIBRATION_GALAXIES} galaxies and "
-            f"{merger_calibration.MIN_CALIBRATION_MERGERS} volunteer mergers, Class8.6 > 0.5)") in info
+    assert (f"(need at least {calibration.MIN_CALIBRATION_GALAXIES} galaxies and "
+            f"{calibration.MIN_CALIBRATION_MERGERS} volunteer mergers, Class8.6 > 0.5)") in info
     assert f"the {N_LABELLED - 40} it trained on are left out" in info
     assert not any(m.label.startswith(("Precision", "Matching")) for m in at.metric)
     assert len(charts(at)) == 1  # the histogram only
@@ -111,7 +114,7 @@ def test_too_few_to_calibrate_is_said_instead_of_numbers(mg):
 
 
 def test_no_unlabelled_galaxies_is_said_plainly(mg, tmp_path, monkeypatch):
-    shutil.copytree(mg["data"], tmp_path / "labelled", ignore=shutil.ignore_patterns(settings.UNLABELLED_DIR, CACHE))
+    shutil.copytree(mg["data"], tmp_path / "labelled", ignore=shutil.ignore_patterns(layout.UNLABELLED_DIR, CACHE))
     monkeypatch.setenv("GALAXY_DATA", str(tmp_path / "labelled"))
     at = app("mergers")
     at.radio(key="mg_subset").set_value("unlabelled").run()
@@ -122,8 +125,8 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     """A folder of unlabelled galaxies has nothing to calibrate on; naming a labelled folder runs the same model
     on that folder's unseen galaxies and applies their matching threshold to the galaxies here."""
     only = tmp_path / "only"
-    shutil.copytree(mg["data"] / settings.UNLABELLED_DIR, only / settings.UNLABELLED_DIR)
-    shutil.copy(mg["data"] / settings.FOLDER_CONFIG, only / settings.FOLDER_CONFIG)
+    shutil.copytree(mg["data"] / layout.UNLABELLED_DIR, only / layout.UNLABELLED_DIR)
+    shutil.copy(mg["data"] / layout.FOLDER_CONFIG, only / layout.FOLDER_CONFIG)
     monkeypatch.setenv("GALAXY_DATA", str(only))
     at = app("mergers")
     assert at.radio(key="mg_subset").value == "unlabelled"
@@ -135,21 +138,21 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     assert "The matching threshold found there is applied to the galaxies here." in captions(at)
     # The threshold found on the labelled folder, applied to the unlabelled galaxies shown.
     model = modelchoice.load_model(mg["checkpoints"] / "default")
-    labelled = data.resolve_cache(mg["data"])
+    labelled = cache.resolve_cache(mg["data"])
     rows = labelled.indices("labelled")
     rows = rows[~evaluation.trained_mask(mg["checkpoints"] / "default", labelled, rows)]
-    t = merger_calibration.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),
+    t = calibration.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),
                                               labelled.labels[rows, tree.column_index("Class8.6")])
     here = at.session_state["dataset"].cache
     p = prediction.predict_answer(model, here, "Class8.6", here.indices("unlabelled"))
     assert metric(at, "Matching threshold") == f"{t:.3f}"
-    assert metric(at, "Fraction at the matching threshold") == merger_fraction.percent_text((p > t).mean())
+    assert metric(at, "Fraction at the matching threshold") == fraction.percent_text((p > t).mean())
     # A folder outside the allowed roots is refused with the reason, not calibrated on.
     at.text_input(key="mg_cal_folder").set_value("/").run()
     assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
     # A folder of 64 px images that does not declare its field: asked for, then calibrated on. Its galaxies pass
     # for real ones, and real galaxies calibrating synthetic ones (or the reverse) come with a warning.
-    shutil.copytree(mg["data"], tmp_path / "undeclared", ignore=shutil.ignore_patterns(settings.FOLDER_CONFIG, CACHE))
+    shutil.copytree(mg["data"], tmp_path / "undeclared", ignore=shutil.ignore_patterns(layout.FOLDER_CONFIG, CACHE))
     at.text_input(key="mg_cal_folder").set_value(str(tmp_path / "undeclared")).run()
     assert not at.exception and "64 x 64 px, not 424 px Kaggle originals" in at.warning[0].value
     at.number_input(key="mg_cal_fov").set_value(1.0).run()
@@ -162,7 +165,7 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
 def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
     """The progress bar's text comes from files.progress_text, called for each batch predicted."""
     texts = []
-    real_text, real_predict = files.progress_text, prediction.predict_cache
+    real_text, real_predict = progress.progress_text, prediction.predict_cache
 
     def predict_cache(model, cache, rows=None, *args, progress=None, **kwargs):
         assert progress is not None
@@ -170,7 +173,7 @@ def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):
             progress(done, len(rows))
         return real_predict(model, cache, rows, *args, **kwargs)
 
-    monkeypatch.setattr(files, "progress_text", lambda *a, **kw: texts.append(real_text(*a, **kw)) or texts[-1])
+    monkeypatch.setattr(progress, "progress_text", lambda *a, **kw: texts.append(real_text(*a, **kw)) or texts[-1])
     monkeypatch.setattr(prediction, "predict_cache", predict_cache)
     st.cache_resource.clear()  # predictions made by the tests before are kept in the page's store
     at = app("mergers")
@@ -185,7 +188,7 @@ def test_the_probabilistic_count_stands_beside_the_thresholded_one(mg, monkeypat
     scaled on the 120 unseen galaxies: the expected fraction shown is doubt.count_above's; a threshold of 0.99
     leaves almost nothing expected; the flagged galaxies show p ± their spread. A subset larger than the
     calibration's waits for a click."""
-    from galaxy_core import doubt, plusminus
+    from galaxy_core.predict import doubt, plusminus
 
     at = app("mergers")
     label = "Fraction by P(> 0.50)"
@@ -194,7 +197,7 @@ def test_the_probabilistic_count_stands_beside_the_thresholded_one(mg, monkeypat
     cal = doubt.calibrate([model], cache)
     assert cal.scale.factor is not None and len(cal.rows) == N_LABELLED - N_TRAINED
     count = doubt.count_above(cal.spread, cal.scale, "Class8.6", 0.5)
-    assert metric(at, label) == merger_fraction.percent_text(count["fraction"])
+    assert metric(at, label) == fraction.percent_text(count["fraction"])
     assert f"{count['expected_count']:,.1f} of {N_LABELLED - N_TRAINED} galaxies expected above (95 %: " \
            f"{count['count_lo']} - {count['count_hi']} of these)" in captions(at)
     assert f"± = {cal.scale.factor:.3g} × spread" in captions(at)
@@ -206,7 +209,7 @@ def test_the_probabilistic_count_stands_beside_the_thresholded_one(mg, monkeypat
     j = tree.column_index("Class8.6")
     high = plusminus.probabilistic_count(plusminus.probability_above(
         cal.spread.value[:, j], cal.scale.apply(cal.spread.spread[:, j]), 0.99))
-    assert metric(at, "Fraction by P(> 0.99)") == merger_fraction.percent_text(high["fraction"])
+    assert metric(at, "Fraction by P(> 0.99)") == fraction.percent_text(high["fraction"])
     monkeypatch.setattr(doubt, "SCALE_SAMPLE", 100)  # fewer than the 160 labelled: predicted on request
     at.radio(key="mg_subset").set_value("labelled").run()
     assert not at.exception and metric(at, "Fraction by P(> 0.99)") == "not yet"
@@ -246,11 +249,11 @@ def test_fraction_against_a_catalogue_column(mg, tmp_path, monkeypatch):
     assert not [s for s in at.selectbox if s.key == "mg_by_column"]  # no catalogue: no control
     root = tmp_path / "with_catalogue"
     shutil.copytree(mg["data"], root, ignore=shutil.ignore_patterns(CACHE))
-    ids = pd.read_csv(root / settings.LABEL_CSV, dtype={"GalaxyID": str})["GalaxyID"].tolist()
-    ids += sorted(p.stem for p in (root / settings.UNLABELLED_DIR).iterdir())
+    ids = pd.read_csv(root / layout.LABEL_CSV, dtype={"GalaxyID": str})["GalaxyID"].tolist()
+    ids += sorted(p.stem for p in (root / layout.UNLABELLED_DIR).iterdir())
     planted_columns(ids).to_csv(root / "catalogue.csv", index=False)
-    folder = files.read_json(root / settings.FOLDER_CONFIG)
-    files.atomic_write_json(root / settings.FOLDER_CONFIG, {**folder, "catalogue": "catalogue.csv"})
+    folder = atomic.read_json(root / layout.FOLDER_CONFIG)
+    atomic.atomic_write_json(root / layout.FOLDER_CONFIG, {**folder, "catalogue": "catalogue.csv"})
     monkeypatch.setenv("GALAXY_DATA", str(root))
     at = app("mergers")
     box = at.selectbox(key="mg_by_column")
@@ -269,7 +272,7 @@ def test_fraction_against_a_catalogue_column(mg, tmp_path, monkeypatch):
     assert f"Left out: {int(np.isnan(z).sum())} with no value." in captions(at)
     at.selectbox(key="mg_by_lotz").set_value("major-density").run()  # R0 (1 + z)^3, at the bins' centres
     [shown] = [d.value for d in at.dataframe if "galaxies" in d.value.columns]
-    assert shown["expected"].tolist() == [merger_fraction.percent_text(0.015 * (1 + c) ** 3) for c in (.05, .15, .25)]
+    assert shown["expected"].tolist() == [fraction.percent_text(0.015 * (1 + c) ** 3) for c in (.05, .15, .25)]
     at.selectbox(key="mg_by_column").set_value("logM").run()
     assert not at.exception and not [s for s in at.selectbox if s.key == "mg_by_lotz"]
     assert "expected" not in [d.value for d in at.dataframe if "galaxies" in d.value.columns][0]

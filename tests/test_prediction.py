@@ -20,7 +20,10 @@ import pytest
 import torch
 
 from conftest import FIRST_ID, ROOT
-from galaxy_core import catalog, files, modelchoice, models, prediction, settings, tree
+from galaxy_core.data import catalog, layout
+from galaxy_core import atomic, errors, tree
+from galaxy_core.predict import modelchoice, prediction
+from galaxy_core.models import registry
 from test_data import BAD, EITHER, ODD, reported, write_bad_images
 
 
@@ -54,7 +57,7 @@ def test_a_folder_prediction_says_the_field_it_used_and_where_each_galaxy_is(see
     model = modelchoice.load_model(seed_run)
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for p in sorted((tiny_data / settings.LABELLED_DIR).glob("*.jpg"))[:3]:
+    for p in sorted((tiny_data / layout.LABELLED_DIR).glob("*.jpg"))[:3]:
         shutil.copy(p, folder / p.name)
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
     listing = prediction.folder_listing(folder)
@@ -82,7 +85,7 @@ def test_a_folder_prediction_says_the_field_it_used_and_where_each_galaxy_is(see
 def test_unreadable_images_are_skipped_and_reported(seed_run, tiny_data, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for p in sorted((tiny_data / settings.LABELLED_DIR).glob("*.jpg"))[:3]:
+    for p in sorted((tiny_data / layout.LABELLED_DIR).glob("*.jpg"))[:3]:
         shutil.copy(p, folder / p.name)
     (folder / "999999.jpg").write_bytes(b"not a jpeg at all")
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
@@ -99,7 +102,7 @@ def test_unreadable_images_are_skipped_and_reported(seed_run, tiny_data, tmp_pat
 
 def test_every_kind_of_bad_image_is_reported_and_every_good_one_predicted(seed_run, tiny_data, tmp_path, monkeypatch):
     folder = tmp_path / "imgs"
-    shutil.copytree(tiny_data / settings.LABELLED_DIR, folder)
+    shutil.copytree(tiny_data / layout.LABELLED_DIR, folder)
     (folder / "galaxy_core.json").write_text('{"source_fov": 1.0}')
     bad = write_bad_images(folder, monkeypatch)
     result = prediction.predict_folder(folder, seed_run, out=tmp_path / "pred.csv", workers=1)
@@ -125,8 +128,8 @@ def test_a_full_disk_while_writing_predictions_keeps_the_old_csv(seed_run, tiny_
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "fsync", no_space)
-    with pytest.raises(files.DiskFull, match=f"no space left on device writing pred.csv in {tmp_path}"):
+    monkeypatch.setattr(atomic.os, "fsync", no_space)
+    with pytest.raises(errors.DiskFull, match=f"no space left on device writing pred.csv in {tmp_path}"):
         prediction.predict_folder(tiny_data, seed_run, out=out, workers=1)
     assert out.read_text() == "the previous predictions\n" and os.listdir(tmp_path) == ["pred.csv"]
 
@@ -166,7 +169,7 @@ def test_a_field_the_images_do_not_hold_is_an_error(seed_run, tiny_data):
 
 def test_undeclared_small_images_are_refused(seed_run, tiny_data, tmp_path):
     folder = tmp_path / "small"
-    shutil.copytree(tiny_data / settings.LABELLED_DIR, folder)
+    shutil.copytree(tiny_data / layout.LABELLED_DIR, folder)
     with pytest.raises(catalog.DataError, match="source_fov"):
         prediction.predict_folder(folder, seed_run)
 
@@ -180,15 +183,15 @@ def test_empty_folder_is_a_clear_error(seed_run, tmp_path):
 
 def test_prediction_runs_every_registered_model_on_files(tiny_data, tmp_path):
     paths = prediction.image_paths(tiny_data)[:4]
-    for name in models.list_models():
-        model = models.build_model(name, **({"width": 8} if name == "galaxynet" else {})).eval()
+    for name in registry.list_models():
+        model = registry.build_model(name, **({"width": 8} if name == "galaxynet" else {})).eval()
         frame, _ = prediction.predict_paths(model, paths, source_fov=1.0, tta=2)
         assert frame.shape == (4, 38) and np.isfinite(frame[list(tree.COLUMNS)].to_numpy()).all()
 
 
 def test_predict_answer_is_one_column_of_predict_cache(tiny_cache):
     torch.manual_seed(0)
-    model = models.build_model("seed-cnn", input_size=tiny_cache.size, fov=tiny_cache.fov)
+    model = registry.build_model("seed-cnn", input_size=tiny_cache.size, fov=tiny_cache.fov)
     rows = tiny_cache.indices("val")
     p = prediction.predict_answer(model, tiny_cache, "Class8.6", rows)
     full = prediction.predict_cache(model, tiny_cache, rows)

@@ -1,4 +1,4 @@
-"""Tests of drawing synthetic galaxies (galaxy_core.render): every kind renders deterministically, centred, and a full
+"""Tests of drawing synthetic galaxies (galaxy_core.demo.render): every kind renders deterministically, centred, and a full
 size cutout has a dark sky and few saturated pixels."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_core import render, synthetic
+from galaxy_core.demo import render, synthetic
 
 
 @pytest.mark.parametrize("kind", list(synthetic.KINDS))

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.runs: the run folder's status and metrics, the STOP file, background launches one at a time,
+"""Tests for galaxy_core.models.runs: the run folder's status and metrics, the STOP file, background launches one at a time,
 and failed or vanished runs as the listing and the status read them."""
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import pandas as pd
 import pytest
 
 from conftest import train_config as _cfg
-from galaxy_core import config, runs, settings, training
-from galaxy_core.files import atomic_write_json as write_json
+from galaxy_core.models import config, runs
+from galaxy_core.data import layout
+from galaxy_core.training import loop
+from galaxy_core.atomic import atomic_write_json as write_json
 
 
 def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, epochs=5)
     run = tmp_path / "run"
-    training.train(cfg, callback=lambda e: runs.stop(run) if e["type"] == "epoch" else None)
+    loop.train(cfg, callback=lambda e: runs.stop(run) if e["type"] == "epoch" else None)
     assert runs.read_status(run)["state"] == "stopped"
     assert len(runs.read_metrics(run)) == 1
     assert not (run / "STOP").exists()
@@ -57,7 +59,7 @@ def test_a_run_whose_process_is_gone_reads_as_died(tmp_path):
     import subprocess
     import sys
 
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     for state in ("starting", "running"):
@@ -73,7 +75,7 @@ def test_a_launch_that_never_recorded_its_child_reads_as_died_after_the_grace(tm
     # would otherwise block every later launch on its data.
     import time
 
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     run = tmp_path / "run"
     atomic_write_json(run / "status.json", {"state": "starting", "updated": time.time()})
@@ -85,7 +87,7 @@ def test_a_launch_that_never_recorded_its_child_reads_as_died_after_the_grace(tm
 def test_launch_keeps_a_status_the_child_already_wrote(tiny_cache, tmp_path, monkeypatch):
     import subprocess
 
-    from galaxy_core.files import atomic_write_json
+    from galaxy_core.atomic import atomic_write_json
 
     def popen(args, **kwargs):  # a child so quick that it has written its own status before launch returns
         run = Path(args[-1]).parent
@@ -159,13 +161,13 @@ def test_a_run_that_cannot_train_is_refused_before_it_has_a_folder(data, tiny_da
     import shutil
     import subprocess
 
-    from galaxy_core import data as gdata
+    from galaxy_core.data import cache as gdata
 
     calls = []
     monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
     folder = tmp_path / "plain"
-    shutil.copytree(tiny_data / settings.UNLABELLED_DIR, folder)  # a plain folder of cutouts: all unlabelled
-    shutil.copy(tiny_data / settings.FOLDER_CONFIG, folder)
+    shutil.copytree(tiny_data / layout.UNLABELLED_DIR, folder)  # a plain folder of cutouts: all unlabelled
+    shutil.copy(tiny_data / layout.FOLDER_CONFIG, folder)
     path, extra, words = {
         "unlabelled cache": (gdata.prepare(folder, tmp_path / "cache", size=16, workers=1).path, {},
                              "all 8 galaxies of plain are unlabelled"),

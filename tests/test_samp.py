@@ -1,4 +1,4 @@
-"""galaxy_core.samp against a real SAMP hub (``pyvo.samp.SAMPHubServer``) on 127.0.0.1 and a real client
+"""galaxy_core.show.samp against a real SAMP hub (``pyvo.samp.SAMPHubServer``) on 127.0.0.1 and a real client
 (``pyvo.samp.SAMPIntegratedClient``) standing in for TOPCAT: it subscribes to table.load.votable and
 coord.pointAt.sky, reads each table from the URL it is sent, as TOPCAT does, and replies.
 
@@ -28,8 +28,8 @@ from pyvo.samp import SAMPHubServer, SAMPIntegratedClient, conf
 # At the top: importing it makes Streamlit's own temporary folder, which belongs outside the sandbox's.
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core import samp
-from galaxy_core.files import DataError
+from galaxy_core.show import samp
+from galaxy_core.errors import DataError
 
 WAIT = 30
 """Seconds a send that should succeed may take: the receiver replies in milliseconds, but CI's two cores are shared

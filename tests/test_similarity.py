@@ -1,11 +1,11 @@
-"""Tests for galaxy_core.similarity on vectors with known answers."""
+"""Tests for galaxy_core.discover.similarity on vectors with known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from galaxy_core import similarity
+from galaxy_core.discover import similarity
 
 
 def clusters(n_per: int = 50, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""galaxy_core.sky and catalogue tables through catalog.read_catalog: ids, files, positions and labels read right,
+"""galaxy_core.data.catalogue_table and catalogue tables through catalog.read_catalog: ids, files, positions and labels read right,
 and bad input named by row and column."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_core import catalog, data, sky, tables
-from galaxy_core.files import DataError
+from galaxy_core.data import catalog, catalogue_table
+from galaxy_core.data.cache import fingerprint, prepare
+from galaxy_core import tables
+from galaxy_core.errors import DataError
 
 
 def cutouts(folder: Path, n: int = 4, size: int = 32) -> list[str]:
@@ -39,7 +41,7 @@ def test_a_catalogue_in_each_format_reads_its_ids_files_positions_and_columns(tm
     cat = catalog.read_catalog(path)
     assert cat.ids.tolist() == ["000", "001", "002", "003"]  # text ids exactly as written
     assert [Path(p).name for p in cat.paths] == ["g0.png", "g1.png", "g2.png", "g3.png"]
-    assert cat.sky == sky.ColumnNames("id_str", "file_loc", "ra", "dec") and cat.table == path
+    assert cat.sky == catalogue_table.ColumnNames("id_str", "file_loc", "ra", "dec") and cat.table == path
     np.testing.assert_allclose(cat.columns["z"], [0.1, 0.2, 0.3, 0.4])
     assert cat.counts() == {"full": 0, "partial": 0, "unlabelled": 4} and not cat.problems
 
@@ -55,14 +57,14 @@ def test_positions_in_radians_and_sexagesimal_become_degrees(tmp_path):
     frame = pd.DataFrame({"id": ["a", "b"], "file": cutouts(tmp_path, 2), "ra": np.radians([150.0, 10.5]),
                           "dec": np.radians([2.25, -30.0])})
     tables.write_table(frame, tmp_path / "rad.fits", units={"ra": "rad", "dec": "rad"})
-    sc = sky.read_sky_catalogue(tmp_path / "rad.fits")
+    sc = catalogue_table.read_sky_catalogue(tmp_path / "rad.fits")
     np.testing.assert_allclose(sc.columns["ra"], [150.0, 10.5])
     np.testing.assert_allclose(sc.columns["dec"], [2.25, -30.0])
     assert sc.units["ra"] == "deg"
     frame = pd.DataFrame({"id": ["a", "b"], "file": cutouts(tmp_path, 2), "ra": ["10:00:00", "00h30m00s"],
                           "dec": ["+02:15:00", "-30d00m00s"]})
     frame.to_csv(tmp_path / "sexa.csv", index=False)
-    sc = sky.read_sky_catalogue(tmp_path / "sexa.csv")
+    sc = catalogue_table.read_sky_catalogue(tmp_path / "sexa.csv")
     np.testing.assert_allclose(sc.columns["ra"], [150.0, 7.5])
     np.testing.assert_allclose(sc.columns["dec"], [2.25, -30.0])
 
@@ -97,14 +99,14 @@ def test_named_columns_and_galaxy_core_json(tmp_path):
     frame = pd.DataFrame({"name": ["a", "b"], "image": cutouts(tmp_path, 2), "RAJ2000": [1.0, 2.0],
                           "DEJ2000": [3.0, 4.0]})
     frame.to_csv(tmp_path / "c.csv", index=False)
-    names = sky.ColumnNames("name", "image", "RAJ2000", "DEJ2000")
+    names = catalogue_table.ColumnNames("name", "image", "RAJ2000", "DEJ2000")
     assert catalog.read_catalog(tmp_path / "c.csv", source_fov=1.0, names=names).sky == names
     (tmp_path / "galaxy_core.json").write_text(json.dumps({"source_fov": 1.0, "id_column": "name",
                                                            "file_column": "image", "ra_column": "RAJ2000",
                                                            "dec_column": "DEJ2000"}))
     assert catalog.read_catalog(tmp_path / "c.csv").sky == names
     with pytest.raises(DataError, match="no RA column 'RA'.*did you mean 'RAJ2000'"):
-        catalog.read_catalog(tmp_path / "c.csv", names=sky.ColumnNames(ra="RA"))
+        catalog.read_catalog(tmp_path / "c.csv", names=catalogue_table.ColumnNames(ra="RA"))
 
 
 def test_a_table_without_a_file_column_finds_images_by_id_beside_it(tmp_path):
@@ -123,7 +125,7 @@ def test_a_plain_folder_of_cutouts_is_all_unlabelled(tmp_path):
 
 def test_the_cache_keeps_the_catalogue_columns_and_a_table_output_carries_them(tmp_path):
     path = catalogue(tmp_path, "parquet", n=4)
-    cache = data.prepare(path, tmp_path / "cache", size=8, workers=1)
+    cache = prepare(path, tmp_path / "cache", size=8, workers=1)
     assert cache.sky.ra == "ra" and cache.units["ra"] == "deg"
     ra, dec = cache.positions()
     np.testing.assert_allclose(ra, np.linspace(10, 20, 4))
@@ -131,5 +133,5 @@ def test_the_cache_keeps_the_catalogue_columns_and_a_table_output_carries_them(t
     assert list(table.columns) == ["rank", "GalaxyID", "id_str", "file_loc", "ra", "dec", "z", "d"]
     assert table["z"].tolist() == pytest.approx([0.3, 0.1])
     # Another role for a column is another cache: the fingerprint counts the names.
-    assert data.fingerprint(catalog.read_catalog(path), 0.6, 8, 0.1, 0) != \
-        data.fingerprint(catalog.read_catalog(path, names=sky.ColumnNames(id="file_loc")), 0.6, 8, 0.1, 0)
+    assert fingerprint(catalog.read_catalog(path), 0.6, 8, 0.1, 0) != \
+        fingerprint(catalog.read_catalog(path, names=catalogue_table.ColumnNames(id="file_loc")), 0.6, 8, 0.1, 0)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core import data, tables, tree
+from galaxy_core.data.cache import open_cache
+from galaxy_core import tables, tree
 from galaxy_core.cli import main
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
@@ -56,7 +57,7 @@ def test_a_catalogue_goes_through_every_command(shared_data, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
     prepared = run(capsys, "prepare", str(table), "--out", str(cache_dir))
     assert prepared["n"] == 600 and prepared["n_val"] == 60
-    cache = data.open_cache(cache_dir)
+    cache = open_cache(cache_dir)
     assert cache.sky.ra == "ra" and cache.columns["made_up"].all()
 
     answers = tmp_path / "answers.fits"

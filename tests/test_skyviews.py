@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.skyviews and figures.sky_figure: the viewer links carry the coordinates, the position caption
+"""Tests for galaxy_core.show.skyviews and figures.sky_figure: the viewer links carry the coordinates, the position caption
 reads as documented (NaN: "no position"), the sky map shows one point per galaxy with a position with RA increasing
 to the left, and galleries carry positions and links (marked made up for the demo)."""
 
@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 from conftest import make_tiny
 
-from galaxy_core import data, demo, figures, skyviews, tree
+from galaxy_core.data import cache
+from galaxy_core.demo import demo_set
+from galaxy_core.show import figures, skyviews
+from galaxy_core import tree
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def sky_cache(tmp_path_factory):
     """A tiny demo with its made-up catalogue, prepared at 32 px (read-only)."""
     root = make_tiny(tmp_path_factory.mktemp("sky") / "data", n_labelled=20, n_unlabelled=4, size=64,
                      catalogue=True)
-    return data.prepare(root, root.parent / "cache", size=32, workers=1)
+    return cache.prepare(root, root.parent / "cache", size=32, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +31,14 @@ def holes_cache(sky_cache, tmp_path_factory):
     """The same images as a catalogue table of real-looking (not made-up) data, in which rows 2 and 5 have no
     position and one row has a blank redshift."""
     root = sky_cache.meta["source"]
-    sky = pd.read_csv(f"{root}/{demo.CATALOGUE}").drop(columns="made_up")
+    sky = pd.read_csv(f"{root}/{demo_set.CATALOGUE}").drop(columns="made_up")
     sky["file"] = [f"{root}/{f}" for f in sky["file"]]
     sky.loc[[2, 5], ["ra", "dec"]] = np.nan
     sky.loc[7, "z"] = np.nan
     sky["mass"] = np.linspace(9.5, 11.5, len(sky))
     table = tmp_path_factory.mktemp("holes") / "galaxies.csv"
     sky.to_csv(table, index=False)
-    return data.prepare(table, table.parent / "cache", size=32, source_fov=1.0, workers=1)
+    return cache.prepare(table, table.parent / "cache", size=32, source_fov=1.0, workers=1)
 
 
 # --------------------------------------------------------------------------------------- links and captions
@@ -125,7 +128,7 @@ def test_colour_choices_and_values(sky_cache, holes_cache):
     np.testing.assert_allclose(z, sky_cache.columns["z"])
     merger = skyviews.colour_values(sky_cache, rows, ("volunteers", "Class8.6"))
     j = tree.column_index("Class8.6")
-    assert np.isnan(merger[sky_cache.split == data.SPLIT_UNLABELLED]).all()
+    assert np.isnan(merger[sky_cache.split == cache.SPLIT_UNLABELLED]).all()
     np.testing.assert_allclose(merger[sky_cache.mask[:, j]], sky_cache.labels[sky_cache.mask[:, j], j])
     predictions = np.full((len(sky_cache), 37), 0.25)
     assert (skyviews.colour_values(sky_cache, rows[:3], ("model", "Class1.1"), predictions) == 0.25).all()
@@ -138,12 +141,12 @@ def test_sky_points_and_map_leave_out_galaxies_without_a_position(holes_cache):
     rows = np.arange(len(holes_cache))
     points = skyviews.sky_points(holes_cache, rows, ("catalogue", "z"))
     assert len(points) == len(holes_cache) - 2
-    assert {f"{demo.FIRST_ID + k}" for k in (2, 5)}.isdisjoint(points["GalaxyID"])
+    assert {f"{demo_set.FIRST_ID + k}" for k in (2, 5)}.isdisjoint(points["GalaxyID"])
     assert points["value"].isna().sum() == 1
     fig, shown = skyviews.sky_map(holes_cache, rows, ("catalogue", "z"))
     assert shown == len(points) == sum(len(t.x) for t in fig.data)
     assert "made up" not in fig.layout.xaxis.title.text
-    assert holes_cache.split.tolist() == [data.SPLIT_UNLABELLED] * len(holes_cache)  # a table without labels
+    assert holes_cache.split.tolist() == [cache.SPLIT_UNLABELLED] * len(holes_cache)  # a table without labels
     fig, _ = skyviews.sky_map(holes_cache, rows, ("volunteers", "Class1.1"))
     assert [t.name for t in fig.data] == [f"unknown ({len(points)})"]
     assert skyviews.selected_rows([{"customdata": [4, 1.0, 2.0]}, {"customdata": 4}, {"customdata": [1]},
@@ -191,5 +194,5 @@ def test_gallery_html_has_positions_links_and_escapes():
 def test_cache_gallery_only_for_data_with_positions(sky_cache, tiny_cache):
     grid = skyviews.cache_gallery_html(sky_cache, [0, 3], ["first", "fourth"], 100)
     assert grid.count("data:image/jpeg;base64,") == 2 and "first" in grid and "Made-up positions" in grid
-    assert str(demo.FIRST_ID) in skyviews.cache_gallery_html(sky_cache, [0])  # default captions: the ids
+    assert str(demo_set.FIRST_ID) in skyviews.cache_gallery_html(sky_cache, [0])  # default captions: the ids
     assert skyviews.cache_gallery_html(tiny_cache, [0]) is None

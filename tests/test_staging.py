@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.staging: the training images on the device, or read batch by batch."""
+"""Tests for galaxy_core.training.staging: the training images on the device, or read batch by batch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_core import staging
+from galaxy_core.training import staging
 
 
 def test_the_batch_reader_stops_when_the_loop_does_and_passes_on_its_errors(tiny_cache):

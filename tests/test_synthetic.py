@@ -1,4 +1,4 @@
-"""Tests of the synthetic galaxies (galaxy_core.synthetic): every kind fills every parameter, and the made-up labels
+"""Tests of the synthetic galaxies (galaxy_core.demo.synthetic): every kind fills every parameter, and the made-up labels
 obey the decision tree, are noisy like volunteers' and follow the parameters (mergers voted mergers, cigars cigars)."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_core import synthetic, tree
+from galaxy_core.demo import synthetic
+from galaxy_core import tree
 
 
 def test_labels_from_params_is_consistent_and_noisy():

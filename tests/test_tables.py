@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from galaxy_core import tables, tree
-from galaxy_core.files import DataError
+from galaxy_core.errors import DataError
 
 FORMATS = ["csv", "fits", "fits.gz", "vot", "xml", "parquet", "ecsv"]
 

@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.training, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
+"""Tests for galaxy_core.training.loop, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
 reproducibility, resident and streamed images, resuming a killed run (raised in process, and SIGKILL through the
 command line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
 
@@ -21,13 +21,17 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from conftest import train_config as _cfg
-from galaxy_core import catalog, checkpoint, config, data, files, metrics, models, runs, training, tree
+from galaxy_core.data import catalog, cache
+from galaxy_core.training import checkpoint, loop
+from galaxy_core.models import config, registry, runs
+from galaxy_core import errors, tree
+from galaxy_core.predict import metrics
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant", "plateau"])
 def test_lr_schedules_have_the_documented_shape(scheduler):
     cfg = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
-    lrs = [training.lr_at(cfg, s, 1000) for s in range(1000)]
+    lrs = [loop.lr_at(cfg, s, 1000) for s in range(1000)]
     assert max(lrs) == pytest.approx(1e-3, rel=1e-3)
     if scheduler == "onecycle":
         assert lrs[0] == pytest.approx(1e-3 / 25)
@@ -41,13 +45,13 @@ def test_lr_schedules_have_the_documented_shape(scheduler):
 
 def test_unknown_scheduler_is_an_error():
     with pytest.raises(ValueError, match="unknown scheduler"):
-        training.lr_at(config.TrainConfig(scheduler="warp"), 0, 10)
+        loop.lr_at(config.TrainConfig(scheduler="warp"), 0, 10)
 
 
 def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_path):
-    from galaxy_core import evaluation
+    from galaxy_core.predict import evaluation
 
-    run = training.train(_cfg(tiny_cache, tmp_path, model="mean"))
+    run = loop.train(_cfg(tiny_cache, tmp_path, model="mean"))
     ev = evaluation.evaluate(run, tiny_cache, split="train")
     y = ev.y_true
     # Predicting each answer's mean leaves, per answer, its standard deviation; pooled over answers, the RMSE is
@@ -56,21 +60,21 @@ def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_pat
     assert runs.read_metrics(run)[0]["val_rmse"] == pytest.approx(evaluation.evaluate(run, tiny_cache).rmse(),
                                                                   rel=1e-5)
     # The reference line of the Training page's curves is the same number, without a run.
-    rows = data.split_rows(tiny_cache, _cfg(tiny_cache, tmp_path))
+    rows = cache.split_rows(tiny_cache, _cfg(tiny_cache, tmp_path))
     assert metrics.mean_baseline(tiny_cache.labels, tiny_cache.mask, *rows) == pytest.approx(
         runs.read_metrics(run)[0]["val_rmse"], rel=1e-6)
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
     with pytest.raises((FileNotFoundError, catalog.DataError)):
-        training.train(config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
+        loop.train(config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
                                          name="typo", device="cpu"))
     assert not (tmp_path / "runs" / "typo").exists() and runs.list_runs(tmp_path / "runs") == []
 
 
 def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     events = []
-    run = training.train(_cfg(tiny_cache, tmp_path), callback=events.append)
+    run = loop.train(_cfg(tiny_cache, tmp_path), callback=events.append)
     rows = runs.read_metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert list(rows[0]) == list(runs.METRIC_COLUMNS)
@@ -81,7 +85,7 @@ def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     for f in ["config.json", "metrics.csv", "summary.json", "best/model.safetensors", "best/config.json",
               "last/model.safetensors", "last/optimizer.safetensors", "last/state.json"]:
         assert (run / f).is_file(), f
-    best = models.load_model_folder(run / "best")
+    best = registry.load_model_folder(run / "best")
     assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows))
     # The tiny data is the demo's kind, so the model records that it learnt from synthetic galaxies.
     assert best.extra["data"] == {"fov": tiny_cache.fov, "size": tiny_cache.size, "synthetic": True}
@@ -89,13 +93,13 @@ def test_training_writes_a_complete_run_folder(tiny_cache, tmp_path):
     assert events[0]["run"] == str(run) and events[0]["epochs"] == 2  # the run folder, said before any epoch
     assert not list(tmp_path.glob("**/*.tmp-*"))
     with pytest.raises(FileExistsError):
-        training.train(_cfg(tiny_cache, tmp_path))
+        loop.train(_cfg(tiny_cache, tmp_path))
 
 
 def test_seeded_runs_are_reproducible_on_the_cpu(tiny_cache, tmp_path):
-    a = training.train(_cfg(tiny_cache, tmp_path, name="a", model="galaxynet",
+    a = loop.train(_cfg(tiny_cache, tmp_path, name="a", model="galaxynet",
                             model_args={"width": 8, "input_size": 32}, augment=True))
-    b = training.train(_cfg(tiny_cache, tmp_path, name="b", model="galaxynet",
+    b = loop.train(_cfg(tiny_cache, tmp_path, name="b", model="galaxynet",
                             model_args={"width": 8, "input_size": 32}, augment=True))
     ra, rb = runs.read_metrics(a), runs.read_metrics(b)
     assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
@@ -107,8 +111,8 @@ def test_out_of_core_training_reads_the_same_batches_as_resident_training(tiny_c
     """With no memory for the images (``memory_gb=0``) they stay in the memory map and a thread reads each batch
     ahead of its step: the same batches in the same order, so the same run, weights and all."""
     kw = dict(model="galaxynet", model_args={"width": 8, "input_size": 32}, augment=True, epochs=2)
-    a = training.train(_cfg(tiny_cache, tmp_path, name="resident", **kw))
-    b = training.train(_cfg(tiny_cache, tmp_path, name="streamed", memory_gb=0, **kw))
+    a = loop.train(_cfg(tiny_cache, tmp_path, name="resident", **kw))
+    b = loop.train(_cfg(tiny_cache, tmp_path, name="streamed", memory_gb=0, **kw))
     ra, rb = runs.read_metrics(a), runs.read_metrics(b)
     assert [(r["train_rmse"], r["val_rmse"]) for r in ra] == [(r["train_rmse"], r["val_rmse"]) for r in rb]
     wa, wb = load_file(str(a / "last/model.safetensors")), load_file(str(b / "last/model.safetensors"))
@@ -120,7 +124,7 @@ class _Kill(Exception):
 
 
 def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
-    full = training.train(_cfg(tiny_cache, tmp_path, name="full", epochs=3, model="galaxynet",
+    full = loop.train(_cfg(tiny_cache, tmp_path, name="full", epochs=3, model="galaxynet",
                                model_args={"width": 8, "input_size": 32}))
 
     def die_after_first_epoch(e):
@@ -130,11 +134,11 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, name="killed", epochs=3, model="galaxynet",
                model_args={"width": 8, "input_size": 32})
     with pytest.raises(_Kill):
-        training.train(cfg, callback=die_after_first_epoch)
+        loop.train(cfg, callback=die_after_first_epoch)
     killed = tmp_path / "killed"
     assert runs.read_status(killed)["state"] == "failed"
     first = json.loads((killed / "last" / "state.json").read_text())["wall_seconds"]
-    training.train(config.TrainConfig(), resume=True, run_dir=killed)
+    loop.train(config.TrainConfig(), resume=True, run_dir=killed)
     assert [r["epoch"] for r in runs.read_metrics(killed)] == [1, 2, 3]
     wa, wb = load_file(str(full / "last/model.safetensors")), load_file(str(killed / "last/model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -153,7 +157,7 @@ def assert_checkpoints_load(run) -> int:
     the epoch ``last/`` resumes from (0 without one)."""
     for name in ("best", "last"):
         if (run / name).exists():
-            models.load_model_folder(run / name)
+            registry.load_model_folder(run / name)
     if not (run / "last").exists():
         return 0
     load_file(str(run / "last" / "optimizer.safetensors"))
@@ -219,21 +223,21 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(tiny_cach
 
     monkeypatch.setattr(checkpoint, "save_file", save_file)
     run = tmp_path / "run"
-    with pytest.raises(files.DiskFull, match=f"no space left on device writing last in {run}"):
-        training.train(_cfg(tiny_cache, tmp_path, epochs=3, model="galaxynet",
+    with pytest.raises(errors.DiskFull, match=f"no space left on device writing last in {run}"):
+        loop.train(_cfg(tiny_cache, tmp_path, epochs=3, model="galaxynet",
                             model_args={"width": 8, "input_size": 32}))
     monkeypatch.undo()
     assert assert_checkpoints_load(run) == 1 and leftovers(run) == []
     status = runs.read_status(run)
     assert status["state"] == "failed" and "no space left" in status["error"]
-    training.train(config.TrainConfig(), resume=True, run_dir=run)  # space freed: it goes on from epoch 1
+    loop.train(config.TrainConfig(), resume=True, run_dir=run)  # space freed: it goes on from epoch 1
     assert [r["epoch"] for r in runs.read_metrics(run)] == [1, 2, 3] and assert_checkpoints_load(run) == 3
 
 
 def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
-    run = training.train(_cfg(tiny_cache, tmp_path, model="galaxynet", model_args={"width": 8, "input_size": 32},
+    run = loop.train(_cfg(tiny_cache, tmp_path, model="galaxynet", model_args={"width": 8, "input_size": 32},
                               epochs=1))
-    model = models.load_model_folder(run / "best")
+    model = registry.load_model_folder(run / "best")
     x = torch.rand(4, 3, 32, 32)
     y = model(x).detach().numpy()
     assert np.abs(tree.tree_violations(y)).max() < 1e-5
@@ -241,18 +245,18 @@ def test_tree_output_model_gives_tree_consistent_answers(tiny_cache, tmp_path):
 
 def test_validation_needs_galaxies(tiny_cache, tmp_path):
     with pytest.raises(ValueError, match="no validation galaxies"):
-        training.train(_cfg(tiny_cache, tmp_path, val_fraction=0.0))
+        loop.train(_cfg(tiny_cache, tmp_path, val_fraction=0.0))
 
 
 def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
     kw = {"model": "galaxynet", "model_args": {"width": 8, "input_size": 32}, "epochs": 3, "ema": 0.9}
-    one = training.train(_cfg(tiny_cache, tmp_path, name="one", **{**kw, "epochs": 1}))
+    one = loop.train(_cfg(tiny_cache, tmp_path, name="one", **{**kw, "epochs": 1}))
     raw, averaged = load_file(str(one / "last/model.safetensors")), load_file(str(one / "last/ema/model.safetensors"))
     assert any(not torch.equal(raw[k], averaged[k]) for k in raw)
     best = load_file(str(one / "best/model.safetensors"))  # the only epoch is the best: its averaged weights
     assert all(torch.equal(best[k], averaged[k]) for k in averaged)
 
-    full = training.train(_cfg(tiny_cache, tmp_path, name="full", **kw))
+    full = loop.train(_cfg(tiny_cache, tmp_path, name="full", **kw))
     averaged = load_file(str(full / "last/ema/model.safetensors"))
 
     def die_after_first_epoch(e):
@@ -260,30 +264,30 @@ def test_ema_run_saves_and_resumes_the_averaged_weights(tiny_cache, tmp_path):
             raise _Kill
 
     with pytest.raises(_Kill):
-        training.train(_cfg(tiny_cache, tmp_path, name="killed", **kw), callback=die_after_first_epoch)
-    training.train(config.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
+        loop.train(_cfg(tiny_cache, tmp_path, name="killed", **kw), callback=die_after_first_epoch)
+    loop.train(config.TrainConfig(), resume=True, run_dir=tmp_path / "killed")
     resumed = load_file(str(tmp_path / "killed/last/ema/model.safetensors"))
     assert all(torch.equal(averaged[k], resumed[k]) for k in averaged)
 
 
 def test_progressive_sizes_split_the_epochs_into_equal_stages():
     cfg = config.TrainConfig(epochs=10, sizes=[24, 32])
-    assert [training.size_at(cfg, e, 32) for e in range(10)] == [24] * 5 + [32] * 5
+    assert [loop.size_at(cfg, e, 32) for e in range(10)] == [24] * 5 + [32] * 5
     cfg = config.TrainConfig(epochs=7, sizes=[16, 24, 32])
-    assert [training.size_at(cfg, e, 32) for e in range(7)] == [16, 16, 16, 24, 24, 32, 32]
-    assert [training.size_at(config.TrainConfig(epochs=3), e, 32) for e in range(3)] == [32, 32, 32]
+    assert [loop.size_at(cfg, e, 32) for e in range(7)] == [16, 16, 16, 24, 24, 32, 32]
+    assert [loop.size_at(config.TrainConfig(epochs=3), e, 32) for e in range(3)] == [32, 32, 32]
     for bad in ([24, 28], [4, 32], [16, 20, 24, 28, 32]):
         with pytest.raises(ValueError, match="sizes"):
-            training.check_sizes(config.TrainConfig(epochs=4, sizes=bad), 32)
+            loop.check_sizes(config.TrainConfig(epochs=4, sizes=bad), 32)
 
 
 def test_a_progressive_run_keeps_its_best_epoch_at_full_size(tiny_cache, tmp_path):
     # The first stage at 16 px validates at 16 px; only the last stage, at the model's 32 px, may be the best.
     cfg = _cfg(tiny_cache, tmp_path, epochs=4, model="galaxynet", model_args={"width": 8, "input_size": 32},
                sizes=[16, 32], lr=1e-4)
-    run = training.train(cfg)
+    run = loop.train(cfg)
     rows = runs.read_metrics(run)
-    best = models.load_model_folder(run / "best")
+    best = registry.load_model_folder(run / "best")
     assert best.extra["epoch"] in (3, 4) and best.config["input_size"] == 32
     assert best.extra["val_rmse"] == pytest.approx(min(r["val_rmse"] for r in rows[2:]))
     summary = json.loads((run / "summary.json").read_text())
@@ -294,8 +298,8 @@ def test_a_progressive_run_keeps_its_best_epoch_at_full_size(tiny_cache, tmp_pat
 def test_lr_floor_is_where_the_annealing_ends(scheduler):
     floored = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3, lr_floor=0.1)
     plain = config.TrainConfig(lr=1e-3, scheduler=scheduler, warmup=0.3)
-    assert training.lr_at(floored, 999, 1000) == pytest.approx(1e-4, rel=0.01)
-    assert training.lr_at(plain, 999, 1000) < 2e-6
+    assert loop.lr_at(floored, 999, 1000) == pytest.approx(1e-4, rel=0.01)
+    assert loop.lr_at(plain, 999, 1000) < 2e-6
     # The warm-up and the peak are the same; after it, the floored rate is never below the floor.
-    assert all(training.lr_at(floored, s, 1000) == training.lr_at(plain, s, 1000) for s in range(301))
-    assert min(training.lr_at(floored, s, 1000) for s in range(300, 1000)) >= 1e-4
+    assert all(loop.lr_at(floored, s, 1000) == loop.lr_at(plain, s, 1000) for s in range(301))
+    assert min(loop.lr_at(floored, s, 1000) for s in range(300, 1000)) >= 1e-4

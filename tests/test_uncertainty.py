@@ -19,9 +19,11 @@ import pytest
 import torch
 
 from conftest import small_galaxynet
-from galaxy_core import (cli, doubt, evaluation, inference, modelchoice, models, plusminus, prediction, store, tables,
-                         tree, uncertainty)
-from galaxy_core.files import DataError, atomic_write_json
+from galaxy_core.predict import doubt, evaluation, modelchoice, plusminus, prediction, prediction_store, uncertainty
+from galaxy_core.models import inference, registry
+from galaxy_core import tables, tree, cli
+from galaxy_core.errors import DataError
+from galaxy_core.atomic import atomic_write_json
 
 
 class QuadrantMean(torch.nn.Module):
@@ -97,13 +99,13 @@ def test_identical_members_of_a_cache_and_of_files_give_zero_spread(tiny_data, c
 def test_members_that_expect_different_images_are_refused(tiny_data, tmp_path, capsys):
     a = small_galaxynet()
     torch.manual_seed(1)
-    b = models.build_model("galaxynet", width=8, input_size=40).eval()
+    b = registry.build_model("galaxynet", width=8, input_size=40).eval()
     assert uncertainty.check_members([a, small_galaxynet()]) == modelchoice.input_geometry(a)
     with pytest.raises(DataError, match="different images"):
         uncertainty.check_members([a, b])
     with pytest.raises(DataError, match="different images"):
         prediction.predict_paths([a, b], prediction.image_paths(tiny_data)[:2])
-    folders = [models.save_model(m, tmp_path / name) for m, name in ((a, "a"), (b, "b"))]
+    folders = [registry.save_model(m, tmp_path / name) for m, name in ((a, "a"), (b, "b"))]
     argv = ["predict", str(tiny_data), "--model", str(folders[0]), "--model", str(folders[1])]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -111,7 +113,7 @@ def test_members_that_expect_different_images_are_refused(tiny_data, tmp_path, c
 
 
 def test_uncertainty_adds_exactly_37_std_columns_and_changes_nothing_else(tiny_data, tmp_path, capsys):
-    folder = models.save_model(small_galaxynet(), tmp_path / "m")
+    folder = registry.save_model(small_galaxynet(), tmp_path / "m")
     plain, spread = tmp_path / "plain.csv", tmp_path / "spread.csv"
     base = ["predict", str(tiny_data), "--model", str(folder), "--tta", "8", "--workers", "1"]
     assert cli.main(base + ["--out", str(plain)]) == 0
@@ -137,7 +139,7 @@ def test_an_ensemble_folder_and_the_spread_in_a_tables_metadata(tiny_data, tmp_p
     ensemble = tmp_path / "ensemble"
     for k in range(3):
         torch.manual_seed(k)
-        models.save_model(models.build_model("galaxynet", width=8, input_size=32).eval(), ensemble / f"seed{k}")
+        registry.save_model(registry.build_model("galaxynet", width=8, input_size=32).eval(), ensemble / f"seed{k}")
     assert modelchoice.member_folders(ensemble) == [ensemble / f"seed{k}" for k in range(3)]
     assert modelchoice.member_folders(ensemble / "seed0") == [ensemble / "seed0"]
     out = tmp_path / "answers.ecsv"
@@ -161,11 +163,11 @@ def test_views_are_stored_apart_from_their_mean(cache, monkeypatch):
     model = small_galaxynet()
     rows = cache.indices("val")
     s = prediction.predict_cache(model, cache, rows, tta=4, uncertainty=True)
-    views_key = store.store_key(model, cache, rows, 4, each_view=True)
-    mean_key = store.store_key(model, cache, rows, 4)
+    views_key = prediction_store.store_key(model, cache, rows, 4, each_view=True)
+    mean_key = prediction_store.store_key(model, cache, rows, 4)
     assert views_key != mean_key
-    assert np.load(store.stored_path(cache, views_key)).shape == (len(rows), 4, 37)
-    assert np.array_equal(np.load(store.stored_path(cache, mean_key)), s.value)
+    assert np.load(prediction_store.stored_path(cache, views_key)).shape == (len(rows), 4, 37)
+    assert np.array_equal(np.load(prediction_store.stored_path(cache, mean_key)), s.value)
 
     def no_inference(*a, **k):
         raise AssertionError("predicted again")
@@ -357,7 +359,7 @@ def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, t
     members = []
     for k, trained in enumerate((labelled[:10], labelled[5:20])):
         torch.manual_seed(k)
-        folder = models.save_model(models.build_model("galaxynet", width=8, input_size=32).eval(), tmp_path / f"m{k}")
+        folder = registry.save_model(registry.build_model("galaxynet", width=8, input_size=32).eval(), tmp_path / f"m{k}")
         atomic_write_json(folder / evaluation.GALAXIES_FILE, {"train": trained, "val": []})
         members.append(modelchoice.load_model(folder))
     unseen = doubt.unseen_by_all(members, cache)
@@ -383,7 +385,7 @@ def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, t
 
 def test_the_calibration_of_one_model_scales_its_views(cache, tmp_path, monkeypatch):
     monkeypatch.setattr(uncertainty, "MIN_SCALE_GALAXIES", 4)
-    model = modelchoice.load_model(models.save_model(small_galaxynet(), tmp_path / "one"))
+    model = modelchoice.load_model(registry.save_model(small_galaxynet(), tmp_path / "one"))
     cal = doubt.calibrate([model], cache, tta=4)
     assert cal.spread.kind == "views" and cal.spread.views == 4 and len(cal.rows) == len(cache.indices("labelled"))
     assert cal.scale.factor > 0 and cal.scale.n_fit + cal.scale.n_check == len(cal.rows)

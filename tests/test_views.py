@@ -1,4 +1,4 @@
-"""Tests for galaxy_core.views: crops with exact answers on synthetic images, reproducible augmentation that is
+"""Tests for galaxy_core.models.views: crops with exact answers on synthetic images, reproducible augmentation that is
 the plain crop when switched off and leaves a round blob alone, and the eight exact dihedral views."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galaxy_core import views
+from galaxy_core.models import views
 
 
 def random_uint8(b: int = 3, s: int = 20, seed: int = 0) -> torch.Tensor:

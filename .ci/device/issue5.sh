@@ -53,7 +53,7 @@ echo >> "$report"
 
 log "per-answer RMSE and export of the better galaxynet (plain or distilled, by 8-view validation RMSE)"
 best=$(python3 -c "
-from galaxy_core import evaluation
+from galaxy_core.predict import evaluation
 runs = ['$work/bench/galaxynet', '$work/bench/galaxynet-distilled']
 print(min(runs, key=lambda r: evaluation.evaluate(r, tta=8).rmse()))")
 echo "default model: $best" >> "$report"
@@ -62,7 +62,7 @@ python3 -m galaxy_core export "$best" --out "$work/checkpoints/default" >> "$rep
 # The GPU model replaces the shipped (CPU-trained) one only if it scores better on the same validation galaxies.
 python3 - "$work" >> "$report" <<'PY'
 import sys
-from galaxy_core import evaluation
+from galaxy_core.predict import evaluation
 work = sys.argv[1]
 new = evaluation.evaluate(f"{work}/checkpoints/default", f"{work}/c96", tta=8).rmse()
 try:
@@ -84,15 +84,17 @@ python3 - "$work" $predict_views >> "$report" <<'PY'
 # agree, and on the galaxies of the validation split the RMSE says how well the checkpoint does on originals.
 import sys
 import numpy as np, pandas as pd
-from galaxy_core import data, prediction, tree
+from galaxy_core import tree
+from galaxy_core.data import cache as caches
+from galaxy_core.predict import modelchoice, prediction
 work, views = sys.argv[1], int(sys.argv[2])
 orig = pd.read_csv(f"{work}/sample-predictions.csv", dtype={"GalaxyID": str}).set_index("GalaxyID")
-cache = data.open_cache(f"{work}/c96")
+cache = caches.open_cache(f"{work}/c96")
 rows = np.array([cache.row_of(i) for i in orig.index])
-model = prediction.load_model(f"{work}/checkpoints/default")
+model = modelchoice.load_model(f"{work}/checkpoints/default")
 pack = prediction.predict_cache(model, cache, rows, tta=views)
 o = orig[list(tree.COLUMNS)].to_numpy()
-val = cache.split[rows] == data.SPLIT_VAL
+val = cache.split[rows] == caches.SPLIT_VAL
 rmse = lambda p: float(np.sqrt(((p[val] - cache.labels[rows][val]) ** 2).mean()))
 print(f"\n{len(orig)} galaxies as 424 px originals and as the 96 px pack ({views} view(s)): predictions differ by "
       f"{np.abs(o - pack).mean():.1e} on average, {np.abs(o - pack).max():.1e} at most; on the {val.sum()} of them "

@@ -18,8 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..files import DataError, DiskFull
-from ..settings import CACHE_ENV
+from galaxy_core.errors import DataError, DiskFull
+from galaxy_core.data.layout import CACHE_ENV
 from . import data_commands, discover_commands, predict_commands, sky_commands, train_commands
 
 

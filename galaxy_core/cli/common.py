@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import demo, settings
-from ..files import DataError, TextProgress
+from galaxy_core.demo import demo_set
+from galaxy_core.data import layout
+from galaxy_core.errors import DataError
+from galaxy_core.progress import TextProgress
 
 
 def main_process() -> bool:
@@ -29,27 +31,27 @@ def emit(args: argparse.Namespace, human: str, obj: dict[str, Any]) -> None:
 def data_folder(path: str) -> str:
     """A data folder or cache named on the command line; the project's ``data/`` with nothing in it (a fresh
     clone's) stands for the built-in synthetic demo in ``data/demo``, made on first use, as in the dashboard."""
-    if not demo.stands_for_demo(path):
+    if not demo_set.stands_for_demo(path):
         return path
     if main_process():
-        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo.DEFAULT_ROOT} is used (put "
+        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo_set.DEFAULT_ROOT} is used (put "
               f"your data in {path} in the Kaggle layout, or name another folder)", file=sys.stderr)
-    return str(demo.ensure_demo_dataset(progress=TextProgress("making the demo") if main_process() else None))
+    return str(demo_set.ensure_demo_dataset(progress=TextProgress("making the demo") if main_process() else None))
 
 
 def refuse_pickle(*paths: str | None) -> None:
     """Refuse a pickled checkpoint given as a model (``models.refuse_pickle``: unpickling runs the file's code)
     before anything looks inside it; None (the default model) passes."""
-    from .. import models
+    from galaxy_core.models import registry
 
     for path in paths:
         if path is not None:
-            models.refuse_pickle(path)
+            registry.refuse_pickle(path)
 
 
 def model_for(args: argparse.Namespace) -> str:
     """``--model``, else the model the dashboard also defaults to (``modelchoice.default_model``), said on stderr."""
-    from .. import modelchoice
+    from galaxy_core.predict import modelchoice
 
     if args.model is not None:
         refuse_pickle(args.model)
@@ -64,7 +66,8 @@ def load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
     ``args.model``, so that it is chosen and said once."""
-    from .. import distributed, hardware, modelchoice
+    from galaxy_core import distributed, hardware
+    from galaxy_core.predict import modelchoice
 
     args.model = model_for(args)
     model = modelchoice.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
@@ -78,7 +81,8 @@ def load_models(args: argparse.Namespace, images_synthetic: bool) -> list:
     """Every model of a repeatable ``--model`` (an ensemble folder standing for its members,
     ``modelchoice.member_folders``), else the default alone, on ``--device``, as :func:`load_model` loads one;
     ``args.model`` becomes the list of folders named."""
-    from .. import distributed, hardware, modelchoice
+    from galaxy_core import distributed, hardware
+    from galaxy_core.predict import modelchoice
 
     named = args.model or [None]
     args.model = [model_for(argparse.Namespace(model=m)) for m in named]
@@ -106,7 +110,7 @@ def catalogue_options(sp: argparse.ArgumentParser) -> None:
 
 def column_names(args: argparse.Namespace):
     """The ``sky.ColumnNames`` the catalogue options give (all None where a command has none)."""
-    from ..sky import ColumnNames
+    from galaxy_core.data.catalogue_table import ColumnNames
 
     return ColumnNames(*(getattr(args, f"{k}_column", None) for k in ("id", "file", "ra", "dec")))
 
@@ -116,7 +120,8 @@ def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = 
     """Write a command's table to ``out`` by its extension (``tables.write_table``: CSV, FITS, VOTable, Parquet,
     ECSV), atomically, with the provenance (this command line, the model and its weights' hash, the data); returns
     the words saying where it went."""
-    from .. import modelchoice, tables
+    from galaxy_core.predict import modelchoice
+    from galaxy_core import tables
 
     meta = tables.provenance(source=source, **(modelchoice.provenance(model) if model is not None else {}))
     tables.write_table(frame, out, units=units, meta=meta, sky=sky)
@@ -128,7 +133,7 @@ def cache_dir(sp: argparse.ArgumentParser) -> None:
     """``--cache-dir``, for the commands that prepare (or find) a data folder's cache: ``cli.main`` sets
     ``settings.CACHE_ENV`` from it for the command, so every stage, and a training it starts, looks there."""
     sp.add_argument("--cache-dir", default=None, metavar="DIR",
-                    help=f"the folder caches are kept in, one folder per data folder (default: ${settings.CACHE_ENV}"
+                    help=f"the folder caches are kept in, one folder per data folder (default: ${layout.CACHE_ENV}"
                          ", else $XDG_CACHE_HOME/galaxy_core or ~/.cache/galaxy_core); the dashboard finds them with "
                          "the same setting. Nothing is written into the data folder")
 
@@ -158,7 +163,7 @@ def send_samp(args: argparse.Namespace, path_or_frame, name: str) -> list[str]:
     to stderr so that with ``--json`` the JSON object stays the last line of stdout."""
     if not getattr(args, "samp", False) or not main_process():
         return []
-    from .. import samp
+    from galaxy_core.show import samp
 
     try:
         reached = samp.send_table(path_or_frame, name)

@@ -6,8 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from .. import data, demo, explore, settings
-from ..files import TextProgress, format_bytes
+from galaxy_core.data.cache import DEFAULT_SIZE, folder_caches, merge_shards, prepare
+from galaxy_core.demo import demo_set
+from galaxy_core.data import explore, layout
+from galaxy_core.progress import TextProgress, format_bytes
 from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec,
                      source_fov)
 
@@ -49,9 +51,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                    seed=args.seed, frame_arcsec=args.frame_arcsec, names=column_names(args))
     started = time.time()
     if args.merge is not None:
-        cache = data.merge_shards(data_folder(args.data), args.merge, args.out, **options)
+        cache = merge_shards(data_folder(args.data), args.merge, args.out, **options)
     else:
-        cache = data.prepare(data_folder(args.data), args.out, workers=args.workers, progress=TextProgress("prepare"),
+        cache = prepare(data_folder(args.data), args.out, workers=args.workers, progress=TextProgress("prepare"),
                              force=args.force, shard=args.shard, **options)
     m = cache.meta
     # A cache that was up to date is returned as it was: its build time is not this command's.
@@ -74,10 +76,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     # A remade demo makes its caches stale, and runs trained on it evaluate on them: rebuild them at once, with
     # their own settings, rather than leave the next command to find a cache that no longer matches its folder.
-    old = data.folder_caches(args.out) if args.overwrite and Path(args.out).is_dir() else []
-    out = demo.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
+    old = folder_caches(args.out) if args.overwrite and Path(args.out).is_dir() else []
+    out = demo_set.make_demo_dataset(args.out, n_labelled=args.n, n_unlabelled=args.n_unlabelled, size=args.size,
                                  seed=args.seed, overwrite=args.overwrite, progress=TextProgress("demo"))
-    rebuilt = [data.prepare(out, c.path, fov=c.fov, size=c.size, val_fraction=c.meta["val_fraction"],
+    rebuilt = [prepare(out, c.path, fov=c.fov, size=c.size, val_fraction=c.meta["val_fraction"],
                             seed=c.meta["seed"], progress=TextProgress("cache")) for c in old]
     human = f"synthetic demo dataset in {out}"
     human += "".join(f"\n  its cache {c.path} was rebuilt from the new images ({len(c):,} galaxies at {c.size} px), "
@@ -108,9 +110,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="prepare only the I-th of K parts (0-based), beside the cache as <cache>.shard-I-of-K; "
                             "run the K shards anywhere the folder is, then --merge K")
     parts.add_argument("--merge", type=int, metavar="K", help="join the K shards into the cache")
-    sp.add_argument("--fov", type=float, default=settings.DEFAULT_FOV,
-                    help=f"field to keep, as a fraction of the 424 px frame (default {settings.DEFAULT_FOV:.4f})")
-    sp.add_argument("--size", type=int, default=data.DEFAULT_SIZE, help="output side in pixels (default 80)")
+    sp.add_argument("--fov", type=float, default=layout.DEFAULT_FOV,
+                    help=f"field to keep, as a fraction of the 424 px frame (default {layout.DEFAULT_FOV:.4f})")
+    sp.add_argument("--size", type=int, default=DEFAULT_SIZE, help="output side in pixels (default 80)")
     source_fov(sp)
     frame_arcsec(sp)
     sp.add_argument("--val-fraction", type=float, default=0.1, help="share of labelled galaxies kept for validation "
@@ -122,7 +124,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp = command(sub, "demo", cmd_demo,
                  "write the built-in synthetic dataset in the Kaggle layout (made-up galaxies and labels, for trying "
                  "the tool)")
-    sp.add_argument("--out", default=str(demo.DEFAULT_ROOT), help="folder to write (default data/demo, where the "
+    sp.add_argument("--out", default=str(demo_set.DEFAULT_ROOT), help="folder to write (default data/demo, where the "
                                                                   "dashboard and data/ look for it)")
     sp.add_argument("--overwrite", action="store_true", help="replace the folder if it already holds files")
     sp.add_argument("--n", type=int, default=600, help="labelled galaxies (default 600)")

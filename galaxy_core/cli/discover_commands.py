@@ -6,17 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import data, tables
-from ..files import TextProgress
+from galaxy_core.data.cache import resolve_cache
+from galaxy_core import tables
+from galaxy_core.progress import TextProgress
 from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
                      samp_option, send_samp, source_fov, write_table)
 
 
 def _embedded(args: argparse.Namespace):
     """The cache of ``args.data``, the model (``--model``, else the default) and every galaxy's embedding."""
-    from .. import embeddings
+    from galaxy_core.discover import embeddings
 
-    cache = data.resolve_cache(data_folder(args.data), source_fov=args.source_fov, names=column_names(args))
+    cache = resolve_cache(data_folder(args.data), source_fov=args.source_fov, names=column_names(args))
     model = load_model(args, cache.synthetic)
     return cache, model, embeddings.embed_cache(model, cache, tta=args.tta, progress=TextProgress("embed"))
 
@@ -39,7 +40,7 @@ def _how(args: argparse.Namespace, kept: float) -> str:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .. import embeddings, similarity
+    from galaxy_core.discover import embeddings, similarity
 
     cache, model, vectors = _embedded(args)
     query = Path(args.query)
@@ -57,7 +58,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
-    from .. import similarity
+    from galaxy_core.discover import similarity
 
     cache, model, vectors = _embedded(args)
     index = similarity.Index(vectors, args.dims, args.approximate)
@@ -72,9 +73,9 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .. import labels
+    from galaxy_core.discover import own_questions
 
-    answers = labels.read_labels(args.labels)
+    answers = own_questions.read_labels(args.labels)
     cache, model, vectors = _embedded(args)
     row = {str(g): i for i, g in enumerate(cache.ids)}
     found = answers["GalaxyID"].isin(row)
@@ -82,31 +83,31 @@ def cmd_label(args: argparse.Namespace) -> int:
     if missing and main_process():
         print(f"note: {len(missing)} labelled galaxies are not in {cache.path}, e.g. {missing[:5]}", file=sys.stderr)
     rows = np.array([row[g] for g in answers["GalaxyID"]], np.int64)
-    head = labels.fit(vectors[rows], answers["label"].to_numpy(), l2=args.l2, base_rate=args.base_rate,
+    head = own_questions.fit(vectors[rows], answers["label"].to_numpy(), l2=args.l2, base_rate=args.base_rate,
                       random_marks=args.random_marks)
     penalty = f"L2 {head.l2:g} ({head.l2_from})"  # before a fine-tuned head replaces it
     tuned = None
     if args.fine_tune:
-        from .. import finetune
+        from galaxy_core.discover import finetune
 
         bars = {}
         tuned, head, vectors = finetune.tune_and_rank(
             model, cache, rows, answers["label"].to_numpy(), head, epochs=args.epochs, tta=args.tta,
             progress=lambda stage, d, t: bars.setdefault(stage, TextProgress(stage))(d, t))
-    ranked = labels.rank(head, cache.ids, vectors)
-    folder = labels.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
+    ranked = own_questions.rank(head, cache.ids, vectors)
+    folder = own_questions.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
                          str(args.model), str(cache.path), tuned=tuned)
     written = _write_table(args, ranked, cache, model) if args.out else ""
-    fresh = labels.candidates(ranked, answers["GalaxyID"])
-    ask = cache.ids[labels.ask_next(head.even_odds(vectors), labels.answered(len(cache), rows), args.ask)]
-    shown, why = labels.probability_shown(head)
+    fresh = own_questions.candidates(ranked, answers["GalaxyID"])
+    ask = cache.ids[own_questions.ask_next(head.even_odds(vectors), own_questions.answered(len(cache), rows), args.ask)]
+    shown, why = own_questions.probability_shown(head)
     # The table keeps p_yes for whoever reads it with the head's settings; the text shows it only where it means
     # what it says.
     top = (", ".join(f"{g} (p {v:.3f})" for g, v in zip(fresh["GalaxyID"].head(10), fresh["p_yes"])) if shown
            else ", ".join(fresh["GalaxyID"].head(10)) + f"\n    (by rank, without p(yes): {'; '.join(why)})")
     human = (f"{folder}: learnt '{args.question or args.name}' from {head.n_yes} yes and {head.n_no} no on "
              f"{len(cache):,} galaxies' embeddings, {penalty}{', last stage fine-tuned' if tuned else ''}; "
-             f"ranking in {folder / labels.RANKED_FILE}{written}\n"
+             f"ranking in {folder / own_questions.RANKED_FILE}{written}\n"
              f"  most likely yes, not yet labelled: {top}\n"
              f"  label these next (the head is least sure of them): {', '.join(ask)}")
     emit(args, human, {"folder": str(folder), "n_yes": head.n_yes, "n_no": head.n_no, "missing": len(missing),

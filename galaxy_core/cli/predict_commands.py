@@ -6,18 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import (catalog, data, demo, merger_calibration, merger_evolution, merger_fraction, mergers, settings,
-                tables)
-from ..files import TextProgress, atomic_write_text
-from ..merger_fraction import MERGER_COLUMN
+from galaxy_core.data import catalog, layout
+from galaxy_core.data.cache import resolve_cache, subsample
+from galaxy_core.demo import demo_set
+from galaxy_core.mergers.calibration import calibration_on
+from galaxy_core.mergers import evolution, fraction, compare
+from galaxy_core import tables
+from galaxy_core.progress import TextProgress
+from galaxy_core.atomic import atomic_write_text
+from galaxy_core.mergers.fraction import MERGER_COLUMN
 from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
                      load_models, main_process, refuse_pickle, samp_option, send_samp, source_fov)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .. import modelchoice, prediction, uncertainty
+    from galaxy_core.predict import modelchoice, prediction, uncertainty
 
-    members = load_models(args, settings.folder_is_synthetic(args.images))
+    members = load_models(args, layout.folder_is_synthetic(args.images))
     # Said before the minutes predicting take: one model and one view have no spread; members must see alike.
     uncertainty.check_members(members)
     spread = uncertainty.label_for(len(members), args.tta) if args.uncertainty else None
@@ -61,55 +66,55 @@ def cmd_mergers(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if (args.by is not None and args.images is not None and not tables.is_table(args.images)
-            and settings.folder_catalogue(args.images) is None):
+            and layout.folder_catalogue(args.images) is None):
         print(f"mergers: --by reads a catalogue column, and {args.images} has no catalogue: give a catalogue table "
               "as --images (or name one as \"catalogue\" in the folder's galaxy_core.json), or a predictions table "
               "that carries the catalogue's columns", file=sys.stderr)
         return 2
-    bins = merger_evolution.parse_bins(args.bins)  # before the minutes predicting or calibrating may take
+    bins = evolution.parse_bins(args.bins)  # before the minutes predicting or calibrating may take
     refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
     values = unit = None  # the --by column and its unit
     if args.images is not None:
-        from .. import prediction
+        from galaxy_core.predict import prediction
 
-        model = load_model(args, settings.folder_is_synthetic(args.images))
+        model = load_model(args, layout.folder_is_synthetic(args.images))
         result = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta, device=args.device,
                                            progress=TextProgress("predict"))
         frame, skipped = result.frame, result.skipped
         if not len(frame):
             raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
-        synthetic = settings.folder_is_synthetic(args.images)
+        synthetic = layout.folder_is_synthetic(args.images)
         if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
-            values = merger_evolution.column_values(result.table(), args.by, source)
+            values = evolution.column_values(result.table(), args.by, source)
             unit = (result.units or {}).get(args.by) or None
     else:
-        table = mergers.prediction_table(args.predictions)
+        table = compare.prediction_table(args.predictions)
         ids, p = table.frame["GalaxyID"].to_numpy(), table.frame[MERGER_COLUMN].to_numpy(dtype=float)
-        source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo.is_demo_id(ids).all())
+        source, synthetic = str(args.predictions), bool(len(ids)) and bool(demo_set.is_demo_id(ids).all())
         if args.by is not None:
-            values = merger_evolution.column_values(table.frame, args.by, source)
+            values = evolution.column_values(table.frame, args.by, source)
             unit = table.units.get(args.by) or None  # the column's own unit, from a FITS, VOTable or Parquet table
 
     calibration, cal_pp, shortfall = None, None, None
     if args.calibrate_run:
-        from .. import evaluation
+        from galaxy_core.predict import evaluation
 
         ev = evaluation.evaluate(args.calibrate_run, data_folder(args.data) if args.data else None, split="labelled",
                                  tta=args.tta, device=args.device, source_fov=args.source_fov)
-        if len(ev) and bool(demo.is_demo_id(ev.ids).all()) != synthetic:
+        if len(ev) and bool(demo_set.is_demo_id(ev.ids).all()) != synthetic:
             kinds = ("synthetic demo", "real") if not synthetic else ("real", "synthetic demo")
             raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
                              f"galaxies: a threshold matched on one says nothing about the other; give --data a "
                              f"labelled folder like the predicted galaxies")
-        found = merger_calibration.calibration_on(ev.y_pred, ev.y_true, ev.mask, args.threshold)
+        found = calibration_on(ev.y_pred, ev.y_true, ev.mask, args.threshold)
         if found["pairs"] is None:  # the uncalibrated report stands; the calibration is left out, saying why
             shortfall = (f"  calibration on {args.calibrate_run}: {found['too_few']}, among the labelled galaxies it "
                          f"never learnt from ({ev.n_excluded:,} it learnt from left out)")
         else:
             cal_pp, calibration = found["pairs"].pair, found["calibration"]
 
-    r = mergers.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
+    r = compare.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
     th, mean = r["threshold_estimate"], r["mean_estimate"]
     lines = [f"mergers in {source}: {th['n']:,} galaxies",
              f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
@@ -128,14 +133,14 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                   f"volunteers {c['mean_volunteer']:.4f}"]
     by = None if args.by is None else _fraction_by(args, values, unit, p, bins, cal_pp, source, lines)
     if args.plot:
-        from .. import figures  # plotly: only when a plot is asked for
+        from galaxy_core.show import figures
 
         figs = [figures.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
             figs += figures.merger_calibration_figures(*cal_pp)
         if by is not None:
             e = by["expected"]
-            figs.append(figures.fraction_by_figure(by["result"], merger_evolution.column_label(args.by, unit),
+            figs.append(figures.fraction_by_figure(by["result"], evolution.column_label(args.by, unit),
                                                    e and e.curve, e.name if e else ""))
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
@@ -150,15 +155,15 @@ def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, ca
     the table written to ``--out`` (any format of ``tables``, with the unit and how it was made); returns the
     result, the expectation (or None) and what ``--json`` prints."""
 
-    result = merger_evolution.fraction_by(values, p, bins, args.threshold, args.boot, calibration=cal_pp)
-    expected = merger_evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
+    result = evolution.fraction_by(values, p, bins, args.threshold, args.boot, calibration=cal_pp)
+    expected = evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
                                                 result.edges[-1])
-    table = merger_evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
+    table = evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
     lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against "
-              f"{merger_evolution.column_label(args.by, unit)}"
+              f"{evolution.column_label(args.by, unit)}"
               + (f"; left out: {result.left_out}" if result.left_out else "")
               + (f"; {result.merged}" if result.merged else ""),
-              *("    " + line for line in merger_evolution.shown_table(table, args.by).to_string(index=False)
+              *("    " + line for line in evolution.shown_table(table, args.by).to_string(index=False)
                 .splitlines()),
               f"    ({result.rule}"
               + (f"; calibrated at {result.calibrated_threshold:.3f}, interval {result.calibrated_interval}"
@@ -182,21 +187,21 @@ def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, ca
 
 
 def cmd_morphology(args: argparse.Namespace) -> int:
-    from .. import morphology
+    from galaxy_core.mergers import morphology
 
     refuse_pickle(args.model)  # before the minutes measuring may take
-    cache = data.resolve_cache(data_folder(args.data), source_fov=args.source_fov)
-    rows = data.subsample(cache.indices(args.subset), args.sample, args.seed)
+    cache = resolve_cache(data_folder(args.data), source_fov=args.source_fov)
+    rows = subsample(cache.indices(args.subset), args.sample, args.seed)
     if not len(rows):
         raise catalog.DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
     table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
     p = None
     if args.model is not None:
-        from .. import modelchoice, prediction
+        from galaxy_core.predict import modelchoice, prediction
 
         p = prediction.predict_answer(modelchoice.load_model(args.model), cache, MERGER_COLUMN, rows)
-    methods = mergers.other_methods(cache, rows, args.threshold, p)
-    check = mergers.morphology_check(table, methods.flags, methods.known)
+    methods = compare.other_methods(cache, rows, args.threshold, p)
+    check = compare.morphology_check(table, methods.flags, methods.known)
     lines = [f"morphology of {len(rows):,} galaxies of {cache.path} ({args.subset}"
              + (f", a random {args.sample:,}" if args.sample and args.sample < len(cache.indices(args.subset)) else "")
              + f"): {len(check['used']):,} compared",
@@ -256,9 +261,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--tta", type=int, default=1, help="dihedral views to average when predicting (1-8)")
     sp.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     sp.add_argument("--threshold", type=float, default=0.5, help="a galaxy is a merger when Class8.6 > this")
-    sp.add_argument("--rate", type=float, default=merger_fraction.DEFAULT_RATE_PER_GYR,
+    sp.add_argument("--rate", type=float, default=fraction.DEFAULT_RATE_PER_GYR,
                     help="merger rate R, per galaxy per Gyr (default 0.05, as the seed paper quoted Lotz et al. 2011)")
-    sp.add_argument("--timescale", type=float, default=merger_fraction.MORPHOLOGY_TIMESCALE_GYR,
+    sp.add_argument("--timescale", type=float, default=fraction.MORPHOLOGY_TIMESCALE_GYR,
                     help="observability timescale T, Gyr (default 0.3 for morphology; about 1 for close pairs)")
     sp.add_argument("--calibrate-run", metavar="MODEL", default=None,
                     help="run or checkpoint folder: compare its Class8.6 with the volunteers' on labelled galaxies it "
@@ -276,7 +281,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          "table given as --images (e.g. z, a stellar mass)")
     sp.add_argument("--bins", default="5", help="for --by: a number of equal-count bins (default 5) or "
                                                 "comma-separated edges, e.g. 0,0.05,0.1,0.2")
-    sp.add_argument("--lotz", default=None, choices=list(merger_evolution.LOTZ_2011),
+    sp.add_argument("--lotz", default=None, choices=list(evolution.LOTZ_2011),
                     help="for --by: the merger rate R(z) = R0 (1+z)^m to expect (Lotz et al. 2011; docs/mergers.md; "
                          "seed: the constant --rate); default: seed for a column named like a redshift (z, "
                          "redshift, zspec, zphot ...), none for another")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..files import DataError
+from galaxy_core.errors import DataError
 from .common import command, emit, samp_option, send_samp
 
 
@@ -25,7 +25,8 @@ def _in_degrees(units: dict | None, coords: tuple[str, str], which: str, path: s
 
 
 def cmd_crossmatch(args: argparse.Namespace) -> int:
-    from .. import crossmatch, tables
+    from galaxy_core.data import crossmatch
+    from galaxy_core import tables
 
     out = Path(args.out)
     for given in (args.left, args.right):

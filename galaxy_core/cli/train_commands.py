@@ -20,8 +20,9 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .. import config, runs, training
-    from ..files import format_duration
+    from galaxy_core.models import config, runs
+    from galaxy_core.training import loop
+    from galaxy_core.progress import format_duration
 
     pace = {}  # the wall clock at the start and the epochs done since, for the time left
 
@@ -41,10 +42,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     refuse_pickle(*(args.teacher or []))
     if args.resume:
-        run = training.train(config.TrainConfig(), report, resume=True, run_dir=args.resume)
+        run = loop.train(config.TrainConfig(), report, resume=True, run_dir=args.resume)
     elif args.config:
         cfg = config.TrainConfig.from_dict(json.loads(Path(args.config).read_text()))
-        run = training.train(cfg, report, run_dir=Path(cfg.out) / cfg.name if cfg.name else None)
+        run = loop.train(cfg, report, run_dir=Path(cfg.out) / cfg.name if cfg.name else None)
     else:
         if not args.data:
             print("train: give a data folder or cache (or --resume RUN)", file=sys.stderr)
@@ -60,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             compile=args.compile or None, compile_mode=args.compile_mode, ema=args.ema,
             teacher=args.teacher or None, unlabelled=args.unlabelled, teacher_weight=args.teacher_weight,
             teacher_tta=args.teacher_tta, memory_gb=args.memory_gb)
-        run = training.train(cfg, report)
+        run = loop.train(cfg, report)
     status = runs.read_status(run)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     human = f"run {run}: {status.get('state')}"
@@ -73,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .. import evaluation
+    from galaxy_core.predict import evaluation
 
     refuse_pickle(args.run)
     ev = evaluation.evaluate(args.run, data_folder(args.data) if args.data else None, split=args.split, tta=args.tta,
@@ -102,7 +103,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     import time
 
-    from .. import benchmark
+    from galaxy_core.training import benchmark
 
     out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     names = tuple(args.models.split(",")) if args.models else benchmark.BENCHMARK_MODELS
@@ -122,7 +123,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .. import export
+    from galaxy_core.training import export
 
     if args.force and not args.replace_default:
         print("export: --force goes with --replace-default", file=sys.stderr)
@@ -150,15 +151,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .. import models
+    from galaxy_core.models import registry
 
     import torch
 
     rows = []
-    for name in models.list_models():
+    for name in registry.list_models():
         with torch.device("meta"):  # shapes only: no memory or time spent initialising weights
-            m = models.build_model(name)
-        rows.append({"name": name, "parameters": models.count_parameters(m), "input_size": m.config["input_size"],
+            m = registry.build_model(name)
+        rows.append({"name": name, "parameters": registry.count_parameters(m), "input_size": m.config["input_size"],
                      "output": m.config["output"]})
     human = "\n".join(f"{r['name']:12s} {r['parameters']:>12,} parameters  {r['input_size']} px  {r['output']}"
                       for r in rows)
@@ -167,7 +168,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .. import runs
+    from galaxy_core.models import runs
 
     found = runs.list_runs(args.root)
 

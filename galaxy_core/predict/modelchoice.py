@@ -1,0 +1,151 @@
+"""Choosing and loading the model: the checkpoint shipped in ``checkpoints/``, else the newest finished run, the
+command line and the dashboard choosing alike; where a run's or checkpoint's weights are, and an ensemble folder's
+members; the images a model expects; and a warning when a model trained on the synthetic demo meets real galaxies, or
+the reverse.
+
+Weights are read from safetensors only (``models.load_model_folder``); a pickled checkpoint is refused unopened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from galaxy_core.models import registry, runs
+from galaxy_core.data import layout
+
+CHECKPOINTS = layout.PROJECT_ROOT / "checkpoints"
+
+
+def default_checkpoint() -> Path | None:
+    """The model shipped with the project: ``checkpoints/default`` if present, else the first checkpoint folder
+    (one holding ``model.safetensors``) in ``checkpoints/``; None when there is none."""
+    if (CHECKPOINTS / "default" / registry.WEIGHTS_FILE).is_file():
+        return CHECKPOINTS / "default"
+    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{registry.WEIGHTS_FILE}"))
+    return found[0] if found else None
+
+
+def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
+    """The model used when none is named, and why: the shipped checkpoint (:func:`default_checkpoint`), else the
+    newest finished run under ``runs_root``. The command line and the dashboard both choose this way. Raises
+    FileNotFoundError, naming the ``--model`` option, when there is neither."""
+    found = default_checkpoint()
+    if found is not None:
+        return found, f"the shipped checkpoint {found.name}"
+    run = runs.newest_finished_run(runs_root)
+    if run is not None:
+        return run, f"the newest finished run {run.name} (no checkpoint is shipped in {CHECKPOINTS})"
+    raise FileNotFoundError(f"no model given (--model RUN_OR_CHECKPOINT), no checkpoint shipped in {CHECKPOINTS} and "
+                            f"no finished run in {Path(runs_root)}; train one with `python -m galaxy_core train "
+                            f"DATA` and pass its run folder with --model")
+
+
+def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> Path:
+    """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) those of
+    :func:`default_model`. Raises ValueError for a pickled checkpoint (``models.refuse_pickle``, which never opens
+    it) and FileNotFoundError for a folder without a model."""
+    if path is None:
+        path = default_model(runs_root)[0]
+    path = Path(path)
+    registry.refuse_pickle(path)
+    if (path / registry.WEIGHTS_FILE).is_file():
+        return path
+    if (path / "best" / registry.WEIGHTS_FILE).is_file():
+        return path / "best"
+    raise FileNotFoundError(f"{path} holds no model: expected {registry.WEIGHTS_FILE} in it or in its best/ folder")
+
+
+def member_folders(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> list[Path]:
+    """The model folders ``path`` stands for: one (:func:`model_folder`) for a run or checkpoint folder or None;
+    for an ensemble folder, which holds no model itself but two or more member folders each with
+    ``model.safetensors`` and ``config.json`` (exported checkpoints, not run folders: a folder of runs is not taken
+    for an ensemble), every member in name order. Raises as :func:`model_folder` does for a folder that is
+    neither."""
+    path = None if path is None else Path(path)
+    if path is None or not path.is_dir() or (path / registry.WEIGHTS_FILE).is_file() or \
+            (path / "best" / registry.WEIGHTS_FILE).is_file():
+        return [model_folder(path, runs_root)]
+    members = sorted(p for p in path.iterdir()
+                     if (p / registry.WEIGHTS_FILE).is_file() and (p / registry.CONFIG_FILE).is_file())
+    if len(members) < 2:
+        return [model_folder(path, runs_root)]  # neither a model nor an ensemble: model_folder says why
+    for p in members:
+        registry.refuse_pickle(p)
+    return members
+
+
+def load_models(paths: list[str | os.PathLike | None], device: str | torch.device = "cpu") -> list[registry.GalaxyModel]:
+    """Every model ``paths`` name, an ensemble folder standing for its members (:func:`member_folders`), each
+    loaded by :func:`load_model`; ``[None]`` is the default model alone. The same folder named twice is loaded
+    twice (two identical members: a spread of 0)."""
+    return [load_model(folder, device) for path in (paths or [None]) for folder in member_folders(path)]
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> registry.GalaxyModel:
+    """Load a model from a run folder, a checkpoint folder, or (None) the shipped default checkpoint. The folder
+    it came from is kept as ``model.folder``, for the provenance of what it writes (:func:`provenance`)."""
+    folder = model_folder(path)
+    model = registry.load_model_folder(folder, device)
+    model.folder = folder
+    return model
+
+
+def provenance(model: registry.GalaxyModel) -> dict:
+    """The model's part of a written table's provenance: its folder (relative to the project where it is inside
+    it) and the first 16 hex digits of its weights file's SHA-256, which names the exact weights whatever the
+    folder is called; the field of view it sees (fraction of the 424 px frame)."""
+    folder = getattr(model, "folder", None)
+    out = {"fov": round(float(model.config["fov"]), 6), "arch": str(model.config.get("name"))}
+    if folder is not None:
+        weights = Path(folder) / registry.WEIGHTS_FILE
+        out["ckpthash"] = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        try:
+            out["model"] = str(Path(folder).resolve().relative_to(layout.PROJECT_ROOT))
+        except ValueError:
+            out["model"] = str(folder)
+    return out
+
+
+def ensemble_provenance(members: list[registry.GalaxyModel]) -> dict:
+    """:func:`provenance` of one model, or of an ensemble: each key's values over the members joined by ``;`` where
+    they differ (the folders and weight hashes of every member, one field of view where all share it)."""
+    each = [provenance(m) for m in members]
+    keys = list(dict.fromkeys(k for p in each for k in p))
+    joined = {k: [p.get(k) for p in each] for k in keys}
+    return {k: v[0] if len(set(map(str, v))) == 1 else ";".join(map(str, v)) for k, v in joined.items()}
+
+
+def input_geometry(model: registry.GalaxyModel) -> tuple[float, int]:
+    """(fov, size) of the images to decode for ``model``: fov as a fraction of the 424 px Kaggle frame, size in px;
+    those of the cache it was trained on when its config records them, else its own field and input size."""
+    d = model.extra.get("data")
+    if d:
+        return float(d["fov"]), int(d["size"])
+    return float(model.config["fov"]), int(model.config["input_size"])
+
+
+def trained_on_synthetic(model: registry.GalaxyModel) -> bool | None:
+    """Whether ``model`` learnt from the synthetic demo (recorded in its config since training records it; for an
+    older model, read from its training data folder if that still exists); None when unknown."""
+    recorded = (model.extra.get("data") or {}).get("synthetic")
+    if recorded is not None:
+        return bool(recorded)
+    source = (model.extra.get("train_cache") or {}).get("source")
+    return layout.folder_is_synthetic(source) if source and Path(source).is_dir() else None
+
+
+def domain_warning(model: registry.GalaxyModel, images_synthetic: bool) -> str | None:
+    """A sentence for the user when a model trained on the synthetic demo meets real galaxies or the reverse, else
+    None. Neither pairing fails, but its answers mean little: the demo's galaxies and labels are made up."""
+    trained = trained_on_synthetic(model)
+    if trained is None or trained == images_synthetic:
+        return None
+    if trained:
+        return ("this model was trained on the synthetic demo, not on real galaxies: its answers for real images are "
+                "meaningless. Use the shipped checkpoint, or a model trained on real data.")
+    return ("these are the synthetic demo's made-up galaxies, and the model was trained on real ones: expect its "
+            "answers to disagree with the demo's invented labels.")
