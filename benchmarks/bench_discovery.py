@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.cache import resolve_cache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.discover import embeddings, similarity
 from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core.data import images, layout

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.cache import resolve_cache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.discover import embeddings, own_questions
 from galaxy_core.data import images
 from galaxy_core.mergers import calibration

@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.cache import resolve_cache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.discover import embeddings, finetune, own_questions
 from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core.data import images

@@ -36,7 +36,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.cache import resolve_cache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.mergers import morphology
 
 AGREEMENT = ("gini", "m20", "asymmetry")

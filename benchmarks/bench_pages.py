@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from galaxy_core.models import config, runs
-from galaxy_core.data.cache import (CACHE_VERSION, DEFAULT_SIZE, GalaxyCache, SPLIT_TRAIN, SPLIT_VAL, make_split,
-    open_cache, prepare)
+from galaxy_core.data.cache import CACHE_VERSION, DEFAULT_SIZE, GalaxyCache, SPLIT_TRAIN, SPLIT_VAL, make_split, open_cache
+from galaxy_core.data.prepare import prepare
 from galaxy_core.demo import demo_set
 from galaxy_core.training import loop
 

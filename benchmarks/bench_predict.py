@@ -67,7 +67,7 @@ def main() -> None:
 
     device = hardware.pick_device(args.device)
     model, model_name = _model(args.model, device)
-    fov, size = modelchoice.input_geometry(model)
+    fov, size = registry.input_geometry(model)
     card = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     inputs = []
     tmp = Path(tempfile.mkdtemp(prefix="galaxy-bench-predict-"))

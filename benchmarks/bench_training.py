@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from galaxy_core.models import config, registry, runs
-from galaxy_core.data.cache import resolve_cache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core import hardware
 from galaxy_core.training import loop
 

@@ -23,17 +23,20 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from galaxy_core.errors import DiskFull
-from galaxy_core.progress import format_bytes
 
 try:
     import fcntl
 except ImportError:  # Windows: file_lock does nothing there
     fcntl = None  # type: ignore[assignment]
 
+class DiskFull(OSError):
+    """No space left on the device while writing an output (errno ENOSPC); the message names the output and its
+    folder. Whatever was there before is left as it was."""
+
+
 def _disk_full(target: Path, cause: OSError) -> DiskFull:
     try:
-        free = f", {format_bytes(shutil.disk_usage(target.parent).free)} free"
+        free = f", {shutil.disk_usage(target.parent).free / 2**30:,.1f} GiB free"
     except OSError:
         free = ""
     return DiskFull(errno.ENOSPC, f"no space left on device writing {target.name} in {target.parent}{free}; "

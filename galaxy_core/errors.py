@@ -38,6 +38,3 @@ def os_reason(e: BaseException) -> str | None:
     return None
 
 
-class DiskFull(OSError):
-    """No space left on the device while writing an output (errno ENOSPC); the message names the output and its
-    folder. Whatever was there before is left as it was."""

@@ -142,3 +142,10 @@ def cumulative(cond: np.ndarray) -> np.ndarray:
     for s, p in zip(QUESTION_SLICES, PARENT_INDEX):
         out[:, s] = cond[:, s] * (1.0 if p is None else out[:, p:p + 1])
     return out
+
+
+def galaxy_kind(known: np.ndarray) -> np.ndarray:
+    """Per galaxy, from its (N, 37) boolean mask of known answers: ``"full"`` (all 37 known), ``"partial"`` (some,
+    as in ``training_solutions_partial.csv``) or ``"unlabelled"`` (none). Returns an (N,) str array."""
+    known = np.asarray(known, bool)
+    return np.where(known.all(1), "full", np.where(known.any(1), "partial", "unlabelled")).astype(str)

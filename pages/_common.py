@@ -27,8 +27,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from galaxy_core.show import access, figures, skyviews
-from galaxy_core.data import catalog, explore, images, layout
-from galaxy_core.data.cache import GalaxyCache, resolve_cache
+from galaxy_core.data import catalog, images, layout
+from galaxy_core.show import explore
+from galaxy_core.data.cache import GalaxyCache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
 from galaxy_core import errors, progress, tree
 from pages._samp import samp_button

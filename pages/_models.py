@@ -17,13 +17,13 @@ import numpy as np
 import streamlit as st
 
 from galaxy_core.models import config, registry, runs
+from galaxy_core.data import layout
 from galaxy_core.data.cache import GalaxyCache, split_rows
 from galaxy_core.predict import doubt, evaluation, metrics, modelchoice, plusminus, prediction, uncertainty
 from galaxy_core.discover import embeddings, own_questions, similarity
 from galaxy_core.training import estimate, export
 from galaxy_core import hardware
 from galaxy_core.mergers import fraction, morphology
-from galaxy_core.data import layout
 from galaxy_core.mergers.calibration import calibrated_fraction, calibration_on
 from pages import _common as common
 
@@ -77,7 +77,7 @@ def duration_probe(cfg: config.TrainConfig, fingerprint: str) -> dict:
 # -------------------------------------------------------------------------------------------------------- models
 
 def model_file(path: Path) -> Path:
-    return modelchoice.model_folder(path) / registry.WEIGHTS_FILE
+    return modelchoice.model_folder(path) / layout.WEIGHTS_FILE
 
 
 def model_key(path: Path) -> tuple[str, int]:

@@ -5,7 +5,7 @@ sure of."""
 import streamlit as st
 
 from galaxy_core.data.cache import SUBSET_NAMES, subsample
-from galaxy_core.data import explore
+from galaxy_core.show import explore
 from galaxy_core.show import figures, skyviews
 from galaxy_core.predict import plusminus
 from galaxy_core import tree

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from galaxy_core.data.cache import SUBSET_NAMES
-from galaxy_core.data import explore
+from galaxy_core.show import explore
 from galaxy_core.show import figures
 from galaxy_core import tree
 from pages import _common as common

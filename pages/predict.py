@@ -6,7 +6,8 @@ from pathlib import Path
 import streamlit as st
 
 from galaxy_core.show import access
-from galaxy_core.data import catalog, explore, fitsimages, images, layout
+from galaxy_core.data import catalog, fitsimages, images, layout
+from galaxy_core.show import explore
 from galaxy_core.predict import modelchoice, prediction
 from galaxy_core import tables, tree
 from pages import _common as common

@@ -4,6 +4,7 @@ import streamlit as st
 
 from galaxy_core.show import access, figures
 from galaxy_core.models import config, registry, runs
+from galaxy_core.models import launcher
 from galaxy_core.training import distill, estimate, export, loop
 from galaxy_core import hardware
 from pages import _common as common
@@ -21,10 +22,10 @@ st.title("Training")
 st.subheader("New run")
 c1, c2, c3, _ = st.columns(4)
 names = registry.list_models()
-device = c2.selectbox("Device", runs.device_choices(), key="tr_device", help="auto takes the GPU when there is one")
-gpus = runs.gpus_for(device)
+device = c2.selectbox("Device", launcher.device_choices(), key="tr_device", help="auto takes the GPU when there is one")
+gpus = launcher.gpus_for(device)
 processes = c3.number_input(
-    "Processes", 1, runs.max_processes(device), 1, key="tr_processes",
+    "Processes", 1, launcher.max_processes(device), 1, key="tr_processes",
     help="Train with this many processes on this machine (torchrun and DistributedDataParallel): each takes its "
          "share of every batch, " + ("one GPU each." if gpus else "and the CPU threads are split between them."))
 # The default is the project's own network, with the recipe for this machine (config.CPU_RECIPES on a CPU).
@@ -76,7 +77,7 @@ cfg = config.config_for(name, data=str(ds.cache.path), out=str(root), epochs=int
                         unlabelled=unlabelled)
 # Data a run cannot learn from (unlabelled, no validation galaxies), or a run already training on it (from this page,
 # another session or a terminal), is said before Start, which stays off.
-refusal = runs.why_not_trainable(ds.cache, cfg)
+refusal = launcher.why_not_trainable(ds.cache, cfg)
 busy = runs.active_run(root, *here)
 if refusal is None and busy is not None:
     refusal = (f"`{busy.name}` is training on this data (followed below, wherever it was started); one run at a "
@@ -92,7 +93,7 @@ elif not closed_form:
         st.caption(estimate.duration_caption(probe, int(epochs), bool(chosen_teachers), processes))
 if st.button("Start training", type="primary", key="tr_start", disabled=refusal is not None, help=refusal):
     try:
-        st.session_state["tr_run"] = str(runs.launch(cfg, int(processes)))
+        st.session_state["tr_run"] = str(launcher.launch(cfg, int(processes)))
     except (RuntimeError, FileExistsError, ValueError) as e:
         st.error(f"Not started: {e}")
 st.caption(f"Runs are written to `{root}` and keep going if you close or reload this page.")
@@ -109,7 +110,7 @@ def live_run(run: dict) -> None:
         done, text = runs.progress(status)
         st.progress(done, text=text)
         if st.button("Stop", key="tr_stop", help="Stops after the current step; the last epoch is kept."):
-            runs.stop(run["path"])
+            launcher.stop(run["path"])
             st.toast("Asked the run to stop after its current step.")
     elif state in ("failed", "died"):
         st.error(f"The run {state}: {run['error'] or 'see train.log in its folder'}")

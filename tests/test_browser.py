@@ -16,7 +16,7 @@ from browser import CHROMIUM, PAGES, chromium, screenshot, streamlit_server, wai
 from conftest import make_tiny
 
 from galaxy_core.models import config
-from galaxy_core.data.cache import prepare
+from galaxy_core.data.prepare import prepare
 from galaxy_core.data import layout
 from galaxy_core.training import loop
 

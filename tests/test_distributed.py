@@ -20,7 +20,8 @@ import pytest
 from conftest import copy_tiny
 
 from galaxy_core.models import config, runs
-from galaxy_core.data import cache as gdata
+from galaxy_core.models import launcher
+from galaxy_core.data import prepare
 from galaxy_core import distributed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,15 +157,15 @@ def test_one_failing_process_fails_the_prediction_and_writes_nothing(data, tmp_p
 
 @pytest.mark.slow
 def test_the_dashboards_launch_runs_two_processes_and_stops_them_together(data, tmp_path):
-    cache = gdata.resolve_cache(data)
+    cache = prepare.resolve_cache(data)
     cfg = config.config_for("galaxynet", data=str(cache.path), out=str(tmp_path), name="launched", epochs=200,
                             batch_size=16, device="cpu", model_args={"width": 8, "input_size": 32})
-    run = runs.launch(cfg, processes=2)
+    run = launcher.launch(cfg, processes=2)
     deadline = time.time() + 300
     while time.time() < deadline and len(runs.read_metrics(run)) < 1 and \
             runs.read_status(run).get("state") in ("starting", "running"):
         time.sleep(0.2)
-    runs.stop(run)  # the STOP file: rank 0 sees it and both processes stop at the same step
+    launcher.stop(run)  # the STOP file: rank 0 sees it and both processes stop at the same step
     while time.time() < deadline and runs.read_status(run).get("state") in ("starting", "running"):
         time.sleep(0.2)
     assert runs.read_status(run)["state"] == "stopped", (run / "train.log").read_text()[-2000:]

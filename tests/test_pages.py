@@ -24,18 +24,19 @@ import streamlit as st
 from PIL import Image
 from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
-from test_access import _png_header
+from conftest import png_bomb_with_data
 
 from galaxy_core.models import config, runs
-from galaxy_core.data.cache import resolve_cache, split_rows
+from galaxy_core.data.cache import split_rows
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
 from galaxy_core.training import export
 from galaxy_core.data import images, layout
 from galaxy_core.predict import metrics, modelchoice
 from galaxy_core import cli
 from galaxy_core.atomic import read_json
+from conftest import ROOT, app, charts
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict", "discover"]
 
 
@@ -62,18 +63,6 @@ def env(tmp_path_factory):
         # Folders typed into the pages (other tests' tmp_path) are all under pytest's base folder.
         mp.setenv("GALAXY_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
         yield {"data": root, "runs": base / "runs"}
-
-
-def app(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
 
 
 def test_a_start_imports_no_pytorch():
@@ -244,7 +233,7 @@ def test_dataset_page_on_the_sky(env, tmp_path, monkeypatch):
 
 def test_dataset_page_shows_a_fits_original_as_its_composite(env, tmp_path, monkeypatch):
     """A folder of FITS cutouts: the Dataset page shows each original as the composite it was cached from."""
-    from test_fitsimages import galaxy, header, write, write_triple
+    from conftest import galaxy, header, write, write_triple
 
     folder = tmp_path / "fits" / layout.UNLABELLED_DIR
     folder.mkdir(parents=True)
@@ -630,7 +619,7 @@ def test_predict_page(trained, env):
 def test_predict_page_reads_fits_cutouts(trained, env):
     """A folder of FITS cutouts (a g, r, i cube and a band triple, each with its own field in its header) and the
     same files uploaded: both predicted, the field said to come from the headers, the composite shown."""
-    from test_fitsimages import galaxy, header, write, write_triple
+    from conftest import galaxy, header, write, write_triple
 
     folder = env["data"].parent / "fits"
     folder.mkdir()
@@ -750,7 +739,7 @@ def test_predict_page_refuses_bad_uploads_and_folders_outside_the_roots(env, tmp
     good = sorted((env["data"] / layout.UNLABELLED_DIR).glob("*.jpg"))[:3]
     truncated = good[2].read_bytes()
     uploads = [(p.name, p.read_bytes(), "image/jpeg") for p in good[:2]]
-    uploads += [("bomb.png", _png_header(30_000, 30_000), "image/png"), ("fake.jpg", b"<html>", "image/jpeg"),
+    uploads += [("bomb.png", png_bomb_with_data(30_000, 30_000), "image/png"), ("fake.jpg", b"<html>", "image/jpeg"),
                 ("cut.jpg", truncated[:len(truncated) // 2], "image/jpeg")]
     at.number_input(key="pr_fov").set_value(1.0)
     at.get("file_uploader")[0].set_value(uploads).run()

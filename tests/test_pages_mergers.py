@@ -21,9 +21,10 @@ import pytest
 import streamlit as st
 import torch
 from conftest import make_tiny
-from test_pages import app, charts
+from conftest import app, charts
 
-from galaxy_core.data import cache, layout
+from galaxy_core.data import layout
+from galaxy_core.data import prepare
 from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core import atomic, progress, tree
 from galaxy_core.mergers import calibration, fraction
@@ -37,7 +38,7 @@ CACHE = ".galaxy_cache"  # where the app prepares a writable folder's cache: lef
 def checkpoint(folder: Path, train: list[str], labelled: list[str]) -> Path:
     """A random seed CNN saved as a checkpoint that says it trained on ``train`` (validated on the other labelled)."""
     registry.save_model(registry.build_model("seed-cnn"), folder)
-    atomic_write_json(folder / evaluation.GALAXIES_FILE,
+    atomic_write_json(folder / modelchoice.GALAXIES_FILE,
                       {"train": train, "val": [i for i in labelled if i not in set(train)]})
     return folder
 
@@ -138,7 +139,7 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     assert "The matching threshold found there is applied to the galaxies here." in captions(at)
     # The threshold found on the labelled folder, applied to the unlabelled galaxies shown.
     model = modelchoice.load_model(mg["checkpoints"] / "default")
-    labelled = cache.resolve_cache(mg["data"])
+    labelled = prepare.resolve_cache(mg["data"])
     rows = labelled.indices("labelled")
     rows = rows[~evaluation.trained_mask(mg["checkpoints"] / "default", labelled, rows)]
     t = calibration.matching_threshold(prediction.predict_answer(model, labelled, "Class8.6", rows),

@@ -6,9 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from galaxy_core.data.cache import DEFAULT_SIZE, folder_caches, merge_shards, prepare
+from galaxy_core.data.cache import DEFAULT_SIZE, folder_caches
+from galaxy_core.data.prepare import merge_shards, prepare
 from galaxy_core.demo import demo_set
-from galaxy_core.data import explore, layout
+from galaxy_core.data import layout
+from galaxy_core.show import explore
 from galaxy_core.progress import TextProgress, format_bytes
 from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec,
                      source_fov)

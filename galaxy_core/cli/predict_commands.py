@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from galaxy_core.data import catalog, layout
-from galaxy_core.data.cache import resolve_cache, subsample
+from galaxy_core.data.cache import subsample
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
 from galaxy_core.mergers.calibration import calibration_on
 from galaxy_core.mergers import evolution, fraction, compare

@@ -30,6 +30,7 @@ from galaxy_core.data import fitsimages
 from galaxy_core import tree
 from galaxy_core.errors import DataError
 from galaxy_core.data.fitsimages import FitsSettings
+from galaxy_core.tree import galaxy_kind
 from galaxy_core.data.images import resolve_field, stat_reason
 from galaxy_core.data.layout import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR, folder_catalogue
 from galaxy_core.data.catalogue_table import ColumnNames, read_sky_catalogue
@@ -51,13 +52,6 @@ class DataWarning(UserWarning):
 
 # --------------------------------------------------------------------------------------------------------------------
 # Reading a folder
-
-
-def galaxy_kind(known: np.ndarray) -> np.ndarray:
-    """Per galaxy, from its (N, 37) boolean mask of known answers: ``"full"`` (all 37 known), ``"partial"`` (some,
-    as in ``training_solutions_partial.csv``) or ``"unlabelled"`` (none). Returns an (N,) str array."""
-    known = np.asarray(known, bool)
-    return np.where(known.all(1), "full", np.where(known.any(1), "partial", "unlabelled")).astype(str)
 
 
 @dataclass

@@ -100,3 +100,6 @@ def folder_is_synthetic(folder: str | os.PathLike) -> bool:
                 except (OSError, ValueError, AttributeError):
                     return False
     return False
+
+
+WEIGHTS_FILE = "model.safetensors"

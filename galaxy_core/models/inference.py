@@ -21,7 +21,7 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     the convolution's weights and bias. In eval mode BatchNorm is a fixed affine map per channel (Ioffe & Szegedy
     2015), so the outputs agree up to rounding and each folded layer saves a pass over its activations. "Follows"
     means the next module registered in the same parent, which is the order they run in ``nn.Sequential`` and
-    ``models.BasicBlock``; ``tests/test_inference.py`` checks every registered model's outputs. ``model`` is not
+    ``layers.BasicBlock``; ``tests/models/test_inference.py`` checks every registered model's outputs. ``model`` is not
     changed. A copy this function made is returned as it is (copying costs ~25 ms for the shipped model, so a caller
     that runs many batches folds once)."""
     if getattr(model, "_folded_for_inference", False) and not model.training:

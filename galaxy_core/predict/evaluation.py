@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data.cache import GalaxyCache, open_cache, resolve_cache, split_rows, subsample
+from galaxy_core.data.cache import GalaxyCache, open_cache, split_rows, subsample
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core import hardware, tree
 from galaxy_core.predict import metrics, modelchoice, prediction
 from galaxy_core.data import layout
@@ -101,40 +102,8 @@ class Evaluation:
         atomic_write_text(path, prediction.to_csv(self.ids, self.y_pred))
 
 
-GALAXIES_FILE = "galaxies.json"
-"""In an exported checkpoint: the ids of the galaxies its run trained on and validated on, so that it can be
-evaluated on the galaxies it never learnt from in any data set (the shipped model's pack is a subset of Kaggle's
-61,578 training galaxies, so a user's full Kaggle folder holds its training galaxies too)."""
-LOCAL_FILE = "local.json"
-"""In a checkpoint folder, where on the machine that exported it its run and training cache are (absolute paths):
-``export`` writes it, git ignores it (``checkpoints/*/local.json``), so that ``config.json`` names no folder of the
-machine a shipped model was trained on while evaluation there still finds its cache."""
-
-
 def _run_config(run: Path) -> TrainConfig:
     return TrainConfig.from_dict(read_json(run / "config.json")["train"])
-
-
-def is_run(folder: str | os.PathLike) -> bool:
-    """True for a training run folder (a config.json with its training settings), False for a checkpoint."""
-    path = Path(folder) / "config.json"
-    return path.is_file() and "train" in read_json(path)
-
-
-def model_dir(path: str | os.PathLike | None) -> Path:
-    """The folder that describes a model: a run folder (also for its ``best/``), else the checkpoint folder; None is
-    the default model's (``modelchoice.model_folder``)."""
-    folder = modelchoice.model_folder(path)
-    return folder.parent if folder.name == "best" and is_run(folder.parent) else folder
-
-
-def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None:
-    """``{"train": ids, "val": ids}`` of an exported checkpoint (see ``GALAXIES_FILE``), None when not recorded."""
-    path = Path(folder) / GALAXIES_FILE
-    if not path.is_file():
-        return None
-    d = read_json(path)
-    return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}
 
 
 MIN_SCORED_GALAXIES = 50
@@ -170,14 +139,14 @@ def trained_ids(folder: str | os.PathLike | None) -> set[str] | None:
     """The GalaxyIDs a model learnt from: a checkpoint's ``galaxies.json`` training ids, or a run's training rows of
     the cache it trained on (when that cache is on this machine); None when they are not known. ``folder`` None is
     the default model (``modelchoice.default_model``)."""
-    run = model_dir(folder)
-    if is_run(run):
+    run = modelchoice.model_dir(folder)
+    if modelchoice.is_run(run):
         try:
             trained = model_cache(run)
         except ValueError:  # its cache is not on this machine
             return None
         return {str(i) for i in trained.ids[split_rows(trained, _run_config(run))[0]]}
-    return (checkpoint_galaxies(run) or {}).get("train")
+    return (modelchoice.checkpoint_galaxies(run) or {}).get("train")
 
 
 def trained_mask(folder: str | os.PathLike | None, cache: GalaxyCache, rows: np.ndarray) -> np.ndarray:
@@ -193,10 +162,10 @@ def model_cache(folder: Path) -> GalaxyCache:
     """The cache a run or checkpoint was trained on, when it is still on this machine; ValueError, naming only the
     model's folder, when it is not."""
     config = read_json(folder / "config.json")
-    if is_run(folder):
+    if modelchoice.is_run(folder):
         places = [config["cache"].get("path")]
     else:  # a checkpoint: where it was exported, else its portable record (relative to the project folder)
-        local = read_json(folder / LOCAL_FILE) if (folder / LOCAL_FILE).is_file() else {}
+        local = read_json(folder / modelchoice.LOCAL_FILE) if (folder / modelchoice.LOCAL_FILE).is_file() else {}
         recorded = (config.get("extra", {}).get("train_cache") or {}).get("path")
         places = [local.get("cache"), recorded and str(layout.PROJECT_ROOT / recorded)]  # absolute stays itself
     for place in places:
@@ -218,8 +187,8 @@ def split_of(folder: str | os.PathLike | None, cache: GalaxyCache, split: str = 
     if split not in ("val", "train", "labelled"):
         raise KeyError(f"unknown split {split!r}: use val, train or labelled")
     labelled = cache.indices("labelled")
-    run = model_dir(folder)
-    if is_run(run) and read_json(run / "config.json")["cache"].get("fingerprint") == cache.fingerprint:
+    run = modelchoice.model_dir(folder)
+    if modelchoice.is_run(run) and read_json(run / "config.json")["cache"].get("fingerprint") == cache.fingerprint:
         train, val = split_rows(cache, _run_config(run))
     else:
         seen = trained_mask(run, cache, labelled)
@@ -264,11 +233,11 @@ def evaluate(run: str | os.PathLike | None, cache: GalaxyCache | str | os.PathLi
     standard error of 0.7 %, from the spread of the shipped model's per-galaxy errors on its validation split).
     The result's ``n_excluded`` counts the labelled galaxies left out as trained on (split ``labelled``).
     """
-    run_dir = model_dir(run)
+    run_dir = modelchoice.model_dir(run)
     if cache is None:
         cache = model_cache(run_dir)
     elif not isinstance(cache, GalaxyCache):
-        fov = _run_config(run_dir).source_fov if is_run(run_dir) and source_fov is None else source_fov
+        fov = _run_config(run_dir).source_fov if modelchoice.is_run(run_dir) and source_fov is None else source_fov
         cache = resolve_cache(cache, source_fov=fov)
     rows, excluded = split_of(run_dir, cache, split, include_trained)
     rows = subsample(rows, limit)

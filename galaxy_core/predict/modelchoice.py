@@ -16,6 +16,7 @@ import torch
 
 from galaxy_core.models import registry, runs
 from galaxy_core.data import layout
+from galaxy_core.atomic import read_json
 
 CHECKPOINTS = layout.PROJECT_ROOT / "checkpoints"
 
@@ -23,9 +24,9 @@ CHECKPOINTS = layout.PROJECT_ROOT / "checkpoints"
 def default_checkpoint() -> Path | None:
     """The model shipped with the project: ``checkpoints/default`` if present, else the first checkpoint folder
     (one holding ``model.safetensors``) in ``checkpoints/``; None when there is none."""
-    if (CHECKPOINTS / "default" / registry.WEIGHTS_FILE).is_file():
+    if (CHECKPOINTS / "default" / layout.WEIGHTS_FILE).is_file():
         return CHECKPOINTS / "default"
-    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{registry.WEIGHTS_FILE}"))
+    found = sorted(p.parent for p in CHECKPOINTS.glob(f"*/{layout.WEIGHTS_FILE}"))
     return found[0] if found else None
 
 
@@ -52,11 +53,11 @@ def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = 
         path = default_model(runs_root)[0]
     path = Path(path)
     registry.refuse_pickle(path)
-    if (path / registry.WEIGHTS_FILE).is_file():
+    if (path / layout.WEIGHTS_FILE).is_file():
         return path
-    if (path / "best" / registry.WEIGHTS_FILE).is_file():
+    if (path / "best" / layout.WEIGHTS_FILE).is_file():
         return path / "best"
-    raise FileNotFoundError(f"{path} holds no model: expected {registry.WEIGHTS_FILE} in it or in its best/ folder")
+    raise FileNotFoundError(f"{path} holds no model: expected {layout.WEIGHTS_FILE} in it or in its best/ folder")
 
 
 def member_folders(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> list[Path]:
@@ -66,11 +67,11 @@ def member_folders(path: str | os.PathLike | None, runs_root: str | os.PathLike 
     for an ensemble), every member in name order. Raises as :func:`model_folder` does for a folder that is
     neither."""
     path = None if path is None else Path(path)
-    if path is None or not path.is_dir() or (path / registry.WEIGHTS_FILE).is_file() or \
-            (path / "best" / registry.WEIGHTS_FILE).is_file():
+    if path is None or not path.is_dir() or (path / layout.WEIGHTS_FILE).is_file() or \
+            (path / "best" / layout.WEIGHTS_FILE).is_file():
         return [model_folder(path, runs_root)]
     members = sorted(p for p in path.iterdir()
-                     if (p / registry.WEIGHTS_FILE).is_file() and (p / registry.CONFIG_FILE).is_file())
+                     if (p / layout.WEIGHTS_FILE).is_file() and (p / registry.CONFIG_FILE).is_file())
     if len(members) < 2:
         return [model_folder(path, runs_root)]  # neither a model nor an ensemble: model_folder says why
     for p in members:
@@ -101,7 +102,7 @@ def provenance(model: registry.GalaxyModel) -> dict:
     folder = getattr(model, "folder", None)
     out = {"fov": round(float(model.config["fov"]), 6), "arch": str(model.config.get("name"))}
     if folder is not None:
-        weights = Path(folder) / registry.WEIGHTS_FILE
+        weights = Path(folder) / layout.WEIGHTS_FILE
         out["ckpthash"] = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
         try:
             out["model"] = str(Path(folder).resolve().relative_to(layout.PROJECT_ROOT))
@@ -117,15 +118,6 @@ def ensemble_provenance(members: list[registry.GalaxyModel]) -> dict:
     keys = list(dict.fromkeys(k for p in each for k in p))
     joined = {k: [p.get(k) for p in each] for k in keys}
     return {k: v[0] if len(set(map(str, v))) == 1 else ";".join(map(str, v)) for k, v in joined.items()}
-
-
-def input_geometry(model: registry.GalaxyModel) -> tuple[float, int]:
-    """(fov, size) of the images to decode for ``model``: fov as a fraction of the 424 px Kaggle frame, size in px;
-    those of the cache it was trained on when its config records them, else its own field and input size."""
-    d = model.extra.get("data")
-    if d:
-        return float(d["fov"]), int(d["size"])
-    return float(model.config["fov"]), int(model.config["input_size"])
 
 
 def trained_on_synthetic(model: registry.GalaxyModel) -> bool | None:
@@ -149,3 +141,37 @@ def domain_warning(model: registry.GalaxyModel, images_synthetic: bool) -> str |
                 "meaningless. Use the shipped checkpoint, or a model trained on real data.")
     return ("these are the synthetic demo's made-up galaxies, and the model was trained on real ones: expect its "
             "answers to disagree with the demo's invented labels.")
+
+
+def is_run(folder: str | os.PathLike) -> bool:
+    """True for a training run folder (a config.json with its training settings), False for a checkpoint."""
+    path = Path(folder) / "config.json"
+    return path.is_file() and "train" in read_json(path)
+
+
+def model_dir(path: str | os.PathLike | None) -> Path:
+    """The folder that describes a model: a run folder (also for its ``best/``), else the checkpoint folder; None is
+    the default model's (``modelchoice.model_folder``)."""
+    folder = model_folder(path)
+    return folder.parent if folder.name == "best" and is_run(folder.parent) else folder
+
+
+GALAXIES_FILE = "galaxies.json"
+"""In an exported checkpoint: the ids of the galaxies its run trained on and validated on, so that it can be
+evaluated on the galaxies it never learnt from in any data set (the shipped model's pack is a subset of Kaggle's
+61,578 training galaxies, so a user's full Kaggle folder holds its training galaxies too)."""
+
+
+LOCAL_FILE = "local.json"
+"""In a checkpoint folder, where on the machine that exported it its run and training cache are (absolute paths):
+``export`` writes it, git ignores it (``checkpoints/*/local.json``), so that ``config.json`` names no folder of the
+machine a shipped model was trained on while evaluation there still finds its cache."""
+
+
+def checkpoint_galaxies(folder: str | os.PathLike) -> dict[str, set[str]] | None:
+    """``{"train": ids, "val": ids}`` of an exported checkpoint (see ``GALAXIES_FILE``), None when not recorded."""
+    path = Path(folder) / GALAXIES_FILE
+    if not path.is_file():
+        return None
+    d = read_json(path)
+    return {k: {str(i) for i in d.get(k, [])} for k in ("train", "val")}

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from galaxy_core.predict import modelchoice
+from galaxy_core.models import registry
 from galaxy_core import tree
 from galaxy_core.errors import DataError
 from galaxy_core.predict.plusminus import Scale
@@ -145,12 +145,12 @@ def from_members(predictions: Sequence[np.ndarray], views: int = 1) -> Spread:
 
 
 def check_members(members: Sequence[torch.nn.Module]) -> tuple[float, int]:
-    """The input geometry (fov as a fraction of the 424 px frame, size in px; ``modelchoice.input_geometry``) that
+    """The input geometry (fov as a fraction of the 424 px frame, size in px; ``registry.input_geometry``) that
     every member of an ensemble shares, so that each image is decoded once for all of them. Raises DataError,
     naming each member's geometry and folder, when they differ, or when there is no member."""
     if not members:
         raise DataError("an ensemble needs at least one model")
-    found = [modelchoice.input_geometry(m) for m in members]
+    found = [registry.input_geometry(m) for m in members]
     if len(set(found)) > 1:
         said = "; ".join(f"{getattr(m, 'folder', f'member {i + 1}')}: fov {fov:.4f}, {size} px"
                          for i, (m, (fov, size)) in enumerate(zip(members, found)))

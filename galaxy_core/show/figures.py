@@ -1,6 +1,6 @@
 """Every figure the dashboard and the command line draw: plotly figures of the labels, of a model's predictions,
 of the merger fraction and of the morphology check, and the images of the Dataset page. Nothing here computes a
-statistic; each function lays out what :mod:`galaxy_core.data.explore`, :mod:`galaxy_core.mergers.fraction`,
+statistic; each function lays out what :mod:`galaxy_core.show.explore`, :mod:`galaxy_core.mergers.fraction`,
 :mod:`galaxy_core.mergers.calibration`, :mod:`galaxy_core.mergers.evolution` or :mod:`galaxy_core.mergers.morphology`
 compute. Nothing here imports Streamlit: the pages pass the figures to ``st.plotly_chart``, the command line writes
 them to HTML.
@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from galaxy_core.data import explore
+from galaxy_core.show import explore
 from galaxy_core.mergers import calibration, fraction, morphology
 from galaxy_core import tree
 
@@ -82,7 +82,7 @@ def tree_figure(values: np.ndarray, other: np.ndarray | None = None, names: tupl
 
 def histogram_grid_figure(hist: pd.DataFrame, stats: pd.DataFrame, cols: int = 6, log: bool = False,
                           columns: list[str] | tuple[str, ...] | None = None) -> go.Figure:
-    """Answer histograms (from :func:`galaxy_core.data.explore.histograms`) in one grid, each titled with its name and
+    """Answer histograms (from :func:`galaxy_core.show.explore.histograms`) in one grid, each titled with its name and
     skewness: all 37, or only ``columns`` (e.g. one question's answers). A browser draws about 200 SVG elements a
     panel, so the 37-panel grid takes it a few tenths of a second."""
     columns = list(columns or tree.COLUMNS)
@@ -201,7 +201,7 @@ TIGHT = {"l": 10, "r": 10, "t": 10, "b": 10}
 
 def split_means_figure(comparison: pd.DataFrame) -> go.Figure:
     """Each answer's mean vote fraction in the training and the validation split as grouped bars, from
-    :func:`galaxy_core.data.explore.split_comparison`'s table (``column``, ``name``, ``mean_train``, ``mean_val``)."""
+    :func:`galaxy_core.show.explore.split_comparison`'s table (``column``, ``name``, ``mean_train``, ``mean_val``)."""
     fig = go.Figure([go.Bar(x=comparison["column"], y=comparison[f"mean_{k}"], name=name,
                             hovertext=comparison["name"])
                      for k, name in (("train", "training"), ("val", "validation"))])
@@ -212,7 +212,7 @@ def split_means_figure(comparison: pd.DataFrame) -> go.Figure:
 
 def split_histogram_figure(hist: pd.DataFrame, column: str) -> go.Figure:
     """One answer's distribution in each split as overlaid bars, from
-    :func:`galaxy_core.data.explore.split_histograms`'s table (``split``, ``lo``, ``hi``, ``fraction``): the share of the
+    :func:`galaxy_core.show.explore.split_histograms`'s table (``split``, ``lo``, ``hi``, ``fraction``): the share of the
     split's known values per bin of vote fraction, so splits of different sizes compare."""
     fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name,
                             opacity=0.6) for name, g in hist.groupby("split", sort=False)])

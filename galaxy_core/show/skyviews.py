@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data import explore
+from galaxy_core.show import explore
 from galaxy_core.show import figures
 from galaxy_core import tables, tree
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from galaxy_core.data.cache import GalaxyCache, resolve_cache
+from galaxy_core.data.cache import GalaxyCache
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.training import loop
 from galaxy_core.models.config import RECIPES, config_for
 from galaxy_core.predict.evaluation import evaluate

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from galaxy_core.data import catalog
-from galaxy_core.data.cache import GalaxyCache, resolve_cache, split_rows
-from galaxy_core.predict import evaluation, modelchoice, prediction
+from galaxy_core.data.cache import GalaxyCache, split_rows
+from galaxy_core.data.prepare import resolve_cache
+from galaxy_core.predict import modelchoice, prediction
 from galaxy_core.models import runs
 from galaxy_core import tree
 from galaxy_core.models.config import TrainConfig
@@ -42,7 +43,7 @@ def check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ()) 
     exported checkpoint that records the galaxies it learnt from (``galaxies.json``, as ``export`` writes it; the
     teachers it was distilled from, if any, are those of its recorded training settings). A run's ``best/`` stands
     for its run."""
-    folder = evaluation.model_dir(folder)
+    folder = modelchoice.model_dir(folder)
     config_path = folder / "config.json"
     conf = read_json(config_path) if config_path.is_file() else {}
     if folder.resolve() in seen:
@@ -57,10 +58,10 @@ def check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ()) 
         learnt = set(tcache.ids[split_rows(tcache, tcfg)[0]].tolist())
         teachers = tcfg.teacher
     else:
-        recorded = evaluation.checkpoint_galaxies(folder)
+        recorded = modelchoice.checkpoint_galaxies(folder)
         if recorded is None:
             raise ValueError(f"teacher {folder} is neither a run folder (config.json with its training settings) nor "
-                             f"a checkpoint that records the galaxies it learnt from ({evaluation.GALAXIES_FILE}): "
+                             f"a checkpoint that records the galaxies it learnt from ({modelchoice.GALAXIES_FILE}): "
                              f"which galaxies it learnt from must be known, so that none of them is validated on")
         learnt = recorded["train"]
         teachers = (conf.get("extra", {}).get("train_config") or {}).get("teacher") or []

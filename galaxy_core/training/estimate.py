@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from galaxy_core.models import config, registry, runs, views
-from galaxy_core.data.cache import GalaxyCache, resolve_cache, split_rows
+from galaxy_core.data.cache import GalaxyCache, split_rows
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core import hardware, tree
 from galaxy_core.training import loop
 from galaxy_core.models.config import TrainConfig

@@ -5,7 +5,7 @@ A checkpoint is ``model.safetensors`` (float16 weights by default) and ``config.
 model came from: the run and its summary, its training settings and cache, the machine and the date; and
 ``galaxies.json``, the ids it trained and validated on, so that evaluation can keep to the galaxies it never saw.
 A checkpoint is made to be shipped, so its files name no folder of the machine it was made on (:func:`portable`):
-where the run and its cache are on that machine goes into ``local.json`` (``evaluation.LOCAL_FILE``), which git
+where the run and its cache are on that machine goes into ``local.json`` (``modelchoice.LOCAL_FILE``), which git
 ignores.
 """
 
@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxy_core.data.cache import resolve_cache, split_rows
+from galaxy_core.data.cache import split_rows
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.predict import evaluation, metrics, modelchoice, prediction
 from galaxy_core import hardware
 from galaxy_core.models import registry, runs
 from galaxy_core.data import layout
 from galaxy_core.models.config import TrainConfig
-from galaxy_core.predict.evaluation import GALAXIES_FILE, LOCAL_FILE, MIN_SCORED_GALAXIES
+from galaxy_core.predict.evaluation import MIN_SCORED_GALAXIES
+from galaxy_core.predict.modelchoice import GALAXIES_FILE, LOCAL_FILE
 from galaxy_core.atomic import atomic_write_json, building_dir, read_json
 
 CHECKPOINT_MAX_BYTES = 25 * 10**6
@@ -65,10 +67,10 @@ def trained_on(extra: dict) -> str:
 def shipped_checkpoints() -> list[dict]:
     """The checkpoints in ``checkpoints/``, the default first, in the shape of ``runs.finished_runs``' entries
     (``kind`` "checkpoint", ``path``, ``name``, ``model``, ``summary``, ``train_config``) plus ``galaxies``: whether
-    the checkpoint lists the galaxies it learnt from (``evaluation.checkpoint_galaxies``), and ``data``: what it
+    the checkpoint lists the galaxies it learnt from (``modelchoice.checkpoint_galaxies``), and ``data``: what it
     learnt from, in words (:func:`trained_on`)."""
     default = modelchoice.default_checkpoint()
-    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{registry.WEIGHTS_FILE}")),
+    found = sorted((p.parent for p in modelchoice.CHECKPOINTS.glob(f"*/{layout.WEIGHTS_FILE}")),
                    key=lambda p: (p != default, p.name))
     out = []
     for folder in found:
@@ -76,7 +78,7 @@ def shipped_checkpoints() -> list[dict]:
         extra = config.get("extra") or {}
         out.append({"kind": "checkpoint", "path": folder, "name": folder.name, "model": config.get("name"),
                     "summary": extra.get("train_summary") or {}, "train_config": extra.get("train_config") or {},
-                    "galaxies": evaluation.checkpoint_galaxies(folder) is not None, "data": trained_on(extra)})
+                    "galaxies": modelchoice.checkpoint_galaxies(folder) is not None, "data": trained_on(extra)})
     return out
 
 
@@ -125,7 +127,7 @@ def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = No
         atomic_write_json(tmp / LOCAL_FILE, {"run": str(run.resolve()), "cache": str(cache.path.resolve())})
         atomic_write_json(tmp / GALAXIES_FILE, {"train": cache.ids[train_rows].tolist(),
                                                 "val": cache.ids[val_rows].tolist()})
-        size = (tmp / registry.WEIGHTS_FILE).stat().st_size
+        size = (tmp / layout.WEIGHTS_FILE).stat().st_size
         if size > CHECKPOINT_MAX_BYTES:
             raise ValueError(f"{run}'s weights take {size / 1e6:.1f} MB, more than the "
                              f"{CHECKPOINT_MAX_BYTES / 1e6:.0f} MB a shipped checkpoint may; export with half "
@@ -159,7 +161,7 @@ def replace_default(checkpoint: str | os.PathLike, force: bool = False, tta: int
     refusal = None
     if modelchoice.trained_on_synthetic(new):
         refusal = f"{checkpoint} learnt from the synthetic demo: it would give wrong answers on real galaxies"
-    elif (default / registry.WEIGHTS_FILE).is_file():
+    elif (default / layout.WEIGHTS_FILE).is_file():
         try:
             cache = evaluation.model_cache(checkpoint)
         except ValueError:

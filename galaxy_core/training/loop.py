@@ -37,10 +37,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from galaxy_core.data.cache import resolve_cache, split_rows
+from galaxy_core.data.cache import split_rows
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.training import distill
 from galaxy_core import distributed, hardware
 from galaxy_core.models import inference, registry, runs, views
+from galaxy_core.models import launcher
 from galaxy_core.predict import metrics
 from galaxy_core.training.checkpoint import load_last, save_best, save_last
 from galaxy_core.models.config import TrainConfig
@@ -341,7 +343,7 @@ class _Run:
         self.crop, self.size = mcfg["fov"] / cache.fov, int(mcfg["input_size"])
         check_sizes(cfg, self.size)
         self.train_rows, self.val_rows = split_rows(cache, cfg)
-        refusal = runs.why_not_trainable(cache, cfg)
+        refusal = launcher.why_not_trainable(cache, cfg)
         if refusal:
             raise ValueError(refusal)
         self.config = {"train": asdict(cfg), "model": mcfg, "device": str(device),

@@ -1,4 +1,4 @@
-"""Tests of galaxy_core.data.explore on small arrays with answers known in advance, on the tiny synthetic cache and data
+"""Tests of galaxy_core.show.explore on small arrays with answers known in advance, on the tiny synthetic cache and data
 folder (the folder summary, its tree check and memory), and a few checks of the summary on the real packs in ../shared
 (marker ``shared``). The figures drawn from these statistics are tested in test_figures.py."""
 
@@ -12,22 +12,13 @@ import pytest
 from PIL import Image
 
 from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core.data.cache import SPLIT_TRAIN, SPLIT_VAL, prepare
-from galaxy_core.data import explore, layout
+from galaxy_core.data.prepare import prepare
+from galaxy_core.data import layout
+from galaxy_core.show import explore
 from galaxy_core import tree
+from conftest import arrays
 
 J11 = tree.column_index("Class1.1")
-
-
-def arrays(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random labels on the tree for ``n`` galaxies, all known, alternating train/validation."""
-    rng = np.random.default_rng(seed)
-    cond = np.zeros((n, tree.N_ANSWERS))
-    for s in tree.QUESTION_SLICES:
-        cond[:, s] = rng.dirichlet(np.ones(s.stop - s.start), size=n)
-    labels = tree.cumulative(cond).astype(np.float32)
-    split = np.where(np.arange(n) % 2 == 0, SPLIT_TRAIN, SPLIT_VAL).astype(np.int8)
-    return labels, np.ones_like(labels, bool), split
 
 
 # --------------------------------------------------------------------------------------------- selection and pages
@@ -206,7 +197,7 @@ def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path
     """A FITS cube and a g, r, i triple: found, drawn as the composite they were cached from, with the box of the
     field their own headers give (128 px at 0.396 arcsec with PETROR90 = 5 arcsec: 1.195 of the GZ2 frame, so the
     cache's 0.6038 is the central 0.505)."""
-    from test_fitsimages import galaxy, header, write, write_triple
+    from conftest import galaxy, header, write, write_triple
 
     from galaxy_core.data import fitsimages
 

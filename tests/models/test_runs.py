@@ -13,6 +13,7 @@ import pytest
 
 from conftest import train_config as _cfg
 from galaxy_core.models import config, runs
+from galaxy_core.models import launcher
 from galaxy_core.data import layout
 from galaxy_core.training import loop
 from galaxy_core.atomic import atomic_write_json as write_json
@@ -21,7 +22,7 @@ from galaxy_core.atomic import atomic_write_json as write_json
 def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, epochs=5)
     run = tmp_path / "run"
-    loop.train(cfg, callback=lambda e: runs.stop(run) if e["type"] == "epoch" else None)
+    loop.train(cfg, callback=lambda e: launcher.stop(run) if e["type"] == "epoch" else None)
     assert runs.read_status(run)["state"] == "stopped"
     assert len(runs.read_metrics(run)) == 1
     assert not (run / "STOP").exists()
@@ -29,9 +30,9 @@ def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
 
 def test_launch_runs_in_the_background_one_at_a_time(tiny_cache, tmp_path):
     cfg = _cfg(tiny_cache, tmp_path, name="bg", model="seed-cnn", epochs=1)
-    run = runs.launch(cfg)
+    run = launcher.launch(cfg)
     with pytest.raises(RuntimeError, match="already running"):
-        runs.launch(_cfg(tiny_cache, tmp_path, name="bg2", epochs=1))
+        launcher.launch(_cfg(tiny_cache, tmp_path, name="bg2", epochs=1))
     deadline = time.time() + 180
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.5)
@@ -45,7 +46,7 @@ def test_a_launched_run_that_fails_is_listed_as_failed_with_its_error(tiny_cache
     run cannot train on is refused before, see below: here a teacher that is not there fails the child)."""
     cfg = config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="bad", device="cpu",
                             teacher=[str(tmp_path / "no_teacher")])
-    run = runs.launch(cfg)
+    run = launcher.launch(cfg)
     deadline = time.time() + 120
     while runs.read_status(run).get("state") in ("starting", "running") and time.time() < deadline:
         time.sleep(0.3)
@@ -96,7 +97,7 @@ def test_launch_keeps_a_status_the_child_already_wrote(tiny_cache, tmp_path, mon
         return type("Proc", (), {"pid": os.getpid(), "wait": lambda self: 0})()
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    run = runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"), name="quick"))
+    run = launcher.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"), name="quick"))
     assert runs.read_status(run)["state"] == "running" and runs.read_status(run)["epoch"] == 1
 
 
@@ -126,7 +127,7 @@ def test_launch_gives_the_child_an_argument_list_not_a_shell_line(tiny_cache, tm
 
     calls = []
     monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
-    run = runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
+    run = launcher.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                         device="cpu"))
     [(args, kwargs)] = calls
     assert args == [sys.executable, "-m", "galaxy_core", "train", "--config", str(run / "launch.json")]
@@ -150,7 +151,7 @@ def test_launch_refuses_anything_but_registered_models_and_valid_numbers(bad, tm
     cfg = config.TrainConfig.from_dict({**cfg.__dict__, **bad})
     key = next(iter(bad))
     with pytest.raises(ValueError, match=key if key != "model_args" else "width|JSON"):
-        runs.launch(cfg)
+        launcher.launch(cfg)
     assert calls == [] and not (tmp_path / "runs").exists()
 
 
@@ -162,6 +163,7 @@ def test_a_run_that_cannot_train_is_refused_before_it_has_a_folder(data, tiny_da
     import subprocess
 
     from galaxy_core.data import cache as gdata
+    from galaxy_core.data import prepare
 
     calls = []
     monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
@@ -169,19 +171,19 @@ def test_a_run_that_cannot_train_is_refused_before_it_has_a_folder(data, tiny_da
     shutil.copytree(tiny_data / layout.UNLABELLED_DIR, folder)  # a plain folder of cutouts: all unlabelled
     shutil.copy(tiny_data / layout.FOLDER_CONFIG, folder)
     path, extra, words = {
-        "unlabelled cache": (gdata.prepare(folder, tmp_path / "cache", size=16, workers=1).path, {},
+        "unlabelled cache": (prepare.prepare(folder, tmp_path / "cache", size=16, workers=1).path, {},
                              "all 8 galaxies of plain are unlabelled"),
         "unlabelled folder": (folder, {}, "all 8 galaxies of plain are unlabelled"),
-        "no validation": (gdata.prepare(tiny_data, tmp_path / "c0", size=16, workers=1).path,
+        "no validation": (prepare.prepare(tiny_data, tmp_path / "c0", size=16, workers=1).path,
                           {"val_fraction": 0.001}, "no validation galaxies"),
         "missing": (tmp_path / "nowhere", {}, "no data folder or cache"),
     }[data]
     cfg = config.config_for("mean", data=str(path), out=str(tmp_path / "runs"), name="r", device="cpu", **extra)
     with pytest.raises(ValueError, match=words):
-        runs.launch(cfg)
+        launcher.launch(cfg)
     assert calls == [] and not (tmp_path / "runs" / "r").exists() and runs.list_runs(tmp_path / "runs") == []
     if data.endswith("cache") or data == "no validation":
-        assert words in runs.why_not_trainable(gdata.open_cache(path), cfg)
+        assert words in launcher.why_not_trainable(gdata.open_cache(path), cfg)
 
 
 def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache, tmp_path):
@@ -195,7 +197,7 @@ def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache,
         cfg = _cfg(tiny_cache, tmp_path, name=name, model="seed-cnn", epochs=1)
         barrier.wait()
         try:
-            results[name] = runs.launch(cfg)
+            results[name] = launcher.launch(cfg)
         except RuntimeError as e:
             results[name] = e
 
@@ -212,7 +214,7 @@ def test_two_launches_at_once_on_the_same_data_start_exactly_one_run(tiny_cache,
         assert [r["name"] for r in runs.list_runs(tmp_path)] == [started[0].name]
     finally:
         for run in started:
-            runs.stop(run)
+            launcher.stop(run)
         deadline = time.time() + 120
         while any(runs.read_status(r).get("state") in ("starting", "running") for r in started) \
                 and time.time() < deadline:
@@ -228,14 +230,14 @@ def test_launch_waits_for_the_lock_another_process_holds(tiny_cache, tmp_path, m
     tmp_path.mkdir(exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
-                               "print('locked', flush=True); time.sleep(2)", str(tmp_path / runs.LOCK_FILE)],
+                               "print('locked', flush=True); time.sleep(2)", str(tmp_path / launcher.LOCK_FILE)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         calls = []
         monkeypatch.setattr(subprocess, "Popen", _fake_popen(calls))
         t = time.perf_counter()
-        runs.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
+        launcher.launch(config.config_for("seed-cnn", data=str(tiny_cache.path), out=str(tmp_path), name="r",
                                       device="cpu"))
         assert time.perf_counter() - t > 1.0 and len(calls) == 1
     finally:
@@ -326,13 +328,13 @@ def test_finished_runs_are_those_with_a_best_checkpoint_whatever_their_state(tmp
 
 
 def test_the_devices_and_processes_a_run_can_be_launched_with(monkeypatch):
-    assert runs.device_choices()[:2] == ["auto", "cpu"]
-    assert runs.gpus_for("cpu") == 0 and runs.max_processes("cpu") == (os.cpu_count() or 1)
+    assert launcher.device_choices()[:2] == ["auto", "cpu"]
+    assert launcher.gpus_for("cpu") == 0 and launcher.max_processes("cpu") == (os.cpu_count() or 1)
     monkeypatch.setattr(runs.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(runs.torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(runs, "pick_device", lambda name="auto": runs.torch.device("cuda" if name != "cpu" else "cpu"))
-    assert runs.device_choices() == ["auto", "cpu", "cuda"]
-    assert (runs.gpus_for("cuda"), runs.max_processes("cuda"), runs.max_processes("cpu")) == (4, 4, os.cpu_count())
+    assert launcher.device_choices() == ["auto", "cpu", "cuda"]
+    assert (launcher.gpus_for("cuda"), launcher.max_processes("cuda"), launcher.max_processes("cpu")) == (4, 4, os.cpu_count())
 
 
 def test_a_run_given_a_data_folder_and_one_on_its_cache_are_on_the_same_data(tiny_cache, tmp_path, monkeypatch):
@@ -350,7 +352,7 @@ def test_a_run_given_a_data_folder_and_one_on_its_cache_are_on_the_same_data(tin
     assert runs.active_run(tmp_path, tiny_cache.path, source) == tmp_path / "cli"
     assert runs.active_run(tmp_path, tmp_path / "elsewhere") is None
     with pytest.raises(RuntimeError, match="already running"):
-        runs.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="second",
+        launcher.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path), name="second",
                                       device="cpu"))
     assert calls == [] and not (tmp_path / "second").exists()
     assert runs.data_name(entry) == Path(source).name

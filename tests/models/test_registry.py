@@ -16,8 +16,8 @@ from torch import nn
 from conftest import ROOT
 from galaxy_core.models import registry
 from galaxy_core import tree
-from galaxy_core.models.registry import (FORMAT, BasicBlock, DecisionTreeOutput, GalaxyModel, Head, MeanModel,
-    build_model, count_parameters, list_models, load_model_folder, save_model)
+from galaxy_core.models.registry import FORMAT, DecisionTreeOutput, GalaxyModel, Head, MeanModel, build_model, count_parameters, list_models, load_model_folder, save_model
+from galaxy_core.models.layers import BasicBlock
 
 # Small enough for CPU CI; the default width is checked separately in test_galaxynet_default.
 SMALL = {"galaxynet": {"width": 8}}

@@ -12,6 +12,7 @@ import pytest
 from galaxy_core.models import config, runs
 from galaxy_core.data import cache
 from galaxy_core.predict import evaluation
+from galaxy_core.predict import modelchoice
 from galaxy_core.training import loop
 from galaxy_core import tree
 
@@ -150,7 +151,7 @@ def test_unseen_labelled_leaves_out_what_a_checkpoint_trained_on(tiny_cache, tmp
     everything = evaluation.unseen_labelled(folder, tiny_cache)
     assert not everything.known and everything.n_trained == 0 and everything.rows.tolist() == labelled.tolist()
     trained = tiny_cache.ids[labelled[::3]].tolist() + ["999999999"]  # and one that is not in this data
-    (folder / evaluation.GALAXIES_FILE).write_text(json.dumps({"train": trained, "val": []}))
+    (folder / modelchoice.GALAXIES_FILE).write_text(json.dumps({"train": trained, "val": []}))
     unseen = evaluation.unseen_labelled(folder, tiny_cache)
     assert unseen.known and unseen.n_trained == len(labelled[::3])
     assert unseen.rows.tolist() == np.setdiff1d(labelled, labelled[::3]).tolist()

@@ -24,7 +24,8 @@ from conftest import train_config as _cfg
 from galaxy_core.data import catalog, cache
 from galaxy_core.training import checkpoint, loop
 from galaxy_core.models import config, registry, runs
-from galaxy_core import errors, tree
+from galaxy_core import tree
+from galaxy_core import atomic
 from galaxy_core.predict import metrics
 
 
@@ -223,7 +224,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_good_one(tiny_cach
 
     monkeypatch.setattr(checkpoint, "save_file", save_file)
     run = tmp_path / "run"
-    with pytest.raises(errors.DiskFull, match=f"no space left on device writing last in {run}"):
+    with pytest.raises(atomic.DiskFull, match=f"no space left on device writing last in {run}"):
         loop.train(_cfg(tiny_cache, tmp_path, epochs=3, model="galaxynet",
                             model_args={"width": 8, "input_size": 32}))
     monkeypatch.undo()

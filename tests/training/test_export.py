@@ -16,8 +16,9 @@ import pytest
 from galaxy_core.models import config
 from galaxy_core.data import cache
 from galaxy_core.predict import evaluation
+from galaxy_core.predict import modelchoice
 from galaxy_core.training import export, loop
-from galaxy_core import atomic, errors
+from galaxy_core import atomic
 
 
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]+")
@@ -39,7 +40,7 @@ def test_absolute_paths_finds_what_it_should():
 def test_no_shipped_checkpoint_file_names_an_absolute_path():
     """Every file git tracks under checkpoints/ (the safetensors file by its JSON header): no path of the machine a
     model was made on."""
-    project = Path(__file__).resolve().parent.parent
+    project = Path(__file__).resolve().parents[2]
     listed = subprocess.run(["git", "ls-files", "checkpoints"], cwd=project, capture_output=True, text=True)
     names = listed.stdout.split() if listed.returncode == 0 else \
         [str(p.relative_to(project)) for p in (project / "checkpoints").rglob("*") if p.is_file()]
@@ -75,7 +76,6 @@ def contents(folder) -> dict[str, bytes]:
 
 
 def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path):
-    from galaxy_core.predict import modelchoice
 
     cfg = config.config_for("galaxynet", data=str(tiny_cache.path), out=str(tmp_path), name="g", epochs=1,
                             batch_size=16, val_fraction=0.25, tta=1, device="cpu",
@@ -101,13 +101,13 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
     assert absolute_paths((out / "config.json").read_text()) == []
     assert model.extra["train_config"]["out"] is None and model.extra["train_cache"]["path"] is None
     assert (model.extra["train_cache"]["val_fraction"], model.extra["train_cache"]["seed"]) == (0.25, 0)
-    local = atomic.read_json(out / evaluation.LOCAL_FILE)
+    local = atomic.read_json(out / modelchoice.LOCAL_FILE)
     assert local == {"run": str(run.resolve()), "cache": str(tiny_cache.path.resolve())}
     assert export.trained_on(model.extra) == "data, its seeded 75/25 split"
 
     # The checkpoint knows its galaxies, so it is scored on the ones it never learnt from, in any cache.
     train_rows, val_rows = cache.split_rows(tiny_cache, cfg)
-    galaxies = evaluation.checkpoint_galaxies(out)
+    galaxies = modelchoice.checkpoint_galaxies(out)
     assert galaxies == {"train": set(tiny_cache.ids[train_rows]), "val": set(tiny_cache.ids[val_rows])}
     ev = evaluation.evaluate(out, tiny_cache, tta=2, device="cpu")
     assert sorted(ev.ids) == sorted(tiny_cache.ids[val_rows])
@@ -132,7 +132,6 @@ def test_export_writes_a_checked_half_precision_checkpoint(tiny_cache, tmp_path)
 
 
 def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core.predict import modelchoice
 
     run = small_run(tiny_cache, tmp_path)
     out = tmp_path / "checkpoints" / "default"
@@ -143,7 +142,7 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fsync", no_space)
-    with pytest.raises(errors.DiskFull, match=f"no space left on device writing default in {out.parent}"):
+    with pytest.raises(atomic.DiskFull, match=f"no space left on device writing default in {out.parent}"):
         export.export_checkpoint(run, out, tta=1, device="cpu")
     monkeypatch.undo()
     assert contents(out) == before and os.listdir(out.parent) == ["default"]
@@ -151,7 +150,6 @@ def test_a_full_disk_during_export_keeps_the_old_checkpoint(tiny_cache, tmp_path
 
 
 def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unasked(tiny_cache, tmp_path, monkeypatch):
-    from galaxy_core.predict import modelchoice
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     run = small_run(tiny_cache, tmp_path)
@@ -177,7 +175,6 @@ def test_export_writes_a_folder_of_its_own_and_never_replaces_the_default_unaske
 
 def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypatch):
     """Both models scored on the galaxies neither learnt from; the worse one does not replace the better."""
-    from galaxy_core.predict import modelchoice
 
     monkeypatch.setattr(modelchoice, "CHECKPOINTS", tmp_path / "checkpoints")
     monkeypatch.setattr(modelchoice, "trained_on_synthetic", lambda model: False)  # take the tiny set as real
@@ -201,7 +198,6 @@ def test_a_worse_model_is_refused_as_the_default(tiny_cache, tmp_path, monkeypat
 
 
 def test_shipped_checkpoints_lists_the_default_first_with_what_each_knows(tmp_path, monkeypatch):
-    from galaxy_core.predict import modelchoice
 
     for name, model in (("alpha", "seed-cnn"), ("default", "galaxynet"), ("zeta", "resnet18")):
         (tmp_path / name).mkdir()

@@ -9,39 +9,18 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from galaxy_core.data import catalog, images
 from galaxy_core.data.layout import DEFAULT_FOV
-
-PROPERTY = settings(max_examples=250, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
-"""Hypothesis settings of the property tests here and in test_catalog.py: 250 examples each, no time limit per
-example (the CPU may be shared), no example database written into the project, and the same examples on every run
-(derandomize), so that a CI run fails only for a change in the code, and a failure reproduces."""
-
-
-def centre_square(size: int = 200, white: int = 100) -> np.ndarray:
-    a = np.zeros((size, size, 3), np.uint8)
-    lo = (size - white) // 2
-    a[lo:lo + white, lo:lo + white] = 255
-    return a
-
-
-def smooth_galaxy(size: int = 424) -> np.ndarray:
-    """A smooth coloured Gaussian: JPEG keeps it well, so decoders can be compared pixel by pixel."""
-    r = np.arange(size) + 0.5 - size / 2
-    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * (size / 10) ** 2))
-    return np.stack([g * 255, g * 200, g * 120], -1).round().astype(np.uint8)
+from conftest import IMAGE_FAULTS, PROPERTY, centre_square, smooth_galaxy, write_fault
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])
@@ -103,59 +82,6 @@ def test_load_image_rejects_bad_crop(tmp_path):
     for crop in (0.0, 1.5):
         with pytest.raises(catalog.DataError, match="crop"):
             images.load_image(tmp_path / "a.png", crop, 8)
-
-
-def png_header(w: int, h: int) -> bytes:
-    """A PNG that is only a header claiming w x h pixels: a decompression bomb in 57 bytes."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
-
-
-def refuse_reading(monkeypatch, path: Path) -> None:
-    """Make ``path`` unreadable as a file without read permission is (chmod 000 does nothing for root)."""
-    real = Image.open
-
-    def guarded(fp, *args, **kwargs):
-        if str(fp) == str(path):
-            raise PermissionError(13, "Permission denied", str(fp))
-        return real(fp, *args, **kwargs)
-
-    monkeypatch.setattr(Image, "open", guarded)
-
-
-def write_fault(fault: str, path: Path, monkeypatch) -> None:
-    if fault == "truncated-jpeg":
-        Image.fromarray(smooth_galaxy(424)).save(path, "JPEG", quality=95)
-        path.write_bytes(path.read_bytes()[:1500])
-    elif fault == "zero-bytes":
-        path.write_bytes(b"")
-    elif fault == "text-named-jpg":
-        path.write_text("GalaxyID,Class1.1\n1,0.5\n")
-    elif fault == "gif-named-jpg":
-        Image.new("P", (64, 64)).save(path, "GIF")
-    elif fault == "bomb-over-2x":
-        path.write_bytes(png_header(20_000, 20_000))
-    elif fault == "bomb-1x-to-2x":  # Pillow only warns here
-        path.write_bytes(png_header(10_000, 10_000))
-    elif fault == "unreadable":
-        Image.new("RGB", (424, 424)).save(path)
-        refuse_reading(monkeypatch, path)
-    elif fault == "symlink-loop":
-        os.symlink(path.with_name("loop-b.jpg"), path)
-        os.symlink(path, path.with_name("loop-b.jpg"))
-    elif fault == "tiny-3x3":
-        Image.new("RGB", (3, 3), (255, 255, 255)).save(path)
-    else:
-        raise AssertionError(fault)
-
-
-IMAGE_FAULTS = {
-    "truncated-jpeg": "truncated", "zero-bytes": "empty file (0 bytes)", "text-named-jpg": "not a JPEG or PNG image",
-    "gif-named-jpg": "not a JPEG or PNG image", "bomb-over-2x": "400000000 pixels",
-    "bomb-1x-to-2x": "10000 x 10000 = 100000000 pixels", "unreadable": "permission denied",
-    "symlink-loop": "symbolic link loop", "tiny-3x3": "too small",
-}
 
 
 @pytest.mark.parametrize("fault", list(IMAGE_FAULTS))
@@ -377,11 +303,11 @@ def test_a_script_without_the_main_guard_finishes(tmp_path):
     for i in range(200):  # more than two 64-image chunks, so that decoding goes to the process pool
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     script = tmp_path / "x.py"
-    script.write_text("from galaxy_core.data import cache\n"
-                      f"prepared = cache.prepare({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'cache')!r}, "
+    script.write_text("from galaxy_core.data.prepare import prepare\n"
+                      f"prepared = prepare({str(tmp_path / 'data')!r}, cache_dir={str(tmp_path / 'cache')!r}, "
                       "source_fov=1.0, size=8, workers=2)\n"
                       "print('prepared', len(prepared))\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr

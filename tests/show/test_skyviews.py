@@ -13,6 +13,7 @@ import pytest
 from conftest import make_tiny
 
 from galaxy_core.data import cache
+from galaxy_core.data import prepare
 from galaxy_core.demo import demo_set
 from galaxy_core.show import figures, skyviews
 from galaxy_core import tree
@@ -23,7 +24,7 @@ def sky_cache(tmp_path_factory):
     """A tiny demo with its made-up catalogue, prepared at 32 px (read-only)."""
     root = make_tiny(tmp_path_factory.mktemp("sky") / "data", n_labelled=20, n_unlabelled=4, size=64,
                      catalogue=True)
-    return cache.prepare(root, root.parent / "cache", size=32, workers=1)
+    return prepare.prepare(root, root.parent / "cache", size=32, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def holes_cache(sky_cache, tmp_path_factory):
     sky["mass"] = np.linspace(9.5, 11.5, len(sky))
     table = tmp_path_factory.mktemp("holes") / "galaxies.csv"
     sky.to_csv(table, index=False)
-    return cache.prepare(table, table.parent / "cache", size=32, source_fov=1.0, workers=1)
+    return prepare.prepare(table, table.parent / "cache", size=32, source_fov=1.0, workers=1)
 
 
 # --------------------------------------------------------------------------------------- links and captions

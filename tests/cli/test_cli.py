@@ -260,7 +260,8 @@ def test_demo_overwrite_rebuilds_the_cache_a_run_needs(tmp_path, capsys, monkeyp
     from the new images, with its settings, so the run still evaluates and nothing has to be rebuilt later (once
     the overwrite deleted the cache and the run failed with "the cache it was trained on is not on this
     machine")."""
-    from galaxy_core.data.cache import default_cache_dir, prepare
+    from galaxy_core.data.cache import default_cache_dir
+    from galaxy_core.data.prepare import prepare
     from galaxy_core.predict import evaluation
 
     monkeypatch.setattr(evaluation, "MIN_SCORED_GALAXIES", 2)  # the small demo's few validation galaxies

@@ -112,7 +112,7 @@ def test_the_catalogue_is_made_up_and_says_so(small):
 
 
 def test_a_prepared_demo_keeps_ra_dec_and_z(small, tmp_path):
-    from galaxy_core.data.cache import prepare
+    from galaxy_core.data.prepare import prepare
 
     cache = prepare(small, tmp_path / "cache", size=32, workers=1)
     assert {"ra", "dec", "z", "made_up"} <= set(cache.columns.columns) and cache.synthetic
@@ -282,7 +282,7 @@ def test_ensure_repairs_its_own_demo_but_not_other_folders(tmp_path, tiny_defaul
 
 
 def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defaults):
-    from galaxy_core.data.cache import prepare
+    from galaxy_core.data.prepare import prepare
 
     root = demo_set.ensure_demo_dataset(tmp_path / "demo")
     assert layout.folder_is_synthetic(root) and layout.folder_is_synthetic(root / layout.UNLABELLED_DIR)

@@ -12,6 +12,7 @@ import torch
 
 from conftest import train_config as _cfg
 from galaxy_core.data import cache, layout
+from galaxy_core.data import prepare
 from galaxy_core.training import distill, export, loop
 from galaxy_core.models import registry, runs
 from galaxy_core import tree
@@ -22,14 +23,13 @@ def partial_cache(tiny_data, tmp_path_factory):
     """``tiny_data`` with four galaxies' Class6-11 answers blanked (partially labelled, as in the 96 px pack)."""
     import pandas as pd
 
-    from galaxy_core.data import cache
 
     root = tmp_path_factory.mktemp("partial") / "data"
     shutil.copytree(tiny_data, root)
     labels = pd.read_csv(root / layout.LABEL_CSV, dtype={"GalaxyID": str})
     labels.loc[:3, [c for c in tree.COLUMNS if int(c[5:].split(".")[0]) >= 6]] = np.nan
     labels.to_csv(root / layout.LABEL_CSV, index=False)
-    return cache.prepare(root, root.parent / "cache", size=32, val_fraction=0.25, workers=1)
+    return prepare.prepare(root, root.parent / "cache", size=32, val_fraction=0.25, workers=1)
 
 
 def test_teacher_fills_unknown_answers_and_labels_unlabelled_galaxies(partial_cache, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from galaxy_core.data import catalog, catalogue_table
-from galaxy_core.data.cache import fingerprint, prepare
+from galaxy_core.data.prepare import fingerprint, prepare
 from galaxy_core import tables
 from galaxy_core.errors import DataError
 

@@ -15,12 +15,7 @@ from galaxy_core import tree
 from galaxy_core.mergers.calibration import (calibrate, calibration_pairs, calibration_table, matching_threshold,
     precision_recall, reliability_curve)
 from galaxy_core.mergers.fraction import MERGER_COLUMN
-
-
-def shrunk(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Volunteer fractions spread over [0, 1] and a model that predicts half of each (shrunk towards 0)."""
-    p_true = np.random.default_rng(seed).uniform(0, 1, n)
-    return 0.5 * p_true, p_true
+from conftest import shrunk
 
 
 def test_matching_threshold_of_a_shrunk_model():

@@ -21,10 +21,10 @@ import torch
 
 from conftest import FIRST_ID, ROOT
 from galaxy_core.data import catalog, layout
-from galaxy_core import atomic, errors, tree
+from galaxy_core import atomic, tree
 from galaxy_core.predict import modelchoice, prediction
 from galaxy_core.models import registry
-from test_data import BAD, EITHER, ODD, reported, write_bad_images
+from conftest import BAD, EITHER, ODD, reported, write_bad_images
 
 
 def test_to_csv_is_the_kaggle_submission_format():
@@ -129,7 +129,7 @@ def test_a_full_disk_while_writing_predictions_keeps_the_old_csv(seed_run, tiny_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fsync", no_space)
-    with pytest.raises(errors.DiskFull, match=f"no space left on device writing pred.csv in {tmp_path}"):
+    with pytest.raises(atomic.DiskFull, match=f"no space left on device writing pred.csv in {tmp_path}"):
         prediction.predict_folder(tiny_data, seed_run, out=out, workers=1)
     assert out.read_text() == "the previous predictions\n" and os.listdir(tmp_path) == ["pred.csv"]
 

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_merger_calibration import shrunk
-from test_merger_fraction import with_flagged
+from conftest import shrunk
+from conftest import with_flagged
 
 from galaxy_core.data import catalog
 from galaxy_core.predict import evaluation, prediction

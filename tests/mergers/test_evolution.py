@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_merger_calibration import shrunk
+from conftest import shrunk
 
 from galaxy_core.mergers import evolution as me
 from galaxy_core.errors import DataError

@@ -12,14 +12,9 @@ from galaxy_core.mergers import fraction
 from galaxy_core.mergers.calibration import calibrated_fraction
 from galaxy_core.mergers.fraction import (LITERATURE, compare_with_theory, expected_fraction, fraction_above,
     mean_probability, number_text, ratio_text, wilson_interval)
+from conftest import with_flagged
 
 Z95 = 1.959963984540054  # the 97.5 % point of the standard normal
-
-
-def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:
-    """n probabilities of which exactly k are above 0.5, shuffled."""
-    p = np.r_[np.full(k, 0.9), np.full(n - k, 0.1)]
-    return np.random.default_rng(seed).permutation(p)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from galaxy_core import atomic, errors, progress
+from galaxy_core import atomic, progress
 
 
 def test_atomic_write_bytes_creates_parent_folders(tmp_path):
@@ -180,7 +180,7 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fsync", full)
-    with pytest.raises(errors.DiskFull, match="no space left") as e:
+    with pytest.raises(atomic.DiskFull, match="no space left") as e:
         atomic.atomic_write_text(target, "new")
     assert e.value.errno == errno.ENOSPC and str(tmp_path) in str(e.value) and "answers.csv" in str(e.value)
     assert target.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["answers.csv"]
@@ -194,7 +194,7 @@ def test_a_full_disk_while_building_a_folder_keeps_the_old_folder(tmp_path, monk
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(errors.DiskFull, match=f"no space left on device writing ckpt in {tmp_path}"):
+    with pytest.raises(atomic.DiskFull, match=f"no space left on device writing ckpt in {tmp_path}"):
         with atomic.building_dir(dst) as tmp:
             (tmp / "model").write_text("new, partly wri")
             full()

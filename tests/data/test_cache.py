@@ -23,9 +23,10 @@ from PIL import Image
 from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, ROOT, TRUNCATED, copy_tiny, csv_rows,
                       write_csv_rows)
 from galaxy_core.data import catalog, images, layout
-from galaxy_core.data.cache import (CACHE_VERSION, DEFAULT_SIZE, SPLIT_TRAIN, SPLIT_UNLABELLED, SPLIT_VAL,
-    default_cache_dir, lock_path, make_split, merge_shards, open_cache, prepare, resolve_cache, shard_dir)
-from galaxy_core import atomic, errors, tree
+from galaxy_core.data.cache import CACHE_VERSION, DEFAULT_SIZE, SPLIT_TRAIN, SPLIT_UNLABELLED, SPLIT_VAL, default_cache_dir, make_split, open_cache
+from galaxy_core.data.prepare import lock_path, merge_shards, prepare, resolve_cache, shard_dir
+from galaxy_core import atomic, tree
+from conftest import BAD, EITHER, ODD, reported, write_bad_images
 
 
 def no_tmp_left(folder: Path) -> bool:
@@ -137,7 +138,7 @@ class DecodeCounter:
     def __init__(self, monkeypatch):
         self.calls = 0
         self._real = images.decode_images
-        monkeypatch.setattr("galaxy_core.data.cache.decode_images", self)
+        monkeypatch.setattr("galaxy_core.data.prepare.decode_images", self)
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -309,58 +310,6 @@ def test_prepare_skips_an_unreadable_first_image_of_undeclared_originals(tmp_pat
 # --------------------------------------------------------------------------------------------------------------------
 # Bad images: every good image is kept, every bad one reported with its path and reason, nothing crashes
 
-BAD = {"truncated": 10, "empty": 11, "text": 12, "bomb": 13, "loop": 14}
-"""Images that cannot be read, by the offset of the galaxy (from FIRST_ID) they replace."""
-ODD = {"grey": 15, "palette": 16, "cmyk": 17}
-"""Unusual colour modes that are still galaxies: converted to RGB and kept."""
-EITHER = {"16bit": 18, "3px": 19}
-"""Kept or skipped with a reason; never a crash."""
-
-
-def write_bad_images(folder: Path, monkeypatch) -> dict[str, Path]:
-    """Replace galaxies of a copy of tiny_data's image folder (or of a flat folder of its images) by each kind of
-    bad or odd image; returns their paths by kind. Decompression bombs are made cheap by lowering Pillow's limit
-    (for this process: decode with one worker)."""
-    out = {}
-    for kind, k in {**BAD, **ODD, **EITHER}.items():
-        gid = str(FIRST_ID + k)
-        good = folder / f"{gid}.jpg"
-        with Image.open(good) as im:
-            rgb = im.convert("RGB")
-        ext = ".png" if kind in ("grey", "palette", "16bit", "3px", "bomb") else ".jpg"
-        path = folder / f"{gid}{ext}"
-        good.unlink()
-        if kind == "truncated":
-            rgb.save(path, quality=95)
-            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
-        elif kind == "empty":
-            path.write_bytes(b"")
-        elif kind == "text":
-            path.write_text("this is not an image\n" * 20)
-        elif kind == "bomb":
-            Image.new("L", (1000, 1000)).save(path)  # 1e6 px, over twice the limit set below
-        elif kind == "loop":
-            os.symlink(path.name, path)  # points at itself: opening it fails with ELOOP
-        elif kind == "grey":
-            rgb.convert("L").save(path)
-        elif kind == "palette":
-            rgb.convert("P").save(path)
-        elif kind == "cmyk":
-            rgb.convert("CMYK").save(path)
-        elif kind == "16bit":
-            Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257).save(path)
-        elif kind == "3px":
-            rgb.resize((3, 3)).save(path)
-        out[kind] = path
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # the 128 px galaxies are 16,384 px
-    return out
-
-
-def reported(path: Path, skipped: list[dict], problems: list[str] = ()) -> bool:
-    """Whether ``path`` is listed as skipped with a reason, or named in a problem."""
-    return (any(s["path"] == str(path) and s["reason"] for s in skipped)
-            or any(str(path) in p for p in problems))
-
 
 def test_prepare_keeps_every_good_image_and_reports_each_bad_one(fresh, monkeypatch):
     root, dest = fresh
@@ -401,7 +350,7 @@ def test_a_full_disk_during_prepare_is_a_clear_error_and_keeps_the_old_cache(fre
         monkeypatch.setattr(np, "save", no_space)
     else:  # the last file, meta.json
         monkeypatch.setattr(atomic.os, "fsync", no_space)
-    with pytest.raises(errors.DiskFull, match="no space left") as e:
+    with pytest.raises(atomic.DiskFull, match="no space left") as e:
         prepare(root, dest, size=16, workers=1, force=True)
     monkeypatch.undo()
     assert e.value.errno == errno.ENOSPC and f"c16 in {dest.parent}" in str(e.value) and "needs about" in str(e.value)
@@ -416,13 +365,14 @@ def test_a_full_disk_during_prepare_is_a_clear_error_and_keeps_the_old_cache(fre
 
 CLI = """
 import contextlib, os, runpy, sys, time
-from galaxy_core.data import cache, images
+from galaxy_core.data import images, prepare
+from galaxy_core.data import prepare
 real_load, delay = images.load_image, float(os.environ.get("DECODE_DELAY", "0"))
 def slow_load(*args, **kwargs):
     time.sleep(delay)  # a slower decoder: more of the run is spent building the cache, where kills matter
     return real_load(*args, **kwargs)
 images.load_image = slow_load
-real_build, real_lock, log = cache._build, cache.file_lock, os.environ.get("BUILD_LOG")
+real_build, real_lock, log = prepare._build, prepare.file_lock, os.environ.get("BUILD_LOG")
 def logged_build(*args, **kwargs):
     with open(log, "a") as f:
         f.write("build\\n")
@@ -434,7 +384,7 @@ def logged_lock(path):
             f.write(f"waited {waited}\\n")
         yield waited
 if log:
-    cache._build, cache.file_lock = logged_build, logged_lock
+    prepare._build, prepare.file_lock = logged_build, logged_lock
 sys.argv = ["galaxy_core", *sys.argv[1:]]
 runpy.run_module("galaxy_core", run_name="__main__")
 """

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,9 @@ from PIL import Image
 
 from galaxy_core.show import access
 from galaxy_core.data import layout
+from conftest import png_bomb_with_data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_data_roots_default_to_the_project_and_shared_data_and_follow_the_setting(tmp_path, monkeypatch):
@@ -46,20 +45,10 @@ def test_data_roots_default_to_the_project_and_shared_data_and_follow_the_settin
     assert access.allowed_folder(str(outside)) == outside
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A valid PNG header declaring ``width`` x ``height`` 1-bit pixels, with almost no pixel data: a few hundred
-    bytes that claim to decode to any size (a decompression bomb as Pillow meets it)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
-
 def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(tiny_data, monkeypatch):
     good = sorted((tiny_data / layout.UNLABELLED_DIR).glob("*.jpg"))[:2]
     files = [(good[0].name, good[0].read_bytes()), ("../../" + good[1].name, good[1].read_bytes()),
-             ("bomb.png", _png_header(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
+             ("bomb.png", png_bomb_with_data(20_000, 20_000)), ("notes.jpg", b"not an image at all"),
              ("script.py", good[0].read_bytes()), (good[0].stem + ".png", good[0].read_bytes()),
              ("gif.png", _gif()), (".hidden.jpg", good[0].read_bytes())]
     accepted, refused = access.check_uploads(files)
@@ -76,8 +65,8 @@ def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(tiny_dat
     side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        assert "decompression bomb" in access.check_uploads([("big.png", _png_header(side, side))])[1][0]
-    assert "decompression bomb" in access.check_uploads([("big.png", _png_header(side, side))])[1][0]
+        assert "decompression bomb" in access.check_uploads([("big.png", png_bomb_with_data(side, side))])[1][0]
+    assert "decompression bomb" in access.check_uploads([("big.png", png_bomb_with_data(side, side))])[1][0]
 
     monkeypatch.setattr(access, "MAX_UPLOAD_MB", len(good[0].read_bytes()) / 2**20 / 2)
     assert "MB, more than" in access.check_uploads(files[:1])[1][0]

@@ -22,7 +22,7 @@ from galaxy_core.demo import demo_set
 from galaxy_core.predict import modelchoice
 from galaxy_core import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "python -m galaxy_core "
 PLACEHOLDERS = {"<images>": "data/demo/images_test_rev1", "<labelled-data>": "data/demo", "<labels.csv>": "labels.csv",
                 "<question>": "rings"}

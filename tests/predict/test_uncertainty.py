@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from conftest import small_galaxynet
-from galaxy_core.predict import doubt, evaluation, modelchoice, plusminus, prediction, prediction_store, uncertainty
-from galaxy_core.models import inference, registry
+from galaxy_core.predict import doubt, modelchoice, plusminus, prediction, prediction_store, uncertainty
+from galaxy_core.models import registry
+from galaxy_core.models import inference
 from galaxy_core import tables, tree, cli
 from galaxy_core.errors import DataError
 from galaxy_core.atomic import atomic_write_json
@@ -100,7 +101,7 @@ def test_members_that_expect_different_images_are_refused(tiny_data, tmp_path, c
     a = small_galaxynet()
     torch.manual_seed(1)
     b = registry.build_model("galaxynet", width=8, input_size=40).eval()
-    assert uncertainty.check_members([a, small_galaxynet()]) == modelchoice.input_geometry(a)
+    assert uncertainty.check_members([a, small_galaxynet()]) == registry.input_geometry(a)
     with pytest.raises(DataError, match="different images"):
         uncertainty.check_members([a, b])
     with pytest.raises(DataError, match="different images"):
@@ -360,7 +361,7 @@ def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, t
     for k, trained in enumerate((labelled[:10], labelled[5:20])):
         torch.manual_seed(k)
         folder = registry.save_model(registry.build_model("galaxynet", width=8, input_size=32).eval(), tmp_path / f"m{k}")
-        atomic_write_json(folder / evaluation.GALAXIES_FILE, {"train": trained, "val": []})
+        atomic_write_json(folder / modelchoice.GALAXIES_FILE, {"train": trained, "val": []})
         members.append(modelchoice.load_model(folder))
     unseen = doubt.unseen_by_all(members, cache)
     assert sorted(cache.ids[unseen.rows]) == sorted(labelled[20:]) and unseen.known

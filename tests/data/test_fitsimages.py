@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 from astropy.visualization import ManualInterval, make_lupton_rgb
-from astropy.wcs import WCS
 from conftest import ROOT
 from PIL import Image
 
@@ -24,63 +23,7 @@ from galaxy_core import tree, cli
 from galaxy_core.errors import DataError
 from galaxy_core.data.fitsimages import FitsSettings
 from galaxy_core.errors import ImageError
-
-N = 128
-SCALE = 0.396  # arcsec per pixel, SDSS's
-NOISE = (0.01, 0.0125, 0.0175)
-"""Sky noise per pixel in g, r, i (nanomaggies): about half of a single SDSS frame's (an estimate, ~0.025 in r),
-which gives the composite a sky of standard deviation 13/255 (GZ2's JPEGs: about 5/255, smoothed by resampling)."""
-
-
-def blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """``img`` convolved with a circular Gaussian of ``sigma`` px (through the FFT, so periodic at the edges)."""
-    ky, kx = np.fft.fftfreq(img.shape[0])[:, None], np.fft.rfftfreq(img.shape[1])[None, :]
-    return np.fft.irfft2(np.fft.rfft2(img) * np.exp(-2 * np.pi ** 2 * sigma ** 2 * (kx ** 2 + ky ** 2)), s=img.shape)
-
-
-def galaxy(seed: int = 0, mag: float = 16.5, bulge: float = 0.3, q: float = 0.6, pa: float = 30.0,
-           r90: float = 6.0, noise: float = 1.0, n: int = N) -> np.ndarray:
-    """(3, n, n) float32 g, r, i in nanomaggies per pixel at ``SCALE``: an exponential disc of axis ratio ``q`` and a
-    de Vaucouleurs (Sersic n = 4) bulge holding ``bulge`` of the r light, together of r magnitude ``mag`` and a 90 %
-    light radius of about ``r90`` arcsec (3.9 disc scale lengths); the disc bluer (g-r 0.5, r-i 0.3) than the bulge
-    (g-r 0.9, r-i 0.45); seen through a Gaussian PSF of 1.4 arcsec FWHM; plus Gaussian sky noise, ``noise`` x
-    ``NOISE``."""
-    y, x = np.mgrid[:n, :n] - (n - 1) / 2
-    t = np.radians(pa)
-    u, v = x * np.cos(t) + y * np.sin(t), -x * np.sin(t) + y * np.cos(t)
-    h = r90 / 3.9 / SCALE
-    disc = np.exp(-np.hypot(u, v / q) / h)
-    bul = np.exp(-7.67 * ((np.hypot(u, v / 0.9) + 0.5) / (0.5 * h)) ** 0.25)
-    total = 10 ** ((22.5 - mag) / 2.5)
-    light = [total * ((1 - bulge) * cd * disc / disc.sum() + bulge * cb * bul / bul.sum())
-             for cd, cb in ((0.631, 0.437), (1.0, 1.0), (1.318, 1.514))]
-    rng = np.random.default_rng(seed)
-    return np.stack([blur(p, 1.4 / 2.355 / SCALE) + noise * s * rng.standard_normal((n, n))
-                     for p, s in zip(light, NOISE)]).astype(np.float32)
-
-
-def header(r90: float | None = None, scale: float = SCALE, n: int = N) -> fits.Header:
-    """A TAN WCS of ``scale`` arcsec/px centred on the cutout, and ``PETROR90`` when given."""
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.cdelt = [-scale / 3600, scale / 3600]
-    w.wcs.crpix = [(n + 1) / 2] * 2
-    w.wcs.crval = [180.0, 10.0]
-    h = w.to_header()
-    if r90 is not None:
-        h["PETROR90"] = r90
-    return h
-
-
-def write(path, array, hdr=None) -> str:
-    fits.PrimaryHDU(np.asarray(array, np.float32), header=hdr).writeto(path)
-    return str(path)
-
-
-def write_triple(folder, gid: str, cube: np.ndarray, hdr=None, ext: str = ".fits") -> str:
-    for band, plane in zip(fitsimages.BANDS, cube):
-        write(folder / f"{gid}_{band}{ext}", plane, hdr)
-    return str(folder / f"{gid}_r{ext}")
+from conftest import N, SCALE, galaxy, header, write, write_triple
 
 
 # --------------------------------------------------------------------------------------------------------------------

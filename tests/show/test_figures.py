@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from test_explore import arrays
+from conftest import arrays
 
-from galaxy_core.data import explore
+from galaxy_core.show import explore
 from galaxy_core.show import figures
 from galaxy_core import tree
 from galaxy_core.show.figures import calibration_figure, histogram_figure

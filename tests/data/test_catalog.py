@@ -20,10 +20,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core.data import catalog, explore, images, layout
-from galaxy_core.data.cache import prepare
+from galaxy_core.data import catalog, images, layout
+from galaxy_core.show import explore
+from galaxy_core.data.prepare import prepare
 from galaxy_core import tree
-from test_images import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
+from conftest import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
 
 
 # --------------------------------------------------------------------------------------------------------------------
