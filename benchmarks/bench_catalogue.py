@@ -2,7 +2,7 @@
 
 A synthetic catalogue (made-up ids, positions, redshifts and magnitudes; each row points at one of the real images of
 ``../shared/data/gz2-kaggle-96``, cycled) is written as CSV, FITS, VOTable and Parquet. Then, for each format:
-``sky.read_sky_catalogue`` (the whole read: columns found, ids checked, RA/Dec checked, every image file looked up)
+``catalogue_table.read_sky_catalogue`` (the whole read: columns found, ids checked, RA/Dec checked, every image file looked up)
 against pandas reading the same rows from CSV alone, and ``tables.write_table`` of a predictions table (the
 catalogue's columns and 37 answers) with units and provenance.
 

@@ -24,6 +24,7 @@ from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core.data import images, layout
 from galaxy_core.models import runs
 from galaxy_core import tree
+import measures
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"merger (Class8.6 > 0.5)": ("Class8.6", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8),
@@ -88,7 +89,7 @@ def main() -> None:
         if len(queries) < 2:
             rows.append([label, len(queries), "-", "-"])
             continue
-        prec = similarity.precision_at_k(vec, positive, queries, 10, known)
+        prec = measures.precision_at_k(vec, positive, queries, 10, known)
         rows.append([label, len(queries), f"{prec:.2f}", f"{positive.sum() / known.sum():.3f}"])
     print(f"Search quality on the {len(unseen):,} validation galaxies of gz2-kaggle-96 the model never learnt from "
           "(each query's 10 nearest others among them; random = the share of positives):\n")
@@ -98,7 +99,7 @@ def main() -> None:
     rows = []
     for dim in (8, 16, 32, 64, 128):
         reduced, _, _, explained = similarity.pca(e_unl, dim)
-        rows.append([dim, f"{explained:.3f}", f"{similarity.recall_at_k(e_unl, reduced, queries, 10):.3f}"])
+        rows.append([dim, f"{explained:.3f}", f"{measures.recall_at_k(e_unl, reduced, queries, 10):.3f}"])
     print(f"PCA of the {len(e_unl):,} unlabelled embeddings ({model.embed_dim}-d): recall@10 of 200 random queries "
           "against the full vectors:\n")
     print(table(["dimensions", "variance kept", "recall@10"], rows) + "\n")

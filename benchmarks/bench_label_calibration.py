@@ -12,7 +12,7 @@ on galaxies it never saw: bench_labels.py scores those). Heads:
 
 - before: the head as shipped until this change (L2 1, L-BFGS in torch, p(yes) at the even odds it was fitted at);
 - prior only: L2 1, p(yes) moved to the true base rate (King & Zeng 2001's prior correction);
-- after: :func:`labels.fit` (L2 by 5-fold cross-validation on the marks, Newton) with the true base rate;
+- after: :func:`own_questions.fit` (L2 by 5-fold cross-validation on the marks, Newton) with the true base rate;
 - sklearn: scikit-learn's ``LogisticRegressionCV`` over the same grid and folds, with the same correction.
 
 Columns: the expected calibration error (10 equal bins), the Brier score (against the base rate's own Brier score,
@@ -78,7 +78,7 @@ def old_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> own_questions.Head
 
 def sklearn_fit(x: np.ndarray, y: np.ndarray, base_rate: float) -> own_questions.Head:
     """scikit-learn's LogisticRegressionCV on the same standardised embeddings, grid and number of folds (its log
-    loss scorer weighs the marks as they are, not the two answers equally), as a :class:`labels.Head`."""
+    loss scorer weighs the marks as they are, not the two answers equally), as a :class:`own_questions.Head`."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold

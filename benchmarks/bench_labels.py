@@ -28,6 +28,7 @@ from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core.data import images
 from galaxy_core.models import inference, runs
 from galaxy_core import tree
+import measures
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8)}
@@ -62,7 +63,7 @@ def main() -> None:
         y_train, y_val = cache.labels[ok_train, j] > cut, cache.labels[ok_val, j] > cut
         base = f"{y_val.sum()} yes of {len(ok_val)}"
         rows.append([name, "the shipped model's own answer", "-",
-                     f"{own_questions.roc_auc(own[np.searchsorted(val, ok_val), j], y_val):.3f}",
+                     f"{measures.roc_auc(own[np.searchsorted(val, ok_val), j], y_val):.3f}",
                      f"{precision_top(own[np.searchsorted(val, ok_val), j], y_val):.2f}", "-", base])
         for n in (10, 30, 100, 300):
             for what, x in (("head on embeddings", vectors), ("head on raw pixels", pixels),
@@ -85,7 +86,7 @@ def main() -> None:
                                                 int(model.config["input_size"]), tta=4, indices=ok_val, features=True)
                     secs.append(time.perf_counter() - t)
                     s = head.logit(x_val)
-                    aucs.append(own_questions.roc_auc(s, y_val))
+                    aucs.append(measures.roc_auc(s, y_val))
                     precs.append(precision_top(s, y_val))
                 rows.append([name, what, n, f"{np.mean(aucs):.3f} ({min(aucs):.3f}-{max(aucs):.3f})",
                              f"{np.mean(precs):.2f}", f"{np.mean(secs):.2f}", base])

@@ -9,7 +9,7 @@ nothing else running::
 
 The first row is the base setting (the model's recipe for this device; bf16 and channels-last where
 ``hardware.fast_math`` takes them); each ``--vary`` item adds rows that change one setting of the base. Every row is a
-short ``training.train`` run (the same loop, staging, augmentation and optimiser as a real run), so what it reports
+short ``loop.train`` run (the same loop, staging, augmentation and optimiser as a real run), so what it reports
 is what a run gets: images/s is the median over the epochs after the first (which holds torch.compile's
 compilation and oneDNN's first-call set-up; validation is not counted). A second figure, "model step", times the
 network's forward and backward pass alone on random input of the same batch, to show how much the loop around it

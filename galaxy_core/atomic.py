@@ -4,7 +4,7 @@ JSON read back.
 A killed process leaves either the old output or the new one, never half of one. Temporary names carry the
 writer's process id (``<name>.tmp-<pid>-XXXX``), so that the next write of the same target removes what a killed
 writer left behind without touching the work of one still running (on the same machine: process ids mean nothing
-across hosts sharing a network folder). A full disk raises :class:`~galaxy_core.errors.DiskFull`, naming the target
+across hosts sharing a network folder). A full disk raises :class:`DiskFull`, naming the target
 and its folder, and leaves the previous output as it was.
 """
 

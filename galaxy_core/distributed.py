@@ -109,7 +109,7 @@ def stop() -> None:
 
 def shard(items, world: World):
     """This rank's contiguous part of ``items`` (an array or a list): ``len(items)`` split into ``world.size``
-    parts whose lengths differ by at most one (``files.part``, which ``prepare --shard`` uses too)."""
+    parts whose lengths differ by at most one (``progress.part``, which ``prepare --shard`` uses too)."""
     return items[part(len(items), world.rank, world.size)]
 
 

@@ -5,7 +5,7 @@ Parquet and ECSV metadata); CSV is read with pandas, which is the fastest of the
 the table's provenance (``provenance``: the command, model, checkpoint hash, field of view and date) to the file's
 metadata (FITS header cards, VOTable ``INFO`` elements, Parquet and ECSV metadata), gives the sky columns their
 IVOA UCDs in a VOTable (``pos.eq.ra;meta.main`` ..., so that TOPCAT finds the positions by itself), and is atomic
-(``files.atomic_write_bytes``): a killed write leaves the previous file or none, never half of one.
+(``atomic.atomic_write_bytes``): a killed write leaves the previous file or none, never half of one.
 
 Plain CSV carries neither units nor provenance: it stays the Kaggle submission format that other tools read. ECSV
 (astropy's CSV with a YAML header) is CSV with both.

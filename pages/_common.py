@@ -34,6 +34,7 @@ from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
 from galaxy_core import errors, progress, tree
 from pages._samp import samp_button
+from galaxy_core.errors import DataError
 
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = layout.PROJECT_ROOT / "data"
@@ -88,7 +89,7 @@ def _prepared() -> tuple[dict, threading.Lock]:
 
 def progress_bar(text: str, what: str = "galaxies"):
     """A Streamlit progress bar and a ``progress(done, total)`` callback that moves it and says the count of
-    ``what`` and the time left (``files.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
+    ``what`` and the time left (``progress.progress_text``: "12,000 of 22,740 galaxies, about 20 s left")."""
     bar, start = st.progress(0.0, text=text), time.perf_counter()
 
     def update(done: int, total: int) -> None:
@@ -150,7 +151,7 @@ def sidebar() -> Dataset | None:
     # the main area, where a user looks.
     try:
         ds, error = open_dataset(text, fov), None
-    except (catalog.DataError, OSError, ValueError) as e:
+    except (DataError, OSError, ValueError) as e:
         ds, error = None, e
     if isinstance(error, images.FieldUnknown):
         ask_field(error)

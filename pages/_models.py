@@ -179,8 +179,8 @@ def stored(key: tuple, compute):
 
 
 def merger_predictions(model: str, mtime_ns: int, cache: GalaxyCache, fingerprint: str, subset: str) -> dict:
-    """A model's Class8.6 for one of ``mergers.SUBSETS`` of the cache: ``rows``, ``p``, the threshold-free
-    ``mean`` estimate (``merger_fraction.mean_probability``; None without galaxies) and ``unseen``
+    """A model's Class8.6 for one of ``compare.SUBSETS`` of the cache: ``rows``, ``p``, the threshold-free
+    ``mean`` estimate (``fraction.mean_probability``; None without galaxies) and ``unseen``
     (``evaluation.unseen_labelled``, for ``val``; else None). Predicted once per model, data and subset, with a
     progress bar (22,740 galaxies take about a minute on two CPU cores)."""
     def compute() -> dict:
@@ -329,7 +329,7 @@ def anomaly_scores(model: str, mtime_ns: int, vectors: np.ndarray, fingerprint: 
 @st.cache_data(show_spinner=False, max_entries=16)
 def own_head(model: str, mtime_ns: int, fingerprint: str, answers: tuple[tuple[str, bool], ...],
              _marked: np.ndarray) -> own_questions.Head:
-    """``labels.fit`` on ``_marked``, the embeddings of the galaxies answered in ``answers`` ((GalaxyID, yes), in
+    """``own_questions.fit`` on ``_marked``, the embeddings of the galaxies answered in ``answers`` ((GalaxyID, yes), in
     the same order), once per model, data and answers: its penalty is cross-validated (0.2-0.3 s at 100 marks on
     two busy CPU cores), and every click on the page reruns it."""
     return own_questions.fit(_marked, np.array([a for _, a in answers], bool))

@@ -4,7 +4,7 @@ against the volunteers, and checked against non-parametric morphology measured b
 
 import streamlit as st
 
-from galaxy_core.data import catalog, images
+from galaxy_core.data import images
 from galaxy_core.data.cache import GalaxyCache, subsample
 from galaxy_core.predict import doubt, plusminus
 from galaxy_core.training import estimate
@@ -13,6 +13,7 @@ from galaxy_core.mergers.calibration import precision_recall
 from galaxy_core.mergers import evolution, fraction, compare, morphology
 from pages import _common as common
 from pages import _models as ml
+from galaxy_core.errors import DataError
 
 common.require_app(__file__)
 
@@ -149,7 +150,7 @@ def calibration_data() -> tuple[GalaxyCache, str] | None:
                    f"frame they show beside the folder, {images.PACK_FOV:.4f} for the central 256 px (the "
                    "gz2-kaggle-96 packs), 1.0 for whole frames.")
         return None
-    except (catalog.DataError, OSError, ValueError) as e:
+    except (DataError, OSError, ValueError) as e:
         st.error(f"Cannot calibrate on this folder: {e}")
         return None
     if other.cache.fingerprint == cache.fingerprint:

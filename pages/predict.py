@@ -13,6 +13,7 @@ from galaxy_core import tables, tree
 from pages import _common as common
 from pages import _models as ml
 from pages._samp import samp_button
+from galaxy_core.errors import DataError
 
 common.require_app(__file__)
 
@@ -76,8 +77,8 @@ def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, byte
             return prediction.predict_folder(tmp, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
         except images.FieldUnknown:
             raise
-        except (catalog.DataError, FileNotFoundError, ValueError) as e:
-            raise catalog.DataError(access.upload_message(e, tmp)) from None
+        except (DataError, FileNotFoundError, ValueError) as e:
+            raise DataError(access.upload_message(e, tmp)) from None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -128,7 +129,7 @@ except images.FieldUnknown as e:
     else:
         st.error(str(e))
     st.stop()
-except (catalog.DataError, FileNotFoundError, ValueError) as e:
+except (DataError, FileNotFoundError, ValueError) as e:
     st.error(str(e))
     st.stop()
 frame = result.frame

@@ -43,7 +43,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 @pytest.fixture(scope="session", autouse=True)
 def caches_in_a_temporary_folder(tmp_path_factory):
-    """Caches prepared without a folder named go under ``$GALAXY_CACHE_DIR`` (``settings.cache_root``): here a
+    """Caches prepared without a folder named go under ``$GALAXY_CACHE_DIR`` (``layout.cache_root``): here a
     temporary folder, never the user's ``~/.cache``; the command lines and dashboards the tests start inherit it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(layout.CACHE_ENV, str(tmp_path_factory.mktemp("caches")))

@@ -9,10 +9,34 @@ import torch
 from galaxy_core import hardware
 
 
-def test_keep_freed_memory_is_harmless():
-    assert hardware.keep_freed_memory() in (True, False)
-    x = torch.randn(256, 256)
-    assert torch.equal(x @ torch.eye(256), x)
+def test_keep_freed_memory_raises_glibcs_thresholds_or_changes_nothing(monkeypatch):
+    """The project's side of the allocator setting: the three ``mallopt`` calls (mmap threshold, trim threshold, top
+    pad) with their values, True only when glibc accepts all three, and False without glibc, where nothing is called
+    (the C library is stood in for, so that the test process's own allocator is left alone)."""
+    import ctypes
+
+    calls = []
+
+    class Libc:
+        def __init__(self, accept: bool):
+            self.accept = accept
+
+        def mallopt(self, key: int, value: int) -> int:
+            calls.append((key, value))
+            return 1 if self.accept else 0
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc(True))
+    assert hardware.keep_freed_memory() is True
+    assert calls == [(-3, 2**31 - 1), (-1, 2**31 - 1), (-2, 2**30)]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc(False))
+    assert hardware.keep_freed_memory() is False
+
+    def no_glibc(name):
+        raise OSError("no such library")
+
+    calls.clear()
+    monkeypatch.setattr(ctypes, "CDLL", no_glibc)
+    assert hardware.keep_freed_memory() is False and calls == []
 
 
 def test_fast_math_takes_bf16_only_where_the_hardware_has_it(monkeypatch):

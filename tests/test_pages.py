@@ -844,7 +844,7 @@ def top_captions(at: AppTest) -> list[str]:
 
 
 def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):
-    """Where :func:`labels.probability_shown` says p(yes) is calibrated, the top gallery reads 'GalaxyID · p 0.xyz'
+    """Where :func:`own_questions.probability_shown` says p(yes) is calibrated, the top gallery reads 'GalaxyID · p 0.xyz'
     and the caption says at what base rate; the page itself never decides."""
     from galaxy_core.discover import own_questions
 

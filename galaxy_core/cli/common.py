@@ -40,7 +40,7 @@ def data_folder(path: str) -> str:
 
 
 def refuse_pickle(*paths: str | None) -> None:
-    """Refuse a pickled checkpoint given as a model (``models.refuse_pickle``: unpickling runs the file's code)
+    """Refuse a pickled checkpoint given as a model (``registry.refuse_pickle``: unpickling runs the file's code)
     before anything looks inside it; None (the default model) passes."""
     from galaxy_core.models import registry
 
@@ -95,7 +95,7 @@ def load_models(args: argparse.Namespace, images_synthetic: bool) -> list:
 
 
 def catalogue_options(sp: argparse.ArgumentParser) -> None:
-    """The catalogue table's column names (``sky.ColumnNames``), for commands that take a data folder or table."""
+    """The catalogue table's column names (``catalogue_table.ColumnNames``), for commands that take a data folder or table."""
     g = sp.add_argument_group("catalogue table columns (default: the table folder's galaxy_core.json, else the "
                               "usual names, case-insensitive)")
     g.add_argument("--id-column", default=None, metavar="NAME", help="unique id (default: id, GalaxyID, objid or "
@@ -109,7 +109,7 @@ def catalogue_options(sp: argparse.ArgumentParser) -> None:
 
 
 def column_names(args: argparse.Namespace):
-    """The ``sky.ColumnNames`` the catalogue options give (all None where a command has none)."""
+    """The ``catalogue_table.ColumnNames`` the catalogue options give (all None where a command has none)."""
     from galaxy_core.data.catalogue_table import ColumnNames
 
     return ColumnNames(*(getattr(args, f"{k}_column", None) for k in ("id", "file", "ra", "dec")))
@@ -131,7 +131,7 @@ def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = 
 
 def cache_dir(sp: argparse.ArgumentParser) -> None:
     """``--cache-dir``, for the commands that prepare (or find) a data folder's cache: ``cli.main`` sets
-    ``settings.CACHE_ENV`` from it for the command, so every stage, and a training it starts, looks there."""
+    ``layout.CACHE_ENV`` from it for the command, so every stage, and a training it starts, looks there."""
     sp.add_argument("--cache-dir", default=None, metavar="DIR",
                     help=f"the folder caches are kept in, one folder per data folder (default: ${layout.CACHE_ENV}"
                          ", else $XDG_CACHE_HOME/galaxy_core or ~/.cache/galaxy_core); the dashboard finds them with "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from galaxy_core.data import catalog, layout
+from galaxy_core.data import layout
 from galaxy_core.data.cache import subsample
 from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
@@ -18,6 +18,7 @@ from galaxy_core.atomic import atomic_write_text
 from galaxy_core.mergers.fraction import MERGER_COLUMN
 from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
                      load_models, main_process, refuse_pickle, samp_option, send_samp, source_fov)
+from galaxy_core.errors import DataError
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -83,7 +84,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
                                            progress=TextProgress("predict"))
         frame, skipped = result.frame, result.skipped
         if not len(frame):
-            raise catalog.DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
+            raise DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
         p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
         synthetic = layout.folder_is_synthetic(args.images)
         if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
@@ -194,7 +195,7 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     cache = resolve_cache(data_folder(args.data), source_fov=args.source_fov)
     rows = subsample(cache.indices(args.subset), args.sample, args.seed)
     if not len(rows):
-        raise catalog.DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
+        raise DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
     table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
     p = None
     if args.model is not None:

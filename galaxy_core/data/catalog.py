@@ -175,7 +175,7 @@ def _read_label_file(path: Path) -> tuple[pd.DataFrame, np.ndarray, list[str], l
     """:func:`read_labels`'s work: the frame, each of its rows' line number in the file (1-based, the header is
     line 1), the notes on what was repaired or dropped, and the answer columns the file does not have.
 
-    The Kaggle file (``settings.LABEL_CSV``) is the full label file: an answer column missing from it is refused,
+    The Kaggle file (``layout.LABEL_CSV``) is the full label file: an answer column missing from it is refused,
     naming the column, because every galaxy in it would otherwise turn partially labelled without a word (out of
     the validation split, out of the decision-tree check). Other label files may hold any of the answers."""
     notes: list[str] = []
@@ -319,7 +319,7 @@ def folder_signature(folder: str | os.PathLike) -> tuple:
     """A cheap stand-in for a folder's fingerprint (which reads every file's metadata): the modification times and
     sizes of its image folders, label files, settings, catalogue table and cache metadata (for a catalogue table, of
     it and its folder's settings). Adding or removing an image or editing a label file changes it; the real
-    fingerprint, checked by ``data.prepare``, catches the rest when it reruns."""
+    fingerprint, checked by ``prepare.prepare``, catches the rest when it reruns."""
     folder = Path(folder)
     if folder.is_file():  # a catalogue table: it, and the settings beside it
         paths = [folder, folder.parent / FOLDER_CONFIG]
@@ -344,7 +344,7 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
     repaired. A galaxy in several label files with identical answers is kept once, with a note; with different
     answers it raises DataError naming the files, lines and ids. Raises DataError too when the folder holds no
     images, and for what :func:`read_labels` refuses. Unreadable images are kept here: decoding reports and skips
-    them (``summarize``'s ``unreadable``, ``data.prepare``'s ``skipped``).
+    them (``summarize``'s ``unreadable``, ``prepare.prepare``'s ``skipped``).
     """
     root = Path(root)
     if is_table(root):
@@ -411,7 +411,7 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
 
 def _read_table_catalog(path: Path, source_fov: float | None, frame_arcsec: float | None,
                         names: ColumnNames | None) -> Catalog:
-    """A catalogue table (``sky.read_sky_catalogue``) as a Catalog: its rows with an image file, or, for a table
+    """A catalogue table (``catalogue_table.read_sky_catalogue``) as a Catalog: its rows with an image file, or, for a table
     without a file column, the images named by its ids in its folder (directly or in the Kaggle layout)."""
     sc = read_sky_catalogue(path, names)
     problems = list(sc.problems)

@@ -4,11 +4,11 @@ those with ``.gz``) are made into RGB images by ``fitsimages``, then cropped and
 
 Every failure is an :class:`ImageError` (a ``DataError``) with the path and the reason in words: empty, missing,
 unreadable, a symbolic link loop, not a JPEG or PNG, truncated, a decompression bomb, too small, and for FITS files
-the reasons ``fitsimages`` lists. Callers (``explore.summarize``, ``data.prepare``, ``prediction``) skip such an
+the reasons ``fitsimages`` lists. Callers (``explore.summarize``, ``prepare.prepare``, ``prediction``) skip such an
 image and report it; nothing else is lost.
 
 Decoding runs on a pool of *spawned* processes (:func:`imap`). Their workers never run the caller's script again, so
-a script that calls ``data.prepare`` or ``explore.summarize`` works with or without the usual
+a script that calls ``prepare.prepare`` or ``explore.summarize`` works with or without the usual
 ``if __name__ == "__main__":`` guard.
 
 Field of view. Every crop is a fraction of the original 424 x 424 Kaggle frame (GZ2 scales each cutout to
@@ -42,7 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from galaxy_core.data import fitsimages
 
-# ImageError is defined in files so that fitsimages can raise it too; callers know it as images.ImageError.
+# ImageError is defined in files so that fitsimages can raise it too; callers know it as ImageError.
 from galaxy_core.errors import DataError, ImageError, os_reason
 from galaxy_core.progress import Progress
 from galaxy_core.atomic import read_json

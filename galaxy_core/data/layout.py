@@ -39,7 +39,7 @@ CACHE_ENV = "GALAXY_CACHE_DIR"
 
 
 def cache_root() -> Path:
-    """The folder that holds every data folder's cache unless one is named (``data.default_cache_dir``):
+    """The folder that holds every data folder's cache unless one is named (``cache.default_cache_dir``):
     ``$GALAXY_CACHE_DIR``, else ``$XDG_CACHE_HOME/galaxy_core``, else ``~/.cache/galaxy_core``. Never inside a data
     folder, so that a shared, read-only or version-controlled one stays untouched; the dashboard and the command line
     read the same variables, so they find the same caches."""

@@ -106,10 +106,10 @@ def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
 
     The cache is built in a temporary folder beside its destination and renamed into place only when complete, so a
     killed ``prepare`` never leaves a cache that looks complete; what a killed one left behind is removed by the
-    next (``files.recover``). Builds of one cache folder take turns through a lock file beside it
+    next (``atomic.recover``). Builds of one cache folder take turns through a lock file beside it
     (:func:`lock_path`; POSIX ``flock``, so between processes on one machine and between the dashboard's threads):
     one that waited for another finds the cache that one made and returns it instead of building it again (with
-    ``force`` too, when the other finished while it waited). A full disk raises ``files.DiskFull`` naming the
+    ``force`` too, when the other finished while it waited). A full disk raises ``atomic.DiskFull`` naming the
     folder and the space the cache needs, and leaves the previous cache as it was.
 
     ``shard=(i, k)`` prepares only the ``i``-th of ``k`` contiguous parts of the folder's galaxies (in id order),

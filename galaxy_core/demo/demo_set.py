@@ -210,7 +210,7 @@ def make_demo_dataset(out_dir, n_labelled: int = 600, n_unlabelled: int = 100, s
     (:func:`made_up_sky`) and ``galaxy_core.json`` names it, so that a prepared cache keeps them as its columns.
 
     The set is built in a sibling ``<out_dir>.tmp-*`` folder and renamed into place at the end
-    (``files.building_dir``), so an interrupted run never leaves a folder that looks complete. An existing non-empty
+    (``atomic.building_dir``), so an interrupted run never leaves a folder that looks complete. An existing non-empty
     ``out_dir`` raises FileExistsError unless ``overwrite``. ``progress(done, total)`` is called after each image;
     ``workers`` threads render in parallel (default: the CPU count, at most 4).
     """

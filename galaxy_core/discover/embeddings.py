@@ -2,7 +2,7 @@
 for finding galaxies like a given one and galaxies unlike any other (:mod:`galaxy_core.discover.similarity`).
 
 A cache's embeddings are kept in its folder, ``embeddings/<key>/``, keyed by the model's weights and config, the
-cache's fingerprint and the views averaged (``store.store_key``), and written in parts of
+cache's fingerprint and the views averaged (``prediction_store.store_key``), and written in parts of
 :data:`PART_ROWS` galaxies, each atomically: an interrupted run keeps the parts it finished and the next one computes
 only the rest. Embeddings are averaged over the dihedral views (``tta``), so a galaxy and its rotated or mirrored
 copy embed alike, as the volunteers would classify them alike.

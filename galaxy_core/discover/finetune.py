@@ -5,7 +5,7 @@ Only the last stage of the backbone and a new one-number head learn; everything 
 frozen, so its output for the marked galaxies is computed once (in all 8 dihedral views: rotations and mirror images
 are free extra examples, as the volunteers' answers do not change under them) and a few hundred labelled galaxies
 train in seconds to a minute on a CPU. The head starts from the logistic regression on the frozen embeddings
-(:func:`labels.fit`), so fine-tuning starts where that head stands. BatchNorm keeps its running statistics (a few
+(:func:`own_questions.fit`), so fine-tuning starts where that head stands. BatchNorm keeps its running statistics (a few
 dozen galaxies would estimate them badly). The result is a copy of the model with its last stage replaced, whose
 embeddings (:func:`embeddings.embed_cache`, stored under their own key) and head rank every galaxy; the 37-answer
 model is never changed.
@@ -42,13 +42,13 @@ def fine_tune(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndarray,
               head: own_questions.Head, epochs: int = 20, lr: float = 3e-4, batch_size: int = 64, seed: int = 0,
               progress: Callable[[int, int], None] | None = None) -> tuple[registry.GalaxyModel, own_questions.Head]:
     """Fine-tune the last stage of ``model`` and a linear head on the galaxies at ``rows`` of ``cache`` answered
-    ``answers`` (N,) yes/no, starting from ``head`` (:func:`labels.fit` on the same galaxies' frozen embeddings).
+    ``answers`` (N,) yes/no, starting from ``head`` (:func:`own_questions.fit` on the same galaxies' frozen embeddings).
 
     Returns ``(tuned, tuned_head)``: a copy of ``model`` whose last stage learnt (its ``forward_features`` gives the
     new embeddings) and the head on those (mean 0, scale 1: it acts on the raw embeddings). ``epochs`` passes over
     the 8 views of every galaxy, AdamW at ``lr`` (the head at 10 x ``lr``), the two answers weighted equally; the
     tuned head keeps ``head``'s base rate (its p(yes) is not shown as a probability: its calibration was not
-    measured, :func:`labels.probability_shown`).
+    measured, :func:`own_questions.probability_shown`).
     ``progress(done, total)`` counts epochs. Raises ValueError for a backbone without a separate last stage or
     answers that are all one kind."""
     answers = np.asarray(answers, bool)
@@ -106,7 +106,7 @@ def tune_and_rank(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndar
                   ) -> tuple[registry.GalaxyModel, own_questions.Head, np.ndarray]:
     """:func:`fine_tune`, then every galaxy of ``cache`` embedded by the tuned copy (``tta`` views; not stored with
     the cache: the copy is made for the moment): ``(tuned, tuned_head, embeddings)``, ready for
-    :func:`labels.rank` and :func:`labels.save`. ``progress(stage, done, total)`` with the stage "fine-tuning"
+    :func:`own_questions.rank` and :func:`own_questions.save`. ``progress(stage, done, total)`` with the stage "fine-tuning"
     (epochs) or "embedding" (galaxies)."""
     tuned, head = fine_tune(model, cache, rows, answers, head, epochs,
                             progress=progress and (lambda d, t: progress("fine-tuning", d, t)))

@@ -261,17 +261,6 @@ def captions(ranked: pd.DataFrame, shown: bool) -> list[str]:
     return [f"rank {r} · {g}" for r, g in zip(ranked["rank"], ranked["GalaxyID"])]
 
 
-def roc_auc(score: np.ndarray, y: np.ndarray) -> float:
-    """The area under the ROC curve: the chance that a random 'yes' scores above a random 'no' (ties count half;
-    the Mann-Whitney U statistic over the product of the class sizes). NaN when one class is missing."""
-    score, y = np.asarray(score, np.float64), np.asarray(y, bool)
-    n_yes, n_no = int(y.sum()), int((~y).sum())
-    if not n_yes or not n_no:
-        return float("nan")
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[y].sum() - n_yes * (n_yes + 1) / 2) / (n_yes * n_no))
-
-
 def ask_next(probability: np.ndarray, answered: np.ndarray, n: int = 12) -> np.ndarray:
     """The ``n`` rows not yet ``answered`` whose ``probability`` is nearest 0.5, most uncertain first: give p(yes)
     at even odds (:meth:`Head.even_odds`), where 0.5 is the boundary the head cannot tell."""
@@ -366,7 +355,7 @@ def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: H
 def load(folder: str | os.PathLike) -> tuple[dict, Head, pd.DataFrame]:
     """A discovery folder written by :func:`save`: (its settings, its head, its labels). The embeddings the head
     reads are those of ``settings["model"]``, or of the fine-tuned model in ``folder / TUNED_DIR`` when
-    ``settings["fine_tuned"]`` (load it with ``models.load_model_folder``)."""
+    ``settings["fine_tuned"]`` (load it with ``registry.load_model_folder``)."""
     folder = Path(folder)
     settings = read_json(folder / HEAD_FILE)
     return settings, Head(**settings["head"]), read_labels(folder / LABELS_FILE)

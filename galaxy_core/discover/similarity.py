@@ -194,28 +194,3 @@ def pca(vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
         explained
 
 
-def recall_at_k(full: np.ndarray, reduced: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
-    """The share of each query's ``k`` nearest neighbours by ``full`` vectors that the ``reduced`` ones find too,
-    averaged over the query rows (the query itself left out): what a reduction costs in search quality."""
-    hits = []
-    for q in np.asarray(queries, np.int64):
-        a = set(nearest(full, full[q], k + 1)[0].tolist()) - {int(q)}
-        b = set(nearest(reduced, reduced[q], k + 1)[0].tolist()) - {int(q)}
-        hits.append(len(a & b) / max(len(a), 1))
-    return float(np.mean(hits)) if hits else float("nan")
-
-
-def precision_at_k(vectors: np.ndarray, positive: np.ndarray, queries: np.ndarray, k: int = 10,
-                   known: np.ndarray | None = None) -> float:
-    """Over the query rows, the mean share of their ``k`` nearest other rows that are ``positive`` (a bool per
-    row, e.g. volunteers' Class8.6 > 0.5), counting only rows whose answer is ``known``: how well a search finds
-    more of a kind. A random ranking scores the share of positives among the known rows."""
-    positive = np.asarray(positive, bool)
-    known = np.ones(len(positive), bool) if known is None else np.asarray(known, bool)
-    candidates = np.flatnonzero(known)
-    shares = []
-    for q in np.asarray(queries, np.int64):
-        pool = candidates[candidates != q]
-        found, _ = nearest(vectors[pool], vectors[q], k)
-        shares.append(positive[pool[found]].mean() if len(found) else np.nan)
-    return float(np.nanmean(shares)) if shares else float("nan")

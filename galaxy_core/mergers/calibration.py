@@ -77,7 +77,7 @@ class CalibrationPairs:
     @property
     def pair(self) -> tuple[np.ndarray, np.ndarray]:
         """(p_pred, p_true), to pass on as ``calibrate(*pairs.pair)`` or
-        ``mergers.report(..., labelled=pairs.pair)``."""
+        ``compare.report(..., labelled=pairs.pair)``."""
         return self.p_pred, self.p_true
 
 

@@ -24,7 +24,7 @@ class TrainConfig:
     ``cosine`` end instead of ~0, so that with ``ema`` the last epochs' weights, still moving, are averaged (the
     constant-rate tail of stochastic weight averaging; Izmailov et al. 2018). ``partial``: also train on partially
     labelled galaxies with a masked loss. ``val_fraction``/``split_seed`` choose the validation galaxies (see
-    ``data.make_split``); None keeps the split stored in the cache (by default 10 %, seed 0).
+    ``cache.make_split``); None keeps the split stored in the cache (by default 10 %, seed 0).
     ``tta``: dihedral views averaged for the final validation figure (1-8). ``max_train``: use at most this many
     training galaxies (for quick runs). ``device``: ``auto`` takes CUDA when there is one.
     ``ema``: decay per step of an exponential moving average of the weights (0 = off; 0.999 averages over about the

@@ -45,7 +45,7 @@ LOCK_FILE = ".launch.lock"
 
 def why_not_trainable(cache: GalaxyCache, cfg: TrainConfig) -> str | None:
     """Why a run of ``cfg`` cannot train on ``cache`` (no labelled galaxies to train on, or none to validate on,
-    with ``data.split_rows``' split), as a sentence for the user; None when it can. Cheap (the split and mask
+    with ``cache.split_rows``' split), as a sentence for the user; None when it can. Cheap (the split and mask
     only), so the dashboard asks before offering to start, and :func:`launch` before it makes a run folder."""
     train_rows, val_rows = split_rows(cache, cfg)
     name = Path(str(cache.meta.get("source") or cache.path)).name
@@ -66,7 +66,7 @@ def why_not_trainable(cache: GalaxyCache, cfg: TrainConfig) -> str | None:
 
 def check_launch(cfg: TrainConfig) -> None:
     """Refuse, with a ValueError naming the setting, what a launched run must not be given: a model that is not
-    registered (``models.list_models``), a run name that is not a plain folder name (letters, digits, ``.``, ``_``,
+    registered (``registry.list_models``), a run name that is not a plain folder name (letters, digits, ``.``, ``_``,
     ``-``; so no path and no ``..``), a number that is not a finite number of the right kind within its range
     (``_NUMBERS``: epochs and batch size at least 1, a learning rate above 0 ...), a choice outside its options, or
     anything in the settings JSON cannot write exactly (NaN, infinity, objects).

@@ -5,7 +5,7 @@ the galaxy the same way.
 All functions take uint8 or [0, 1] float image batches shaped (B, 3, H, W) and run on the batch's device, so the
 augmentation costs a single ``grid_sample`` on the GPU rather than a CPU worker pool.
 
-Geometry: a batch covers ``src_fov`` of the 424 px Kaggle frame (``settings.KAGGLE_FRAME``); a model wants ``fov``
+Geometry: a batch covers ``src_fov`` of the 424 px Kaggle frame (``layout.KAGGLE_FRAME``); a model wants ``fov``
 of it at ``size`` pixels. The crop fraction of the batch is ``fov / src_fov``.
 """
 

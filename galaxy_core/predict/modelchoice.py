@@ -3,7 +3,7 @@ command line and the dashboard choosing alike; where a run's or checkpoint's wei
 members; the images a model expects; and a warning when a model trained on the synthetic demo meets real galaxies, or
 the reverse.
 
-Weights are read from safetensors only (``models.load_model_folder``); a pickled checkpoint is refused unopened.
+Weights are read from safetensors only (``registry.load_model_folder``); a pickled checkpoint is refused unopened.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def default_model(runs_root: str | os.PathLike = "runs") -> tuple[Path, str]:
 
 def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = "runs") -> Path:
     """Where the weights of ``path`` are: a checkpoint folder as is, a run folder's ``best/``, or (None) those of
-    :func:`default_model`. Raises ValueError for a pickled checkpoint (``models.refuse_pickle``, which never opens
+    :func:`default_model`. Raises ValueError for a pickled checkpoint (``registry.refuse_pickle``, which never opens
     it) and FileNotFoundError for a folder without a model."""
     if path is None:
         path = default_model(runs_root)[0]

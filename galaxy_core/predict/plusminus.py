@@ -63,7 +63,7 @@ def probability_above(value, spread, threshold: float) -> np.ndarray:
     exactly the normal one, so a galaxy whose value is the threshold is at 0.5 however near 0 or 1 it lies, where
     truncation would push galaxies near the edges inward. Hence 1 for a threshold below 0 and 0 for one at 1 or
     above (no vote fraction exceeds 1). A zero spread gives exactly 1 for value > threshold and 0 otherwise, as the
-    all-or-nothing count (``merger_fraction.fraction_above``) counts. float64; ValueError for a NaN value or
+    all-or-nothing count (``fraction.fraction_above``) counts. float64; ValueError for a NaN value or
     spread, or a negative spread."""
     v, s = np.broadcast_arrays(np.asarray(value, np.float64), np.asarray(spread, np.float64))
     if np.isnan(v).any() or np.isnan(s).any() or (s < 0).any():
@@ -83,7 +83,7 @@ def probabilistic_count(p, n_boot: int = 2000, seed: int = 0, level: float = 0.9
     questions.
 
     - ``lo``, ``hi``: the fraction in the population these galaxies were drawn from, the percentile bootstrap over
-      galaxies of the mean probability (``merger_fraction.mean_probability``, Efron 1979): it carries the sample's
+      galaxies of the mean probability (``fraction.mean_probability``, Efron 1979): it carries the sample's
       variance, var(p) / n.
     - ``count_lo``, ``count_hi``: the count among these very galaxies, each above or not by its own coin (the
       Poisson-binomial distribution, variance sum p (1 - p), whose root is ``count_sd``): the ``level`` quantiles

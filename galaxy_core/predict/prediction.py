@@ -29,6 +29,7 @@ from galaxy_core.predict import uncertainty as spreads
 from galaxy_core.progress import Progress
 from galaxy_core.atomic import atomic_write_text
 from galaxy_core.data.catalogue_table import ColumnNames
+from galaxy_core.errors import DataError
 
 
 Models = registry.GalaxyModel | list[registry.GalaxyModel]
@@ -40,8 +41,8 @@ def predict_cache(model: Models, cache: GalaxyCache, rows: np.ndarray | None = N
                   uncertainty: bool = False) -> np.ndarray | spreads.Spread:
     """Predictions (N, 37) for rows of a prepared cache (all rows when None).
 
-    With ``store``, the result is also kept in the cache folder (``store.stored_path``, keyed by
-    ``store.store_key``) and read back the next time the same model meets the same rows, in this process or a later
+    With ``store``, the result is also kept in the cache folder (``prediction_store.stored_path``, keyed by
+    ``prediction_store.store_key``) and read back the next time the same model meets the same rows, in this process or a later
     one: on a CPU the first evaluation of 6,000 galaxies takes seconds, the second a few milliseconds. A cache
     folder that cannot be written to is simply not used for this.
 
@@ -50,7 +51,7 @@ def predict_cache(model: Models, cache: GalaxyCache, rows: np.ndarray | None = N
     With ``uncertainty``, an ``uncertainty.Spread`` is returned instead of the array: its ``value`` is the
     prediction and its ``spread`` the standard deviation across an ensemble's members, or, for one model, across
     its ``tta`` views (2-8; DataError for 1). The views' individual predictions are stored under a key of their own
-    (``store.store_key(..., each_view=True)``), their mean under the plain prediction's key."""
+    (``prediction_store.store_key(..., each_view=True)``), their mean under the plain prediction's key."""
     members = list(model) if isinstance(model, (list, tuple)) else [model]
     if uncertainty:
         spreads.label_for(len(members), tta)  # a clear error before any galaxy is predicted
@@ -118,7 +119,7 @@ def predict_paths(model: Models, paths: list[str | os.PathLike], source_fov: flo
         spreads.label_for(len(members), tta)
     fov, size = spreads.check_members(members)
     if fov > source_fov + 1e-6:
-        raise catalog.DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
+        raise DataError(f"the model needs {fov:.3f} of the 424 px frame but these images show only "
                                 f"{source_fov:.3f}")
     paths = [Path(p) for p in paths]
     names = [fitsimages.galaxy_id(p) for p in paths] if ids is None else [str(i) for i in ids]
@@ -170,7 +171,7 @@ def image_paths(folder: str | os.PathLike) -> list[Path]:
         for sub in (layout.LABELLED_DIR, layout.UNLABELLED_DIR):
             found.update(catalog.list_images(folder / sub))
     if not found:
-        raise catalog.DataError(f"no .jpg, .jpeg or .png images, nor FITS files (.fits, .fit, .fts, .fits.gz), in "
+        raise DataError(f"no .jpg, .jpeg or .png images, nor FITS files (.fits, .fit, .fts, .fits.gz), in "
                                 f"{folder}")
     return [Path(found[i]) for i in catalog.sort_ids(list(found))]
 
@@ -311,9 +312,9 @@ def predict_folder(folder: str | os.PathLike, model: ModelChoice | list[ModelCho
     written in the format its extension names (:meth:`FolderPrediction.write`, with ``meta`` as its provenance).
     Without a catalogue, a ``.csv`` ``out`` is the Kaggle submission format.
 
-    The CSV is written to a temporary file beside ``out`` and renamed over it (``files.atomic_write_text``): a killed
+    The CSV is written to a temporary file beside ``out`` and renamed over it (``atomic.atomic_write_text``): a killed
     prediction leaves the previous file under that name, or none, never part of one, and a full disk raises
-    ``files.DiskFull`` with the old file intact. Unreadable images are skipped and returned with their reasons.
+    ``atomic.DiskFull`` with the old file intact. Unreadable images are skipped and returned with their reasons.
 
     ``model``: a loaded model, a run or checkpoint folder, or None for the shipped checkpoint. ``source_fov``: the
     fraction of the 424 px frame the images show; by default from the folder's ``galaxy_core.json``, else the images

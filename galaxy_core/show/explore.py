@@ -226,7 +226,7 @@ def memory_table(summary: dict, folder: dict | None) -> pd.DataFrame:
     """The memory a cache's galaxies take held three ways, as text for a table: as cached (N x 3 x S x S), as the
     original images at their own size (only with ``folder``, a :func:`summarize` of the data folder) and as 424 px
     originals. Columns ``images``, ``array``, ``as uint8`` and ``as float32`` (bytes in binary units, as
-    ``files.format_bytes`` writes them). ``summary`` is a :func:`cache_summary`."""
+    ``progress.format_bytes`` writes them). ``summary`` is a :func:`cache_summary`."""
     n, size = summary["n"], summary["size"]
     ways = [("cache", f"{n:,} x 3 x {size} x {size}", summary["memory"])]
     if folder:

@@ -3,9 +3,9 @@ it (the Legacy Surveys' and SDSS's), a sky map of chosen galaxies coloured by an
 catalogue rows of chosen galaxies, and galleries whose thumbnails carry their positions and links (one HTML grid:
 Streamlit's image captions cannot hold links).
 
-Positions are ICRS degrees, as ``data.GalaxyCache.positions`` gives them (RA in [0, 360], Dec in [-90, 90]); NaN
+Positions are ICRS degrees, as ``cache.GalaxyCache.positions`` gives them (RA in [0, 360], Dec in [-90, 90]); NaN
 means the catalogue has no position for the galaxy, and such a galaxy gets "no position" and no links, and is left
-off a sky map. The built-in demo's positions and redshifts are made up (``demo.made_up_sky``): every text here that
+off a sky map. The built-in demo's positions and redshifts are made up (``demo_set.made_up_sky``): every text here that
 shows them says so when told ``made_up``. Nothing here imports Streamlit; the pages lay these out.
 """
 

@@ -1,5 +1,5 @@
 """A run's checkpoints: ``best/`` (the epoch with the lowest validation RMSE) and ``last/`` (everything a killed
-run resumes from), each written into a side folder and swapped in whole (``files.building_dir``)."""
+run resumes from), each written into a side folder and swapped in whole (``atomic.building_dir``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galaxy_core.data import catalog
 from galaxy_core.data.cache import GalaxyCache, split_rows
 from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.predict import modelchoice, prediction
@@ -23,6 +22,7 @@ from galaxy_core.models import runs
 from galaxy_core import tree
 from galaxy_core.models.config import TrainConfig
 from galaxy_core.atomic import atomic_write_bytes, read_json
+from galaxy_core.errors import DataError
 
 
 TEACHER_FILE = "teacher_targets.npz"
@@ -52,7 +52,7 @@ def check_teacher(folder: Path, val_ids: set[str], seen: tuple[Path, ...] = ()) 
         tcfg = TrainConfig.from_dict(conf["train"])
         try:
             tcache = resolve_cache(conf["cache"]["path"], source_fov=tcfg.source_fov)
-        except (FileNotFoundError, catalog.DataError) as e:
+        except (FileNotFoundError, DataError) as e:
             raise ValueError(f"cannot check which galaxies teacher {folder} learnt from: its cache "
                              f"{conf['cache']['path']} cannot be opened ({e})") from e
         learnt = set(tcache.ids[split_rows(tcache, tcfg)[0]].tolist())

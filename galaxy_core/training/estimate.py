@@ -1,7 +1,7 @@
 """How long a training will take on this machine: a short probe of the training step, or the speed a run with the
 same settings measured here, and the sentences that say it on the Training page.
 
-The estimate times :func:`training.step` itself, so it follows the loop's model, optimiser, augmentation and
+The estimate times :func:`loop.step` itself, so it follows the loop's model, optimiser, augmentation and
 precision. Nothing here writes to disk.
 """
 
@@ -114,7 +114,7 @@ def estimate_here(cfg: TrainConfig, known: list[dict], runs_root: str | os.PathL
 
 
 def duration_text(seconds: float) -> str:
-    """``2460`` -> ``'about 41 min'`` (``files.format_duration``, which the run progress also uses)."""
+    """``2460`` -> ``'about 41 min'`` (``progress.format_duration``, which the run progress also uses)."""
     return format_duration(seconds)
 
 

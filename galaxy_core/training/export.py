@@ -35,7 +35,7 @@ CHECKPOINT_MAX_BYTES = 25 * 10**6
 
 def portable(value, root: str | os.PathLike | None = None):
     """``value`` (a checkpoint's record: dicts, lists, strings, numbers) with every absolute path made fit to ship:
-    relative to the project folder ``root`` (default ``settings.PROJECT_ROOT``) when inside it (``runs``,
+    relative to the project folder ``root`` (default ``layout.PROJECT_ROOT``) when inside it (``runs``,
     ``data/demo``), None when outside it (a cache or data folder of the machine it was trained on means nothing on
     another). Relative paths are kept: commands run from the project folder, so they are relative to it already."""
     root = Path(layout.PROJECT_ROOT if root is None else root).resolve()
@@ -85,12 +85,12 @@ def shipped_checkpoints() -> list[dict]:
 def export_checkpoint(run: str | os.PathLike, out: str | os.PathLike | None = None, half: bool = True, tta: int = 8,
                       device: str = "auto") -> dict:
     """Write a run's best model as a checkpoint folder, ``checkpoints/<run name>`` unless ``out``, with float16
-    weights when ``half`` (see ``models.model_state``). The shipped ``checkpoints/default`` is replaced only through
+    weights when ``half`` (see ``registry.model_state``). The shipped ``checkpoints/default`` is replaced only through
     :func:`replace_default`.
 
     The run's model is loaded once. The checkpoint is written beside ``out`` and renamed into place
-    (``files.building_dir``) only after it has been read back from disk and scored on the run's validation galaxies
-    beside the run's model, so a failed export (a full disk: ``files.DiskFull`` naming the folder) never replaces a
+    (``atomic.building_dir``) only after it has been read back from disk and scored on the run's validation galaxies
+    beside the run's model, so a failed export (a full disk: ``atomic.DiskFull`` naming the folder) never replaces a
     working checkpoint. Returns the validation RMSE of the run's model and of the checkpoint (with ``tta`` views),
     their largest difference on any answer, and the size of the weights in bytes. Raises ValueError, writing
     nothing, when the weights would exceed ``CHECKPOINT_MAX_BYTES``.

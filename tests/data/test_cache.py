@@ -22,11 +22,12 @@ from PIL import Image
 
 from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, ROOT, TRUNCATED, copy_tiny, csv_rows,
                       write_csv_rows)
-from galaxy_core.data import catalog, images, layout
+from galaxy_core.data import images, layout
 from galaxy_core.data.cache import CACHE_VERSION, DEFAULT_SIZE, SPLIT_TRAIN, SPLIT_UNLABELLED, SPLIT_VAL, default_cache_dir, make_split, open_cache
 from galaxy_core.data.prepare import lock_path, merge_shards, prepare, resolve_cache, shard_dir
 from galaxy_core import atomic, tree
 from conftest import BAD, EITHER, ODD, reported, write_bad_images
+from galaxy_core.errors import DataError
 
 
 def no_tmp_left(folder: Path) -> bool:
@@ -126,7 +127,7 @@ def test_make_split_deterministic_seeded_and_order_free():
     in_small, in_big = set(np.flatnonzero(small == SPLIT_VAL)), set(np.flatnonzero(a[:350] == SPLIT_VAL))
     assert in_small <= in_big or in_big <= in_small
     assert not (make_split(ids, kind, 0.0) == SPLIT_VAL).any()
-    with pytest.raises(catalog.DataError, match="val_fraction"):
+    with pytest.raises(DataError, match="val_fraction"):
         make_split(ids, kind, 1.0)
 
 
@@ -207,9 +208,9 @@ def test_prepare_force_and_settings_rebuild(fresh, monkeypatch):
 
 def test_prepare_checks_its_settings(fresh):
     root, dest = fresh
-    with pytest.raises(catalog.DataError, match="fov"):
+    with pytest.raises(DataError, match="fov"):
         prepare(root, dest, fov=1.0, source_fov=0.5, workers=1)
-    with pytest.raises(catalog.DataError, match="size"):
+    with pytest.raises(DataError, match="size"):
         prepare(root, dest, size=4, workers=1)
     assert not dest.exists()
 
@@ -468,7 +469,7 @@ def test_prepare_refuses_to_replace_a_folder_that_is_not_a_cache(tiny_data, tmp_
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not lose me")
-    with pytest.raises(catalog.DataError, match="not a galaxy_core cache"):
+    with pytest.raises(DataError, match="not a galaxy_core cache"):
         prepare(tiny_data, precious, size=16, workers=1)
     assert (precious / "thesis.tex").read_text() == "do not lose me"
 
@@ -572,13 +573,13 @@ def test_shards_merged_are_the_cache_one_prepare_makes(damaged, tmp_path, k):
 def test_merge_refuses_missing_or_stale_shards(damaged, tmp_path):
     root = copy_tiny(damaged[0], tmp_path / "data")
     prepare(root, tmp_path / "c", size=32, workers=1, shard=(0, 2))
-    with pytest.raises(catalog.DataError, match=r"1 of the 2 shards .*shard-1-of-2"):
+    with pytest.raises(DataError, match=r"1 of the 2 shards .*shard-1-of-2"):
         merge_shards(root, 2, tmp_path / "c", size=32)
     prepare(root, tmp_path / "c", size=32, workers=1, shard=(1, 2))
     next((root / layout.LABELLED_DIR).iterdir()).unlink()  # the folder changed after the shards were made
-    with pytest.raises(catalog.DataError, match="2 of the 2 shards"):
+    with pytest.raises(DataError, match="2 of the 2 shards"):
         merge_shards(root, 2, tmp_path / "c", size=32)
-    with pytest.raises(catalog.DataError, match="index must be 0 to 1"):
+    with pytest.raises(DataError, match="index must be 0 to 1"):
         prepare(root, tmp_path / "c", size=32, shard=(2, 2))
     assert not (tmp_path / "c").exists()
 

@@ -25,6 +25,7 @@ from galaxy_core.show import explore
 from galaxy_core.data.prepare import prepare
 from galaxy_core import tree
 from conftest import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
+from galaxy_core.errors import DataError
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def test_read_labels_clips_rounding_but_keeps_values(tmp_path):
 def test_read_labels_errors_name_file_and_culprit(tmp_path, text, words):
     p = tmp_path / "training_solutions_bad.csv"
     p.write_bytes(text if isinstance(text, bytes) else text.encode())
-    with pytest.raises(catalog.DataError) as e:
+    with pytest.raises(DataError) as e:
         catalog.read_labels(p)
     msg = str(e.value)
     assert str(p) in msg
@@ -145,7 +146,7 @@ def test_full_label_file_missing_an_answer_column_is_refused_naming_it(tiny_data
     frame.to_csv(root / layout.LABEL_CSV, index=False)
     for read in (catalog.read_catalog, lambda r: explore.summarize(r, workers=1),
                  lambda r: prepare(r, tmp_path / "cache", size=16, workers=1)):
-        with pytest.raises(catalog.DataError, match=r"training_solutions_rev1.csv: no column Class1.1: ") as e:
+        with pytest.raises(DataError, match=r"training_solutions_rev1.csv: no column Class1.1: ") as e:
             read(root)
         assert "all 37 answers" in str(e.value) and "training_solutions_<name>.csv" in str(e.value)
     assert not (tmp_path / "cache").exists()
@@ -153,7 +154,7 @@ def test_full_label_file_missing_an_answer_column_is_refused_naming_it(tiny_data
     assert "no column Class1.1" in capsys.readouterr().err
     # A misspelled column still gets its "did you mean" first.
     (root / layout.LABEL_CSV).write_text((root / layout.LABEL_CSV).read_text().replace("Class1.2", "Clas1.2", 1))
-    with pytest.raises(catalog.DataError, match=r"did you mean 'Class1.2' for 'Clas1.2'"):
+    with pytest.raises(DataError, match=r"did you mean 'Class1.2' for 'Clas1.2'"):
         catalog.read_catalog(root)
 
 
@@ -181,7 +182,7 @@ def test_a_label_file_of_some_answers_says_which_it_lacks(tiny_data, tmp_path, c
 def test_read_catalog_same_galaxy_in_two_label_files(tiny_data, tmp_path):
     root = copy_tiny(tiny_data, tmp_path / "d")
     (root / "training_solutions_more.csv").write_text(f"GalaxyID,Class1.1\n{FIRST_ID + 3},0.5\n")
-    with pytest.raises(catalog.DataError, match=str(FIRST_ID + 3)):
+    with pytest.raises(DataError, match=str(FIRST_ID + 3)):
         catalog.read_catalog(root)
 
 
@@ -190,14 +191,14 @@ def test_read_catalog_needs_source_fov_for_small_images(tmp_path):
     (root / layout.LABELLED_DIR).mkdir(parents=True)
     for gid in (1, 2):
         Image.fromarray(centre_square(96, 40)).save(root / layout.LABELLED_DIR / f"{gid}.jpg")
-    with pytest.raises(catalog.DataError, match="source_fov") as e:
+    with pytest.raises(DataError, match="source_fov") as e:
         catalog.read_catalog(root)
     assert "96x96" in str(e.value)
     assert catalog.read_catalog(root, source_fov=PACK_FOV).source_fov == pytest.approx(PACK_FOV)
     (root / layout.FOLDER_CONFIG).write_text(json.dumps({"source_fov": 0.5}))
     assert catalog.read_catalog(root).source_fov == 0.5  # galaxy_core.json is read
     assert catalog.read_catalog(root, source_fov=0.25).source_fov == 0.25  # the argument wins
-    with pytest.raises(catalog.DataError, match="source_fov"):
+    with pytest.raises(DataError, match="source_fov"):
         catalog.read_catalog(root, source_fov=1.5)
 
 
@@ -211,10 +212,10 @@ def test_read_catalog_original_frames_need_no_declaration(tmp_path):
 
 
 def test_read_catalog_errors(tmp_path):
-    with pytest.raises(catalog.DataError, match="does not exist"):
+    with pytest.raises(DataError, match="does not exist"):
         catalog.read_catalog(tmp_path / "nowhere")
     (tmp_path / "empty" / layout.LABELLED_DIR).mkdir(parents=True)
-    with pytest.raises(catalog.DataError, match="no images"):
+    with pytest.raises(DataError, match="no images"):
         catalog.read_catalog(tmp_path / "empty")
 
 
@@ -235,7 +236,7 @@ def test_read_catalog_reports_what_it_does_with_labels_of_test_images(tmp_path):
 
 
 SOME = "training_solutions_some.csv"
-"""A label file of some answers (the full one, ``settings.LABEL_CSV``, must hold all 37)."""
+"""A label file of some answers (the full one, ``layout.LABEL_CSV``, must hold all 37)."""
 
 
 def write_catalog(root: Path, rows: dict[str, str], header: str = "GalaxyID,Class1.1,Class1.2,Class1.3",
@@ -315,7 +316,7 @@ def test_read_catalog_same_galaxy_in_two_files_identical_is_kept_once(tmp_path):
 def test_read_catalog_same_galaxy_in_two_files_disagreeing_is_refused(tmp_path):
     root = write_catalog(tmp_path / "d", {"1": "0.2,0.3,0.5", "2": "0.1,0.1,0.8"})
     (root / "training_solutions_more.csv").write_text("GalaxyID,Class1.1,Class1.2\n1,0.2,0.3\n")  # Class1.3 unknown
-    with pytest.raises(catalog.DataError) as e:
+    with pytest.raises(DataError) as e:
         catalog.read_catalog(root)
     assert "different answers" in str(e.value)
     assert f"GalaxyID 1 on training_solutions_more.csv line 2, {SOME} line 2" in str(e.value)
@@ -480,7 +481,7 @@ def test_property_read_labels_returns_what_was_written_or_data_error(table, quot
         problems: list[str] = []
         try:
             got = catalog.read_labels(path, problems)
-        except catalog.DataError as e:
+        except DataError as e:
             assert want is None, f"refused a good table: {e}"
             assert str(path) in str(e)
             event("refused")

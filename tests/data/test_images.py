@@ -18,9 +18,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from galaxy_core.data import catalog, images
+from galaxy_core.data import images
 from galaxy_core.data.layout import DEFAULT_FOV
 from conftest import IMAGE_FAULTS, PROPERTY, centre_square, smooth_galaxy, write_fault
+from galaxy_core.errors import DataError, ImageError
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])
@@ -80,7 +81,7 @@ def test_load_image_greyscale_and_cmyk_become_rgb(tmp_path):
 def test_load_image_rejects_bad_crop(tmp_path):
     Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
     for crop in (0.0, 1.5):
-        with pytest.raises(catalog.DataError, match="crop"):
+        with pytest.raises(DataError, match="crop"):
             images.load_image(tmp_path / "a.png", crop, 8)
 
 
@@ -88,12 +89,12 @@ def test_load_image_rejects_bad_crop(tmp_path):
 def test_bad_image_is_refused_with_its_path_and_reason(tmp_path, monkeypatch, fault):
     path = tmp_path / "100.jpg"
     write_fault(fault, path, monkeypatch)
-    with pytest.raises(images.ImageError) as e:
+    with pytest.raises(ImageError) as e:
         images.load_image(path, 0.5, 32)
     assert IMAGE_FAULTS[fault] in e.value.reason and e.value.path == str(path)
     assert str(e.value).startswith(f"{path}: ")
-    assert isinstance(e.value, catalog.DataError)
-    with pytest.raises(images.ImageError) as full:  # the whole image, as the Dataset page shows it
+    assert isinstance(e.value, DataError)
+    with pytest.raises(ImageError) as full:  # the whole image, as the Dataset page shows it
         images.full_image(path, 0.5)
     assert IMAGE_FAULTS[fault] in full.value.reason
     good = tmp_path / "good.png"
@@ -108,7 +109,7 @@ def test_unreadable_file_for_real(tmp_path):
     Image.new("RGB", (64, 64)).save(path)
     path.chmod(0)
     try:
-        with pytest.raises(images.ImageError, match="permission denied"):
+        with pytest.raises(ImageError, match="permission denied"):
             images.load_image(path, 1.0, 16)
     finally:
         path.chmod(0o644)
@@ -121,7 +122,7 @@ def test_truncated_jpeg_is_never_filled_with_grey(tmp_path):
     whole = path.read_bytes()
     for cut in (len(whole) // 4, len(whole) // 2, len(whole) - 200):
         path.write_bytes(whole[:cut])
-        with pytest.raises(images.ImageError, match="truncated"):
+        with pytest.raises(ImageError, match="truncated"):
             images.load_image(path, 1.0, 64)
 
 
@@ -184,7 +185,7 @@ def test_cmyk_jpeg_decodes_like_rgb(tmp_path):
 
 
 def test_image_error_pickles(tmp_path):
-    e = pickle.loads(pickle.dumps(images.ImageError(tmp_path / "a.jpg", "empty file (0 bytes)")))
+    e = pickle.loads(pickle.dumps(ImageError(tmp_path / "a.jpg", "empty file (0 bytes)")))
     assert (e.path, e.reason, str(e)) == (str(tmp_path / "a.jpg"), "empty file (0 bytes)",
                                           f"{tmp_path / 'a.jpg'}: empty file (0 bytes)")
 
@@ -225,7 +226,7 @@ def test_property_load_image_decodes_right_or_data_error(image, crop, size):
         path.write_bytes(raw)
         try:
             x = images.load_image(path, crop, size)
-        except catalog.DataError as e:
+        except DataError as e:
             assert str(e).startswith(f"{path}: ") and e.reason
             assert damage != "none" or min(im.size) < images.MIN_IMAGE_SIDE, f"refused a good image: {e}"
             event(f"refused, {damage}")
@@ -258,7 +259,7 @@ def test_property_load_image_of_random_bytes_is_data_error(junk, magic):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "1.jpg"
         path.write_bytes(magic + junk)
-        with pytest.raises(catalog.DataError) as e:
+        with pytest.raises(DataError) as e:
             images.load_image(path, 0.5, 16)
         assert str(e.value).startswith(f"{path}: ")
 
@@ -270,7 +271,7 @@ def test_property_load_image_of_random_bytes_is_data_error(junk, magic):
 def test_resolve_source_fov_names_the_unreadable_samples(tmp_path):
     for name in ("1.jpg", "2.jpg"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.raises(catalog.DataError, match=r"can be opened.*1\.jpg: empty file \(0 bytes\)"):
+    with pytest.raises(DataError, match=r"can be opened.*1\.jpg: empty file \(0 bytes\)"):
         images.resolve_source_fov(tmp_path, [tmp_path / "1.jpg", tmp_path / "2.jpg"])
 
 

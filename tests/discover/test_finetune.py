@@ -11,6 +11,7 @@ from conftest import small_galaxynet
 
 from galaxy_core.discover import embeddings, finetune, own_questions
 from galaxy_core.models import registry
+import measures
 
 
 def no_head(dim: int) -> own_questions.Head:
@@ -33,7 +34,7 @@ def test_the_last_stage_learns_a_question_from_nothing(cache):
                                      progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (15, 15)
     score = head.logit(embeddings.embed_cache(tuned, cache, tta=8))[rows]
-    assert own_questions.roc_auc(score, yes) == 1.0
+    assert measures.roc_auc(score, yes) == 1.0
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the model itself is untouched
     changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("features.stages.3.") for k in changed)

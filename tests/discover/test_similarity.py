@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from galaxy_core.discover import similarity
+import measures
 
 
 def clusters(n_per: int = 50, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -51,9 +52,9 @@ def test_an_injected_outlier_ranks_first():
 def test_precision_at_k_of_clusters_against_random():
     x, label = clusters()
     queries = np.arange(0, 150, 7)
-    assert similarity.precision_at_k(x, label == 0, queries[label[queries] == 0], k=10) == 1.0
+    assert measures.precision_at_k(x, label == 0, queries[label[queries] == 0], k=10) == 1.0
     shuffled = np.random.default_rng(1).permutation(len(x))
-    chance = similarity.precision_at_k(x[shuffled], label == 0, queries[label[queries] == 0], k=10)
+    chance = measures.precision_at_k(x[shuffled], label == 0, queries[label[queries] == 0], k=10)
     assert chance < 0.6  # a third of the rows are positives
 
 
@@ -63,8 +64,8 @@ def test_pca_keeps_the_search_where_the_variance_is():
     assert reduced.shape == (150, 3) and components.shape == (3, 32) and 0.8 < explained <= 1
     assert np.allclose((x - mean) @ components.T, reduced, atol=1e-3)
     queries = np.arange(0, 150, 10)
-    assert similarity.recall_at_k(x, reduced, queries, k=10) > 0.2  # same clusters, noise-ordered within them
-    assert similarity.recall_at_k(x, x, queries, k=10) == 1.0
+    assert measures.recall_at_k(x, reduced, queries, k=10) > 0.2  # same clusters, noise-ordered within them
+    assert measures.recall_at_k(x, x, queries, k=10) == 1.0
 
 
 def test_zero_vectors_and_tiny_sets():

@@ -15,13 +15,13 @@ import pytest
 from conftest import shrunk
 from conftest import with_flagged
 
-from galaxy_core.data import catalog
 from galaxy_core.predict import evaluation, prediction
 from galaxy_core.mergers import fraction, compare
 from galaxy_core import tree, cli
 from galaxy_core.mergers.calibration import calibrate, precision_recall
 from galaxy_core.mergers.fraction import MERGER_COLUMN
 from galaxy_core.mergers.compare import read_predictions, report
+from galaxy_core.errors import DataError
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -131,10 +131,10 @@ def test_read_predictions_round_trip(tmp_path):
     assert ids.tolist() == [str(i) for i in range(100000, 100020)]
     np.testing.assert_allclose(q, p, atol=1e-9)
     (tmp_path / "short.csv").write_text("GalaxyID,Class8.5\n1,0.2\n")
-    with pytest.raises(catalog.DataError, match="Class8.6"):
+    with pytest.raises(DataError, match="Class8.6"):
         read_predictions(tmp_path / "short.csv")
     (tmp_path / "bad.csv").write_text("GalaxyID,Class8.6\n1,0.2\n2,oops\n")
-    with pytest.raises(catalog.DataError, match="GalaxyID 2"):
+    with pytest.raises(DataError, match="GalaxyID 2"):
         read_predictions(tmp_path / "bad.csv")
     (tmp_path / "named.csv").write_text("GalaxyID,odd_feature--merger\n7,0.25\n")
     assert read_predictions(tmp_path / "named.csv")[1].tolist() == [0.25]

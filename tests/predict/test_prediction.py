@@ -25,6 +25,7 @@ from galaxy_core import atomic, tree
 from galaxy_core.predict import modelchoice, prediction
 from galaxy_core.models import registry
 from conftest import BAD, EITHER, ODD, reported, write_bad_images
+from galaxy_core.errors import DataError
 
 
 def test_to_csv_is_the_kaggle_submission_format():
@@ -163,19 +164,19 @@ def test_a_killed_predict_leaves_the_old_csv_or_the_whole_new_one(seed_run, tiny
 def test_a_field_the_images_do_not_hold_is_an_error(seed_run, tiny_data):
     model = modelchoice.load_model(seed_run)
     paths = prediction.image_paths(tiny_data)[:2]
-    with pytest.raises(catalog.DataError, match="show only"):
+    with pytest.raises(DataError, match="show only"):
         prediction.predict_paths(model, paths, source_fov=0.3)
 
 
 def test_undeclared_small_images_are_refused(seed_run, tiny_data, tmp_path):
     folder = tmp_path / "small"
     shutil.copytree(tiny_data / layout.LABELLED_DIR, folder)
-    with pytest.raises(catalog.DataError, match="source_fov"):
+    with pytest.raises(DataError, match="source_fov"):
         prediction.predict_folder(folder, seed_run)
 
 
 def test_empty_folder_is_a_clear_error(seed_run, tmp_path):
-    with pytest.raises(catalog.DataError, match="no .jpg"):
+    with pytest.raises(DataError, match="no .jpg"):
         prediction.predict_folder(tmp_path, seed_run)
     with pytest.raises(FileNotFoundError):
         prediction.predict_folder(tmp_path / "missing", seed_run)

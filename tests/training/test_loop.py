@@ -21,12 +21,13 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from conftest import train_config as _cfg
-from galaxy_core.data import catalog, cache
+from galaxy_core.data import cache
 from galaxy_core.training import checkpoint, loop
 from galaxy_core.models import config, registry, runs
 from galaxy_core import tree
 from galaxy_core import atomic
 from galaxy_core.predict import metrics
+from galaxy_core.errors import DataError
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant", "plateau"])
@@ -67,7 +68,7 @@ def test_mean_baseline_rmse_is_the_labels_standard_deviation(tiny_cache, tmp_pat
 
 
 def test_a_run_that_fails_before_its_first_epoch_leaves_nothing(tiny_cache, tmp_path):
-    with pytest.raises((FileNotFoundError, catalog.DataError)):
+    with pytest.raises((FileNotFoundError, DataError)):
         loop.train(config.config_for("seed-cnn", data=str(tmp_path / "no_data"), out=str(tmp_path / "runs"),
                                          name="typo", device="cpu"))
     assert not (tmp_path / "runs" / "typo").exists() and runs.list_runs(tmp_path / "runs") == []
