@@ -30,7 +30,7 @@ from galaxy_core.show import access, figures, skyviews
 from galaxy_core.data import catalog, images, layout
 from galaxy_core.show import explore
 from galaxy_core.data.cache import GalaxyCache
-from galaxy_core.data.prepare import resolve_cache
+from galaxy_core.data import prepare
 from galaxy_core.demo import demo_set
 from galaxy_core import errors, progress, tree
 from pages._samp import samp_button
@@ -119,7 +119,7 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
                 key = (str(folder), source_fov, catalog.folder_signature(folder))
             bar, update = progress_bar("Preparing the image cache:")
             try:
-                cache = resolve_cache(folder, source_fov=source_fov, progress=update)
+                cache = prepare.resolve_cache(folder, source_fov=source_fov, progress=update)
             finally:
                 bar.empty()
             for old in [k for k in store if k[0] == key[0]]:

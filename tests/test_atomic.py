@@ -106,7 +106,7 @@ def test_text_progress_quiet_when_not_a_terminal():
 
 def test_text_progress_always(monkeypatch):
     clock = iter([100.0, 100.5, 100.55, 101.0])  # t0, then three calls
-    monkeypatch.setattr(atomic.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     out = io.StringIO()
     p = progress.TextProgress("decode", always=True, stream=out)
     p(5, 10)   # first call: drawn

@@ -121,7 +121,8 @@ def test_a_killed_distributed_run_resumes_where_it_stopped(data, tmp_path):
 
 FAILING = """
 import sys, torch
-from galaxy_core import distributed, modelchoice, prediction, views
+from galaxy_core import distributed
+from galaxy_core.predict import modelchoice, prediction
 
 class Broken(torch.nn.Module):
     def forward(self, x):

@@ -23,7 +23,7 @@ from pathlib import Path
 from galaxy_core.errors import DataError
 from galaxy_core.atomic import read_json
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The project's folder: ``data/`` (where the built-in demo is made), ``checkpoints/`` and the dashboard's
 ``runs/`` are in it by default."""
 LABELLED_DIR, UNLABELLED_DIR = "images_training_rev1", "images_test_rev1"

@@ -358,7 +358,7 @@ def test_pickled_checkpoints_are_refused_without_being_opened(tmp_path, no_unpic
             load_model_folder(path)
         message = str(e.value)
         assert "pickle" in message and "runs any code" in message and "safetensors" in message, message
-        assert "galaxy_core export" in message and "models.save_model" in message and "weights_only=True" in message
+        assert "galaxy_core export" in message and "registry.save_model" in message and "weights_only=True" in message
 
     save_model(small_model("seed-cnn"), tmp_path / "renamed")
     shutil.copy(pt, tmp_path / "renamed" / "model.safetensors")

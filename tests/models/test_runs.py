@@ -321,7 +321,7 @@ def test_finished_runs_are_those_with_a_best_checkpoint_whatever_their_state(tmp
         write_json(tmp_path / name / "status.json", {"state": state})
         if best:
             (tmp_path / name / "best").mkdir()
-            (tmp_path / name / "best" / runs.models.WEIGHTS_FILE).write_bytes(b"")
+            (tmp_path / name / "best" / layout.WEIGHTS_FILE).write_bytes(b"")
     found = runs.finished_runs(tmp_path)
     assert sorted(r["name"] for r in found) == ["done", "stopped"] and {r["kind"] for r in found} == {"run"}
     assert runs.finished_runs(tmp_path / "none") == []
