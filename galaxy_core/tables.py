@@ -252,7 +252,7 @@ def _meta_value(v):
     return v if isinstance(v, (str, int, float, bool)) else str(v)
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike, units: dict[str, str] | None = None,
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, units: dict[str, str] | None = None,
                 meta: dict | None = None, float_format: str | None = None,
                 sky: tuple[str, str] | None = None) -> Path:
     """Write ``frame`` atomically as the format ``path``'s extension names (:func:`table_format`).

@@ -219,7 +219,7 @@ def merger_calibration(model: str, mtime_ns: int, cache: GalaxyCache, fingerprin
         pairs = out["pairs"]
         p = merger_predictions(model, mtime_ns, cache, fingerprint, subset)["p"]
 
-        def matched() -> dict:
+        def matched() -> fraction.FractionEstimate:
             with st.spinner("Bootstrapping the calibrated fraction ..."):
                 return calibrated_fraction(p, *pairs.pair)
 

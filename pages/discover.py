@@ -165,7 +165,8 @@ if view == VIEWS[1]:
         if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
             tuned, head, ranked_by = held["model"], held["head"], held["vectors"]
     if head is None:  # nothing to rank by yet
-        offer = own_questions.first_offer(ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10), answered)
+        scores = ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10)
+        offer = own_questions.first_offer(scores, answered)
     else:
         offer = own_questions.ask_next(head.even_odds(ranked_by), answered, 12)
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
@@ -209,8 +210,8 @@ if view == VIEWS[1]:
         if name.strip() and c2.button("Save labels, head and ranking", key="dc_save"):
             try:
                 folder = own_questions.save(common.discoveries_root() / name.strip(), question,
-                                     own_questions.answers_frame(answers),
-                                     head, ranked, str(model), str(cache.path), tuned=tuned)
+                                            own_questions.answers_frame(answers), head, ranked, model=str(model),
+                                            cache=str(cache.path), tuned=tuned)
                 st.success(f"Saved in `{folder}`; the command line does the same: `python -m galaxy_core label "
                            f"{cache.path} {folder / own_questions.LABELS_FILE} --name {folder.name}`.")
             except (OSError, ValueError) as e:

@@ -9,7 +9,7 @@ from galaxy_core.data.cache import GalaxyCache, subsample
 from galaxy_core.predict import doubt, plusminus
 from galaxy_core.training import estimate
 from galaxy_core.show import figures
-from galaxy_core.mergers.calibration import precision_recall
+from galaxy_core.mergers.calibration import precision_recall, synthetic_mismatch
 from galaxy_core.mergers import evolution, fraction, compare, morphology
 from pages import _common as common
 from pages import _models as ml
@@ -61,9 +61,9 @@ if unseen is not None:
                + (f"the {unseen.n_trained:,} it trained on are left out." if unseen.known else
                   "this model does not list the galaxies it trained on, so none could be left out."))
 
-report = compare.report(p, threshold, rate, timescale, mean=res["mean"])
-th, mean, theory = report["threshold_estimate"], report["mean_estimate"], report["theory"]
-expected = theory["expected"]
+report = compare.report(p, threshold, rate_per_gyr=rate, timescale_gyr=timescale, mean=res["mean"])
+th, mean, theory = report.threshold_estimate, report.mean_estimate, report.theory
+expected = theory.expected
 calibration = ml.spread_calibration(model, cache, ds.fingerprint)
 rows = res["rows"]
 # Each galaxy's spread costs VIEWS predictions: up to the calibration's own number of galaxies it is predicted
@@ -72,10 +72,10 @@ spread = None
 if len(rows) <= doubt.SCALE_SAMPLE or ml.has_spread(model, ds.fingerprint, rows):
     spread = ml.spread_of(model, cache, ds.fingerprint, rows, keep=True)
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric(f"Merger fraction (p > {threshold:.2f})", pct(th["fraction"]),
+m1.metric(f"Merger fraction (p > {threshold:.2f})", pct(th.fraction),
           help=f"Wilson (1927) score interval, right even when few or no galaxies are flagged; the percentile "
-               f"bootstrap gives {pct(th['boot_lo'])} - {pct(th['boot_hi'])}")
-m1.caption(f"95 % Wilson interval {pct(th['lo'])} - {pct(th['hi'])} ({th['n_flagged']:,} of {th['n']:,} galaxies)")
+               f"bootstrap gives {pct(th.boot_lo)} - {pct(th.boot_hi)}")
+m1.caption(f"95 % Wilson interval {pct(th.lo)} - {pct(th.hi)} ({th.n_flagged:,} of {th.n:,} galaxies)")
 probable = f"Fraction by P(> {threshold:.2f})"
 if spread is None:
     m2.metric(probable, "not yet")
@@ -96,19 +96,19 @@ else:
                f"{pct(count['hi'])}"
                + ("; raw spread, uncalibrated" if calibration.scale.factor is None else
                   f"; ± = {calibration.scale.factor:.3g} × spread"))
-m3.metric("Mean predicted Class8.6", pct(mean["fraction"]))
-m3.caption(f"95 % bootstrap interval {pct(mean['lo'])} - {pct(mean['hi'])}; no threshold, less biased for a rare "
+m3.metric("Mean predicted Class8.6", pct(mean.fraction))
+m3.caption(f"95 % bootstrap interval {pct(mean.lo)} - {pct(mean.hi)}; no threshold, less biased for a rare "
            "class")
 m4.metric("Expected from R x T", pct(expected))
 m4.caption(f"Lotz et al. (2011): f = R x T = {rate:g} / Gyr x {timescale:g} Gyr")
-m5.metric("Observed / expected", fraction.ratio_text(theory["ratio"]))
-m5.caption(f"implied rate R = {theory['implied_rate_per_gyr']:.3g} / Gyr for T = {timescale:g} Gyr")
+m5.metric("Observed / expected", fraction.ratio_text(theory.ratio))
+m5.caption(f"implied rate R = {theory.implied_rate_per_gyr:.3g} / Gyr for T = {timescale:g} Gyr")
 st.markdown(
     "**From a rate to a fraction.** A merger rate R counts mergers per galaxy per Gyr; a fraction counts galaxies "
     "*seen* merging, which is the rate times how long a merger stays visible: ")
 st.latex(rf"f = R \times T_{{\rm obs}} = {rate:g}\ {{\rm Gyr^{{-1}}}} \times {timescale:g}\ {{\rm Gyr}} = "
          rf"{expected:.4f}")
-st.caption(theory["text"])
+st.caption(theory.text)
 
 st.subheader("Merger probabilities")
 st.plotly_chart(figures.histogram_figure(p, threshold))
@@ -116,7 +116,7 @@ st.plotly_chart(figures.histogram_figure(p, threshold))
 st.subheader("Flagged galaxies")
 flagged = compare.most_confident(p, threshold)
 if len(flagged):
-    st.caption(f"The {len(flagged)} most confident of the {th['n_flagged']:,} galaxies above the threshold, each "
+    st.caption(f"The {len(flagged)} most confident of the {th.n_flagged:,} galaxies above the threshold, each "
                f"with p ± its spread. {calibration.meaning()}")
     flagged_spread = spread.subset(flagged) if spread is not None else \
         ml.spread_of(model, cache, ds.fingerprint, rows[flagged])
@@ -165,15 +165,17 @@ def calibration_section() -> dict | None:
     if chosen is None:
         return None
     on, where = chosen
+    # Refused before the model predicts there, as the command line's mergers --calibrate-run refuses it.
+    refused = synthetic_mismatch(on.synthetic, cache.synthetic, f"the labelled galaxies of {where}")
+    if refused:
+        kind = "synthetic demo" if cache.synthetic else "real"
+        st.error(f"{refused[0].upper()}{refused[1:]}. Name a labelled data folder of {kind} galaxies above.")
+        return None
     try:
         calib = ml.merger_calibration(*key, cache, ds.fingerprint, subset, on=on)
     except ValueError as e:
         st.error(f"Cannot run this model on {where}: {e}")
         return None
-    if on.synthetic != cache.synthetic:
-        st.warning(f"{where} holds {'synthetic demo' if on.synthetic else 'real'} galaxies and this data "
-                   f"{'real' if on.synthetic else 'synthetic demo'} ones: a threshold matched on one says little "
-                   "about the other.")
     unseen = calib["unseen"]
     galaxies = (f"the {calib['n']:,} labelled galaxies of {where} that the model never trained on (the galaxies "
                 "the Evaluation page scores as 'validation' for a shipped checkpoint); "
@@ -197,9 +199,9 @@ def calibration_section() -> dict | None:
     k1.metric("Volunteers' fraction (> 0.5)", pct(cal["volunteer_fraction"]))
     k2.metric("Matching threshold", f"{cal['matching_threshold']:.3f}",
               help="the threshold at which the model flags as many galaxies as the volunteers do")
-    k3.metric("Fraction at the matching threshold", pct(matched["fraction"]))
-    k3.caption(f"95 % interval {pct(matched['lo'])} - {pct(matched['hi'])} ({matched['interval']}), including the "
-               f"uncertainty of the threshold itself ({matched['threshold_lo']:.3f} - {matched['threshold_hi']:.3f})")
+    k3.metric("Fraction at the matching threshold", pct(matched.fraction))
+    k3.caption(f"95 % interval {pct(matched.lo)} - {pct(matched.hi)} ({matched.interval}), including the "
+               f"uncertainty of the threshold itself ({matched.threshold_lo:.3f} - {matched.threshold_hi:.3f})")
     k4.metric(f"Precision / recall at {threshold:.2f}",
               " / ".join(fraction.number_text(x, 2) for x in (pr["precision"], pr["recall"])))
     fractions, reliability = figures.merger_calibration_figures(p_pred, p_true, threshold)
@@ -239,8 +241,8 @@ def morphology_section(calib: dict | None) -> None:
         st.warning(f"The cache folder {cache.path} cannot be written to, so these measurements are not kept.")
     else:
         t = morphology.rows_of(table, sample)
-    methods = compare.other_methods(cache, sample, threshold, p, rows,
-                                    calib["calibration"]["matching_threshold"] if calib else None)
+    methods = compare.other_methods(cache, sample, threshold, p=p, p_rows=rows,
+                                    calibrated=calib["calibration"]["matching_threshold"] if calib else None)
     try:
         check = compare.morphology_check(t, methods.flags, methods.known)
     except ValueError as e:
@@ -291,8 +293,9 @@ def by_column_section(calib: dict | None) -> None:
     except ValueError as e:  # bad bins, or a column that is not numbers (DataError)
         st.error(str(e))
         return
-    expected = evolution.expectation_for(column, choice, rate, timescale, result.edges[0], result.edges[-1])
-    table = evolution.bins_table(result, column, expected and expected.choice, timescale)
+    expected = evolution.expectation_for(column, choice, rate_per_gyr=rate, timescale=timescale,
+                                         lo=result.edges[0], hi=result.edges[-1])
+    table = evolution.bins_table(result, column, expected=expected and expected.choice, timescale=timescale)
     label = evolution.column_label(column, evolution.catalogue_unit(cache, column))
     st.plotly_chart(figures.fraction_by_figure(result, label, expected and expected.curve,
                                                expected.name if expected else ""), key="mg_by_figure")

@@ -151,16 +151,24 @@ def test_unlabelled_data_calibrates_on_a_labelled_folder(mg, tmp_path, monkeypat
     # A folder outside the allowed roots is refused with the reason, not calibrated on.
     at.text_input(key="mg_cal_folder").set_value("/").run()
     assert not at.exception and "outside the folders this dashboard may read" in at.error[0].value
-    # A folder of 64 px images that does not declare its field: asked for, then calibrated on. Its galaxies pass
-    # for real ones, and real galaxies calibrating synthetic ones (or the reverse) come with a warning.
+    # A folder of 64 px images that does not declare its field: asked for, then calibrated on.
     shutil.copytree(mg["data"], tmp_path / "undeclared", ignore=shutil.ignore_patterns(layout.FOLDER_CONFIG, CACHE))
+    atomic_write_json(tmp_path / "undeclared" / layout.FOLDER_CONFIG, {"synthetic": True})
     at.text_input(key="mg_cal_folder").set_value(str(tmp_path / "undeclared")).run()
     assert not at.exception and "64 x 64 px, not 424 px Kaggle originals" in at.warning[0].value
     at.number_input(key="mg_cal_fov").set_value(1.0).run()
-    assert not at.exception and metric(at, "Matching threshold") == f"{t:.3f}"
-    assert [w.value for w in at.warning] == [f"`{tmp_path / 'undeclared'}` holds real galaxies and this data "
-                                             "synthetic demo ones: a threshold matched on one says little about "
-                                             "the other."]
+    assert not at.exception and not at.warning and metric(at, "Matching threshold") == f"{t:.3f}"
+    # Real galaxies calibrating synthetic ones (or the reverse) are refused, as the command line refuses them:
+    # said, and no calibrated number anywhere on the page.
+    shutil.copytree(mg["data"], tmp_path / "real", ignore=shutil.ignore_patterns(layout.FOLDER_CONFIG, CACHE))
+    atomic_write_json(tmp_path / "real" / layout.FOLDER_CONFIG, {"source_fov": 1.0})
+    at.number_input(key="mg_cal_fov").set_value(None)
+    at.text_input(key="mg_cal_folder").set_value(str(tmp_path / "real")).run()
+    assert not at.exception and [e.value for e in at.error] == [
+        f"The labelled galaxies of `{tmp_path / 'real'}` are real ones and the predicted galaxies synthetic demo "
+        f"ones: {calibration.synthetic_mismatch(True, False).split(': ', 1)[1]}. Name a labelled data folder of "
+        "synthetic demo galaxies above."]
+    assert not any(m.label.startswith(("Matching", "Fraction at the matching", "Precision")) for m in at.metric)
 
 
 def test_predicting_shows_a_count_and_the_time_left(mg, monkeypatch):

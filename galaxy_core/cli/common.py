@@ -34,14 +34,16 @@ def data_folder(path: str) -> str:
     if not demo_set.stands_for_demo(path):
         return path
     if main_process():
-        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo_set.DEFAULT_ROOT} is used (put "
-              f"your data in {path} in the Kaggle layout, or name another folder)", file=sys.stderr)
+        print(f"note: {path} holds no images yet, so the built-in synthetic demo in {demo_set.DEFAULT_ROOT} is used "
+              f"(put your data in {path} in the Kaggle layout, or name another folder)", file=sys.stderr)
     return str(demo_set.ensure_demo_dataset(progress=TextProgress("making the demo") if main_process() else None))
 
 
 def refuse_pickle(*paths: str | None) -> None:
     """Refuse a pickled checkpoint given as a model (``registry.refuse_pickle``: unpickling runs the file's code)
-    before anything looks inside it; None (the default model) passes."""
+    before anything looks inside it, and before any slow work; None (the default model) passes. The one look a
+    command's model gets: loading it (``modelchoice.model_folder``, ``registry.load_model_folder``) looks again only
+    where no ``model.safetensors`` is found, which a model that passed here and loads has."""
     from galaxy_core.models import registry
 
     for path in paths:
@@ -115,7 +117,7 @@ def column_names(args: argparse.Namespace):
     return ColumnNames(*(getattr(args, f"{k}_column", None) for k in ("id", "file", "ra", "dec")))
 
 
-def write_table(args: argparse.Namespace, frame, out: str, units: dict | None = None, model=None,
+def write_table(args: argparse.Namespace, frame, out: str, *, units: dict | None = None, model=None,
                 source: str | None = None, sky: tuple[str, str] | None = None) -> str:
     """Write a command's table to ``out`` by its extension (``tables.write_table``: CSV, FITS, VOTable, Parquet,
     ECSV), atomically, with the provenance (this command line, the model and its weights' hash, the data); returns

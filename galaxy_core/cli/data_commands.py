@@ -21,8 +21,8 @@ DATA_HELP = ("a data folder in the Kaggle layout, a plain folder of cutouts (JPE
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    s = explore.summarize(data_folder(args.data), args.source_fov, args.workers, args.frame_arcsec,
-                          column_names(args))
+    s = explore.summarize(data_folder(args.data), args.source_fov, workers=args.workers,
+                          frame_arcsec=args.frame_arcsec, names=column_names(args))
     tc = s["tree_check"]
     lines = [f"{s['root']}: {s['n_images']:,} images ({s['n_full']:,} fully labelled, {s['n_partial']:,} partially "
              f"labelled, {s['n_unlabelled']:,} unlabelled)",

@@ -29,8 +29,8 @@ def _write_table(args: argparse.Namespace, frame, cache, model) -> str:
         send_samp(args, tables.SkyTable(cache.with_catalogue(frame), cache.units), args.command)
         return "\n" + frame.head(20).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     sky = cache.sky
-    return write_table(args, cache.with_catalogue(frame), args.out, cache.units, model, str(cache.meta["source"]),
-                       (sky.ra, sky.dec) if sky.ra else None)
+    return write_table(args, cache.with_catalogue(frame), args.out, units=cache.units, model=model,
+                       source=str(cache.meta["source"]), sky=(sky.ra, sky.dec) if sky.ra else None)
 
 
 def _how(args: argparse.Namespace, kept: float) -> str:
@@ -45,7 +45,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
     cache, model, vectors = _embedded(args)
     query = Path(args.query)
     if query.is_file():
-        vector, name = embeddings.embed_file(model, query, cache, args.query_source_fov, args.tta), query.name
+        vector = embeddings.embed_file(model, query, cache, source_fov=args.query_source_fov, tta=args.tta)
+        name = query.name
     else:
         vector, name = vectors[cache.row_of(args.query)], f"GalaxyID {args.query}"
     index = similarity.Index(vectors, args.dims, args.approximate)
@@ -96,7 +97,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             progress=lambda stage, d, t: bars.setdefault(stage, TextProgress(stage))(d, t))
     ranked = own_questions.rank(head, cache.ids, vectors)
     folder = own_questions.save(Path(args.root) / args.name, args.question or args.name, answers, head, ranked,
-                         str(args.model), str(cache.path), tuned=tuned)
+                                model=str(args.model), cache=str(cache.path), tuned=tuned)
     written = _write_table(args, ranked, cache, model) if args.out else ""
     fresh = own_questions.candidates(ranked, answers["GalaxyID"])
     ask = cache.ids[own_questions.ask_next(head.even_odds(vectors), own_questions.answered(len(cache), rows), args.ask)]

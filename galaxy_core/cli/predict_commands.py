@@ -10,8 +10,7 @@ from galaxy_core.data import layout
 from galaxy_core.data.cache import subsample
 from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
-from galaxy_core.mergers.calibration import calibration_on
-from galaxy_core.mergers import evolution, fraction, compare
+from galaxy_core.mergers import calibration, evolution, fraction, compare
 from galaxy_core import tables
 from galaxy_core.progress import TextProgress
 from galaxy_core.atomic import atomic_write_text
@@ -30,7 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     spread = uncertainty.label_for(len(members), args.tta) if args.uncertainty else None
     meta = tables.provenance(source=str(args.images), tta=args.tta, **modelchoice.ensemble_provenance(members),
                              **({"members": len(members)} if len(members) > 1 else {}))
-    result = prediction.predict_folder(args.images, members, args.out, source_fov=args.source_fov, tta=args.tta,
+    result = prediction.predict_folder(args.images, members, out=args.out, source_fov=args.source_fov, tta=args.tta,
                                        batch_size=args.batch_size, device=args.device, workers=args.workers,
                                        progress=TextProgress("predict") if main_process() else None,
                                        frame_arcsec=args.frame_arcsec, names=column_names(args), meta=meta,
@@ -77,19 +76,8 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     refuse_pickle(args.calibrate_run)  # before the minutes predicting may take
     values = unit = None  # the --by column and its unit
     if args.images is not None:
-        from galaxy_core.predict import prediction
-
-        model = load_model(args, layout.folder_is_synthetic(args.images))
-        result = prediction.predict_folder(args.images, model, None, args.source_fov, args.tta, device=args.device,
-                                           progress=TextProgress("predict"))
-        frame, skipped = result.frame, result.skipped
-        if not len(frame):
-            raise DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
-        p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
         synthetic = layout.folder_is_synthetic(args.images)
-        if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
-            values = evolution.column_values(result.table(), args.by, source)
-            unit = (result.units or {}).get(args.by) or None
+        model = load_model(args, synthetic)
     else:
         table = compare.prediction_table(args.predictions)
         ids, p = table.frame["GalaxyID"].to_numpy(), table.frame[MERGER_COLUMN].to_numpy(dtype=float)
@@ -97,43 +85,38 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         if args.by is not None:
             values = evolution.column_values(table.frame, args.by, source)
             unit = table.units.get(args.by) or None  # the column's own unit, from a FITS, VOTable or Parquet table
+    # Calibrated before the images are predicted: a calibration refused across synthetic and real galaxies stops
+    # the command before the minutes predicting takes.
+    cal, cal_pp, cal_line = _calibration(args, synthetic) if args.calibrate_run else (None, None, None)
+    if args.images is not None:
+        from galaxy_core.predict import prediction
 
-    calibration, cal_pp, shortfall = None, None, None
-    if args.calibrate_run:
-        from galaxy_core.predict import evaluation
+        result = prediction.predict_folder(args.images, model, source_fov=args.source_fov, tta=args.tta,
+                                           device=args.device, progress=TextProgress("predict"))
+        frame, skipped = result.frame, result.skipped
+        if not len(frame):
+            raise DataError(f"no readable images in {args.images} ({len(skipped)} skipped)")
+        p, source = frame[MERGER_COLUMN].to_numpy(dtype=float), str(args.images)
+        if args.by is not None:  # the catalogue's columns came with the answers, one row a predicted galaxy
+            values = evolution.column_values(result.table(), args.by, source)
+            unit = (result.units or {}).get(args.by) or None
 
-        ev = evaluation.evaluate(args.calibrate_run, data_folder(args.data) if args.data else None, split="labelled",
-                                 tta=args.tta, device=args.device, source_fov=args.source_fov)
-        if len(ev) and bool(demo_set.is_demo_id(ev.ids).all()) != synthetic:
-            kinds = ("synthetic demo", "real") if not synthetic else ("real", "synthetic demo")
-            raise ValueError(f"the calibration galaxies are {kinds[0]} ones and the predictions are of {kinds[1]} "
-                             f"galaxies: a threshold matched on one says nothing about the other; give --data a "
-                             f"labelled folder like the predicted galaxies")
-        found = calibration_on(ev.y_pred, ev.y_true, ev.mask, args.threshold)
-        if found["pairs"] is None:  # the uncalibrated report stands; the calibration is left out, saying why
-            shortfall = (f"  calibration on {args.calibrate_run}: {found['too_few']}, among the labelled galaxies it "
-                         f"never learnt from ({ev.n_excluded:,} it learnt from left out)")
-        else:
-            cal_pp, calibration = found["pairs"].pair, found["calibration"]
-
-    r = compare.report(p, args.threshold, args.rate, args.timescale, calibration, n_boot=args.boot, labelled=cal_pp)
-    th, mean = r["threshold_estimate"], r["mean_estimate"]
-    lines = [f"mergers in {source}: {th['n']:,} galaxies",
-             f"  {MERGER_COLUMN} > {args.threshold:g}: {th['fraction']:.4f} ({th['n_flagged']:,} galaxies; 95 % CI "
-             f"{th['lo']:.4f}-{th['hi']:.4f} Wilson, {th['boot_lo']:.4f}-{th['boot_hi']:.4f} bootstrap)",
-             f"  mean {MERGER_COLUMN}: {mean['fraction']:.4f} (95 % CI {mean['lo']:.4f}-{mean['hi']:.4f} bootstrap)",
-             f"  theory: {r['theory']['text']}"] + ([shortfall] if shortfall else [])
-    if calibration is not None:
-        c, me = calibration, r["matched_estimate"]
-        lines += [f"  calibration on {args.calibrate_run} ({c['n']:,} labelled galaxies it never learnt from, "
-                  f"{ev.n_excluded:,} it learnt from left out): volunteers flag "
-                  f"{c['volunteer_fraction']:.4f}, the model {c['predicted_fraction']:.4f} at {args.threshold:g}; "
-                  f"precision {c['precision']:.2f}, recall {c['recall']:.2f}",
-                  f"  matching threshold {c['matching_threshold']:.3f} (95 % CI {me['threshold_lo']:.3f}-"
-                  f"{me['threshold_hi']:.3f}): fraction here {me['fraction']:.4f} (95 % CI {me['lo']:.4f}-"
-                  f"{me['hi']:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
-                  f"volunteers {c['mean_volunteer']:.4f}"]
-    by = None if args.by is None else _fraction_by(args, values, unit, p, bins, cal_pp, source, lines)
+    r = compare.report(p, args.threshold, rate_per_gyr=args.rate, timescale_gyr=args.timescale,
+                       calibration=cal, n_boot=args.boot, labelled=cal_pp)
+    th, mean = r.threshold_estimate, r.mean_estimate
+    lines = [f"mergers in {source}: {th.n:,} galaxies",
+             f"  {MERGER_COLUMN} > {args.threshold:g}: {th.fraction:.4f} ({th.n_flagged:,} galaxies; 95 % CI "
+             f"{th.lo:.4f}-{th.hi:.4f} Wilson, {th.boot_lo:.4f}-{th.boot_hi:.4f} bootstrap)",
+             f"  mean {MERGER_COLUMN}: {mean.fraction:.4f} (95 % CI {mean.lo:.4f}-{mean.hi:.4f} bootstrap)",
+             f"  theory: {r.theory.text}"] + ([cal_line] if cal_line else [])
+    if cal is not None:
+        c, me = cal, r.matched_estimate
+        lines.append(f"  matching threshold {c['matching_threshold']:.3f} (95 % CI {me.threshold_lo:.3f}-"
+                     f"{me.threshold_hi:.3f}): fraction here {me.fraction:.4f} (95 % CI {me.lo:.4f}-"
+                     f"{me.hi:.4f}, with the threshold's uncertainty); mean predicted {c['mean_predicted']:.4f} vs "
+                     f"volunteers {c['mean_volunteer']:.4f}")
+    by = None if args.by is None else _fraction_by(args, values=values, unit=unit, p=p, bins=bins, cal_pp=cal_pp,
+                                                   source=source, lines=lines)
     if args.plot:
         from galaxy_core.show import figures
 
@@ -147,20 +130,46 @@ def cmd_mergers(args: argparse.Namespace) -> int:
         atomic_write_text(args.plot, _figures_html(figs))
         lines.append(f"  plot written to {args.plot}")
     extra = {} if by is None else {"by": by["json"]}
-    emit(args, "\n".join(lines), {**r, "source": source, **extra})
+    emit(args, "\n".join(lines), {**r.to_dict(), "source": source, **extra})
     return 0
 
 
-def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, cal_pp, source: str,
+def _calibration(args: argparse.Namespace, synthetic: bool) -> tuple[dict | None, tuple | None, str]:
+    """``--calibrate-run`` compared with the volunteers on labelled galaxies it never learnt from (of ``--data``,
+    else of the cache it trained on), for predictions of synthetic galaxies or not (``synthetic``).
+
+    Returns the ``calibrate`` dict, the labelled (p_pred, p_true) pairs and the line saying on what it was made;
+    with too few galaxies the first two are None and the line says why (the uncalibrated report stands). Raises
+    ValueError when one kind of galaxies would calibrate the other (``calibration.synthetic_mismatch``)."""
+    from galaxy_core.predict import evaluation
+
+    ev = evaluation.evaluate(args.calibrate_run, data_folder(args.data) if args.data else None, split="labelled",
+                             tta=args.tta, device=args.device, source_fov=args.source_fov)
+    refused = calibration.synthetic_mismatch(bool(demo_set.is_demo_id(ev.ids).all()), synthetic) if len(ev) else None
+    if refused:
+        raise ValueError(f"{refused}; give --data a labelled folder like the predicted galaxies")
+    found = calibration.calibration_on(ev.y_pred, ev.y_true, ev.mask, threshold=args.threshold)
+    if found["pairs"] is None:
+        return None, None, (f"  calibration on {args.calibrate_run}: {found['too_few']}, among the labelled galaxies "
+                            f"it never learnt from ({ev.n_excluded:,} it learnt from left out)")
+    c = found["calibration"]
+    return c, found["pairs"].pair, (
+        f"  calibration on {args.calibrate_run} ({c['n']:,} labelled galaxies it never learnt from, "
+        f"{ev.n_excluded:,} it learnt from left out): volunteers flag {c['volunteer_fraction']:.4f}, the model "
+        f"{c['predicted_fraction']:.4f} at {args.threshold:g}; precision {c['precision']:.2f}, recall "
+        f"{c['recall']:.2f}")
+
+
+def _fraction_by(args: argparse.Namespace, *, values, unit: str | None, p, bins, cal_pp, source: str,
                  lines: list[str]) -> dict:
     """The fraction against ``--by`` (in ``unit``, None when the table gives none): its lines added to ``lines``,
     the table written to ``--out`` (any format of ``tables``, with the unit and how it was made); returns the
     result, the expectation (or None) and what ``--json`` prints."""
 
-    result = evolution.fraction_by(values, p, bins, args.threshold, args.boot, calibration=cal_pp)
-    expected = evolution.expectation_for(args.by, args.lotz, args.rate, args.timescale, result.edges[0],
-                                                result.edges[-1])
-    table = evolution.bins_table(result, args.by, expected and expected.choice, args.timescale)
+    result = evolution.fraction_by(values, p, bins, args.threshold, n_boot=args.boot, calibration=cal_pp)
+    expected = evolution.expectation_for(args.by, args.lotz, rate_per_gyr=args.rate, timescale=args.timescale,
+                                         lo=result.edges[0], hi=result.edges[-1])
+    table = evolution.bins_table(result, args.by, expected=expected and expected.choice, timescale=args.timescale)
     lines += [f"  merger fraction ({MERGER_COLUMN} > {args.threshold:g}) against "
               f"{evolution.column_label(args.by, unit)}"
               + (f"; left out: {result.left_out}" if result.left_out else "")
@@ -175,7 +184,7 @@ def _fraction_by(args: argparse.Namespace, values, unit: str | None, p, bins, ca
         fractions = [c for c in table.columns if c.startswith(("fraction", "wilson", "boot", "calibrated", "expected"))]
         edges = {f"{args.by}_{k}": unit for k in ("lo", "hi", "centre")} if unit else {}
         units = {**{c: "" for c in fractions}, **edges}
-        tables.write_table(table, args.out, units, tables.provenance(
+        tables.write_table(table, args.out, units=units, meta=tables.provenance(
             source=source, threshold=args.threshold, column=args.by, timescale=args.timescale,
             expected=expected.name if expected else None, rule=result.rule))
         lines.append(f"  per-bin table written to {args.out}")
@@ -196,13 +205,13 @@ def cmd_morphology(args: argparse.Namespace) -> int:
     rows = subsample(cache.indices(args.subset), args.sample, args.seed)
     if not len(rows):
         raise DataError(f"no galaxies in the {args.subset} rows of {cache.path}")
-    table = morphology.cache_table(cache, rows, args.workers, TextProgress("morphology"))
+    table = morphology.cache_table(cache, rows, workers=args.workers, progress=TextProgress("morphology"))
     p = None
     if args.model is not None:
         from galaxy_core.predict import modelchoice, prediction
 
         p = prediction.predict_answer(modelchoice.load_model(args.model), cache, MERGER_COLUMN, rows)
-    methods = compare.other_methods(cache, rows, args.threshold, p)
+    methods = compare.other_methods(cache, rows, args.threshold, p=p)
     check = compare.morphology_check(table, methods.flags, methods.known)
     lines = [f"morphology of {len(rows):,} galaxies of {cache.path} ({args.subset}"
              + (f", a random {args.sample:,}" if args.sample and args.sample < len(cache.indices(args.subset)) else "")

@@ -40,8 +40,8 @@ def cmd_crossmatch(args: argparse.Namespace) -> int:
                          for c, axis in ((args.right_ra, "RA"), (args.right_dec, "Dec")))
     _in_degrees(left.units, left_coords, "left", args.left)
     _in_degrees(right.units, right_coords, "right", args.right)
-    joined, report = crossmatch.crossmatch(left.frame, right.frame, args.max_sep, left_coords, right_coords,
-                                           columns, args.suffix)
+    joined, report = crossmatch.crossmatch(left.frame, right.frame, args.max_sep, left_coords=left_coords,
+                                           right_coords=right_coords, columns=columns, suffix=args.suffix)
     # Short keys stay plain FITS cards (8 characters); the counts let a reader check the file against the report.
     meta = tables.provenance(source=f"{args.left} x {args.right}", xmleft=str(args.left), xmright=str(args.right),
                              xmsep=report.max_sep_arcsec, xmmatch=report.matched, xmunmat=report.unmatched,

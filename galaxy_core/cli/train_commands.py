@@ -107,8 +107,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     names = tuple(args.models.split(",")) if args.models else benchmark.BENCHMARK_MODELS
-    table = benchmark.benchmark(data_folder(args.data), out, names, args.epochs_scale, args.max_train, args.device,
-                                args.source_fov, unlabelled=args.unlabelled, compile=args.compile)
+    table = benchmark.benchmark(data_folder(args.data), out, names, epochs_scale=args.epochs_scale,
+                                max_train=args.max_train, device=args.device, source_fov=args.source_fov,
+                                unlabelled=args.unlabelled, compile=args.compile)
     fmt = {"val_rmse": "{:.4f}", "val_rmse_tta8": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
            "images_per_s": "{:,.0f}"}
     shown = table.copy()

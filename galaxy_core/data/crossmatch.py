@@ -176,7 +176,7 @@ def _nullable(series: pd.Series) -> pd.api.extensions.ExtensionArray:
     return series.array
 
 
-def crossmatch(left: pd.DataFrame, right: pd.DataFrame, max_sep: str | u.Quantity = "1arcsec",
+def crossmatch(left: pd.DataFrame, right: pd.DataFrame, max_sep: str | u.Quantity = "1arcsec", *,
                left_coords: tuple[str, str] = ("ra", "dec"), right_coords: tuple[str, str] = ("ra", "dec"),
                columns: list[str] | None = None, suffix: str = "_2") -> tuple[pd.DataFrame, MatchReport]:
     """Every row of ``left`` with the columns of its nearest ``right`` row within ``max_sep`` (a left join).

@@ -83,7 +83,7 @@ def embed_images(model: registry.GalaxyModel, images: np.ndarray, crop: float, t
                            device=hardware.device_of(model), features=True)
 
 
-def embed_file(model: registry.GalaxyModel, path: str | os.PathLike, cache: GalaxyCache,
+def embed_file(model: registry.GalaxyModel, path: str | os.PathLike, cache: GalaxyCache, *,
                source_fov: float | None = None, tta: int = 4) -> np.ndarray:
     """The (D,) embedding of one image file (JPEG, PNG or FITS), decoded as ``cache``'s galaxies were (its field and
     size), so that it can be compared with theirs. ``source_fov``: the part of the 424 px frame the image shows

@@ -1,5 +1,5 @@
-"""Fine-tuning the last block of a backbone for a yes/no question of one's own (:mod:`galaxy_core.discover.own_questions`), when a
-head on the frozen embeddings is not enough.
+"""Fine-tuning the last block of a backbone for a yes/no question of one's own
+(:mod:`galaxy_core.discover.own_questions`), when a head on the frozen embeddings is not enough.
 
 Only the last stage of the backbone and a new one-number head learn; everything before the last stage stays
 frozen, so its output for the marked galaxies is computed once (in all 8 dihedral views: rotations and mirror images
@@ -101,7 +101,7 @@ def fine_tune(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndarray,
 
 
 def tune_and_rank(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndarray, answers: np.ndarray,
-                  head: own_questions.Head, epochs: int = 20, tta: int = 4,
+                  head: own_questions.Head, *, epochs: int = 20, tta: int = 4,
                   progress: Callable[[str, int, int], None] | None = None
                   ) -> tuple[registry.GalaxyModel, own_questions.Head, np.ndarray]:
     """:func:`fine_tune`, then every galaxy of ``cache`` embedded by the tuned copy (``tta`` views; not stored with

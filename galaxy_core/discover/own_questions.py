@@ -34,7 +34,8 @@ from galaxy_core.models.runs import is_plain_name
 
 HEAD_FILE, LABELS_FILE, RANKED_FILE = "head.json", "labels.csv", "ranked.csv"
 TUNED_DIR = "model"
-"""Where a discovery folder keeps a fine-tuned copy of the model (:mod:`galaxy_core.discover.finetune`), if it has one."""
+"""Where a discovery folder keeps a fine-tuned copy of the model (:mod:`galaxy_core.discover.finetune`), if it has
+one."""
 
 L2_GRID = tuple(10.0 ** (k / 2) for k in range(-2, 11))
 """The L2 strengths cross-validation chooses from, in half decades: from 0.1 (every marked galaxy fitted almost
@@ -332,7 +333,7 @@ def candidates(ranked: pd.DataFrame, answered_ids, n: int | None = None) -> pd.D
     return fresh if n is None else fresh.head(n)
 
 
-def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame,
+def save(folder: str | os.PathLike, question: str, labels: pd.DataFrame, head: Head, ranked: pd.DataFrame, *,
          model: str, cache: str, tuned: registry.GalaxyModel | None = None) -> Path:
     """Write a discovery folder whole or not at all: ``labels.csv``, ``head.json`` (the question, the head, and
     which model's embeddings of which cache it works on) and ``ranked.csv``; with ``tuned`` (a fine-tuned copy of

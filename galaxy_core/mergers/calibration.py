@@ -3,7 +3,8 @@ galaxies, which the model never learnt from (``evaluation.unseen_labelled``).
 
 A model trained on vote fractions with a squared loss shrinks its predictions towards the population mean, so at
 the volunteers' cut (Class8.6 > 0.5) it flags too few mergers. On enough labelled galaxies
-(:func:`calibration_pairs`, :func:`calibration_shortfall`) this module measures that: :func:`calibration_table`,
+(:func:`calibration_pairs`, :func:`calibration_shortfall`; never across synthetic and real galaxies,
+:func:`synthetic_mismatch`) this module measures that: :func:`calibration_table`,
 :func:`matching_threshold` (the threshold at which the model flags as many galaxies as the volunteers),
 :func:`precision_recall`, :func:`reliability_curve` (on :data:`RELIABILITY_EDGES`, the bins the command line and
 the dashboard share), :func:`calibrate`, and :func:`calibrated_fraction`, the fraction at the matching threshold
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from galaxy_core import tree
-from galaxy_core.mergers.fraction import MERGER_COLUMN, as_probabilities, check_bootstrap
+from galaxy_core.mergers.fraction import MERGER_COLUMN, FractionEstimate, as_probabilities, check_bootstrap
 
 VOLUNTEER_MERGER = 0.5
 """The volunteers call a galaxy a merger when their Class8.6 is above this (the seed paper's cut)."""
@@ -148,7 +149,26 @@ def calibration_pairs(p_pred, labels, mask, fallback=None, volunteer_threshold: 
     return None if other is None else CalibrationPairs(*other, fallback=True)
 
 
-def calibration_on(p_pred, labels, mask, threshold: float = 0.5) -> dict:
+def synthetic_mismatch(calibration_synthetic: bool, predicted_synthetic: bool,
+                       where: str = "the calibration galaxies") -> str | None:
+    """Why a threshold matched to the volunteers on ``where`` must not be applied to the predicted galaxies, or None
+    when it may: the one rule for synthetic (the built-in demo's) and real galaxies that the ``mergers`` command
+    and the Mergers page share. ``calibration_synthetic``: whether the galaxies calibrated on are synthetic;
+    ``predicted_synthetic``: whether those the fraction is of are.
+
+    Synthetic calibrating real, or real calibrating synthetic, is refused, not warned about: the demo's labels are
+    made up, so the matched threshold and the calibrated fraction would be numbers without meaning, and a number
+    shown beside a warning gets quoted anyway (a user read a 17 % merger fraction this way). The uncalibrated
+    estimates do not depend on the calibration and stand. The sentence returned says what is refused and why; the
+    caller adds what to do (the command line's ``--data``, the page's folder box)."""
+    if bool(calibration_synthetic) == bool(predicted_synthetic):
+        return None
+    kinds = ("synthetic demo", "real") if calibration_synthetic else ("real", "synthetic demo")
+    return (f"{where} are {kinds[0]} ones and the predicted galaxies {kinds[1]} ones: a threshold matched on one "
+            f"says nothing about the other, so no calibration is made")
+
+
+def calibration_on(p_pred, labels, mask, *, threshold: float = 0.5) -> dict:
     """The model's Class8.6 calibrated against the volunteers' on labelled galaxies it never learnt from, as the
     command line and the Mergers page report it (arguments as :func:`calibration_pairs`, without a fallback).
 
@@ -252,8 +272,8 @@ def reliability_curve(p_pred, p_true, bins=10) -> pd.DataFrame:
                          "n": n})
 
 
-def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 0.5, n_boot: int = 2000,
-                        seed: int = 0, level: float = 0.95) -> dict:
+def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 0.5, *, n_boot: int = 2000,
+                        seed: int = 0, level: float = 0.95) -> FractionEstimate:
     """The merger fraction of ``p`` at the threshold calibrated on labelled galaxies (:func:`matching_threshold`),
     with an interval that includes the calibration's own uncertainty.
 
@@ -265,9 +285,10 @@ def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 
     so volunteer mergers in a validation split, the threshold's scatter dominates the interval;
     :func:`~galaxy_core.mergers.fraction.fraction_above` at a fixed threshold would hide it.
 
-    Returns the keys of :func:`~galaxy_core.mergers.fraction.fraction_above` (``method`` "calibrated", ``interval``
-    "bootstrap + Jeffreys", ``threshold`` the matching threshold of the full labelled set) plus
-    ``threshold_lo``/``threshold_hi``, the threshold's own interval.
+    Returns a :class:`~galaxy_core.mergers.fraction.FractionEstimate` with ``method`` "calibrated", ``interval``
+    "bootstrap + Jeffreys", ``threshold`` the matching threshold of the full labelled set, ``n_flagged`` the
+    galaxies of ``p`` above it, and ``threshold_lo``/``threshold_hi`` the threshold's own interval (no Wilson or
+    plain bootstrap interval: None).
     """
     check_bootstrap(n_boot, level)
     x = np.sort(as_probabilities(p))
@@ -283,10 +304,9 @@ def calibrated_fraction(p, p_pred_val, p_true_val, volunteer_threshold: float = 
     lo, hi = np.quantile(fracs, q)
     t_lo, t_hi = np.quantile(ts, q)
     k = int((x > t).sum())
-    return {"fraction": k / n, "lo": float(lo), "hi": float(hi), "interval": "bootstrap + Jeffreys", "n": n,
-            "n_flagged": k, "threshold": t,
-            "threshold_lo": float(t_lo), "threshold_hi": float(t_hi), "level": level, "n_boot": n_boot,
-            "method": "calibrated"}
+    return FractionEstimate(fraction=k / n, lo=float(lo), hi=float(hi), interval="bootstrap + Jeffreys", n=n,
+                            n_flagged=k, threshold=t, threshold_lo=float(t_lo), threshold_hi=float(t_hi),
+                            level=level, n_boot=n_boot, method="calibrated")
 
 
 def calibrate(p_pred_val, p_true_val, volunteer_threshold: float = 0.5) -> dict:

@@ -1,7 +1,7 @@
 """The merger fraction checked every way the project knows, as the command line and the dashboard show it: several
 methods on the same galaxies (the model, the volunteers, and the non-parametric morphology cuts of
-:mod:`galaxy_core.mergers.morphology`), the choices the Mergers page and the ``mergers``/``morphology`` commands share, and
-:func:`report`, which ties the estimates of :mod:`galaxy_core.mergers.fraction` to the calibration of
+:mod:`galaxy_core.mergers.morphology`), the choices the Mergers page and the ``mergers``/``morphology`` commands
+share, and :func:`report`, which ties the estimates of :mod:`galaxy_core.mergers.fraction` to the calibration of
 :mod:`galaxy_core.mergers.calibration`.
 
 * :func:`compare_methods` and :func:`morphology_check`: each method's fraction (Wilson 1927 interval) and the
@@ -10,7 +10,7 @@ methods on the same galaxies (the model, the volunteers, and the non-parametric 
   for display;
 * :func:`default_subset` and :func:`most_confident`: which galaxies the page opens on and which flagged ones it shows;
 * :func:`prediction_table` and :func:`read_predictions` (a predictions table in any format of
-  :mod:`galaxy_core.tables`, with any catalogue columns it carries) and :func:`report`.
+  :mod:`galaxy_core.tables`, with any catalogue columns it carries) and :func:`report` (a :class:`MergerReport`).
 
 Units: fractions and vote fractions are in [0, 1]; rates are per galaxy per Gyr; timescales are in Gyr. The figures
 are in :mod:`galaxy_core.show.figures`.
@@ -19,7 +19,7 @@ are in :mod:`galaxy_core.show.figures`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,8 @@ from galaxy_core import tables, tree
 from galaxy_core.errors import DataError
 from galaxy_core.mergers.calibration import VOLUNTEER_MERGER, calibrated_fraction, precision_recall
 from galaxy_core.mergers.fraction import (DEFAULT_RATE_PER_GYR, MERGER_COLUMN, MORPHOLOGY_TIMESCALE_GYR,
-    PROB_TOLERANCE, compare_with_theory, fraction_above, mean_probability, percent_text, wilson_interval)
+    PROB_TOLERANCE, FractionEstimate, TheoryComparison, compare_with_theory, fraction_above, mean_probability,
+    percent_text, wilson_interval)
 
 FLAGGED_SHOWN = 24
 """How many of the flagged galaxies the Mergers page shows (:func:`most_confident`)."""
@@ -45,8 +46,8 @@ def compare_methods(flags: dict[str, np.ndarray], level: float = 0.95) -> tuple[
     """The merger fraction by each method and how far their samples overlap, on the same galaxies.
 
     ``flags``: method name -> bool array, one entry per galaxy, the same galaxies in the same order for every
-    method (e.g. the Gini-M20 and asymmetry criteria of :mod:`galaxy_core.mergers.morphology`, a model above a threshold,
-    the volunteers' Class8.6 > 0.5), restricted to the galaxies every method could judge.
+    method (e.g. the Gini-M20 and asymmetry criteria of :mod:`galaxy_core.mergers.morphology`, a model above a
+    threshold, the volunteers' Class8.6 > 0.5), restricted to the galaxies every method could judge.
 
     Returns ``fractions`` (columns ``method``, ``n_flagged``, ``n``, ``fraction``, ``lo``, ``hi``: the Wilson 1927
     interval at ``level``) and ``overlap``, a square frame of counts: cell (a, b) is the number of galaxies flagged
@@ -81,8 +82,8 @@ def morphology_check(table: pd.DataFrame, others: dict[str, np.ndarray] | None =
     """The independent check: the Gini-M20 and asymmetry merger fractions of a morphology table beside other
     methods' (a model above a threshold, the volunteers), on the galaxies that every method judges.
 
-    ``table``: :func:`galaxy_core.mergers.morphology.morphology_table` (or ``cache_table``) rows; ``others``: name -> a bool
-    per row of ``table``; ``known``: a bool per row, False where some method has no verdict (e.g. no volunteer
+    ``table``: :func:`galaxy_core.mergers.morphology.morphology_table` (or ``cache_table``) rows; ``others``: name ->
+    a bool per row of ``table``; ``known``: a bool per row, False where some method has no verdict (e.g. no volunteer
     Class8.6). Rows whose measurement is not usable (statmorph's flag over 1, or no measurement) are dropped and
     counted by reason. Returns ``fractions`` and ``overlap`` (:func:`compare_methods`), ``used`` (the rows of
     ``table`` compared), ``n_measured`` and ``dropped`` (reason -> count, with "no verdict from every method" for
@@ -117,7 +118,7 @@ class OtherMethods:
     marked: str | None
 
 
-def other_methods(cache, rows, threshold: float = 0.5, p=None, p_rows=None,
+def other_methods(cache, rows, threshold: float = 0.5, *, p=None, p_rows=None,
                   calibrated: float | None = None) -> OtherMethods:
     """The model's and the volunteers' merger verdicts on the galaxies ``rows`` of ``cache`` (a
     :class:`galaxy_core.data.cache.GalaxyCache`), named alike on the Mergers page and in the ``morphology`` command.
@@ -187,9 +188,9 @@ means for a checkpoint: the labelled galaxies the model never learnt from (``eva
 
 
 def default_subset(cache, subsets) -> str:
-    """The first of ``subsets`` (names of :meth:`galaxy_core.data.cache.GalaxyCache.indices`) with galaxies in ``cache``,
-    else the first: a folder of unlabelled galaxies opens on them, not on an empty choice of labelled ones. ``val``
-    is counted as ``labelled``: it stands for the labelled galaxies a model never trained on
+    """The first of ``subsets`` (names of :meth:`galaxy_core.data.cache.GalaxyCache.indices`) with galaxies in
+    ``cache``, else the first: a folder of unlabelled galaxies opens on them, not on an empty choice of labelled
+    ones. ``val`` is counted as ``labelled``: it stands for the labelled galaxies a model never trained on
     (``evaluation.unseen_labelled``), which only the model narrows down."""
     return next((s for s in subsets if len(cache.indices("labelled" if s == "val" else s))), subsets[0])
 
@@ -244,17 +245,73 @@ def read_predictions(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return df["GalaxyID"].to_numpy(), df[MERGER_COLUMN].to_numpy(dtype=np.float64)
 
 
-def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,
-           timescale_gyr: float = MORPHOLOGY_TIMESCALE_GYR, calibration: dict | None = None,
-           n_boot: int = 2000, seed: int = 0, level: float = 0.95, labelled: tuple | None = None, *,
-           mean: dict | None = None, matched: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class MergerReport:
     """Everything the command line (``mergers``) and the dashboard's Mergers page show for one set of predicted
-    Class8.6 values.
+    Class8.6 values (:func:`report`). Fractions are in [0, 1]; rates per galaxy per Gyr; timescales in Gyr."""
 
-    Returns ``fraction``, ``lo``, ``hi``, ``n``, ``threshold`` (the thresholded estimate, repeated at the top level
-    for scripts); ``threshold_estimate`` (:func:`~galaxy_core.mergers.fraction.fraction_above`), ``mean_estimate``
-    (:func:`~galaxy_core.mergers.fraction.mean_probability`); ``theory`` and ``theory_mean``
-    (:func:`~galaxy_core.mergers.fraction.compare_with_theory` of each); ``calibration`` (the
+    threshold_estimate: FractionEstimate
+    """The fraction above the threshold (:func:`~galaxy_core.mergers.fraction.fraction_above`), Wilson interval."""
+    mean_estimate: FractionEstimate
+    """The mean predicted Class8.6 (:func:`~galaxy_core.mergers.fraction.mean_probability`), bootstrap interval."""
+    theory: TheoryComparison
+    """``threshold_estimate`` against f = R x T (:func:`~galaxy_core.mergers.fraction.compare_with_theory`)."""
+    theory_mean: TheoryComparison
+    """``mean_estimate`` against f = R x T."""
+    calibration: dict | None
+    """The :func:`~galaxy_core.mergers.calibration.calibrate` dict given to :func:`report`, or None."""
+    matched_estimate: FractionEstimate | None
+    """The fraction at the calibration's matching threshold: the one the volunteers would have flagged if the model
+    errs here as on the labelled galaxies; None without a calibration."""
+    precision_recall: dict | None
+    """:func:`~galaxy_core.mergers.calibration.precision_recall` on the labelled galaxies at the threshold; None
+    without them."""
+
+    @property
+    def fraction(self) -> float:
+        """The thresholded fraction, ``threshold_estimate.fraction``."""
+        return self.threshold_estimate.fraction
+
+    @property
+    def lo(self) -> float:
+        """Its Wilson interval's lower end."""
+        return self.threshold_estimate.lo
+
+    @property
+    def hi(self) -> float:
+        """Its Wilson interval's upper end."""
+        return self.threshold_estimate.hi
+
+    @property
+    def n(self) -> int:
+        """Galaxies counted."""
+        return self.threshold_estimate.n
+
+    @property
+    def threshold(self) -> float:
+        """The Class8.6 threshold, a galaxy being a merger above it."""
+        return self.threshold_estimate.threshold
+
+    def to_dict(self) -> dict:
+        """The report as a JSON-ready dict, as the command line's ``--json`` prints it: the thresholded estimate's
+        ``fraction``, ``lo``, ``hi``, ``n`` and ``threshold`` at the top level for scripts, then every field, the
+        estimates and comparisons as dicts."""
+        def plain(v):  # the estimates and comparisons as dicts; the calibration's dicts and None as they are
+            return v.to_dict() if isinstance(v, (FractionEstimate, TheoryComparison)) else v
+
+        return {"fraction": self.fraction, "lo": self.lo, "hi": self.hi, "n": self.n, "threshold": self.threshold,
+                **{f.name: plain(getattr(self, f.name)) for f in fields(self)}}
+
+
+def report(p, threshold: float = 0.5, *, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,
+           timescale_gyr: float = MORPHOLOGY_TIMESCALE_GYR, calibration: dict | None = None,
+           n_boot: int = 2000, seed: int = 0, level: float = 0.95, labelled: tuple | None = None,
+           mean: FractionEstimate | None = None, matched: FractionEstimate | None = None) -> MergerReport:
+    """Everything the command line (``mergers``) and the dashboard's Mergers page show for one set of predicted
+    Class8.6 values ``p`` (in [0, 1], one per galaxy), a galaxy being a merger above ``threshold``.
+
+    Returns a :class:`MergerReport`: ``threshold_estimate`` and ``mean_estimate``, each against f = R x T
+    (``rate_per_gyr`` x ``timescale_gyr``) as ``theory`` and ``theory_mean``; ``calibration`` (the
     :func:`~galaxy_core.mergers.calibration.calibrate` dict given, or None) and, with one, ``matched_estimate``:
     ``fraction_above`` at its matching threshold, the fraction the volunteers would have flagged if the model errs
     on these galaxies as on the labelled ones. With ``labelled`` = (p_pred, p_true) of the labelled galaxies
@@ -262,24 +319,24 @@ def report(p, threshold: float = 0.5, rate_per_gyr: float = DEFAULT_RATE_PER_GYR
     :func:`~galaxy_core.mergers.calibration.calibrated_fraction` instead, whose interval includes the threshold's
     uncertainty, and ``precision_recall`` is :func:`~galaxy_core.mergers.calibration.precision_recall` on them at
     ``threshold`` (the volunteers' merger: above the calibration's ``volunteer_threshold``, else 0.5); without
-    ``labelled`` it is None.
+    ``labelled`` it is None. Intervals are at ``level`` from ``n_boot`` resamples seeded with ``seed``.
 
     ``mean`` and ``matched``: the ``mean_probability`` and ``calibrated_fraction`` results for these
     arguments, when already computed. Their bootstraps are the slow part and depend on neither the threshold, the
     rate nor the timescale, so the dashboard computes them once and passes them in as its sliders move.
     """
-    th = fraction_above(p, threshold, n_boot, seed, level)
-    mean = mean_probability(p, n_boot, seed, level) if mean is None else mean
-    out = {"fraction": th["fraction"], "lo": th["lo"], "hi": th["hi"], "n": th["n"], "threshold": float(threshold),
-           "threshold_estimate": th, "mean_estimate": mean,
-           "theory": compare_with_theory(th, rate_per_gyr, timescale_gyr),
-           "theory_mean": compare_with_theory(mean, rate_per_gyr, timescale_gyr),
-           "calibration": calibration, "matched_estimate": None, "precision_recall": None}
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    th = fraction_above(p, threshold, **boot)
+    mean = mean_probability(p, **boot) if mean is None else mean
+    matched_estimate = pr = None
     if labelled is not None:
         volunteer_threshold = calibration["volunteer_threshold"] if calibration else 0.5
-        out["matched_estimate"] = matched or calibrated_fraction(p, *labelled, volunteer_threshold, n_boot, seed,
-                                                                 level)
-        out["precision_recall"] = precision_recall(*labelled, threshold, volunteer_threshold)
+        matched_estimate = (calibrated_fraction(p, *labelled, volunteer_threshold, **boot) if matched is None
+                            else matched)
+        pr = precision_recall(*labelled, threshold, volunteer_threshold)
     elif calibration is not None:
-        out["matched_estimate"] = fraction_above(p, calibration["matching_threshold"], n_boot, seed, level)
-    return out
+        matched_estimate = fraction_above(p, calibration["matching_threshold"], **boot)
+    return MergerReport(threshold_estimate=th, mean_estimate=mean,
+                        theory=compare_with_theory(th, rate_per_gyr, timescale_gyr),
+                        theory_mean=compare_with_theory(mean, rate_per_gyr, timescale_gyr),
+                        calibration=calibration, matched_estimate=matched_estimate, precision_recall=pr)

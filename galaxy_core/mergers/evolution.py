@@ -147,8 +147,8 @@ def _calibration(calibration):
     return matching_threshold(*pairs), pairs
 
 
-def fraction_by(values, p, edges, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
-                min_galaxies: int = MIN_BIN_GALAXIES, max_upper: float = MAX_ZERO_UPPER,
+def fraction_by(values, p, edges, threshold: float = 0.5, *, n_boot: int = 2000, seed: int = 0,
+                level: float = 0.95, min_galaxies: int = MIN_BIN_GALAXIES, max_upper: float = MAX_ZERO_UPPER,
                 calibration=None) -> FractionBy:
     """The merger fraction (``p > threshold``, strictly, as :func:`~galaxy_core.mergers.fraction.fraction_above`
     counts) in bins of a catalogue column, e.g. redshift, to compare with merger rates against redshift (Lotz et
@@ -197,19 +197,20 @@ def fraction_by(values, p, edges, threshold: float = 0.5, n_boot: int = 2000, se
             bins.append(BinFraction(lo, hi, (lo + hi) / 2, 0, 0, nan, nan, nan, nan, nan, cal_nan, cal_nan, cal_nan,
                                     True, "no galaxies"))
             continue
-        r = fraction_above(q, threshold, n_boot, seed + b, level)
-        cal = (None if t_cal is None else calibrated_fraction(q, *pairs, n_boot=n_boot, seed=seed + b, level=level)
-               if pairs is not None else fraction_above(q, t_cal, n_boot, seed + b, level))
-        if r["n"] < min_galaxies:
-            reason = f"fewer than {min_galaxies} galaxies ({r['n']})"
-        elif r["n_flagged"] == 0 and r["hi"] > max_upper:
-            reason = (f"no merger, and the {level:.0%} upper limit {percent_text(r['hi'])} is above "
+        boot = {"n_boot": n_boot, "seed": seed + b, "level": level}
+        r = fraction_above(q, threshold, **boot)
+        cal = (None if t_cal is None else calibrated_fraction(q, *pairs, **boot)
+               if pairs is not None else fraction_above(q, t_cal, **boot))
+        if r.n < min_galaxies:
+            reason = f"fewer than {min_galaxies} galaxies ({r.n})"
+        elif r.n_flagged == 0 and r.hi > max_upper:
+            reason = (f"no merger, and the {level:.0%} upper limit {percent_text(r.hi)} is above "
                       f"{max_upper:.0%}: an upper limit, not a measurement")
         else:
             reason = ""
-        bins.append(BinFraction(lo, hi, (lo + hi) / 2, r["n"], r["n_flagged"], r["fraction"], r["wilson_lo"],
-                                r["wilson_hi"], r["boot_lo"], r["boot_hi"],
-                                *((None, None, None) if cal is None else (cal["fraction"], cal["lo"], cal["hi"])),
+        bins.append(BinFraction(lo, hi, (lo + hi) / 2, r.n, r.n_flagged, r.fraction, r.wilson_lo, r.wilson_hi,
+                                r.boot_lo, r.boot_hi,
+                                *((None, None, None) if cal is None else (cal.fraction, cal.lo, cal.hi)),
                                 bool(reason), reason))
     interval = None if t_cal is None else ("bootstrap + Jeffreys, with the threshold's uncertainty" if pairs is not None
                                            else "Wilson, the threshold held fixed")
@@ -333,7 +334,7 @@ class Expectation:
     name: str
 
 
-def expectation_for(column: str, lotz: str | None, rate_per_gyr: float, timescale: float, lo: float,
+def expectation_for(column: str, lotz: str | None, *, rate_per_gyr: float, timescale: float, lo: float,
                     hi: float) -> Expectation | None:
     """The expectation the command line and the Mergers page draw beside the fraction against ``column``, from
     redshift ``lo`` to ``hi``: the :data:`LOTZ_2011` choice ``lotz``, where :data:`DEFAULT_CHOICE` (or None, for a
@@ -451,7 +452,7 @@ def parse_bins(text: str) -> int | list[float]:
 # The table, as written and as shown
 
 
-def bins_table(result: FractionBy, column: str, expected: str | RateEvolution | None = None,
+def bins_table(result: FractionBy, column: str, *, expected: str | RateEvolution | None = None,
                timescale: float = MORPHOLOGY_TIMESCALE_GYR) -> pd.DataFrame:
     """The per-bin table the command line writes (``--out``): ``column`` names the edges' and centre's columns
     (``<column>_lo``, ``<column>_hi``, ``<column>_centre``), then :class:`BinFraction`'s numbers, ``expected``

@@ -5,10 +5,11 @@ The seed paper ran its model on the Kaggle test images, called a galaxy a merger
 Lotz et al. (2011). A rate (per galaxy per Gyr) is not a fraction: the fraction of galaxies *seen* merging is the
 rate times the time a merger stays visible, f = R x T_obs. This module holds:
 
-* estimates of the fraction with confidence intervals: the thresholded count (:func:`fraction_above`, bootstrap and
-  Wilson 1927 intervals) and the mean predicted vote fraction (:func:`mean_probability`);
-* the conversion to theory, :func:`expected_fraction` and :func:`compare_with_theory`, with a small table of
-  literature values, :data:`LITERATURE`;
+* estimates of the fraction with confidence intervals, each a :class:`FractionEstimate`: the thresholded count
+  (:func:`fraction_above`, bootstrap and Wilson 1927 intervals) and the mean predicted vote fraction
+  (:func:`mean_probability`);
+* the conversion to theory, :func:`expected_fraction` and :func:`compare_with_theory` (a :class:`TheoryComparison`),
+  with a small table of literature values, :data:`LITERATURE`;
 * the numbers written for display (:func:`percent_text`, :func:`number_text`, :func:`ratio_text`).
 
 Calibration against the volunteers is :mod:`galaxy_core.mergers.calibration`; the comparison of methods and the
@@ -162,7 +163,65 @@ def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
 
 
-def fraction_above(p, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class FractionEstimate:
+    """A merger fraction with its interval: what :func:`fraction_above` (``method`` "threshold"),
+    :func:`mean_probability` ("mean") and :func:`~galaxy_core.mergers.calibration.calibrated_fraction`
+    ("calibrated") return, and what :func:`compare_with_theory` takes. Fractions are in [0, 1]; a field that does
+    not apply to the method is None."""
+
+    fraction: float
+    """The estimate, in [0, 1]: the share of galaxies above ``threshold``, or (``mean``) the mean vote fraction."""
+    lo: float
+    """Lower end of the interval reported, at ``level``: Wilson's for "threshold", the bootstrap's for "mean",
+    bootstrap + Jeffreys for "calibrated" (``interval`` names it)."""
+    hi: float
+    """Upper end of that interval."""
+    interval: str
+    """The name of the interval ``lo``-``hi`` is, for display: "Wilson", "bootstrap" or "bootstrap + Jeffreys"."""
+    wilson_lo: float | None = None
+    """Wilson (1927) score interval, lower end ("threshold" only)."""
+    wilson_hi: float | None = None
+    """Wilson (1927) score interval, upper end ("threshold" only)."""
+    boot_lo: float | None = None
+    """Percentile bootstrap interval, lower end ("threshold" and "mean")."""
+    boot_hi: float | None = None
+    """Percentile bootstrap interval, upper end ("threshold" and "mean")."""
+    n: int
+    """Galaxies counted."""
+    n_flagged: int | None = None
+    """Galaxies above ``threshold`` (strictly); None for "mean", which flags none."""
+    expected_count: float | None = None
+    """The expected number of mergers, sum(p) ("mean" only)."""
+    threshold: float | None = None
+    """The Class8.6 threshold counted above (for "calibrated", the matching threshold of all the labelled
+    galaxies); None for "mean"."""
+    threshold_lo: float | None = None
+    """The matching threshold's own interval at ``level``, lower end ("calibrated" only)."""
+    threshold_hi: float | None = None
+    """The matching threshold's own interval, upper end ("calibrated" only)."""
+    level: float
+    """Confidence level of the intervals, in (0, 1), e.g. 0.95."""
+    n_boot: int
+    """Bootstrap resamples drawn."""
+    method: str
+    """"threshold", "mean" or "calibrated": which function made it."""
+
+    def to_dict(self) -> dict:
+        """The estimate as a JSON-ready dict, with the keys the functions returned before it was a dataclass (the
+        command line's ``--json`` prints these): the fields that do not apply to the method are left out, except
+        those "mean" always gave as None."""
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_IN_DICT[self.method]}
+
+
+# The fields each method's dict never had; "mean" gave the thresholded ones as None, and still does.
+_NOT_IN_DICT = {"threshold": {"expected_count", "threshold_lo", "threshold_hi"},
+                "mean": {"threshold_lo", "threshold_hi"},
+                "calibrated": {"wilson_lo", "wilson_hi", "boot_lo", "boot_hi", "expected_count"}}
+
+
+def fraction_above(p, threshold: float = 0.5, *, n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> FractionEstimate:
     """The fraction of galaxies with ``p > threshold`` (strictly: a galaxy exactly at the threshold is not counted),
     with the analytic Wilson (1927) score interval and, beside it, a percentile bootstrap interval (Efron 1979).
 
@@ -172,9 +231,9 @@ def fraction_above(p, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
     replacement from a sample with k flagged ones gives a flagged count that is exactly Binomial(n, k/n), so the
     bootstrap draws that count directly, in O(n_boot) time; once k is more than a handful the two intervals agree.
 
-    Returns ``fraction``, ``lo``, ``hi`` (Wilson, also as ``wilson_lo``, ``wilson_hi``), ``interval`` (its name, for
-    display), ``boot_lo``, ``boot_hi`` (bootstrap), ``n``, ``n_flagged``, ``threshold``, ``level``, ``n_boot``,
-    ``method`` = ``"threshold"``. Raises ValueError for empty input, NaN or values outside [0, 1].
+    Returns a :class:`FractionEstimate` with ``method`` "threshold": ``lo``, ``hi`` are Wilson's (also as
+    ``wilson_lo``, ``wilson_hi``), ``boot_lo``, ``boot_hi`` the bootstrap's, ``n_flagged`` the count. Raises
+    ValueError for empty input, NaN or values outside [0, 1].
     """
     p = as_probabilities(p)
     check_bootstrap(n_boot, level)
@@ -184,12 +243,12 @@ def fraction_above(p, threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
     wlo, whi = wilson_interval(k, n, level)
-    return {"fraction": k / n, "lo": wlo, "hi": whi, "interval": "Wilson", "wilson_lo": wlo, "wilson_hi": whi,
-            "boot_lo": float(lo), "boot_hi": float(hi), "n": n, "n_flagged": k, "threshold": float(threshold),
-            "level": level, "n_boot": int(n_boot), "method": "threshold"}
+    return FractionEstimate(fraction=k / n, lo=wlo, hi=whi, interval="Wilson", wilson_lo=wlo, wilson_hi=whi,
+                            boot_lo=float(lo), boot_hi=float(hi), n=n, n_flagged=k, threshold=float(threshold),
+                            level=level, n_boot=int(n_boot), method="threshold")
 
 
-def mean_probability(p, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+def mean_probability(p, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> FractionEstimate:
     """The probabilistic merger fraction: the mean of ``p`` over the galaxies, with a percentile bootstrap interval.
 
     Why it is less biased than thresholding. A model trained on vote fractions with a squared loss predicts the
@@ -202,9 +261,10 @@ def mean_probability(p, n_boot: int = 2000, seed: int = 0, level: float = 0.95) 
     :func:`fraction_above`: the expected fraction if each galaxy is a merger with probability equal to its vote
     fraction, not the fraction of galaxies with a volunteer majority.
 
-    Returns the keys of :func:`fraction_above`, with ``method`` = ``"mean"``, ``expected_count`` = sum(p) and
-    ``threshold``, ``n_flagged``, ``wilson_lo``, ``wilson_hi`` set to None (they do not apply). A constant input gives
-    a zero-width interval. Raises ValueError for empty input, NaN or values outside [0, 1].
+    Returns a :class:`FractionEstimate` with ``method`` "mean", ``expected_count`` = sum(p), ``lo``, ``hi`` (also
+    ``boot_lo``, ``boot_hi``) the bootstrap's, and ``threshold``, ``n_flagged``, ``wilson_lo``, ``wilson_hi`` None
+    (they do not apply). A constant input gives a zero-width interval. Raises ValueError for empty input, NaN or
+    values outside [0, 1].
     """
     p = as_probabilities(p)
     check_bootstrap(n_boot, level)
@@ -216,10 +276,9 @@ def mean_probability(p, n_boot: int = 2000, seed: int = 0, level: float = 0.95) 
                            for s in range(0, n_boot, block)])
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a])
-    return {"fraction": float(p.mean()), "lo": float(lo), "hi": float(hi), "interval": "bootstrap",
-            "wilson_lo": None, "wilson_hi": None, "boot_lo": float(lo), "boot_hi": float(hi), "n": n,
-            "n_flagged": None, "expected_count": float(p.sum()), "threshold": None, "level": level,
-            "n_boot": n_boot, "method": "mean"}
+    return FractionEstimate(fraction=float(p.mean()), lo=float(lo), hi=float(hi), interval="bootstrap",
+                            boot_lo=float(lo), boot_hi=float(hi), n=n, expected_count=float(p.sum()), level=level,
+                            n_boot=n_boot, method="mean")
 
 # --------------------------------------------------------------------------------------------------------------------
 # Theory
@@ -242,18 +301,57 @@ def expected_fraction(rate_per_gyr: float, timescale_gyr: float) -> float:
     return r * t
 
 
-def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,
-                        timescale_gyr: float = MORPHOLOGY_TIMESCALE_GYR) -> dict:
-    """An observed fraction (a result of :func:`fraction_above` or :func:`mean_probability`) against f = R x T.
+@dataclass(frozen=True)
+class TheoryComparison:
+    """An observed merger fraction against the expectation f = R x T (:func:`compare_with_theory`). Fractions are
+    in [0, 1], rates per galaxy per Gyr, timescales in Gyr."""
 
-    Returns ``observed``, ``lo``, ``hi``, ``level``, ``method``; ``rate_per_gyr``, ``timescale_gyr``, ``expected``
-    (:func:`expected_fraction`); ``ratio`` = observed / expected (inf when expected is 0 and observed is not, NaN
-    when both are); ``inside``: whether the expectation lies in [lo, hi]; ``implied_rate_per_gyr`` (with
-    ``implied_rate_lo``/``_hi``): the rate the observation implies for this timescale, observed / T; and ``text``,
-    the conversion written out for display. The comparison carries the uncertainty of R and T (factors of ~2, see
-    :data:`LITERATURE`), which the interval does not include.
+    observed: float
+    """The observed fraction (the estimate's ``fraction``)."""
+    lo: float
+    """Lower end of its interval, at ``level``."""
+    hi: float
+    """Upper end of its interval."""
+    level: float
+    """Confidence level of the interval, e.g. 0.95."""
+    method: str
+    """The estimate's method: "threshold", "mean" or "calibrated"."""
+    rate_per_gyr: float
+    """The merger rate R assumed, per galaxy per Gyr."""
+    timescale_gyr: float
+    """The observability timescale T assumed, Gyr."""
+    expected: float
+    """f = R x T (:func:`expected_fraction`)."""
+    ratio: float
+    """observed / expected; inf when expected is 0 and observed is not, NaN when both are."""
+    inside: bool
+    """Whether the expectation lies in [lo, hi]."""
+    implied_rate_per_gyr: float
+    """The rate the observation implies for this timescale, observed / T (NaN for T = 0)."""
+    implied_rate_lo: float
+    """lo / T."""
+    implied_rate_hi: float
+    """hi / T."""
+    text: str
+    """The conversion written out for display."""
+
+    def to_dict(self) -> dict:
+        """The comparison as a JSON-ready dict (the command line's ``--json``)."""
+        return asdict(self)
+
+
+def compare_with_theory(estimate: FractionEstimate, rate_per_gyr: float = DEFAULT_RATE_PER_GYR,
+                        timescale_gyr: float = MORPHOLOGY_TIMESCALE_GYR) -> TheoryComparison:
+    """An observed fraction (a :class:`FractionEstimate` of :func:`fraction_above`, :func:`mean_probability` or
+    ``calibrated_fraction``) against f = R x T.
+
+    Returns a :class:`TheoryComparison`: the estimate and its interval; ``expected`` (:func:`expected_fraction`);
+    ``ratio`` = observed / expected; ``inside``: whether the expectation lies in [lo, hi]; the rate the observation
+    implies for this timescale, observed / T, with its interval; and ``text``, the conversion written out for
+    display. The comparison carries the uncertainty of R and T (factors of ~2, see :data:`LITERATURE`), which the
+    interval does not include.
     """
-    f, lo, hi = (float(fraction_result[k]) for k in ("fraction", "lo", "hi"))
+    f, lo, hi = float(estimate.fraction), float(estimate.lo), float(estimate.hi)
     expected = expected_fraction(rate_per_gyr, timescale_gyr)
     if expected > 0:
         ratio = f / expected
@@ -262,24 +360,24 @@ def compare_with_theory(fraction_result: dict, rate_per_gyr: float = DEFAULT_RAT
     inside = bool(lo <= expected <= hi)
     t = float(timescale_gyr)
     implied = [x / t if t > 0 else float("nan") for x in (f, lo, hi)]
-    level = fraction_result.get("level", 0.95)
-    how = (f"p > {fraction_result['threshold']:g}" if fraction_result.get("method") == "threshold"
-           else "mean predicted probability")
-    interval = fraction_result.get("interval", "bootstrap")
+    if estimate.method == "mean":
+        how = "mean predicted probability"
+    elif estimate.method == "calibrated":
+        how = f"p > {estimate.threshold:.3f}, the threshold matched to the volunteers"
+    else:
+        how = f"p > {estimate.threshold:g}"
     # Small fractions with their significant digits: "0.0000" beside "0.0029 times the expectation" contradicts it.
     text = (f"f = R x T = {rate_per_gyr:g} per galaxy per Gyr x {timescale_gyr:g} Gyr = {expected:.4g} "
             f"({percent_text(expected)} of galaxies seen merging). Observed ({how}): {number_text(f)} "
-            f"({level:.0%} {interval} interval {number_text(lo)}-{number_text(hi)})"
+            f"({estimate.level:.0%} {estimate.interval} interval {number_text(lo)}-{number_text(hi)})"
             f", {ratio_text(ratio)} times the expectation, which lies {'inside' if inside else 'outside'} the "
             f"interval.")
     if t > 0:
         text += f" With T = {t:g} Gyr the observed fraction implies R = {implied[0]:.3g} per galaxy per Gyr."
     if expected > 0.1:
         text += " R x T is not << 1, so f = R x T over-estimates."
-    return {"observed": f, "lo": lo, "hi": hi, "level": level, "method": fraction_result.get("method"),
-            "rate_per_gyr": float(rate_per_gyr), "timescale_gyr": t, "expected": expected, "ratio": ratio,
-            "inside": inside, "implied_rate_per_gyr": implied[0], "implied_rate_lo": implied[1],
-            "implied_rate_hi": implied[2], "text": text}
+    return TheoryComparison(f, lo, hi, estimate.level, estimate.method, float(rate_per_gyr), t, expected, ratio,
+                            inside, implied[0], implied[1], implied[2], text)
 
 
 # --------------------------------------------------------------------------------------------------------------------

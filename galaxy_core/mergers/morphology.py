@@ -50,8 +50,8 @@ ASYMMETRY_MERGER = 0.35
 """Conselice (2003, ApJS 147, 1) merger criterion: A > 0.35."""
 LUPTON_Q = fitsimages.LUPTON_Q
 """The asinh softening assumed when inverting a composite: 4.623, the curve of the SDSS-like composites that
-:mod:`galaxy_core.data.fitsimages` makes (D. Lang's ``sdss_rgb``, f(I) = asinh(20 I) / sqrt(20)); see :func:`linear_flux`.
-How much Q moves the statistics is measured in docs/mergers.md ("Morphology check")."""
+:mod:`galaxy_core.data.fitsimages` makes (D. Lang's ``sdss_rgb``, f(I) = asinh(20 I) / sqrt(20)); see
+:func:`linear_flux`. How much Q moves the statistics is measured in docs/mergers.md ("Morphology check")."""
 MAX_FLAG = 1
 """statmorph's flags: 0 good, 1 suspect, 2 bad, 4 catastrophic. Measurements with a larger flag are dropped."""
 STATS = ("gini", "m20", "concentration", "asymmetry", "smoothness")
@@ -319,7 +319,7 @@ def measuring_seconds(n_galaxies: int, cores: int | None = None) -> tuple[float,
     return n_galaxies / (GALAXIES_PER_SECOND_PER_CORE * cores), cores
 
 
-def cache_table(cache, rows=None, workers: int | None = None, progress: Progress | None = None,
+def cache_table(cache, rows=None, *, workers: int | None = None, progress: Progress | None = None,
                 save_every: int = 512) -> pd.DataFrame:
     """:func:`morphology_table` for rows of a prepared cache (all when None), each galaxy measured once.
 

@@ -385,14 +385,17 @@ def load_model_folder(folder: str | os.PathLike, device: str | torch.device = "c
     ValueError when config.json is not a galaxy_core model config or the weights do not match the architecture it
     describes (naming missing, unexpected and mis-shaped tensors), when ``model.safetensors`` is not a safetensors
     file, and when ``folder`` is a pickled checkpoint or holds one instead of safetensors (:func:`refuse_pickle`,
-    which never opens it). Float tensors saved in another precision (float16 weights of an exported checkpoint) are
-    cast to the model's float32. ``"extra"`` is kept as ``model.extra``.
+    which never opens it, and is asked only when ``model.safetensors`` or ``config.json`` is missing). Float
+    tensors saved in another precision (float16 weights of an exported checkpoint) are cast to the model's float32.
+    ``"extra"`` is kept as ``model.extra``.
     """
-    refuse_pickle(folder)
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     for path in (folder, config_path, weights_path):
         if not path.exists():
+            # Looked at only where something is missing: a folder with its safetensors and config is no pickle,
+            # so a good load does not repeat the look the command line made before any slow work.
+            refuse_pickle(folder)
             raise FileNotFoundError(f"no saved model: {path} does not exist")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     if not isinstance(config, dict) or config.get("format") != FORMAT:

@@ -52,11 +52,13 @@ def model_folder(path: str | os.PathLike | None, runs_root: str | os.PathLike = 
     if path is None:
         path = default_model(runs_root)[0]
     path = Path(path)
-    registry.refuse_pickle(path)
     if (path / layout.WEIGHTS_FILE).is_file():
         return path
     if (path / "best" / layout.WEIGHTS_FILE).is_file():
         return path / "best"
+    # Only a folder without safetensors can be a pickle, so only now is it looked at: loading a good model does
+    # not repeat the look the command line made before any slow work (cli.common.refuse_pickle).
+    registry.refuse_pickle(path)
     raise FileNotFoundError(f"{path} holds no model: expected {layout.WEIGHTS_FILE} in it or in its best/ folder")
 
 
@@ -74,12 +76,11 @@ def member_folders(path: str | os.PathLike | None, runs_root: str | os.PathLike 
                      if (p / layout.WEIGHTS_FILE).is_file() and (p / registry.CONFIG_FILE).is_file())
     if len(members) < 2:
         return [model_folder(path, runs_root)]  # neither a model nor an ensemble: model_folder says why
-    for p in members:
-        registry.refuse_pickle(p)
-    return members
+    return members  # each holds model.safetensors, so none is a pickle
 
 
-def load_models(paths: list[str | os.PathLike | None], device: str | torch.device = "cpu") -> list[registry.GalaxyModel]:
+def load_models(paths: list[str | os.PathLike | None],
+                device: str | torch.device = "cpu") -> list[registry.GalaxyModel]:
     """Every model ``paths`` name, an ensemble folder standing for its members (:func:`member_folders`), each
     loaded by :func:`load_model`; ``[None]`` is the default model alone. The same folder named twice is loaded
     twice (two identical members: a spread of 0)."""

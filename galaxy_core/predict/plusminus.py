@@ -94,7 +94,7 @@ def probabilistic_count(p, n_boot: int = 2000, seed: int = 0, level: float = 0.9
     ``n_boot``, ``interval`` ("bootstrap") and ``method`` ("probabilistic"). ValueError as ``mean_probability``
     raises it (no galaxies, NaN, outside [0, 1])."""
     p = fraction.as_probabilities(p)
-    mean = fraction.mean_probability(p, n_boot, seed, level)
+    mean = fraction.mean_probability(p, n_boot=n_boot, seed=seed, level=level)
     sure = int((p >= 1 - SURE).sum())
     drawn = p[(p > SURE) & (p < 1 - SURE)]
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def probabilistic_count(p, n_boot: int = 2000, seed: int = 0, level: float = 0.9
                              for s in range(0, int(n_boot), block)])
     a = (1 - level) / 2
     count_lo, count_hi = np.quantile(counts, [a, 1 - a], method="inverted_cdf")
-    return {"expected_count": float(p.sum()), "fraction": mean["fraction"], "lo": mean["lo"], "hi": mean["hi"],
+    return {"expected_count": float(p.sum()), "fraction": mean.fraction, "lo": mean.lo, "hi": mean.hi,
             "count_lo": int(count_lo), "count_hi": int(count_hi), "count_sd": float(np.sqrt((p * (1 - p)).sum())),
             "n": len(p), "level": level, "n_boot": int(n_boot), "interval": "bootstrap", "method": "probabilistic"}
 

@@ -300,7 +300,7 @@ ModelChoice = str | os.PathLike | registry.GalaxyModel | None
 
 
 def predict_folder(folder: str | os.PathLike, model: ModelChoice | list[ModelChoice] = None,
-                   out: str | os.PathLike | None = None, source_fov: float | None = None, tta: int = 1,
+                   out: str | os.PathLike | None = None, *, source_fov: float | None = None, tta: int = 1,
                    batch_size: int = 256, device: str = "auto", workers: int | None = None,
                    progress: Progress | None = None, frame_arcsec: float | None = None,
                    paths: list[str | os.PathLike] | None = None, names: ColumnNames | None = None,

@@ -5,10 +5,10 @@ pages, tables and captions the dashboard shows galaxies by.
 :func:`summarize` reads a data folder (every image header, on a pool of spawned processes, ``images.imap``, which
 never run the calling script again: no ``if __name__ == "__main__":`` guard is needed).
 
-Everything else works on the arrays of a prepared cache (``galaxy_core.data.cache.GalaxyCache``): ``labels`` (N, 37) with
-0 where unknown, ``mask`` (N, 37) True where known, ``split`` (N,) codes 0 train, 1 validation, 2 unlabelled. Unknown
-answers are always left out, never counted as 0. Statistics are computed once per cache by the dashboard (it caches
-them by the cache's fingerprint), so they are plain NumPy over all galaxies: about 0.1 s for the 61,578 Kaggle
+Everything else works on the arrays of a prepared cache (``galaxy_core.data.cache.GalaxyCache``): ``labels`` (N, 37)
+with 0 where unknown, ``mask`` (N, 37) True where known, ``split`` (N,) codes 0 train, 1 validation, 2 unlabelled.
+Unknown answers are always left out, never counted as 0. Statistics are computed once per cache by the dashboard (it
+caches them by the cache's fingerprint), so they are plain NumPy over all galaxies: about 0.1 s for the 61,578 Kaggle
 galaxies. The figures drawn from these tables are in :mod:`galaxy_core.show.figures`; nothing here imports Streamlit.
 """
 
@@ -146,7 +146,7 @@ def _label_mean(labels: np.ndarray) -> dict[str, float | None]:
     return {c: (float(t / k) if k else None) for c, t, k in zip(tree.COLUMNS, total, n)}
 
 
-def summarize(root: str | os.PathLike, source_fov: float | None = None, workers: int | None = None,
+def summarize(root: str | os.PathLike, source_fov: float | None = None, *, workers: int | None = None,
               frame_arcsec: float | None = None, names=None) -> dict:
     """Everything a user wants to know about a data folder before training on it.
 

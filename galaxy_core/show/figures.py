@@ -212,8 +212,8 @@ def split_means_figure(comparison: pd.DataFrame) -> go.Figure:
 
 def split_histogram_figure(hist: pd.DataFrame, column: str) -> go.Figure:
     """One answer's distribution in each split as overlaid bars, from
-    :func:`galaxy_core.show.explore.split_histograms`'s table (``split``, ``lo``, ``hi``, ``fraction``): the share of the
-    split's known values per bin of vote fraction, so splits of different sizes compare."""
+    :func:`galaxy_core.show.explore.split_histograms`'s table (``split``, ``lo``, ``hi``, ``fraction``): the share of
+    the split's known values per bin of vote fraction, so splits of different sizes compare."""
     fig = go.Figure([go.Bar(x=(g["lo"] + g["hi"]) / 2, y=g["fraction"], width=g["hi"] - g["lo"], name=name,
                             opacity=0.6) for name, g in hist.groupby("split", sort=False)])
     fig.update_layout(barmode="overlay", height=320, xaxis_title=explore.label(column),
@@ -227,7 +227,7 @@ def histogram_figure(p, threshold: float = 0.5):
     """A plotly histogram of predicted Class8.6 (log counts) with the threshold marked and the flagged fraction in
     the title."""
     counted = fraction.fraction_above(p, threshold, n_boot=1)  # checks p as the estimates do, and counts p > t
-    p, k = np.asarray(p, dtype=np.float64), counted["n_flagged"]
+    p, k = np.asarray(p, dtype=np.float64), counted.n_flagged
     fig = go.Figure(go.Histogram(x=p, xbins={"start": 0.0, "end": 1.0, "size": 0.02}, name="galaxies"))
     fig.add_vline(x=threshold, line_dash="dash", line_color="firebrick",
                   annotation_text=f"threshold {threshold:g}", annotation_position="top right")

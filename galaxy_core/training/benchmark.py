@@ -26,7 +26,7 @@ DISTILLED = "galaxynet-distilled"
 
 
 def benchmark(cache: GalaxyCache | str | os.PathLike, out: str | os.PathLike, models: tuple[str, ...] =
-              BENCHMARK_MODELS, epochs_scale: float = 1.0, max_train: int | None = None, device: str = "auto",
+              BENCHMARK_MODELS, *, epochs_scale: float = 1.0, max_train: int | None = None, device: str = "auto",
               source_fov: float | None = None, callback=None, unlabelled: str | os.PathLike | None = None,
               compile: bool = False) -> pd.DataFrame:
     """Train each model with its recipe (``config.config_for``) on the same cache and split, and compare them.

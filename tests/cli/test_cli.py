@@ -183,6 +183,33 @@ def test_a_pickled_checkpoint_is_refused_by_every_command_that_loads_a_model(tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_one_model_load_looks_for_a_pickle_once(tmp_path, monkeypatch):
+    """The command line looks at the model it is given once, before any slow work; loading it does not look again
+    (a folder with model.safetensors is no pickle), and a pickle reached another way is still refused by name."""
+    import argparse
+
+    from galaxy_core.cli import common
+    from galaxy_core.models import registry
+    from galaxy_core.predict import modelchoice
+
+    registry.save_model(registry.build_model("seed-cnn"), tmp_path / "ckpt")
+    (tmp_path / "run" / "best").mkdir(parents=True)
+    registry.save_model(registry.build_model("seed-cnn"), tmp_path / "run" / "best")
+    looked, real = [], registry.refuse_pickle
+    monkeypatch.setattr(registry, "refuse_pickle", lambda path: looked.append(str(path)) or real(path))
+    for folder in (tmp_path / "ckpt", tmp_path / "run"):
+        looked.clear()
+        common.load_model(argparse.Namespace(model=str(folder), device="cpu"), images_synthetic=False)
+        assert looked == [str(folder)]
+    looked.clear()
+    modelchoice.load_model(tmp_path / "ckpt")  # the dashboard's way: nothing to look at
+    assert looked == []
+    (tmp_path / "model.pt").write_bytes(b"not opened")
+    for load in (modelchoice.load_model, registry.load_model_folder):
+        with pytest.raises(ValueError, match="pickled checkpoint"):
+            load(tmp_path / "model.pt")
+
+
 def test_similar_finds_the_galaxy_itself_first_by_id_and_by_image(tiny_data, tiny_cache, tmp_path, capsys):
     import torch
 

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.discover.finetune: the last stage of a backbone and a head learn a yes/no question; nothing else
-of the model changes."""
+"""Tests for galaxy_core.discover.finetune: the last stage of a backbone and a head learn a yes/no question; nothing
+else of the model changes."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_a_fine_tuned_discovery_folder_reloads_the_same_ranking(cache, tmp_path)
     tuned, head = finetune.fine_tune(model, cache, rows, yes, no_head(model.embed_dim), epochs=2)
     ranked = own_questions.rank(head, cache.ids, embeddings.embed_cache(tuned, cache, tta=1))
     marks = pd.DataFrame({"GalaxyID": cache.ids[rows].astype(str), "label": yes})
-    folder = own_questions.save(tmp_path / "q", "odd rows?", marks, head, ranked, "small", str(cache.path), tuned=tuned)
+    folder = own_questions.save(tmp_path / "q", "odd rows?", marks, head, ranked, model="small", cache=str(cache.path),
+                                tuned=tuned)
     settings, head2, _ = own_questions.load(folder)
     assert settings["fine_tuned"]
     again = registry.load_model_folder(folder / own_questions.TUNED_DIR)

@@ -60,7 +60,8 @@ def test_a_discovery_folder_round_trips(tmp_path):
     ranked = own_questions.rank(head, np.array([str(i) for i in range(50)]), x)
     assert ranked["logit"].is_monotonic_decreasing and ranked["p_yes"].is_monotonic_decreasing
     assert ranked["rank"].tolist() == list(range(1, 51))
-    folder = own_questions.save(tmp_path / "rings", "a ring?", answers, head, ranked, "checkpoints/default", "cache")
+    folder = own_questions.save(tmp_path / "rings", "a ring?", answers, head, ranked, model="checkpoints/default",
+                                cache="cache")
     settings, again, back = own_questions.load(folder)
     assert settings["question"] == "a ring?" and np.allclose(again.probability(x), head.probability(x))
     assert back.equals(answers)
@@ -71,7 +72,8 @@ def test_a_discovery_folder_must_have_a_plain_name(tmp_path):
     head = own_questions.fit(x, y)
     frame = pd.DataFrame({"GalaxyID": ["1"], "label": [True]})
     with pytest.raises(ValueError, match="plain folder name"):
-        own_questions.save(tmp_path / "..", "q", frame, head, own_questions.rank(head, np.arange(20).astype(str), x), "m", "c")
+        own_questions.save(tmp_path / "..", "q", frame, head, own_questions.rank(head, np.arange(20).astype(str), x),
+                           model="m", cache="c")
 
 
 def test_sigmoid_known_values_and_no_overflow_far_out():
@@ -191,7 +193,8 @@ def test_probability_is_shown_only_where_it_was_measured_calibrated():
     ranked = own_questions.rank(head, np.array([f"g{i}" for i in range(len(x))]), x)
     assert own_questions.captions(ranked.head(1), shown) == [f"{ranked.GalaxyID[0]} · p {ranked.p_yes[0]:.3f}"]
     # A rarer answer needs more no's (5 / base rate): the no's that look like yes are as rare as the yes.
-    assert own_questions.no_needed(0.1) == 60 and own_questions.no_needed(0.01) == 500 and own_questions.no_needed(None) == 60
+    assert own_questions.no_needed(0.1) == 60 and own_questions.no_needed(0.01) == 500
+    assert own_questions.no_needed(None) == 60
     shown, why = own_questions.probability_shown(head.at(0.01))
     assert not shown and why == ["40 yes and 60 no are too few (calibrated from 40 yes and 500 no at a base rate of "
                                  "1.00%)"]

@@ -161,19 +161,19 @@ def test_calibrated_fraction_carries_the_threshold_uncertainty():
     # A model that halves the volunteers' votes: calibrated, it must recover the volunteers' fraction.
     p_true = rng.beta(0.3, 6, 5_000)
     big = calibration.calibrated_fraction(p / 2, p_true / 2, p_true, n_boot=300, seed=1)
-    assert big["threshold"] == pytest.approx(0.25, abs=0.01)
-    assert big["lo"] <= (p > 0.5).mean() <= big["hi"]
-    assert big["method"] == "calibrated" and big["threshold_lo"] <= big["threshold"] <= big["threshold_hi"]
+    assert big.threshold == pytest.approx(0.25, abs=0.01)
+    assert big.lo <= (p > 0.5).mean() <= big.hi
+    assert big.method == "calibrated" and big.threshold_lo <= big.threshold <= big.threshold_hi
     # With few labelled galaxies the threshold is uncertain, and the interval must be wider than the one at a fixed
     # threshold, which only counts the galaxies.
     small = calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
-    fixed = fraction.fraction_above(p / 2, small["threshold"], n_boot=300, seed=1)
-    assert small["hi"] - small["lo"] > 2 * (fixed["hi"] - fixed["lo"])
-    assert small["fraction"] == fixed["fraction"]
+    fixed = fraction.fraction_above(p / 2, small.threshold, n_boot=300, seed=1)
+    assert small.hi - small.lo > 2 * (fixed.hi - fixed.lo)
+    assert small.fraction == fixed.fraction
     again = calibration.calibrated_fraction(p / 2, p_true[:300] / 2, p_true[:300], n_boot=300, seed=1)
     assert again == small
     r = compare.report(p / 2, labelled=(p_true / 2, p_true), calibration=calibrate(p_true / 2, p_true), n_boot=100)
-    assert r["matched_estimate"]["method"] == "calibrated"
+    assert r.matched_estimate.method == "calibrated"
 
 
 def test_calibration_on_reports_what_the_cli_and_the_page_show():
@@ -185,3 +185,14 @@ def test_calibration_on_reports_what_the_cli_and_the_page_show():
     assert found["calibration"] == calibration.calibrate(*found["pairs"].pair)
     few = calibration.calibration_on(truth[:20] * 0.8, truth[:20], mask[:20])
     assert few["pairs"] is None and few["calibration"] is None and few["too_few"].startswith("too few to calibrate")
+
+
+def test_one_rule_refuses_synthetic_and_real_galaxies_calibrating_each_other():
+    """The rule the command line and the Mergers page share: alike kinds pass (None), mixed kinds are refused with
+    the reason, in either direction."""
+    assert calibration.synthetic_mismatch(True, True) is None and calibration.synthetic_mismatch(False, False) is None
+    demo_on_real = calibration.synthetic_mismatch(True, False)
+    assert demo_on_real.startswith("the calibration galaxies are synthetic demo ones and the predicted galaxies real")
+    assert "says nothing about the other" in demo_on_real
+    real_on_demo = calibration.synthetic_mismatch(False, True, "the labelled galaxies of `x`")
+    assert real_on_demo.startswith("the labelled galaxies of `x` are real ones and the predicted galaxies synthetic")

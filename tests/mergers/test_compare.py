@@ -75,13 +75,18 @@ def test_report_bundles_the_estimates():
     p = with_flagged(1000, 33)
     p_pred, p_true = shrunk()
     r = report(p, calibration=calibrate(p_pred, p_true), n_boot=200)
-    assert r["fraction"] == 0.033 and r["lo"] == r["threshold_estimate"]["lo"]
-    assert r["mean_estimate"]["fraction"] == pytest.approx(p.mean())
-    assert r["theory"]["expected"] == pytest.approx(0.015) and r["theory_mean"]["method"] == "mean"
+    assert r.fraction == 0.033 and r.lo == r.threshold_estimate.lo and r.threshold == 0.5 and r.n == 1000
+    assert r.mean_estimate.fraction == pytest.approx(p.mean())
+    assert r.theory.expected == pytest.approx(0.015) and r.theory_mean.method == "mean"
     # The matching threshold (about 0.25) flags the same 33 galaxies here.
-    assert r["matched_estimate"]["fraction"] == 0.033
-    assert report(p, n_boot=10)["matched_estimate"] is None
-    json.loads(json.dumps(r))
+    assert r.matched_estimate.fraction == 0.033
+    assert report(p, n_boot=10).matched_estimate is None
+    # As the command line's --json prints it: the keys the report had as a dict, the estimates' own keys inside.
+    d = json.loads(json.dumps(r.to_dict()))
+    assert list(d) == ["fraction", "lo", "hi", "n", "threshold", "threshold_estimate", "mean_estimate", "theory",
+                       "theory_mean", "calibration", "matched_estimate", "precision_recall"]
+    assert d["threshold_estimate"] == r.threshold_estimate.to_dict() and d["theory"]["expected"] == r.theory.expected
+    assert list(d["calibration"]) == list(r.calibration) and d["precision_recall"] is None
 
 
 def test_report_with_labelled_galaxies_and_precomputed_bootstraps():
@@ -89,13 +94,13 @@ def test_report_with_labelled_galaxies_and_precomputed_bootstraps():
     p_pred, p_true = shrunk(500)
     cal = calibrate(p_pred, p_true)
     full = report(p, 0.3, calibration=cal, labelled=(p_pred, p_true), n_boot=100)
-    assert full["precision_recall"] == precision_recall(p_pred, p_true, 0.3, 0.5)
-    assert full["matched_estimate"]["method"] == "calibrated"
-    assert report(p, 0.3, n_boot=10)["precision_recall"] is None
+    assert full.precision_recall == precision_recall(p_pred, p_true, 0.3, 0.5)
+    assert full.matched_estimate.method == "calibrated"
+    assert report(p, 0.3, n_boot=10).precision_recall is None
     # The slow, threshold-free bootstraps can be passed in (the dashboard caches them): the same report.
-    again = report(p, 0.3, calibration=cal, labelled=(p_pred, p_true), n_boot=100, mean=full["mean_estimate"],
-                   matched=full["matched_estimate"])
-    assert again == full and again["mean_estimate"] is full["mean_estimate"]
+    again = report(p, 0.3, calibration=cal, labelled=(p_pred, p_true), n_boot=100, mean=full.mean_estimate,
+                   matched=full.matched_estimate)
+    assert again == full and again.mean_estimate is full.mean_estimate
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ def test_planted_fractions_are_recovered_inside_their_intervals():
         assert b.fraction == pytest.approx(planted, abs=3 * np.sqrt(planted * (1 - planted) / b.n))
         # Each bin is fraction_above on its galaxies, seeded with seed + bin.
         sel = (z >= b.lo) & (z < b.hi)
-        same = fraction_above(p[sel], 0.5, 2000, [x.lo for x in r.bins].index(b.lo))
-        assert (b.n_mergers, b.wilson_lo, b.boot_lo) == (same["n_flagged"], same["wilson_lo"], same["boot_lo"])
+        same = fraction_above(p[sel], 0.5, n_boot=2000, seed=[x.lo for x in r.bins].index(b.lo))
+        assert (b.n_mergers, b.wilson_lo, b.boot_lo) == (same.n_flagged, same.wilson_lo, same.boot_lo)
     assert (r.n_total, r.n_missing, r.n_outside) == (9000, 0, 0)
     assert r.calibrated_threshold is None and r.bins[0].calibrated is None
 
@@ -101,12 +101,12 @@ def test_calibration_by_threshold_or_by_labelled_pairs():
     fixed = me.fraction_by(z, p, [0, 0.1, 0.2, 0.4], calibration=0.3, n_boot=200)
     assert fixed.calibrated_threshold == 0.3 and "held fixed" in fixed.calibrated_interval
     sel = z < 0.1
-    assert fixed.bins[0].calibrated == fraction_above(p[sel], 0.3)["fraction"]
+    assert fixed.bins[0].calibrated == fraction_above(p[sel], 0.3).fraction
     pairs = shrunk(300)
     r = me.fraction_by(z, p, [0, 0.1, 0.2, 0.4], calibration=pairs, n_boot=100)
     assert r.calibrated_threshold == matching_threshold(*pairs) and "uncertainty" in r.calibrated_interval
     direct = calibrated_fraction(p[sel], *pairs, n_boot=100, seed=0)
-    assert (r.bins[0].calibrated, r.bins[0].calibrated_lo) == (direct["fraction"], direct["lo"])
+    assert (r.bins[0].calibrated, r.bins[0].calibrated_lo) == (direct.fraction, direct.lo)
 
 
 def test_bad_input_is_a_clear_error():
@@ -147,10 +147,12 @@ def test_lotz_expectation_at_z0_is_r0_times_t_and_evolves_as_1_plus_z_to_the_m()
 
 
 def test_expectation_for_a_column():
-    assert me.expectation_for("mass", None, 0.05, 0.3, 0, 1) is None
-    e = me.expectation_for("Z", None, 0.08, 0.3, 0, 1)  # the constant rate already given, for a redshift
+    assert me.expectation_for("mass", None, rate_per_gyr=0.05, timescale=0.3, lo=0, hi=1) is None
+    # The constant rate already given, for a redshift.
+    e = me.expectation_for("Z", None, rate_per_gyr=0.08, timescale=0.3, lo=0, hi=1)
     assert e.choice.r0 == 0.08 and e.choice.m == 0 and e.curve["expected"].tolist() == [0.08 * 0.3] * 50
-    e = me.expectation_for("mass", "major-density", 0.08, 1.0, 0, 1)  # asked for: drawn whatever the name
+    # Asked for: drawn whatever the name.
+    e = me.expectation_for("mass", "major-density", rate_per_gyr=0.08, timescale=1.0, lo=0, hi=1)
     assert e.curve["expected"].iloc[-1] == pytest.approx(0.05 * 8) and "Lotz et al. 2011" in e.name
 
 
@@ -201,7 +203,7 @@ def test_a_caches_catalogue_columns_aligned_with_its_rows():
 def test_the_tables_written_and_shown():
     z, p = planted_catalogue(100)
     r = me.fraction_by(np.r_[z, 0.5], np.r_[p, 0.1], [0, 0.1, 0.2, 0.4, 0.6], calibration=0.4, n_boot=50)
-    t = me.bins_table(r, "z", "major-mass", 0.3)
+    t = me.bins_table(r, "z", expected="major-mass", timescale=0.3)
     assert list(t.columns[:4]) == ["z_lo", "z_hi", "z_centre", "n"] and "expected" in t and "calibrated" in t
     assert t["expected"].iloc[0] == pytest.approx(me.expected_fraction(0.05, "major-mass", 0.3))
     assert t["flag"].tolist()[-1] == "fewer than 50 galaxies (1)" and t["flag"].tolist()[0] == ""
