@@ -76,7 +76,8 @@ def test_a_discovery_folder_must_have_a_plain_name(tmp_path):
     head = own_questions.fit(x, y)
     frame = pd.DataFrame({"GalaxyID": ["1"], "label": [True]})
     with pytest.raises(ValueError, match="plain folder name"):
-        own_questions.save(tmp_path / "..", "q", frame, head, own_questions.rank(head, np.arange(20).astype(str), x), "m", "c")
+        own_questions.save(tmp_path / "..", "q", frame, head, own_questions.rank(head, np.arange(20).astype(str), x),
+                           "m", "c")
 
 
 def test_sigmoid_known_values_and_no_overflow_far_out():
@@ -94,6 +95,40 @@ def test_the_first_offer_is_the_most_unusual_and_random_ones_never_answered():
     assert offer[:2].tolist() == [39, 37] and not answered[offer].any()  # the odd half, answered row left out
     assert len(set(offer.tolist())) == len(offer) <= 6
     assert own_questions.first_offer(unusual, np.ones(40, bool)).size == 0
+
+
+def test_a_click_marks_changes_or_takes_back_an_answer_and_the_tally_follows():
+    answers: dict = {}
+    own_questions.mark(answers, "g1", True)
+    own_questions.mark(answers, "g2", False)
+    own_questions.mark(answers, "g3", True)
+    assert answers == {"g1": True, "g2": False, "g3": True} and own_questions.tally(answers) == (2, 1)
+    own_questions.mark(answers, "g1", False)  # the other answer: changed, in its place
+    assert list(answers.items()) == [("g1", False), ("g2", False), ("g3", True)]
+    own_questions.mark(answers, "g3", True)  # the chosen answer again: taken back
+    own_questions.mark(answers, "g2", None)
+    own_questions.mark(answers, "never", None)  # nothing to take back: nothing happens
+    assert answers == {"g1": False} and own_questions.tally(answers) == (0, 1)
+    assert own_questions.tally({}) == (0, 0)
+
+
+def test_the_offer_is_unusual_galaxies_until_there_is_a_head_then_the_least_sure():
+    x, y = toy(40)
+    answered = np.zeros(40, bool)
+    asked = []
+
+    def unusual() -> np.ndarray:
+        asked.append(1)
+        return np.arange(40, dtype=float)
+
+    first = own_questions.offer(answered, None, x, unusual, 6)
+    assert first.tolist() == own_questions.first_offer(np.arange(40.0), answered, 6).tolist() and asked == [1]
+    marks = np.r_[np.flatnonzero(y)[:2], np.flatnonzero(~y)[:2]]
+    head = own_questions.fit(x[marks], y[marks])
+    answered[marks] = True
+    then = own_questions.offer(answered, head, x, unusual, 5)
+    assert then.tolist() == own_questions.ask_next(head.even_odds(x), answered, 5).tolist()
+    assert asked == [1] and not answered[then].any()  # with a head the anomaly scores are never computed
 
 
 def test_marked_galaxies_become_rows_a_mask_and_the_saved_table():
@@ -196,7 +231,8 @@ def test_probability_is_shown_only_where_it_was_measured_calibrated():
     ranked = own_questions.rank(head, np.array([f"g{i}" for i in range(len(x))]), x)
     assert own_questions.captions(ranked.head(1), shown) == [f"{ranked.GalaxyID[0]} · p {ranked.p_yes[0]:.3f}"]
     # A rarer answer needs more no's (5 / base rate): the no's that look like yes are as rare as the yes.
-    assert own_questions.no_needed(0.1) == 60 and own_questions.no_needed(0.01) == 500 and own_questions.no_needed(None) == 60
+    assert own_questions.no_needed(0.1) == 60 and own_questions.no_needed(0.01) == 500
+    assert own_questions.no_needed(None) == 60
     shown, why = own_questions.probability_shown(head.at(0.01))
     assert not shown and why == ["40 yes and 60 no are too few (calibrated from 40 yes and 500 no at a base rate of "
                                  "1.00%)"]
