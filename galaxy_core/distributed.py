@@ -8,6 +8,8 @@ stays what it was: training and prediction call the helpers and never branch on 
 
 What the helpers do, and who uses them:
 
+- :func:`process_device` is the device a process computes on for a ``--device`` setting (a launched process's
+  own GPU): training's, prediction's and the command line's models'.
 - :func:`shard` splits rows (or file paths) into contiguous, nearly equal parts, one per rank: prediction keeps
   the parts in order, so concatenating them restores the id order; validation sums over them.
 - :func:`sum_` adds tensors over the ranks (validation's squared errors, the STOP flag); :func:`barrier` waits
@@ -30,6 +32,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from galaxy_core.hardware import pick_device
 from galaxy_core.progress import part
 
 TIMEOUT = datetime.timedelta(minutes=30)
@@ -94,6 +97,13 @@ def device_for(device: torch.device) -> torch.device:
     if device.type == "cuda" and device.index is None and launched():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
+
+
+def process_device(name: str = "auto") -> torch.device:
+    """The device this process computes on for a ``--device`` setting (``auto``, ``cpu``, ``cuda``, ``cuda:1``):
+    ``hardware.pick_device``'s, with a bare ``cuda`` made this process's own GPU under ``torchrun``
+    (:func:`device_for`). Raises RuntimeError for ``cuda`` without a CUDA GPU, as ``pick_device`` does."""
+    return device_for(pick_device(name))
 
 
 def stop() -> None:

@@ -1,5 +1,6 @@
 """What the dashboard's pages share: the sidebar's data-folder chooser, the cached loaders of the data and a few
-drawing helpers, Streamlit glue only (what a user may read, uploads included, is decided by ``galaxy_core.show.access``).
+drawing helpers, Streamlit glue only (what a user may read, uploads included, is decided by
+``galaxy_core.show.access``).
 What needs a trained model (and so PyTorch) is in :mod:`pages._models`; nothing here imports PyTorch, so that a
 start draws the home page, the Dataset browser and Distributions without it.
 
@@ -16,8 +17,6 @@ Environment variables (for tests and scripted use): ``GALAXY_DATA`` is the sideb
 from __future__ import annotations
 
 import os
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,10 @@ from galaxy_core.show import explore
 from galaxy_core.data.cache import GalaxyCache
 from galaxy_core.data import prepare
 from galaxy_core.demo import demo_set
-from galaxy_core import errors, progress, tree
+from galaxy_core import progress, tree
 from pages._samp import samp_button
 from galaxy_core.errors import DataError
+from pages._store import Store
 
 RUNS_ENV = "GALAXY_RUNS"
 DEFAULT_DATA = layout.PROJECT_ROOT / "data"
@@ -62,16 +62,13 @@ def discoveries_root() -> Path:
 
 
 def saved_upload(upload) -> Path:
-    """One uploaded file written under its own base name into a temporary folder of this session, for the readers
-    that take a path (a FITS file's name says its layout). Raises DataError for a file ``access.check_uploads``
-    refuses."""
-    files_ok, refused = access.check_uploads([(upload.name, upload.getvalue())])
-    if refused:  # as an unusable image: its name once, then why (access.upload_message)
-        raise errors.ImageError(upload.name, refused[0].removeprefix(f"{upload.name}: "))
-    folder = Path(st.session_state.setdefault("_upload_dir", tempfile.mkdtemp(prefix="galaxy_query_")))
-    name, content = files_ok[0]
-    (folder / name).write_bytes(content)
-    return folder / name
+    """One uploaded file written under its own base name into a temporary folder of this session
+    (``access.write_uploads``), for the readers that take a path (a FITS file's name says its layout). Raises
+    ImageError (a DataError) for a file ``access.check_uploads`` refuses."""
+    folder = st.session_state.get("_upload_dir")
+    path = access.write_uploads([upload], folder, prefix="galaxy_query_")[0]
+    st.session_state["_upload_dir"] = path.parent  # made on the first upload, kept for the session's others
+    return path
 
 
 def runs_root() -> Path:
@@ -80,11 +77,11 @@ def runs_root() -> Path:
 
 
 @st.cache_resource
-def _prepared() -> tuple[dict, threading.Lock]:
-    """Process-wide store of opened caches keyed by (folder, source fov, folder signature). A plain dict rather
-    than a cached function so that preparing can draw a progress bar (Streamlit would replay a cached function's
-    elements on every later call)."""
-    return {}, threading.Lock()
+def _prepared() -> Store:
+    """Process-wide store of opened caches keyed by (folder, source fov, folder signature), one per folder (a
+    changed folder's new cache replaces the old). A :class:`pages._store.Store` rather than a cached function so that
+    preparing can draw a progress bar (Streamlit would replay a cached function's elements on every later call)."""
+    return Store(slot=lambda key: key[0])
 
 
 def progress_bar(text: str, what: str = "galaxies"):
@@ -108,24 +105,25 @@ def open_dataset(text: str, source_fov: float | None = None) -> Dataset:
         folder, is_demo = demo_set.DEFAULT_ROOT, True
     if not folder.exists() and not is_demo:
         raise FileNotFoundError(f"{folder} does not exist")
-    store, lock = _prepared()
+    store = _prepared()
     key = (str(folder), source_fov, catalog.folder_signature(folder))
-    with lock:
-        if key not in store:
-            if is_demo and not demo_set.is_complete_demo(folder):
-                bar, update = progress_bar("Making the synthetic demo data set (first run only):")
-                demo_set.ensure_demo_dataset(folder, progress=update)
-                bar.empty()
-                key = (str(folder), source_fov, catalog.folder_signature(folder))
-            bar, update = progress_bar("Preparing the image cache:")
-            try:
-                cache = prepare.resolve_cache(folder, source_fov=source_fov, progress=update)
-            finally:
-                bar.empty()
-            for old in [k for k in store if k[0] == key[0]]:
-                del store[old]
-            store[key] = cache
-        return Dataset(folder, store[key], is_demo)
+    # One session at a time: making the demo and preparing a cache write files that two at once would both write.
+    with store.lock:
+        if key not in store and is_demo and not demo_set.is_complete_demo(folder):
+            bar, update = progress_bar("Making the synthetic demo data set (first run only):")
+            demo_set.ensure_demo_dataset(folder, progress=update)
+            bar.empty()
+            key = (str(folder), source_fov, catalog.folder_signature(folder))
+        return Dataset(folder, store.get(key, lambda: _prepare(folder, source_fov)), is_demo)
+
+
+def _prepare(folder: Path, source_fov: float | None) -> GalaxyCache:
+    """``prepare.resolve_cache`` of ``folder`` with a progress bar, removed when done or failed."""
+    bar, update = progress_bar("Preparing the image cache:")
+    try:
+        return prepare.resolve_cache(folder, source_fov=source_fov, progress=update)
+    finally:
+        bar.empty()
 
 
 def sidebar() -> Dataset | None:

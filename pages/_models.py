@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from galaxy_core import hardware
 from galaxy_core.mergers import fraction, morphology
 from galaxy_core.mergers.calibration import calibrated_fraction, calibration_on
 from pages import _common as common
+from pages._store import Store
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -157,25 +157,18 @@ STORE_KEEP = 32
 
 
 @st.cache_resource
-def result_store() -> tuple[dict, threading.Lock]:
+def result_store() -> Store:
     """Process-wide store of the Mergers, Discover and Training pages' slow results, keyed by the model, its weights'
-    modification time, the cache's fingerprint and what was computed. A plain dict rather than ``st.cache_data``
-    so that predicting can draw a progress bar: a cached function would replay that bar on every later call."""
-    return {}, threading.Lock()
+    modification time, the cache's fingerprint and what was computed; the last :data:`STORE_KEEP`. A
+    :class:`pages._store.Store` rather than ``st.cache_data`` so that predicting can draw a progress bar: a cached
+    function would replay that bar on every later call."""
+    return Store(keep=STORE_KEEP)
 
 
 def stored(key: tuple, compute):
-    """``compute()``, once per ``key`` (see :func:`result_store`)."""
-    store, lock = result_store()
-    with lock:
-        if key in store:
-            return store[key]
-    value = compute()  # outside the lock: another session's page need not wait for this one's prediction
-    with lock:
-        store[key] = value
-        while len(store) > STORE_KEEP:
-            store.pop(next(iter(store)))
-    return value
+    """``compute()``, once per ``key`` (see :func:`result_store`), computed outside the store's lock: another
+    session's page need not wait for this one's prediction."""
+    return result_store().get(key, compute)
 
 
 def merger_predictions(model: str, mtime_ns: int, cache: GalaxyCache, fingerprint: str, subset: str) -> dict:
@@ -277,9 +270,7 @@ def spread_of(path: Path, cache: GalaxyCache, fingerprint: str, rows, keep: bool
 
 def has_spread(path: Path, fingerprint: str, rows) -> bool:
     """Whether :func:`spread_of` of these rows with ``keep`` is ready, without computing it."""
-    store, lock = result_store()
-    with lock:
-        return _spread_key(path, fingerprint, rows) in store
+    return _spread_key(path, fingerprint, rows) in result_store()
 
 
 def count_above(path: Path, fingerprint: str, spread, scale: plusminus.Scale, column: str, threshold: float,

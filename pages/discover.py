@@ -39,13 +39,6 @@ def download(frame, name: str, key: str) -> None:
 answers: dict = st.session_state.setdefault("dc_answers", {})  # GalaxyID -> True (yes) / False (no)
 
 
-def _mark(gid: str, answer: bool | None) -> None:
-    if answer is None or answers.get(gid) is answer:
-        answers.pop(gid, None)  # a second click on the chosen answer takes it back
-    else:
-        answers[gid] = answer
-
-
 def _like(gid: str) -> None:
     st.session_state["dc_query"] = gid
     st.session_state["dc_view"] = VIEWS[0]
@@ -73,7 +66,8 @@ def marked_gallery(rows, captions: list[str], where: str) -> None:
             common.gallery(cache, [r], [captions[i]], width=170)  # room for "id · score · 0.16 ± 0.32" on one line
             yes, no, like = st.columns(3, gap="small")
             for col, text, answer in ((yes, "Yes", True), (no, "No", False)):
-                col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=_mark, args=(gid, answer),
+                col.button(text, key=f"dc_{where}_{text.lower()}_{gid}", on_click=own_questions.mark,
+                           args=(answers, gid, answer),
                            type="primary" if answers.get(gid) is answer else "secondary", width="stretch")
             like.button("Like", key=f"dc_{where}_like_{gid}", on_click=_like, args=(gid,), width="stretch",
                         help="Galaxies like this one")
@@ -87,7 +81,8 @@ c1, c2, c3, c4 = st.columns([3, 1.6, 1, 1.4], vertical_alignment="bottom")
 # Above the views, so that they are not reset when a view that does not draw them is chosen (Streamlit forgets a
 # widget's state when a run does not draw it).
 question = c1.text_input("Your own question (Yes / No under the galaxies)", value="a ring?", key="dc_question")
-c2.caption(f"{sum(answers.values())} yes and {len(answers) - sum(answers.values())} no so far.")
+n_yes, n_no = own_questions.tally(answers)
+c2.caption(f"{n_yes} yes and {n_no} no so far.")
 full = f"all {vectors.shape[1]}"
 dims = c3.selectbox("Dimensions", [full] + [d for d in (128, 64, 32, 16) if d < vectors.shape[1]], key="dc_dims",
                     help="Search and the unusual galaxies on this many principal components: less memory, a few "
@@ -158,17 +153,14 @@ if view == VIEWS[1]:
     head, tuned, ranked_by = None, None, vectors
     rows, said = own_questions.marked(cache.row_of, answers)
     answered = own_questions.answered(len(cache), rows)
-    if said.any() and not said.all():
+    if n_yes and n_no:
         head = ml.own_head(*ml.model_key(model), ds.fingerprint, tuple(answers.items()), vectors[rows])
         # A fine-tuned copy ranks only for the answers and the model and data it was tuned on.
         held = st.session_state.get("dc_tuned")
         if held and held["for"] == (dict(answers), ml.model_key(model), ds.fingerprint):
             tuned, head, ranked_by = held["model"], held["head"], held["vectors"]
-    if head is None:  # nothing to rank by yet
-        scores = ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10)
-        offer = own_questions.first_offer(scores, answered)
-    else:
-        offer = own_questions.ask_next(head.even_odds(ranked_by), answered, 12)
+    offer = own_questions.offer(answered, head, ranked_by,
+                                lambda: ml.anomaly_scores(*ml.model_key(model), vectors, ds.fingerprint, 10))
     st.markdown("**Label these**" + (" (the head is least sure of them)" if head is not None else ""))
     marked_gallery(offer, [str(cache.ids[r]) for r in offer], "ask")
     if head is not None:

@@ -1,6 +1,5 @@
 """Predict: the 37 answers for your own images (uploaded or in a folder), as a table, a tree and a CSV."""
 
-import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -52,7 +51,7 @@ if not uploads and not folder:
 # against the data roots.
 try:
     if uploads:
-        files, refused = access.check_uploads([(f.name, f.getvalue()) for f in uploads])
+        files, refused = access.check_uploads(uploads)
     else:
         files, refused, folder = [], [], str(access.allowed_folder(folder))
 except (PermissionError, ValueError) as e:
@@ -70,9 +69,7 @@ def predict_uploads(model_path: str, mtime_ns: int, files: tuple[tuple[str, byte
     """Write the uploads to a temporary folder and predict them (cached by their bytes) with
     ``prediction.predict_folder``, the command line's ``predict``, which resolves the field of view itself. Its
     errors name the uploads, never the temporary folder (an unknown field of view is worded by the page)."""
-    with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
-        for name, content in files:
-            (Path(tmp) / Path(name).name).write_bytes(content)
+    with access.temporary_uploads(files) as tmp:
         try:
             return prediction.predict_folder(tmp, ml.load_model(Path(model_path)), source_fov=fov, tta=views)
         except images.FieldUnknown:
@@ -90,9 +87,7 @@ def fits_picture(files: tuple[tuple[str, bytes], ...] | None, path: str, gid: st
 
     if not files:
         return picture(Path(path))
-    with tempfile.TemporaryDirectory(prefix="galaxy_upload_") as tmp:
-        for name, content in files:
-            (Path(tmp) / Path(name).name).write_bytes(content)
+    with access.temporary_uploads(files) as tmp:
         return picture(Path(catalog.list_images(tmp)[gid]))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import copy_tiny
 
 from galaxy_core.models import config, runs
@@ -63,6 +64,18 @@ def test_one_process_needs_no_process_group():
     assert distributed.all_ok(lambda: 5) == [5] and distributed.gather("x") == ["x"]
     with pytest.raises(ZeroDivisionError):
         distributed.all_ok(lambda: 1 / 0)
+
+
+def test_a_process_computes_on_its_own_gpu_under_torchrun(monkeypatch):
+    assert distributed.process_device("cpu") == torch.device("cpu")
+    # No GPU is needed to check the choice: pick_device's answer is what a machine with one would give.
+    monkeypatch.setattr(distributed, "pick_device", torch.device)
+    assert distributed.process_device("cuda") == torch.device("cuda")  # one process: the current GPU, as it was
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.process_device("cuda") == torch.device("cuda", 1)
+    assert distributed.process_device("cuda:0") == torch.device("cuda", 0)  # a GPU named by the user is kept
+    assert distributed.process_device("cpu") == torch.device("cpu")
 
 
 @pytest.mark.slow

@@ -52,6 +52,29 @@ def test_a_page_only_lays_out(page):
     assert not any(isinstance(n, ast.ClassDef) for n in ast.walk(tree))
 
 
+def test_the_pages_store_keeps_the_newest_and_one_value_per_slot():
+    """pages._store.Store, as pages._models and pages._common use it: computed once per key, the oldest dropped past
+    ``keep``, a newer value of a slot (a folder) replacing the older, nothing stored for a failed computation."""
+    from pages._store import Store
+
+    calls = []
+    store = Store(keep=2)
+    for key in ("a", "b", "a", "c"):
+        assert store.get(key, lambda: calls.append(key) or key.upper()) == key.upper()
+    assert calls == ["a", "b", "c"] and "a" not in store and len(store) == 2  # "a" was the oldest stored
+    with pytest.raises(ZeroDivisionError):
+        store.get("d", lambda: 1 / 0)
+    assert "d" not in store
+
+    folders = Store(slot=lambda key: key[0])
+    folders.get(("data", 1), lambda: "old")
+    folders.get(("other", 1), lambda: "other")
+    assert folders.get(("data", 2), lambda: "new") == "new"
+    assert ("data", 1) not in folders and ("other", 1) in folders and len(folders) == 2
+    with folders.lock:  # held by a caller, computing under it: the lock is re-entrant
+        assert folders.get(("data", 3), lambda: "newer") == "newer"
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A tiny data set (prepared by the app itself on first use) and an empty runs folder, set in the environment."""
@@ -161,7 +184,8 @@ def test_dataset_page(env):
     at.selectbox(key="ds_sort").select_index(0)  # back to GalaxyID order, no filter
     at.selectbox(key="ds_filter").select_index(0)
     at.selectbox(key="ds_subset").set_value("unlabelled").run()
-    assert at.selectbox(key="ds_sort").value is None and at.selectbox(key="ds_pick").value == str(demo_set.FIRST_ID + 48)
+    assert at.selectbox(key="ds_sort").value is None
+    assert at.selectbox(key="ds_pick").value == str(demo_set.FIRST_ID + 48)
     assert not at.exception and "unlabelled" in at.info[0].value  # no tree for an unlabelled galaxy
     at.text_input(key="ds_typed").set_value("no-such-galaxy").run()
     assert not at.exception and "not in the cache" in at.error[0].value

@@ -68,11 +68,11 @@ def load_model(args: argparse.Namespace, images_synthetic: bool):
     """The model of ``--model`` (else the default, said on stderr) on ``--device``, with a warning on stderr when it
     was trained on the synthetic demo and the images are real, or the reverse. The model's folder is kept in
     ``args.model``, so that it is chosen and said once."""
-    from galaxy_core import distributed, hardware
+    from galaxy_core import distributed
     from galaxy_core.predict import modelchoice
 
     args.model = model_for(args)
-    model = modelchoice.load_model(args.model, distributed.device_for(hardware.pick_device(args.device)))
+    model = modelchoice.load_model(args.model, distributed.process_device(args.device))
     warning = modelchoice.domain_warning(model, images_synthetic)
     if warning and main_process():
         print(f"warning: {warning}", file=sys.stderr)
@@ -83,12 +83,12 @@ def load_models(args: argparse.Namespace, images_synthetic: bool) -> list:
     """Every model of a repeatable ``--model`` (an ensemble folder standing for its members,
     ``modelchoice.member_folders``), else the default alone, on ``--device``, as :func:`load_model` loads one;
     ``args.model`` becomes the list of folders named."""
-    from galaxy_core import distributed, hardware
+    from galaxy_core import distributed
     from galaxy_core.predict import modelchoice
 
     named = args.model or [None]
     args.model = [model_for(argparse.Namespace(model=m)) for m in named]
-    device = distributed.device_for(hardware.pick_device(args.device))
+    device = distributed.process_device(args.device)
     members = modelchoice.load_models(args.model, device)
     warnings = {w for w in (modelchoice.domain_warning(m, images_synthetic) for m in members) if w}
     for warning in sorted(warnings) if main_process() else []:

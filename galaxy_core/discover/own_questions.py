@@ -22,6 +22,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -280,6 +281,34 @@ def first_offer(unusual: np.ndarray, answered: np.ndarray, n: int = 12, seed: in
     rand = np.random.default_rng(seed).choice(len(answered), min(n - half, len(answered)), replace=False)
     offer = [r for r in dict.fromkeys(np.r_[odd, rand].tolist()) if not answered[r]]
     return np.array(offer[:n], np.int64)
+
+
+def offer(answered: np.ndarray, head: Head | None, x: np.ndarray | None, unusual: Callable[[], np.ndarray],
+          n: int = 12) -> np.ndarray:
+    """What to ask about next: at most ``n`` rows not yet ``answered`` (a mask over the galaxies, :func:`answered`).
+    With a ``head``, those it is least sure of on the embeddings ``x`` (N, D) of every galaxy (:func:`ask_next`);
+    without one (no yes and no answer yet), :func:`first_offer` of the anomaly scores that ``unusual()`` returns (one
+    per galaxy), called only then: computing them may take seconds."""
+    if head is None:
+        return first_offer(unusual(), answered, n)
+    return ask_next(head.even_odds(x), answered, n)
+
+
+def mark(answers: dict[str, bool], gid: str, answer: bool | None) -> None:
+    """Record, in place, ``answer`` (True yes, False no) for galaxy ``gid`` among a user's marks ``answers``
+    (GalaxyID -> answer, in the order first marked: a changed answer keeps its place). The answer it already has,
+    or None, takes the mark back: a second click on the chosen button undoes it."""
+    if answer is None or answers.get(gid) == answer:
+        answers.pop(gid, None)
+    else:
+        answers[gid] = bool(answer)
+
+
+def tally(answers: dict[str, bool]) -> tuple[int, int]:
+    """How many of the marks ``answers`` (GalaxyID -> True yes, False no) say yes and how many no. A head can be
+    fitted (:func:`fit`) from one of each."""
+    yes = sum(bool(a) for a in answers.values())
+    return yes, len(answers) - yes
 
 
 def marked(row_of, answers: dict[str, bool]) -> tuple[np.ndarray, np.ndarray]:

@@ -337,7 +337,7 @@ def predict_folder(folder: str | os.PathLike, model: ModelChoice | list[ModelCho
     else:
         paths, ids = (image_paths(folder) if paths is None else [Path(p) for p in paths]), None
     chosen = model if isinstance(model, (list, tuple)) else [model]
-    on = distributed.device_for(hardware.pick_device(device))
+    on = distributed.process_device(device)
     members = [m for c in chosen for m in ([c] if isinstance(c, torch.nn.Module) else modelchoice.load_models([c], on))]
     spreads.check_members(members)
     spread = spreads.label_for(len(members), tta) if uncertainty else None  # before the minutes predicting take

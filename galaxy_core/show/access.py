@@ -9,14 +9,22 @@ always readable) and ``GALAXY_DATA_ROOTS`` (the folders a typed folder may lie i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Iterator, Sequence, Union
 
 from PIL import Image
 
 from galaxy_core.data import catalog, fitsimages, images, layout
 from galaxy_core.errors import ImageError
+
+Upload = Union[tuple[str, bytes], BinaryIO]
+"""One uploaded file: a ``(file name, bytes)`` pair, or a file-like object with a ``name`` (a web framework's upload,
+such as Streamlit's ``UploadedFile``, or an open file)."""
 
 DATA_ENV, ROOTS_ENV = "GALAXY_DATA", "GALAXY_DATA_ROOTS"
 SHARED_DATA = layout.PROJECT_ROOT.parent / "shared" / "data"
@@ -95,14 +103,32 @@ def _fits_upload_problem(content: bytes) -> str | None:
     return None
 
 
-def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """Split uploaded ``(file name, bytes)`` pairs into those to predict, named by their base name (no folder), and
-    the refusals, each ``'<name>: <why>'``: a name that is not ``<id>.jpg``, ``.jpeg``, ``.png`` or a FITS name
-    (``fitsimages``: ``<id>.fits``, ``<id>_g.fits`` ...), a name uploaded twice, a file over ``MAX_UPLOAD_MB`` or
-    one :func:`_upload_problem` (:func:`_fits_upload_problem`) finds. One bad file never stops the others.
+def _name_and_bytes(upload: Upload) -> tuple[str, bytes]:
+    """An :data:`Upload` as its ``(file name, bytes)``: a pair as it is; a file-like object's whole contents where it
+    has ``getvalue`` (an in-memory upload, wherever it was last read to), else what ``read`` gives from where it
+    stands."""
+    if isinstance(upload, tuple):
+        return upload
+    read = getattr(upload, "getvalue", None) or upload.read
+    return str(upload.name), read()
+
+
+def check_uploads(files: Sequence[Upload]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Split uploaded files (:data:`Upload`: ``(file name, bytes)`` pairs or file-like objects) into the ``(name,
+    bytes)`` pairs to predict, named by their base name (no folder), and the refusals, each ``'<name>: <why>'`` as
+    :func:`_refusals` finds them. One bad file never stops the others.
 
     Raises ValueError, refusing the whole upload, for more than ``MAX_UPLOAD_FILES`` files or more than
     ``MAX_UPLOAD_TOTAL_MB`` altogether."""
+    accepted, refused = _refusals(files)
+    return accepted, [f"{name}: {why}" for name, why in refused]
+
+
+def _refusals(files: Sequence[Upload]) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """:func:`check_uploads` with each refusal as ``(uploaded name, why)``: a name that is not ``<id>.jpg``,
+    ``.jpeg``, ``.png`` or a FITS name (``fitsimages``: ``<id>.fits``, ``<id>_g.fits`` ...), a name uploaded twice, a
+    file over ``MAX_UPLOAD_MB`` or one :func:`_upload_problem` (:func:`_fits_upload_problem`) finds."""
+    files = [_name_and_bytes(f) for f in files]
     total = sum(len(content) for _, content in files)
     if len(files) > MAX_UPLOAD_FILES or total > MAX_UPLOAD_TOTAL_MB * 2**20:
         raise ValueError(f"{len(files):,} files of {total / 2**20:,.0f} MB: one upload takes at most "
@@ -123,11 +149,45 @@ def check_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes
         else:
             problem = _fits_upload_problem(content) if fits else _upload_problem(content)
         if problem:
-            refused.append(f"{name}: {problem}")
+            refused.append((name, problem))
         else:
             seen.add(stem)
             accepted.append((base, content))
     return accepted, refused
+
+
+def write_uploads(files: Sequence[Upload], folder: str | os.PathLike | None = None,
+                  prefix: str = "galaxy_upload_") -> list[Path]:
+    """Write uploaded files (:data:`Upload`) into ``folder`` under their base names, for the readers that take a path
+    (a FITS file's name says its layout), after :func:`check_uploads`'s checks, and return the paths written, in
+    the order given. ``folder`` must exist; None makes a new temporary one (``prefix`` + random letters, readable by
+    this user alone) that the caller removes (:func:`temporary_uploads` does). A file of the same name already in
+    ``folder`` is overwritten (an upload sent again).
+
+    Raises ImageError for the first file :func:`check_uploads` refuses, by its uploaded name with why, before
+    anything is written (check a mixed upload with :func:`check_uploads` first to keep its good files), and
+    ValueError for an upload over the limits (:func:`check_uploads`)."""
+    accepted, refused = _refusals(files)
+    if refused:  # as an unusable image: its name once, then why (upload_message words it so)
+        raise ImageError(*refused[0])
+    folder = Path(tempfile.mkdtemp(prefix=prefix) if folder is None else folder)
+    paths = []
+    for name, content in accepted:
+        (folder / name).write_bytes(content)
+        paths.append(folder / name)
+    return paths
+
+
+@contextlib.contextmanager
+def temporary_uploads(files: Sequence[Upload], prefix: str = "galaxy_upload_") -> Iterator[Path]:
+    """:func:`write_uploads` into a new temporary folder, yielded, and removed with everything in it on leaving (an
+    error included). Raises as :func:`write_uploads` does, leaving no folder behind."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        write_uploads(files, folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def upload_message(error: Exception, folder: str | os.PathLike | None = None, box: str = "Source field of view",

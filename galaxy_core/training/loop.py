@@ -331,7 +331,7 @@ class _Run:
         """The device, the model, the cache and its split, ``config.json``, and the validation images (on the
         device when they fit)."""
         cfg = self.cfg
-        self.device = device = distributed.device_for(hardware.pick_device(cfg.device))
+        self.device = device = distributed.process_device(cfg.device)
         self.world = distributed.current()
         torch.manual_seed(_seed(cfg.seed, -1))
         self.model = model = registry.build_model(cfg.model, **cfg.model_args)

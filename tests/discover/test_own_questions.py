@@ -93,6 +93,40 @@ def test_the_first_offer_is_the_most_unusual_and_random_ones_never_answered():
     assert own_questions.first_offer(unusual, np.ones(40, bool)).size == 0
 
 
+def test_a_click_marks_changes_or_takes_back_an_answer_and_the_tally_follows():
+    answers: dict = {}
+    own_questions.mark(answers, "g1", True)
+    own_questions.mark(answers, "g2", False)
+    own_questions.mark(answers, "g3", True)
+    assert answers == {"g1": True, "g2": False, "g3": True} and own_questions.tally(answers) == (2, 1)
+    own_questions.mark(answers, "g1", False)  # the other answer: changed, in its place
+    assert list(answers.items()) == [("g1", False), ("g2", False), ("g3", True)]
+    own_questions.mark(answers, "g3", True)  # the chosen answer again: taken back
+    own_questions.mark(answers, "g2", None)
+    own_questions.mark(answers, "never", None)  # nothing to take back: nothing happens
+    assert answers == {"g1": False} and own_questions.tally(answers) == (0, 1)
+    assert own_questions.tally({}) == (0, 0)
+
+
+def test_the_offer_is_unusual_galaxies_until_there_is_a_head_then_the_least_sure():
+    x, y = toy(40)
+    answered = np.zeros(40, bool)
+    asked = []
+
+    def unusual() -> np.ndarray:
+        asked.append(1)
+        return np.arange(40, dtype=float)
+
+    first = own_questions.offer(answered, None, x, unusual, 6)
+    assert first.tolist() == own_questions.first_offer(np.arange(40.0), answered, 6).tolist() and asked == [1]
+    marks = np.r_[np.flatnonzero(y)[:2], np.flatnonzero(~y)[:2]]
+    head = own_questions.fit(x[marks], y[marks])
+    answered[marks] = True
+    then = own_questions.offer(answered, head, x, unusual, 5)
+    assert then.tolist() == own_questions.ask_next(head.even_odds(x), answered, 5).tolist()
+    assert asked == [1] and not answered[then].any()  # with a head the anomaly scores are never computed
+
+
 def test_marked_galaxies_become_rows_a_mask_and_the_saved_table():
     answers = {"g3": True, "g1": False}
     rows, said = own_questions.marked({"g1": 1, "g3": 3}.__getitem__, answers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from PIL import Image
 
 from galaxy_core.show import access
 from galaxy_core.data import layout
+from galaxy_core.errors import ImageError
 from conftest import png_bomb_with_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +78,45 @@ def test_check_uploads_refuses_each_bad_file_by_name_and_keeps_the_rest(tiny_dat
     monkeypatch.setattr(access, "MAX_UPLOAD_TOTAL_MB", 1e-6)
     with pytest.raises(ValueError, match="MB"):
         access.check_uploads(files[:1])
+
+
+def test_uploads_are_written_under_their_base_names_after_the_checks(tiny_data, tmp_path):
+    """Pairs and file-like objects alike (a web framework's upload, an open file), each file under its base name;
+    one refused file stops the writing before anything is written, and names itself, never the folder."""
+    good = sorted((tiny_data / layout.UNLABELLED_DIR).glob("*.jpg"))[:3]
+    upload = io.BytesIO(good[1].read_bytes())
+    upload.name = "../" + good[1].name
+    upload.read()  # read to its end already, as a page may have: getvalue still gives every byte
+    with open(good[2], "rb") as opened:
+        paths = access.write_uploads([(good[0].name, good[0].read_bytes()), upload, opened], tmp_path)
+    assert paths == [tmp_path / g.name for g in good]
+    assert [p.read_bytes() for p in paths] == [g.read_bytes() for g in good]
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(ImageError) as e:
+        access.write_uploads([(good[0].name, good[0].read_bytes()), ("notes.jpg", b"not an image")], bad)
+    assert (e.value.path, list(bad.iterdir())) == ("notes.jpg", [])
+    assert access.upload_message(e.value, bad) == \
+        "Cannot use notes.jpg: not an image (Pillow recognises no image format in it)"
+
+    made = access.write_uploads([(good[0].name, good[0].read_bytes())], prefix="galaxy_query_")
+    assert made[0].parent.name.startswith("galaxy_query_") and made[0].parent.stat().st_mode & 0o077 == 0
+    shutil.rmtree(made[0].parent)
+
+
+def test_temporary_uploads_leave_no_folder_behind(tiny_data):
+    good = sorted((tiny_data / layout.UNLABELLED_DIR).glob("*.jpg"))[0]
+    with access.temporary_uploads([(good.name, good.read_bytes())]) as folder:
+        assert [p.name for p in folder.iterdir()] == [good.name] and folder.name.startswith("galaxy_upload_")
+    assert not folder.exists()
+    with pytest.raises(RuntimeError), access.temporary_uploads([(good.name, good.read_bytes())]) as folder:
+        raise RuntimeError("predicting failed")
+    assert not folder.exists()
+    before = set(Path(tempfile.gettempdir()).glob("galaxy_upload_*"))
+    with pytest.raises(ImageError), access.temporary_uploads([("x.png", b"no png")]):
+        pass
+    assert set(Path(tempfile.gettempdir()).glob("galaxy_upload_*")) == before
 
 
 def _gif() -> bytes:
