@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_pages import synthetic_cache  # noqa: E402
-from browser import PAGES, WATCH_SCRIPT, chromium, rendered, screenshot, streamlit_server  # noqa: E402
 
-from galaxy_core.demo import demo_set
+from galaxy_core.demo import demo_set  # noqa: E402
+
+from browser import PAGES, WATCH_SCRIPT, chromium, rendered, screenshot, streamlit_server  # noqa: E402
 
 GOAL_FIRST, GOAL_WARM = 2.0, 1.0
 MENU = {"": "Home", "dataset": "Dataset browser", "distributions": "Distributions", "training": "Training",

@@ -2,8 +2,8 @@
 
 A synthetic catalogue (made-up ids, positions, redshifts and magnitudes; each row points at one of the real images of
 ``../shared/data/gz2-kaggle-96``, cycled) is written as CSV, FITS, VOTable and Parquet. Then, for each format:
-``catalogue_table.read_sky_catalogue`` (the whole read: columns found, ids checked, RA/Dec checked, every image file looked up)
-against pandas reading the same rows from CSV alone, and ``tables.write_table`` of a predictions table (the
+``catalogue_table.read_sky_catalogue`` (the whole read: columns found, ids checked, RA/Dec checked, every image file
+looked up) against pandas reading the same rows from CSV alone, and ``tables.write_table`` of a predictions table (the
 catalogue's columns and 37 answers) with units and provenance.
 
     python benchmarks/bench_catalogue.py [--rows 100000] [--repeat 3]
@@ -25,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data import catalogue_table
-from galaxy_core import tables, tree
+from galaxy_core import tables, tree  # noqa: E402
+from galaxy_core.data import catalogue_table  # noqa: E402
 
 PACK = ROOT.parent / "shared" / "data" / "gz2-kaggle-96" / "images_training_rev1"
 FORMATS = {"CSV": "csv", "FITS": "fits", "VOTable": "vot", "Parquet": "parquet"}

@@ -36,7 +36,7 @@ from astropy.coordinates import SkyCoord
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data import crossmatch
+from galaxy_core.data import crossmatch  # noqa: E402
 
 
 def on_sphere(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,13 +18,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.discover import embeddings, similarity
-from galaxy_core.predict import evaluation, modelchoice, prediction
-from galaxy_core.data import images, layout
-from galaxy_core.models import runs
-from galaxy_core import tree
-import measures
+from galaxy_core import tree  # noqa: E402
+from galaxy_core.data import images, layout  # noqa: E402
+from galaxy_core.data.prepare import resolve_cache  # noqa: E402
+from galaxy_core.discover import embeddings, similarity  # noqa: E402
+from galaxy_core.models import runs  # noqa: E402
+from galaxy_core.predict import evaluation, modelchoice, prediction  # noqa: E402
+
+import measures  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"merger (Class8.6 > 0.5)": ("Class8.6", 0.5), "edge-on (Class2.1 > 0.8)": ("Class2.1", 0.8),

@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import distributed
-from galaxy_core.predict import prediction
-from galaxy_core.models import runs
+from galaxy_core import distributed  # noqa: E402
+from galaxy_core.models import runs  # noqa: E402
+from galaxy_core.predict import prediction  # noqa: E402
 
 
 def run(args: list[str], procs: int) -> float:

@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.mergers import evolution
-from galaxy_core.mergers.fraction import percent_text
+from galaxy_core.mergers import evolution  # noqa: E402
+from galaxy_core.mergers.fraction import percent_text  # noqa: E402
 
 EDGES = np.linspace(0, 0.4, 9)
 PLANTED = np.array([0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.10])

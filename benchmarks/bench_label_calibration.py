@@ -1,6 +1,6 @@
-"""Is p(yes) a probability? The calibration of a question of one's own (:mod:`galaxy_core.discover.own_questions`) against the
-volunteers' answers, before and after the head chose its own L2 penalty and moved p(yes) to the base rate. Prints
-two tables (docs/discovery.md, "Is p(yes) a probability?").
+"""Is p(yes) a probability? The calibration of a question of one's own (:mod:`galaxy_core.discover.own_questions`)
+against the volunteers' answers, before and after the head chose its own L2 penalty and moved p(yes) to the base rate.
+Prints two tables (docs/discovery.md, "Is p(yes) a probability?").
 
 Questions with known answers on ``../shared/data/gz2-kaggle-96`` (or ``--data``, a prepared cache of it): ring
 (Class8.1 > 0.5), edge-on (Class2.1 > 0.5) and merger (Class8.6 > 0.5), and a control whose 'yes' is a seeded
@@ -37,13 +37,13 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.discover import embeddings, own_questions
-from galaxy_core.data import images
-from galaxy_core.mergers import calibration
-from galaxy_core.predict import modelchoice
-from galaxy_core.models import runs
-from galaxy_core import tree
+from galaxy_core import tree  # noqa: E402
+from galaxy_core.data import images  # noqa: E402
+from galaxy_core.data.prepare import resolve_cache  # noqa: E402
+from galaxy_core.discover import embeddings, own_questions  # noqa: E402
+from galaxy_core.mergers import calibration  # noqa: E402
+from galaxy_core.models import runs  # noqa: E402
+from galaxy_core.predict import modelchoice  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 QUESTIONS = {"ring (Class8.1 > 0.5)": ("Class8.1", 0.5), "edge-on (Class2.1 > 0.5)": ("Class2.1", 0.5),

@@ -6,8 +6,8 @@ Not collected by pytest (no ``test_`` prefix). Run from the project folder with 
     python benchmarks/bench_morphology.py DATA [--n 1000] [--source-fov 0.6038] [--q-n 200] [--old f018821]
 
 ``DATA`` is a data folder or a prepared cache (``../shared/data/gz2-kaggle-96-unlabelled`` with ``--source-fov
-0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.mergers.morphology`` (linear flux
-with Q = 4.623, photutils segmentation, statmorph). Prints:
+0.6038``); the first ``--n`` galaxies are measured at the cache's 80 px by ``galaxy_core.mergers.morphology`` (linear
+flux with Q = 4.623, photutils segmentation, statmorph). Prints:
 
 * speed, galaxies/s, with 1 process and with one per core, on the same galaxies;
 * statmorph's flags and why measurements were dropped;
@@ -36,8 +36,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.mergers import morphology
+from galaxy_core.data.prepare import resolve_cache  # noqa: E402
+from galaxy_core.mergers import morphology  # noqa: E402
 
 AGREEMENT = ("gini", "m20", "asymmetry")
 

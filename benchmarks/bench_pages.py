@@ -4,12 +4,11 @@ Not collected by pytest (no ``test_`` prefix). Run from the project folder::
 
     python benchmarks/bench_pages.py [--n 61578] [--work /tmp/galaxy_bench] [--keep]
 
-It writes a synthetic cache directly in the ``galaxy_core.data.cache`` cache format (meta.json, images.u8 memory map, ids,
-labels, mask and split .npy) by tiling the images and labels of a small synthetic demo set, fits the ``mean`` model
+It writes a synthetic cache directly in the ``galaxy_core.data.cache`` cache format (meta.json, images.u8 memory map,
+ids, labels, mask and split .npy) by tiling the images and labels of a small synthetic demo set, fits the ``mean`` model
 on it (so that the Evaluation, Mergers and Predict pages have a run), points the app at the cache through
-``GALAXY_DATA`` and ``GALAXY_RUNS``, and renders every page twice with Streamlit's AppTest: the first render fills
-the caches (cold), the second is what a user sees on every later interaction. Prints a table of seconds.
-"""
+``GALAXY_DATA`` and ``GALAXY_RUNS``, and renders every page twice with Streamlit's AppTest: the first render fills the
+caches (cold), the second is what a user sees on every later interaction. Prints a table of seconds."""
 
 from __future__ import annotations
 
@@ -28,11 +27,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.models import config, runs
-from galaxy_core.data.cache import CACHE_VERSION, DEFAULT_SIZE, GalaxyCache, SPLIT_TRAIN, SPLIT_VAL, make_split, open_cache
-from galaxy_core.data.prepare import prepare
-from galaxy_core.demo import demo_set
-from galaxy_core.training import loop
+from galaxy_core.data.cache import (  # noqa: E402
+    CACHE_VERSION,
+    DEFAULT_SIZE,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    GalaxyCache,
+    make_split,
+    open_cache,
+)
+from galaxy_core.data.prepare import prepare  # noqa: E402
+from galaxy_core.demo import demo_set  # noqa: E402
+from galaxy_core.models import config, runs  # noqa: E402
+from galaxy_core.training import loop  # noqa: E402
 
 PAGES = ["pages/dataset.py", "pages/distributions.py", "pages/training.py", "pages/evaluation.py",
          "pages/mergers.py", "pages/predict.py"]

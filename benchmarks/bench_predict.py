@@ -29,10 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core import hardware
-from galaxy_core.data import images
-from galaxy_core.predict import modelchoice, prediction
-from galaxy_core.models import registry
+from galaxy_core import hardware  # noqa: E402
+from galaxy_core.data import images  # noqa: E402
+from galaxy_core.models import registry  # noqa: E402
+from galaxy_core.predict import modelchoice, prediction  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -31,8 +31,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data import layout
-from galaxy_core import tree
+from galaxy_core import tree  # noqa: E402
+from galaxy_core.data import layout  # noqa: E402
 
 SIDE = 32
 

@@ -44,10 +44,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.models import config, registry, runs
-from galaxy_core.data.prepare import resolve_cache
-from galaxy_core import hardware
-from galaxy_core.training import loop
+from galaxy_core import hardware  # noqa: E402
+from galaxy_core.data.prepare import resolve_cache  # noqa: E402
+from galaxy_core.models import config, registry, runs  # noqa: E402
+from galaxy_core.training import loop  # noqa: E402
 
 SPIN_C = r"""
 long spin(long n) {

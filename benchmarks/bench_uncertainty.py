@@ -34,10 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.predict import evaluation, metrics, modelchoice, prediction, uncertainty
-from galaxy_core import hardware, tree
-from galaxy_core.models import inference, runs
+from galaxy_core import hardware, tree  # noqa: E402
+from galaxy_core.data.prepare import resolve_cache  # noqa: E402
+from galaxy_core.models import inference, runs  # noqa: E402
+from galaxy_core.predict import evaluation, metrics, modelchoice, prediction, uncertainty  # noqa: E402
 
 
 def finished(path: str) -> str | None:

@@ -23,7 +23,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-
 try:
     import fcntl
 except ImportError:  # Windows: file_lock does nothing there

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 
+
 class DataError(ValueError):
     """Bad input data: the message says what is wrong and where."""
 

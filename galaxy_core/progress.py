@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Callable
 
+
 def part(n: int, i: int, k: int) -> slice:
     """The ``i``-th of ``k`` contiguous parts of ``range(n)``, whose lengths differ by at most one (the longer
     first, as ``numpy.array_split`` cuts): how the processes of a launch and the shards of a ``prepare`` share out

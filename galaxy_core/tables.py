@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from galaxy_core import tree
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import atomic_write_bytes
+from galaxy_core.errors import DataError
 
 FORMATS = {".csv": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits",
            ".vot": "votable", ".votable": "votable", ".xml": "votable", ".parquet": "parquet", ".pq": "parquet"}

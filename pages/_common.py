@@ -25,15 +25,13 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from galaxy_core.show import access, figures, skyviews
-from galaxy_core.data import catalog, images, layout
-from galaxy_core.show import explore
-from galaxy_core.data.cache import GalaxyCache
-from galaxy_core.data import prepare
-from galaxy_core.demo import demo_set
 from galaxy_core import progress, tree
-from pages._samp import samp_button
+from galaxy_core.data import catalog, images, layout, prepare
+from galaxy_core.data.cache import GalaxyCache
+from galaxy_core.demo import demo_set
 from galaxy_core.errors import DataError
+from galaxy_core.show import access, explore, figures, skyviews
+from pages._samp import samp_button
 from pages._store import Store
 
 RUNS_ENV = "GALAXY_RUNS"

@@ -15,18 +15,17 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from galaxy_core.models import config, registry, runs
+from galaxy_core import hardware
 from galaxy_core.data import layout
 from galaxy_core.data.cache import GalaxyCache, split_rows
-from galaxy_core.predict import doubt, evaluation, metrics, modelchoice, plusminus, prediction, uncertainty
 from galaxy_core.discover import embeddings, own_questions, similarity
-from galaxy_core.training import estimate, export
-from galaxy_core import hardware
 from galaxy_core.mergers import fraction, morphology
 from galaxy_core.mergers.calibration import calibrated_fraction, calibration_on
+from galaxy_core.models import config, registry, runs
+from galaxy_core.predict import doubt, evaluation, metrics, modelchoice, plusminus, prediction, uncertainty
+from galaxy_core.training import estimate, export
 from pages import _common as common
 from pages._store import Store
-
 
 # ------------------------------------------------------------------------------------------------------ training
 

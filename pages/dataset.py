@@ -4,12 +4,11 @@ sure of."""
 
 import streamlit as st
 
-from galaxy_core.data.cache import SUBSET_NAMES, subsample
-from galaxy_core.show import explore
-from galaxy_core.show import figures, skyviews
-from galaxy_core.predict import plusminus
 from galaxy_core import tree
+from galaxy_core.data.cache import SUBSET_NAMES, subsample
 from galaxy_core.errors import DataError
+from galaxy_core.predict import plusminus
+from galaxy_core.show import explore, figures, skyviews
 from pages import _common as common
 from pages._samp import samp_position_button
 

@@ -4,10 +4,10 @@ galaxy, one of the model's answers with its spread."""
 
 import streamlit as st
 
-from galaxy_core.show import access
 from galaxy_core.discover import embeddings, finetune, own_questions, similarity
-from galaxy_core.predict import plusminus
 from galaxy_core.errors import DataError
+from galaxy_core.predict import plusminus
+from galaxy_core.show import access
 from pages import _common as common
 from pages import _models as ml
 

@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from galaxy_core.data.cache import SUBSET_NAMES
-from galaxy_core.show import explore
-from galaxy_core.show import figures
 from galaxy_core import tree
+from galaxy_core.data.cache import SUBSET_NAMES
+from galaxy_core.show import explore, figures
 from pages import _common as common
 
 common.require_app(__file__)

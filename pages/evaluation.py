@@ -3,10 +3,10 @@ the worst galaxies (the best with their spread)."""
 
 import streamlit as st
 
-from galaxy_core.predict import evaluation, plusminus
-from galaxy_core.training import export
-from galaxy_core.show import figures
 from galaxy_core.models import runs
+from galaxy_core.predict import evaluation, plusminus
+from galaxy_core.show import figures
+from galaxy_core.training import export
 from pages import _common as common
 from pages import _models as ml
 from pages._samp import samp_button

@@ -6,14 +6,14 @@ import streamlit as st
 
 from galaxy_core.data import images
 from galaxy_core.data.cache import GalaxyCache, subsample
-from galaxy_core.predict import doubt, plusminus
-from galaxy_core.training import estimate
-from galaxy_core.show import figures
+from galaxy_core.errors import DataError
+from galaxy_core.mergers import compare, evolution, fraction, morphology
 from galaxy_core.mergers.calibration import precision_recall, synthetic_mismatch
-from galaxy_core.mergers import evolution, fraction, compare, morphology
+from galaxy_core.predict import doubt, plusminus
+from galaxy_core.show import figures
+from galaxy_core.training import estimate
 from pages import _common as common
 from pages import _models as ml
-from galaxy_core.errors import DataError
 
 common.require_app(__file__)
 

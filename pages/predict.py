@@ -4,15 +4,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from galaxy_core.show import access
-from galaxy_core.data import catalog, fitsimages, images, layout
-from galaxy_core.show import explore
-from galaxy_core.predict import modelchoice, prediction
 from galaxy_core import tables, tree
+from galaxy_core.data import catalog, fitsimages, images, layout
+from galaxy_core.errors import DataError
+from galaxy_core.predict import modelchoice, prediction
+from galaxy_core.show import access, explore
 from pages import _common as common
 from pages import _models as ml
 from pages._samp import samp_button
-from galaxy_core.errors import DataError
 
 common.require_app(__file__)
 

@@ -2,11 +2,10 @@
 
 import streamlit as st
 
-from galaxy_core.show import access, figures
-from galaxy_core.models import config, registry, runs
-from galaxy_core.models import launcher
-from galaxy_core.training import distill, estimate, export, loop
 from galaxy_core import hardware
+from galaxy_core.models import config, launcher, registry, runs
+from galaxy_core.show import access, figures
+from galaxy_core.training import distill, estimate, export, loop
 from pages import _common as common
 from pages import _models as ml
 

@@ -10,28 +10,26 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from pathlib import Path
-
-import pytest
-import torch
-
-from galaxy_core.models import config, registry
-from galaxy_core.data.cache import GalaxyCache, open_cache
-from galaxy_core.data.prepare import prepare
-from galaxy_core.demo import demo_set
-from galaxy_core.data import layout
-from galaxy_core.training import loop
-from galaxy_core import tree
-import numpy as np
-from astropy.io import fits
-from astropy.wcs import WCS
-from PIL import Image
-from galaxy_core.data import fitsimages
-from galaxy_core.data.cache import SPLIT_TRAIN, SPLIT_VAL
 import struct
 import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.wcs import WCS
 from hypothesis import HealthCheck, settings
+from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from galaxy_core import tree
+from galaxy_core.data import fitsimages, layout
+from galaxy_core.data.cache import SPLIT_TRAIN, SPLIT_VAL, GalaxyCache, open_cache
+from galaxy_core.data.prepare import prepare
+from galaxy_core.demo import demo_set
+from galaxy_core.models import config, registry
+from galaxy_core.training import loop
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("GALAXY_SHARED_DATA", ROOT.parent / "shared" / "data"))

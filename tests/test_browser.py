@@ -12,13 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
+
+from galaxy_core.data import layout
+from galaxy_core.data.prepare import prepare
+from galaxy_core.models import config
+from galaxy_core.training import loop
+
 from browser import CHROMIUM, PAGES, chromium, screenshot, streamlit_server, wait_until_idle
 from conftest import make_tiny
-
-from galaxy_core.models import config
-from galaxy_core.data.prepare import prepare
-from galaxy_core.data import layout
-from galaxy_core.training import loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import copy_tiny
 
-from galaxy_core.models import config, runs
-from galaxy_core.models import launcher
-from galaxy_core.data import prepare
 from galaxy_core import distributed
+from galaxy_core.data import prepare
+from galaxy_core.models import config, launcher, runs
+
+from conftest import copy_tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ["--model", "galaxynet", "--model-arg", "width=8", "--model-arg", "input_size=32", "--batch-size", "16",

@@ -20,7 +20,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 PACKAGE = Path(__file__).resolve().parent.parent / "galaxy_core"
 ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 

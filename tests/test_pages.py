@@ -22,20 +22,19 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from PIL import Image
-from conftest import make_tiny
 from streamlit.testing.v1 import AppTest
-from conftest import png_bomb_with_data
 
-from galaxy_core.models import config, runs
+from galaxy_core import cli
+from galaxy_core.atomic import read_json
+from galaxy_core.data import images, layout
 from galaxy_core.data.cache import split_rows
 from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
-from galaxy_core.training import export
-from galaxy_core.data import images, layout
+from galaxy_core.models import config, runs
 from galaxy_core.predict import metrics, modelchoice
-from galaxy_core import cli
-from galaxy_core.atomic import read_json
-from conftest import ROOT, app, charts
+from galaxy_core.training import export
+
+from conftest import ROOT, app, charts, make_tiny, png_bomb_with_data
 
 PAGES = ["dataset", "distributions", "training", "evaluation", "mergers", "predict", "discover"]
 
@@ -195,8 +194,8 @@ def test_dataset_page_lists_the_galaxies_the_model_is_least_sure_of_on_request(e
     """Off at first (the page draws without a model); switched on, the shipped model's 8-view spread of the chosen
     answer ranks the selection, largest first, each galaxy with its value ± spread and the caption saying what ±
     is (the tiny set has too few labelled galaxies for a scale: raw and said so)."""
-    from galaxy_core.predict import doubt, modelchoice, plusminus
     from galaxy_core import tree
+    from galaxy_core.predict import doubt, modelchoice, plusminus
 
     at = app("dataset")
     assert at.toggle(key="ds_sure").value is False and "ds_sure_model" not in [s.key for s in at.selectbox]
@@ -671,8 +670,8 @@ def test_predict_page_and_command_line_agree_on_a_pre_cropped_folder(trained, tm
     import pandas as pd
     from PIL import Image
 
-    from galaxy_core.demo import render, synthetic
     from galaxy_core import cli
+    from galaxy_core.demo import render, synthetic
 
     folder = tmp_path / "cutouts"
     folder.mkdir()
@@ -869,8 +868,8 @@ def top_captions(at: AppTest) -> list[str]:
 
 
 def test_discover_page_shows_p_yes_only_where_the_rule_allows(env, monkeypatch):
-    """Where :func:`own_questions.probability_shown` says p(yes) is calibrated, the top gallery reads 'GalaxyID · p 0.xyz'
-    and the caption says at what base rate; the page itself never decides."""
+    """Where :func:`own_questions.probability_shown` says p(yes) is calibrated, the top gallery reads
+    'GalaxyID · p 0.xyz' and the caption says at what base rate; the page itself never decides."""
     from galaxy_core.discover import own_questions
 
     reason = "p(yes) at a base rate of 1.00%, from 40 yes and 500 no drawn at random (L2 1, given)"
@@ -890,8 +889,8 @@ def test_every_page_takes_a_catalogue_table_as_its_data(env, tmp_path, monkeypat
     positions and redshifts): the home page counts it and every page draws without an error."""
     import numpy as np
 
-    from galaxy_core.data import catalog
     from galaxy_core import tables, tree
+    from galaxy_core.data import catalog
 
     cat = catalog.read_catalog(env["data"])
     frame = {"objid": cat.ids, "file_loc": [os.path.relpath(p, tmp_path) for p in cat.paths],

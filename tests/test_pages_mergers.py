@@ -20,16 +20,15 @@ import pandas as pd
 import pytest
 import streamlit as st
 import torch
-from conftest import make_tiny
-from conftest import app, charts
 
-from galaxy_core.data import layout
-from galaxy_core.data import prepare
-from galaxy_core.predict import evaluation, modelchoice, prediction
 from galaxy_core import atomic, progress, tree
+from galaxy_core.atomic import atomic_write_json
+from galaxy_core.data import layout, prepare
 from galaxy_core.mergers import calibration, fraction
 from galaxy_core.models import registry
-from galaxy_core.atomic import atomic_write_json
+from galaxy_core.predict import evaluation, modelchoice, prediction
+
+from conftest import app, charts, make_tiny
 
 N_LABELLED, N_UNLABELLED, N_TRAINED = 160, 8, 40
 CACHE = ".galaxy_cache"  # where the app prepares a writable folder's cache: left out of copies, which prepare their own

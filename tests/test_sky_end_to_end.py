@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core.data.cache import open_cache
 from galaxy_core import tables, tree
 from galaxy_core.cli import main
+from galaxy_core.data.cache import open_cache
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 PACK_FOV = 256 / 424

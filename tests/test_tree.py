@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galaxy_core.data import catalog
 from galaxy_core import tree
+from galaxy_core.data import catalog
 
 # Answers per question in Kaggle order (Willett et al. 2013, Table 2; Dieleman et al. 2015, Sect. 2).
 N_PER_QUESTION = [3, 2, 2, 2, 4, 2, 3, 7, 3, 3, 6]

@@ -18,9 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import DiskFull
 from galaxy_core.data.layout import CACHE_ENV
+from galaxy_core.errors import DataError
+
 from . import data_commands, discover_commands, predict_commands, sky_commands, train_commands
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from galaxy_core.demo import demo_set
 from galaxy_core.data import layout
+from galaxy_core.demo import demo_set
 from galaxy_core.errors import DataError
 from galaxy_core.progress import TextProgress
 
@@ -97,7 +97,8 @@ def load_models(args: argparse.Namespace, images_synthetic: bool) -> list:
 
 
 def catalogue_options(sp: argparse.ArgumentParser) -> None:
-    """The catalogue table's column names (``catalogue_table.ColumnNames``), for commands that take a data folder or table."""
+    """The catalogue table's column names (``catalogue_table.ColumnNames``), for commands that take a data folder or
+    table."""
     g = sp.add_argument_group("catalogue table columns (default: the table folder's galaxy_core.json, else the "
                               "usual names, case-insensitive)")
     g.add_argument("--id-column", default=None, metavar="NAME", help="unique id (default: id, GalaxyID, objid or "
@@ -122,8 +123,8 @@ def write_table(args: argparse.Namespace, frame, out: str, *, units: dict | None
     """Write a command's table to ``out`` by its extension (``tables.write_table``: CSV, FITS, VOTable, Parquet,
     ECSV), atomically, with the provenance (this command line, the model and its weights' hash, the data); returns
     the words saying where it went."""
-    from galaxy_core.predict import modelchoice
     from galaxy_core import tables
+    from galaxy_core.predict import modelchoice
 
     meta = tables.provenance(source=source, **(modelchoice.provenance(model) if model is not None else {}))
     tables.write_table(frame, out, units=units, meta=meta, sky=sky)

@@ -6,14 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
+from galaxy_core.data import layout
 from galaxy_core.data.cache import DEFAULT_SIZE, folder_caches
 from galaxy_core.data.prepare import merge_shards, prepare
 from galaxy_core.demo import demo_set
-from galaxy_core.data import layout
-from galaxy_core.show import explore
 from galaxy_core.progress import TextProgress, format_bytes
-from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec,
-                     source_fov)
+from galaxy_core.show import explore
+
+from .common import cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec, source_fov
 
 DATA_HELP = ("a data folder in the Kaggle layout, a plain folder of cutouts (JPEG, PNG, FITS; all unlabelled), or a "
              "catalogue table (.csv, .fits, .vot, .parquet) naming each galaxy's id and image file, with optional "

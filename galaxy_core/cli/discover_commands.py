@@ -6,11 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from galaxy_core.data.prepare import resolve_cache
 from galaxy_core import tables
+from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.progress import TextProgress
-from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, load_model, main_process,
-                     samp_option, send_samp, source_fov, write_table)
+
+from .common import (
+    cache_dir,
+    catalogue_options,
+    column_names,
+    command,
+    data_folder,
+    emit,
+    load_model,
+    main_process,
+    samp_option,
+    send_samp,
+    source_fov,
+    write_table,
+)
 
 
 def _embedded(args: argparse.Namespace):

@@ -6,18 +6,33 @@ from __future__ import annotations
 import argparse
 import sys
 
+from galaxy_core import tables
+from galaxy_core.atomic import atomic_write_text
 from galaxy_core.data import layout
 from galaxy_core.data.cache import subsample
 from galaxy_core.data.prepare import resolve_cache
 from galaxy_core.demo import demo_set
-from galaxy_core.mergers import calibration, evolution, fraction, compare
-from galaxy_core import tables
-from galaxy_core.progress import TextProgress
-from galaxy_core.atomic import atomic_write_text
-from galaxy_core.mergers.fraction import MERGER_COLUMN
-from .common import (cache_dir, catalogue_options, column_names, command, data_folder, emit, frame_arcsec, load_model,
-                     load_models, main_process, refuse_pickle, samp_option, send_samp, source_fov)
 from galaxy_core.errors import DataError
+from galaxy_core.mergers import calibration, compare, evolution, fraction
+from galaxy_core.mergers.fraction import MERGER_COLUMN
+from galaxy_core.progress import TextProgress
+
+from .common import (
+    cache_dir,
+    catalogue_options,
+    column_names,
+    command,
+    data_folder,
+    emit,
+    frame_arcsec,
+    load_model,
+    load_models,
+    main_process,
+    refuse_pickle,
+    samp_option,
+    send_samp,
+    source_fov,
+)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

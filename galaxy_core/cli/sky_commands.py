@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from galaxy_core.errors import DataError
+
 from .common import command, emit, samp_option, send_samp
 
 
@@ -25,8 +26,8 @@ def _in_degrees(units: dict | None, coords: tuple[str, str], which: str, path: s
 
 
 def cmd_crossmatch(args: argparse.Namespace) -> int:
-    from galaxy_core.data import crossmatch
     from galaxy_core import tables
+    from galaxy_core.data import crossmatch
 
     out = Path(args.out)
     for given in (args.left, args.right):

@@ -21,8 +21,8 @@ def _parse_value(text: str) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from galaxy_core.models import config, runs
-    from galaxy_core.training import loop
     from galaxy_core.progress import format_duration
+    from galaxy_core.training import loop
 
     pace = {}  # the wall clock at the start and the epochs done since, for the time left
 
@@ -152,9 +152,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from galaxy_core.models import registry
-
     import torch
+
+    from galaxy_core.models import registry
 
     rows = []
     for name in registry.list_models():

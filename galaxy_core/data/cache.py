@@ -1,8 +1,9 @@
 """The cache: every image of a data folder decoded once into a memory-mapped uint8 array, with its labels,
 mask of known answers and a seeded train/validation split, so that training never decodes a JPEG.
 
-``prepare`` (:mod:`galaxy_core.data.prepare`) reads the folder (``catalog``), decodes it at one field of view and size, and writes the cache folder
-atomically; ``GalaxyCache`` opens it; ``split_rows`` says which rows a run trains and validates on.
+``prepare`` (:mod:`galaxy_core.data.prepare`) reads the folder (``catalog``), decodes it at one field of view and size,
+and writes the cache folder atomically; ``GalaxyCache`` opens it; ``split_rows`` says which rows a run trains and
+validates on.
 
 The default field is 256/424 (0.604): about 2.5 R90 across, the whole galaxy with sky around it, and all that the
 96 px packs hold. The Kaggle winner (Dieleman et al. 2015) used the central 207 px (0.488); the seed paper a 5 %
@@ -22,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from galaxy_core.tree import galaxy_kind
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import read_json
-from galaxy_core.data.layout import DEFAULT_FOV, cache_root, folder_is_synthetic
 from galaxy_core.data.catalogue_table import ColumnNames
+from galaxy_core.data.layout import DEFAULT_FOV, cache_root, folder_is_synthetic
+from galaxy_core.errors import DataError
 from galaxy_core.tables import insert_columns
+from galaxy_core.tree import galaxy_kind
 
 if TYPE_CHECKING:  # annotations only: a TrainConfig is passed in, data never builds one
     import pandas as pd

@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data import fitsimages
 from galaxy_core import tree
-from galaxy_core.errors import DataError
+from galaxy_core.data import fitsimages
+from galaxy_core.data.catalogue_table import ColumnNames, read_sky_catalogue
 from galaxy_core.data.fitsimages import FitsSettings
-from galaxy_core.tree import galaxy_kind
 from galaxy_core.data.images import resolve_field, stat_reason
 from galaxy_core.data.layout import FOLDER_CONFIG, LABEL_CSV, LABELLED_DIR, UNLABELLED_DIR, folder_catalogue
-from galaxy_core.data.catalogue_table import ColumnNames, read_sky_catalogue
+from galaxy_core.errors import DataError
 from galaxy_core.tables import is_table
+from galaxy_core.tree import galaxy_kind
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """Raster images listed; FITS files (``fitsimages.FITS_EXTENSIONS``, ``.fits.gz`` among them) are listed too."""
@@ -411,8 +411,8 @@ def read_catalog(root: str | os.PathLike, source_fov: float | None = None,
 
 def _read_table_catalog(path: Path, source_fov: float | None, frame_arcsec: float | None,
                         names: ColumnNames | None) -> Catalog:
-    """A catalogue table (``catalogue_table.read_sky_catalogue``) as a Catalog: its rows with an image file, or, for a table
-    without a file column, the images named by its ids in its folder (directly or in the Kaggle layout)."""
+    """A catalogue table (``catalogue_table.read_sky_catalogue``) as a Catalog: its rows with an image file, or, for a
+    table without a file column, the images named by its ids in its folder (directly or in the Kaggle layout)."""
     sc = read_sky_catalogue(path, names)
     problems = list(sc.problems)
     paths = np.array(sc.paths, dtype=object)

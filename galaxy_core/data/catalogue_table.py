@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from galaxy_core import tables, tree
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import read_json
 from galaxy_core.data.layout import FOLDER_CONFIG
+from galaxy_core.errors import DataError
 
 ID_NAMES = ("id", "GalaxyID", "objid", "id_str")
 FILE_NAMES = ("file", "file_loc", "path")

@@ -40,14 +40,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from galaxy_core.atomic import read_json
 from galaxy_core.data import fitsimages
+from galaxy_core.data.fitsimages import FitsSettings
+from galaxy_core.data.layout import FOLDER_CONFIG, KAGGLE_FRAME, folder_source_fov, settings_file
 
 # ImageError is defined in files so that fitsimages can raise it too; callers know it as ImageError.
 from galaxy_core.errors import DataError, ImageError, os_reason
 from galaxy_core.progress import Progress
-from galaxy_core.atomic import read_json
-from galaxy_core.data.fitsimages import FitsSettings
-from galaxy_core.data.layout import FOLDER_CONFIG, KAGGLE_FRAME, folder_source_fov, settings_file
 
 IMAGE_FORMATS = ("JPEG", "PNG")
 """The formats decoded, whatever the file's extension says (Pillow sniffs the content). Others are refused: Pillow's

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import read_json
+from galaxy_core.errors import DataError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The project's folder: ``data/`` (where the built-in demo is made), ``checkpoints/`` and the dashboard's

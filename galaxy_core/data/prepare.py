@@ -6,6 +6,7 @@ machines when asked.
 Nothing here runs during training: the training loop reads only the cache."""
 
 from __future__ import annotations
+
 import dataclasses
 import errno
 import hashlib
@@ -13,19 +14,29 @@ import os
 import shutil
 import time
 from pathlib import Path
+
 import numpy as np
-from galaxy_core.data.cache import (CACHE_VERSION, CATALOGUE_FILE, DEFAULT_SIZE, SPLIT_TRAIN, SPLIT_VAL, GalaxyCache,
-                                    default_cache_dir, make_split, open_cache)
+
+from galaxy_core.atomic import DiskFull, atomic_write_json, building_dir, file_lock, recover
+from galaxy_core.data.cache import (
+    CACHE_VERSION,
+    CATALOGUE_FILE,
+    DEFAULT_SIZE,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+    GalaxyCache,
+    default_cache_dir,
+    make_split,
+    open_cache,
+)
 from galaxy_core.data.catalog import Catalog, read_catalog
-from galaxy_core.tree import galaxy_kind
-from galaxy_core.errors import DataError
-from galaxy_core.atomic import DiskFull
-from galaxy_core.progress import Progress, format_bytes, part
-from galaxy_core.atomic import atomic_write_json, building_dir, file_lock, recover
+from galaxy_core.data.catalogue_table import ColumnNames
 from galaxy_core.data.fitsimages import FitsSettings, galaxy_files
 from galaxy_core.data.images import decode_images
 from galaxy_core.data.layout import DEFAULT_FOV, folder_is_synthetic
-from galaxy_core.data.catalogue_table import ColumnNames
+from galaxy_core.errors import DataError
+from galaxy_core.progress import Progress, format_bytes, part
+from galaxy_core.tree import galaxy_kind
 
 
 def fingerprint(cat: Catalog, fov: float, size: int, val_fraction: float, seed: int) -> str:

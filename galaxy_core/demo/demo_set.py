@@ -37,8 +37,8 @@ from PIL import Image
 
 from galaxy_core import tree
 from galaxy_core.atomic import atomic_write_text, building_dir
-from galaxy_core.demo.render import render_galaxy
 from galaxy_core.data.layout import LABEL_CSV, LABELLED_DIR, PROJECT_ROOT, UNLABELLED_DIR
+from galaxy_core.demo.render import render_galaxy
 from galaxy_core.demo.synthetic import KINDS, labels_from_params, sample_params
 
 __all__ = [

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxy_core.data.cache import GalaxyCache
 from galaxy_core import hardware
-from galaxy_core.data import images
-from galaxy_core.models import inference, registry
-from galaxy_core.errors import ImageError
-from galaxy_core.progress import Progress
 from galaxy_core.atomic import atomic_write_npy
+from galaxy_core.data import images
+from galaxy_core.data.cache import GalaxyCache
+from galaxy_core.errors import ImageError
+from galaxy_core.models import inference, registry
 from galaxy_core.predict.prediction_store import store_key
+from galaxy_core.progress import Progress
 
 STORE_DIR = "embeddings"
 PART_ROWS = 4096

@@ -106,8 +106,8 @@ def tune_and_rank(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndar
                   ) -> tuple[registry.GalaxyModel, own_questions.Head, np.ndarray]:
     """:func:`fine_tune`, then every galaxy of ``cache`` embedded by the tuned copy (``tta`` views; not stored with
     the cache: the copy is made for the moment): ``(tuned, tuned_head, embeddings)``, ready for
-    :func:`own_questions.rank` and :func:`own_questions.save`. ``progress(stage, done, total)`` with the stage "fine-tuning"
-    (epochs) or "embedding" (galaxies)."""
+    :func:`own_questions.rank` and :func:`own_questions.save`. ``progress(stage, done, total)`` with the stage
+    "fine-tuning" (epochs) or "embedding" (galaxies)."""
     tuned, head = fine_tune(model, cache, rows, answers, head, epochs,
                             progress=progress and (lambda d, t: progress("fine-tuning", d, t)))
     vectors = embeddings.embed_cache(tuned, cache, tta=tta, store=False,

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from galaxy_core.models import registry
-from galaxy_core.errors import DataError
 from galaxy_core.atomic import atomic_write_json, atomic_write_text, building_dir, read_json
+from galaxy_core.errors import DataError
+from galaxy_core.models import registry
 from galaxy_core.models.runs import is_plain_name
 
 HEAD_FILE, LABELS_FILE, RANKED_FILE = "head.json", "labels.csv", "ranked.csv"

@@ -1,6 +1,6 @@
-"""Finding galaxies in embedding space (:mod:`galaxy_core.discover.embeddings`): the nearest neighbours of one galaxy, the
-galaxies least like any other (an anomaly score), a PCA reduction of the vectors, and the measures of how well
-these work (precision and recall at k).
+"""Finding galaxies in embedding space (:mod:`galaxy_core.discover.embeddings`): the nearest neighbours of one galaxy,
+the galaxies least like any other (an anomaly score), a PCA reduction of the vectors, and the measures of how well these
+work (precision and recall at k).
 
 Distances are cosine distances, 1 - cos(angle), from 0 (the same direction) to 2: the backbone's pooled features
 differ in overall scale with a galaxy's brightness and size, which cosine leaves out. Exact search with numpy's

@@ -24,13 +24,23 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from galaxy_core.mergers import morphology
 from galaxy_core import tables, tree
 from galaxy_core.errors import DataError
+from galaxy_core.mergers import morphology
 from galaxy_core.mergers.calibration import VOLUNTEER_MERGER, calibrated_fraction, precision_recall
-from galaxy_core.mergers.fraction import (DEFAULT_RATE_PER_GYR, MERGER_COLUMN, MORPHOLOGY_TIMESCALE_GYR,
-    PROB_TOLERANCE, FractionEstimate, TheoryComparison, compare_with_theory, fraction_above, mean_probability,
-    percent_text, wilson_interval)
+from galaxy_core.mergers.fraction import (
+    DEFAULT_RATE_PER_GYR,
+    MERGER_COLUMN,
+    MORPHOLOGY_TIMESCALE_GYR,
+    PROB_TOLERANCE,
+    FractionEstimate,
+    TheoryComparison,
+    compare_with_theory,
+    fraction_above,
+    mean_probability,
+    percent_text,
+    wilson_interval,
+)
 
 FLAGGED_SHOWN = 24
 """How many of the flagged galaxies the Mergers page shows (:func:`most_confident`)."""

@@ -31,8 +31,14 @@ import pandas as pd
 from galaxy_core import tree
 from galaxy_core.errors import DataError
 from galaxy_core.mergers.calibration import calibrated_fraction, matching_threshold
-from galaxy_core.mergers.fraction import (DEFAULT_RATE_PER_GYR, MORPHOLOGY_TIMESCALE_GYR, as_probabilities,
-    check_bootstrap, fraction_above, percent_text)
+from galaxy_core.mergers.fraction import (
+    DEFAULT_RATE_PER_GYR,
+    MORPHOLOGY_TIMESCALE_GYR,
+    as_probabilities,
+    check_bootstrap,
+    fraction_above,
+    percent_text,
+)
 from galaxy_core.mergers.fraction import expected_fraction as rate_times_timescale
 
 MIN_BIN_GALAXIES = 50

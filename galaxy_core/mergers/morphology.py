@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data import fitsimages
-from galaxy_core.progress import Progress
 from galaxy_core.atomic import atomic_write_text
+from galaxy_core.data import fitsimages
 from galaxy_core.data.images import imap
+from galaxy_core.progress import Progress
 
 __all__ = ["ASYMMETRY_MERGER", "COLUMNS", "GM20_INTERCEPT", "GM20_SLOPE", "LUPTON_Q", "asymmetry_merger",
            "cache_table", "dropped", "gini_m20_merger", "linear_flux", "measure", "measuring_seconds",

@@ -3,6 +3,7 @@ the devices and processes a launch can use, one run at a time per runs folder, a
 (or ``torchrun``) started in the background, its output going to the run folder."""
 
 from __future__ import annotations
+
 import fcntl
 import json
 import os
@@ -12,16 +13,17 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+
 import torch
+
+from galaxy_core import distributed
+from galaxy_core.atomic import atomic_write_json, read_json
 from galaxy_core.data import catalog, layout
 from galaxy_core.data.cache import GalaxyCache, open_cache, split_rows
-from galaxy_core import distributed
+from galaxy_core.hardware import pick_device
 from galaxy_core.models import registry
 from galaxy_core.models.config import TrainConfig
 from galaxy_core.models.runs import active_run, is_plain_name, run_dir_for
-from galaxy_core.atomic import atomic_write_json, read_json
-from galaxy_core.hardware import pick_device
-
 
 _CHOICES = {"optimizer": ("adam", "adamw"), "scheduler": ("plateau", "onecycle", "cosine", "constant"),
             "compile_mode": ("default", "reduce-overhead", "max-autotune")}

@@ -2,6 +2,7 @@
 extractor (the registry's constructors put a decision-tree head on it)."""
 
 from __future__ import annotations
+
 import torch
 from torch import nn
 

@@ -28,12 +28,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galaxy_core.data import layout
-from galaxy_core.models.config import TrainConfig
 from galaxy_core.atomic import atomic_write_text, read_json
-from galaxy_core.progress import format_duration
+from galaxy_core.data import layout
 from galaxy_core.hardware import pick_device
-
+from galaxy_core.models.config import TrainConfig
+from galaxy_core.progress import format_duration
 
 METRIC_COLUMNS = ("epoch", "train_rmse", "val_rmse", "lr", "seconds", "images_per_s")
 

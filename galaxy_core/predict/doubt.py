@@ -2,13 +2,13 @@
 and the scale factor the dashboard shows it with, fitted on the labelled galaxies of that cache that no member
 learnt from.
 
-The statistics are :mod:`galaxy_core.predict.uncertainty`'s and the words :mod:`galaxy_core.predict.plusminus`'; this module only
-chooses the galaxies, predicts and hands each its part. One model's
-spread is that of its :data:`VIEWS` dihedral views, an ensemble's that of its members (each averaged over as many
-views). The scale is the one factor c of ``uncertainty.held_out_scale``: on the shipped model's validation galaxies
-the views' spread is about ten times smaller than the actual errors, and c = 10.5 makes the ±1 coverage right on
-held-out galaxies but not the ±2 one (89.5 % for 95.45 %; ``docs/uncertainty.md``). Where a cache has too few such
-galaxies there is no c, and the pages show the raw spread and say it is uncalibrated.
+The statistics are :mod:`galaxy_core.predict.uncertainty`'s and the words :mod:`galaxy_core.predict.plusminus`'; this
+module only chooses the galaxies, predicts and hands each its part. One model's spread is that of its :data:`VIEWS`
+dihedral views, an ensemble's that of its members (each averaged over as many views). The scale is the one factor c of
+``uncertainty.held_out_scale``: on the shipped model's validation galaxies the views' spread is about ten times smaller
+than the actual errors, and c = 10.5 makes the ±1 coverage right on held-out galaxies but not the ±2 one (89.5 % for
+95.45 %; ``docs/uncertainty.md``). Where a cache has too few such galaxies there is no c, and the pages show the raw
+spread and say it is uncalibrated.
 
 Predictions go through ``prediction.predict_cache``, so the calibration galaxies' views are kept with the cache
 (``store``) and a later visit or restart reads them back.
@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data.cache import GalaxyCache, subsample
-from galaxy_core.predict import evaluation, plusminus, prediction, uncertainty
-from galaxy_core.models import registry
 from galaxy_core import tree
+from galaxy_core.data.cache import GalaxyCache, subsample
+from galaxy_core.models import registry
+from galaxy_core.predict import evaluation, plusminus, prediction, uncertainty
 from galaxy_core.progress import Progress
 
 VIEWS = 8

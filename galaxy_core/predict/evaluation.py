@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galaxy_core import hardware, tree
+from galaxy_core.atomic import atomic_write_text, read_json
+from galaxy_core.data import layout
 from galaxy_core.data.cache import GalaxyCache, open_cache, split_rows, subsample
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core import hardware, tree
-from galaxy_core.predict import metrics, modelchoice, prediction
-from galaxy_core.data import layout
 from galaxy_core.models.config import TrainConfig
-from galaxy_core.atomic import atomic_write_text, read_json
+from galaxy_core.predict import metrics, modelchoice, prediction
 
 
 @dataclass

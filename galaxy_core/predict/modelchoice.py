@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from galaxy_core.models import registry, runs
-from galaxy_core.data import layout
 from galaxy_core.atomic import read_json
+from galaxy_core.data import layout
+from galaxy_core.models import registry, runs
 
 CHECKPOINTS = layout.PROJECT_ROOT / "checkpoints"
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from galaxy_core.mergers import fraction
 from galaxy_core import tree
+from galaxy_core.mergers import fraction
 
 SURE = 1e-9
 """A probability within this of 0 or 1 counts as certain in :func:`probabilistic_count`'s draws: with 2,000 draws a

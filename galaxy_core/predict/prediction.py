@@ -19,18 +19,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from galaxy_core import distributed, hardware, tables, tree
+from galaxy_core.atomic import atomic_write_text
 from galaxy_core.data import catalog, fitsimages, images, layout
 from galaxy_core.data.cache import GalaxyCache
-from galaxy_core import distributed, hardware, tables, tree
+from galaxy_core.data.catalogue_table import ColumnNames
+from galaxy_core.errors import DataError
 from galaxy_core.models import inference, registry
 from galaxy_core.predict import modelchoice
 from galaxy_core.predict import prediction_store as prediction_store
 from galaxy_core.predict import uncertainty as spreads
 from galaxy_core.progress import Progress
-from galaxy_core.atomic import atomic_write_text
-from galaxy_core.data.catalogue_table import ColumnNames
-from galaxy_core.errors import DataError
-
 
 Models = registry.GalaxyModel | list[registry.GalaxyModel]
 """One model, or several: an ensemble, whose answer is its members' mean."""
@@ -42,8 +41,8 @@ def predict_cache(model: Models, cache: GalaxyCache, rows: np.ndarray | None = N
     """Predictions (N, 37) for rows of a prepared cache (all rows when None).
 
     With ``store``, the result is also kept in the cache folder (``prediction_store.stored_path``, keyed by
-    ``prediction_store.store_key``) and read back the next time the same model meets the same rows, in this process or a later
-    one: on a CPU the first evaluation of 6,000 galaxies takes seconds, the second a few milliseconds. A cache
+    ``prediction_store.store_key``) and read back the next time the same model meets the same rows, in this process or a
+    later one: on a CPU the first evaluation of 6,000 galaxies takes seconds, the second a few milliseconds. A cache
     folder that cannot be written to is simply not used for this.
 
     ``model`` may be a list of models, an ensemble (members of one input geometry, ``uncertainty.check_members``):

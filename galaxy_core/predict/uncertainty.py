@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from galaxy_core.models import registry
 from galaxy_core import tree
 from galaxy_core.errors import DataError
+from galaxy_core.models import registry
 from galaxy_core.predict.plusminus import Scale
 
 STD_SUFFIX = "_std"

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galaxy_core.data import catalog, fitsimages, images, layout
-from galaxy_core.data.cache import GalaxyCache, SPLIT_TRAIN, SPLIT_VAL
 from galaxy_core import tree
+from galaxy_core.data import catalog, fitsimages, images, layout
+from galaxy_core.data.cache import SPLIT_TRAIN, SPLIT_VAL, GalaxyCache
 from galaxy_core.progress import format_bytes
 
 _QUESTION_OF = {c: q for q in tree.QUESTIONS for c in q.columns}

@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 from plotly.subplots import make_subplots
 
-from galaxy_core.show import explore
-from galaxy_core.mergers import calibration, fraction, morphology
 from galaxy_core import tree
+from galaxy_core.mergers import calibration, fraction, morphology
+from galaxy_core.show import explore
 
 # One colour per question, so that the tree, the per-answer bars and the histograms read alike.
 QUESTION_COLOURS = dict(zip((q.key for q in tree.QUESTIONS), (

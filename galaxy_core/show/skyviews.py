@@ -18,9 +18,8 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from galaxy_core.show import explore
-from galaxy_core.show import figures
 from galaxy_core import tables, tree
+from galaxy_core.show import explore, figures
 
 if TYPE_CHECKING:  # annotations only
     from galaxy_core.data.cache import GalaxyCache

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from galaxy_core.atomic import read_json
 from galaxy_core.data.cache import GalaxyCache
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.training import loop
 from galaxy_core.models.config import RECIPES, config_for
 from galaxy_core.predict.evaluation import evaluate
-from galaxy_core.atomic import read_json
-
+from galaxy_core.training import loop
 
 BENCHMARK_MODELS = ("mean", "seed-cnn", "resnet18", "galaxynet")
 DISTILLED = "galaxynet-distilled"

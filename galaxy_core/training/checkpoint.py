@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from galaxy_core.atomic import atomic_write_json, building_dir, read_json
 from galaxy_core.models import registry
 from galaxy_core.training.ema import WeightAverage
-from galaxy_core.atomic import atomic_write_json, building_dir, read_json
 
 
 def save_last(run: Path, model: registry.GalaxyModel, opt: torch.optim.Optimizer, state: dict,

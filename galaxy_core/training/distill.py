@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from galaxy_core import tree
+from galaxy_core.atomic import atomic_write_bytes, read_json
 from galaxy_core.data.cache import GalaxyCache, split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.predict import modelchoice, prediction
-from galaxy_core.models import runs
-from galaxy_core import tree
-from galaxy_core.models.config import TrainConfig
-from galaxy_core.atomic import atomic_write_bytes, read_json
 from galaxy_core.errors import DataError
-
+from galaxy_core.models import runs
+from galaxy_core.models.config import TrainConfig
+from galaxy_core.predict import modelchoice, prediction
 
 TEACHER_FILE = "teacher_targets.npz"
 """Where a run keeps its teachers' predictions, so that a resumed run does not compute them again."""

@@ -15,13 +15,13 @@ import time
 import numpy as np
 import torch
 
-from galaxy_core.models import config, registry, runs, views
+from galaxy_core import hardware, tree
 from galaxy_core.data.cache import GalaxyCache, split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core import hardware, tree
-from galaxy_core.training import loop
+from galaxy_core.models import config, registry, runs, views
 from galaxy_core.models.config import TrainConfig
 from galaxy_core.progress import Progress, format_duration
+from galaxy_core.training import loop
 
 
 def estimate_duration(cfg: TrainConfig, steps: int = 3, images_per_s: float | None = None,

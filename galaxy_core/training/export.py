@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxy_core import hardware
+from galaxy_core.atomic import atomic_write_json, building_dir, read_json
+from galaxy_core.data import layout
 from galaxy_core.data.cache import split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.predict import evaluation, metrics, modelchoice, prediction
-from galaxy_core import hardware
 from galaxy_core.models import registry, runs
-from galaxy_core.data import layout
 from galaxy_core.models.config import TrainConfig
+from galaxy_core.predict import evaluation, metrics, modelchoice, prediction
 from galaxy_core.predict.evaluation import MIN_SCORED_GALAXIES
 from galaxy_core.predict.modelchoice import GALAXIES_FILE, LOCAL_FILE
-from galaxy_core.atomic import atomic_write_json, building_dir, read_json
 
 CHECKPOINT_MAX_BYTES = 25 * 10**6
 """The largest checkpoint the project ships (25 MB): a ResNet-18-sized net fits with float16 weights."""

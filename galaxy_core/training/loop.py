@@ -37,17 +37,16 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from galaxy_core import distributed, hardware
+from galaxy_core.atomic import atomic_write_json, read_json, recover
 from galaxy_core.data.cache import split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.training import distill
-from galaxy_core import distributed, hardware
-from galaxy_core.models import inference, registry, runs, views
-from galaxy_core.models import launcher
-from galaxy_core.predict import metrics
-from galaxy_core.training.checkpoint import load_last, save_best, save_last
+from galaxy_core.models import inference, launcher, registry, runs, views
 from galaxy_core.models.config import TrainConfig
+from galaxy_core.predict import metrics
+from galaxy_core.training import distill
+from galaxy_core.training.checkpoint import load_last, save_best, save_last
 from galaxy_core.training.ema import WeightAverage
-from galaxy_core.atomic import atomic_write_json, read_json, recover
 from galaxy_core.training.staging import Staged, memory_budget
 
 # ------------------------------------------------------------------------------------------- the schedules

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from galaxy_core import cli, tree
 from galaxy_core.data import layout
 from galaxy_core.discover import similarity
-from galaxy_core import tree, cli
 
 COMMANDS = ["summary", "prepare", "train", "evaluate", "benchmark", "export", "predict", "mergers", "morphology",
             "demo", "models", "runs", "similar", "anomalies"]

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.data.cache, the cache: prepare (skipped images, row alignment, the mask of known answers, the split),
-GalaxyCache and make_split, reuse and staleness, atomicity when a build fails or is killed (in process, and with
+"""Tests for galaxy_core.data.cache, the cache: prepare (skipped images, row alignment, the mask of known answers, the
+split), GalaxyCache and make_split, reuse and staleness, atomicity when a build fails or is killed (in process, and with
 SIGKILL through the command line), a full disk, two builds at once, every kind of bad image, and where caches go; on
 tiny synthetic folders built here, and one check on the real packs in ../shared (marker ``shared``)."""
 
@@ -20,14 +20,38 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (CORRUPT, FIRST_ID, N_LABELLED, PACK_FOV, PARTIAL, ROOT, TRUNCATED, copy_tiny, csv_rows,
-                      write_csv_rows)
-from galaxy_core.data import images, layout
-from galaxy_core.data.cache import CACHE_VERSION, DEFAULT_SIZE, SPLIT_TRAIN, SPLIT_UNLABELLED, SPLIT_VAL, default_cache_dir, make_split, open_cache
-from galaxy_core.data.prepare import lock_path, merge_shards, prepare, resolve_cache, shard_dir
 from galaxy_core import atomic, tree
-from conftest import BAD, EITHER, ODD, reported, write_bad_images
+from galaxy_core.data import images, layout
+from galaxy_core.data.cache import (
+    CACHE_VERSION,
+    DEFAULT_SIZE,
+    SPLIT_TRAIN,
+    SPLIT_UNLABELLED,
+    SPLIT_VAL,
+    default_cache_dir,
+    make_split,
+    open_cache,
+)
+from galaxy_core.data.prepare import lock_path, merge_shards, prepare, resolve_cache, shard_dir
 from galaxy_core.errors import DataError
+
+from conftest import (
+    BAD,
+    CORRUPT,
+    EITHER,
+    FIRST_ID,
+    N_LABELLED,
+    ODD,
+    PACK_FOV,
+    PARTIAL,
+    ROOT,
+    TRUNCATED,
+    copy_tiny,
+    csv_rows,
+    reported,
+    write_bad_images,
+    write_csv_rows,
+)
 
 
 def no_tmp_left(folder: Path) -> bool:

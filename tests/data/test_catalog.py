@@ -19,14 +19,25 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core.data import catalog, images, layout
-from galaxy_core.show import explore
-from galaxy_core.data.prepare import prepare
 from galaxy_core import tree
-from conftest import IMAGE_FAULTS, PROPERTY, centre_square, write_fault
+from galaxy_core.data import catalog, images, layout
+from galaxy_core.data.prepare import prepare
 from galaxy_core.errors import DataError
+from galaxy_core.show import explore
 
+from conftest import (
+    FIRST_ID,
+    IMAGE_FAULTS,
+    N_LABELLED,
+    N_UNLABELLED,
+    PACK_FOV,
+    PROPERTY,
+    centre_square,
+    copy_tiny,
+    csv_rows,
+    write_csv_rows,
+    write_fault,
+)
 
 # --------------------------------------------------------------------------------------------------------------------
 # read_labels

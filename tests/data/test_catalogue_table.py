@@ -1,5 +1,5 @@
-"""galaxy_core.data.catalogue_table and catalogue tables through catalog.read_catalog: ids, files, positions and labels read right,
-and bad input named by row and column."""
+"""galaxy_core.data.catalogue_table and catalogue tables through catalog.read_catalog: ids, files, positions and labels
+read right, and bad input named by row and column."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from galaxy_core import tables
 from galaxy_core.data import catalog, catalogue_table
 from galaxy_core.data.prepare import fingerprint, prepare
-from galaxy_core import tables
 from galaxy_core.errors import DataError
 
 

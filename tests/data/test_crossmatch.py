@@ -14,7 +14,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from galaxy_core import tables, cli
+from galaxy_core import cli, tables
 from galaxy_core.data.crossmatch import MatchReport, crossmatch, joined_units, parse_max_sep
 from galaxy_core.errors import DataError
 

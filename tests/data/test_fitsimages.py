@@ -1,5 +1,5 @@
-"""FITS cutouts (``galaxy_core.data.fitsimages``): the layouts read to one array, g, r, i band files make one galaxy, bad
-files are refused with their path and reason like a corrupt JPEG, the field of view follows the header, the commands
+"""FITS cutouts (``galaxy_core.data.fitsimages``): the layouts read to one array, g, r, i band files make one galaxy,
+bad files are refused with their path and reason like a corrupt JPEG, the field of view follows the header, the commands
 run on a folder of FITS files, and a FITS cutout predicts as the JPEG made from it does. Every file is synthetic,
 written here into tmp_path."""
 
@@ -14,17 +14,15 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 from astropy.visualization import ManualInterval, make_lupton_rgb
-from conftest import ROOT
 from PIL import Image
 
+from galaxy_core import cli, tree
 from galaxy_core.data import catalog, fitsimages, images, layout
-from galaxy_core.predict import modelchoice, prediction
-from galaxy_core import tree, cli
-from galaxy_core.errors import DataError
 from galaxy_core.data.fitsimages import FitsSettings
-from galaxy_core.errors import ImageError
-from conftest import N, SCALE, galaxy, header, write, write_triple
+from galaxy_core.errors import DataError, ImageError
+from galaxy_core.predict import modelchoice, prediction
 
+from conftest import ROOT, SCALE, N, galaxy, header, write, write_triple
 
 # --------------------------------------------------------------------------------------------------------------------
 # Layouts and the composite

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.data.images, decoding one image: the crop and resize geometry, colour modes, and the fault table
-for bad image files (each refused with its path and a reason, as ImageError, a DataError); property-based tests of
+"""Tests for galaxy_core.data.images, decoding one image: the crop and resize geometry, colour modes, and the fault
+table for bad image files (each refused with its path and a reason, as ImageError, a DataError); property-based tests of
 the loader (hypothesis) on drawn images, damaged ones and random bytes; the field of view of a folder's images. What a
 folder does with a bad image is in test_catalog.py, test_data.py and test_prediction.py; FITS cutouts' own fields in
 test_fitsimages.py."""
@@ -20,8 +20,9 @@ from PIL import Image, ImageFile
 
 from galaxy_core.data import images
 from galaxy_core.data.layout import DEFAULT_FOV
-from conftest import IMAGE_FAULTS, PROPERTY, centre_square, smooth_galaxy, write_fault
 from galaxy_core.errors import DataError, ImageError
+
+from conftest import IMAGE_FAULTS, PROPERTY, centre_square, smooth_galaxy, write_fault
 
 
 @pytest.mark.parametrize("ext", ["png", "jpg"])

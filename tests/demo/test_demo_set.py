@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from galaxy_core.demo import demo_set
-from galaxy_core.data import layout
 from galaxy_core import tree
+from galaxy_core.data import layout
+from galaxy_core.demo import demo_set
 
 SMALL = {"n_labelled": 40, "n_unlabelled": 8, "size": 96}
 

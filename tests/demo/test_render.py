@@ -1,5 +1,5 @@
-"""Tests of drawing synthetic galaxies (galaxy_core.demo.render): every kind renders deterministically, centred, and a full
-size cutout has a dark sky and few saturated pixels."""
+"""Tests of drawing synthetic galaxies (galaxy_core.demo.render): every kind renders deterministically, centred, and a
+full size cutout has a dark sky and few saturated pixels."""
 
 from __future__ import annotations
 

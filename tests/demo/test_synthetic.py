@@ -1,13 +1,14 @@
-"""Tests of the synthetic galaxies (galaxy_core.demo.synthetic): every kind fills every parameter, and the made-up labels
-obey the decision tree, are noisy like volunteers' and follow the parameters (mergers voted mergers, cigars cigars)."""
+"""Tests of the synthetic galaxies (galaxy_core.demo.synthetic): every kind fills every parameter, and the made-up
+labels obey the decision tree, are noisy like volunteers' and follow the parameters (mergers voted mergers, cigars
+cigars)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from galaxy_core.demo import synthetic
 from galaxy_core import tree
+from galaxy_core.demo import synthetic
 
 
 def test_labels_from_params_is_consistent_and_noisy():

@@ -1,15 +1,16 @@
-"""Tests for galaxy_core.discover.embeddings: one vector per galaxy from a model's backbone, kept with the cache in parts
-and resumed."""
+"""Tests for galaxy_core.discover.embeddings: one vector per galaxy from a model's backbone, kept with the cache in
+parts and resumed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import small_galaxynet
 
 from galaxy_core.discover import embeddings
 from galaxy_core.models import inference, registry, views
+
+from conftest import small_galaxynet
 
 
 def test_embeddings_are_the_backbones_features(cache):

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import small_galaxynet
 
 from galaxy_core.discover import embeddings, finetune, own_questions
 from galaxy_core.models import registry
+
 import measures
+from conftest import small_galaxynet
 
 
 def no_head(dim: int) -> own_questions.Head:

@@ -8,6 +8,7 @@ import pytest
 
 from galaxy_core.discover import own_questions
 from galaxy_core.errors import DataError
+
 import measures
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from galaxy_core.discover import similarity
+
 import measures
 
 

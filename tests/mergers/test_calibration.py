@@ -9,12 +9,19 @@ import math
 import numpy as np
 import pytest
 
-from galaxy_core.predict import evaluation
-from galaxy_core.mergers import calibration, fraction, compare
 from galaxy_core import tree
-from galaxy_core.mergers.calibration import (calibrate, calibration_pairs, calibration_table, matching_threshold,
-    precision_recall, reliability_curve)
+from galaxy_core.mergers import calibration, compare, fraction
+from galaxy_core.mergers.calibration import (
+    calibrate,
+    calibration_pairs,
+    calibration_table,
+    matching_threshold,
+    precision_recall,
+    reliability_curve,
+)
 from galaxy_core.mergers.fraction import MERGER_COLUMN
+from galaxy_core.predict import evaluation
+
 from conftest import shrunk
 
 

@@ -12,17 +12,16 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shrunk
-from conftest import with_flagged
 
-from galaxy_core.predict import evaluation, prediction
-from galaxy_core.mergers import fraction, compare
-from galaxy_core import tree, cli
-from galaxy_core.mergers.calibration import calibrate, precision_recall
-from galaxy_core.mergers.fraction import MERGER_COLUMN
-from galaxy_core.mergers.compare import read_predictions, report
+from galaxy_core import cli, tree
 from galaxy_core.errors import DataError
+from galaxy_core.mergers import compare, fraction
+from galaxy_core.mergers.calibration import calibrate, precision_recall
+from galaxy_core.mergers.compare import read_predictions, report
+from galaxy_core.mergers.fraction import MERGER_COLUMN
+from galaxy_core.predict import evaluation, prediction
 
+from conftest import shrunk, with_flagged
 
 # --------------------------------------------------------------------------------------------------------------------
 # Several methods on the same galaxies

@@ -7,12 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shrunk
 
-from galaxy_core.mergers import evolution as me
 from galaxy_core.errors import DataError
+from galaxy_core.mergers import evolution as me
 from galaxy_core.mergers.calibration import calibrated_fraction, matching_threshold
 from galaxy_core.mergers.fraction import fraction_above, wilson_interval
+
+from conftest import shrunk
 
 PLANTED = {(0.0, 0.1): 0.02, (0.1, 0.2): 0.05, (0.2, 0.4): 0.10}
 

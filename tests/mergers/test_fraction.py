@@ -11,8 +11,17 @@ import pytest
 
 from galaxy_core.mergers import fraction
 from galaxy_core.mergers.calibration import calibrated_fraction
-from galaxy_core.mergers.fraction import (LITERATURE, compare_with_theory, expected_fraction, fraction_above,
-    mean_probability, number_text, ratio_text, wilson_interval)
+from galaxy_core.mergers.fraction import (
+    LITERATURE,
+    compare_with_theory,
+    expected_fraction,
+    fraction_above,
+    mean_probability,
+    number_text,
+    ratio_text,
+    wilson_interval,
+)
+
 from conftest import with_flagged
 
 Z95 = 1.959963984540054  # the 97.5 % point of the standard normal

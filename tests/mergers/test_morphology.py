@@ -1,6 +1,6 @@
-"""Tests for galaxy_core.mergers.morphology: the inversion of the asinh composite, the sky, the segmentation, statmorph's
-measurements of synthetic galaxies with known answers, the merger criteria and the stored table; one check on real
-galaxies from ../shared."""
+"""Tests for galaxy_core.mergers.morphology: the inversion of the asinh composite, the sky, the segmentation,
+statmorph's measurements of synthetic galaxies with known answers, the merger criteria and the stored table; one check
+on real galaxies from ../shared."""
 
 from __future__ import annotations
 

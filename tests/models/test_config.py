@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.models.config: the recipes (the CPU recipe on a CPU, the GPU one elsewhere), overrides over a recipe,
-and TrainConfig's refusal of unknown settings."""
+"""Tests for galaxy_core.models.config: the recipes (the CPU recipe on a CPU, the GPU one elsewhere), overrides over a
+recipe, and TrainConfig's refusal of unknown settings."""
 
 from __future__ import annotations
 

@@ -13,11 +13,23 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from conftest import ROOT
-from galaxy_core.models import registry
 from galaxy_core import tree
-from galaxy_core.models.registry import FORMAT, DecisionTreeOutput, GalaxyModel, Head, MeanModel, build_model, count_parameters, list_models, load_model_folder, save_model
+from galaxy_core.models import registry
 from galaxy_core.models.layers import BasicBlock
+from galaxy_core.models.registry import (
+    FORMAT,
+    DecisionTreeOutput,
+    GalaxyModel,
+    Head,
+    MeanModel,
+    build_model,
+    count_parameters,
+    list_models,
+    load_model_folder,
+    save_model,
+)
+
+from conftest import ROOT
 
 # Small enough for CPU CI; the default width is checked separately in test_galaxynet_default.
 SMALL = {"galaxynet": {"width": 8}}

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.models.runs: the run folder's status and metrics, the STOP file, background launches one at a time,
-and failed or vanished runs as the listing and the status read them."""
+"""Tests for galaxy_core.models.runs and launcher: the run folder's status and metrics, the STOP file, background
+launches one at a time, and failed or vanished runs as the listing and the status read them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import train_config as _cfg
-from galaxy_core.models import config, runs
-from galaxy_core.models import launcher
-from galaxy_core.data import layout
-from galaxy_core.training import loop
 from galaxy_core.atomic import atomic_write_json as write_json
+from galaxy_core.data import layout
+from galaxy_core.models import config, launcher, runs
+from galaxy_core.training import loop
+
+from conftest import train_config as _cfg
 
 
 def test_stop_file_stops_after_the_current_step(tiny_cache, tmp_path):
@@ -97,7 +97,8 @@ def test_launch_keeps_a_status_the_child_already_wrote(tiny_cache, tmp_path, mon
         return type("Proc", (), {"pid": os.getpid(), "wait": lambda self: 0})()
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    run = launcher.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"), name="quick"))
+    run = launcher.launch(config.config_for("mean", data=str(tiny_cache.path), out=str(tmp_path / "runs"),
+                                            name="quick"))
     assert runs.read_status(run)["state"] == "running" and runs.read_status(run)["epoch"] == 1
 
 
@@ -334,7 +335,8 @@ def test_the_devices_and_processes_a_run_can_be_launched_with(monkeypatch):
     monkeypatch.setattr(runs.torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(runs, "pick_device", lambda name="auto": runs.torch.device("cuda" if name != "cpu" else "cpu"))
     assert launcher.device_choices() == ["auto", "cpu", "cuda"]
-    assert (launcher.gpus_for("cuda"), launcher.max_processes("cuda"), launcher.max_processes("cpu")) == (4, 4, os.cpu_count())
+    assert (launcher.gpus_for("cuda"), launcher.max_processes("cuda"),
+            launcher.max_processes("cpu")) == (4, 4, os.cpu_count())
 
 
 def test_a_run_given_a_data_folder_and_one_on_its_cache_are_on_the_same_data(tiny_cache, tmp_path, monkeypatch):

@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxy_core.models import config, runs
-from galaxy_core.data import cache
-from galaxy_core.predict import evaluation
-from galaxy_core.predict import modelchoice
-from galaxy_core.training import loop
 from galaxy_core import tree
+from galaxy_core.data import cache
+from galaxy_core.models import config, runs
+from galaxy_core.predict import evaluation, modelchoice
+from galaxy_core.training import loop
 
 
 def _ev(y_true, y_pred, mask=None) -> evaluation.Evaluation:

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.predict.metrics: the masked training loss and the RMSE over known answers, with known answers (a
-perfect prediction, the labels' mean, masked-out answers, per answer and per question computed by hand)."""
+"""Tests for galaxy_core.predict.metrics: the masked training loss and the RMSE over known answers, with known answers
+(a perfect prediction, the labels' mean, masked-out answers, per answer and per question computed by hand)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from galaxy_core.predict import metrics
 from galaxy_core import tree
+from galaxy_core.predict import metrics
 
 
 def test_masked_mse_ignores_unknown_answers():

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core.predict import modelchoice
-from galaxy_core.models import registry
-from galaxy_core.data import layout
 from galaxy_core.atomic import atomic_write_json
+from galaxy_core.data import layout
+from galaxy_core.models import registry
+from galaxy_core.predict import modelchoice
 
 
 def test_model_folder_resolves_runs_checkpoints_and_the_default(seed_run, tmp_path, monkeypatch):

@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FIRST_ID, ROOT
-from galaxy_core.data import catalog, layout
 from galaxy_core import atomic, tree
-from galaxy_core.predict import modelchoice, prediction
-from galaxy_core.models import registry
-from conftest import BAD, EITHER, ODD, reported, write_bad_images
+from galaxy_core.data import catalog, layout
 from galaxy_core.errors import DataError
+from galaxy_core.models import registry
+from galaxy_core.predict import modelchoice, prediction
+
+from conftest import BAD, EITHER, FIRST_ID, ODD, ROOT, reported, write_bad_images
 
 
 def test_to_csv_is_the_kaggle_submission_format():

@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import small_galaxynet
-from galaxy_core.predict import doubt, modelchoice, plusminus, prediction, prediction_store, uncertainty
-from galaxy_core.models import registry
-from galaxy_core.models import inference
-from galaxy_core import tables, tree, cli
-from galaxy_core.errors import DataError
+from galaxy_core import cli, tables, tree
 from galaxy_core.atomic import atomic_write_json
+from galaxy_core.errors import DataError
+from galaxy_core.models import inference, registry
+from galaxy_core.predict import doubt, modelchoice, plusminus, prediction, prediction_store, uncertainty
+
+from conftest import small_galaxynet
 
 
 class QuadrantMean(torch.nn.Module):
@@ -360,7 +360,8 @@ def test_an_ensembles_scale_is_fitted_on_galaxies_no_member_learnt_from(cache, t
     members = []
     for k, trained in enumerate((labelled[:10], labelled[5:20])):
         torch.manual_seed(k)
-        folder = registry.save_model(registry.build_model("galaxynet", width=8, input_size=32).eval(), tmp_path / f"m{k}")
+        net = registry.build_model("galaxynet", width=8, input_size=32).eval()
+        folder = registry.save_model(net, tmp_path / f"m{k}")
         atomic_write_json(folder / modelchoice.GALAXIES_FILE, {"train": trained, "val": []})
         members.append(modelchoice.load_model(folder))
     unseen = doubt.unseen_by_all(members, cache)

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from galaxy_core.show import access
 from galaxy_core.data import layout
 from galaxy_core.errors import ImageError
+from galaxy_core.show import access
+
 from conftest import png_bomb_with_data
 
 ROOT = Path(__file__).resolve().parents[2]

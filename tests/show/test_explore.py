@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, copy_tiny, csv_rows, write_csv_rows
-from galaxy_core.data.prepare import prepare
-from galaxy_core.data import layout
-from galaxy_core.show import explore
 from galaxy_core import tree
-from conftest import arrays
+from galaxy_core.data import layout
+from galaxy_core.data.prepare import prepare
+from galaxy_core.show import explore
+
+from conftest import CORRUPT, FIRST_ID, N_LABELLED, N_UNLABELLED, PACK_FOV, arrays, copy_tiny, csv_rows, write_csv_rows
 
 J11 = tree.column_index("Class1.1")
 
@@ -197,9 +197,9 @@ def test_original_image_of_a_fits_galaxy_is_its_composite_and_own_field(tmp_path
     """A FITS cube and a g, r, i triple: found, drawn as the composite they were cached from, with the box of the
     field their own headers give (128 px at 0.396 arcsec with PETROR90 = 5 arcsec: 1.195 of the GZ2 frame, so the
     cache's 0.6038 is the central 0.505)."""
-    from conftest import galaxy, header, write, write_triple
-
     from galaxy_core.data import fitsimages
+
+    from conftest import galaxy, header, write, write_triple
 
     folder = tmp_path / "data" / layout.UNLABELLED_DIR
     folder.mkdir(parents=True)

@@ -1,5 +1,5 @@
-"""Tests of galaxy_core.show.figures: the plotly figures of the labels, of predictions and of the merger fraction, and the
-images of the Dataset page, built from small arrays and the tiny synthetic cache."""
+"""Tests of galaxy_core.show.figures: the plotly figures of the labels, of predictions and of the merger fraction, and
+the images of the Dataset page, built from small arrays and the tiny synthetic cache."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from conftest import arrays
 
-from galaxy_core.show import explore
-from galaxy_core.show import figures
 from galaxy_core import tree
-from galaxy_core.show.figures import calibration_figure, histogram_figure
 from galaxy_core.mergers.calibration import RELIABILITY_EDGES, calibration_table, reliability_curve
+from galaxy_core.show import explore, figures
+from galaxy_core.show.figures import calibration_figure, histogram_figure
+
+from conftest import arrays
 
 
 def with_flagged(n: int, k: int, seed: int = 0) -> np.ndarray:

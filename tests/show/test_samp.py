@@ -15,9 +15,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from xmlrpc.server import SimpleXMLRPCServer
 from urllib.parse import urlparse
 from urllib.request import url2pathname
+from xmlrpc.server import SimpleXMLRPCServer
 
 import numpy as np
 import pandas as pd
@@ -25,11 +25,12 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 from pyvo.samp import SAMPHubServer, SAMPIntegratedClient, conf
+
 # At the top: importing it makes Streamlit's own temporary folder, which belongs outside the sandbox's.
 from streamlit.testing.v1 import AppTest
 
-from galaxy_core.show import samp
 from galaxy_core.errors import DataError
+from galaxy_core.show import samp
 
 WAIT = 30
 """Seconds a send that should succeed may take: the receiver replies in milliseconds, but CI's two cores are shared

@@ -1,6 +1,6 @@
-"""Tests for galaxy_core.show.skyviews and figures.sky_figure: the viewer links carry the coordinates, the position caption
-reads as documented (NaN: "no position"), the sky map shows one point per galaxy with a position with RA increasing
-to the left, and galleries carry positions and links (marked made up for the demo)."""
+"""Tests for galaxy_core.show.skyviews and figures.sky_figure: the viewer links carry the coordinates, the position
+caption reads as documented (NaN: "no position"), the sky map shows one point per galaxy with a position with RA
+increasing to the left, and galleries carry positions and links (marked made up for the demo)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_tiny
 
-from galaxy_core.data import cache
-from galaxy_core.data import prepare
+from galaxy_core import tree
+from galaxy_core.data import cache, prepare
 from galaxy_core.demo import demo_set
 from galaxy_core.show import figures, skyviews
-from galaxy_core import tree
+
+from conftest import make_tiny
 
 
 @pytest.fixture(scope="module")

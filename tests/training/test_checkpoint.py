@@ -1,12 +1,12 @@
-"""Tests for galaxy_core.training.checkpoint: ``last/`` restores the weights, the optimiser's moments and the weight average
-it saved, and ``best/`` is a model folder with its extra fields."""
+"""Tests for galaxy_core.training.checkpoint: ``last/`` restores the weights, the optimiser's moments and the weight
+average it saved, and ``best/`` is a model folder with its extra fields."""
 
 from __future__ import annotations
 
 import torch
 
-from galaxy_core.training import checkpoint
 from galaxy_core.models import registry
+from galaxy_core.training import checkpoint
 from galaxy_core.training.ema import WeightAverage
 
 

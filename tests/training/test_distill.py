@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import train_config as _cfg
-from galaxy_core.data import cache, layout
-from galaxy_core.data import prepare
-from galaxy_core.training import distill, export, loop
-from galaxy_core.models import registry, runs
 from galaxy_core import tree
+from galaxy_core.data import cache, layout, prepare
+from galaxy_core.models import registry, runs
+from galaxy_core.training import distill, export, loop
+
+from conftest import train_config as _cfg
 
 
 @pytest.fixture(scope="module")

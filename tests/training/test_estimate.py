@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.training.estimate: the duration of a training from a probe of its step or a speed measured before,
-and the sentences the Training page says it in."""
+"""Tests for galaxy_core.training.estimate: the duration of a training from a probe of its step or a speed measured
+before, and the sentences the Training page says it in."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from conftest import train_config as _cfg
-from galaxy_core.models import config, runs
 from galaxy_core.data import cache
+from galaxy_core.models import config, runs
 from galaxy_core.training import estimate
+
+from conftest import train_config as _cfg
 
 
 def test_estimated_duration_comes_from_timed_steps(tiny_cache, tmp_path):

@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.training.export: a run exported as a checked half-precision checkpoint that records where it came
-from and knows its galaxies, scored on the ones it never learnt from; one too big is refused and the old one kept,
+"""Tests for galaxy_core.training.export: a run exported as a checked half-precision checkpoint that records where it
+came from and knows its galaxies, scored on the ones it never learnt from; one too big is refused and the old one kept,
 and so is the old one when the disk fills up."""
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from galaxy_core.models import config
-from galaxy_core.data import cache
-from galaxy_core.predict import evaluation
-from galaxy_core.predict import modelchoice
-from galaxy_core.training import export, loop
 from galaxy_core import atomic
-
+from galaxy_core.data import cache
+from galaxy_core.models import config
+from galaxy_core.predict import evaluation, modelchoice
+from galaxy_core.training import export, loop
 
 ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:[\w.-]+/)+[\w.-]+")
 """An absolute path of two parts or more (``/work/caches/x``), not a URL's (``http://a/b``) or a relative one's

@@ -1,6 +1,6 @@
-"""Tests for galaxy_core.training.loop, the loop: learning-rate schedules, the run folder a run writes, the mean baseline,
-reproducibility, resident and streamed images, resuming a killed run (raised in process, and SIGKILL through the
-command line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
+"""Tests for galaxy_core.training.loop, the loop: learning-rate schedules, the run folder a run writes, the mean
+baseline, reproducibility, resident and streamed images, resuming a killed run (raised in process, and SIGKILL through
+the command line), a full disk while saving a checkpoint, weight averaging and tree-consistent outputs."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from galaxy_core import atomic, tree
+from galaxy_core.data import cache
+from galaxy_core.errors import DataError
+from galaxy_core.models import config, registry, runs
+from galaxy_core.predict import metrics
+from galaxy_core.training import checkpoint, loop
+
 from conftest import ROOT
 from conftest import train_config as _cfg
-from galaxy_core.data import cache
-from galaxy_core.training import checkpoint, loop
-from galaxy_core.models import config, registry, runs
-from galaxy_core import tree
-from galaxy_core import atomic
-from galaxy_core.predict import metrics
-from galaxy_core.errors import DataError
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant", "plateau"])
