@@ -5,7 +5,7 @@ The folders follow the data's trip, and each imports only the ones before it (``
     data/       images in, the cache out: folders, catalogues, FITS, decoding, the memory-mapped cache
     demo/       the built-in synthetic data set
     mergers/    the merger fraction from answers as arrays: intervals, calibration, redshift, morphology
-    models/     the registry, views, inference, training settings, run folders and launching runs
+    models/     the registry, layers, transforms, inference, training settings, run folders and launching runs
     predict/    answers for galaxies: the model chosen, predictions, RMSE, spreads
     training/   the loop, distillation, the time estimate, the benchmark, export
     discover/   embeddings, similar and unusual galaxies, questions of one's own

@@ -26,7 +26,7 @@ from torch import nn
 
 from galaxy_core.data.cache import GalaxyCache
 from galaxy_core.discover import embeddings, own_questions
-from galaxy_core.models import registry, views
+from galaxy_core.models import registry, transforms
 
 
 def _parts(model: registry.GalaxyModel) -> tuple[nn.Module, nn.Module]:
@@ -58,10 +58,10 @@ def fine_tune(model: registry.GalaxyModel, cache: GalaxyCache, rows: np.ndarray,
     front, tail = _parts(tuned)
     fov, size = float(model.config["fov"]) / cache.fov, int(model.config["input_size"])
     with torch.no_grad():  # the frozen front's output in the 8 views, once
-        x = views.fit_view(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(rows)])), fov, size)
+        x = transforms.fit_view(torch.from_numpy(np.ascontiguousarray(cache.images[np.sort(rows)])), fov, size)
         order = np.argsort(np.argsort(rows))  # rows were read sorted (a memory map reads faster so)
         x = x[torch.from_numpy(order)]
-        fronts = torch.cat([front(views.dihedral(x, k)) for k in range(8)])
+        fronts = torch.cat([front(transforms.dihedral(x, k)) for k in range(8)])
     y = torch.from_numpy(np.tile(answers, 8).astype(np.float32))
 
     # The head in the embeddings' own units: ((z - mean) / scale) @ w + b == z @ (w / scale) + b'

@@ -13,7 +13,7 @@ import torch
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from galaxy_core import hardware
-from galaxy_core.models.views import dihedral, fit_view
+from galaxy_core.models.transforms import dihedral, fit_view
 
 
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
@@ -51,13 +51,13 @@ def infer(model: torch.nn.Module, images, crop: float, size: int, batch_size: in
     (N, D) embeddings (``forward_features``: the backbone before the head), averaged over the views as well.
 
     With ``views``, each view's output is returned instead of their mean: (N, tta, 37) (or (N, tta, D)), view ``k``
-    being :func:`views.dihedral` ``k``, as the network gave it (not clamped to [0, 1]), so that
+    being :func:`transforms.dihedral` ``k``, as the network gave it (not clamped to [0, 1]), so that
     ``uncertainty.from_views`` can form exactly the mean this function returns without ``views`` and the views'
     spread about it.
 
     ``images``: a uint8 array or tensor (N, 3, H, W), on the CPU (a memory map is fine: it is read batch by batch)
     or already on ``device``. ``crop``: the fraction of each image the model sees, resampled to ``size`` px
-    (:func:`views.fit_view`). ``indices`` selects rows. ``tta``: how many dihedral views to average (1 = none, 8 =
+    (:func:`transforms.fit_view`). ``indices`` selects rows. ``tta``: how many dihedral views to average (1 = none, 8 =
     all rotations by quarter turns and their mirror images); ValueError outside 1-8. Runs an eval-mode copy with
     BatchNorm folded into the convolutions (:func:`fold_batchnorm`; ``model`` itself is left as it is) under
     ``torch.no_grad``, with bf16 autocast where :func:`hardware.fast_math` says so. ``progress(done, total)`` is

@@ -18,7 +18,7 @@ import torch
 from galaxy_core import hardware, tree
 from galaxy_core.data.cache import GalaxyCache, split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.models import config, registry, runs, views
+from galaxy_core.models import config, registry, runs, transforms
 from galaxy_core.models.config import TrainConfig
 from galaxy_core.progress import Progress, format_duration
 from galaxy_core.training import loop
@@ -76,7 +76,7 @@ def _probe(cfg: TrainConfig, model: registry.GalaxyModel, cache: GalaxyCache, tr
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        x = views.random_view(x8, crop, size) if cfg.augment else views.fit_view(x8, crop, size)
+        x = transforms.random_view(x8, crop, size) if cfg.augment else transforms.fit_view(x8, crop, size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         loop.step(model, opt, x, y, m, autocast)

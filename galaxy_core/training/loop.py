@@ -41,7 +41,7 @@ from galaxy_core import distributed, hardware
 from galaxy_core.atomic import atomic_write_json, read_json, recover
 from galaxy_core.data.cache import split_rows
 from galaxy_core.data.prepare import resolve_cache
-from galaxy_core.models import inference, launcher, registry, runs, views
+from galaxy_core.models import inference, launcher, registry, runs, transforms
 from galaxy_core.models.config import TrainConfig
 from galaxy_core.predict import metrics
 from galaxy_core.training import distill
@@ -255,7 +255,7 @@ def _fit(r: _Run, resume: bool) -> Path:
                 lr = lr_at(cfg, epoch * steps_per_epoch + i, total) if plateau is None else opt.param_groups[0]["lr"]
                 for g in opt.param_groups:
                     g["lr"] = lr
-                x = views.random_view(x, r.crop, size, gen) if cfg.augment else views.fit_view(x, r.crop, size)
+                x = transforms.random_view(x, r.crop, size, gen) if cfg.augment else transforms.fit_view(x, r.crop, size)
                 if r.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y, m = y_train[ixt], m_train[ixt]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from galaxy_core import cli
 from galaxy_core.demo import demo_set
 from galaxy_core.predict import modelchoice
-from galaxy_core import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "python -m galaxy_core "

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from galaxy_core.discover import embeddings
-from galaxy_core.models import inference, registry, views
+from galaxy_core.models import inference, registry, transforms
 
 from conftest import small_galaxynet
 
@@ -18,7 +18,7 @@ def test_embeddings_are_the_backbones_features(cache):
     e = embeddings.embed_cache(model, cache, tta=1)
     assert e.shape == (len(cache), model.embed_dim) and e.dtype == np.float32 and np.isfinite(e).all()
     crop = model.config["fov"] / cache.fov
-    x = views.fit_view(torch.from_numpy(np.array(cache.images[:3])), crop, 32)
+    x = transforms.fit_view(torch.from_numpy(np.array(cache.images[:3])), crop, 32)
     with torch.no_grad():
         direct = model.forward_features(x).numpy()
     assert np.allclose(e[:3], direct, atol=0.05 * np.abs(direct).max())  # bf16 and folded BatchNorm on some CPUs

@@ -103,7 +103,7 @@ def test_infer_tta_averages_the_views(tta):
 
 
 def test_infer_views_returns_each_view_as_the_network_gave_it():
-    """``views=True``: (N, tta, 37), view k of :func:`views.dihedral`, not clamped (the mean is clamped after
+    """``views=True``: (N, tta, 37), view k of :func:`transforms.dihedral`, not clamped (the mean is clamped after
     averaging, as without ``views``); embeddings likewise (N, tta, D), averaging to the plain embedding."""
     x = random_uint8(b=5, s=16, seed=7).numpy()
     each = inference.infer(QuadrantMean(), x, crop=1.0, size=16, tta=4, views=True)
