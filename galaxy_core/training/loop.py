@@ -255,7 +255,8 @@ def _fit(r: _Run, resume: bool) -> Path:
                 lr = lr_at(cfg, epoch * steps_per_epoch + i, total) if plateau is None else opt.param_groups[0]["lr"]
                 for g in opt.param_groups:
                     g["lr"] = lr
-                x = transforms.random_view(x, r.crop, size, gen) if cfg.augment else transforms.fit_view(x, r.crop, size)
+                x = (transforms.random_view(x, r.crop, size, gen) if cfg.augment
+                     else transforms.fit_view(x, r.crop, size))
                 if r.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y, m = y_train[ixt], m_train[ixt]

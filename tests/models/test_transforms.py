@@ -1,5 +1,5 @@
-"""Tests for galaxy_core.models.transforms: crops with exact answers on synthetic images, reproducible augmentation that is
-the plain crop when switched off and leaves a round blob alone, and the eight exact dihedral views."""
+"""Tests for galaxy_core.models.transforms: crops with exact answers on synthetic images, reproducible augmentation
+that is the plain crop when switched off and leaves a round blob alone, and the eight exact dihedral views."""
 
 from __future__ import annotations
 
