@@ -298,7 +298,7 @@ def test_the_demo_says_it_is_synthetic_and_so_does_its_cache(tmp_path, tiny_defa
 
 
 def test_default_root_is_in_the_project():
-    assert demo_set.DEFAULT_ROOT == Path(demo_set.__file__).resolve().parent.parent / "data" / "demo"
+    assert demo_set.DEFAULT_ROOT == Path(demo_set.__file__).resolve().parents[2] / "data" / "demo"
 
 
 @pytest.mark.slow
