@@ -133,7 +133,7 @@ def cmd_mergers(args: argparse.Namespace) -> int:
     by = None if args.by is None else _fraction_by(args, values=values, unit=unit, p=p, bins=bins, cal_pp=cal_pp,
                                                    source=source, lines=lines)
     if args.plot:
-        from galaxy_core.show import figures
+        from galaxy_core.show import figures  # plotly: only when a plot is asked for
 
         figs = [figures.histogram_figure(p, args.threshold)]
         if cal_pp is not None:
